@@ -1,0 +1,357 @@
+"""The ragctl command line: a thin layer over stack.pipeline.service.Pipeline.
+
+Heavy libraries are imported inside the commands that need them, so ``ragctl --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from ragctl import __version__
+from ragctl.output import EXIT_ERROR, confirm, console, err_console, fail, fail_with, print_json
+
+if TYPE_CHECKING:
+    from stack.pipeline.service import IngestResult, Pipeline
+
+app = typer.Typer(
+    name="ragctl",
+    help="Question answering over your own documents (HWP/HWPX, PDF, DOCX, text), from one CLI.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+documents_app = typer.Typer(help="List, show and delete ingested documents.", no_args_is_help=True)
+app.add_typer(documents_app, name="documents")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
+CollectionOption = Annotated[
+    Optional[str], typer.Option("--collection", "-c", help="Collection to use (default: the configured one).")
+]
+
+
+class State:
+    project: Path | None = None
+
+
+state = State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"ragctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    project: Annotated[
+        Optional[Path],
+        typer.Option("--project", "-p", help="Project folder (default: $RAGCTL_PROJECT, or the nearest "
+                     "folder upwards with ragctl.toml, or the current folder).", show_default=False),
+    ] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    state.project = project
+
+
+def _root() -> Path:
+    from ragctl.project import find_project_root
+
+    return find_project_root(state.project)
+
+
+def _pipeline() -> Pipeline:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # closed networks: never wait on the hub
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from stack.pipeline.service import Pipeline
+    from stack.settings import load_settings
+
+    try:
+        return Pipeline(load_settings(_root()))
+    except Exception as exc:  # pydantic's ValidationError: a bad value in ragctl.toml or the environment
+        fail(f"The configuration is invalid: {exc}", hint="fix ragctl.toml or the RAG_* environment variables")
+
+
+# -- init ------------------------------------------------------------------------------------
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Project folder to create.")] = Path("."),
+    embed_model: Annotated[Optional[str], typer.Option(help="Embedding model name or path.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Overwrite an existing ragctl.toml.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a project: ragctl.toml and the folders it uses."""
+    from ragctl.project import init_project, is_project
+
+    root = directory.expanduser().resolve()
+    if is_project(root):
+        confirm(f"{root / 'ragctl.toml'} exists. Overwrite it?", yes=yes, as_json=as_json)
+    path = init_project(root, {"embed_model": embed_model} if embed_model else {})
+    for folder in ("data", "logs", "extracted_results"):
+        (root / folder).mkdir(exist_ok=True)
+    if as_json:
+        print_json({"project": str(root), "config": str(path)})
+    else:
+        console.print(f"Created project at [bold]{root}[/] ({path.name}).")
+        console.print(f"Next: ragctl -p {root} ingest FILE_OR_FOLDER")
+
+
+# -- extract ---------------------------------------------------------------------------------
+@app.command()
+def extract(
+    file: Annotated[Path, typer.Argument(help="Document to read (HWP, HWPX, PDF, DOCX, TXT, MD, HTML).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Print the text extracted from a document (saved under extracted_results/ too)."""
+    from stack.pipeline.errors import PipelineError
+
+    _require_file(file, as_json)
+    pipeline = _pipeline()
+    try:
+        document = pipeline.extract(file)
+    except PipelineError as exc:
+        fail_with(exc, as_json=as_json)
+    if as_json:
+        print_json({"file": str(file), **document.to_dict()})
+    else:
+        sys.stdout.write(document.text + "\n")
+
+
+def _require_file(path: Path, as_json: bool) -> None:
+    if not path.exists():
+        fail(f"{path} does not exist.", hint="check the path; ragctl documents list shows what is ingested",
+             code="not_found", as_json=as_json)
+
+
+# -- ingest ----------------------------------------------------------------------------------
+def expand_paths(paths: list[Path]) -> list[Path]:
+    """Files named, plus every non-hidden file under folders named, in a stable order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and not any(
+                    part.startswith(".") for part in p.relative_to(path).parts))
+            )
+        else:
+            files.append(path)
+    return files
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
+    collection: CollectionOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Re-ingest files already ingested (same bytes).")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Parse, chunk, embed and index documents. Exit 1 when any file failed."""
+    from ragctl.project import init_project, is_project
+    from ragctl.render import ingest_progress, results_table
+
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        fail(f"Not found: {', '.join(map(str, missing))}", hint="check the paths", code="not_found", as_json=as_json)
+    files = expand_paths(paths)
+    if not files:
+        fail("No files to ingest in the folders given.", hint="ragctl ingest FILE …", as_json=as_json)
+    root = _root()
+    if not is_project(root):
+        init_project(root)
+        if not as_json:
+            err_console.print(f"Created a new project in {root} (ragctl.toml).")
+    pipeline = _pipeline()
+    try:
+        pipeline.check_model(collection or pipeline.settings.collection)
+    except Exception as exc:
+        fail_with(exc, as_json=as_json)
+    if not as_json:
+        err_console.print(f"Mode: [bold]embedded[/] (in-process pipeline, project {root})")
+    results: list[IngestResult] = []
+    with ingest_progress(len(files), enabled=not as_json) as bar:
+        for file in files:
+            with bar.file(file.name) as report:
+                result = pipeline.ingest_file(file, collection=collection, force=force, progress=report)
+            results.append(result)
+            bar.done(result)
+    failed = [r for r in results if r.status == "failed"]
+    if as_json:
+        print_json({
+            "mode": "embedded",
+            "results": [r.to_dict() for r in results],
+            "summary": {s: sum(1 for r in results if r.status == s) for s in ("done", "skipped", "failed")},
+        })
+    else:
+        console.print(results_table(results))
+        done = sum(1 for r in results if r.status == "done")
+        skipped = sum(1 for r in results if r.status == "skipped")
+        console.print(f"{done} ingested, {skipped} skipped, {len(failed)} failed.")
+        if failed:
+            console.print("[dim]Failed files harmed nothing else; fix them and run ragctl ingest again.[/]")
+    if failed:
+        raise typer.Exit(EXIT_ERROR)
+
+
+# -- search / ask ----------------------------------------------------------------------------
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", min=1, help="How many passages.")] = None,
+    mode: Annotated[str, typer.Option(help="hybrid, bm25 or dense.")] = "hybrid",
+    collection: CollectionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the passages that best match a query, with scores and where they come from."""
+    from ragctl.render import hits_table
+
+    if mode not in ("hybrid", "bm25", "dense"):
+        fail(f"Unknown mode '{mode}'.", hint="use --mode hybrid, bm25 or dense", exit_code=2, as_json=as_json)
+    pipeline = _pipeline()
+    try:
+        hits = pipeline.search(query, collection=collection, top_k=top_k, mode=mode)
+    except Exception as exc:
+        fail_with(exc, as_json=as_json)
+    if as_json:
+        print_json({"query": query, "mode": mode, "hits": [
+            {"rank": i, "chunk_id": h.chunk_id, "document_id": h.document_id, "file": h.metadata.get("file_name"),
+             "page": h.metadata.get("page"), "section": h.metadata.get("section"), "score": h.score,
+             "bm25": h.bm25, "dense": h.dense, "text": h.text}
+            for i, h in enumerate(hits, start=1)]})
+    else:
+        console.print(hits_table(hits) if hits else "No matching passages. Ingest documents with ragctl ingest.")
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in Korean or English.")],
+    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", min=1, help="Passages to answer from.")] = None,
+    collection: CollectionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer a question from the ingested documents, citing sources as [n]."""
+    from ragctl.render import print_answer
+
+    pipeline = _pipeline()
+    try:
+        answer = pipeline.ask(question, collection=collection, top_k=top_k)
+    except Exception as exc:
+        fail_with(exc, as_json=as_json)
+    if as_json:
+        print_json(answer.to_dict())
+    else:
+        print_answer(answer)
+
+
+# -- documents -------------------------------------------------------------------------------
+@documents_app.command("list")
+def documents_list(
+    status: Annotated[Optional[str], typer.Option(help="Only documents with this status.")] = None,
+    collection: CollectionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List ingested documents."""
+    from ragctl.render import documents_table
+
+    records = _pipeline().documents(collection=collection, status=status)
+    if as_json:
+        print_json([
+            {"id": r.id, "file_name": r.file_name, "status": r.status, "chunks": r.chunks,
+             "collection": r.collection, "format": r.format, "size": r.size, "error": r.error}
+            for r in records])
+    else:
+        console.print(documents_table(records) if records else "No documents yet. Next: ragctl ingest FILE")
+
+
+@documents_app.command("show")
+def documents_show(
+    document_id: Annotated[str, typer.Argument(help="Document id (or its first 8+ characters).")],
+    chunks: Annotated[bool, typer.Option("--chunks", help="Also print every chunk.")] = False,
+    collection: CollectionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show one document: its record, timings and (with --chunks) its chunks."""
+    from ragctl.render import print_document
+
+    pipeline = _pipeline()
+    try:
+        record = pipeline.document(document_id, collection=collection)
+        rows = pipeline.chunks_of(record) if chunks and record.status == "done" else []
+    except Exception as exc:
+        fail_with(exc, as_json=as_json)
+    extracted = pipeline.settings.extracted_path / f"{record.id}.txt"
+    if as_json:
+        data = record.to_dict() | {"extracted_text": str(extracted) if extracted.exists() else None}
+        if chunks:
+            data["chunks"] = [{"chunk_id": cid, "text": text, **meta} for cid, text, meta in rows]
+        print_json(data)
+    else:
+        print_document(record, extracted if extracted.exists() else None, rows)
+
+
+@documents_app.command("delete")
+def documents_delete(
+    document_id: Annotated[str, typer.Argument(help="Document id (or its first 8+ characters).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    collection: CollectionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete a document: its vectors, lexical entries, stored file and extracted text."""
+    pipeline = _pipeline()
+    try:
+        record = pipeline.document(document_id, collection=collection)
+        confirm(f"Delete {record.file_name} ({record.id[:12]}, {record.chunks} chunks)?", yes=yes, as_json=as_json)
+        pipeline.delete_document(record.id, collection=record.collection)
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        fail_with(exc, as_json=as_json)
+    if as_json:
+        print_json({"deleted": record.id, "file_name": record.file_name})
+    else:
+        console.print(f"Deleted {record.file_name} ({record.id[:12]}).")
+
+
+# -- reindex ---------------------------------------------------------------------------------
+@app.command()
+def reindex(
+    collection: CollectionOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-embed every document of a collection with the configured embedding model."""
+    from ragctl.render import ingest_progress, results_table
+
+    pipeline = _pipeline()
+    name = collection or pipeline.settings.collection
+    records = pipeline.documents(collection=name)
+    confirm(
+        f"Re-embed the {len(records)} documents of '{name}' with {pipeline.settings.embed_model}? "
+        "Search is incomplete until it finishes.",
+        yes=yes,
+        as_json=as_json,
+    )
+    with ingest_progress(len(records), enabled=not as_json) as bar:
+        try:
+            results = pipeline.reindex(collection=name, on_document=bar.done)
+        except Exception as exc:
+            fail_with(exc, as_json=as_json)
+    failed = [r for r in results if r.status != "done"]
+    if as_json:
+        print_json({"collection": name, "embed_model": pipeline.settings.embed_model,
+                    "results": [r.to_dict() for r in results]})
+    else:
+        console.print(results_table(results) if results else f"'{name}' is already built with "
+                      f"{pipeline.settings.embed_model}; nothing to do.")
+    if failed:
+        raise typer.Exit(EXIT_ERROR)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,41 @@
+"""Finding and creating a ragctl project: a folder holding ragctl.toml and the data it names."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import tomli_w
+
+CONFIG_NAME = "ragctl.toml"
+
+
+def find_project_root(explicit: Path | None = None, start: Path | None = None) -> Path:
+    """The project to use: --project, else $RAGCTL_PROJECT, else the nearest folder upwards
+    holding ragctl.toml, else the current folder (a new project, created on first write)."""
+    if explicit is not None:
+        return explicit.expanduser().resolve()
+    if os.environ.get("RAGCTL_PROJECT"):
+        return Path(os.environ["RAGCTL_PROJECT"]).expanduser().resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    return here
+
+
+def is_project(root: Path) -> bool:
+    return (root / CONFIG_NAME).is_file()
+
+
+def init_project(root: Path, settings: dict | None = None, *, runtime: str = "embedded") -> Path:
+    """Write ragctl.toml with the given settings (the defaults stay implicit, so upgrades apply)."""
+    root.mkdir(parents=True, exist_ok=True)
+    config = {"project": {"name": root.name, "runtime": runtime}, "settings": dict(settings or {})}
+    path = root / CONFIG_NAME
+    path.write_text(
+        "# ragctl project.  Every setting can also come from the environment; see docs/configuration.md.\n"
+        + tomli_w.dumps(config),
+        encoding="utf-8",
+    )
+    return path

@@ -1,0 +1,140 @@
+"""Rich renderings of pipeline results: tables, progress bars, answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ragctl.output import console, err_console
+
+_STATUS_STYLE = {"done": "green", "skipped": "cyan", "failed": "red", "cancelled": "yellow"}
+
+
+class IngestProgress:
+    """An overall bar and one bar for the file in hand, on stderr (plain lines without a TTY)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.live = enabled and err_console.is_terminal
+        self.plain = enabled and not self.live
+        self.progress = Progress(
+            TextColumn("{task.description}", justify="left"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("[dim]{task.fields[stage]}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            disable=not self.live,
+            transient=False,
+        )
+        self.total = total
+        self.count = 0
+        self.overall = self.progress.add_task("all files", total=total, stage="")
+
+    @contextmanager
+    def file(self, name: str) -> Iterator:
+        task = self.progress.add_task(f"  {escape(name)}", total=1.0, stage="queued")
+
+        def report(stage: str, fraction: float) -> None:
+            self.progress.update(task, completed=fraction, stage=stage)
+
+        try:
+            yield report
+        finally:
+            self.progress.remove_task(task)
+
+    def done(self, result) -> None:
+        self.count += 1
+        self.progress.advance(self.overall)
+        if self.plain:
+            reason = f": {result.error['message']}" if result.error else ""
+            err_console.print(f"[{self.count}/{self.total}] {result.status:<8} {result.file_name}{reason}")
+
+
+@contextmanager
+def ingest_progress(total: int, *, enabled: bool) -> Iterator[IngestProgress]:
+    bar = IngestProgress(total, enabled)
+    with bar.progress:
+        yield bar
+
+
+def results_table(results: Sequence) -> Table:
+    table = Table(title="Ingest", show_lines=False)
+    table.add_column("file")
+    table.add_column("status")
+    table.add_column("format")
+    table.add_column("chunks", justify="right")
+    table.add_column("id")
+    table.add_column("seconds", justify="right")
+    table.add_column("reason")
+    for r in results:
+        style = _STATUS_STYLE.get(r.status, "")
+        reason = r.error["message"] if r.error else (r.note or "")
+        table.add_row(
+            escape(r.file_name), f"[{style}]{r.status}[/]", r.format or "", str(r.chunks),
+            (r.document_id or "")[:12], f"{r.seconds:.2f}", escape(reason),
+        )
+    return table
+
+
+def hits_table(hits: Sequence) -> Table:
+    table = Table(title="Passages", show_lines=True)
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("source")
+    table.add_column("text")
+    for rank, hit in enumerate(hits, start=1):
+        source = hit.metadata.get("file_name", "") + (f"\n{hit.location}" if hit.location else "")
+        text = hit.text if len(hit.text) <= 400 else hit.text[:400] + "…"
+        table.add_row(str(rank), f"{hit.score:.3f}", escape(source), escape(text))
+    return table
+
+
+def print_answer(answer) -> None:
+    console.print(escape(answer.answer))
+    console.print()
+    mode = "LLM " + (answer.model or "") if answer.mode == "llm" else "extractive (no LLM configured)"
+    console.print(f"[dim]Mode: {mode}[/]")
+    if answer.sources:
+        console.print("[bold]Sources[/]")
+        for source in answer.sources:
+            where = f", {source.location}" if source.location else ""
+            console.print(f"  [{source.n}] {escape(source.file)}{escape(where)}  [dim]{source.chunk_id[:16]}… "
+                          f"score {source.score:.3f}[/]")
+
+
+def documents_table(records: Sequence) -> Table:
+    table = Table(title="Documents")
+    for column in ("id", "file", "status", "format", "chunks", "collection", "added"):
+        table.add_column(column, justify="right" if column == "chunks" else "left")
+    for r in records:
+        style = _STATUS_STYLE.get(r.status, "")
+        table.add_row(
+            r.id[:12], escape(r.file_name), f"[{style}]{r.status}[/]", r.format or "", str(r.chunks),
+            r.collection, datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M"),
+        )
+    return table
+
+
+def print_document(record, extracted: Path | None, chunks: Sequence) -> None:
+    table = Table(show_header=False, title=escape(record.file_name))
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for field in ("id", "collection", "status", "format", "parser", "size", "chunks", "embed_model",
+                  "stored_path", "error"):
+        value = getattr(record, field)
+        if value not in (None, ""):
+            table.add_row(field, escape(str(value)))
+    if record.timings:
+        table.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in record.timings.items()))
+    if extracted:
+        table.add_row("extracted text", str(extracted))
+    console.print(table)
+    for chunk_id, text, meta in chunks:
+        where = f"p. {meta['page']}" if meta.get("page") is not None else meta.get("section", "")
+        console.print(f"[bold]{chunk_id}[/] [dim]{escape(where)}[/]\n{escape(text)}\n")

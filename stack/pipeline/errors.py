@@ -1,0 +1,72 @@
+"""Errors the pipeline raises for bad input or broken dependencies.
+
+Each carries a stable ``code`` (for ``--json`` and the API), a message that says what happened
+and why, and a ``hint``: the next thing to do.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    code = "error"
+    #: Transient errors (a store or broker that is unreachable) may be retried; bad input never.
+    transient = False
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "hint": self.hint}
+
+
+class EmptyFile(PipelineError):
+    code = "empty_file"
+
+
+class FileTooLarge(PipelineError):
+    code = "too_large"
+
+
+class UnsupportedFormat(PipelineError):
+    code = "unsupported_format"
+
+
+class CorruptDocument(PipelineError):
+    code = "corrupt"
+
+
+class PasswordProtected(PipelineError):
+    code = "password_protected"
+
+
+class DistributionProtected(PipelineError):
+    """배포용 (distribution) HWP documents: the body is encrypted for viewing only."""
+
+    code = "distribution_protected"
+
+
+class ArchiveTooLarge(PipelineError):
+    """A ZIP container (HWPX, DOCX) that would decompress past the limit: a zip bomb."""
+
+    code = "zip_bomb"
+
+
+class NoText(PipelineError):
+    """The document parsed but holds no text (a scanned PDF without a text layer, say)."""
+
+    code = "no_text"
+
+
+class ModelMismatch(PipelineError):
+    code = "model_mismatch"
+
+
+class NotFound(PipelineError):
+    code = "not_found"
+
+
+class StoreUnavailable(PipelineError):
+    code = "store_unavailable"
+    transient = True

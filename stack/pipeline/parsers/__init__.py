@@ -1,0 +1,73 @@
+"""Parse any supported file into a :class:`ParsedDocument`: size check, sniff by content, dispatch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stack.pipeline.document import ParsedDocument
+from stack.pipeline.errors import EmptyFile, FileTooLarge, NoText
+from stack.pipeline.parsers.clean import clean_text
+from stack.pipeline.sniff import Sniffed, sniff_file
+
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_UNZIPPED_BYTES = 500 * 1024 * 1024
+
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_UNZIPPED_BYTES", "clean_text", "parse_file"]
+
+
+def parse_file(
+    path: Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_unzipped_bytes: int = DEFAULT_MAX_UNZIPPED_BYTES,
+) -> ParsedDocument:
+    """Parse ``path`` (any supported format, decided by content) into ordered blocks.
+
+    Raises a :class:`~stack.pipeline.errors.PipelineError` subclass for every bad input.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise FileTooLarge(
+            f"{path.name} is {size / 1024 / 1024:.1f} MB, over the {max_bytes / 1024 / 1024:.0f} MB upload limit.",
+            hint="Split the document into smaller files, or raise the upload limit in the ragctl config.",
+        )
+    if size == 0:
+        raise EmptyFile(
+            f"{path.name} is empty (0 bytes), so there is no text to index.",
+            hint="Check that the upload or copy finished, then add the file again.",
+        )
+    sniffed = sniff_file(path)
+    document = _dispatch(path, sniffed, max_unzipped_bytes=max_unzipped_bytes)
+    document.metadata.setdefault("filename", path.name)
+    if sniffed.encoding:
+        document.metadata.setdefault("encoding", sniffed.encoding)
+    if not any(block.text.strip() for block in document.blocks):
+        raise NoText(
+            f"{path.name} was read as {sniffed.format.upper()} but holds no text.",
+            hint="Check the file has text (not only images); OCR of scans is not supported.",
+        )
+    return document
+
+
+def _dispatch(path: Path, sniffed: Sniffed, *, max_unzipped_bytes: int) -> ParsedDocument:
+    fmt = sniffed.format
+    if fmt == "hwp":
+        from stack.pipeline.parsers.hwp import parse_hwp5
+
+        return parse_hwp5(path, max_unzipped_bytes=max_unzipped_bytes)
+    if fmt == "hwpx":
+        from stack.pipeline.parsers.hwp import parse_hwpx
+
+        return parse_hwpx(path, max_unzipped_bytes=max_unzipped_bytes)
+    if fmt == "pdf":
+        from stack.pipeline.parsers.pdf import parse_pdf
+
+        return parse_pdf(path)
+    if fmt == "docx":
+        from stack.pipeline.parsers.docx import parse_docx
+
+        return parse_docx(path, max_unzipped_bytes=max_unzipped_bytes)
+    from stack.pipeline.parsers.text import parse_text
+
+    return parse_text(path, sniffed)

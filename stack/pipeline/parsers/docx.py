@@ -1,0 +1,245 @@
+"""DOCX with python-docx: body in order (paragraphs and tables, nested tables too), headers, footers.
+
+Strict OOXML (the ISO namespaces, which python-docx cannot open) and other packages python-docx
+rejects fall back to reading ``word/document.xml`` directly, within the unzip limit.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from stack.pipeline.document import Block, ParsedDocument, table_block
+from stack.pipeline.errors import CorruptDocument, PipelineError
+from stack.pipeline.parsers.clean import clean_text
+from stack.pipeline.parsers.zipsafe import repack, safe_unpack
+
+_HEADING_STYLE = re.compile(r"^(heading|title|subtitle|제목)", re.IGNORECASE)
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1] if "}" in tag else tag
+
+
+# ------------------------------------------------------------------------- generic XML walker
+# Works on both Transitional and Strict namespaces: matches on local names only.
+
+
+def _paragraph_text(p: ET.Element) -> str:
+    parts: list[str] = []
+    for element in p.iter():
+        tag = _local(element.tag)
+        if tag == "t" and element.text:
+            parts.append(element.text)
+        elif tag == "tab" and _local_parent_is_run(element):
+            parts.append("\t")
+        elif tag in ("br", "cr"):
+            parts.append("\n")
+        elif tag == "noBreakHyphen":
+            parts.append("-")
+        elif tag == "sym":
+            pass
+    return "".join(parts)
+
+
+def _local_parent_is_run(_element: ET.Element) -> bool:
+    return True
+
+
+def _paragraph_style(p: ET.Element) -> str:
+    for element in p:
+        if _local(element.tag) == "pPr":
+            for child in element:
+                if _local(child.tag) == "pStyle":
+                    for key, value in child.attrib.items():
+                        if _local(key) == "val":
+                            return value
+    return ""
+
+
+class _XmlWalker:
+    def __init__(self, section: str | None = None) -> None:
+        self.section = section
+        self.blocks: list[Block] = []
+
+    def walk(self, container: ET.Element) -> None:
+        for child in container:
+            tag = _local(child.tag)
+            if tag == "p":
+                self.paragraph(child)
+            elif tag == "tbl":
+                self.table(child)
+            elif tag in ("sdt", "sdtContent", "customXml", "body", "txbxContent"):
+                self.walk(child)
+
+    def paragraph(self, p: ET.Element) -> None:
+        # Paragraph text excluding nested text boxes (walked after as their own paragraphs).
+        text = clean_text(_paragraph_text_shallow(p))
+        style = _paragraph_style(p)
+        if text:
+            kind = "heading" if _HEADING_STYLE.match(style) else "paragraph"
+            self.blocks.append(Block(text=text, kind=kind, section=self.section))  # type: ignore[arg-type]
+        for box in p.iter():
+            if _local(box.tag) == "txbxContent":
+                self.walk(box)
+
+    def cell_text(self, tc: ET.Element) -> str:
+        inner = _XmlWalker(self.section)
+        inner.walk(tc)
+        return "\n".join(block.text for block in inner.blocks)
+
+    def table(self, tbl: ET.Element) -> None:
+        rows = []
+        for tr in tbl:
+            if _local(tr.tag) != "tr":
+                continue
+            rows.append([self.cell_text(tc) for tc in tr if _local(tc.tag) == "tc"])
+        block = table_block(rows, section=self.section)
+        if block.text:
+            self.blocks.append(block)
+
+
+def _paragraph_text_shallow(p: ET.Element) -> str:
+    parts: list[str] = []
+
+    def visit(element: ET.Element) -> None:
+        for child in element:
+            tag = _local(child.tag)
+            if tag == "txbxContent":
+                continue
+            if tag == "t" and child.text:
+                parts.append(child.text)
+            elif tag == "tab":
+                parts.append("\t")
+            elif tag in ("br", "cr"):
+                parts.append("\n")
+            elif tag == "noBreakHyphen":
+                parts.append("-")
+            elif tag in ("delText", "instrText"):
+                continue
+            else:
+                visit(child)
+
+    visit(p)
+    return "".join(parts)
+
+
+def _fallback(path: Path, files: dict[str, bytes], reason: str) -> ParsedDocument:
+    """Read word/document.xml (or the part the content types name) directly."""
+    part = "word/document.xml"
+    if part not in files:
+        types = files.get("[Content_Types].xml", b"").decode("utf-8", "ignore")
+        match = re.search(r'PartName="/([^"]+)"[^>]*wordprocessingml\.document\.main', types)
+        if not match:
+            match = re.search(r'wordprocessingml\.document\.main[^>]*PartName="/([^"]+)"', types)
+        part = match.group(1) if match else ""
+    if part not in files:
+        raise CorruptDocument(
+            f"{path.name} is a Word package without its main document part ({reason}).",
+            hint="Open it in Word or LibreOffice and save it again as .docx.",
+        )
+    blocks: list[Block] = []
+    folder = part.rsplit("/", 1)[0] + "/" if "/" in part else ""
+    for name in sorted(files):
+        if name.startswith(folder) and re.match(r".*/header\d*\.xml$", name):
+            blocks.extend(_xml_blocks(files[name], "header", path, kind="header"))
+    blocks.extend(_xml_blocks(files[part], None, path))
+    for name in sorted(files):
+        if name.startswith(folder) and re.match(r".*/footer\d*\.xml$", name):
+            blocks.extend(_xml_blocks(files[name], "footer", path, kind="footer"))
+    return ParsedDocument(format="docx", parser="docx-xml", blocks=blocks, metadata={"fallback": reason})
+
+
+def _xml_blocks(data: bytes, section: str | None, path: Path, kind: str | None = None) -> list[Block]:
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise CorruptDocument(
+            f"{path.name}: its document XML is malformed ({exc}).",
+            hint="Open it in Word or LibreOffice and save it again as .docx.",
+        ) from exc
+    walker = _XmlWalker(section)
+    walker.walk(root)
+    if kind:
+        return [Block(text=b.text, kind=kind, section=section, rows=b.rows) for b in walker.blocks]  # type: ignore[arg-type]
+    return walker.blocks
+
+
+# ------------------------------------------------------------------------------ python-docx
+
+
+def _docx_blocks(document) -> list[Block]:  # noqa: ANN001 - python-docx Document
+    blocks: list[Block] = []
+    seen_parts: set[int] = set()
+    for section in document.sections:
+        for header in (section.header, section.first_page_header, section.even_page_header):
+            try:
+                if header.is_linked_to_previous:
+                    continue
+                element = header._element
+            except Exception:
+                continue
+            if id(element) in seen_parts:
+                continue
+            seen_parts.add(id(element))
+            walker = _XmlWalker("header")
+            walker.walk(element)
+            blocks.extend(Block(text=b.text, kind="header", section="header", rows=b.rows) for b in walker.blocks)
+    body = _XmlWalker(None)
+    body.walk(document.element.body)
+    blocks.extend(body.blocks)
+    seen_parts.clear()
+    for section in document.sections:
+        for footer in (section.footer, section.first_page_footer, section.even_page_footer):
+            try:
+                if footer.is_linked_to_previous:
+                    continue
+                element = footer._element
+            except Exception:
+                continue
+            if id(element) in seen_parts:
+                continue
+            seen_parts.add(id(element))
+            walker = _XmlWalker("footer")
+            walker.walk(element)
+            blocks.extend(Block(text=b.text, kind="footer", section="footer", rows=b.rows) for b in walker.blocks)
+    # Headings: python-docx resolves style names (style ids may be localised, e.g. "1" for 제목 1).
+    styled: list[Block] = []
+    heading_texts = set()
+    for paragraph in document.paragraphs:
+        try:
+            name = paragraph.style.name if paragraph.style is not None else ""
+        except Exception:
+            name = ""
+        if name and _HEADING_STYLE.match(name):
+            heading_texts.add(clean_text(paragraph.text))
+    for block in blocks:
+        if block.kind == "paragraph" and block.section is None and block.text in heading_texts:
+            block = Block(text=block.text, kind="heading", section=block.section)
+        styled.append(block)
+    return styled
+
+
+def parse_docx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> ParsedDocument:
+    files = safe_unpack(path, max_unzipped_bytes=max_unzipped_bytes)
+    try:
+        import docx
+
+        document = docx.Document(io.BytesIO(repack(files)))
+        blocks = _docx_blocks(document)
+    except PipelineError:
+        raise
+    except Exception as exc:  # Strict OOXML, renamed parts, odd packages: read the XML ourselves
+        return _fallback(path, files, f"python-docx could not open it: {type(exc).__name__}: {exc}")
+    # Headings get section names for the blocks that follow them.
+    current = None
+    named: list[Block] = []
+    for block in blocks:
+        if block.kind == "heading":
+            current = block.text[:120]
+        if block.section is None and current is not None and block.kind != "heading":
+            block = Block(text=block.text, kind=block.kind, section=current, rows=block.rows)
+        named.append(block)
+    return ParsedDocument(format="docx", parser="python-docx", blocks=named, metadata={})

