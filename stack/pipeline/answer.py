@@ -84,7 +84,10 @@ def extractive_answer(question: str, hits: Sequence[Hit], *, max_sentences: int 
         # Earlier sources rank higher on ties: retrieval already ordered them.
         scored.append((overlap, -n, -order, n, sentence))
     scored.sort(reverse=True)
-    chosen = [item for item in scored if item[0] > 0][:max_sentences] or scored[:1]
+    best = scored[0][0]
+    # Keep sentences that carry at least half the best overlap: a bare heading sharing one word
+    # with the question should not stand beside the sentence that answers it.
+    chosen = [item for item in scored if item[0] * 2 > best][:max_sentences] or scored[:1]
     chosen.sort(key=lambda item: (-item[1], -item[2]))  # back to reading order
     body = "\n".join(f"{sentence} [{n}]" for *_, n, sentence in chosen)
     label = EXTRACTIVE_LABEL_KO if korean else EXTRACTIVE_LABEL_EN

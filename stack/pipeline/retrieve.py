@@ -103,6 +103,30 @@ def fuse(
     return fused
 
 
+@dataclass
+class Candidates:
+    """What each signal found for one query, before fusion."""
+
+    bm25: list[tuple[str, float]]
+    dense: list[tuple[str, float]]
+    vector_hits: list[Any]
+
+
+def gather_candidates(
+    query: str, *, lexical, store, encode_query: Callable[[str], Any], n: int, dense_weight: float = 0.5
+) -> Candidates:
+    """Each signal's best ``n`` chunks; a signal whose weight is 0 is not asked at all."""
+    bm25 = lexical.search(query, n) if dense_weight < 1.0 else []
+    vector_hits = store.query(encode_query(query), n) if dense_weight > 0.0 else []
+    return Candidates(bm25, [(hit.chunk_id, hit.score) for hit in vector_hits], vector_hits)
+
+
+def dense_weight_for(mode: str, query: str, weights: FusionWeights) -> float:
+    if mode not in ("hybrid", "bm25", "dense"):
+        raise ValueError(f"unknown retrieval mode {mode!r}: use hybrid, bm25 or dense")
+    return {"hybrid": weights.for_query(query), "bm25": 0.0, "dense": 1.0}[mode]
+
+
 def hybrid_search(
     query: str,
     *,
@@ -114,15 +138,13 @@ def hybrid_search(
     mode: str = "hybrid",
 ) -> list[Hit]:
     """The best ``top_k`` chunks for ``query``; mode is hybrid, bm25 or dense."""
-    if mode not in ("hybrid", "bm25", "dense"):
-        raise ValueError(f"unknown retrieval mode {mode!r}: use hybrid, bm25 or dense")
-    dense_weight = {"hybrid": weights.for_query(query), "bm25": 0.0, "dense": 1.0}[mode]
-    candidates = max(CANDIDATES, top_k)
-    bm25 = lexical.search(query, candidates) if dense_weight < 1.0 else []
-    vector_hits = store.query(encode_query(query), candidates) if dense_weight > 0.0 else []
-    dense = [(hit.chunk_id, hit.score) for hit in vector_hits]
-    ranked = fuse(bm25, dense, dense_weight)[:top_k]
-    known = {hit.chunk_id: (hit.text, hit.metadata) for hit in vector_hits}
+    dense_weight = dense_weight_for(mode, query, weights)
+    found = gather_candidates(
+        query, lexical=lexical, store=store, encode_query=encode_query, n=max(CANDIDATES, top_k),
+        dense_weight=dense_weight,
+    )
+    ranked = fuse(found.bm25, found.dense, dense_weight)[:top_k]
+    known = {hit.chunk_id: (hit.text, hit.metadata) for hit in found.vector_hits}
     missing = [chunk_id for chunk_id, *_ in ranked if chunk_id not in known]
     known.update({cid: (text, meta) for cid, (text, meta, _) in store.get(missing).items()})
     hits = []

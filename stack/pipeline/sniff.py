@@ -254,7 +254,8 @@ def detect_text_encoding(data: bytes, *, complete: bool = True) -> str | None:
         elif nul_even > 0.2 * half and nul_odd < 0.05 * half:
             candidates.append("utf-16-be")
         elif 0 in data:
-            return None  # NUL bytes in something that is not UTF-16: binary
+            # A few NULs: BOM-less UTF-16 without ASCII (가 is AC 00) or binary; plausibility decides.
+            candidates = ["utf-16-le", "utf-16-be"]
         else:
             candidates = ["utf-8", "utf-16-le", "utf-16-be", "cp949"]
     for encoding in candidates:

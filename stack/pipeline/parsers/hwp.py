@@ -213,7 +213,10 @@ class _Walker:
         elif tag == "autoNum":
             num = item.get("num")
             if num and item.get("numType", "").upper() != "PAGE":
-                buf.append(num)
+                fmt = _child(item, "autoNumFormat")
+                prefix = fmt.get("prefixChar", "") if fmt is not None else ""
+                suffix = fmt.get("suffixChar", "") if fmt is not None else ""
+                buf.append(f"{prefix}{num}{suffix}")
 
     def shape(self, element: ET.Element) -> None:
         tag = _local(element.tag)

@@ -139,13 +139,21 @@ def _page_lines(textpage) -> list[tuple[str, bool]]:  # noqa: ANN001 - pypdfium2
         )
         page_width = max(page_width, 1.0)
         tolerance = 0.08 * page_width
-        for line, left, right in zip(raw_lines, lefts, rights):
+        for i, (line, left, right) in enumerate(zip(raw_lines, lefts, rights)):
             full = False
             if right is not None and left is not None:
-                column_right = max(
+                column = [
                     r for x, r in zip(lefts, rights) if x is not None and r is not None and abs(x - left) <= tolerance
-                )
-                full = right >= column_right - 0.04 * page_width
+                ]
+                column_right = max(column)
+                # A wrapped line: the first word of the next line would not have fitted after it.
+                next_line = raw_lines[i + 1].strip() if i + 1 < len(raw_lines) else ""
+                next_word = next_line.split()[0] if next_line else ""
+                chars = max(len(line.strip()), 1)
+                char_width = max((right - left) / chars, 0.5)
+                needed = (len(next_word) + 1) * char_width if next_word else 0.0
+                if len(column) >= 2 and next_word:
+                    full = right + needed >= column_right - 0.02 * page_width
             result.append((line, full and not line.rstrip().endswith(_SENTENCE_END)))
         return result
     longest = max(lengths) if lengths else 0
