@@ -23,8 +23,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stack.pipeline.errors import DistributionProtected, PasswordProtected, PipelineError  # noqa: E402
-from stack.pipeline.parsers import parse_file  # noqa: E402
+import itertools
+
+from stack.pipeline.errors import (
+    DistributionProtected,
+    NoText,
+    PasswordProtected,
+    PipelineError,
+)
+from stack.pipeline.parsers import parse_file
 
 
 class _HtmlText(HTMLParser):
@@ -33,15 +40,15 @@ class _HtmlText(HTMLParser):
         self.parts: list[str] = []
         self._skip = 0
 
-    def handle_starttag(self, tag, attrs):  # noqa: ANN001
+    def handle_starttag(self, tag, attrs):
         if tag in ("script", "style", "head", "title"):
             self._skip += 1
 
-    def handle_endtag(self, tag):  # noqa: ANN001
+    def handle_endtag(self, tag):
         if tag in ("script", "style", "head", "title") and self._skip:
             self._skip -= 1
 
-    def handle_data(self, data):  # noqa: ANN001
+    def handle_data(self, data):
         if not self._skip:
             self.parts.append(data)
 
@@ -55,7 +62,7 @@ def html_text(raw: str) -> str:
 
 def bigrams(text: str) -> Counter:
     chars = [ch for ch in text if ch.isalnum()]
-    return Counter(a + b for a, b in zip(chars, chars[1:]))
+    return Counter(a + b for a, b in itertools.pairwise(chars))
 
 
 def bigram_f1(candidate: str, reference: str) -> float:
@@ -128,7 +135,7 @@ def f1_scores(corpus: Path) -> dict[str, list[tuple[str, float]]]:
 
 def parse_rate(corpus: Path) -> tuple[int, int, list[tuple[str, str]]]:
     flags = read_manifest(corpus)
-    ok = total = 0
+    ok = total = blank = 0
     failures: list[tuple[str, str]] = []
     for doc in sorted((corpus / "hwp").rglob("*")):
         if not doc.is_file() or doc.suffix.lower() not in (".hwp", ".hwpx"):
@@ -144,14 +151,28 @@ def parse_rate(corpus: Path) -> tuple[int, int, list[tuple[str, str]]]:
             good, why = expected == "PASSWORD", f"PasswordProtected: {exc.message}"
         except DistributionProtected as exc:
             good, why = expected == "DISTRIBUTION", f"DistributionProtected: {exc.message}"
+        except NoText as exc:
+            # A blank document parses to no text; it counts only when unhwp finds none either.
+            good = expected is None and not _unhwp_has_text(doc)
+            why = f"NoText: {exc.message} (unhwp finds text)"
+            blank += good
         except PipelineError as exc:
             good, why = False, f"{type(exc).__name__}: {exc.message}"
-        except Exception as exc:  # a crash is a failure to parse, reported
+        except Exception as exc:  # a crash is a failure to parse, reported  # noqa: BLE001 - library boundary
             good, why = False, f"crash {type(exc).__name__}: {exc}"
         ok += good
         if not good:
             failures.append((rel, why))
-    return ok, total, failures
+    return ok, total, failures, blank
+
+
+def _unhwp_has_text(path: Path) -> bool:
+    import unhwp
+
+    try:
+        return any(ch.isalnum() for ch in unhwp.extract_text(str(path)))
+    except Exception:  # noqa: BLE001 - library boundary
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=args.json)
     started = time.perf_counter()
     scores = f1_scores(corpus)
-    ok, total, failures = parse_rate(corpus)
+    ok, total, failures, blank = parse_rate(corpus)
     elapsed = time.perf_counter() - started
 
     table = Table(title="Parse quality vs Hancom HTML export (hwp/hwpjs)")
@@ -192,10 +213,10 @@ def main(argv: list[str] | None = None) -> int:
             for name, f1 in sorted(rows, key=lambda r: r[1]):
                 console.print(f"  {f1:.3f}  {name}")
     rate = ok / total if total else 0.0
-    console.print(f"HWP/HWPX parse rate: {ok}/{total} = {rate:.1%}")
+    console.print(f"HWP/HWPX parse rate: {ok}/{total} = {rate:.1%} ({blank} blank documents, confirmed by unhwp)")
     for rel, why in failures:
         console.print(f"  [red]✗[/red] {rel}: {why}", markup=True, highlight=False)
-    result["parse_rate"] = {"ok": ok, "total": total, "rate": round(rate, 4), "failures": failures}
+    result["parse_rate"] = {"ok": ok, "total": total, "rate": round(rate, 4), "blank": blank, "failures": failures}
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     return 0

@@ -98,7 +98,8 @@ def bm25_idf(n_docs: int, df: int) -> float:
 
 
 def bm25_term(tf: int, length: int, avg_length: float) -> float:
-    return tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avg_length))
+    # Lucene (and bm25s) drop the classic (k1 + 1) numerator: a constant factor, same ranking.
+    return tf / (tf + K1 * (1 - B + B * length / avg_length))
 
 
 class LexicalIndex:

@@ -56,7 +56,7 @@ def sniff_file(path: Path) -> Sniffed:
         )
     if head.startswith(OLE2_MAGIC):
         return Sniffed(_sniff_ole2(path))
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return Sniffed(_sniff_zip(path))
     if b"%PDF-" in head[:1024]:
         return Sniffed("pdf")
@@ -84,13 +84,11 @@ def sniff_file(path: Path) -> Sniffed:
 def _looks_like_html(text: str, suffix: str) -> bool:
     if text.startswith("<?xml"):
         text = text[text.find("?>") + 2 :].lstrip()
-    if text.startswith("<!doctype html") or text.startswith("<html"):
+    if text.startswith(("<!doctype html", "<html")):
         return True
     if "<html" in text[:1024] and text.startswith("<"):
         return True
-    if suffix in _HTML_EXT and any(tag in text for tag in ("<body", "<div", "<p>", "<table", "<head")):
-        return True
-    return False
+    return bool(suffix in _HTML_EXT and any(tag in text for tag in ("<body", "<div", "<p>", "<table", "<head")))
 
 
 # --------------------------------------------------------------------------------------- OLE2
@@ -167,7 +165,7 @@ def _sniff_zip(path: Path) -> str:
             if info.file_size < 256:
                 try:
                     mimetype = zf.read("mimetype").decode("ascii", "ignore").strip()
-                except Exception:
+                except Exception:  # noqa: BLE001 - library boundary
                     mimetype = ""
         if mimetype == HWPX_MIMETYPE or any(
             n.startswith("contents/section") and n.endswith(".xml") for n in lower
@@ -181,7 +179,7 @@ def _sniff_zip(path: Path) -> str:
         if "[Content_Types].xml" in names and zf.getinfo("[Content_Types].xml").file_size < 1024 * 1024:
             try:
                 content_types = zf.read("[Content_Types].xml").decode("utf-8", "ignore")
-            except Exception:
+            except Exception:  # noqa: BLE001 - library boundary
                 content_types = ""
         if "wordprocessingml.document.main" in content_types or "wordprocessingml.template.main" in content_types:
             return "docx"
@@ -241,7 +239,7 @@ def detect_text_encoding(data: bytes, *, complete: bool = True) -> str | None:
     """The encoding of ``data`` if it is text (UTF-8, UTF-16, CP949), else None (binary)."""
     if data.startswith(codecs.BOM_UTF8):
         candidates = ["utf-8-sig"]
-    elif data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         candidates = ["utf-16"]
     else:
         sample = data[: len(data) - (len(data) % 2)]
@@ -265,10 +263,13 @@ def detect_text_encoding(data: bytes, *, complete: bool = True) -> str | None:
         text = _decode_sample(chunk, encoding, complete)
         if text is None:
             continue
-        if encoding in ("utf-16-le", "utf-16-be") and len(candidates) > 1:
-            # BOM-less UTF-16 without ASCII: only when nearly every character is plausible text.
-            if _plausible_ratio(text) < 0.97 or len(text) < 2:
-                continue
+        # BOM-less UTF-16 without ASCII: only when nearly every character is plausible text.
+        if (
+            encoding in ("utf-16-le", "utf-16-be")
+            and len(candidates) > 1
+            and (_plausible_ratio(text) < 0.97 or len(text) < 2)
+        ):
+            continue
         if _control_ratio(text) > 0.01:
             return None
         if encoding == "cp949" and _plausible_ratio(text) < 0.9:

@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import fixtures_factory as ff  # noqa: E402
+import fixtures_factory as ff
 
-from stack.pipeline.errors import (  # noqa: E402
+from stack.pipeline.errors import (
     ArchiveTooLarge,
     CorruptDocument,
     DistributionProtected,
@@ -23,9 +23,9 @@ from stack.pipeline.errors import (  # noqa: E402
     PipelineError,
     UnsupportedFormat,
 )
-from stack.pipeline.parsers import parse_file  # noqa: E402
-from stack.pipeline.parsers.clean import clean_text  # noqa: E402
-from stack.pipeline.parsers.pdf import join_lines  # noqa: E402
+from stack.pipeline.parsers import parse_file
+from stack.pipeline.parsers.clean import clean_text
+from stack.pipeline.parsers.pdf import join_lines
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 

@@ -10,10 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import fixtures_factory as ff  # noqa: E402
+import fixtures_factory as ff
 
-from stack.pipeline.errors import CorruptDocument, EmptyFile, UnsupportedFormat  # noqa: E402
-from stack.pipeline.sniff import sniff_file  # noqa: E402
+from stack.pipeline.errors import CorruptDocument, EmptyFile, UnsupportedFormat
+from stack.pipeline.sniff import sniff_file
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 

@@ -170,16 +170,16 @@ def _xml_blocks(data: bytes, section: str | None, path: Path, kind: str | None =
 # ------------------------------------------------------------------------------ python-docx
 
 
-def _docx_blocks(document) -> list[Block]:  # noqa: ANN001 - python-docx Document
+def _docx_blocks(document) -> list[Block]:
     blocks: list[Block] = []
     seen_parts: set[int] = set()
     for section in document.sections:
         for header in (section.header, section.first_page_header, section.even_page_header):
             try:
-                if header.is_linked_to_previous:
-                    continue
-                element = header._element
-            except Exception:
+                linked, element = header.is_linked_to_previous, header._element
+            except Exception:  # noqa: BLE001 - library boundary
+                linked, element = True, None
+            if linked or element is None:
                 continue
             if id(element) in seen_parts:
                 continue
@@ -194,10 +194,10 @@ def _docx_blocks(document) -> list[Block]:  # noqa: ANN001 - python-docx Documen
     for section in document.sections:
         for footer in (section.footer, section.first_page_footer, section.even_page_footer):
             try:
-                if footer.is_linked_to_previous:
-                    continue
-                element = footer._element
-            except Exception:
+                linked, element = footer.is_linked_to_previous, footer._element
+            except Exception:  # noqa: BLE001 - library boundary
+                linked, element = True, None
+            if linked or element is None:
                 continue
             if id(element) in seen_parts:
                 continue
@@ -211,7 +211,7 @@ def _docx_blocks(document) -> list[Block]:  # noqa: ANN001 - python-docx Documen
     for paragraph in document.paragraphs:
         try:
             name = paragraph.style.name if paragraph.style is not None else ""
-        except Exception:
+        except Exception:  # noqa: BLE001 - library boundary
             name = ""
         if name and _HEADING_STYLE.match(name):
             heading_texts.add(clean_text(paragraph.text))
@@ -231,7 +231,7 @@ def parse_docx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
         blocks = _docx_blocks(document)
     except PipelineError:
         raise
-    except Exception as exc:  # Strict OOXML, renamed parts, odd packages: read the XML ourselves
+    except Exception as exc:  # Strict OOXML, renamed parts, odd packages: read the XML ourselves  # noqa: BLE001 - library boundary
         return _fallback(path, files, f"python-docx could not open it: {type(exc).__name__}: {exc}")
     # Headings get section names for the blocks that follow them.
     current = None

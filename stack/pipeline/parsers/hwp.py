@@ -42,7 +42,7 @@ _SHAPES = {
     "textart", "compose", "video", "chart", "switch", "case", "default",
 }
 _SKIP = {"secPr", "linesegarray", "equation", "fieldEnd", "markpenEnd", "bookmark", "pageNum",
-         "pageNumCtrl", "pageHiding", "colPr", "newNum", "indexmark", "hiddenComment", "parameters"}
+         "pageNumCtrl", "pageHiding", "colPr", "newNum", "indexmark", "parameters"}
 _FORM = {"btn", "checkBtn", "radioBtn", "comboBox", "listBox", "edit", "scrollBar"}
 
 
@@ -202,7 +202,7 @@ class _Walker:
 
     def control(self, item: ET.Element, buf: list[str], after: list[tuple[str, str]]) -> None:
         tag = _local(item.tag)
-        if tag in {"footNote", "endNote"}:
+        if tag in {"footNote", "endNote"} or tag == "hiddenComment":
             text = self.sublist_text(_child(item, "subList"))
             if text:
                 after.append((text, "note"))
@@ -251,14 +251,32 @@ class _Walker:
             self.emit(caption_text, "caption")
 
 
-def blocks_from_sections(sections: list[bytes]) -> list[Block]:
+def blocks_from_sections(sections: list[bytes], master_pages: list[bytes] | None = None) -> list[Block]:
     blocks: list[Block] = []
     for index, data in enumerate(sections):
         root = ET.fromstring(data)
         walker = _Walker(f"section {index + 1}")
         walker.paragraphs(root)
         blocks.extend(walker.blocks)
+    # 바탕쪽 (master pages): text printed on every page, kept once as header blocks.
+    seen: set[str] = set()
+    for data in master_pages or []:
+        try:
+            root = ET.fromstring(data)
+        except ET.ParseError:
+            continue
+        walker = _Walker("master page")
+        walker.paragraphs(root)
+        for block in walker.blocks:
+            if block.text not in seen:
+                seen.add(block.text)
+                blocks.append(Block(text=block.text, kind="header", section="master page", rows=block.rows))
     return blocks
+
+
+def _master_parts(files: dict[str, bytes]) -> list[bytes]:
+    names = sorted(n for n in files if re.match(r"^Contents/masterpage\d+\.xml$", n, re.IGNORECASE))
+    return [files[n] for n in names]
 
 
 def _section_parts(files: dict[str, bytes]) -> list[bytes]:
@@ -325,10 +343,10 @@ def parse_hwp5(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
         sections = _section_parts(converted.files)
         if sum(len(s) for s in sections) > max_unzipped_bytes:
             raise _corrupt(path.name, "its sections expand past the size limit")
-        blocks = blocks_from_sections(sections)
+        blocks = blocks_from_sections(sections, _master_parts(converted.files))
     except PipelineError:
         raise
-    except Exception as primary:  # python-hwpx failed on this file: try unhwp
+    except Exception as primary:  # python-hwpx failed on this file: try unhwp  # noqa: BLE001 - library boundary
         parser = "unhwp"
         try:
             blocks = _unhwp_blocks(path)
@@ -369,7 +387,7 @@ def parse_hwpx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
     try:
         if not sections:
             raise ValueError("no Contents/section*.xml part")
-        blocks = blocks_from_sections(sections)
+        blocks = blocks_from_sections(sections, _master_parts(files))
     except ET.ParseError as primary:
         parser = "unhwp"
         try:

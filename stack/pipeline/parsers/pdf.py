@@ -54,9 +54,7 @@ class _Vocabulary:
             return True
         if a in self.tokens and (b in self.tokens or b[:-1] in self.tokens):
             return False
-        if a[-1] in _WORD_FINAL:
-            return False
-        return True
+        return a[-1] not in _WORD_FINAL
 
 
 def join_lines(lines: list[tuple[str, bool]], vocabulary: _Vocabulary | None = None) -> list[str]:
@@ -105,7 +103,7 @@ def join_lines(lines: list[tuple[str, bool]], vocabulary: _Vocabulary | None = N
     return paragraphs
 
 
-def _page_lines(textpage) -> list[tuple[str, bool]]:  # noqa: ANN001 - pypdfium2 object
+def _page_lines(textpage) -> list[tuple[str, bool]]:
     count = textpage.count_chars()
     if count <= 0:
         return []
@@ -124,7 +122,7 @@ def _page_lines(textpage) -> list[tuple[str, bool]]:  # noqa: ANN001 - pypdfium2
                 left_off = len(line) - len(line.lstrip())
                 left = textpage.get_charbox(index + left_off)[0]
                 right = textpage.get_charbox(index + stripped_end - 1)[2]
-            except Exception:
+            except Exception:  # noqa: BLE001 - library boundary
                 geometry = False
         rights.append(right)
         lefts.append(left)

@@ -47,10 +47,8 @@ def parse_text(path: Path, sniffed: Sniffed) -> ParsedDocument:
 
 def _split_row(line: str) -> list[str]:
     line = line.strip()
-    if line.startswith("|"):
-        line = line[1:]
-    if line.endswith("|"):
-        line = line[:-1]
+    line = line.removeprefix("|")
+    line = line.removesuffix("|")
     return [cell.strip() for cell in line.split("|")]
 
 
@@ -159,7 +157,7 @@ class _HtmlBlocks(HTMLParser):
         if text:
             self.blocks.append(Block(text=text, section=self.section))
 
-    def handle_starttag(self, tag, attrs):  # noqa: ANN001
+    def handle_starttag(self, tag, attrs):
         if tag == "title":
             self._in_title = True
         if tag in _SKIP:
@@ -187,12 +185,12 @@ class _HtmlBlocks(HTMLParser):
             else:
                 self.flush()
 
-    def handle_startendtag(self, tag, attrs):  # noqa: ANN001
+    def handle_startendtag(self, tag, attrs):
         self.handle_starttag(tag, attrs)
         if tag in _SKIP:
             self.handle_endtag(tag)
 
-    def handle_endtag(self, tag):  # noqa: ANN001
+    def handle_endtag(self, tag):
         if tag == "title":
             self._in_title = False
         if tag in _SKIP:
@@ -233,7 +231,7 @@ class _HtmlBlocks(HTMLParser):
         elif tag in _BLOCK_TAGS and not self.tables:
             self.flush()
 
-    def handle_data(self, data):  # noqa: ANN001
+    def handle_data(self, data):
         if self._in_title and self.title is None:
             self.title = data.strip() or None
         if self.skip:

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tests must not pick up a developer's hosted-LLM key or project.
+for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAGCTL_PROJECT", "RAG_EMBED_MODEL", "CHROMA_URL"):
+    os.environ.pop(name, None)
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples"
+
+
+def corpus_path() -> Path | None:
+    candidate = Path(os.environ.get("RAGCTL_CORPUS", REPO.parent / "shared" / "corpus"))
+    return candidate if candidate.is_dir() else None
+
+
+def require_corpus() -> Path:
+    """The real-world corpus; skips with the reason when absent, but fails under CI=true."""
+    path = corpus_path()
+    if path is None:
+        reason = "real-world corpus not found: set RAGCTL_CORPUS or place it at ../shared/corpus"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + " (CI=true: the corpus suite must run)")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture
+def corpus() -> Path:
+    return require_corpus()
+
+
+@pytest.fixture
+def make_pipeline(tmp_path):
+    """Pipelines over fresh project folders; the embedding model itself loads once per process."""
+    from stack.pipeline.service import Pipeline
+    from stack.settings import load_settings
+
+    def make(root: Path | None = None, **overrides):
+        return Pipeline(load_settings(root or tmp_path / "project", overrides))
+
+    return make
+
+
+@pytest.fixture
+def pipeline(make_pipeline):
+    return make_pipeline()

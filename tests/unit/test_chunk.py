@@ -1,0 +1,64 @@
+from stack.pipeline.chunk import chunk_document, split_sentences
+from stack.pipeline.document import Block, ParsedDocument, table_block
+
+
+def count_words(texts):
+    """A stand-in tokenizer for chunk arithmetic: one token per whitespace word."""
+    return [len(text.split()) for text in texts]
+
+
+def doc(*blocks):
+    return ParsedDocument(format="text", parser="test", blocks=list(blocks))
+
+
+def test_split_sentences_korean_and_english():
+    text = "연차 휴가는 15일입니다. 신청은 3일 전까지 해야 합니다! Backups run nightly. Are they kept?\n다음 줄"
+    assert split_sentences(text) == [
+        "연차 휴가는 15일입니다.", "신청은 3일 전까지 해야 합니다!", "Backups run nightly.", "Are they kept?", "다음 줄",
+    ]
+
+
+def test_chunks_respect_size_and_end_at_sentences():
+    sentences = [f"sentence number {i} has six words." for i in range(40)]
+    chunks = chunk_document(doc(Block(" ".join(sentences))), count_words, max_tokens=30, overlap_tokens=0)
+    assert len(chunks) > 1
+    assert all(chunk.tokens <= 30 for chunk in chunks)
+    assert all(chunk.text.endswith(".") for chunk in chunks)
+    assert [c.index for c in chunks] == list(range(len(chunks)))
+    # Without overlap every sentence appears exactly once.
+    assert sum(c.text.count("sentence number") for c in chunks) == 40
+
+
+def test_overlap_repeats_the_last_sentences():
+    sentences = [f"s{i} a b c d e." for i in range(20)]
+    chunks = chunk_document(doc(Block(" ".join(sentences))), count_words, max_tokens=24, overlap_tokens=6)
+    for previous, current in zip(chunks, chunks[1:]):
+        assert previous.text.split("\n")[-1] == current.text.split("\n")[0]
+
+
+def test_chunks_never_span_two_pages_and_keep_provenance():
+    chunks = chunk_document(
+        doc(Block("first page text.", page=1), Block("second page text.", page=2)), count_words, max_tokens=100
+    )
+    assert [(c.page, c.text) for c in chunks] == [(1, "first page text."), (2, "second page text.")]
+    assert chunks[1].location() == "p. 2"
+
+
+def test_long_sentence_is_cut_to_size():
+    chunks = chunk_document(doc(Block(" ".join(["word"] * 95))), count_words, max_tokens=20, overlap_tokens=0)
+    assert all(c.tokens <= 20 for c in chunks)
+    assert sum(c.tokens for c in chunks) == 95
+
+
+def test_table_rows_are_units():
+    table = table_block([["종류", "일수"], ["연차", "15일"], ["병가", "10일"]], section="section 1")
+    chunks = chunk_document(doc(table), count_words, max_tokens=100)
+    assert chunks[0].text == "종류 | 일수\n연차 | 15일\n병가 | 10일"
+    assert chunks[0].section == "section 1"
+
+
+def test_overlap_must_be_smaller_than_size():
+    import pytest
+
+    with pytest.raises(ValueError, match="overlap"):
+        chunk_document(doc(Block("a.")), count_words, max_tokens=10, overlap_tokens=10)
