@@ -183,7 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     corpus: Path = args.corpus
     if not (corpus / "hwp" / "hwpjs" / "reference_html").is_dir():
-        print(f"error: {corpus} has no hwp/hwpjs/reference_html; pass --corpus ../shared/corpus", file=sys.stderr)
+        print(
+            f"error: {corpus} has no hwp/hwpjs/reference_html; pass --corpus ../shared/corpus",
+            file=sys.stderr,
+        )
         return 2
 
     from rich.console import Console
@@ -213,10 +216,18 @@ def main(argv: list[str] | None = None) -> int:
             for name, f1 in sorted(rows, key=lambda r: r[1]):
                 console.print(f"  {f1:.3f}  {name}")
     rate = ok / total if total else 0.0
-    console.print(f"HWP/HWPX parse rate: {ok}/{total} = {rate:.1%} ({blank} blank documents, confirmed by unhwp)")
+    console.print(
+        f"HWP/HWPX parse rate: {ok}/{total} = {rate:.1%} ({blank} blank documents, confirmed by unhwp)"
+    )
     for rel, why in failures:
         console.print(f"  [red]✗[/red] {rel}: {why}", markup=True, highlight=False)
-    result["parse_rate"] = {"ok": ok, "total": total, "rate": round(rate, 4), "blank": blank, "failures": failures}
+    result["parse_rate"] = {
+        "ok": ok,
+        "total": total,
+        "rate": round(rate, 4),
+        "blank": blank,
+        "failures": failures,
+    }
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     return 0

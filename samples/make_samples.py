@@ -49,7 +49,9 @@ def make_hwpx(path: Path) -> None:
     )
     doc.add_heading("제2조 (신청 절차)", level=1)
     doc.add_paragraph("연차 휴가는 사용 예정일 3일 전까지 그룹웨어로 신청하고, 팀장이 승인한다.")
-    doc.add_paragraph("5일 이상 연속 휴가는 2주 전까지 신청한다. 쓰지 못한 연차는 다음 해 3월 31일까지 이월된다.")
+    doc.add_paragraph(
+        "5일 이상 연속 휴가는 2주 전까지 신청한다. 쓰지 못한 연차는 다음 해 3월 31일까지 이월된다."
+    )
     doc.add_heading("제3조 (휴가의 종류)", level=1)
     rows = [
         ("휴가 종류", "일수", "비고"),
@@ -122,7 +124,12 @@ def make_docx(path: Path) -> None:
     document.add_heading("Daily limits", level=2)
     table = document.add_table(rows=4, cols=2)
     for r, (kind, limit) in enumerate(
-        [("Expense", "Limit"), ("Meals", "$50 per day"), ("Hotel", "$180 per night"), ("Taxi", "$40 per trip")]
+        [
+            ("Expense", "Limit"),
+            ("Meals", "$50 per day"),
+            ("Hotel", "$180 per night"),
+            ("Taxi", "$40 per trip"),
+        ]
     ):
         table.cell(r, 0).text = kind
         table.cell(r, 1).text = limit

@@ -17,7 +17,9 @@ NOSTREAM = 0xFFFFFFFF
 MINI_CUTOFF = 4096
 
 
-def _dir_entry(name: str, kind: int, start: int, size: int, child: int = NOSTREAM, right: int = NOSTREAM) -> bytes:
+def _dir_entry(
+    name: str, kind: int, start: int, size: int, child: int = NOSTREAM, right: int = NOSTREAM
+) -> bytes:
     encoded = (name + "\0").encode("utf-16-le")
     return (
         encoded.ljust(64, b"\0")
@@ -129,8 +131,15 @@ def set_hwp5_flags(path: Path, flags: int) -> Path:
     return path
 
 
-def make_docx(path: Path, *, heading: str = "Title", body: str = "Body text.", header: str | None = None,
-              table: list[list[str]] | None = None, nested: bool = False) -> Path:
+def make_docx(
+    path: Path,
+    *,
+    heading: str = "Title",
+    body: str = "Body text.",
+    header: str | None = None,
+    table: list[list[str]] | None = None,
+    nested: bool = False,
+) -> Path:
     import docx
 
     document = docx.Document()
@@ -176,23 +185,45 @@ def make_lying_zip_bomb(path: Path, template: Path, *, name: str, real_size: int
             dst.writestr(info, src.read(info))
     raw = bytearray(out.getvalue())
     # Append a hand-made member whose headers claim 100 bytes uncompressed.
-    local = struct.pack(
-        "<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, zlib.crc32(b"") , len(data), 100, len(name), 0
-    ) + name.encode()
+    local = (
+        struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, zlib.crc32(b""), len(data), 100, len(name), 0)
+        + name.encode()
+    )
     eocd_at = raw.rfind(b"PK\x05\x06")
     eocd = raw[eocd_at:]
     cd_size, cd_offset = struct.unpack_from("<II", eocd, 12)
     entries = struct.unpack_from("<H", eocd, 10)[0]
-    central = raw[cd_offset:cd_offset + cd_size]
+    central = raw[cd_offset : cd_offset + cd_size]
     body = raw[:cd_offset]
     local_offset = len(body)
     body += local + data
-    central_entry = struct.pack(
-        "<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, zlib.crc32(b""), len(data), 100,
-        len(name), 0, 0, 0, 0, 0, local_offset,
-    ) + name.encode()
+    central_entry = (
+        struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            20,
+            20,
+            0,
+            8,
+            0,
+            0,
+            zlib.crc32(b""),
+            len(data),
+            100,
+            len(name),
+            0,
+            0,
+            0,
+            0,
+            0,
+            local_offset,
+        )
+        + name.encode()
+    )
     new_central = central + central_entry
-    new_eocd = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, entries + 1, entries + 1, len(new_central), len(body), 0)
+    new_eocd = struct.pack(
+        "<IHHHHIIH", 0x06054B50, 0, 0, entries + 1, entries + 1, len(new_central), len(body), 0
+    )
     path.write_bytes(bytes(body + new_central + new_eocd))
     return path
 

@@ -88,7 +88,9 @@ def _looks_like_html(text: str, suffix: str) -> bool:
         return True
     if "<html" in text[:1024] and text.startswith("<"):
         return True
-    return bool(suffix in _HTML_EXT and any(tag in text for tag in ("<body", "<div", "<p>", "<table", "<head")))
+    return bool(
+        suffix in _HTML_EXT and any(tag in text for tag in ("<body", "<div", "<p>", "<table", "<head"))
+    )
 
 
 # --------------------------------------------------------------------------------------- OLE2
@@ -181,7 +183,10 @@ def _sniff_zip(path: Path) -> str:
                 content_types = zf.read("[Content_Types].xml").decode("utf-8", "ignore")
             except Exception:  # noqa: BLE001 - library boundary
                 content_types = ""
-        if "wordprocessingml.document.main" in content_types or "wordprocessingml.template.main" in content_types:
+        if (
+            "wordprocessingml.document.main" in content_types
+            or "wordprocessingml.template.main" in content_types
+        ):
             return "docx"
         label = "a ZIP archive that holds no HWPX or DOCX document"
         if any(n.startswith("xl/") for n in lower) or "spreadsheetml" in content_types:

@@ -88,7 +88,9 @@ def test_every_hwp_parses_or_gives_its_specific_error(corpus):
 
 def test_hwp_and_hwpx_versions_agree(corpus):
     hwpjs = corpus / "hwp" / "hwpjs"
-    pairs = [(p, p.with_suffix(".hwpx")) for p in sorted(hwpjs.glob("*.hwp")) if p.with_suffix(".hwpx").exists()]
+    pairs = [
+        (p, p.with_suffix(".hwpx")) for p in sorted(hwpjs.glob("*.hwp")) if p.with_suffix(".hwpx").exists()
+    ]
     assert pairs
     worst = []
     for hwp, hwpx in pairs:

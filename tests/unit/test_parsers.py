@@ -48,7 +48,9 @@ def test_clean_text():
 
 
 def test_hwpx_paragraphs_and_table(tmp_path):
-    path = ff.make_hwpx(tmp_path / "a.hwpx", ["연차 휴가는 15일이다.", "둘째 문단"], [["종류", "일수"], ["연차", "15일"]])
+    path = ff.make_hwpx(
+        tmp_path / "a.hwpx", ["연차 휴가는 15일이다.", "둘째 문단"], [["종류", "일수"], ["연차", "15일"]]
+    )
     doc = parse_file(path)
     assert doc.format == "hwpx"
     assert "연차 휴가는 15일이다." in doc.text
@@ -138,14 +140,18 @@ def test_truncated_hwpx(tmp_path):
 
 
 def test_hwpx_zip_bomb(tmp_path):
-    path = ff.add_bomb_member(ff.make_hwpx(tmp_path / "bomb.hwpx", ["x"]), name="BinData/big.bin", size=64 << 20)
+    path = ff.add_bomb_member(
+        ff.make_hwpx(tmp_path / "bomb.hwpx", ["x"]), name="BinData/big.bin", size=64 << 20
+    )
     with pytest.raises(ArchiveTooLarge) as info:
         parse_file(path, max_unzipped_bytes=32 << 20)
     assert_helpful(info.value)
 
 
 def test_ratio_bomb_under_total_limit(tmp_path):
-    path = ff.add_bomb_member(ff.make_hwpx(tmp_path / "bomb.hwpx", ["x"]), name="BinData/big.bin", size=8 << 20)
+    path = ff.add_bomb_member(
+        ff.make_hwpx(tmp_path / "bomb.hwpx", ["x"]), name="BinData/big.bin", size=8 << 20
+    )
     with pytest.raises(ArchiveTooLarge) as info:
         parse_file(path)
     assert "expands" in info.value.message
@@ -159,7 +165,9 @@ def test_docx_zip_bomb(tmp_path):
 
 def test_zip_member_lying_about_its_size(tmp_path):
     template = ff.make_docx(tmp_path / "t.docx")
-    path = ff.make_lying_zip_bomb(tmp_path / "lie.docx", template, name="word/media/x.bin", real_size=16 << 20)
+    path = ff.make_lying_zip_bomb(
+        tmp_path / "lie.docx", template, name="word/media/x.bin", real_size=16 << 20
+    )
     with pytest.raises((ArchiveTooLarge, CorruptDocument)):
         parse_file(path)
 
@@ -168,7 +176,9 @@ def test_zip_member_lying_about_its_size(tmp_path):
 
 
 def test_pdf_pages_and_text(tmp_path):
-    doc = parse_file(ff.make_pdf(tmp_path / "a.pdf", ["Nightly backups run at 02:00.", "Restore test monthly."]))
+    doc = parse_file(
+        ff.make_pdf(tmp_path / "a.pdf", ["Nightly backups run at 02:00.", "Restore test monthly."])
+    )
     assert doc.format == "pdf"
     assert [b.page for b in doc.blocks] == [1, 2]
     assert "02:00" in doc.blocks[0].text

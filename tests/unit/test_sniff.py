@@ -61,7 +61,10 @@ def test_markdown_by_extension_only_for_text(tmp_path):
 
 
 def test_html_by_content(tmp_path):
-    assert sniff_file(write(tmp_path, "page.txt", b"<!DOCTYPE html><html><body>x</body></html>")).format == "html"
+    assert (
+        sniff_file(write(tmp_path, "page.txt", b"<!DOCTYPE html><html><body>x</body></html>")).format
+        == "html"
+    )
     assert sniff_file(write(tmp_path, "page", b"  <html><body>x</body></html>")).format == "html"
     assert sniff_file(write(tmp_path, "a.html", b"plain words only")).format == "text"
 

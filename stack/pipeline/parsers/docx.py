@@ -186,7 +186,9 @@ def _docx_blocks(document) -> list[Block]:
             seen_parts.add(id(element))
             walker = _XmlWalker("header")
             walker.walk(element)
-            blocks.extend(Block(text=b.text, kind="header", section="header", rows=b.rows) for b in walker.blocks)
+            blocks.extend(
+                Block(text=b.text, kind="header", section="header", rows=b.rows) for b in walker.blocks
+            )
     body = _XmlWalker(None)
     body.walk(document.element.body)
     blocks.extend(body.blocks)
@@ -204,7 +206,9 @@ def _docx_blocks(document) -> list[Block]:
             seen_parts.add(id(element))
             walker = _XmlWalker("footer")
             walker.walk(element)
-            blocks.extend(Block(text=b.text, kind="footer", section="footer", rows=b.rows) for b in walker.blocks)
+            blocks.extend(
+                Block(text=b.text, kind="footer", section="footer", rows=b.rows) for b in walker.blocks
+            )
     # Headings: python-docx resolves style names (style ids may be localised, e.g. "1" for 제목 1).
     styled: list[Block] = []
     heading_texts = set()

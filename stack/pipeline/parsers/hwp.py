@@ -38,11 +38,39 @@ _MAX_XML_BYTES = 200 * 1024 * 1024
 
 # Drawing objects whose text lives in hp:drawText / hp:caption sub-lists.
 _SHAPES = {
-    "rect", "ellipse", "arc", "polygon", "curve", "line", "connectLine", "container", "pic", "ole",
-    "textart", "compose", "video", "chart", "switch", "case", "default",
+    "rect",
+    "ellipse",
+    "arc",
+    "polygon",
+    "curve",
+    "line",
+    "connectLine",
+    "container",
+    "pic",
+    "ole",
+    "textart",
+    "compose",
+    "video",
+    "chart",
+    "switch",
+    "case",
+    "default",
 }
-_SKIP = {"secPr", "linesegarray", "equation", "fieldEnd", "markpenEnd", "bookmark", "pageNum",
-         "pageNumCtrl", "pageHiding", "colPr", "newNum", "indexmark", "parameters"}
+_SKIP = {
+    "secPr",
+    "linesegarray",
+    "equation",
+    "fieldEnd",
+    "markpenEnd",
+    "bookmark",
+    "pageNum",
+    "pageNumCtrl",
+    "pageHiding",
+    "colPr",
+    "newNum",
+    "indexmark",
+    "parameters",
+}
 _FORM = {"btn", "checkBtn", "radioBtn", "comboBox", "listBox", "edit", "scrollBar"}
 
 
@@ -61,7 +89,9 @@ def _child(element: ET.Element, name: str) -> ET.Element | None:
     return None
 
 
-_PASSWORD_HINT = "Open it in Hancom Office (한글), remove the password (보안 → 문서 암호 해제), save, and upload it again."
+_PASSWORD_HINT = (
+    "Open it in Hancom Office (한글), remove the password (보안 → 문서 암호 해제), save, and upload it again."
+)
 _DIST_HINT = (
     "Ask the author for the original (non-distribution) file, or open it in Hancom Office and save a "
     "copy as PDF, then upload that."
@@ -192,8 +222,16 @@ class _Walker:
                 buf.append("\t")
             elif tag in {"nbSpace", "fwSpace"}:
                 buf.append(" ")
-            elif tag in {"insertBegin", "insertEnd", "deleteBegin", "deleteEnd", "markpenBegin",
-                         "markpenEnd", "hyphen", "titleMark"}:
+            elif tag in {
+                "insertBegin",
+                "insertEnd",
+                "deleteBegin",
+                "deleteEnd",
+                "markpenBegin",
+                "markpenEnd",
+                "hyphen",
+                "titleMark",
+            }:
                 pass
             else:
                 self.text_element(child, buf)
@@ -361,7 +399,10 @@ def parse_hwp5(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
             hint="If the text is in images, OCR is not supported: export text from the original instead.",
         )
     return ParsedDocument(
-        format="hwp", parser=parser, blocks=blocks, metadata={"warnings": warnings_seen} if warnings_seen else {}
+        format="hwp",
+        parser=parser,
+        blocks=blocks,
+        metadata={"warnings": warnings_seen} if warnings_seen else {},
     )
 
 
@@ -373,7 +414,11 @@ def _hwpx_encrypted(files: dict[str, bytes]) -> bool:
     if b"encryption-data" in manifest or b"encryptiondata" in manifest or b"encrypt" in manifest:
         return True
     for name, payload in files.items():
-        if _SECTION_RE.match(name) and payload and not payload.lstrip(b"\xef\xbb\xbf \r\n\t").startswith(b"<"):
+        if (
+            _SECTION_RE.match(name)
+            and payload
+            and not payload.lstrip(b"\xef\xbb\xbf \r\n\t").startswith(b"<")
+        ):
             return True  # a section that is not XML: encrypted bytes
     return False
 
@@ -395,7 +440,9 @@ def parse_hwpx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
         except PipelineError:
             raise
         except Exception as exc:
-            raise _corrupt(path.name, f"its section XML is malformed ({primary}); unhwp failed too ({exc})") from exc
+            raise _corrupt(
+                path.name, f"its section XML is malformed ({primary}); unhwp failed too ({exc})"
+            ) from exc
     except ValueError as exc:
         raise _corrupt(path.name, str(exc)) from exc
     if not blocks:

