@@ -63,6 +63,9 @@ class Embedder:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
+        # Chunking counts tokens of whole sentences on purpose; the "longer than the maximum
+        # sequence length" warning that follows is noise.
+        transformers_logging.set_verbosity_error()
         path = resolve_model_path(self.model_name)
         local_only = Path(path).exists()
         try:

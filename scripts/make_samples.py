@@ -1,6 +1,6 @@
 """Make the sample documents ragctl ships in samples/ (original content, written for ragctl).
 
-    python samples/make_samples.py          # rewrites the files next to this script
+    python scripts/make_samples.py          # rewrites the files in samples/
 
 Facts in the samples (README questions are written against these):
 
@@ -34,7 +34,7 @@ import sys
 import warnings
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1] / "samples"
 
 
 def make_hwpx(path: Path) -> None:
