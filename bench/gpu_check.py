@@ -71,7 +71,7 @@ def main() -> None:
     for batch in (32, 64, 128):
         embedder.batch_size = batch
         ours = timed(lambda: embedder.encode(chunks))
-        raw = timed(lambda: embedder.model.encode(chunks, batch_size=batch, normalize_embeddings=True,
+        raw = timed(lambda batch=batch: embedder.model.encode(chunks, batch_size=batch, normalize_embeddings=True,
                                                   convert_to_numpy=True, show_progress_bar=False))
         throughput[batch] = {
             "embedder_chunks_per_s": round(len(chunks) / ours, 1),

@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ragctl import __version__
 from ragctl.output import EXIT_ERROR, confirm, console, err_console, fail, fail_with, print_json
+from stack.pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
     from stack.pipeline.service import IngestResult, Pipeline
@@ -31,7 +32,7 @@ app.add_typer(documents_app, name="documents")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
 CollectionOption = Annotated[
-    Optional[str], typer.Option("--collection", "-c", help="Collection to use (default: the configured one).")
+    str | None, typer.Option("--collection", "-c", help="Collection to use (default: the configured one).")
 ]
 
 
@@ -51,7 +52,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     project: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--project", "-p", help="Project folder (default: $RAGCTL_PROJECT, or the nearest "
                      "folder upwards with ragctl.toml, or the current folder).", show_default=False),
     ] = None,
@@ -70,12 +71,14 @@ def _root() -> Path:
 def _pipeline() -> Pipeline:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # closed networks: never wait on the hub
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from pydantic import ValidationError
+
     from stack.pipeline.service import Pipeline
     from stack.settings import load_settings
 
     try:
         return Pipeline(load_settings(_root()))
-    except Exception as exc:  # pydantic's ValidationError: a bad value in ragctl.toml or the environment
+    except (ValidationError, ValueError) as exc:  # a bad value or bad TOML in ragctl.toml, or the environment
         fail(f"The configuration is invalid: {exc}", hint="fix ragctl.toml or the RAG_* environment variables")
 
 
@@ -83,7 +86,7 @@ def _pipeline() -> Pipeline:
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Project folder to create.")] = Path("."),
-    embed_model: Annotated[Optional[str], typer.Option(help="Embedding model name or path.")] = None,
+    embed_model: Annotated[str | None, typer.Option(help="Embedding model name or path.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Overwrite an existing ragctl.toml.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -110,8 +113,6 @@ def extract(
     as_json: JsonOption = False,
 ) -> None:
     """Print the text extracted from a document (saved under extracted_results/ too)."""
-    from stack.pipeline.errors import PipelineError
-
     _require_file(file, as_json)
     pipeline = _pipeline()
     try:
@@ -170,7 +171,7 @@ def ingest(
     pipeline = _pipeline()
     try:
         pipeline.check_model(collection or pipeline.settings.collection)
-    except Exception as exc:
+    except PipelineError as exc:
         fail_with(exc, as_json=as_json)
     if not as_json:
         err_console.print(f"Mode: [bold]embedded[/] (in-process pipeline, project {root})")
@@ -203,7 +204,7 @@ def ingest(
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
-    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", min=1, help="How many passages.")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="How many passages.")] = None,
     mode: Annotated[str, typer.Option(help="hybrid, bm25 or dense.")] = "hybrid",
     collection: CollectionOption = None,
     as_json: JsonOption = False,
@@ -216,7 +217,7 @@ def search(
     pipeline = _pipeline()
     try:
         hits = pipeline.search(query, collection=collection, top_k=top_k, mode=mode)
-    except Exception as exc:
+    except PipelineError as exc:
         fail_with(exc, as_json=as_json)
     if as_json:
         print_json({"query": query, "mode": mode, "hits": [
@@ -231,7 +232,7 @@ def search(
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in Korean or English.")],
-    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", min=1, help="Passages to answer from.")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="Passages to answer from.")] = None,
     collection: CollectionOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -241,7 +242,7 @@ def ask(
     pipeline = _pipeline()
     try:
         answer = pipeline.ask(question, collection=collection, top_k=top_k)
-    except Exception as exc:
+    except PipelineError as exc:
         fail_with(exc, as_json=as_json)
     if as_json:
         print_json(answer.to_dict())
@@ -252,7 +253,7 @@ def ask(
 # -- documents -------------------------------------------------------------------------------
 @documents_app.command("list")
 def documents_list(
-    status: Annotated[Optional[str], typer.Option(help="Only documents with this status.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only documents with this status.")] = None,
     collection: CollectionOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -283,7 +284,7 @@ def documents_show(
     try:
         record = pipeline.document(document_id, collection=collection)
         rows = pipeline.chunks_of(record) if chunks and record.status == "done" else []
-    except Exception as exc:
+    except PipelineError as exc:
         fail_with(exc, as_json=as_json)
     extracted = pipeline.settings.extracted_path / f"{record.id}.txt"
     if as_json:
@@ -308,9 +309,7 @@ def documents_delete(
         record = pipeline.document(document_id, collection=collection)
         confirm(f"Delete {record.file_name} ({record.id[:12]}, {record.chunks} chunks)?", yes=yes, as_json=as_json)
         pipeline.delete_document(record.id, collection=record.collection)
-    except typer.Exit:
-        raise
-    except Exception as exc:
+    except PipelineError as exc:
         fail_with(exc, as_json=as_json)
     if as_json:
         print_json({"deleted": record.id, "file_name": record.file_name})
@@ -340,7 +339,7 @@ def reindex(
     with ingest_progress(len(records), enabled=not as_json) as bar:
         try:
             results = pipeline.reindex(collection=name, on_document=bar.done)
-        except Exception as exc:
+        except PipelineError as exc:
             fail_with(exc, as_json=as_json)
     failed = [r for r in results if r.status != "done"]
     if as_json:

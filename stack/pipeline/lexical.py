@@ -23,10 +23,7 @@ from pathlib import Path
 _KEEP_TAGS = {"NNG", "NNP", "NNB", "NR", "NP", "XR", "VV", "VA", "MAG", "SL", "SH", "SN"}
 _KEEP_PREFIXES = ("W_",)
 _ENGLISH_STOPWORDS = frozenset(
-    """a an and are as at be been but by can could did do does for from had has have how i if in
-    into is it its may might not of on or so such than that the their them then there these they
-    this those to was we were what when where which while who whom whose why will with would you
-    your""".split()
+    ["a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "may", "might", "not", "of", "on", "or", "so", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "whose", "why", "will", "with", "would", "you", "your"]
 )
 
 K1 = 1.5

@@ -46,12 +46,18 @@ def default_fusion_weights(model_name: str, korean: float | None = None, other: 
     )
 
 
+def _has_hangul(word: str) -> bool:
+    return any("HANGUL" in unicodedata.name(ch, "") for ch in word)
+
+
 def hangul_share(text: str) -> float:
-    letters = [ch for ch in text if ch.isalpha()]
-    if not letters:
+    """Share of the words that hold Hangul.  Words, not letters: a Korean question full of
+    English names ("Ten Thousand Lightyears를 발매한 그룹은?") is still a Korean sentence, though
+    most of its letters are Latin."""
+    words = [word for word in text.split() if any(ch.isalpha() for ch in word)]
+    if not words:
         return 0.0
-    hangul = sum(1 for ch in letters if "HANGUL" in unicodedata.name(ch, ""))
-    return hangul / len(letters)
+    return sum(1 for word in words if _has_hangul(word)) / len(words)
 
 
 def is_korean(text: str) -> bool:

@@ -46,7 +46,7 @@ def open_chroma(settings: Settings):
                 ssl=url.scheme == "https",
                 settings=chroma_settings,
             )
-        except Exception as exc:  # chromadb raises plain exceptions for connection failures
+        except Exception as exc:
             raise StoreUnavailable(
                 f"Cannot reach the Chroma server at {settings.chroma_url}: {exc}",
                 hint="ragctl ps  (is the chroma service running?)",
@@ -66,9 +66,11 @@ class VectorHit:
 
 def recorded_model(client, collection: str) -> dict[str, Any] | None:
     """The model name and dimension a collection was built with, or None when it does not exist."""
+    from chromadb.errors import NotFoundError
+
     try:
         existing = client.get_collection(collection)
-    except Exception:  # chromadb raises NotFoundError (1.x) or ValueError (older)
+    except NotFoundError:
         return None
     return dict(existing.metadata or {})
 

@@ -22,7 +22,7 @@ def run_bench(dataset: str, limit: int) -> dict:
     out = subprocess.run(
         [sys.executable, str(REPO / "bench" / "retrieval.py"), "--dataset", str(corpus / "eval" / dataset),
          "--limit", str(limit), "--json"],
-        capture_output=True, text=True, timeout=1200, cwd=REPO,
+        capture_output=True, text=True, check=False, timeout=1200, cwd=REPO,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,3 +1,5 @@
+import itertools
+
 from stack.pipeline.chunk import chunk_document, split_sentences
 from stack.pipeline.document import Block, ParsedDocument, table_block
 
@@ -32,7 +34,7 @@ def test_chunks_respect_size_and_end_at_sentences():
 def test_overlap_repeats_the_last_sentences():
     sentences = [f"s{i} a b c d e." for i in range(20)]
     chunks = chunk_document(doc(Block(" ".join(sentences))), count_words, max_tokens=24, overlap_tokens=6)
-    for previous, current in zip(chunks, chunks[1:]):
+    for previous, current in itertools.pairwise(chunks):
         assert previous.text.split("\n")[-1] == current.text.split("\n")[0]
 
 

@@ -6,6 +6,10 @@ def test_language_detection():
     assert is_korean("GPU 서버 백업은 언제?")
     assert not is_korean("How long are backups kept?")
     assert hangul_share("12345") == 0.0
+    # Korean questions about English names are Korean sentences.
+    assert is_korean("Ten Thousand Lightyears를 발매한 그룹은?")
+    assert is_korean("Electric Sound Product는 언제 설립되었나?")
+    assert not is_korean("Who founded Electric Sound Products in Seoul, 서울?")
 
 
 def test_english_only_default_model_gives_korean_queries_pure_bm25():
