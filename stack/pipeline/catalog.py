@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from stack.pipeline.sqlite import connect
 
 STATUSES = ("queued", "parsing", "chunking", "embedding", "storing", "done", "failed", "cancelled")
 
@@ -68,16 +68,8 @@ class Catalog:
         with self._connect() as db:
             db.executescript(_SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.row_factory = sqlite3.Row
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            with db:
-                yield db
-        finally:
-            db.close()
+    def _connect(self):
+        return connect(self.path, rows_as_dicts=True)
 
     def upsert(self, record: DocumentRecord) -> DocumentRecord:
         now = time.time()

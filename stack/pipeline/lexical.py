@@ -13,10 +13,11 @@ import math
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
+
+from stack.pipeline.sqlite import connect
 
 # Content-bearing parts of speech (Sejong tags as kiwi reports them): nouns, numerals, roots,
 # verb and adjective stems, foreign words, hanja, numbers, and serials/URLs/e-mails.
@@ -108,15 +109,8 @@ class LexicalIndex:
         with self._connect() as db:
             db.executescript(_SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            with db:
-                yield db
-        finally:
-            db.close()
+    def _connect(self):
+        return connect(self.path)
 
     def add(self, document_id: str, chunks: Iterable[tuple[str, str]]) -> None:
         """Index (chunk id, text) pairs of one document, replacing what it had."""

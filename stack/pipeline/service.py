@@ -20,7 +20,8 @@ from stack.pipeline.answer import Answer, extractive_answer, llm_answer
 from stack.pipeline.catalog import Catalog, DocumentRecord
 from stack.pipeline.chunk import Chunk, chunk_document
 from stack.pipeline.document import ParsedDocument
-from stack.pipeline.errors import FileTooLarge, NotFound, PipelineError
+from stack.pipeline.errors import NotFound, PipelineError
+from stack.pipeline.parsers import check_size
 from stack.pipeline.retrieve import Hit, default_fusion_weights, hybrid_search
 from stack.settings import Settings
 
@@ -58,17 +59,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def check_size(path: Path, max_bytes: int) -> int:
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise FileTooLarge(
-            f"{path.name} is {size / 1024 / 1024:.1f} MB, over the upload limit of "
-            f"{max_bytes / 1024 / 1024:.0f} MB.",
-            hint="Split the document, or raise the limit with RAG_MAX_UPLOAD_MB (ragctl.toml: max_upload_mb)",
-        )
-    return size
 
 
 class Pipeline:

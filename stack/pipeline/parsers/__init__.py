@@ -12,7 +12,7 @@ from stack.pipeline.sniff import Sniffed, sniff_file
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_UNZIPPED_BYTES = 500 * 1024 * 1024
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_UNZIPPED_BYTES", "clean_text", "parse_file"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_UNZIPPED_BYTES", "check_size", "clean_text", "parse_file"]
 
 
 def parse_file(
@@ -26,12 +26,7 @@ def parse_file(
     Raises a :class:`~stack.pipeline.errors.PipelineError` subclass for every bad input.
     """
     path = Path(path)
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise FileTooLarge(
-            f"{path.name} is {size / 1024 / 1024:.1f} MB, over the {max_bytes / 1024 / 1024:.0f} MB upload limit.",
-            hint="Split the document into smaller files, or raise the upload limit in the ragctl config.",
-        )
+    size = check_size(path, max_bytes)
     if size == 0:
         raise EmptyFile(
             f"{path.name} is empty (0 bytes), so there is no text to index.",
@@ -48,6 +43,18 @@ def parse_file(
             hint="Check the file has text (not only images); OCR of scans is not supported.",
         )
     return document
+
+
+def check_size(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
+    """The file's size in bytes; FileTooLarge over the limit (checked before anything reads it)."""
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise FileTooLarge(
+            f"{path.name} is {size / 1024 / 1024:.1f} MB, over the {max_bytes / 1024 / 1024:.0f} MB upload limit.",
+            hint="Split the document into smaller files, or raise the limit with RAG_MAX_UPLOAD_MB "
+            "(ragctl.toml: max_upload_mb).",
+        )
+    return size
 
 
 def _dispatch(path: Path, sniffed: Sniffed, *, max_unzipped_bytes: int) -> ParsedDocument:

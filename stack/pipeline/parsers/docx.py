@@ -170,45 +170,32 @@ def _xml_blocks(data: bytes, section: str | None, path: Path, kind: str | None =
 # ------------------------------------------------------------------------------ python-docx
 
 
-def _docx_blocks(document) -> list[Block]:
+def _margin_blocks(document, kind: str) -> list[Block]:
+    """Blocks of every distinct, unlinked header or footer (``kind``) of the document's sections."""
     blocks: list[Block] = []
     seen_parts: set[int] = set()
     for section in document.sections:
-        for header in (section.header, section.first_page_header, section.even_page_header):
+        parts = (getattr(section, kind), getattr(section, f"first_page_{kind}"), getattr(section, f"even_page_{kind}"))
+        for part in parts:
             try:
-                linked, element = header.is_linked_to_previous, header._element
+                linked, element = part.is_linked_to_previous, part._element
             except Exception:  # noqa: BLE001 - library boundary
                 linked, element = True, None
-            if linked or element is None:
-                continue
-            if id(element) in seen_parts:
+            if linked or element is None or id(element) in seen_parts:
                 continue
             seen_parts.add(id(element))
-            walker = _XmlWalker("header")
+            walker = _XmlWalker(kind)
             walker.walk(element)
-            blocks.extend(
-                Block(text=b.text, kind="header", section="header", rows=b.rows) for b in walker.blocks
-            )
+            blocks.extend(Block(text=b.text, kind=kind, section=kind, rows=b.rows) for b in walker.blocks)
+    return blocks
+
+
+def _docx_blocks(document) -> list[Block]:
+    blocks = _margin_blocks(document, "header")
     body = _XmlWalker(None)
     body.walk(document.element.body)
     blocks.extend(body.blocks)
-    seen_parts.clear()
-    for section in document.sections:
-        for footer in (section.footer, section.first_page_footer, section.even_page_footer):
-            try:
-                linked, element = footer.is_linked_to_previous, footer._element
-            except Exception:  # noqa: BLE001 - library boundary
-                linked, element = True, None
-            if linked or element is None:
-                continue
-            if id(element) in seen_parts:
-                continue
-            seen_parts.add(id(element))
-            walker = _XmlWalker("footer")
-            walker.walk(element)
-            blocks.extend(
-                Block(text=b.text, kind="footer", section="footer", rows=b.rows) for b in walker.blocks
-            )
+    blocks.extend(_margin_blocks(document, "footer"))
     # Headings: python-docx resolves style names (style ids may be localised, e.g. "1" for 제목 1).
     styled: list[Block] = []
     heading_texts = set()
