@@ -220,11 +220,8 @@ def search(
     except PipelineError as exc:
         fail_with(exc, as_json=as_json)
     if as_json:
-        print_json({"query": query, "mode": mode, "hits": [
-            {"rank": i, "chunk_id": h.chunk_id, "document_id": h.document_id, "file": h.metadata.get("file_name"),
-             "page": h.metadata.get("page"), "section": h.metadata.get("section"), "score": h.score,
-             "bm25": h.bm25, "dense": h.dense, "text": h.text}
-            for i, h in enumerate(hits, start=1)]})
+        print_json({"query": query, "mode": mode,
+                    "hits": [{"rank": i, **h.to_dict()} for i, h in enumerate(hits, start=1)]})
     else:
         console.print(hits_table(hits) if hits else "No matching passages. Ingest documents with ragctl ingest.")
 

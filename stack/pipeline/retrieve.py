@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from stack.pipeline.embed import PACKAGED_MODEL_NAMES
@@ -73,13 +73,19 @@ class Hit:
     score: float
     bm25: float | None = None
     dense: float | None = None
-    signals: dict[str, float] = field(default_factory=dict)
 
     @property
     def location(self) -> str:
         if self.metadata.get("page") is not None:
             return f"p. {self.metadata['page']}"
         return self.metadata.get("section") or ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chunk_id": self.chunk_id, "document_id": self.document_id, "file": self.metadata.get("file_name"),
+            "page": self.metadata.get("page"), "section": self.metadata.get("section"), "score": self.score,
+            "bm25": self.bm25, "dense": self.dense, "text": self.text,
+        }
 
 
 def fuse(
