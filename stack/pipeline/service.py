@@ -20,7 +20,7 @@ from stack.pipeline.answer import Answer, extractive_answer, llm_answer
 from stack.pipeline.catalog import Catalog, DocumentRecord
 from stack.pipeline.chunk import Chunk, chunk_document
 from stack.pipeline.document import ParsedDocument
-from stack.pipeline.errors import NotFound, PipelineError
+from stack.pipeline.errors import CorruptDocument, NotFound, PipelineError
 from stack.pipeline.parsers import check_size
 from stack.pipeline.retrieve import Hit, default_fusion_weights, hybrid_search
 from stack.settings import Settings
@@ -115,9 +115,17 @@ class Pipeline:
     def parse(self, path: Path) -> ParsedDocument:
         from stack.pipeline.parsers import parse_file
 
-        return parse_file(
-            path, max_bytes=self.settings.max_upload_bytes, max_unzipped_bytes=self.settings.max_unzipped_bytes
-        )
+        try:
+            return parse_file(
+                path, max_bytes=self.settings.max_upload_bytes, max_unzipped_bytes=self.settings.max_unzipped_bytes
+            )
+        except PipelineError:
+            raise
+        except Exception as exc:  # a parser library choking on one file fails that file only
+            raise CorruptDocument(
+                f"{path.name} could not be read: {type(exc).__name__}: {exc}",
+                hint="re-save the file in its application, or report it with ragctl extract FILE --json",
+            ) from exc
 
     def extract(self, path: Path, document_id: str | None = None) -> ParsedDocument:
         """Parse a file and save its text and blocks under extracted_results/."""

@@ -125,3 +125,22 @@ def test_model_change_is_refused_until_reindex(make_pipeline, tmp_path):
     assert second.documents()[0].embed_model == str(other_model)
     assert second.search("배포는 언제 하나요")[0].metadata["file_name"] == "deployment-notes.md"
     assert second.reindex() == []  # nothing left to do: resumable and idempotent
+
+
+def test_a_parser_crash_fails_that_file_only(pipeline, monkeypatch):
+    """Whatever a parser library raises on one odd file, the batch goes on and says why."""
+    from stack.pipeline import parsers
+
+    real = parsers.parse_file
+
+    def choke_on_docx(path, **kwargs):
+        if path.suffix == ".docx":
+            raise KeyError("word/styles.xml")
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(parsers, "parse_file", choke_on_docx)
+    results = [pipeline.ingest_file(path) for path in SAMPLE_FILES]
+    by_format = {path.suffix: r for path, r in zip(SAMPLE_FILES, results, strict=True)}
+    assert by_format[".docx"].status == "failed"
+    assert by_format[".docx"].error["code"] == "corrupt" and "KeyError" in by_format[".docx"].error["message"]
+    assert all(r.status == "done" for suffix, r in by_format.items() if suffix != ".docx")
