@@ -16,15 +16,15 @@ SAMPLES = REPO / "samples"
 
 
 def corpus_path() -> Path | None:
-    candidate = Path(os.environ.get("RAGCTL_CORPUS", REPO.parent / "shared" / "corpus"))
-    return candidate if candidate.is_dir() else None
+    candidate = Path(os.environ.get("RAGCTL_CORPUS") or REPO.parent / "shared" / "corpus")
+    return candidate if (candidate / "MANIFEST.tsv").is_file() else None
 
 
 def require_corpus() -> Path:
     """The real-world corpus; skips with the reason when absent, but fails under CI=true."""
     path = corpus_path()
     if path is None:
-        reason = "real-world corpus not found: set RAGCTL_CORPUS or place it at ../shared/corpus"
+        reason = "real-world corpus not found: set RAGCTL_CORPUS or check it out at ../shared/corpus"
         if os.environ.get("CI") == "true":
             pytest.fail(reason + " (CI=true: the corpus suite must run)")
         pytest.skip(reason)

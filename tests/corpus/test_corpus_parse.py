@@ -5,7 +5,6 @@ Skips with a reason where the corpus is absent, except under CI=true, where its 
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -24,23 +23,14 @@ from stack.pipeline.errors import (
     PipelineError,
 )
 from stack.pipeline.parsers import parse_file
+from tests.conftest import require_corpus
 
 pytestmark = pytest.mark.corpus
 
 
-def _corpus() -> Path:
-    candidate = Path(os.environ.get("RAGCTL_CORPUS") or ROOT.parent / "shared" / "corpus")
-    if not (candidate / "MANIFEST.tsv").is_file():
-        reason = f"corpus not found at {candidate} (set RAGCTL_CORPUS or check out ../shared/corpus)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but {reason}")
-        pytest.skip(reason)
-    return candidate
-
-
 @pytest.fixture(scope="module")
 def corpus() -> Path:
-    return _corpus()
+    return require_corpus()
 
 
 def _unhwp_has_text(path: Path) -> bool:
