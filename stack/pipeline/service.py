@@ -12,7 +12,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -93,20 +93,27 @@ class Pipeline:
         from stack.pipeline.store import VectorStore
 
         if collection not in self._stores:
-            self.check_model(collection)
+            recorded = self.check_model(collection)
+            # An existing collection knows its dimension: no need to load the model (the API
+            # deletes and lists without ever loading it).
+            dimension = recorded.get("dimension") if recorded else None
             self._stores[collection] = VectorStore(
-                self.chroma, collection, model_name=self.settings.embed_model, dimension=self.embedder.dimension
+                self.chroma, collection, model_name=self.settings.embed_model,
+                dimension=dimension or self.embedder.dimension,
             )
         return self._stores[collection]
 
-    def check_model(self, collection: str) -> None:
-        """Fail fast, before any parsing or model loading, when the collection holds another model."""
+    def check_model(self, collection: str) -> dict | None:
+        """Fail fast, before any parsing or model loading, when the collection holds another model.
+
+        Returns what the collection recorded (model, dimension), or None for a new collection."""
         from stack.pipeline.store import check_model, recorded_model, validate_collection_name
 
         validate_collection_name(collection)
         recorded = recorded_model(self.chroma, collection)
         if recorded is not None:
             check_model(collection, recorded, self.settings.embed_model, None)
+        return recorded
 
     def _collection(self, collection: str | None) -> str:
         return collection or self.settings.collection
@@ -170,11 +177,11 @@ class Pipeline:
                 result.note = f"already ingested as {existing.file_name} (use --force to re-ingest)"
                 return result
             self.check_model(collection)
-            record = DocumentRecord(
-                id=document_id, collection=collection, file_name=file_name, size=size, status="parsing",
-                embed_model=self.settings.embed_model,
-                created_at=existing.created_at if existing else 0.0,
-            )
+            fresh = {"file_name": file_name, "size": size, "status": "parsing", "progress": 0.0, "timings": {},
+                     "embed_model": self.settings.embed_model, "error": None, "error_code": None}
+            # A record the API queued keeps its task id, attempts, worker and log.
+            record = (replace(existing, **fresh) if existing is not None
+                      else DocumentRecord(id=document_id, collection=collection, **fresh))
             self._ingest(path, record, report, should_cancel or (lambda: False))
             result.status, result.chunks, result.format = "done", record.chunks, record.format
         except PipelineError as exc:
@@ -183,6 +190,7 @@ class Pipeline:
             if record is not None:
                 self._undo(record)
                 record.status, record.error_code, record.error = result.status, exc.code, exc.message
+                record.note(f"{result.status}: {exc.message}")
                 self.catalog.upsert(record)
         finally:
             result.seconds = round(time.perf_counter() - started, 3)
@@ -190,12 +198,24 @@ class Pipeline:
 
     def _ingest(self, path: Path, record: DocumentRecord, report: ProgressCallback, should_cancel: CancelCheck) -> None:
         timings = record.timings
+        last_saved = 0.0
+
+        def progress(stage_name: str, fraction: float, *, save: bool = False) -> None:
+            """Record where the document is (the status record others read), then tell the caller."""
+            nonlocal last_saved
+            record.status, record.progress = stage_name, round(fraction, 3)
+            now = time.monotonic()
+            if save or now - last_saved >= 1.0:
+                record.heartbeat_at = time.time()
+                self.catalog.upsert(record)
+                last_saved = now
+            report(stage_name, fraction)
 
         def stage(name: str) -> None:
             if should_cancel():
                 raise Cancelled(f"Ingest of {record.file_name} was cancelled before {name}.")
-            record.status = name
-            report(name, _STAGE_END[name] - 0.05 if name != "parsing" else 0.0)
+            record.note(name)
+            progress(name, _STAGE_END[name] - 0.05 if name != "parsing" else 0.0, save=True)
 
         def timed(name: str, started: float) -> None:
             timings[name] = round(time.perf_counter() - started, 4)
@@ -217,7 +237,7 @@ class Pipeline:
         low, high = _STAGE_END["chunking"], _STAGE_END["embedding"]
         vectors = self.embedder.encode(
             [chunk.text for chunk in chunks],
-            on_batch=lambda done: report("embedding", low + (high - low) * done / max(1, len(chunks))),
+            on_batch=lambda done: progress("embedding", low + (high - low) * done / max(1, len(chunks))),
             should_cancel=should_cancel,
         )
         timed("embedding", t)
@@ -230,10 +250,10 @@ class Pipeline:
             stored.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, stored)
         record.stored_path = str(stored)
-        record.chunks, record.status, record.error_code, record.error = len(chunks), "done", None, None
+        record.chunks, record.error_code, record.error = len(chunks), None, None
         timed("storing", t)
-        self.catalog.upsert(record)
-        report("done", 1.0)
+        record.note(f"done: {len(chunks)} chunks")
+        progress("done", 1.0, save=True)
 
     def chunk(self, document: ParsedDocument) -> list[Chunk]:
         return chunk_document(

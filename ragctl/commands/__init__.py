@@ -1,0 +1,1 @@
+"""Groups of ragctl commands, each registered on the Typer app by ``register(app)``."""
