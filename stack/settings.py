@@ -59,9 +59,17 @@ class Settings(BaseSettings):
     llm_model: str = _env("RAG_LLM_MODEL", default="gpt-4o-mini")
     llm_timeout_s: float = _env("RAG_LLM_TIMEOUT_S", default=60.0, gt=0)
 
-    # The stack (used by the API and workers of later issues; named here once).
+    # The stack: API, workers, beat.
     redis_url: str = _env("REDIS_URL", default="redis://localhost:6379/0")
     api_key: SecretStr | None = _env("RAG_API_KEY", default=None)
+    #: A stage that runs longer fails the document (checked between stages and embedding batches).
+    stage_soft_limit_s: float = _env("RAG_STAGE_SOFT_LIMIT_S", default=600.0, gt=0)
+    #: A task that runs longer ends its worker process; the reaper then re-queues or fails the document.
+    task_hard_limit_s: float = _env("RAG_TASK_HARD_LIMIT_S", default=1800.0, gt=0)
+    #: A document whose worker has not sent a heartbeat for this long is re-queued (or failed).
+    stale_after_s: float = _env("RAG_STALE_AFTER_S", default=45.0, gt=0)
+    reap_interval_s: float = _env("RAG_REAP_INTERVAL_S", default=20.0, gt=0)
+    max_attempts: int = _env("RAG_MAX_ATTEMPTS", default=3, gt=0)
 
     @classmethod
     def settings_customise_sources(
@@ -97,6 +105,13 @@ class Settings(BaseSettings):
     @property
     def llm_configured(self) -> bool:
         return self.openai_api_key is not None and bool(self.openai_api_key.get_secret_value())
+
+
+def service_settings() -> Settings:
+    """Settings of a service process (API, worker, beat): the project named by RAG_PROJECT_ROOT."""
+    import os
+
+    return load_settings(Path(os.environ.get("RAG_PROJECT_ROOT", ".")).resolve())
 
 
 def load_settings(project_root: Path, overrides: dict[str, Any] | None = None) -> Settings:

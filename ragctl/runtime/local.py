@@ -1,0 +1,884 @@
+"""The local runtime: the stack's services as supervised local processes on loopback.
+
+``LocalRuntime.up`` renders a plan (``run/plan.json``: every service's command, port and log file),
+starts one detached supervisor (``python -m ragctl.runtime.supervisor <project>``) that runs the plan,
+restarts what dies and writes ``run/state.json``, then waits until Redis answers PING, Chroma its
+heartbeat and the API ``/api/health``.
+
+This module is imported by the CLI on every command (``read_state`` decides embedded vs stack
+mode), so it imports nothing heavy: only the standard library here, httpx inside the probes.
+
+Safety: this module only ever signals pids that our own state file names *and* that are verified
+to be our processes (``/proc/<pid>/cmdline`` holds the expected command and the process start time
+matches the one recorded when it was started), never anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+RUN_DIR = "run"
+LOGS_DIR = "logs"
+DATA_DIR = "data"
+STATE_FILE = "state.json"
+PLAN_FILE = "plan.json"
+CONTROL_FILE = "control.json"
+LOCK_FILE = "supervisor.lock"
+SUPERVISOR_MODULE = "ragctl.runtime.supervisor"
+
+DEFAULT_PORTS = {"api_port": 8000, "redis_port": 6379, "chroma_port": 8001, "flower_port": 5555}
+DEFAULT_API_APP = "stack.api.app:app"
+DEFAULT_WORKER_APP = "stack.worker.app"
+#: How long a service gets to stop after SIGTERM before SIGKILL (the supervisor uses the same).
+STOP_GRACE_S = 15.0
+
+STATES = ("starting", "running", "exited", "restarting", "stopping")
+
+
+# -- errors -----------------------------------------------------------------------------------
+class LocalRuntimeError(Exception):
+    """Something the user can act on: what happened, and the next command to run."""
+
+    exit_code = 1
+    code = "runtime_error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class PreflightError(LocalRuntimeError):
+    """A check before starting anything failed (a port is taken, redis-server is missing...)."""
+
+    exit_code = 4
+    code = "preflight_failed"
+
+
+class NotRunningError(LocalRuntimeError):
+    exit_code = 5
+    code = "not_running"
+
+
+class StartTimeoutError(LocalRuntimeError):
+    """``up`` gave up waiting; the processes are left running for inspection."""
+
+    exit_code = 3
+    code = "unhealthy"
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 failing: list[str] | None = None, logs: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.failing = failing or []
+        self.logs = logs or {}
+
+
+# -- data -------------------------------------------------------------------------------------
+@dataclass
+class ServiceState:
+    name: str
+    state: str  # starting | running | exited | restarting | stopping
+    pid: int | None
+    port: int | None
+    restarts: int = 0
+    started_at: float | None = None
+    log: str = ""
+    url: str | None = None
+    exit_code: int | None = None
+    #: Filled by ``up`` while it waits: the service answers its health probe.
+    ready: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RuntimeState:
+    """What ``run/state.json`` says, for a supervisor that is alive."""
+
+    project_root: Path
+    supervisor_pid: int
+    started_at: float
+    services: list[ServiceState]
+    api_url: str
+    redis_url: str
+    chroma_url: str
+    flower_url: str | None = None
+    workers: int = 0
+    stopping: bool = False
+
+    @property
+    def running(self) -> bool:
+        return not self.stopping
+
+
+@dataclass
+class RuntimeStatus:
+    running: bool
+    project_root: Path
+    runtime: str = "local"
+    supervisor_pid: int | None = None
+    api_url: str | None = None
+    redis_url: str | None = None
+    chroma_url: str | None = None
+    flower_url: str | None = None
+    #: ``user:password`` for Flower's basic auth (from the project's .env), when Flower runs.
+    flower_auth: str | None = None
+    services: list[ServiceState] = field(default_factory=list)
+
+    @property
+    def mode(self) -> str:
+        """How the CLI's data commands run: through the stack, or embedded in the CLI process."""
+        return "stack" if self.running else "embedded"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "running": self.running,
+            "mode": self.mode,
+            "runtime": self.runtime,
+            "project": str(self.project_root),
+            "supervisor_pid": self.supervisor_pid,
+            "api_url": self.api_url,
+            "redis_url": self.redis_url,
+            "chroma_url": self.chroma_url,
+            "flower_url": self.flower_url,
+            "flower_auth": self.flower_auth,
+            "services": [s.to_dict() for s in self.services],
+        }
+
+
+# -- /proc helpers (also used by the supervisor) ---------------------------------------------
+def pid_alive(pid: int | None) -> bool:
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, but not ours: verification below will refuse it
+    # A zombie is not alive for our purposes.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def proc_cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def proc_start_ticks(pid: int) -> int | None:
+    """The process start time (clock ticks since boot): tells a pid from a later reuse of it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def is_our_process(pid: int | None, markers: list[str], start_ticks: int | None = None) -> bool:
+    """True only for a live pid whose command line holds one of ``markers`` and, when known, whose
+    start time is the one recorded when we started it."""
+    if not pid_alive(pid):
+        return False
+    assert pid is not None
+    cmdline = proc_cmdline(pid)
+    if not cmdline or not any(marker in cmdline for marker in markers):
+        return False
+    return start_ticks is None or proc_start_ticks(pid) == start_ticks
+
+
+def _supervisor_markers(project_root: Path) -> list[str]:
+    return [f"{SUPERVISOR_MODULE} {project_root}"]
+
+
+# -- state file ------------------------------------------------------------------------------
+def run_dir(project_root: Path) -> Path:
+    return project_root / RUN_DIR
+
+
+def load_state_file(project_root: Path) -> dict[str, Any] | None:
+    """The raw state file, whether or not its supervisor still lives."""
+    try:
+        return json.loads((run_dir(project_root) / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _service_from_dict(data: dict[str, Any]) -> ServiceState:
+    return ServiceState(
+        name=data["name"], state=data.get("state", "starting"), pid=data.get("pid"), port=data.get("port"),
+        restarts=int(data.get("restarts", 0)), started_at=data.get("started_at"), log=data.get("log", ""),
+        url=data.get("url"), exit_code=data.get("exit_code"),
+    )
+
+
+def read_state(project_root: Path) -> RuntimeState | None:
+    """The running local stack of this project, or None.  Cheap: one small JSON file and /proc."""
+    project_root = Path(project_root)
+    raw = load_state_file(project_root)
+    if not raw:
+        return None
+    pid = raw.get("supervisor_pid")
+    if not is_our_process(pid, _supervisor_markers(Path(raw.get("project_root", project_root))),
+                          raw.get("supervisor_start_ticks")):
+        return None
+    services = []
+    for item in raw.get("services", []):
+        service = _service_from_dict(item)
+        if service.pid and not pid_alive(service.pid):
+            service.state, service.pid = ("restarting" if service.state != "exited" else "exited"), None
+        services.append(service)
+    urls = raw.get("urls", {})
+    return RuntimeState(
+        project_root=project_root, supervisor_pid=pid, started_at=raw.get("started_at", 0.0),
+        services=services, api_url=urls.get("api", ""), redis_url=urls.get("redis", ""),
+        chroma_url=urls.get("chroma", ""), flower_url=urls.get("flower"), workers=int(raw.get("workers", 0)),
+        stopping=bool(raw.get("stopping")),
+    )
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+# -- .env ------------------------------------------------------------------------------------
+def read_dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return values
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def ensure_dotenv_value(project_root: Path, key: str, make: Callable[[], str]) -> tuple[str, bool]:
+    """The value of ``key`` in the project's .env; when absent, append ``key=make()`` (the file is
+    created with mode 0600, and tightened to 0600 when we add a secret).  Returns (value, created)."""
+    path = project_root / ".env"
+    existing = read_dotenv(path)
+    if existing.get(key):
+        return existing[key], False
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            handle.write("\n")
+        handle.write(f"{key}={value}\n")
+    os.chmod(path, 0o600)
+    return value, True
+
+
+# -- ragctl.toml -----------------------------------------------------------------------------
+def local_config(project_root: Path) -> dict[str, Any]:
+    """The ``[local]`` table of ragctl.toml with defaults filled in."""
+    config: dict[str, Any] = dict(DEFAULT_PORTS)
+    config.update(api_app=DEFAULT_API_APP, worker_app=DEFAULT_WORKER_APP)
+    path = project_root / "ragctl.toml"
+    if path.is_file():
+        import tomllib
+
+        try:
+            with path.open("rb") as handle:
+                table = tomllib.load(handle).get("local", {})
+        except (OSError, ValueError) as exc:
+            raise PreflightError(f"{path} is not valid TOML: {exc}", hint=f"fix {path}") from exc
+        config.update(table)
+    for key in DEFAULT_PORTS:
+        value = config[key]
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
+            raise PreflightError(f"[local] {key} = {value!r} in ragctl.toml is not a port number.",
+                                 hint=f"set [local] {key} to a number from 1 to 65535, or 0 for a free port")
+    return config
+
+
+def record_runtime(project_root: Path, runtime: str = "local") -> Path:
+    """Record ``runtime = "<runtime>"`` under ``[project]`` in ragctl.toml, keeping every other line
+    (comments included); create the project when there is none."""
+    path = project_root / "ragctl.toml"
+    if not path.is_file():
+        from ragctl.project import init_project
+
+        return init_project(project_root, runtime=runtime)
+    text = path.read_text(encoding="utf-8")
+    line = f'runtime = "{runtime}"'
+    header = re.search(r"(?m)^\[project\][ \t]*(#.*)?$", text)
+    if header is None:
+        text = f"[project]\n{line}\n\n" + text if not text.startswith("#") else re.sub(
+            r"\A((?:#.*\n)*)", lambda m: m.group(1) + f"[project]\n{line}\n\n", text, count=1)
+    else:
+        start = header.end()
+        following = re.search(r"(?m)^\[", text[start:])
+        end = start + following.start() if following else len(text)
+        body = text[start:end]
+        if re.search(r"(?m)^runtime[ \t]*=", body):
+            body = re.sub(r"(?m)^runtime[ \t]*=.*$", line, body, count=1)
+        else:
+            body = "\n" + line + body
+        text = text[:start] + body + text[end:]
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- ports -----------------------------------------------------------------------------------
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_free_port(exclude: set[int]) -> int:
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in exclude:
+            return port
+    raise PreflightError("Could not find a free loopback port.")
+
+
+def port_holder(port: int) -> str | None:
+    """Who listens on ``port``: 'pid N (command)' when it can be found, else None."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in lines:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    wanted = {f"socket:[{inode}]" for inode in inodes if inode != "0"}
+    if wanted:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fds = list((entry / "fd").iterdir())
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    if os.readlink(fd) in wanted:
+                        pid = int(entry.name)
+                        return f"pid {pid} ({proc_cmdline(pid)[:120] or '?'})"
+                except OSError:
+                    continue
+    if shutil.which("ss"):
+        try:
+            out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=False,
+                                 timeout=3).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        match = re.search(r'users:\(\("([^"]+)",pid=(\d+)', out)
+        if match:
+            return f"pid {match.group(2)} ({match.group(1)})"
+        if out.strip():
+            return "a process of another user"
+    return "a process of another user" if inodes else None
+
+
+# -- the plan --------------------------------------------------------------------------------
+@dataclass
+class ServiceSpec:
+    name: str
+    argv: list[str]
+    port: int | None
+    markers: list[str]
+    #: Services that must be running before this one starts.
+    after: list[str]
+    #: Stop order: higher groups stop first; redis (0) stops last.
+    group: int
+    log: str
+    url: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    if lines <= 0:
+        return []
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            block, data = 8192, b""
+            while size > 0 and data.count(b"\n") <= lines:
+                step = min(block, size)
+                size -= step
+                handle.seek(size)
+                data = handle.read(step) + data
+    except OSError:
+        return []
+    return [line.decode("utf-8", errors="replace") for line in data.splitlines()[-lines:]]
+
+
+class LocalRuntime:
+    """The stack of one project as supervised local processes on 127.0.0.1."""
+
+    def __init__(self, project_root: Path) -> None:
+        self.project_root = Path(project_root).expanduser().resolve()
+        self.run_dir = self.project_root / RUN_DIR
+        self.logs_dir = self.project_root / LOGS_DIR
+        self.data_dir = self.project_root / DATA_DIR
+
+    # -- queries --------------------------------------------------------------------------
+    def state(self) -> RuntimeState | None:
+        return read_state(self.project_root)
+
+    def ps(self) -> list[ServiceState]:
+        state = self.state()
+        return state.services if state else []
+
+    def status(self) -> RuntimeStatus:
+        state = self.state()
+        if state is None:
+            return RuntimeStatus(running=False, project_root=self.project_root)
+        auth = None
+        if state.flower_url:
+            auth = read_dotenv(self.project_root / ".env").get("FLOWER_BASIC_AUTH")
+        return RuntimeStatus(
+            running=True, project_root=self.project_root, supervisor_pid=state.supervisor_pid,
+            api_url=state.api_url, redis_url=state.redis_url, chroma_url=state.chroma_url,
+            flower_url=state.flower_url, flower_auth=auth, services=state.services,
+        )
+
+    def service_names(self) -> list[str]:
+        raw = load_state_file(self.project_root) or self._load_plan() or {}
+        return [s["name"] for s in raw.get("services", [])]
+
+    # -- up -------------------------------------------------------------------------------
+    def preflight(self, workers: int = 2, flower: bool = False) -> list[ServiceSpec]:
+        """Check everything that can be checked before starting, and return the plan."""
+        if workers < 0:
+            raise PreflightError(f"--workers must be 0 or more, not {workers}.")
+        redis_server = shutil.which("redis-server")
+        if redis_server is None:
+            raise PreflightError(
+                "redis-server is not installed (not found on PATH); the local runtime needs it as the "
+                "Celery broker.",
+                hint="sudo apt-get install redis-server   (Debian/Ubuntu package 'redis-server'), "
+                     "then ragctl up --runtime local",
+            )
+        chroma = Path(sys.executable).parent / "chroma"
+        chroma_bin = str(chroma) if chroma.exists() else shutil.which("chroma")
+        if chroma_bin is None:
+            raise PreflightError("The Chroma server command 'chroma' was not found next to "
+                                 f"{sys.executable} nor on PATH.",
+                                 hint="pip install 'chromadb>=1.0,<2' in this environment")
+        config = local_config(self.project_root)
+        for key, what in (("api_app", "API"), ("worker_app", "worker")):
+            module = str(config[key]).split(":", 1)[0]
+            if not self._module_exists(module):
+                raise PreflightError(f"The {what} module {module} cannot be imported by {sys.executable}.",
+                                     hint="install ragctl with its stack extra: pip install -e '.[stack]'")
+        ports = self._resolve_ports(config, flower)
+
+        python = sys.executable
+        api_app, worker_app = str(config["api_app"]), str(config["worker_app"])
+        logs = self.logs_dir
+
+        def log(name: str) -> str:
+            return str(logs / f"{name}.log")
+
+        specs = [
+            ServiceSpec("redis", [redis_server, str(self.run_dir / "redis.conf")], ports["redis_port"],
+                        ["redis-server"], [], 0, log("redis"), f"redis://127.0.0.1:{ports['redis_port']}/0"),
+            ServiceSpec("chroma", [chroma_bin, "run", "--path", str(self.data_dir / "chroma-server"),
+                                   "--host", "127.0.0.1", "--port", str(ports["chroma_port"])],
+                        ports["chroma_port"], ["chroma"], [], 1, log("chroma"),
+                        f"http://127.0.0.1:{ports['chroma_port']}"),
+            ServiceSpec("api", [python, "-m", "uvicorn", api_app, "--host", "127.0.0.1",
+                                "--port", str(ports["api_port"])],
+                        ports["api_port"], ["uvicorn"], ["redis", "chroma"], 2, log("api"),
+                        f"http://127.0.0.1:{ports['api_port']}"),
+        ]
+        for i in range(1, workers + 1):
+            specs.append(ServiceSpec(
+                f"worker-{i}",
+                [python, "-m", "celery", "-A", worker_app, "worker", "--pool", "threads", "--concurrency", "1",
+                 "-n", f"worker-{i}@%h", "-Q", "ingest,celery", "--loglevel", "INFO"],
+                None, ["celery"], ["redis", "chroma"], 2, log(f"worker-{i}")))
+        specs.append(ServiceSpec(
+            "beat", [python, "-m", "celery", "-A", worker_app, "beat", "--schedule",
+                     str(self.data_dir / "celerybeat-schedule"), "--loglevel", "INFO"],
+            None, ["celery"], ["redis"], 2, log("beat")))
+        if flower:
+            # The password goes to Flower through its environment (FLOWER_BASIC_AUTH), not argv,
+            # so that it does not show in `ps` to every user of the machine.
+            specs.append(ServiceSpec(
+                "flower", [python, "-m", "celery", "-A", worker_app, "flower", "--address=127.0.0.1",
+                           f"--port={ports['flower_port']}"],
+                ports["flower_port"], ["celery"], ["redis"], 2, log("flower"),
+                f"http://127.0.0.1:{ports['flower_port']}"))
+        return specs
+
+    def up(self, workers: int = 2, flower: bool = False, wait_s: float = 60,
+           progress: Callable[[list[ServiceState]], None] | None = None) -> list[ServiceState]:
+        """Start the stack (or report the running one) and wait until it answers."""
+        running = self.state()
+        if running is not None:
+            return running.services
+        self._stop_leftovers()
+        specs = self.preflight(workers, flower)
+        for folder in (self.run_dir, self.logs_dir, self.data_dir / "redis", self.data_dir / "chroma-server"):
+            folder.mkdir(parents=True, exist_ok=True)
+        ensure_dotenv_value(self.project_root, "RAG_API_KEY", lambda: secrets.token_urlsafe(32))
+        if flower:
+            auth, _ = ensure_dotenv_value(self.project_root, "FLOWER_BASIC_AUTH",
+                                          lambda: "admin:" + secrets.token_urlsafe(18))
+            next(s for s in specs if s.name == "flower").env["FLOWER_BASIC_AUTH"] = auth
+        redis = specs[0]
+        self._render_redis_conf(redis.port or 0)
+        urls = {s.name: s.url for s in specs if s.url}
+        env = {
+            "RAG_PROJECT_ROOT": str(self.project_root),
+            "REDIS_URL": urls["redis"],
+            "CHROMA_URL": urls["chroma"],
+            "HF_HUB_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONUNBUFFERED": "1",
+        }
+        plan = {
+            "project_root": str(self.project_root),
+            "created_at": time.time(),
+            "workers": workers,
+            "flower": flower,
+            "env": env,
+            "urls": {"api": urls["api"], "redis": urls["redis"], "chroma": urls["chroma"],
+                     "flower": urls.get("flower")},
+            "services": [asdict(s) for s in specs],
+        }
+        write_json_atomic(self.run_dir / PLAN_FILE, plan)
+        (self.run_dir / STATE_FILE).unlink(missing_ok=True)
+        supervisor_log = open(self.logs_dir / "supervisor.log", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", SUPERVISOR_MODULE, str(self.project_root)],
+                cwd=self.project_root, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+                stdout=supervisor_log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+            )
+        finally:
+            supervisor_log.close()
+        self._wait_supervisor(proc)
+        return self.wait_ready(wait_s, progress)
+
+    def wait_ready(self, wait_s: float = 60,
+                   progress: Callable[[list[ServiceState]], None] | None = None) -> list[ServiceState]:
+        """Wait until every service answers its probe; raise StartTimeoutError with the logs if not."""
+        deadline = time.monotonic() + wait_s
+        ready: dict[str, bool] = {}
+        while True:
+            state = self.state()
+            if state is None:
+                raise StartTimeoutError(
+                    "The supervisor stopped while the stack was starting.",
+                    hint=f"see {self.logs_dir / 'supervisor.log'}",
+                    failing=["supervisor"], logs={"supervisor": _tail(self.logs_dir / "supervisor.log", 30)})
+            for service in state.services:
+                if not ready.get(service.name):
+                    ready[service.name] = self._probe(service)
+                service.ready = ready[service.name]
+                if service.pid is None or service.state != "running":
+                    service.ready = ready[service.name] = False
+            if progress is not None:
+                progress(state.services)
+            if all(s.ready for s in state.services):
+                return state.services
+            if time.monotonic() >= deadline:
+                failing = [s.name for s in state.services if not s.ready]
+                logs = {name: _tail(self.logs_dir / f"{name}.log", 20) for name in failing}
+                raise StartTimeoutError(
+                    f"The stack did not become ready within {wait_s:g} s: {', '.join(failing)} "
+                    "not answering.  The processes are left running for inspection.",
+                    hint="ragctl logs " + failing[0] + "   (then ragctl down, or wait and run ragctl ps)",
+                    failing=failing, logs=logs)
+            time.sleep(0.5)
+
+    # -- restart / down -------------------------------------------------------------------
+    def restart(self, service: str, wait_s: float = 60) -> list[ServiceState]:
+        """Restart one service (``worker`` means every worker); returns their new states."""
+        state = self.state()
+        if state is None:
+            raise NotRunningError("The local stack is not running.", hint="ragctl up --runtime local")
+        names = self._expand(service, [s.name for s in state.services])
+        before = {s.name: s.pid for s in state.services}
+        write_json_atomic(self.run_dir / CONTROL_FILE, {"restart": names, "at": time.time()})
+        self._signal_supervisor(state, signal.SIGHUP)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            current = self.state()
+            if current is None:
+                raise NotRunningError("The local stack stopped during the restart.",
+                                      hint="ragctl logs supervisor")
+            chosen = [s for s in current.services if s.name in names]
+            if all(s.pid and s.pid != before.get(s.name) and s.state == "running" for s in chosen):
+                return chosen
+            time.sleep(0.3)
+        raise StartTimeoutError(f"{service} did not come back within {wait_s:g} s.",
+                                hint=f"ragctl logs {names[0]}", failing=names,
+                                logs={n: _tail(self.logs_dir / f"{n}.log", 20) for n in names})
+
+    def down(self, volumes: bool = False, timeout_s: float = 90) -> list[ServiceState]:
+        """Stop everything this project's runtime started; with ``volumes``, also empty data/."""
+        raw = load_state_file(self.project_root)
+        stopped: list[ServiceState] = []
+        if raw:
+            stopped = [_service_from_dict(s) for s in raw.get("services", []) if pid_alive(s.get("pid"))]
+            pid = raw.get("supervisor_pid")
+            markers = _supervisor_markers(self.project_root)
+            if is_our_process(pid, markers, raw.get("supervisor_start_ticks")):
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + timeout_s
+                while time.monotonic() < deadline and is_our_process(pid, markers,
+                                                                       raw.get("supervisor_start_ticks")):
+                    time.sleep(0.2)
+                if is_our_process(pid, markers, raw.get("supervisor_start_ticks")):
+                    os.kill(pid, signal.SIGKILL)
+            self._stop_leftovers(raw)
+        for service in stopped:
+            service.state, service.pid = "exited", None
+        if volumes:
+            if self._live_services(load_state_file(self.project_root)):
+                raise LocalRuntimeError("Some services are still running; data/ was left as it is.",
+                                        hint="ragctl ps, then ragctl down again")
+            self.wipe_data()
+        return stopped
+
+    def wipe_data(self) -> None:
+        """Delete the contents of data/ (the folder itself stays)."""
+        if not self.data_dir.is_dir():
+            return
+        for entry in self.data_dir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+    # -- logs -----------------------------------------------------------------------------
+    def log_path(self, service: str) -> Path:
+        return self.logs_dir / f"{service}.log"
+
+    def logs(self, service: str, follow: bool = False, lines: int = 100,
+             poll_s: float = 0.25) -> Iterator[str]:
+        """The last ``lines`` lines of a service's log; with ``follow``, then new lines as they come
+        (until the caller stops iterating).  ``worker`` means every worker, each line prefixed."""
+        known = self.service_names() or sorted(p.stem for p in self.logs_dir.glob("*.log"))
+        names = self._expand(service, [*known, "supervisor"])
+        paths = {name: self.log_path(name) for name in names}
+        missing = [name for name, path in paths.items() if not path.exists()]
+        if len(missing) == len(paths):
+            raise LocalRuntimeError(f"No log for {service} yet ({paths[names[0]]} does not exist).",
+                                    hint="ragctl up --runtime local")
+        prefix = len(names) > 1
+        for name, path in paths.items():
+            for line in _tail(path, lines):
+                yield f"{name} | {line}" if prefix else line
+        if not follow:
+            return
+        positions: dict[str, tuple[int, int]] = {}
+        for name, path in paths.items():
+            try:
+                st = path.stat()
+                positions[name] = (st.st_ino, st.st_size)
+            except OSError:
+                positions[name] = (0, 0)
+        partial: dict[str, str] = {}
+        while True:
+            for name, path in paths.items():
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue
+                inode, offset = positions[name]
+                if st.st_ino != inode or st.st_size < offset:
+                    offset = 0  # rotated or truncated
+                if st.st_size > offset:
+                    with open(path, "rb") as handle:
+                        handle.seek(offset)
+                        chunk = handle.read()
+                    offset += len(chunk)
+                    text = partial.pop(name, "") + chunk.decode("utf-8", errors="replace")
+                    *complete, rest = text.split("\n")
+                    if rest:
+                        partial[name] = rest
+                    for line in complete:
+                        yield f"{name} | {line}" if prefix else line
+                positions[name] = (st.st_ino, offset)
+            time.sleep(poll_s)
+
+    # -- internals ------------------------------------------------------------------------
+    @staticmethod
+    def _expand(service: str, known: list[str]) -> list[str]:
+        if service in known:
+            return [service]
+        if service in ("worker", "workers"):
+            workers = [n for n in known if n.startswith("worker-")]
+            if workers:
+                return workers
+        raise LocalRuntimeError(f"Unknown service {service!r}.",
+                                hint="one of: " + ", ".join(dict.fromkeys([*known, "worker"])))
+
+    @staticmethod
+    def _module_exists(module: str) -> bool:
+        import importlib.util
+
+        try:
+            return importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            return False
+
+    def _resolve_ports(self, config: dict[str, Any], flower: bool) -> dict[str, int]:
+        wanted = {k: int(config[k]) for k in DEFAULT_PORTS if flower or k != "flower_port"}
+        fixed = {k: v for k, v in wanted.items() if v}
+        seen: dict[int, str] = {}
+        for key, port in fixed.items():
+            if port in seen:
+                raise PreflightError(f"[local] {key} and {seen[port]} are both {port} in ragctl.toml.",
+                                     hint=f"give each service its own port, e.g. [local] {key} = 0 (a free one)")
+            seen[port] = key
+            if not port_free(port):
+                holder = port_holder(port)
+                who = f" by {holder}" if holder else ""
+                raise PreflightError(
+                    f"Port {port} on 127.0.0.1 ({key.removesuffix('_port')}) is already taken{who}.",
+                    hint=f"stop that process, or set another port in ragctl.toml: [local] {key} = "
+                         f"{port + 1}   (0 picks a free one)")
+        resolved = dict(fixed)
+        for key, port in wanted.items():
+            if not port:
+                resolved[key] = pick_free_port(set(resolved.values()))
+        return resolved
+
+    def _render_redis_conf(self, port: int) -> Path:
+        path = self.run_dir / "redis.conf"
+        path.write_text(
+            "# Written by ragctl up --runtime local; rewritten on every up.\n"
+            f"port {port}\n"
+            "bind 127.0.0.1\n"
+            f'dir "{self.data_dir / "redis"}"\n'
+            "appendonly yes\n"
+            "appendfsync always\n"
+            'save ""\n'
+            "protected-mode yes\n"
+            "daemonize no\n",
+            encoding="utf-8",
+        )
+        return path
+
+    def _load_plan(self) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.run_dir / PLAN_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def _wait_supervisor(self, proc: subprocess.Popen, timeout_s: float = 15) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            raw = load_state_file(self.project_root)
+            if raw and raw.get("supervisor_pid") == proc.pid:
+                return
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        log = _tail(self.logs_dir / "supervisor.log", 20)
+        raise LocalRuntimeError("The supervisor did not start:\n  " + "\n  ".join(log),
+                                hint=f"see {self.logs_dir / 'supervisor.log'}")
+
+    def _signal_supervisor(self, state: RuntimeState, sig: int) -> None:
+        raw = load_state_file(self.project_root) or {}
+        if not is_our_process(state.supervisor_pid, _supervisor_markers(self.project_root),
+                              raw.get("supervisor_start_ticks")):
+            raise NotRunningError("The local stack is not running.", hint="ragctl up --runtime local")
+        os.kill(state.supervisor_pid, sig)
+
+    @staticmethod
+    def _live_services(raw: dict[str, Any] | None) -> list[dict[str, Any]]:
+        if not raw:
+            return []
+        return [s for s in raw.get("services", [])
+                if is_our_process(s.get("pid"), s.get("markers") or [s["name"]], s.get("start_ticks"))]
+
+    def _probe(self, service: ServiceState) -> bool:
+        """Does the service answer?  Redis: PING; Chroma: heartbeat; API: /api/health."""
+        if service.pid is None:
+            return False
+        try:
+            if service.name == "redis" and service.port:
+                with socket.create_connection(("127.0.0.1", service.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    return sock.recv(64).startswith(b"+PONG")
+            if service.name in ("chroma", "api", "flower") and service.url:
+                import httpx
+
+                path = {"chroma": "/api/v2/heartbeat", "api": "/api/health", "flower": "/healthcheck"}
+                response = httpx.get(service.url + path[service.name], timeout=2)
+                # Flower answers 401 before the password: that is up, too.
+                return response.status_code == 200 or (service.name == "flower"
+                                                        and response.status_code == 401)
+        except (OSError, ValueError, ImportError):
+            return False
+        except Exception:  # noqa: BLE001 - httpx errors: not ready yet
+            return False
+        # Workers and beat: the supervisor marks them running once they stayed up for a moment.
+        return service.state == "running"
+
+    def _stop_leftovers(self, raw: dict[str, Any] | None = None) -> None:
+        """Stop services left by a supervisor that died without stopping them (verified pids only)."""
+        raw = raw if raw is not None else load_state_file(self.project_root)
+        if not raw:
+            return
+        if is_our_process(raw.get("supervisor_pid"), _supervisor_markers(self.project_root),
+                          raw.get("supervisor_start_ticks")):
+            return
+        leftovers = self._live_services(raw)
+        by_group: dict[int, list[dict[str, Any]]] = {}
+        for item in leftovers:
+            by_group.setdefault(int(item.get("group", 2)), []).append(item)
+        for group in sorted(by_group, reverse=True):
+            items = by_group[group]
+            for item in items:
+                os.kill(item["pid"], signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE_S
+            while time.monotonic() < deadline and any(pid_alive(i["pid"]) for i in items):
+                time.sleep(0.2)
+            for item in items:
+                if is_our_process(item["pid"], item.get("markers") or [item["name"]], item.get("start_ticks")):
+                    os.kill(item["pid"], signal.SIGKILL)
+        (self.run_dir / STATE_FILE).unlink(missing_ok=True)

@@ -1,0 +1,124 @@
+"""The API's request and response bodies: its OpenAPI schema is the contract clients rely on."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Status = Literal["queued", "parsing", "chunking", "embedding", "storing", "done", "failed", "cancelled"]
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    hint: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class DocumentOut(BaseModel):
+    id: str
+    collection: str
+    file_name: str
+    status: Status
+    progress: float = Field(ge=0, le=1)
+    chunks: int
+    size: int
+    format: str | None = None
+    parser: str | None = None
+    error_code: str | None = None
+    error: str | None = None
+    log: list[str] = []
+    timings: dict[str, float] = {}
+    task_id: str | None = None
+    worker: str | None = None
+    attempts: int = 0
+    embed_model: str | None = None
+    heartbeat_at: float | None = None
+    created_at: float
+    updated_at: float
+
+
+class TaskOut(DocumentOut):
+    document_id: str
+    status_url: str
+
+
+class Registered(BaseModel):
+    document_id: str
+    task_id: str | None
+    status: Status
+    status_url: str | None
+    file_name: str
+    duplicate: bool = Field(description="The same bytes were already ingested (or queued); nothing new was queued.")
+
+
+class UploadResponse(BaseModel):
+    documents: list[Registered]
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=4000)
+    top_k: int | None = Field(default=None, ge=1, le=100)
+    mode: Literal["hybrid", "bm25", "dense"] = "hybrid"
+    collection: str | None = Field(default=None, min_length=3, max_length=512, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*[a-zA-Z0-9]$")
+
+
+class HitOut(BaseModel):
+    rank: int
+    chunk_id: str
+    document_id: str
+    file: str | None
+    page: int | None
+    section: str | None
+    score: float
+    bm25: float | None
+    dense: float | None
+    text: str
+
+
+class SearchResponse(BaseModel):
+    query: str
+    mode: str
+    hits: list[HitOut]
+
+
+class AskRequest(BaseModel):
+    question: str = Field(min_length=1, max_length=4000)
+    top_k: int | None = Field(default=None, ge=1, le=50)
+    collection: str | None = Field(default=None, min_length=3, max_length=512, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*[a-zA-Z0-9]$")
+    stream: bool = Field(default=False, description="Server-sent events when an LLM is configured.")
+
+
+class SourceOut(BaseModel):
+    n: int
+    file: str
+    location: str
+    page: int | None
+    section: str | None
+    document_id: str
+    chunk_id: str
+    score: float
+    text: str
+
+
+class AnswerOut(BaseModel):
+    question: str
+    answer: str
+    mode: Literal["llm", "extractive"]
+    sources: list[SourceOut]
+    model: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unready"]
+    checks: dict[str, str]
+    failing: list[str]
+    workers: list[str]

@@ -1,0 +1,1 @@
+"""The Celery side of the stack: the app, the ingest task, heartbeats and the reaper."""

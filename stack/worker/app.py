@@ -1,0 +1,42 @@
+"""The Celery application shared by the API (which only sends tasks), the workers and beat.
+
+Importing this module is light: no torch, no chromadb.  The pipeline is imported by the tasks
+when they first run, inside the worker process (never CUDA before a fork).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from stack.settings import service_settings
+
+INGEST_QUEUE = "ingest"
+INGEST_TASK = "rag.ingest"
+REAP_TASK = "rag.reap"
+
+
+def make_celery(settings=None) -> Celery:
+    settings = settings or service_settings()
+    celery = Celery("ragctl", broker=settings.redis_url, backend=settings.redis_url, include=["stack.worker.tasks"])
+    celery.conf.update(
+        task_acks_late=True,  # a task is acknowledged when it ends, so a dead worker's task is redelivered
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,  # one task at a time per worker: a big upload never waits behind others
+        task_default_queue=INGEST_QUEUE,
+        task_routes={INGEST_TASK: {"queue": INGEST_QUEUE}, REAP_TASK: {"queue": INGEST_QUEUE}},
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_expires=24 * 3600,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,  # ride out a Redis restart
+        broker_transport_options={"visibility_timeout": 3600},
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_send_task_events=True,  # Flower
+        task_send_sent_event=True,
+        beat_schedule={"reap-stale-documents": {"task": REAP_TASK, "schedule": settings.reap_interval_s}},
+    )
+    return celery
+
+
+app = make_celery()
