@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -29,6 +30,8 @@ app = typer.Typer(
 )
 documents_app = typer.Typer(help="List, show and delete ingested documents.", no_args_is_help=True)
 app.add_typer(documents_app, name="documents")
+tasks_app = typer.Typer(help="Follow and cancel ingest tasks of a running stack.", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
 CollectionOption = Annotated[
@@ -80,6 +83,38 @@ def _pipeline() -> Pipeline:
         return Pipeline(load_settings(_root()))
     except (ValidationError, ValueError) as exc:  # a bad value or bad TOML in ragctl.toml, or the environment
         fail(f"The configuration is invalid: {exc}", hint="fix ragctl.toml or the RAG_* environment variables")
+
+
+def load_settings_for(root: Path):
+    from stack.settings import load_settings
+
+    return load_settings(root)
+
+
+def _backend(as_json: bool = False):
+    """("stack", StackClient) when this project's stack runs (or RAGCTL_API_URL names one),
+    else ("embedded", Pipeline).  A project set up for a stack that is down is an error (exit 5)."""
+    from ragctl.output import EXIT_NOT_RUNNING
+    from ragctl.project import project_runtime
+
+    root = _root()
+    api_url = os.environ.get("RAGCTL_API_URL")
+    runtime = project_runtime(root)
+    if not api_url and runtime == "local":
+        from ragctl.runtime.local import read_state
+
+        state = read_state(root)
+        if state is None or not state.running:
+            fail("This project runs as a local stack (ragctl.toml: runtime = \"local\"), and it is not running.",
+                 hint="ragctl up   (or set runtime = \"embedded\" in ragctl.toml to work in-process)",
+                 code="not_running", exit_code=EXIT_NOT_RUNNING, as_json=as_json)
+        api_url = state.api_url
+    if api_url:
+        from ragctl.stack_client import StackClient
+
+        key = load_settings_for(root).api_key
+        return "stack", StackClient(api_url, key.get_secret_value() if key else None)
+    return "embedded", _pipeline()
 
 
 # -- init ------------------------------------------------------------------------------------
@@ -151,6 +186,8 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
     collection: CollectionOption = None,
     force: Annotated[bool, typer.Option("--force", help="Re-ingest files already ingested (same bytes).")] = False,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Stack mode: follow the workers until each "
+                                       "document ends (--no-wait only registers).")] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Parse, chunk, embed and index documents. Exit 1 when any file failed."""
@@ -168,36 +205,98 @@ def ingest(
         init_project(root)
         if not as_json:
             err_console.print(f"Created a new project in {root} (ragctl.toml).")
-    pipeline = _pipeline()
-    try:
-        pipeline.check_model(collection or pipeline.settings.collection)
-    except PipelineError as exc:
-        fail_with(exc, as_json=as_json)
-    if not as_json:
-        err_console.print(f"Mode: [bold]embedded[/] (in-process pipeline, project {root})")
-    results: list[IngestResult] = []
-    with ingest_progress(len(files), enabled=not as_json) as bar:
-        for file in files:
-            with bar.file(file.name) as report:
-                result = pipeline.ingest_file(file, collection=collection, force=force, progress=report)
-            results.append(result)
-            bar.done(result)
-    failed = [r for r in results if r.status == "failed"]
+    mode, backend = _backend(as_json)
+    if mode == "stack":
+        results = _ingest_through_stack(backend, files, collection=collection, replace=force, wait=wait,
+                                        as_json=as_json)
+    else:
+        try:
+            backend.check_model(collection or backend.settings.collection)
+        except PipelineError as exc:
+            fail_with(exc, as_json=as_json)
+        if not as_json:
+            err_console.print(f"Mode: [bold]embedded[/] (in-process pipeline, project {root})")
+        results = []
+        with ingest_progress(len(files), enabled=not as_json) as bar:
+            for file in files:
+                with bar.file(file.name) as report:
+                    result = backend.ingest_file(file, collection=collection, force=force, progress=report)
+                results.append(result)
+                bar.done(result)
+    failed = [r for r in results if r.status in ("failed", "cancelled")]
+    counts = {s: sum(1 for r in results if r.status == s) for s in ("done", "queued", "skipped", "failed", "cancelled")}
     if as_json:
-        print_json({
-            "mode": "embedded",
-            "results": [r.to_dict() for r in results],
-            "summary": {s: sum(1 for r in results if r.status == s) for s in ("done", "skipped", "failed")},
-        })
+        print_json({"mode": mode, "results": [r.to_dict() for r in results], "summary": counts})
     else:
         console.print(results_table(results))
-        done = sum(1 for r in results if r.status == "done")
-        skipped = sum(1 for r in results if r.status == "skipped")
-        console.print(f"{done} ingested, {skipped} skipped, {len(failed)} failed.")
+        console.print(", ".join(f"{n} {label}" for label, n in (
+            ("ingested", counts["done"]), ("queued", counts["queued"]), ("skipped", counts["skipped"]),
+            ("failed", counts["failed"]), ("cancelled", counts["cancelled"])) if n or label in ("ingested", "failed")) + ".")
         if failed:
             console.print("[dim]Failed files harmed nothing else; fix them and run ragctl ingest again.[/]")
     if failed:
         raise typer.Exit(EXIT_ERROR)
+
+
+def _ingest_through_stack(client, files: list[Path], *, collection: str | None, replace: bool, wait: bool,
+                          as_json: bool) -> list[IngestResult]:
+    """Upload every file (the API answers at once), then follow the workers' progress."""
+    from ragctl.render import ingest_progress
+    from stack.pipeline.service import IngestResult
+
+    if not as_json:
+        err_console.print(f"Mode: [bold]stack[/] (API at {client.api_url})")
+    results: dict[str, IngestResult] = {}
+    tasks: dict[str, Path] = {}
+    with ingest_progress(len(files), enabled=not as_json) as bar:
+        for file in files:
+            started = time.perf_counter()
+            result = IngestResult(str(file), file.name, "failed")
+            try:
+                entry = client.upload(file, collection=collection, replace=replace)
+            except PipelineError as exc:
+                if getattr(exc, "exit_code", 1) != 1:
+                    fail_with(exc, as_json=as_json)
+                result.error = exc.to_dict()
+                result.seconds = round(time.perf_counter() - started, 3)
+                results[str(file)] = result
+                bar.done(result)
+                continue
+            result.document_id = entry["document_id"]
+            if entry["duplicate"]:
+                result.status, result.note = "skipped", f"already {entry['status']} (use --force to re-ingest)"
+                results[str(file)] = result
+                bar.done(result)
+            elif not wait:
+                result.status, result.note = "queued", f"task {entry['task_id']}"
+                results[str(file)] = result
+                bar.done(result)
+            else:
+                results[str(file)] = result
+                tasks[entry["task_id"]] = file
+                bar.track(file.name)("queued", 0.0)
+        reports = {task_id: bar.track(file.name) for task_id, file in tasks.items()}
+        finished = set()
+
+        def update(record) -> None:
+            file = tasks[record.task_id]
+            reports[record.task_id](record.status, record.progress)
+            if record.status in ("done", "failed", "cancelled") and record.task_id not in finished:
+                finished.add(record.task_id)
+                result = results[str(file)]
+                result.status, result.chunks, result.format = record.status, record.chunks, record.format
+                result.seconds = round(sum(record.timings.values()), 3)
+                if record.error:
+                    result.error = {"code": record.error_code, "message": record.error, "hint": None}
+                bar.untrack(file.name)
+                bar.done(result)
+
+        if tasks:
+            try:
+                client.wait(list(tasks), update)
+            except PipelineError as exc:
+                fail_with(exc, as_json=as_json)
+    return [results[str(file)] for file in files]
 
 
 # -- search / ask ----------------------------------------------------------------------------
@@ -214,9 +313,9 @@ def search(
 
     if mode not in ("hybrid", "bm25", "dense"):
         fail(f"Unknown mode '{mode}'.", hint="use --mode hybrid, bm25 or dense", exit_code=2, as_json=as_json)
-    pipeline = _pipeline()
+    _, backend = _backend(as_json)
     try:
-        hits = pipeline.search(query, collection=collection, top_k=top_k, mode=mode)
+        hits = backend.search(query, collection=collection, top_k=top_k, mode=mode)
     except PipelineError as exc:
         fail_with(exc, as_json=as_json)
     if as_json:
@@ -233,12 +332,12 @@ def ask(
     collection: CollectionOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Answer a question from the ingested documents, citing sources as [n]."""
+    """Answer a question from the ingested documents, citing sources as \\[n]."""
     from ragctl.render import print_answer
 
-    pipeline = _pipeline()
+    _, backend = _backend(as_json)
     try:
-        answer = pipeline.ask(question, collection=collection, top_k=top_k)
+        answer = backend.ask(question, collection=collection, top_k=top_k)
     except PipelineError as exc:
         fail_with(exc, as_json=as_json)
     if as_json:
@@ -257,11 +356,16 @@ def documents_list(
     """List ingested documents."""
     from ragctl.render import documents_table
 
-    records = _pipeline().documents(collection=collection, status=status)
+    _, backend = _backend(as_json)
+    try:
+        records = backend.documents(collection=collection, status=status)
+    except PipelineError as exc:
+        fail_with(exc, as_json=as_json)
     if as_json:
         print_json([
-            {"id": r.id, "file_name": r.file_name, "status": r.status, "chunks": r.chunks,
-             "collection": r.collection, "format": r.format, "size": r.size, "error": r.error}
+            {"id": r.id, "file_name": r.file_name, "status": r.status, "chunks": r.chunks, "progress": r.progress,
+             "collection": r.collection, "format": r.format, "size": r.size, "error": r.error,
+             "task_id": r.task_id}
             for r in records])
     else:
         console.print(documents_table(records) if records else "No documents yet. Next: ragctl ingest FILE")
@@ -277,13 +381,13 @@ def documents_show(
     """Show one document: its record, timings and (with --chunks) its chunks."""
     from ragctl.render import print_document
 
-    pipeline = _pipeline()
+    _, backend = _backend(as_json)
     try:
-        record = pipeline.document(document_id, collection=collection)
-        rows = pipeline.chunks_of(record) if chunks and record.status == "done" else []
+        record = backend.document(document_id, collection=collection)
+        rows = backend.chunks_of(record) if chunks and record.status == "done" else []
     except PipelineError as exc:
         fail_with(exc, as_json=as_json)
-    extracted = pipeline.settings.extracted_path / f"{record.id}.txt"
+    extracted = load_settings_for(_root()).extracted_path / f"{record.id}.txt"
     if as_json:
         data = record.to_dict() | {"extracted_text": str(extracted) if extracted.exists() else None}
         if chunks:
@@ -301,17 +405,75 @@ def documents_delete(
     as_json: JsonOption = False,
 ) -> None:
     """Delete a document: its vectors, lexical entries, stored file and extracted text."""
-    pipeline = _pipeline()
+    _, backend = _backend(as_json)
     try:
-        record = pipeline.document(document_id, collection=collection)
+        record = backend.document(document_id, collection=collection)
         confirm(f"Delete {record.file_name} ({record.id[:12]}, {record.chunks} chunks)?", yes=yes, as_json=as_json)
-        pipeline.delete_document(record.id, collection=record.collection)
+        backend.delete_document(record.id, collection=record.collection)
     except PipelineError as exc:
         fail_with(exc, as_json=as_json)
     if as_json:
         print_json({"deleted": record.id, "file_name": record.file_name})
     else:
         console.print(f"Deleted {record.file_name} ({record.id[:12]}).")
+
+
+@documents_app.command("retry")
+def documents_retry(
+    document_id: Annotated[str, typer.Argument(help="Document id (or its first 8+ characters).")],
+    collection: CollectionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Queue a failed or cancelled document again (stack mode)."""
+    client = _stack_only("documents retry", as_json)
+    try:
+        entry = client.retry(document_id, collection=collection)
+    except PipelineError as exc:
+        fail_with(exc, as_json=as_json)
+    if as_json:
+        print_json(entry)
+    else:
+        console.print(f"Queued {entry['file_name']} again: task {entry['task_id']}.")
+
+
+def _stack_only(command: str, as_json: bool):
+    mode, backend = _backend(as_json)
+    if mode != "stack":
+        fail(f"{command} needs a running stack; this project works in embedded mode.",
+             hint="ragctl up --runtime local", exit_code=5, as_json=as_json)
+    return backend
+
+
+# -- tasks -----------------------------------------------------------------------------------
+@tasks_app.command("show")
+def tasks_show(task_id: Annotated[str, typer.Argument(help="Task id (from ingest --no-wait).")],
+               as_json: JsonOption = False) -> None:
+    """Where a task stands: status, progress, stage log, error, worker."""
+    from ragctl.render import print_document
+
+    client = _stack_only("tasks show", as_json)
+    try:
+        record = client.task(task_id)
+    except PipelineError as exc:
+        fail_with(exc, as_json=as_json)
+    if as_json:
+        print_json(record.to_dict())
+    else:
+        print_document(record, None, [])
+
+
+@tasks_app.command("cancel")
+def tasks_cancel(task_id: Annotated[str, typer.Argument(help="Task id.")], as_json: JsonOption = False) -> None:
+    """Cancel a task: a queued one never starts, a running one stops at its next stage or batch."""
+    client = _stack_only("tasks cancel", as_json)
+    try:
+        record = client.cancel(task_id)
+    except PipelineError as exc:
+        fail_with(exc, as_json=as_json)
+    if as_json:
+        print_json(record.to_dict())
+    else:
+        console.print(f"Cancel requested for {record.file_name}: now {record.status}.")
 
 
 # -- reindex ---------------------------------------------------------------------------------
@@ -324,7 +486,10 @@ def reindex(
     """Re-embed every document of a collection with the configured embedding model."""
     from ragctl.render import ingest_progress, results_table
 
-    pipeline = _pipeline()
+    mode, pipeline = _backend(as_json)
+    if mode == "stack":
+        fail("reindex runs in embedded mode only for now: stop the stack first (ragctl down), reindex, then "
+             "ragctl up.", hint="ragctl down && ragctl reindex && ragctl up", exit_code=2, as_json=as_json)
     name = collection or pipeline.settings.collection
     records = pipeline.documents(collection=name)
     confirm(
@@ -347,6 +512,15 @@ def reindex(
                       f"{pipeline.settings.embed_model}; nothing to do.")
     if failed:
         raise typer.Exit(EXIT_ERROR)
+
+
+def _register_stack_commands() -> None:
+    from ragctl.commands import stack
+
+    stack.register(app)
+
+
+_register_stack_commands()
 
 
 def main() -> None:

@@ -43,7 +43,8 @@ def fail_with(exc: Exception, *, as_json: bool = False) -> NoReturn:
     from stack.pipeline.errors import PipelineError
 
     if isinstance(exc, PipelineError):
-        fail(exc.message, hint=exc.hint, code=exc.code, as_json=as_json)
+        fail(exc.message, hint=exc.hint, code=exc.code, exit_code=getattr(exc, "exit_code", EXIT_ERROR),
+             as_json=as_json)
     fail(str(exc), as_json=as_json)
 
 

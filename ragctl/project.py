@@ -39,3 +39,14 @@ def init_project(root: Path, settings: dict | None = None, *, runtime: str = "em
         encoding="utf-8",
     )
     return path
+
+
+def project_runtime(root: Path) -> str:
+    """How the project runs: "embedded" (in the CLI process, the default), "local" or "docker"."""
+    path = root / CONFIG_NAME
+    if not path.is_file():
+        return "embedded"
+    import tomllib
+
+    with path.open("rb") as handle:
+        return tomllib.load(handle).get("project", {}).get("runtime", "embedded")

@@ -34,19 +34,30 @@ class IngestProgress:
         )
         self.total = total
         self.count = 0
+        self._bars: dict[str, int] = {}
         self.overall = self.progress.add_task("all files", total=total, stage="")
 
-    @contextmanager
-    def file(self, name: str) -> Iterator:
+    def track(self, name: str):
+        """A bar for one file; returns ``report(stage, fraction)``.  Several may run at once."""
         task = self.progress.add_task(f"  {escape(name)}", total=1.0, stage="queued")
+        self._bars[name] = task
 
         def report(stage: str, fraction: float) -> None:
             self.progress.update(task, completed=fraction, stage=stage)
 
-        try:
-            yield report
-        finally:
+        return report
+
+    def untrack(self, name: str) -> None:
+        task = self._bars.pop(name, None)
+        if task is not None:
             self.progress.remove_task(task)
+
+    @contextmanager
+    def file(self, name: str) -> Iterator:
+        try:
+            yield self.track(name)
+        finally:
+            self.untrack(name)
 
     def done(self, result) -> None:
         self.count += 1

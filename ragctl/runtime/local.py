@@ -856,7 +856,12 @@ class LocalRuntime:
             return False
         except Exception:  # noqa: BLE001 - httpx errors: not ready yet
             return False
-        # Workers and beat: the supervisor marks them running once they stayed up for a moment.
+        if service.name.startswith("worker-"):
+            # Celery prints "<name>@<host> ready." once it is connected and consuming.
+            lines = _tail(self.logs_dir / f"{service.name}.log", 400)
+            starts = [i for i, line in enumerate(lines) if line.startswith("=== ") and "ragctl: starting" in line]
+            return any(line.rstrip().endswith(" ready.") for line in lines[starts[-1] if starts else 0:])
+        # Beat: the supervisor marks it running once it stayed up for a moment.
         return service.state == "running"
 
     def _stop_leftovers(self, raw: dict[str, Any] | None = None) -> None:

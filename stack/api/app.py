@@ -224,6 +224,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """One document (its id, or the first 8+ characters of it)."""
         return document_out(find(document_id, collection))
 
+    @app.get("/api/documents/{document_id}/chunks", response_model=list[schemas.ChunkOut], dependencies=auth,
+             responses=ERRORS, tags=["documents"])
+    def document_chunks(document_id: str, collection: str | None = None):
+        """The chunks of a done document, in order, with their provenance."""
+        record = find(document_id, collection)
+        if record.status != "done":
+            return []
+        return [{"chunk_id": cid, "text": text, "page": meta.get("page"), "section": meta.get("section")}
+                for cid, text, meta in pipeline.chunks_of(record)]
+
     @app.delete("/api/documents/{document_id}", dependencies=auth, responses=ERRORS, tags=["documents"])
     def delete_document(document_id: str, collection: str | None = None) -> dict[str, str]:
         """Delete a document: vectors, lexical entries, stored file, extracted text and record."""

@@ -60,6 +60,13 @@ class UploadResponse(BaseModel):
     documents: list[Registered]
 
 
+class ChunkOut(BaseModel):
+    chunk_id: str
+    text: str
+    page: int | None = None
+    section: str | None = None
+
+
 class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=4000)
     top_k: int | None = Field(default=None, ge=1, le=100)

@@ -1,0 +1,245 @@
+"""The local runtime with real processes on loopback: redis-server, the Chroma server, the uvicorn
+API, a Celery worker and beat, supervised by ``python -m ragctl.runtime.supervisor``.
+
+Every wait is bounded; every stack is stopped by a fixture finalizer.  Ports are ``0`` (free ones)
+except where a test takes a port on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from ragctl.runtime.local import LocalRuntime, is_our_process, load_state_file, pid_alive, read_state
+
+pytestmark = pytest.mark.timeout(300)
+
+if shutil.which("redis-server") is None:
+    reason = "redis-server not installed (apt-get install redis-server)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason + " (CI=true: the local runtime suite must run)", allow_module_level=True)
+    pytest.skip(reason, allow_module_level=True)
+
+runner = CliRunner()
+FREE_PORTS = "[local]\napi_port = 0\nredis_port = 0\nchroma_port = 0\nflower_port = 0\n"
+
+
+def _app() -> typer.Typer:
+    """The ragctl app with the stack commands (registered here too until ragctl/cli.py does it)."""
+    from ragctl.cli import app
+
+    names = {command.name or (command.callback.__name__ if command.callback else "")
+             for command in app.registered_commands}
+    if "up" not in names:
+        from ragctl.commands import stack
+
+        stack.register(app)
+    return app
+
+
+def ragctl(project: Path, *args: str):
+    return runner.invoke(_app(), ["--project", str(project), *args], catch_exceptions=False)
+
+
+def output(result) -> str:
+    return result.stdout + (result.stderr or "")
+
+
+def make_project(root: Path, extra: str = "") -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "ragctl.toml").write_text('# test project\n[project]\nname = "t"\n\n' + FREE_PORTS + extra)
+    return root
+
+
+def our_pids(project: Path) -> list[int]:
+    raw = load_state_file(project) or {}
+    pids = [raw.get("supervisor_pid")] + [s.get("pid") for s in raw.get("services", [])]
+    return [pid for pid in pids if pid]
+
+
+def wait_until(predicate, timeout_s: float, step_s: float = 0.2):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step_s)
+    return predicate()
+
+
+@pytest.fixture(scope="module")
+def stack_project(tmp_path_factory):
+    project = make_project(tmp_path_factory.mktemp("local-runtime") / "proj")
+    result = ragctl(project, "up", "--runtime", "local", "--workers", "1", "--wait", "120", "--json")
+    pids = our_pids(project)
+    try:
+        assert result.exit_code == 0, output(result) + _logs(project)
+        yield project
+    finally:
+        LocalRuntime(project).down()
+        for pid in pids:
+            assert not pid_alive(pid), f"pid {pid} survived down"
+
+
+def _logs(project: Path) -> str:
+    text = ""
+    for log in sorted((project / "logs").glob("*.log")):
+        text += f"\n--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+    return text
+
+
+def services(project: Path) -> dict[str, dict]:
+    result = ragctl(project, "ps", "--json")
+    assert result.exit_code == 0, output(result)
+    return {row["service"]: row for row in json.loads(result.stdout)}
+
+
+# -- one stack, in order: up, status, restart, crash, down -----------------------------------
+def test_up_starts_every_service_and_the_api_answers(stack_project):
+    rows = services(stack_project)
+    assert set(rows) == {"redis", "chroma", "api", "worker-1", "beat"}
+    for row in rows.values():
+        assert row["state"] == "running" and pid_alive(row["pid"]), row
+
+    status = ragctl(stack_project, "status", "--json")
+    assert status.exit_code == 0, output(status)
+    data = json.loads(status.stdout)
+    assert data["running"] is True and data["mode"] == "stack"
+    assert data["api_url"].startswith("http://127.0.0.1:")
+    assert httpx.get(data["api_url"] + "/api/health", timeout=5).status_code == 200
+
+    toml = (stack_project / "ragctl.toml").read_text()
+    assert 'runtime = "local"' in toml and "# test project" in toml and "api_port = 0" in toml
+    env = (stack_project / ".env").read_text()
+    assert "RAG_API_KEY=" in env and len(env.split("RAG_API_KEY=")[1].split()[0]) >= 32
+    assert (stack_project / ".env").stat().st_mode & 0o077 == 0
+    assert "appendonly yes" in (stack_project / "run" / "redis.conf").read_text()
+
+
+def test_up_again_is_idempotent(stack_project):
+    before = {name: row["pid"] for name, row in services(stack_project).items()}
+    result = ragctl(stack_project, "up", "--runtime", "local", "--json")
+    assert result.exit_code == 0, output(result)
+    assert json.loads(result.stdout)["already_running"] is True
+    assert {name: row["pid"] for name, row in services(stack_project).items()} == before
+
+
+def test_restart_gives_the_service_a_new_pid_and_keeps_the_others(stack_project):
+    before = {name: row["pid"] for name, row in services(stack_project).items()}
+    result = ragctl(stack_project, "restart", "worker-1", "--json")
+    assert result.exit_code == 0, output(result)
+    after = {name: row["pid"] for name, row in services(stack_project).items()}
+    assert after["worker-1"] != before["worker-1"] and pid_alive(after["worker-1"])
+    assert not pid_alive(before["worker-1"])
+    assert {k: v for k, v in after.items() if k != "worker-1"} == {
+        k: v for k, v in before.items() if k != "worker-1"}
+
+
+def test_a_killed_service_is_restarted_by_the_supervisor(stack_project):
+    before = services(stack_project)["api"]
+    os.kill(before["pid"], signal.SIGKILL)
+
+    def back():
+        row = services(stack_project)["api"]
+        return row if row["pid"] and row["pid"] != before["pid"] and row["state"] == "running" else None
+
+    row = wait_until(back, 15)
+    assert row, services(stack_project)
+    assert row["restarts"] == before["restarts"] + 1 == 1
+    api_url = read_state(stack_project).api_url
+    assert wait_until(lambda: _health(api_url), 30), _logs(stack_project)
+
+
+def _health(url: str) -> bool:
+    try:
+        return httpx.get(url + "/api/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_logs_show_the_service_output(stack_project):
+    result = ragctl(stack_project, "logs", "api", "-n", "50")
+    assert result.exit_code == 0
+    assert "ragctl: starting api" in result.stdout
+    assert ragctl(stack_project, "logs", "nosuch").exit_code == 1
+
+
+def test_down_stops_everything_then_volumes_empty_data(stack_project):
+    pids = our_pids(stack_project)
+    assert len(pids) == 6
+    result = ragctl(stack_project, "down", "--json")
+    assert result.exit_code == 0, output(result)
+    assert all(not pid_alive(pid) for pid in pids)
+    assert read_state(stack_project) is None
+    assert ragctl(stack_project, "ps", "--json").exit_code == 5
+    assert json.loads(ragctl(stack_project, "status", "--json").stdout)["running"] is False
+    assert any((stack_project / "data").iterdir())  # data kept by a plain down
+
+    assert ragctl(stack_project, "down", "--volumes").exit_code == 6  # no TTY, no --yes
+    assert any((stack_project / "data").iterdir())
+    result = ragctl(stack_project, "down", "--volumes", "--yes", "--json")
+    assert result.exit_code == 0, output(result)
+    assert list((stack_project / "data").iterdir()) == []
+
+
+# -- pre-flight ------------------------------------------------------------------------------
+def test_a_taken_port_fails_preflight_naming_it(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        project = make_project(tmp_path / "proj", "")
+        toml = project / "ragctl.toml"
+        toml.write_text(toml.read_text().replace("api_port = 0", f"api_port = {port}"))
+        try:
+            result = ragctl(project, "up", "--runtime", "local", "--workers", "1")
+        finally:
+            LocalRuntime(project).down()
+    assert result.exit_code == 4, output(result)
+    text = " ".join(output(result).split())
+    assert f"Port {port}" in text and "api_port" in text
+    assert f"pid {os.getpid()}" in text  # who holds it
+    assert read_state(project) is None and not our_pids(project)
+
+
+def test_missing_redis_server_names_the_debian_package(tmp_path, monkeypatch):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    project = make_project(tmp_path / "proj")
+    try:
+        result = ragctl(project, "up", "--runtime", "local")
+    finally:
+        LocalRuntime(project).down()
+    assert result.exit_code == 4, output(result)
+    assert "apt-get install redis-server" in " ".join(output(result).split())
+
+
+def test_docker_runtime_is_not_available_yet(tmp_path):
+    result = ragctl(make_project(tmp_path / "proj"), "up", "--runtime", "docker")
+    assert result.exit_code == 2
+    assert "not yet available" in output(result)
+
+
+def test_only_our_processes_are_ever_signalled(tmp_path):
+    project = make_project(tmp_path / "proj")
+    (project / "run").mkdir()
+    # A state file naming this test process (not a supervisor, not a service of ours).
+    (project / "run" / "state.json").write_text(json.dumps({
+        "supervisor_pid": os.getpid(), "project_root": str(project), "urls": {},
+        "services": [{"name": "api", "pid": os.getpid(), "markers": ["uvicorn"], "group": 2}],
+    }))
+    assert read_state(project) is None
+    assert not is_our_process(os.getpid(), ["uvicorn"])
+    LocalRuntime(project).down()  # must not signal us
+    assert pid_alive(os.getpid())
