@@ -125,11 +125,11 @@ def register(app: typer.Typer) -> None:
         rt = LocalRuntime(root)
         already = rt.state() is not None
         try:
-            if not already:
-                record_runtime(root, "local")
             services = _up_with_progress(rt, workers=workers, flower=flower, wait=wait, as_json=as_json)
         except LocalRuntimeError as exc:
             _fail_runtime(exc, as_json=as_json)
+        # Recorded once the stack answers: a failed pre-flight leaves an embedded project embedded.
+        record_runtime(root, "local")
         status = rt.status()
         if as_json:
             print_json({**status.to_dict(), "already_running": already,
