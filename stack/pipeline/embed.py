@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from stack.pipeline.errors import PipelineError
+from stack.pipeline.errors import Cancelled, PipelineError
 
 #: Names under which users know the packaged default.
 PACKAGED_MODEL_NAMES = {
@@ -21,10 +21,6 @@ PACKAGED_MODEL_NAMES = {
     "all-minilm-l6-v2",
     "sentence-transformers/all-minilm-l6-v2",
 }
-
-
-class EmbeddingCancelled(PipelineError):
-    code = "cancelled"
 
 
 def resolve_model_path(name: str) -> str:
@@ -112,7 +108,7 @@ class Embedder:
         vectors = []
         for start in range(0, len(texts), self.batch_size):
             if should_cancel is not None and should_cancel():
-                raise EmbeddingCancelled("Embedding was cancelled.")
+                raise Cancelled("Ingest was cancelled while embedding.")
             batch = list(texts[start : start + self.batch_size])
             vectors.append(
                 self.model.encode(

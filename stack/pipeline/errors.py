@@ -70,3 +70,9 @@ class NotFound(PipelineError):
 class StoreUnavailable(PipelineError):
     code = "store_unavailable"
     transient = True
+
+
+class Cancelled(PipelineError):
+    """The caller asked to stop (checked between stages and embedding batches)."""
+
+    code = "cancelled"

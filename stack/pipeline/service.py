@@ -20,7 +20,7 @@ from stack.pipeline.answer import Answer, extractive_answer, llm_answer
 from stack.pipeline.catalog import Catalog, DocumentRecord
 from stack.pipeline.chunk import Chunk, chunk_document
 from stack.pipeline.document import ParsedDocument
-from stack.pipeline.errors import CorruptDocument, NotFound, PipelineError
+from stack.pipeline.errors import Cancelled, CorruptDocument, NotFound, PipelineError
 from stack.pipeline.parsers import check_size
 from stack.pipeline.retrieve import Hit, default_fusion_weights, hybrid_search
 from stack.settings import Settings
@@ -31,10 +31,6 @@ CancelCheck = Callable[[], bool]
 
 # Share of a document's work each stage ends at, for one progress value per document.
 _STAGE_END = {"parsing": 0.15, "chunking": 0.2, "embedding": 0.9, "storing": 1.0}
-
-
-class Cancelled(PipelineError):
-    code = "cancelled"
 
 
 @dataclass

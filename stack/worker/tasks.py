@@ -112,7 +112,11 @@ def _limits(task_id: str, soft_limit_s: float):
                 f"The {state['stage']} stage ran past its limit of {soft_limit_s:.0f} s.",
                 hint="raise RAG_STAGE_SOFT_LIMIT_S for very large documents, or split the document",
             )
-        return coordination.cancel_requested(r, task_id)
+        try:
+            return coordination.cancel_requested(r, task_id)
+        except Exception as exc:  # noqa: BLE001 - Redis restarting: keep working, ask again next batch
+            log.warning("could not read the cancel flag: %s", exc)
+            return False
 
     return on_progress, should_cancel
 
