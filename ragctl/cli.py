@@ -99,16 +99,17 @@ def _backend(as_json: bool = False):
 
     root = _root()
     api_url = os.environ.get("RAGCTL_API_URL")
-    runtime = project_runtime(root)
-    if not api_url and runtime == "local":
+    if not api_url:
         from ragctl.runtime.local import read_state
 
+        # A running stack is always used: writing around it would split the project's data.
         state = read_state(root)
-        if state is None or not state.running:
+        if state is not None and state.running:
+            api_url = state.api_url
+        elif project_runtime(root) == "local":
             fail("This project runs as a local stack (ragctl.toml: runtime = \"local\"), and it is not running.",
                  hint="ragctl up   (or set runtime = \"embedded\" in ragctl.toml to work in-process)",
                  code="not_running", exit_code=EXIT_NOT_RUNNING, as_json=as_json)
-        api_url = state.api_url
     if api_url:
         from ragctl.stack_client import StackClient
 

@@ -287,7 +287,8 @@ class Pipeline:
     # -- questions ------------------------------------------------------------------------
     def search(self, query: str, *, collection: str | None = None, top_k: int | None = None, mode: str = "hybrid") -> list[Hit]:
         collection = self._collection(collection)
-        self.check_model(collection)
+        if self.check_model(collection) is None:
+            return []  # nothing was ever stored in this collection; never create it by searching
         s = self.settings
         weights = default_fusion_weights(s.embed_model, s.dense_weight_korean, s.dense_weight_other)
         return hybrid_search(
