@@ -520,7 +520,7 @@ class LocalRuntime:
         specs = [
             ServiceSpec("redis", [redis_server, str(self.run_dir / "redis.conf")], ports["redis_port"],
                         ["redis-server"], [], 0, log("redis"), f"redis://127.0.0.1:{ports['redis_port']}/0"),
-            ServiceSpec("chroma", [chroma_bin, "run", "--path", str(self.data_dir / "chroma-server"),
+            ServiceSpec("chroma", [chroma_bin, "run", "--path", str(self.data_dir / "chroma"),
                                    "--host", "127.0.0.1", "--port", str(ports["chroma_port"])],
                         ports["chroma_port"], ["chroma"], [], 1, log("chroma"),
                         f"http://127.0.0.1:{ports['chroma_port']}"),
@@ -557,7 +557,7 @@ class LocalRuntime:
             return running.services
         self._stop_leftovers()
         specs = self.preflight(workers, flower)
-        for folder in (self.run_dir, self.logs_dir, self.data_dir / "redis", self.data_dir / "chroma-server"):
+        for folder in (self.run_dir, self.logs_dir, self.data_dir / "redis", self.data_dir / "chroma"):
             folder.mkdir(parents=True, exist_ok=True)
         ensure_dotenv_value(self.project_root, "RAG_API_KEY", lambda: secrets.token_urlsafe(32))
         if flower:

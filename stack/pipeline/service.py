@@ -185,9 +185,11 @@ class Pipeline:
             result.error = exc.to_dict()
             if record is not None:
                 self._undo(record)
+                deleted = self.catalog.get(collection, record.id) is None  # deleted while it ran: stay gone
                 record.status, record.error_code, record.error = result.status, exc.code, exc.message
                 record.note(f"{result.status}: {exc.message}")
-                self.catalog.upsert(record)
+                if not deleted:
+                    self.catalog.upsert(record)
         finally:
             result.seconds = round(time.perf_counter() - started, 3)
         return result

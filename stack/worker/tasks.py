@@ -95,16 +95,22 @@ def document_heartbeat(collection: str, document_id: str, worker: str, hard_limi
         _current["document"] = None
 
 
-def _limits(task_id: str, soft_limit_s: float):
-    """should_cancel for the pipeline: the cancel flag, and the per-stage soft limit."""
+def _limits(task, soft_limit_s: float):
+    """progress and should_cancel for the pipeline: Celery task state on each new stage (what
+    Flower shows), the cancel flag, and the per-stage soft limit."""
     from stack.pipeline.errors import PipelineError
 
     r = _redis()
+    task_id = task.request.id
     state = {"stage": None, "since": time.monotonic()}
 
     def on_progress(stage: str, fraction: float) -> None:
         if stage != state["stage"]:
             state["stage"], state["since"] = stage, time.monotonic()
+            try:
+                task.update_state(state=stage.upper(), meta={"stage": stage, "progress": fraction})
+            except Exception as exc:  # noqa: BLE001 - the status record is the source of truth
+                log.warning("could not update the task state: %s", exc)
 
     def should_cancel() -> bool:
         if state["stage"] and time.monotonic() - state["since"] > soft_limit_s:
@@ -143,7 +149,7 @@ def ingest_document(self, collection: str, document_id: str, path: str, file_nam
     record.note(f"picked up by {worker}" + (f" (attempt {record.attempts + 1})" if record.attempts else ""))
     catalog.upsert(record)
     settings = p.settings
-    on_progress, should_cancel = _limits(self.request.id, settings.stage_soft_limit_s)
+    on_progress, should_cancel = _limits(self, settings.stage_soft_limit_s)
     with document_heartbeat(collection, document_id, worker, settings.task_hard_limit_s):
         result = p.ingest_file(
             Path(path), collection=collection, force=True, display_name=file_name,

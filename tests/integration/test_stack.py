@@ -242,3 +242,23 @@ def test_openapi_schema_holds_with_zero_server_errors(stack):
     ]
     out = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
+
+
+def test_a_project_moves_from_embedded_to_the_stack_with_its_documents(tmp_path, make_pipeline):
+    root = tmp_path / "moving"
+    root.mkdir()
+    (root / "ragctl.toml").write_text('[project]\nname = "moving"\n' + SETTINGS, encoding="utf-8")
+    embedded = make_pipeline(root)
+    assert embedded.ingest_file(SAMPLES / "휴가_규정.hwpx").status == "done"
+    del embedded  # the persistent client lets go of data/chroma before the server takes it
+    import gc
+
+    gc.collect()
+    stack = Stack(root)
+    try:
+        hits = stack.http.post("/api/search", json={"query": "연차 휴가 일수"}).json()["hits"]
+        assert hits and hits[0]["file"] == "휴가_규정.hwpx"
+        again = stack.upload(SAMPLES / "휴가_규정.hwpx")[0]
+        assert again["duplicate"] and again["status"] == "done"
+    finally:
+        stack.runtime.down()
