@@ -19,6 +19,7 @@ from stack import coordination
 from stack.api import schemas
 from stack.api.metrics import ApiMetrics
 from stack.api.uploads import UploadError, move_into_place, receive_form
+from stack.pipeline.answer import Answer
 from stack.pipeline.catalog import IN_PROGRESS, DocumentRecord
 from stack.pipeline.errors import ModelMismatch, NotFound, PipelineError, StoreUnavailable, UnsupportedFormat
 from stack.settings import Settings, service_settings
@@ -295,7 +296,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"query": body.query, "mode": body.mode,
                 "hits": [{"rank": i, **h.to_dict()} for i, h in enumerate(hits, start=1)]}
 
-    @app.post("/api/ask", response_model=schemas.AnswerOut, dependencies=auth, responses=ERRORS,
+    @app.post("/api/ask", response_model=Answer, dependencies=auth, responses=ERRORS,
               tags=["questions"])
     def ask(body: schemas.AskRequest):
         """An answer with sources [n] (same JSON as ``ragctl ask --json``); ``stream`` gives SSE with an LLM."""

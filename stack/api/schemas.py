@@ -100,26 +100,6 @@ class AskRequest(BaseModel):
     stream: bool = Field(default=False, description="Server-sent events when an LLM is configured.")
 
 
-class SourceOut(BaseModel):
-    n: int
-    file: str
-    location: str
-    page: int | None
-    section: str | None
-    document_id: str
-    chunk_id: str
-    score: float
-    text: str
-
-
-class AnswerOut(BaseModel):
-    question: str
-    answer: str
-    mode: Literal["llm", "extractive"]
-    sources: list[SourceOut]
-    model: str | None = None
-
-
 class Health(BaseModel):
     status: Literal["ok"]
 
