@@ -185,7 +185,8 @@ class Pipeline:
             result.error = exc.to_dict()
             if record is not None:
                 self._undo(record)
-                deleted = self.catalog.get(collection, record.id) is None  # deleted while it ran: stay gone
+                # A record that was written and is gone now was deleted while it ran: it stays gone.
+                deleted = record.updated_at > 0 and self.catalog.get(collection, record.id) is None
                 record.status, record.error_code, record.error = result.status, exc.code, exc.message
                 record.note(f"{result.status}: {exc.message}")
                 if not deleted:
