@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     embed_model: str = _env("RAG_EMBED_MODEL", default=DEFAULT_EMBED_MODEL)
     device: str = _env("RAG_DEVICE", default="auto")
     embed_batch_size: int = _env("RAG_EMBED_BATCH_SIZE", default=32, gt=0)
+    #: CPU threads torch may use in this process (None: torch's default, all cores).  The local
+    #: runtime gives each of N workers cores/N, so that they do not fight over the same cores.
+    torch_threads: int | None = _env("RAG_TORCH_THREADS", default=None, gt=0)
 
     # Vector store: a persistent folder under data/ unless CHROMA_URL names a Chroma server.
     chroma_url: str | None = _env("CHROMA_URL", default=None)

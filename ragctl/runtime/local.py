@@ -529,12 +529,15 @@ class LocalRuntime:
                         ports["api_port"], ["uvicorn"], ["redis", "chroma"], 2, log("api"),
                         f"http://127.0.0.1:{ports['api_port']}"),
         ]
+        # Workers share the machine's cores rather than each asking torch for all of them.
+        torch_threads = os.environ.get("RAG_TORCH_THREADS") or str(max(1, (os.cpu_count() or 1) // max(1, workers)))
         for i in range(1, workers + 1):
             specs.append(ServiceSpec(
                 f"worker-{i}",
                 [python, "-m", "celery", "-A", worker_app, "worker", "--pool", "threads", "--concurrency", "1",
                  "-n", f"worker-{i}@%h", "-Q", "ingest,celery", "--loglevel", "INFO"],
-                None, ["celery"], ["redis", "chroma"], 2, log(f"worker-{i}")))
+                None, ["celery"], ["redis", "chroma"], 2, log(f"worker-{i}"),
+                env={"RAG_TORCH_THREADS": torch_threads}))
         specs.append(ServiceSpec(
             "beat", [python, "-m", "celery", "-A", worker_app, "beat", "--schedule",
                      str(self.data_dir / "celerybeat-schedule"), "--loglevel", "INFO"],

@@ -52,6 +52,7 @@ class Embedder:
     model_name: str
     device: str = "auto"
     batch_size: int = 32
+    torch_threads: int | None = None
 
     @cached_property
     def model(self):
@@ -62,6 +63,10 @@ class Embedder:
         # Chunking counts tokens of whole sentences on purpose; the "longer than the maximum
         # sequence length" warning that follows is noise.
         transformers_logging.set_verbosity_error()
+        if self.torch_threads:
+            import torch
+
+            torch.set_num_threads(self.torch_threads)
         path = resolve_model_path(self.model_name)
         local_only = Path(path).exists()
         try:
@@ -126,14 +131,15 @@ class Embedder:
         return np.concatenate(vectors).astype("float32", copy=False)
 
 
-_cache: dict[tuple[str, str, int], Embedder] = {}
+_cache: dict[tuple[str, str, int, int | None], Embedder] = {}
 _lock = threading.Lock()
 
 
-def get_embedder(model_name: str, device: str = "auto", batch_size: int = 32) -> Embedder:
+def get_embedder(model_name: str, device: str = "auto", batch_size: int = 32,
+                 torch_threads: int | None = None) -> Embedder:
     """One Embedder (and one loaded model) per process and configuration."""
-    key = (model_name, device, batch_size)
+    key = (model_name, device, batch_size, torch_threads)
     with _lock:
         if key not in _cache:
-            _cache[key] = Embedder(model_name, device=device, batch_size=batch_size)
+            _cache[key] = Embedder(model_name, device=device, batch_size=batch_size, torch_threads=torch_threads)
         return _cache[key]

@@ -68,7 +68,7 @@ class Pipeline:
         from stack.pipeline.embed import get_embedder
 
         s = self.settings
-        return get_embedder(s.embed_model, s.device, s.embed_batch_size)
+        return get_embedder(s.embed_model, s.device, s.embed_batch_size, s.torch_threads)
 
     @cached_property
     def chroma(self):
