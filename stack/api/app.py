@@ -112,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                status_url=f"/api/tasks/{record.task_id}")
 
     def enqueue(record: DocumentRecord) -> str:
-        from stack.worker.tasks import enqueue as send
+        from stack.worker.app import enqueue as send
 
         try:
             return send(pipeline.catalog, record, record.stored_path or "")

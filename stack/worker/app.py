@@ -6,6 +6,8 @@ when they first run, inside the worker process (never CUDA before a fork).
 
 from __future__ import annotations
 
+import uuid
+
 from celery import Celery
 
 from stack.settings import service_settings
@@ -40,3 +42,18 @@ def make_celery(settings=None) -> Celery:
 
 
 app = make_celery()
+
+
+def enqueue(catalog, record, path: str) -> str:
+    """Give ``record`` a new task id, mark it queued and send its ingest task.  Returns the id.
+
+    The record is written first, so the worker that takes the task always finds it."""
+    task_id = str(uuid.uuid4())
+    record.task_id, record.status, record.progress = task_id, "queued", 0.0
+    catalog.upsert(record)
+    app.send_task(
+        INGEST_TASK, kwargs={"collection": record.collection, "document_id": record.id, "path": path,
+                             "file_name": record.file_name},
+        task_id=task_id, queue=INGEST_QUEUE,
+    )
+    return task_id

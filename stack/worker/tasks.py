@@ -6,7 +6,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -15,7 +14,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 from stack import coordination
 from stack.settings import service_settings
-from stack.worker.app import INGEST_QUEUE, INGEST_TASK, REAP_TASK, app
+from stack.worker.app import INGEST_TASK, REAP_TASK, app, enqueue
 
 log = logging.getLogger("ragctl.worker")
 HEARTBEAT_EVERY_S = 5.0
@@ -180,21 +179,6 @@ def ingest_document(self, collection: str, document_id: str, path: str, file_nam
     except Exception as exc:  # noqa: BLE001 - metrics are best effort
         log.warning("could not record metrics: %s", exc)
     return result.to_dict()
-
-
-def enqueue(catalog, record, path: str) -> str:
-    """Give ``record`` a new task id, mark it queued and send its ingest task.  Returns the id.
-
-    The record is written first, so the worker that takes the task always finds it."""
-    task_id = str(uuid.uuid4())
-    record.task_id, record.status, record.progress = task_id, "queued", 0.0
-    catalog.upsert(record)
-    app.send_task(
-        INGEST_TASK, kwargs={"collection": record.collection, "document_id": record.id, "path": path,
-                             "file_name": record.file_name},
-        task_id=task_id, queue=INGEST_QUEUE,
-    )
-    return task_id
 
 
 @lru_cache(maxsize=1)
