@@ -122,24 +122,96 @@ def _backend(as_json: bool = False):
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Project folder to create.")] = Path("."),
+    runtime: Annotated[str, typer.Option(help="embedded (in the CLI), local (processes) or docker (Compose).")]
+    = "embedded",
+    workers: Annotated[int, typer.Option(min=0, help="Worker replicas (stack runtimes).")] = 2,
+    gpu: Annotated[bool | None, typer.Option("--gpu/--no-gpu", help="GPU for workers (default: detect the "
+                                              "NVIDIA container runtime).", show_default=False)] = None,
+    flower: Annotated[bool, typer.Option("--flower/--no-flower", help="Celery monitoring UI.")] = False,
+    nginx: Annotated[bool, typer.Option("--nginx/--no-nginx", help="Reverse proxy in front of the API.")] = False,
+    env: Annotated[str, typer.Option(help="prod (restart policies, limits) or dev (code mounted, --reload).")]
+    = "prod",
     embed_model: Annotated[str | None, typer.Option(help="Embedding model name or path.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Overwrite an existing ragctl.toml.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a project: ragctl.toml and the folders it uses."""
+    """Create a project: ragctl.toml (settings and, for a stack, its deployment) and its folders."""
+    from pydantic import ValidationError
+
+    from ragctl.deploy import DeployConfig, gpu_available
     from ragctl.project import init_project, is_project
 
+    if runtime not in ("embedded", "local", "docker"):
+        fail(f"Unknown runtime {runtime!r}.", hint="use --runtime embedded, local or docker", exit_code=2,
+             as_json=as_json)
     root = directory.expanduser().resolve()
     if is_project(root):
         confirm(f"{root / 'ragctl.toml'} exists. Overwrite it?", yes=yes, as_json=as_json)
-    path = init_project(root, {"embed_model": embed_model} if embed_model else {})
+    stack = None
+    if runtime != "embedded":
+        try:
+            stack = DeployConfig(workers=workers, gpu=gpu_available() if gpu is None else gpu, flower=flower,
+                                 nginx=nginx, env=env).model_dump(include={"workers", "gpu", "flower", "nginx", "env"})
+        except ValidationError as exc:
+            fail(f"Invalid option: {exc.errors()[0]['msg']}", hint="ragctl init --help", exit_code=2, as_json=as_json)
+    path = init_project(root, {"embed_model": embed_model} if embed_model else {}, runtime=runtime, stack=stack)
     for folder in ("data", "logs", "extracted_results"):
         (root / folder).mkdir(exist_ok=True)
     if as_json:
-        print_json({"project": str(root), "config": str(path)})
+        print_json({"project": str(root), "config": str(path), "runtime": runtime, "stack": stack})
     else:
-        console.print(f"Created project at [bold]{root}[/] ({path.name}).")
-        console.print(f"Next: ragctl -p {root} ingest FILE_OR_FOLDER")
+        console.print(f"Created project at [bold]{root}[/] ({path.name}, runtime {runtime}).")
+        nxt = {"embedded": "ingest FILE_OR_FOLDER", "local": "up --runtime local", "docker": "render"}[runtime]
+        console.print(f"Next: ragctl -p {root} {nxt}")
+
+
+@app.command()
+def render(
+    diff: Annotated[bool, typer.Option("--diff", help="Only show what would change.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Write compose.yaml, Dockerfile, nginx.conf, .env and redis.conf from ragctl.toml (deterministic)."""
+    from pydantic import ValidationError
+
+    from ragctl.deploy import write_rendered
+
+    root = _root()
+    try:
+        files = write_rendered(root, dry_run=diff)
+    except ValidationError as exc:
+        fail(f"ragctl.toml [stack] is invalid: {exc}", hint="fix ragctl.toml, then ragctl render", as_json=as_json)
+    if as_json:
+        print_json({"project": str(root), "dry_run": diff,
+                    "files": [{"name": f.name, "path": str(f.path), "changed": f.changed}
+                              | ({"diff": f.diff} if diff else {}) for f in files]})
+        return
+    for f in files:
+        state = "[yellow]would change[/]" if diff and f.changed else "[green]written[/]" if f.changed else "unchanged"
+        console.print(f"{f.name:<13} {state}")
+        if diff and f.diff:
+            console.print(f.diff, markup=False, highlight=False)
+    if not diff:
+        console.print(f"Next: ragctl -p {root} config   (validates with docker compose config)")
+
+
+@app.command("config")
+def config_check(as_json: JsonOption = False) -> None:
+    """Validate the rendered stack with `docker compose config` (every profile in use)."""
+    from ragctl.deploy import ComposeError, load_deploy_config, profiles_for, validate
+
+    root = _root()
+    if not (root / "compose.yaml").is_file():
+        fail(f"No compose.yaml in {root}.", hint="ragctl render", code="not_rendered", as_json=as_json)
+    try:
+        model = validate(root, profiles=profiles_for(load_deploy_config(root)))
+    except ComposeError as exc:
+        fail(f"{exc.message}\n$ {' '.join(exc.command)}\n{exc.stderr}", hint=exc.hint, code="invalid_compose",
+             as_json=as_json)
+    services = sorted(model.get("services", {}))
+    if as_json:
+        print_json({"valid": True, "services": services, "name": model.get("name")})
+    else:
+        console.print(f"[green]valid[/]: {model.get('name')} with {', '.join(services)}")
 
 
 # -- extract ---------------------------------------------------------------------------------

