@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"  # the package ``templates`` (package data)
 LABEL_KEY = "io.ragctl.project"
 RENDERED = {
     "compose.yaml": "compose.yaml.j2",
