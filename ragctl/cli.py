@@ -265,7 +265,7 @@ def ingest(
 ) -> None:
     """Parse, chunk, embed and index documents. Exit 1 when any file failed."""
     from ragctl.project import init_project, is_project
-    from ragctl.render import ingest_progress, results_table
+    from ragctl.views import ingest_progress, results_table
 
     missing = [p for p in paths if not p.exists()]
     if missing:
@@ -314,7 +314,7 @@ def ingest(
 def _ingest_through_stack(client, files: list[Path], *, collection: str | None, replace: bool, wait: bool,
                           as_json: bool) -> list[IngestResult]:
     """Upload every file (the API answers at once), then follow the workers' progress."""
-    from ragctl.render import ingest_progress
+    from ragctl.views import ingest_progress
     from stack.pipeline.service import IngestResult
 
     if not as_json:
@@ -382,7 +382,7 @@ def search(
     as_json: JsonOption = False,
 ) -> None:
     """Show the passages that best match a query, with scores and where they come from."""
-    from ragctl.render import hits_table
+    from ragctl.views import hits_table
 
     if mode not in ("hybrid", "bm25", "dense"):
         fail(f"Unknown mode '{mode}'.", hint="use --mode hybrid, bm25 or dense", exit_code=2, as_json=as_json)
@@ -406,7 +406,7 @@ def ask(
     as_json: JsonOption = False,
 ) -> None:
     """Answer a question from the ingested documents, citing sources as \\[n]."""
-    from ragctl.render import print_answer
+    from ragctl.views import print_answer
 
     _, backend = _backend(as_json)
     try:
@@ -427,7 +427,7 @@ def documents_list(
     as_json: JsonOption = False,
 ) -> None:
     """List ingested documents."""
-    from ragctl.render import documents_table
+    from ragctl.views import documents_table
 
     _, backend = _backend(as_json)
     try:
@@ -452,7 +452,7 @@ def documents_show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one document: its record, timings and (with --chunks) its chunks."""
-    from ragctl.render import print_document
+    from ragctl.views import print_document
 
     _, backend = _backend(as_json)
     try:
@@ -522,7 +522,7 @@ def _stack_only(command: str, as_json: bool):
 def tasks_show(task_id: Annotated[str, typer.Argument(help="Task id (from ingest --no-wait).")],
                as_json: JsonOption = False) -> None:
     """Where a task stands: status, progress, stage log, error, worker."""
-    from ragctl.render import print_document
+    from ragctl.views import print_document
 
     client = _stack_only("tasks show", as_json)
     try:
@@ -557,7 +557,7 @@ def reindex(
     as_json: JsonOption = False,
 ) -> None:
     """Re-embed every document of a collection with the configured embedding model."""
-    from ragctl.render import ingest_progress, results_table
+    from ragctl.views import ingest_progress, results_table
 
     mode, pipeline = _backend(as_json)
     if mode == "stack":

@@ -1,4 +1,4 @@
-"""Rich renderings of pipeline results: tables, progress bars, answers."""
+"""What people see: rich tables, progress bars and answers for the CLI's results."""
 
 from __future__ import annotations
 
