@@ -11,7 +11,8 @@ another model is a ModelMismatch that names ``ragctl reindex``, never a silent m
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,19 @@ def recorded_model(client, collection: str) -> dict[str, Any] | None:
     return dict(existing.metadata or {})
 
 
+@contextmanager
+def reachable(what: str) -> Iterator[None]:
+    """Turn "the Chroma server went away" into StoreUnavailable: a transient fault that workers
+    retry with backoff, unlike bad input."""
+    import httpx
+
+    try:
+        yield
+    except (httpx.TransportError, ConnectionError) as exc:
+        raise StoreUnavailable(f"The vector store is unreachable while {what}: {exc}",
+                               hint="ragctl ps   (is the chroma service running?)") from exc
+
+
 class VectorStore:
     def __init__(self, client, collection: str, *, model_name: str, dimension: int) -> None:
         validate_collection_name(collection)
@@ -96,28 +110,32 @@ class VectorStore:
         step = 2000
         for start in range(0, len(ids), step):
             end = start + step
-            self.collection.upsert(
-                ids=list(ids[start:end]),
-                embeddings=[list(map(float, v)) for v in vectors[start:end]],
-                documents=list(texts[start:end]),
-                metadatas=list(metadatas[start:end]),
-            )
+            with reachable("storing vectors"):
+                self.collection.upsert(
+                    ids=list(ids[start:end]),
+                    embeddings=[list(map(float, v)) for v in vectors[start:end]],
+                    documents=list(texts[start:end]),
+                    metadatas=list(metadatas[start:end]),
+                )
 
     def delete_document(self, document_id: str) -> None:
-        self.collection.delete(where={"doc_id": document_id})
+        with reachable("deleting vectors"):
+            self.collection.delete(where={"doc_id": document_id})
 
     def count(self) -> int:
-        return self.collection.count()
+        with reachable("counting vectors"):
+            return self.collection.count()
 
     def query(self, vector, n: int) -> list[VectorHit]:
         total = self.count()
         if total == 0:
             return []
-        result = self.collection.query(
-            query_embeddings=[list(map(float, vector))],
-            n_results=min(n, total),
-            include=["distances", "documents", "metadatas"],
-        )
+        with reachable("searching"):
+            result = self.collection.query(
+                query_embeddings=[list(map(float, vector))],
+                n_results=min(n, total),
+                include=["distances", "documents", "metadatas"],
+            )
         return [
             VectorHit(chunk_id, 1.0 - float(distance), text or "", dict(meta or {}))
             for chunk_id, distance, text, meta in zip(
