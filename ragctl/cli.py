@@ -1,4 +1,6 @@
-"""The ragctl command line: a thin layer over stack.pipeline.service.Pipeline.
+"""The ragctl command line: a thin layer over stack.pipeline.service.Pipeline (embedded mode),
+ragctl.stack_client.StackClient (a running stack: same methods, same result types),
+ragctl.runtime (the local runtime) and ragctl.deploy (the Compose files).
 
 Heavy libraries are imported inside the commands that need them, so ``ragctl --help`` stays fast.
 """
