@@ -323,6 +323,7 @@ def _ingest_through_stack(client, files: list[Path], *, collection: str | None, 
         err_console.print(f"Mode: [bold]stack[/] (API at {client.api_url})")
     results: dict[str, IngestResult] = {}
     tasks: dict[str, Path] = {}
+    reports: dict = {}  # task id → its file's progress bar
     with ingest_progress(len(files), enabled=not as_json) as bar:
         for file in files:
             started = time.perf_counter()
@@ -349,8 +350,7 @@ def _ingest_through_stack(client, files: list[Path], *, collection: str | None, 
             else:
                 results[str(file)] = result
                 tasks[entry["task_id"]] = file
-                bar.track(file.name)("queued", 0.0)
-        reports = {task_id: bar.track(file.name) for task_id, file in tasks.items()}
+                reports[entry["task_id"]] = bar.track(file.name)
         finished = set()
 
         def update(record) -> None:

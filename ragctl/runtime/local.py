@@ -45,8 +45,6 @@ DEFAULT_WORKER_APP = "stack.worker.app"
 #: How long a service gets to stop after SIGTERM before SIGKILL (the supervisor uses the same).
 STOP_GRACE_S = 15.0
 
-STATES = ("starting", "running", "exited", "restarting", "stopping")
-
 
 # -- errors -----------------------------------------------------------------------------------
 class LocalRuntimeError(Exception):

@@ -181,18 +181,11 @@ def ingest_document(self, collection: str, document_id: str, path: str, file_nam
     return result.to_dict()
 
 
-@lru_cache(maxsize=1)
-def pipeline_catalog():
-    from stack.pipeline.catalog import Catalog
-
-    return Catalog(service_settings().data_path / "catalog.sqlite")
-
-
 @app.task(name=REAP_TASK)
 def reap_stale_documents() -> dict:
     """Re-queue (or, after too many attempts, fail) documents whose worker stopped answering."""
-    settings = service_settings()
-    catalog = pipeline_catalog()
+    settings = pipeline().settings
+    catalog = pipeline().catalog  # Pipeline is light until a document needs the model
     requeued, failed = [], []
     for record in catalog.stale(time.time() - settings.stale_after_s):
         stage, worker = record.status, record.worker or "a worker"

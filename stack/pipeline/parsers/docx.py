@@ -27,27 +27,6 @@ def _local(tag: str) -> str:
 # Works on both Transitional and Strict namespaces: matches on local names only.
 
 
-def _paragraph_text(p: ET.Element) -> str:
-    parts: list[str] = []
-    for element in p.iter():
-        tag = _local(element.tag)
-        if tag == "t" and element.text:
-            parts.append(element.text)
-        elif tag == "tab" and _local_parent_is_run(element):
-            parts.append("\t")
-        elif tag in ("br", "cr"):
-            parts.append("\n")
-        elif tag == "noBreakHyphen":
-            parts.append("-")
-        elif tag == "sym":
-            pass
-    return "".join(parts)
-
-
-def _local_parent_is_run(_element: ET.Element) -> bool:
-    return True
-
-
 def _paragraph_style(p: ET.Element) -> str:
     for element in p:
         if _local(element.tag) == "pPr":
