@@ -30,6 +30,7 @@ RENDERED = {
     ".env": "env.j2",
     "redis.conf": "redis.conf.j2",
 }
+TORCH_INDEXES = {"cpu": "https://download.pytorch.org/whl/cpu", "cuda": "https://pypi.org/simple"}
 HOST_FOLDERS = ("data", "logs", "extracted_results", "hwp_data")
 
 
@@ -110,7 +111,6 @@ def render_files(root: Path) -> dict[str, str]:
         "prod": config.env == "prod",
         "image": f"{config.image}:{config.tag}",
         "source_dir": str(Path(__file__).resolve().parents[1]),
-        "api_servers": [f"{name}-api-{i}" for i in range(1, config.api_replicas + 1)],
         "worker_torch_threads": max(1, int(min(config.worker_cpus, cores))),
         "max_upload_mb": settings.max_upload_mb,
         "embed_model": settings.embed_model,
@@ -119,9 +119,7 @@ def render_files(root: Path) -> dict[str, str]:
         "flower_auth": existing.get("FLOWER_BASIC_AUTH") or "admin:" + secrets.token_urlsafe(18),
         "extra_env": sorted((k, v) for k, v in existing.items()
                             if k not in ("RAG_API_KEY", "FLOWER_BASIC_AUTH", "RAG_MAX_UPLOAD_MB", "RAG_EMBED_MODEL")),
-        "torch_requirement": "torch==2.13.0" + (
-            "" if config.torch_variant == "cuda" or config.wheelhouse
-            else " --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple"),
+        "torch_index": TORCH_INDEXES[config.torch_variant],
     }
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined, keep_trailing_newline=True,

@@ -54,3 +54,29 @@ def project_runtime(root: Path) -> str:
 
     with path.open("rb") as handle:
         return tomllib.load(handle).get("project", {}).get("runtime", "embedded")
+
+
+def set_config_value(root: Path, table: str, key: str, value: object) -> Path:
+    """Set ``key = value`` under ``[table]`` in ragctl.toml, keeping every other line (comments
+    included); create the project when there is none."""
+    import re
+
+    path = root / CONFIG_NAME
+    if not path.is_file():
+        init_project(root)
+    text = path.read_text(encoding="utf-8")
+    line = tomli_w.dumps({key: value}).strip()
+    header = re.search(rf"(?m)^\[{re.escape(table)}\][ \t]*(#.*)?$", text)
+    if header is None:
+        text = text.rstrip("\n") + f"\n\n[{table}]\n{line}\n"
+    else:
+        start = header.end()
+        following = re.search(r"(?m)^\[", text[start:])
+        end = start + following.start() if following else len(text)
+        body = text[start:end]
+        pattern = rf"(?m)^{re.escape(key)}[ \t]*=.*$"
+        body = re.sub(pattern, line.replace("\\", "\\\\"), body, count=1) if re.search(pattern, body) \
+            else "\n" + line + body
+        text = text[:start] + body + text[end:]
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -323,39 +323,18 @@ def local_config(project_root: Path) -> dict[str, Any]:
 
 
 def record_runtime(project_root: Path, runtime: str = "local") -> Path:
-    """Record ``runtime = "<runtime>"`` under ``[project]`` in ragctl.toml, keeping every other line
-    (comments included); create the project when there is none."""
-    path = project_root / "ragctl.toml"
-    if not path.is_file():
-        from ragctl.project import init_project
+    """Record ``runtime = "<runtime>"`` under ``[project]`` in ragctl.toml (comments kept)."""
+    from ragctl.project import set_config_value
 
-        return init_project(project_root, runtime=runtime)
-    text = path.read_text(encoding="utf-8")
-    line = f'runtime = "{runtime}"'
-    header = re.search(r"(?m)^\[project\][ \t]*(#.*)?$", text)
-    if header is None:
-        text = f"[project]\n{line}\n\n" + text if not text.startswith("#") else re.sub(
-            r"\A((?:#.*\n)*)", lambda m: m.group(1) + f"[project]\n{line}\n\n", text, count=1)
-    else:
-        start = header.end()
-        following = re.search(r"(?m)^\[", text[start:])
-        end = start + following.start() if following else len(text)
-        body = text[start:end]
-        if re.search(r"(?m)^runtime[ \t]*=", body):
-            body = re.sub(r"(?m)^runtime[ \t]*=.*$", line, body, count=1)
-        else:
-            body = "\n" + line + body
-        text = text[:start] + body + text[end:]
-    path.write_text(text, encoding="utf-8")
-    return path
+    return set_config_value(project_root, "project", "runtime", runtime)
 
 
 # -- ports -----------------------------------------------------------------------------------
-def port_free(port: int) -> bool:
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True

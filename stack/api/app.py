@@ -7,6 +7,7 @@ Run it with ``uvicorn stack.api.app:app`` (settings from the environment; see st
 
 import json
 import secrets
+import socket
 import time
 from typing import Annotated
 
@@ -125,8 +126,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # -- health -------------------------------------------------------------------------------
     @app.get("/api/health", response_model=schemas.Health, tags=["health"])
     def health() -> schemas.Health:
-        """Liveness: the API process answers.  No dependencies, no auth."""
-        return schemas.Health(status="ok")
+        """Liveness: the API process answers.  No dependencies, no auth.  ``instance`` names the
+        replica (its host name), so a balancer's spread can be seen from outside."""
+        return schemas.Health(status="ok", instance=socket.gethostname())
 
     @app.get("/api/health/ready", response_model=schemas.Readiness, dependencies=auth, tags=["health"],
              responses={503: {"model": schemas.Readiness}})

@@ -102,6 +102,7 @@ class AskRequest(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+    instance: str
 
 
 class Readiness(BaseModel):

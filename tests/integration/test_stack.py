@@ -120,7 +120,7 @@ def expected_chunks(stack: Stack, path: Path) -> int:
 
 def test_health_is_open_and_everything_else_needs_the_key(stack):
     anonymous = httpx.Client(base_url=stack.api_url, timeout=30)
-    assert anonymous.get("/api/health").json() == {"status": "ok"}
+    assert anonymous.get("/api/health").json()["status"] == "ok"
     for method, path in (("GET", "/api/documents"), ("POST", "/api/search"), ("GET", "/metrics"),
                          ("GET", "/api/health/ready")):
         response = anonymous.request(method, path, json={"query": "x"})

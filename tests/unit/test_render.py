@@ -72,7 +72,7 @@ def test_nginx_and_redis_configuration(tmp_path):
     root, _ = project(tmp_path, False, False, True, "prod", api_replicas=3)
     nginx = (root / "nginx.conf").read_text()
     assert "least_conn;" in nginx and "client_max_body_size 31m;" in nginx  # 30 MB limit + multipart
-    assert nginx.count("server deploy-api-") == 3 and "proxy_read_timeout 600s;" in nginx
+    assert "server api:8000" in nginx and "proxy_read_timeout 600s;" in nginx
     assert "proxy_set_header Upgrade $http_upgrade;" in nginx
     redis = (root / "redis.conf").read_text()
     assert "appendonly yes" in redis
@@ -94,13 +94,16 @@ def test_rendering_is_deterministic_and_keeps_secrets(tmp_path):
     assert not changed[".env"].changed
 
 
-def test_closed_network_build_options(tmp_path):
-    root, _ = project(tmp_path, False, False, False, "prod", wheelhouse="wheels", ca_bundle="proxy-ca.crt",
-                      base_image="registry.local/debian:12")
+def test_dockerfile_takes_build_choices_as_arguments(tmp_path):
+    root, _ = project(tmp_path, False, False, False, "prod", base_image="registry.local/debian:12",
+                      torch_variant="cuda")
     dockerfile = (root / "Dockerfile").read_text()
     assert "ARG BASE_IMAGE=registry.local/debian:12" in dockerfile
-    assert "COPY wheels /wheels" in dockerfile and "PIP_NO_INDEX=1" in dockerfile
-    assert "PIP_CERT=" in dockerfile and "download.pytorch.org" not in dockerfile
+    assert "ARG TORCH_INDEX=https://pypi.org/simple" in dockerfile and "download.pytorch.org" not in dockerfile
+    # The wheelhouse and the CA bundle stay in the build stage; the final stage copies only the venv.
+    final = dockerfile.rsplit("FROM ${BASE_IMAGE}", 1)[1]
+    assert "COPY --from=build /opt/venv /opt/venv" in final and "/build" not in final
+    assert "PIP_NO_INDEX=1 PIP_FIND_LINKS=/build/wheels" in dockerfile and "PIP_CERT=/build/ca.crt" in dockerfile
 
 
 def test_cli_init_render_config(tmp_path):

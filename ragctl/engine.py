@@ -1,0 +1,96 @@
+"""The Docker engine, reached through docker-py: one client with a timeout on every call, and errors
+that say what happened, why, and what to run next (the command and its stderr when a CLI ran).
+
+``compose`` runs the Compose v2 CLI (``docker compose`` or the standalone binary) with a timeout;
+python-on-whales would drive the same CLI, but it has no per-call timeout, which every Docker call
+here must have.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ragctl.output import EXIT_ERROR, EXIT_PREFLIGHT
+
+if TYPE_CHECKING:
+    import docker
+
+ENGINE_TIMEOUT_S = 30
+
+
+class DockerError(Exception):
+    """A Docker operation failed.  ``command`` and ``stderr`` are set when a CLI ran."""
+
+    exit_code = EXIT_ERROR
+    code = "docker_error"
+
+    def __init__(self, message: str, *, hint: str | None = None, command: list[str] | None = None,
+                 stderr: str = "") -> None:
+        super().__init__(message)
+        self.message, self.hint, self.command, self.stderr = message, hint, command, stderr
+
+    def detail(self) -> str:
+        """The message, with the command and the tail of its stderr when there was one."""
+        text = self.message
+        if self.command:
+            text += "\n$ " + " ".join(self.command)
+        if self.stderr:
+            text += "\n" + "\n".join(self.stderr.strip().splitlines()[-15:])
+        return text
+
+
+class EngineUnavailable(DockerError):
+    exit_code = EXIT_PREFLIGHT
+    code = "engine_unavailable"
+
+
+def engine(timeout_s: float = ENGINE_TIMEOUT_S) -> docker.DockerClient:
+    """A client for the local engine ($DOCKER_HOST or the default socket) that has answered a ping."""
+    import docker
+    from docker.errors import DockerException
+
+    try:
+        client = docker.from_env(timeout=int(timeout_s))
+        client.ping()
+        return client
+    except DockerException as exc:
+        text = str(exc)
+        if "Permission denied" in text or "PermissionError" in text:
+            raise EngineUnavailable(
+                f"Permission denied on the Docker socket: {text}",
+                hint="sudo usermod -aG docker $USER   (then log in again), or run ragctl as root") from exc
+        raise EngineUnavailable(
+            f"The Docker engine is not reachable: {text}",
+            hint="start it: sudo systemctl start docker   (or dockerd &), then docker info") from exc
+
+
+def compose_argv(root: Path, args: list[str], *, profiles: list[str] | None = None) -> list[str]:
+    """``docker compose --project-directory ROOT -f ROOT/compose.yaml [--profile P…] ARGS``."""
+    from ragctl.deploy import ComposeError, compose_command
+
+    try:
+        base = compose_command()
+    except ComposeError as exc:
+        raise DockerError(exc.message, hint=exc.hint, command=exc.command) from exc
+    command = [*base, "--project-directory", str(root), "-f", str(root / "compose.yaml")]
+    for profile in profiles or []:
+        command += ["--profile", profile]
+    return command + args
+
+
+def compose(root: Path, args: list[str], *, profiles: list[str] | None = None,
+            timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run Compose for the deployment in ``root``; DockerError (with command and stderr) on failure."""
+    command = compose_argv(root, args, profiles=profiles)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as exc:
+        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        raise DockerError(f"docker compose {args[0]} did not finish within {timeout_s:.0f} s.", command=command,
+                          stderr=stderr, hint="ragctl ps   (then ragctl logs SERVICE)") from exc
+    if done.returncode != 0:
+        raise DockerError(f"docker compose {args[0]} failed (exit {done.returncode}).", command=command,
+                          stderr=done.stderr, hint="ragctl ps   (then ragctl logs SERVICE)")
+    return done

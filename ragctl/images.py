@@ -1,0 +1,318 @@
+"""The stack's image: ``ragctl build`` (closed-network aware), ``ragctl wheelhouse`` and
+``ragctl bundle save/load`` (moving images to a machine with no registry).
+
+One image serves every service.  A build sends the engine a context made here: the rendered
+Dockerfile, the project's source under ``src/``, and ``build/wheels`` (a wheelhouse) and
+``build/ca.crt`` (a proxy's CA) — both empty unless asked for, and both left in the build stage.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ragctl import __version__
+from ragctl.deploy import DeployConfig, load_deploy_config
+from ragctl.engine import DockerError, engine
+
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+SOURCE_ITEMS = ("pyproject.toml", "README.md", "ragctl", "stack", "templates")
+BUNDLE_MANIFEST = "ragctl-bundle.json"
+BUILD_TIMEOUT_S = 3600
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+Progress = Callable[[int, int, str], None]  # (step, steps, what)
+
+
+class ImageError(DockerError):
+    code = "image_error"
+
+
+@dataclass
+class BuildOptions:
+    """What ``ragctl build`` takes: options given on the command line, else ragctl.toml [stack]."""
+
+    image: str
+    base_image: str
+    torch_variant: str
+    wheelhouse: Path | None = None
+    ca_bundle: Path | None = None
+
+    @classmethod
+    def for_project(cls, root: Path, *, base_image: str | None = None, torch_variant: str | None = None,
+                    wheelhouse: Path | None = None, ca_bundle: Path | None = None) -> BuildOptions:
+        config = load_deploy_config(root)
+
+        def path(given: Path | None, configured: str | None) -> Path | None:
+            chosen = given if given is not None else (Path(configured) if configured else None)
+            return (root / chosen).expanduser().resolve() if chosen is not None else None
+
+        return cls(image=image_name(config), base_image=base_image or config.base_image,
+                   torch_variant=torch_variant or config.torch_variant,
+                   wheelhouse=path(wheelhouse, config.wheelhouse), ca_bundle=path(ca_bundle, config.ca_bundle))
+
+    def check(self) -> None:
+        if self.torch_variant not in ("cpu", "cuda"):
+            raise ImageError(f"Unknown torch variant {self.torch_variant!r}.", hint="ragctl build --torch cpu|cuda")
+        if self.wheelhouse is not None and not any(self.wheelhouse.glob("*.whl")):
+            raise ImageError(f"The wheelhouse {self.wheelhouse} holds no wheels.",
+                             hint=f"on a machine with PyPI access: ragctl wheelhouse {self.wheelhouse}")
+        if self.ca_bundle is not None and not self.ca_bundle.is_file():
+            raise ImageError(f"The CA bundle {self.ca_bundle} does not exist.",
+                             hint="pass the proxy's CA file: ragctl build --ca-bundle /path/to/ca.crt")
+
+
+def image_name(config: DeployConfig) -> str:
+    return f"{config.image}:{config.tag}"
+
+
+def source_root() -> Path:
+    """The source tree the image installs: this checkout (an editable or source install)."""
+    if not (SOURCE_ROOT / "pyproject.toml").is_file():
+        raise ImageError(f"ragctl build needs ragctl's source tree, and {SOURCE_ROOT} has no pyproject.toml "
+                         "(ragctl was installed from a wheel).",
+                         hint="git clone the ragctl repository and pip install -e '.[stack]' from it")
+    return SOURCE_ROOT
+
+
+def write_build_context(root: Path, options: BuildOptions, out) -> list[str]:
+    """Write the build context as a tar to the binary file ``out``; return its member names."""
+    dockerfile = root / "Dockerfile"
+    if not dockerfile.is_file():
+        raise ImageError(f"No Dockerfile in {root}.", hint="ragctl render")
+    source = source_root()
+    names: list[str] = []
+
+    def skip(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        parts = Path(info.name).parts
+        if "__pycache__" in parts or info.name.endswith((".pyc", ".pyo")):
+            return None
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        names.append(info.name)
+        return info
+
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        tar.add(dockerfile, arcname="Dockerfile", filter=skip)
+        for item in SOURCE_ITEMS:
+            tar.add(source / item, arcname=f"src/{item}", filter=skip)
+        for folder in ("build", "build/wheels"):
+            info = tarfile.TarInfo(folder)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        if options.wheelhouse is not None:
+            for wheel in sorted(options.wheelhouse.glob("*.whl")):
+                tar.add(wheel, arcname=f"build/wheels/{wheel.name}", filter=skip)
+        ca = options.ca_bundle.read_bytes() if options.ca_bundle is not None else b""
+        info = tarfile.TarInfo("build/ca.crt")
+        info.size, info.mode = len(ca), 0o644
+        tar.addfile(info, io.BytesIO(ca))
+        names.append("build/ca.crt")
+    return names
+
+
+def check_base_image(base_image: str, timeout_s: float = 120) -> str:
+    """Run the base image once: it must hold python3 with venv, redis-server and nginx.  Returns
+    its Python version."""
+    from docker.errors import DockerException, ImageNotFound
+
+    client = engine()
+    try:
+        client.images.get(base_image)
+    except ImageNotFound as exc:
+        raise ImageError(f"The base image {base_image} is not on this engine.",
+                         hint="make one: bash scripts/make-base-image.sh   (or docker load / docker pull one, "
+                              "then ragctl build --base-image NAME)") from exc
+    probe = ("python3 -c 'import ensurepip, venv, sys; print(\"%d.%d\" % sys.version_info[:2])' "
+             "&& command -v redis-server >/dev/null && command -v nginx >/dev/null")
+    container = client.containers.create(base_image, ["sh", "-c", probe], labels={"io.ragctl.probe": "base-image"})
+    try:
+        container.start()
+        result = container.wait(timeout=timeout_s)
+        output = container.logs().decode(errors="replace").strip()
+    except DockerException as exc:
+        raise ImageError(f"Could not run the base image {base_image}: {exc}") from exc
+    finally:
+        container.remove(force=True)
+    if result.get("StatusCode") != 0:
+        raise ImageError(f"The base image {base_image} lacks python3 (with venv), redis-server or nginx.",
+                         hint="bash scripts/make-base-image.sh   (Debian bookworm with all three)",
+                         stderr=output)
+    return output.splitlines()[-1] if output else "?"
+
+
+@dataclass
+class BuiltImage:
+    image: str
+    id: str
+    size_bytes: int
+    seconds: float
+    base_image: str
+    torch_variant: str
+    wheelhouse: str | None
+    python: str
+    log: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "log"}
+
+
+def build_image(root: Path, options: BuildOptions, *, progress: Progress | None = None,
+                timeout_s: float = BUILD_TIMEOUT_S) -> BuiltImage:
+    """Build the stack's image from ROOT/Dockerfile with the given options."""
+    from docker.errors import APIError
+
+    from ragctl.deploy import TORCH_INDEXES
+
+    options.check()
+    python = check_base_image(options.base_image)
+    client = engine(timeout_s=timeout_s)
+    started = time.monotonic()
+    log: list[str] = []
+    with tempfile.TemporaryFile() as context:
+        write_build_context(root, options, context)
+        context.seek(0)
+        try:
+            stream = client.api.build(
+                fileobj=context, custom_context=True, tag=options.image, rm=True, forcerm=True, decode=True,
+                # Host networking: pip reaches the index (or the proxy) the way the host does.
+                network_mode="host", timeout=int(timeout_s),
+                buildargs={"BASE_IMAGE": options.base_image, "TORCH_INDEX": TORCH_INDEXES[options.torch_variant]},
+                labels={"io.ragctl.version": __version__})
+            for chunk in stream:
+                if "error" in chunk:
+                    raise ImageError(f"The image build failed: {_ANSI.sub('', chunk['error']).strip()}",
+                                     hint="read the build log above; ragctl build --help lists the "
+                                          "closed-network options", stderr="\n".join(log[-30:]))
+                text = _ANSI.sub("", chunk.get("stream", ""))
+                for line in text.splitlines():
+                    if not line.strip():
+                        continue
+                    log.append(line)
+                    step = _STEP.match(line)
+                    if step and progress:
+                        progress(int(step.group(1)), int(step.group(2)), step.group(3)[:80])
+        except APIError as exc:
+            raise ImageError(f"The engine refused the build: {exc.explanation or exc}",
+                             stderr="\n".join(log[-30:])) from exc
+    image = client.images.get(options.image)
+    return BuiltImage(image=options.image, id=image.id, size_bytes=int(image.attrs.get("Size", 0)),
+                      seconds=round(time.monotonic() - started, 1), base_image=options.base_image,
+                      torch_variant=options.torch_variant,
+                      wheelhouse=str(options.wheelhouse) if options.wheelhouse else None, python=python, log=log)
+
+
+def make_wheelhouse(dest: Path, *, torch_index: str | None = None, timeout_s: float = 3600) -> list[str]:
+    """Every wheel the image needs, made with this machine's Python and pip (the base image's Python
+    must match: 3.11 on x86_64 for the bookworm base).  ``torch_index`` is an extra index for torch
+    (the CPU build's, by default in the CLI); None uses only pip's own configuration (a mirror, or
+    find-links with a local torch wheel)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pip", "wheel", "--wheel-dir", str(dest), "torch==2.13.0",
+               f"{source_root()}[stack]", "setuptools", "wheel"]
+    if torch_index:
+        command += ["--extra-index-url", torch_index]
+    with tempfile.TemporaryDirectory() as scratch:  # pip wheel of a source tree writes build/ into it
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False, cwd=scratch)
+    if done.returncode != 0:
+        raise ImageError("pip could not make the wheelhouse.", command=command, stderr=done.stderr,
+                         hint="check that this machine reaches PyPI (or its proxy: pip config set global.cert CA)")
+    for own in dest.glob("ragctl-*.whl"):  # the image installs ragctl from source
+        own.unlink()
+    return sorted(p.name for p in dest.glob("*.whl"))
+
+
+# -- bundles ---------------------------------------------------------------------------------
+@dataclass
+class BundleManifest:
+    ragctl_version: str
+    created: str
+    images: list[dict]  # {"name", "id", "size_bytes"}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def save_bundle(root: Path, path: Path, *, progress: Callable[[int], None] | None = None) -> BundleManifest:
+    """``docker save`` of every image the stack needs, with ``ragctl-bundle.json`` (names and image
+    ids, which are content digests) appended: one uncompressed tar that plain ``docker load`` reads too."""
+    from docker.errors import ImageNotFound
+
+    client = engine(timeout_s=BUILD_TIMEOUT_S)
+    name = image_name(load_deploy_config(root))
+    try:
+        image = client.images.get(name)
+    except ImageNotFound as exc:
+        raise ImageError(f"The image {name} is not on this engine.", hint="ragctl build") from exc
+    manifest = BundleManifest(ragctl_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                              images=[{"name": name, "id": image.id, "size_bytes": int(image.attrs.get("Size", 0))}])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    written = 0
+    with partial.open("wb") as out:
+        for chunk in image.save(named=True):
+            out.write(chunk)
+            written += len(chunk)
+            if progress:
+                progress(written)
+    body = json.dumps(manifest.to_dict(), indent=2).encode()
+    with tarfile.open(partial, mode="a") as tar:
+        info = tarfile.TarInfo(BUNDLE_MANIFEST)
+        info.size, info.mode, info.mtime = len(body), 0o644, int(time.time())
+        tar.addfile(info, io.BytesIO(body))
+    partial.replace(path)  # a bundle on disk is always whole
+    return manifest
+
+
+def read_bundle_manifest(path: Path) -> BundleManifest:
+    if not path.is_file():
+        raise ImageError(f"{path} does not exist.", hint="ragctl bundle save FILE   (on the machine with the images)")
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            member = tar.extractfile(BUNDLE_MANIFEST)
+            data = json.loads(member.read()) if member else None
+    except (tarfile.TarError, KeyError, json.JSONDecodeError) as exc:
+        raise ImageError(f"{path} is not a ragctl bundle ({exc}).",
+                         hint="make one with: ragctl bundle save FILE") from exc
+    if not isinstance(data, dict) or not data.get("images"):
+        raise ImageError(f"{path} has no valid {BUNDLE_MANIFEST}.", hint="make one with: ragctl bundle save FILE")
+    return BundleManifest(**{k: data[k] for k in ("ragctl_version", "created", "images")})
+
+
+def load_bundle(path: Path, *, progress: Callable[[int], None] | None = None) -> BundleManifest:
+    """Load a bundle into this engine and check that every image arrived with its recorded id."""
+    from docker.errors import ImageNotFound
+
+    manifest = read_bundle_manifest(path)
+    client = engine(timeout_s=BUILD_TIMEOUT_S)
+
+    def chunks(size: int = 4 << 20):
+        sent = 0
+        with path.open("rb") as handle:
+            while block := handle.read(size):
+                sent += len(block)
+                if progress:
+                    progress(sent)
+                yield block
+
+    client.images.load(chunks())
+    for entry in manifest.images:
+        try:
+            loaded = client.images.get(entry["name"])
+        except ImageNotFound as exc:
+            raise ImageError(f"{entry['name']} was not loaded from {path}.", hint="docker load -i FILE") from exc
+        if loaded.id != entry["id"]:
+            raise ImageError(f"{entry['name']} loaded as {loaded.id}, but the bundle recorded {entry['id']}: "
+                             "the file is damaged or was changed.", hint="copy the bundle again and retry")
+    return manifest
+

@@ -1,0 +1,520 @@
+"""The docker runtime: the rendered Compose stack on a Docker engine.
+
+State is read from Docker (containers carrying this project's label), never from local files.  The
+lifecycle runs the Compose v2 CLI (``ragctl.engine.compose``, with timeouts); probes (state,
+health, published ports, exec) go through docker-py.  Nothing here acts on a container, volume or
+network without this project's label.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ragctl.deploy import (
+    LABEL_KEY,
+    DeployConfig,
+    load_deploy_config,
+    profiles_for,
+    project_name,
+    write_rendered,
+)
+from ragctl.engine import DockerError, EngineUnavailable, compose, compose_argv, engine
+from ragctl.output import EXIT_NOT_RUNNING, EXIT_PREFLIGHT, EXIT_UNHEALTHY
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+
+SERVICE_LABEL = "com.docker.compose.service"
+FIXED_NAMES = {"redis": "rag-redis", "chroma": "rag-chroma", "beat": "rag-beat", "flower": "rag-flower",
+               "nginx": "rag-nginx"}
+MIN_DISK_FREE = 2 << 30
+WARN_DISK_FREE = 10 << 30
+
+
+class PreflightFailed(DockerError):
+    exit_code = EXIT_PREFLIGHT
+    code = "preflight_failed"
+
+    def __init__(self, checks: list[Check]) -> None:
+        failed = [c for c in checks if c.status == "fail"]
+        super().__init__("Pre-flight failed: " + "; ".join(f"{c.name}: {c.detail}" for c in failed),
+                         hint=failed[0].hint if failed else None)
+        self.checks = checks
+
+
+class StartTimeout(DockerError):
+    exit_code = EXIT_UNHEALTHY
+    code = "start_timeout"
+
+    def __init__(self, message: str, *, hint: str, failing: list[str], logs: dict[str, list[str]]) -> None:
+        super().__init__(message, hint=hint)
+        self.failing, self.logs = failing, logs
+
+
+class NotRunning(DockerError):
+    exit_code = EXIT_NOT_RUNNING
+    code = "not_running"
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # ok | warn | fail
+    detail: str
+    hint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ContainerState:
+    name: str
+    service: str
+    state: str  # created | running | restarting | exited | paused | dead
+    health: str | None  # starting | healthy | unhealthy | None (no healthcheck)
+    exit_code: int | None
+    ports: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "running" and self.health in (None, "healthy")
+
+    @classmethod
+    def of(cls, container: Container) -> ContainerState:
+        attrs = container.attrs.get("State", {})
+        ports = []
+        for port, bindings in (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).items():
+            for binding in bindings or []:
+                ports.append(f"{binding.get('HostIp') or '0.0.0.0'}:{binding.get('HostPort')}->{port}")
+        return cls(name=container.name, service=container.labels.get(SERVICE_LABEL, "?"), state=container.status,
+                   health=(attrs.get("Health") or {}).get("Status"),
+                   exit_code=attrs.get("ExitCode") if container.status in ("exited", "dead") else None,
+                   ports=sorted(set(ports)))
+
+
+@dataclass
+class ServiceStatus:
+    """One Compose service: its containers and what ``ragctl ps`` shows."""
+
+    service: str
+    wanted: int
+    containers: list[ContainerState]
+
+    @property
+    def running(self) -> int:
+        return sum(c.state == "running" for c in self.containers)
+
+    @property
+    def ready(self) -> bool:
+        return len([c for c in self.containers if c.ready]) >= self.wanted and (self.wanted > 0 or self.running == 0)
+
+    @property
+    def state(self) -> str:
+        """healthy, running (no healthcheck), starting, unhealthy, restarting, exited or missing."""
+        if not self.containers:
+            return "missing" if self.wanted else "stopped"
+        states = {c.state for c in self.containers}
+        health = {c.health for c in self.containers if c.state == "running"}
+        if "restarting" in states:
+            return "restarting"
+        if "unhealthy" in health:
+            return "unhealthy"
+        if states <= {"exited", "dead", "created"}:
+            return "exited"
+        if self.running < self.wanted or "starting" in health:
+            return "starting"
+        return "healthy" if health == {"healthy"} else "running"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"service": self.service, "state": self.state, "replicas": self.running, "wanted": self.wanted,
+                "ready": self.ready, "containers": [asdict(c) for c in self.containers]}
+
+
+@dataclass
+class DockerStatus:
+    running: bool
+    project_root: Path
+    project: str
+    services: list[ServiceStatus]
+    api_url: str | None = None
+    flower_url: str | None = None
+    flower_auth: str | None = None
+    runtime: str = "docker"
+
+    @property
+    def mode(self) -> str:
+        return "stack" if self.running else "embedded"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"running": self.running, "mode": self.mode, "runtime": self.runtime,
+                "project": str(self.project_root), "compose_project": self.project, "api_url": self.api_url,
+                "flower_url": self.flower_url, "flower_auth": self.flower_auth,
+                "services": [s.to_dict() for s in self.services]}
+
+
+def parse_bytes(value: str) -> int:
+    """Compose's memory sizes: 512m, 2g, 8G, 1024k, 100000 (bytes)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", value.lower())
+    if not match:
+        raise ValueError(f"not a size: {value!r}")
+    return int(float(match.group(1)) * 1024 ** " kmgt".index(match.group(2) or " "))
+
+
+def _url_host(host_ip: str) -> str:
+    return "127.0.0.1" if host_ip in ("", "0.0.0.0", "::") else host_ip
+
+
+class DockerRuntime:
+    def __init__(self, project_root: Path) -> None:
+        self.project_root = project_root
+        self.config: DeployConfig = load_deploy_config(project_root)
+        self.name = project_name(project_root)
+        self.profiles = profiles_for(self.config)
+
+    # -- reading state ------------------------------------------------------------------------
+    def containers(self, client: docker.DockerClient | None = None) -> list[Container]:
+        client = client or engine()
+        return client.containers.list(all=True, filters={"label": [f"{LABEL_KEY}={self.name}",
+                                                                   f"com.docker.compose.project={self.name}"]})
+
+    def wanted(self) -> dict[str, int]:
+        """Compose service → replicas this configuration asks for."""
+        wanted = {"redis": 1, "chroma": 1, "api": self.config.api_replicas, "worker": self.config.workers,
+                  "beat": 1}
+        if self.config.flower:
+            wanted["flower"] = 1
+        if self.config.nginx:
+            wanted["nginx"] = 1
+        return wanted
+
+    def services(self, client: docker.DockerClient | None = None) -> list[ServiceStatus]:
+        states = [ContainerState.of(c) for c in self.containers(client)]
+        wanted = self.wanted()
+        names = list(wanted) + sorted({s.service for s in states} - set(wanted))
+        return [ServiceStatus(name, wanted.get(name, 0),
+                              sorted((s for s in states if s.service == name), key=lambda s: s.name))
+                for name in names]
+
+    def status(self) -> DockerStatus:
+        client = engine()
+        containers = self.containers(client)
+        services = self.services(client)
+        running = any(c.status == "running" for c in containers)
+        status = DockerStatus(running=running, project_root=self.project_root, project=self.name, services=services)
+        if running:
+            status.api_url = self._published_url(containers, "nginx", "80/tcp") or \
+                self._published_url(containers, "api", "8000/tcp")
+            status.flower_url = self._published_url(containers, "flower", "5555/tcp")
+            if status.flower_url:
+                from ragctl.runtime.local import read_dotenv
+
+                status.flower_auth = read_dotenv(self.project_root / ".env").get("FLOWER_BASIC_AUTH")
+        return status
+
+    def api_url(self) -> str | None:
+        """Where clients reach the stack (Nginx when it runs, else the API), read from Docker."""
+        return self.status().api_url
+
+    @staticmethod
+    def _published_url(containers: list[Container], service: str, port: str) -> str | None:
+        for container in containers:
+            if container.labels.get(SERVICE_LABEL) != service or container.status != "running":
+                continue
+            for binding in (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(port) or []:
+                if binding.get("HostPort"):
+                    return f"http://{_url_host(binding.get('HostIp', ''))}:{binding['HostPort']}"
+        return None
+
+    # -- pre-flight ---------------------------------------------------------------------------
+    def preflight(self) -> list[Check]:
+        """Everything ``up`` needs, checked before anything starts.  Raises PreflightFailed."""
+        from docker.errors import ImageNotFound
+
+        from ragctl.deploy import ComposeError, compose_command
+        from ragctl.images import image_name
+
+        client = engine()  # EngineUnavailable is itself a pre-flight failure (exit 4)
+        info = client.info()
+        checks: list[Check] = []
+        try:
+            compose_command()
+            checks.append(Check("compose", "ok", "Compose v2 found"))
+        except ComposeError as exc:
+            checks.append(Check("compose", "fail", exc.message, exc.hint))
+        image = image_name(self.config)
+        try:
+            client.images.get(image)
+            checks.append(Check("image", "ok", f"{image} is on the engine"))
+        except ImageNotFound:
+            checks.append(Check("image", "fail", f"the image {image} is not on this engine",
+                                "ragctl build   (or ragctl bundle load FILE on a closed network)"))
+        cpus, memory = info.get("NCPU", 0), info.get("MemTotal", 0)
+        for service, wanted_cpus, wanted_memory in (("api", self.config.api_cpus, self.config.api_memory),
+                                                    ("worker", self.config.worker_cpus, self.config.worker_memory)):
+            if cpus and wanted_cpus > cpus:
+                checks.append(Check(f"{service} cpus", "fail",
+                                    f"{service}_cpus = {wanted_cpus:g} but the engine has {cpus} CPUs",
+                                    f"set {service}_cpus = {cpus} under [stack] in ragctl.toml"))
+            if memory and parse_bytes(wanted_memory) > memory:
+                checks.append(Check(f"{service} memory", "fail",
+                                    f"{service}_memory = {wanted_memory} but the engine has "
+                                    f"{memory / (1 << 30):.1f} GiB", f"lower {service}_memory under [stack]"))
+        if self.config.gpu:
+            runtimes = set(info.get("Runtimes") or {})
+            if "nvidia" in runtimes or os.environ.get("RAGCTL_ASSUME_GPU") == "1":
+                checks.append(Check("gpu runtime", "ok", "the NVIDIA container runtime is installed"))
+            else:
+                checks.append(Check("gpu runtime", "fail",
+                                    f"GPU is on but the engine has no nvidia runtime (runtimes: "
+                                    f"{', '.join(sorted(runtimes)) or 'none'})",
+                                    "install nvidia-container-toolkit and run: nvidia-ctk runtime configure "
+                                    "--runtime=docker && systemctl restart docker   (or gpu = false)"))
+        checks += self._port_checks(client)
+        checks += self._name_checks(client)
+        checks += self._resource_checks(info)
+        if any(c.status == "fail" for c in checks):
+            raise PreflightFailed(checks)
+        return checks
+
+    def published_ports(self) -> list[tuple[str, str, int]]:
+        """(service, host address, port) this configuration publishes."""
+        config = self.config
+        ports = [("nginx", config.nginx_bind, config.nginx_port) if config.nginx else
+                 ("api", config.api_bind, config.api_port)]
+        if config.flower:
+            ports.append(("flower", "127.0.0.1", config.flower_port))
+        return ports
+
+    def _port_checks(self, client: docker.DockerClient) -> list[Check]:
+        from ragctl.runtime.local import port_free, port_holder
+
+        checks = []
+        others = client.containers.list(filters={"status": "running"})
+        for service, host, port in self.published_ports():
+            holders = [c for c in others if any(
+                binding.get("HostPort") == str(port)
+                for bindings in (c.attrs.get("NetworkSettings", {}).get("Ports") or {}).values()
+                for binding in bindings or [])]
+            ours = [c for c in holders if c.labels.get(LABEL_KEY) == self.name]
+            if ours:
+                checks.append(Check(f"port {port}", "ok", f"already published by this stack ({ours[0].name})"))
+            elif holders:
+                checks.append(Check(f"port {port}", "fail", f"{service}'s port {port} is published by the "
+                                    f"container {holders[0].name}, which is not part of this project",
+                                    f"choose another port: set {service}_port under [stack] in ragctl.toml"))
+            elif not port_free(port, host if host not in ("", "::") else "0.0.0.0"):
+                holder = port_holder(port)
+                checks.append(Check(f"port {port}", "fail",
+                                    f"{service}'s port {port} is taken{' by ' + holder if holder else ''}",
+                                    f"stop that process, or set {service}_port under [stack] in ragctl.toml"))
+            else:
+                checks.append(Check(f"port {port}", "ok", f"free for {service}"))
+        return checks
+
+    def _name_checks(self, client: docker.DockerClient) -> list[Check]:
+        checks = []
+        wanted = self.wanted()
+        existing = {c.name: c for c in client.containers.list(all=True)}
+        for service, name in FIXED_NAMES.items():
+            container = existing.get(name)
+            if service in wanted and container is not None and container.labels.get(LABEL_KEY) != self.name:
+                owner = container.labels.get(LABEL_KEY) or container.labels.get("com.docker.compose.project")
+                checks.append(Check(f"name {name}", "fail",
+                                    f"a container named {name} exists and is not part of this project"
+                                    f"{f' (it belongs to {owner})' if owner else ''}; ragctl never touches it",
+                                    f"stop that stack first (ragctl -p ITS_PROJECT down), or rename it: "
+                                    f"docker rename {name} {name}-old"))
+        return checks
+
+    def _resource_checks(self, info: dict[str, Any]) -> list[Check]:
+        checks = []
+        for label, path in (("docker disk", Path(info.get("DockerRootDir") or "/var/lib/docker")),
+                            ("project disk", self.project_root)):
+            probe = path if path.exists() else Path("/")
+            free = shutil.disk_usage(probe).free
+            status = "fail" if free < MIN_DISK_FREE else "warn" if free < WARN_DISK_FREE else "ok"
+            checks.append(Check(label, status, f"{free / (1 << 30):.1f} GiB free on {probe}",
+                                "free some space (docker image prune removes unused images)" if status != "ok"
+                                else None))
+        try:
+            meminfo = Path("/proc/meminfo").read_text()
+            available = int(re.search(r"MemAvailable:\s+(\d+)", meminfo).group(1)) * 1024
+        except (OSError, AttributeError):
+            available = None
+        if available is not None:
+            status = "warn" if available < (2 << 30) else "ok"
+            checks.append(Check("memory", status, f"{available / (1 << 30):.1f} GiB available",
+                                "stop other work or lower worker replicas" if status == "warn" else None))
+        return checks
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def up(self, services: list[str] | None = None, *, wait_s: float = 300,
+           progress: Callable[[list[ServiceStatus]], None] | None = None) -> list[ServiceStatus]:
+        """Render, pre-flight, ``compose up -d``, then wait until every wanted service is ready.
+
+        On timeout the containers are kept for inspection (StartTimeout carries their last log lines)."""
+        write_rendered(self.project_root)
+        self.preflight()
+        args = ["up", "-d", "--remove-orphans", *(services or [])]
+        return self._run_and_wait(args, services, wait_s=wait_s, progress=progress)
+
+    def _run_and_wait(self, args: list[str], services: list[str] | None, *, wait_s: float,
+                      progress: Callable[[list[ServiceStatus]], None] | None) -> list[ServiceStatus]:
+        outcome: dict[str, BaseException | None] = {}
+
+        def run() -> None:
+            try:
+                compose(self.project_root, args, profiles=self.profiles, timeout_s=wait_s + 120)
+                outcome["error"] = None
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run, name="compose-up", daemon=True)
+        thread.start()
+        return self.wait_ready(services, wait_s=wait_s, progress=progress, compose_done=lambda: (
+            not thread.is_alive(), outcome.get("error")))
+
+    def wait_ready(self, services: list[str] | None = None, *, wait_s: float = 300,
+                   progress: Callable[[list[ServiceStatus]], None] | None = None,
+                   compose_done: Callable[[], tuple[bool, BaseException | None]] | None = None) -> list[ServiceStatus]:
+        client = engine()
+        deadline = time.monotonic() + wait_s
+        while True:
+            current = self.services(client)
+            if progress:
+                progress(current)
+            chosen = [s for s in current if not services or s.service in services]
+            done, error = compose_done() if compose_done else (True, None)
+            if done and all(s.ready for s in chosen):
+                if error is not None:
+                    raise error
+                return current
+            if done and error is not None or time.monotonic() > deadline:
+                failing = [s.service for s in chosen if not s.ready]
+                logs = {name: list(self.logs(name, lines=20)) for name in failing}
+                if error is not None and not failing:
+                    raise error
+                reason = error.detail() if isinstance(error, DockerError) else (str(error) if error else "")
+                raise StartTimeout(
+                    f"Not ready after {wait_s:.0f} s: {', '.join(failing)}" + (f"\n{reason}" if reason else ""),
+                    hint=f"the containers are kept: ragctl logs {failing[0] if failing else 'SERVICE'}   "
+                         "(then ragctl down when done)",
+                    failing=failing, logs=logs)
+            time.sleep(1.0)
+
+    def down(self, *, volumes: bool = False, timeout_s: float = 300) -> list[str]:
+        """Stop and remove this project's containers and network; volumes only with ``volumes``."""
+        before = sorted(c.name for c in self.containers())
+        args = ["down", "--remove-orphans", "--timeout", "20"] + (["--volumes"] if volumes else [])
+        # Every profile, so Flower or Nginx started under an older configuration stop too.
+        compose(self.project_root, args, profiles=["flower", "nginx"], timeout_s=timeout_s)
+        return before
+
+    def restart(self, service: str, *, wait_s: float = 180) -> list[ServiceStatus]:
+        """Restart one service's containers; the others keep running."""
+        known = self.wanted()
+        if service not in known:
+            raise DockerError(f"Unknown service {service!r}.", hint=f"one of: {', '.join(known)}")
+        if not any(s.service == service and s.running for s in self.services()):
+            raise NotRunning(f"{service} is not running in {self.name}.", hint="ragctl up")
+        compose(self.project_root, ["restart", "--timeout", "20", service], profiles=self.profiles,
+                timeout_s=wait_s + 60)
+        ready = self.wait_ready([service], wait_s=wait_s)
+        if service == "api":
+            self.reload_nginx()
+        return [s for s in ready if s.service == service]
+
+    def scale(self, replicas: dict[str, int], *, wait_s: float = 300,
+              progress: Callable[[list[ServiceStatus]], None] | None = None) -> list[ServiceStatus]:
+        """Set worker and/or API replicas live: recorded in ragctl.toml, re-rendered, applied without
+        recreating running containers; Nginx re-reads the API replicas."""
+        from ragctl.project import set_config_value
+
+        keys = {"worker": "workers", "api": "api_replicas"}
+        unknown = set(replicas) - set(keys)
+        if unknown:
+            raise DockerError(f"Only worker and api scale (not {', '.join(sorted(unknown))}).",
+                              hint="ragctl scale worker=3 api=2")
+        DeployConfig(**(self.config.model_dump() | {keys[k]: v for k, v in replicas.items()}))  # validates
+        if not any(s.running for s in self.services()):
+            raise NotRunning(f"The stack {self.name} is not running.", hint="ragctl up")
+        for service, count in replicas.items():
+            set_config_value(self.project_root, "stack", keys[service], count)
+        self.config = load_deploy_config(self.project_root)
+        write_rendered(self.project_root)
+        args = ["up", "-d", "--no-deps", "--no-recreate", *replicas]
+        ready = self._run_and_wait(args, list(replicas), wait_s=wait_s, progress=progress)
+        if "api" in replicas:
+            self.reload_nginx()
+        return ready
+
+    def reload_nginx(self) -> bool:
+        """Make Nginx resolve the API service again (after scale or restart); False when it is off."""
+        for container in self.containers():
+            if container.labels.get(SERVICE_LABEL) == "nginx" and container.status == "running":
+                result = container.exec_run(["nginx", "-c", "/app/nginx.conf", "-s", "reload"])
+                if result.exit_code != 0:
+                    raise DockerError("Nginx did not reload.", stderr=result.output.decode(errors="replace"),
+                                      hint="ragctl logs nginx")
+                return True
+        return False
+
+    def logs(self, service: str, *, follow: bool = False, lines: int = 100) -> Iterator[str]:
+        """A service's log lines (every replica, prefixed by its container)."""
+        import subprocess
+
+        args = ["logs", "--no-color", "--tail", str(lines), *(["--follow"] if follow else []), service]
+        if not follow:
+            try:
+                yield from compose(self.project_root, args, profiles=self.profiles, timeout_s=60).stdout.splitlines()
+            except DockerError as exc:
+                yield f"(no logs: {exc.message})"
+            return
+        command = compose_argv(self.project_root, args, profiles=self.profiles)
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as proc:
+            try:
+                for line in proc.stdout:
+                    yield line.rstrip("\n")
+            finally:
+                proc.terminate()
+
+    def exec(self, service: str, command: list[str], *, timeout_s: float = 60) -> tuple[int, str]:
+        """Run a command in the first running container of ``service``."""
+        for container in self.containers(engine(timeout_s=timeout_s)):
+            if container.labels.get(SERVICE_LABEL) == service and container.status == "running":
+                result = container.exec_run(command)
+                return result.exit_code, result.output.decode(errors="replace")
+        raise NotRunning(f"No running {service} container in {self.name}.", hint="ragctl ps")
+
+    def celery_workers(self) -> list[str]:
+        """Worker node names that answer a Celery ping (asked from inside a worker container)."""
+        code, output = self.exec("worker", ["python", "-m", "celery", "-A", "stack.worker.app", "inspect", "ping",
+                                            "--timeout", "5", "--json"], timeout_s=60)
+        if code != 0:
+            return []
+        import json
+
+        try:
+            payload = json.loads(output.strip().splitlines()[-1])
+        except (json.JSONDecodeError, IndexError):
+            return []
+        return sorted(payload) if isinstance(payload, dict) else sorted(
+            name for item in payload for name in item)
+
+
+def engine_reachable() -> bool:
+    try:
+        engine(timeout_s=5)
+        return True
+    except EngineUnavailable:
+        return False
