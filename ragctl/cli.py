@@ -108,6 +108,8 @@ def _backend(as_json: bool = False):
         state = read_state(root)
         if state is not None and state.running:
             api_url = state.api_url
+        elif project_runtime(root) == "docker":
+            api_url = _docker_api_url(root, as_json)
         elif project_runtime(root) == "local":
             fail("This project runs as a local stack (ragctl.toml: runtime = \"local\"), and it is not running.",
                  hint="ragctl up   (or set runtime = \"embedded\" in ragctl.toml to work in-process)",
@@ -118,6 +120,23 @@ def _backend(as_json: bool = False):
         key = load_settings_for(root).api_key
         return "stack", StackClient(api_url, key.get_secret_value() if key else None)
     return "embedded", _pipeline()
+
+
+def _docker_api_url(root: Path, as_json: bool) -> str:
+    """Where the project's Compose stack answers (Nginx, else the API), read from Docker."""
+    from ragctl.commands.docker import fail_docker
+    from ragctl.engine import DockerError
+    from ragctl.output import EXIT_NOT_RUNNING
+    from ragctl.runtime.docker import DockerRuntime
+
+    try:
+        url = DockerRuntime(root).api_url()
+    except DockerError as exc:
+        fail_docker(exc, as_json=as_json)
+    if not url:
+        fail("This project runs on Docker (ragctl.toml: runtime = \"docker\"), and its stack is not running.",
+             hint=f"ragctl -p {root} up", code="not_running", exit_code=EXIT_NOT_RUNNING, as_json=as_json)
+    return url
 
 
 # -- init ------------------------------------------------------------------------------------
@@ -590,9 +609,10 @@ def reindex(
 
 
 def _register_stack_commands() -> None:
-    from ragctl.commands import stack
+    from ragctl.commands import docker, stack
 
     stack.register(app)
+    docker.register(app)
 
 
 _register_stack_commands()

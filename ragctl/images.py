@@ -212,24 +212,60 @@ def build_image(root: Path, options: BuildOptions, *, progress: Progress | None 
                       wheelhouse=str(options.wheelhouse) if options.wheelhouse else None, python=python, log=log)
 
 
-def make_wheelhouse(dest: Path, *, torch_index: str | None = None, timeout_s: float = 3600) -> list[str]:
-    """Every wheel the image needs, made with this machine's Python and pip (the base image's Python
-    must match: 3.11 on x86_64 for the bookworm base).  ``torch_index`` is an extra index for torch
-    (the CPU build's, by default in the CLI); None uses only pip's own configuration (a mirror, or
-    find-links with a local torch wheel)."""
+def make_wheelhouse(dest: Path, *, torch_index: str | None = None, python_version: str = "3.11.2",
+                    timeout_s: float = 3600) -> list[str]:
+    """Every wheel the image needs, made with this machine's pip (x86_64 Linux, CPython 3.11 like the
+    bookworm base).  ``torch_index`` is an extra index for torch (the CPU build's, by default in the
+    CLI); None uses only pip's own configuration (a mirror, or find-links with a local torch wheel).
+
+    pip evaluates environment markers for the Python that runs it, so requirements that only the
+    image's Python needs (``async-timeout; python_full_version < "3.11.3"`` for bookworm's 3.11.2)
+    are found by reading every wheel's metadata for ``python_version`` and added in a second pass."""
     dest.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "wheel", "--wheel-dir", str(dest), "torch==2.13.0",
-               f"{source_root()}[stack]", "setuptools", "wheel"]
-    if torch_index:
-        command += ["--extra-index-url", torch_index]
+    extra = ["--extra-index-url", torch_index] if torch_index else []
+    _pip_wheel(dest, ["torch==2.13.0", f"{source_root()}[stack]", "setuptools", "wheel", *extra], timeout_s)
+    for _ in range(3):
+        missing = _requirements_only_for(dest, python_version)
+        if not missing:
+            break
+        _pip_wheel(dest, [*sorted(missing), *extra], timeout_s)
+    for own in dest.glob("ragctl-*.whl"):  # the image installs ragctl from source
+        own.unlink()
+    return sorted(p.name for p in dest.glob("*.whl"))
+
+
+def _pip_wheel(dest: Path, args: list[str], timeout_s: float) -> None:
+    command = [sys.executable, "-m", "pip", "wheel", "--wheel-dir", str(dest), "--find-links", str(dest), *args]
     with tempfile.TemporaryDirectory() as scratch:  # pip wheel of a source tree writes build/ into it
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False, cwd=scratch)
     if done.returncode != 0:
         raise ImageError("pip could not make the wheelhouse.", command=command, stderr=done.stderr,
                          hint="check that this machine reaches PyPI (or its proxy: pip config set global.cert CA)")
-    for own in dest.glob("ragctl-*.whl"):  # the image installs ragctl from source
-        own.unlink()
-    return sorted(p.name for p in dest.glob("*.whl"))
+
+
+def _requirements_only_for(wheelhouse: Path, python_version: str) -> set[str]:
+    """Requirements of the wheels in ``wheelhouse`` that the target Python needs and that are not there."""
+    import zipfile
+    from email.parser import Parser
+
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name, parse_wheel_filename
+
+    present = {parse_wheel_filename(w.name)[0] for w in wheelhouse.glob("*.whl")}
+    target = default_environment() | {"python_full_version": python_version,
+                                      "python_version": ".".join(python_version.split(".")[:2]), "extra": ""}
+    missing = set()
+    for wheel in wheelhouse.glob("*.whl"):
+        with zipfile.ZipFile(wheel) as archive:
+            name = next((n for n in archive.namelist() if n.endswith(".dist-info/METADATA")), None)
+            metadata = Parser().parsestr(archive.read(name).decode(errors="replace")) if name else None
+        for line in (metadata.get_all("Requires-Dist") or []) if metadata else []:
+            requirement = Requirement(line)
+            if requirement.marker is not None and requirement.marker.evaluate(target) \
+                    and canonicalize_name(requirement.name) not in present:
+                missing.add(str(requirement).split(";")[0].strip())
+    return missing
 
 
 # -- bundles ---------------------------------------------------------------------------------

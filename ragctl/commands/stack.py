@@ -1,9 +1,9 @@
 """``ragctl up / down / ps / status / logs / restart``: drive the stack's services.
 
-A thin layer over :class:`ragctl.runtime.local.LocalRuntime`.  Register with ``register(app)``.
-Exit codes: 0 ok, 1 error, 2 usage (``--runtime docker`` is not available yet), 3 the stack did not
-become healthy in time, 4 pre-flight failed (port taken, redis-server missing), 5 not running,
-6 confirmation needed without a TTY.
+A thin layer over :class:`ragctl.runtime.local.LocalRuntime`, or, for a project whose runtime is
+docker, over ragctl.commands.docker.  Register with ``register(app)``.
+Exit codes: 0 ok, 1 error, 2 usage, 3 the stack did not become healthy in time, 4 pre-flight failed
+(port taken, redis-server missing, no Docker engine), 5 not running, 6 confirmation needed without a TTY.
 """
 
 from __future__ import annotations
@@ -40,6 +40,13 @@ def _project_root() -> Path:
     from ragctl.cli import _root  # lazily: ragctl.cli imports this module
 
     return _root()
+
+
+def _on_docker(explicit: str | None = None) -> bool:
+    """Whether a command acts on the docker runtime: --runtime, else the project's recorded runtime."""
+    from ragctl.project import project_runtime
+
+    return (explicit or project_runtime(_project_root())) == "docker"
 
 
 def _runtime() -> LocalRuntime:
@@ -104,23 +111,35 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def up(
-        runtime: Annotated[str, typer.Option("--runtime", help="Where to run the stack: local (processes "
-                                             "on 127.0.0.1; docker comes later).")] = "local",
-        workers: Annotated[int, typer.Option("--workers", "-w", min=0, help="Number of Celery workers.")] = 2,
-        flower: Annotated[bool, typer.Option("--flower", help="Also run Flower (Celery UI, basic auth).")] = False,
-        wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for the stack to answer.")] = 60,
+        services: Annotated[list[str] | None, typer.Argument(help="Docker runtime: only these services "
+                                                             "(and what they depend on).")] = None,
+        runtime: Annotated[str | None, typer.Option("--runtime", help="local (processes on 127.0.0.1) or docker "
+                                                    "(the rendered Compose stack); default: the project's.",
+                                                    show_default=False)] = None,
+        workers: Annotated[int | None, typer.Option("--workers", "-w", min=0, help="Number of Celery workers "
+                                                    "(default 2; docker: recorded in ragctl.toml).")] = None,
+        flower: Annotated[bool, typer.Option("--flower", help="Local runtime: also run Flower (Celery UI, basic "
+                                             "auth).  Docker: set flower = true in [stack].")] = False,
+        wait: Annotated[float | None, typer.Option("--wait", min=0, help="Seconds to wait for every service "
+                                                   "(default 60 local, 300 docker).")] = None,
         as_json: JsonOption = False,
     ) -> None:
-        """Start the stack: redis, chroma, the API, workers, beat (and Flower) on loopback."""
+        """Start the stack: redis, chroma, the API, workers, beat (and Flower, Nginx), then wait for health."""
         from ragctl.runtime.local import LocalRuntime, LocalRuntimeError, record_runtime
 
-        if runtime not in RUNTIMES:
-            fail(f"Unknown runtime {runtime!r}.", hint="ragctl up --runtime local", code="usage",
+        if runtime is not None and runtime not in RUNTIMES:
+            fail(f"Unknown runtime {runtime!r}.", hint="ragctl up --runtime local|docker", code="usage",
                  exit_code=EXIT_USAGE, as_json=as_json)
-        if runtime == "docker":
-            fail("The docker runtime is not yet available in this version of ragctl.",
-                 hint="ragctl up --runtime local   (the same services as local processes, no Docker needed)",
-                 code="not_available", exit_code=EXIT_USAGE, as_json=as_json)
+        if _on_docker(runtime):
+            from ragctl.commands import docker as docker_commands
+
+            docker_commands.up(services or [], workers=workers, wait=300 if wait is None else wait, as_json=as_json)
+            return
+        if services:
+            fail("Naming services is for the docker runtime; the local runtime starts them all.",
+                 hint="ragctl up", code="usage", exit_code=EXIT_USAGE, as_json=as_json)
+        workers = 2 if workers is None else workers
+        wait = 60 if wait is None else wait
         root = _project_root()
         rt = LocalRuntime(root)
         already = rt.state() is not None
@@ -151,6 +170,11 @@ def register(app: typer.Typer) -> None:
         """Stop the stack (data is kept unless --volumes)."""
         from ragctl.runtime.local import LocalRuntimeError
 
+        if _on_docker():
+            from ragctl.commands import docker as docker_commands
+
+            docker_commands.down(volumes=volumes, yes=yes, as_json=as_json)
+            return
         rt = _runtime()
         if volumes:
             confirm(f"Delete everything under {rt.data_dir} (documents, vectors, queued tasks)?",
@@ -172,7 +196,12 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def ps(as_json: JsonOption = False) -> None:
-        """List the stack's services with their state, pid and port."""
+        """List the stack's services with their state (health, replicas on Docker; pid and port locally)."""
+        if _on_docker():
+            from ragctl.commands import docker as docker_commands
+
+            docker_commands.ps(as_json=as_json)
+            return
         rt = _runtime()
         state = rt.state()
         if state is None:
@@ -188,6 +217,11 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def status(as_json: JsonOption = False) -> None:
         """Say whether the stack runs, and where: API, Redis, Chroma and Flower URLs."""
+        if _on_docker():
+            from ragctl.commands import docker as docker_commands
+
+            docker_commands.status(as_json=as_json)
+            return
         rt = _runtime()
         current = rt.status()
         if as_json:
@@ -203,14 +237,23 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def logs(
-        service: Annotated[str, typer.Argument(help="api, worker (all workers), worker-1, beat, redis, "
-                                               "chroma, flower or supervisor.")],
+        service: Annotated[str | None, typer.Argument(help="api, worker (all workers), worker-1, beat, redis, "
+                                                      "chroma, flower, nginx or supervisor; docker: all when "
+                                                      "left out.")] = None,
         follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
         lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines to show first.")] = 100,
     ) -> None:
-        """Print a service's log (logs/SERVICE.log)."""
+        """Print a service's log (local: logs/SERVICE.log; docker: the containers' logs)."""
         from ragctl.runtime.local import LocalRuntimeError
 
+        if _on_docker():
+            from ragctl.commands import docker as docker_commands
+
+            docker_commands.logs(service, follow=follow, lines=lines)
+            return
+        if service is None:
+            fail("Name a service: api, worker, beat, redis, chroma, flower or supervisor.", hint="ragctl logs api",
+                 code="usage", exit_code=EXIT_USAGE)
         rt = _runtime()
         try:
             for line in rt.logs(service, follow=follow, lines=lines):
@@ -233,6 +276,11 @@ def register(app: typer.Typer) -> None:
         """Restart one service; the others keep running."""
         from ragctl.runtime.local import LocalRuntimeError
 
+        if _on_docker():
+            from ragctl.commands import docker as docker_commands
+
+            docker_commands.restart(service, as_json=as_json)
+            return
         rt = _runtime()
         if rt.state() is None:
             _not_running(rt.project_root, as_json=as_json)

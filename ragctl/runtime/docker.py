@@ -469,11 +469,12 @@ class DockerRuntime:
                 return True
         return False
 
-    def logs(self, service: str, *, follow: bool = False, lines: int = 100) -> Iterator[str]:
-        """A service's log lines (every replica, prefixed by its container)."""
+    def logs(self, service: str | None = None, *, follow: bool = False, lines: int = 100) -> Iterator[str]:
+        """A service's log lines, or every service's (each line prefixed by its container)."""
         import subprocess
 
-        args = ["logs", "--no-color", "--tail", str(lines), *(["--follow"] if follow else []), service]
+        args = ["logs", "--no-color", "--tail", str(lines), *(["--follow"] if follow else []),
+                *([service] if service else [])]
         if not follow:
             try:
                 yield from compose(self.project_root, args, profiles=self.profiles, timeout_s=60).stdout.splitlines()

@@ -1,0 +1,250 @@
+"""The Compose stack end to end on a real Docker engine, driven only through the ragctl CLI.
+
+A base image is made locally (debootstrap + docker import: there is no registry here), the stack's
+image is built from a wheelhouse (the closed-network path: the build contacts no package index),
+then: up --wait, ingest HWP/HWPX through Nginx, ask, scale worker=3 api=2 (Celery reports 3
+workers, Nginx spreads over both API replicas), restart the worker service while questions keep
+coming (failures are counted: the goal is 0), pre-flight that names who holds a port, down (volumes
+kept), down --volumes, bundle save/load.  Locally the suite skips with its reason when no engine
+answers; under CI=true that is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, SAMPLES, corpus_path
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(3600)]
+BASE_IMAGE = "ragctl-base:bookworm"
+IMAGE_TAG = "e2e"
+
+
+def _require_engine() -> None:
+    from ragctl.engine import EngineUnavailable, engine
+
+    try:
+        engine(timeout_s=10)
+    except EngineUnavailable as exc:
+        reason = f"no Docker engine: {exc.message} ({exc.hint})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + " (CI=true: the Docker suite must run)")
+        pytest.skip(reason)
+
+
+def ragctl(*args: str, root: Path | None = None, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "ragctl", *(["-p", str(root)] if root else []), *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env={**os.environ, "NO_COLOR": "1"})
+    if check and done.returncode != 0:
+        raise AssertionError(f"ragctl {' '.join(args)} exited {done.returncode}\n{done.stdout[-3000:]}\n"
+                             f"{done.stderr[-3000:]}")
+    return done
+
+
+def ragctl_json(*args: str, root: Path | None = None, timeout: float = 900, check: bool = True):
+    done = ragctl(*args, "--json", root=root, timeout=timeout, check=check)
+    return json.loads(done.stdout), done.returncode
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def set_stack(root: Path, **values) -> None:
+    from ragctl.project import set_config_value
+
+    for key, value in values.items():
+        set_config_value(root, "stack", key, value)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """A built and running Compose stack behind Nginx; removed (volumes too) at the end."""
+    _require_engine()
+    made = subprocess.run(["bash", str(REPO / "scripts" / "make-base-image.sh"), BASE_IMAGE], capture_output=True,
+                          text=True, timeout=1200)
+    assert made.returncode == 0, made.stderr
+    work = tmp_path_factory.mktemp("docker")
+    wheels = work / "wheels"
+    # This machine's pip configuration supplies torch (a local CPU wheel); elsewhere the default
+    # --torch-index is PyTorch's CPU index.
+    listed, _ = ragctl_json("wheelhouse", str(wheels), "--torch-index", "pip", timeout=1800)
+    assert any(name.startswith("torch-2.13.0") for name in listed["wheels"])
+    root = work / f"ragctl-e2e-{os.getpid()}"
+    ragctl("init", str(root), "--runtime", "docker", "--workers", "1", "--nginx", "--no-gpu", "--yes")
+    # A 2-CPU CI machine: Docker refuses limits above the host's CPUs (pre-flight says so first).
+    set_stack(root, tag=IMAGE_TAG, api_cpus=1, worker_cpus=1, worker_memory="3g", nginx_port=free_port(),
+              nginx_bind="127.0.0.1")
+    try:
+        built, _ = ragctl_json("build", "--wheelhouse", str(wheels), root=root, timeout=2400)
+        assert built["image"] == f"ragctl:{IMAGE_TAG}" and built["wheelhouse"] == str(wheels)
+        print(f"\nbuild: {built['seconds']} s, {built['size_bytes'] / 1e9:.2f} GB, python {built['python']}")
+        started = time.monotonic()
+        up, code = ragctl_json("up", "--wait", "600", root=root, timeout=900, check=False)
+        assert code == 0, json.dumps(up, ensure_ascii=False, indent=1)[-6000:]
+        print(f"up: {time.monotonic() - started:.0f} s")
+        yield root
+    finally:
+        ragctl("down", "--volumes", "--yes", root=root, timeout=300, check=False)
+
+
+def api_key(root: Path) -> str:
+    from ragctl.runtime.local import read_dotenv
+
+    return read_dotenv(root / ".env")["RAG_API_KEY"]
+
+
+def test_up_reports_every_service_healthy_and_the_api_behind_nginx(stack):
+    status, _ = ragctl_json("status", root=stack)
+    assert status["running"] and status["runtime"] == "docker"
+    port = [line for line in (stack / "ragctl.toml").read_text().splitlines() if line.startswith("nginx_port")]
+    assert status["api_url"] == f"http://127.0.0.1:{port[0].split('=')[1].strip()}"
+    services = {s["service"]: s for s in status["services"]}
+    assert set(services) == {"redis", "chroma", "api", "worker", "beat", "nginx"}
+    for name, service in services.items():
+        assert service["ready"] and service["replicas"] == service["wanted"], (name, service)
+    assert services["redis"]["containers"][0]["name"] == "rag-redis"
+    # Only Nginx is published (on loopback here); Redis, Chroma and the API stay internal.
+    published = {s["service"] for s in status["services"] for c in s["containers"] if c["ports"]}
+    assert published == {"nginx"}
+    # Every container carries the project label (state is read from Docker by that label).
+    from ragctl.deploy import LABEL_KEY
+    from ragctl.engine import engine
+
+    labelled = engine().containers.list(filters={"label": f"{LABEL_KEY}={stack.name}"})
+    assert len(labelled) == sum(len(s["containers"]) for s in status["services"])
+
+
+def test_ingest_hwp_through_nginx_and_ask(stack):
+    files = [SAMPLES / "휴가_규정.hwpx"]
+    corpus = corpus_path()
+    if corpus is not None:
+        files.append(corpus / "hwp" / "hwpjs" / "example.hwp")
+    report, _ = ragctl_json("ingest", *map(str, files), root=stack, timeout=900)
+    assert report["mode"] == "stack"
+    assert [r["status"] for r in report["results"]] == ["done"] * len(files), report
+    assert all(r["chunks"] > 0 for r in report["results"])
+    answer, _ = ragctl_json("ask", "연차 휴가는 며칠인가요?", root=stack, timeout=300)
+    assert answer["sources"] and answer["sources"][0]["file"] == "휴가_규정.hwpx"
+    assert "15" in answer["answer"]
+    # The requests went through Nginx: its access log has the upload and the question.
+    access = "\n".join(ragctl("logs", "nginx", "--lines", "200", root=stack).stdout.splitlines())
+    assert "POST /api/documents" in access and "/api/ask" in access
+
+
+def test_scale_workers_and_api_live(stack):
+    from ragctl.runtime.docker import DockerRuntime
+
+    scaled, _ = ragctl_json("scale", "worker=3", "api=2", root=stack, timeout=900)
+    assert {s["service"]: s["replicas"] for s in scaled} == {"worker": 3, "api": 2}
+    assert 'workers = 3' in (stack / "ragctl.toml").read_text()
+    runtime = DockerRuntime(stack)
+    deadline, workers = time.monotonic() + 120, []
+    while time.monotonic() < deadline and len(workers) < 3:
+        workers = runtime.celery_workers()
+        time.sleep(2)
+    assert len(workers) == 3, workers
+    # Nginx balances over both API replicas (each names itself in /api/health).
+    url = runtime.api_url()
+    instances = {httpx.get(f"{url}/api/health", timeout=10).json()["instance"] for _ in range(20)}
+    assert len(instances) == 2, instances
+
+
+def test_restart_worker_while_the_api_keeps_answering(stack):
+    from ragctl.runtime.docker import DockerRuntime
+
+    url = DockerRuntime(stack).api_url()
+    headers = {"Authorization": f"Bearer {api_key(stack)}"}
+    stop, outcomes = threading.Event(), []
+
+    def ask_forever() -> None:
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+            while not stop.is_set():
+                try:
+                    response = client.post("/api/ask", json={"question": "연차 휴가는 며칠인가요?"})
+                    outcomes.append(response.status_code)
+                except httpx.HTTPError as exc:
+                    outcomes.append(repr(exc))
+                time.sleep(0.05)
+
+    asker = threading.Thread(target=ask_forever, daemon=True)
+    asker.start()
+    try:
+        time.sleep(2)
+        restarted, _ = ragctl_json("restart", "worker", root=stack, timeout=600)
+        time.sleep(2)
+    finally:
+        stop.set()
+        asker.join(60)
+    assert restarted[0]["service"] == "worker" and restarted[0]["replicas"] == 3
+    failures = [o for o in outcomes if o != 200]
+    print(f"\nrestart worker: {len(outcomes)} questions during the restart, {len(failures)} failed")
+    assert len(outcomes) > 20 and failures == []
+
+
+def test_preflight_names_the_port_holder_and_never_touches_other_stacks(stack, tmp_path):
+    other = tmp_path / "other"
+    ragctl("init", str(other), "--runtime", "docker", "--workers", "1", "--no-nginx", "--no-gpu", "--yes")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        set_stack(other, tag=IMAGE_TAG, api_cpus=1, worker_cpus=1, worker_memory="3g", api_port=port,
+                  api_bind="127.0.0.1")
+        refused, code = ragctl_json("up", root=other, check=False)
+    assert code == 4, refused
+    checks = {c["name"]: c for c in refused["error"]["checks"]}
+    assert checks[f"port {port}"]["status"] == "fail"
+    assert f"pid {os.getpid()}" in checks[f"port {port}"]["detail"]
+    # The running e2e stack owns rag-redis: another project is refused, and the stack is untouched.
+    assert checks["name rag-redis"]["status"] == "fail" and stack.name in checks["name rag-redis"]["detail"]
+    status, _ = ragctl_json("status", root=stack)
+    assert all(s["ready"] for s in status["services"])
+
+
+def test_down_keeps_volumes_and_down_volumes_asks(stack):
+    from ragctl.deploy import LABEL_KEY
+    from ragctl.engine import engine
+
+    down, _ = ragctl_json("down", root=stack, timeout=300)
+    assert any(name == "rag-redis" for name in down["removed"])
+    client = engine()
+    assert client.containers.list(all=True, filters={"label": f"{LABEL_KEY}={stack.name}"}) == []
+    volumes = client.volumes.list(filters={"label": f"{LABEL_KEY}={stack.name}"})
+    assert {v.name for v in volumes} == {f"{stack.name}_redis_data", f"{stack.name}_chroma_data"}
+    not_running, code = ragctl_json("ask", "연차 휴가는 며칠인가요?", root=stack, check=False)
+    assert code == 5 and not_running["error"]["code"] == "not_running"
+    _, code = ragctl_json("down", "--volumes", root=stack, check=False)
+    assert code == 6  # no terminal to ask on, and no --yes
+    ragctl("down", "--volumes", "--yes", root=stack, timeout=300)
+    assert client.volumes.list(filters={"label": f"{LABEL_KEY}={stack.name}"}) == []
+
+
+def test_bundle_save_and_load_round_trip(stack, tmp_path):
+    from ragctl.engine import engine
+
+    bundle = tmp_path / "ragctl-images.tar"
+    saved, _ = ragctl_json("bundle", "save", str(bundle), root=stack, timeout=1200)
+    image = f"ragctl:{IMAGE_TAG}"
+    assert [i["name"] for i in saved["images"]] == [image] and bundle.stat().st_size > 100e6
+    client = engine()
+    recorded = saved["images"][0]["id"]
+    client.images.remove(image)
+    loaded, _ = ragctl_json("bundle", "load", str(bundle), root=stack, timeout=1200)
+    assert loaded["verified"] and client.images.get(image).id == recorded
+    broken = tmp_path / "not-a-bundle.tar"
+    broken.write_bytes(b"x" * 1024)
+    refused, code = ragctl_json("bundle", "load", str(broken), root=stack, check=False)
+    assert code == 1 and "not a ragctl bundle" in refused["error"]["message"]
