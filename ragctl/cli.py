@@ -609,10 +609,11 @@ def reindex(
 
 
 def _register_stack_commands() -> None:
-    from ragctl.commands import docker, stack
+    from ragctl.commands import docker, ops, stack
 
     stack.register(app)
     docker.register(app)
+    ops.register(app)
 
 
 _register_stack_commands()

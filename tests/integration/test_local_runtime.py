@@ -134,6 +134,22 @@ def test_up_again_is_idempotent(stack_project):
     assert {name: row["pid"] for name, row in services(stack_project).items()} == before
 
 
+def test_health_checks_every_part_and_the_deep_canary(stack_project):
+    result = ragctl(stack_project, "health", "--deep", "--json")
+    assert result.exit_code == 0, output(result)
+    report = json.loads(result.stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert report["healthy"] and report["runtime"] == "local"
+    for name in ("service api", "service worker-1", "redis", "celery workers", "celery tasks", "queue", "chroma",
+                 "api live", "api ready", "canary"):
+        assert checks[name]["status"] == "ok", checks[name]
+    assert len(checks["celery workers"]["data"]["workers"]) == 1
+    assert report["probe"]["redis"]["aof_enabled"] is True
+    # The canary was removed again.
+    documents = ragctl(stack_project, "documents", "list", "--collection", "ragctl-canary", "--json")
+    assert json.loads(documents.stdout) == []
+
+
 def test_restart_gives_the_service_a_new_pid_and_keeps_the_others(stack_project):
     before = {name: row["pid"] for name, row in services(stack_project).items()}
     result = ragctl(stack_project, "restart", "worker-1", "--json")
@@ -225,10 +241,17 @@ def test_missing_redis_server_names_the_debian_package(tmp_path, monkeypatch):
     assert "apt-get install redis-server" in " ".join(output(result).split())
 
 
-def test_docker_runtime_is_not_available_yet(tmp_path):
-    result = ragctl(make_project(tmp_path / "proj"), "up", "--runtime", "docker")
-    assert result.exit_code == 2
-    assert "not yet available" in output(result)
+def test_docker_runtime_fails_preflight_without_its_image(tmp_path):
+    project = make_project(tmp_path / "proj", '\n[stack]\ntag = "no-such-tag"\napi_cpus = 1\nworker_cpus = 1\n')
+    result = ragctl(project, "up", "--runtime", "docker", "--json")
+    assert result.exit_code == 4, output(result)
+    error = json.loads(result.stdout)["error"]
+    if error["code"] == "engine_unavailable":  # no engine on this machine: that is the pre-flight failure
+        assert "docker" in error["hint"]
+    else:
+        checks = {c["name"]: c for c in error["checks"]}
+        assert checks["image"]["status"] == "fail" and "ragctl build" in checks["image"]["hint"]
+    assert 'runtime = "docker"' not in (project / "ragctl.toml").read_text()  # recorded only once it is up
 
 
 def test_only_our_processes_are_ever_signalled(tmp_path):

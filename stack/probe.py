@@ -1,0 +1,97 @@
+"""What the stack's own parts say about themselves, asked from where they run.
+
+``ragctl health`` runs this inside a worker container (``python -m stack.probe``; Redis and Chroma
+are not published there) or in-process for the local runtime.  Every probe reports its result or its
+error; none raises, so one dead part never hides the state of the others.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from stack.settings import Settings, service_settings
+
+
+def _timed(probe) -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        result = probe()
+        result["ok"] = result.get("ok", True)
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    result["ms"] = round((time.monotonic() - started) * 1000, 1)
+    return result
+
+
+def probe_redis(settings: Settings) -> dict[str, Any]:
+    from stack import coordination
+    from stack.worker.app import INGEST_QUEUE
+
+    r = coordination.redis_client(settings.redis_url)
+    r.ping()
+    info = r.info("persistence")
+    return {"ping": True, "aof_enabled": bool(info.get("aof_enabled")),
+            "queue_depth": coordination.queue_depth(r, INGEST_QUEUE),
+            "heartbeats": sorted(coordination.live_workers(r))}
+
+
+def probe_celery(settings: Settings, timeout_s: float = 3.0) -> dict[str, Any]:
+    from stack.worker.app import INGEST_QUEUE, make_celery
+
+    celery_app = make_celery(settings)
+    # A probe gives up on a dead broker instead of riding it out as the services do.
+    celery_app.conf.update(broker_connection_max_retries=1, broker_connection_timeout=3)
+    inspect = celery_app.control.inspect(timeout=timeout_s)
+    ping = inspect.ping() or {}
+    registered = inspect.registered() or {}
+    queues = inspect.active_queues() or {}
+    return {"workers": sorted(ping), "registered": sorted({t for tasks in registered.values() for t in tasks}),
+            "consuming_ingest": sorted(name for name, qs in queues.items()
+                                       if any(q.get("name") == INGEST_QUEUE for q in qs)),
+            "result_backend": str(celery_app.conf.result_backend or "")}
+
+
+def probe_chroma(settings: Settings) -> dict[str, Any]:
+    from stack.pipeline.store import open_chroma
+
+    client = open_chroma(settings)
+    client.heartbeat()
+    collections = {}
+    for collection in client.list_collections():
+        name = collection if isinstance(collection, str) else collection.name
+        collections[name] = {"count": client.get_collection(name).count(),
+                             "embed_model": (client.get_collection(name).metadata or {}).get("embed_model")}
+    return {"heartbeat": True, "collections": collections}
+
+
+def probe_queue_age(settings: Settings) -> dict[str, Any]:
+    from stack.pipeline.catalog import Catalog
+
+    queued = Catalog(settings.data_path / "catalog.sqlite").list(status="queued")
+    oldest = min((r.created_at for r in queued), default=None)
+    return {"queued": len(queued), "oldest_queued_age_s": round(time.time() - oldest, 1) if oldest else None}
+
+
+def probe_gpu() -> dict[str, Any]:
+    import torch
+
+    available = torch.cuda.is_available()
+    return {"torch": torch.__version__, "cuda_build": torch.version.cuda, "cuda_available": available,
+            "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if available else []}
+
+
+def probe(settings: Settings, *, gpu: bool = True) -> dict[str, Any]:
+    report = {"redis": _timed(lambda: probe_redis(settings)), "celery": _timed(lambda: probe_celery(settings)),
+              "chroma": _timed(lambda: probe_chroma(settings)), "queue": _timed(lambda: probe_queue_age(settings)),
+              "configured": {"embed_model": settings.embed_model, "max_upload_mb": settings.max_upload_mb,
+                             "collection": settings.collection, "device": settings.device}}
+    if gpu:
+        report["gpu"] = _timed(probe_gpu)
+    return report
+
+
+if __name__ == "__main__":
+    sys.stdout.write(json.dumps(probe(service_settings(), gpu="--no-gpu" not in sys.argv)) + "\n")
