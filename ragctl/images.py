@@ -170,21 +170,34 @@ class BuiltImage:
 def build_image(root: Path, options: BuildOptions, *, progress: Progress | None = None,
                 timeout_s: float = BUILD_TIMEOUT_S) -> BuiltImage:
     """Build the stack's image from ROOT/Dockerfile with the given options."""
-    from docker.errors import APIError
-
-    from ragctl.deploy import TORCH_INDEXES
-
     options.check()
     python = check_base_image(options.base_image)
     client = engine(timeout_s=timeout_s)
     started = time.monotonic()
     log: list[str] = []
+    # The build stage first, tagged, so that it stays the layer cache of the next build; then the image.
+    for target, tag in (("build", f"{options.image}-build"), (None, options.image)):
+        _build_target(client, root, options, target=target, tag=tag, log=log, progress=progress, timeout_s=timeout_s)
+    _remove_stale_build_stages(client)
+    image = client.images.get(options.image)
+    return BuiltImage(image=options.image, id=image.id, size_bytes=int(image.attrs.get("Size", 0)),
+                      seconds=round(time.monotonic() - started, 1), base_image=options.base_image,
+                      torch_variant=options.torch_variant,
+                      wheelhouse=str(options.wheelhouse) if options.wheelhouse else None, python=python, log=log)
+
+
+def _build_target(client, root: Path, options: BuildOptions, *, target: str | None, tag: str, log: list[str],
+                  progress: Progress | None, timeout_s: float) -> None:
+    from docker.errors import APIError
+
+    from ragctl.deploy import TORCH_INDEXES
+
     with tempfile.TemporaryFile() as context:
         write_build_context(root, options, context)
         context.seek(0)
         try:
             stream = client.api.build(
-                fileobj=context, custom_context=True, tag=options.image, rm=True, forcerm=True, decode=True,
+                fileobj=context, custom_context=True, tag=tag, target=target, rm=True, forcerm=True, decode=True,
                 # Host networking: pip reaches the index (or the proxy) the way the host does.
                 network_mode="host", timeout=int(timeout_s),
                 buildargs={"BASE_IMAGE": options.base_image, "TORCH_INDEX": TORCH_INDEXES[options.torch_variant]},
@@ -194,8 +207,7 @@ def build_image(root: Path, options: BuildOptions, *, progress: Progress | None 
                     raise ImageError(f"The image build failed: {_ANSI.sub('', chunk['error']).strip()}",
                                      hint="read the build log above; ragctl build --help lists the "
                                           "closed-network options", stderr="\n".join(log[-30:]))
-                text = _ANSI.sub("", chunk.get("stream", ""))
-                for line in text.splitlines():
+                for line in _ANSI.sub("", chunk.get("stream", "")).splitlines():
                     if not line.strip():
                         continue
                     log.append(line)
@@ -205,11 +217,20 @@ def build_image(root: Path, options: BuildOptions, *, progress: Progress | None 
         except APIError as exc:
             raise ImageError(f"The engine refused the build: {exc.explanation or exc}",
                              stderr="\n".join(log[-30:])) from exc
-    image = client.images.get(options.image)
-    return BuiltImage(image=options.image, id=image.id, size_bytes=int(image.attrs.get("Size", 0)),
-                      seconds=round(time.monotonic() - started, 1), base_image=options.base_image,
-                      torch_variant=options.torch_variant,
-                      wheelhouse=str(options.wheelhouse) if options.wheelhouse else None, python=python, log=log)
+
+
+def _remove_stale_build_stages(client) -> list[str]:
+    """Untagged build stages of earlier builds (ours by label) take gigabytes each: remove them."""
+    from docker.errors import APIError
+
+    removed = []
+    for image in client.images.list(filters={"dangling": True, "label": "io.ragctl.stage=build"}):
+        try:
+            client.images.remove(image.id)
+            removed.append(image.id)
+        except APIError:  # still used by a container or another image: leave it
+            continue
+    return removed
 
 
 def make_wheelhouse(dest: Path, *, torch_index: str | None = None, python_version: str = "3.11.2",

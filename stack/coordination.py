@@ -2,7 +2,8 @@
 
 - cancel flags (``rag:cancel:<task id>``), checked by workers between stages and batches;
 - worker heartbeats (``rag:worker:<name>``, expiring), read by readiness and health checks;
-- stage timings and failure counts (``rag:metrics:*``), exposed by the API's /metrics.
+- stage timings and failure counts (``rag:metrics:*``), exposed by the API's /metrics;
+- the intake pause (``rag:intake:paused``, expiring) that a backup sets: uploads get 503 meanwhile.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ WORKER_PREFIX = "rag:worker:"
 STAGE_SECONDS = "rag:metrics:stage_seconds"
 STAGE_COUNT = "rag:metrics:stage_count"
 FAILURES = "rag:metrics:failures"
+INTAKE_PAUSED = "rag:intake:paused"
 WORKER_TTL_S = 30
 DAY_S = 24 * 3600
 
@@ -65,3 +67,17 @@ def record_failure(r, code: str) -> None:
 
 def queue_depth(r, queue: str) -> int:
     return int(r.llen(queue))
+
+
+def pause_intake(r, reason: str, ttl_s: int = 3600) -> None:
+    """Refuse uploads for at most ``ttl_s`` (a crashed backup never leaves intake closed for good)."""
+    r.set(INTAKE_PAUSED, reason, ex=ttl_s)
+
+
+def resume_intake(r) -> None:
+    r.delete(INTAKE_PAUSED)
+
+
+def intake_paused(r) -> str | None:
+    value = r.get(INTAKE_PAUSED)
+    return value.decode() if value else None

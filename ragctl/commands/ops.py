@@ -1,12 +1,15 @@
-"""Operations: ``ragctl health``.  Thin layers over ragctl.health."""
+"""Operations: ``ragctl health``, ``backup`` and ``restore``.  Thin layers over ragctl.health and
+ragctl.backup."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ragctl.output import EXIT_NOT_RUNNING, EXIT_UNHEALTHY, console, fail, print_json
+from ragctl.output import EXIT_NOT_RUNNING, EXIT_UNHEALTHY, confirm, console, err_console, fail, print_json
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
 _MARK = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
@@ -51,3 +54,96 @@ def register(app: typer.Typer) -> None:
                           "[red]unhealthy[/]   Next: ragctl logs SERVICE   (for the failing parts)")
         if not report.healthy:
             raise typer.Exit(EXIT_UNHEALTHY)
+
+    @app.command()
+    def backup(
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Archive to write (default: "
+                                                 "backups/<project>-<UTC time>.tar.gz in the project).")] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Back up the deployment: uploads, catalog, vectors, Redis, extracted text and configuration.
+
+        A running stack is paused first (uploads get 503, workers finish their document and wait)."""
+        from ragctl.backup import BackupError
+        from ragctl.backup import backup as make_backup
+        from ragctl.cli import _root
+        from ragctl.commands.docker import fail_docker
+        from ragctl.deploy import project_name
+        from ragctl.engine import DockerError
+
+        root = _root()
+        target = out or root / "backups" / f"{project_name(root)}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.tar.gz"
+        try:
+            manifest = make_backup(root, target, progress=None if as_json else _say)
+        except BackupError as exc:
+            fail(exc.message, hint=exc.hint, code=exc.code, exit_code=exc.exit_code, as_json=as_json)
+        except DockerError as exc:
+            fail_docker(exc, as_json=as_json)
+        summary = {"file": str(target), "size_bytes": target.stat().st_size, "files": len(manifest.files),
+                   "documents": {c: len(ids) for c, ids in manifest.documents.items()}, "vectors": manifest.vectors,
+                   "embed_model": manifest.embed_model, "runtime": manifest.runtime}
+        if as_json:
+            print_json(summary)
+        else:
+            console.print(f"[green]Backed up[/] {summary['files']} files to {target} "
+                          f"({summary['size_bytes'] / 1e6:.1f} MB): documents {summary['documents']}, "
+                          f"vectors {summary['vectors']}.")
+            console.print(f"Next, to check it: ragctl restore {target} --verify-only")
+
+    @app.command()
+    def restore(
+        file: Annotated[Path, typer.Argument(help="An archive made by ragctl backup.")],
+        verify_only: Annotated[bool, typer.Option("--verify-only", help="Check checksums and compatibility; "
+                                                  "change nothing.")] = False,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before replacing the data.")] = False,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Restore a backup into this project (replaces its data; asks first), then verify it."""
+        from ragctl.backup import BackupError, check_compatible, read_archive
+        from ragctl.backup import restore as do_restore
+        from ragctl.cli import _root
+        from ragctl.commands.docker import fail_docker
+        from ragctl.engine import DockerError
+
+        root = _root()
+        try:
+            verification = read_archive(file)
+        except BackupError as exc:
+            fail(exc.message, hint=exc.hint, code=exc.code, exit_code=exc.exit_code, as_json=as_json)
+        problems = verification.problems + check_compatible(root, verification.manifest)
+        manifest = verification.manifest
+        if verify_only or problems:
+            result = {"file": str(file), "valid": not problems, "problems": problems, "files": len(manifest.files),
+                      "documents": {c: len(ids) for c, ids in manifest.documents.items()},
+                      "vectors": manifest.vectors, "embed_model": manifest.embed_model, "created": manifest.created}
+            if as_json:
+                print_json(result)
+            else:
+                for problem in problems:
+                    err_console.print(f"[red]problem[/]: {problem}")
+                console.print(f"{'[green]valid[/]' if not problems else '[red]not restorable[/]'}: {file} "
+                              f"({len(manifest.files)} files, made {manifest.created} by ragctl "
+                              f"{manifest.ragctl_version}).")
+            if problems:
+                raise typer.Exit(1)
+            return
+        confirm(f"Replace the data of {root} with {file} (made {manifest.created})?", yes=yes, as_json=as_json)
+        try:
+            result = do_restore(root, file, progress=None if as_json else _say)
+        except BackupError as exc:
+            fail(exc.message, hint=exc.hint, code=exc.code, exit_code=exc.exit_code, as_json=as_json)
+        except DockerError as exc:
+            fail_docker(exc, as_json=as_json)
+        if as_json:
+            print_json({k: v for k, v in result.items() if k != "manifest"} | {"file": str(file)})
+        elif result["verified"]:
+            console.print(f"[green]Restored and verified[/] {file}: documents, vectors and checksums match.")
+        else:
+            for problem in result["problems"]:
+                err_console.print(f"[red]problem[/]: {problem}")
+        if not result["verified"]:
+            raise typer.Exit(1)
+
+
+def _say(text: str) -> None:
+    err_console.print(f"[dim]{text} …[/]")

@@ -166,6 +166,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Register one or more documents and queue them for ingest; answers at once."""
         from starlette.concurrency import run_in_threadpool
 
+        paused = await run_in_threadpool(intake_pause_reason)
+        if paused:
+            raise PipelineErrorWithStatus(503, "intake_paused", f"Uploads are paused ({paused}).",
+                                          "retry in a few minutes; nothing was received")
         uploads = settings.data_path / "uploads"
         form = await receive_form(request, uploads / ".incoming", settings.max_upload_bytes)
         try:
@@ -175,6 +179,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             form.discard()
             raise
         return await run_in_threadpool(register_all, form, name, replace_all, uploads)
+
+    def intake_pause_reason() -> str | None:
+        try:
+            return coordination.intake_paused(redis)
+        except Exception:  # noqa: BLE001 - Redis away: enqueue reports it with its own error
+            return None
 
     def register_all(form, collection: str, replace: bool, uploads):
         from stack.pipeline.sniff import sniff_file

@@ -196,6 +196,34 @@ def test_restart_worker_while_the_api_keeps_answering(stack):
     assert len(outcomes) > 20 and failures == []
 
 
+def test_health_deep_on_the_docker_stack(stack):
+    report, code = ragctl_json("health", "--deep", root=stack, timeout=600, check=False)
+    assert code == 0, json.dumps(report, ensure_ascii=False)[-4000:]
+    checks = {c["name"]: c for c in report["checks"]}
+    assert report["runtime"] == "docker" and report["probe"]["probed_in"] == "worker"
+    assert len(checks["celery workers"]["data"]["workers"]) == 3
+    assert checks["service nginx"]["status"] == "ok" and checks["canary"]["status"] == "ok"
+    assert checks["chroma"]["data"]["collections"]["default"]["count"] > 0
+    assert checks["gpu"]["detail"].endswith("(CPU stack)")
+
+
+def test_backup_and_restore_into_a_wiped_docker_deployment(stack, tmp_path):
+    before = ragctl_json("ask", "연차 휴가는 며칠인가요?", root=stack, timeout=300)[0]
+    ids_before = sorted(d["id"] for d in ragctl_json("documents", "list", root=stack)[0])
+    archive = tmp_path / "backup.tar.gz"
+    made, _ = ragctl_json("backup", "--out", str(archive), root=stack, timeout=900)
+    assert made["runtime"] == "docker" and made["vectors"]["default"] > 0
+    ragctl("down", "--volumes", "--yes", root=stack, timeout=300)
+    import shutil
+
+    shutil.rmtree(stack / "data")
+    restored, _ = ragctl_json("restore", str(archive), "--yes", root=stack, timeout=1200)
+    assert restored["verified"] and restored["started"], restored
+    assert sorted(d["id"] for d in ragctl_json("documents", "list", root=stack)[0]) == ids_before
+    after = ragctl_json("ask", "연차 휴가는 며칠인가요?", root=stack, timeout=300)[0]
+    assert after["answer"] == before["answer"]
+
+
 def test_preflight_names_the_port_holder_and_never_touches_other_stacks(stack, tmp_path):
     other = tmp_path / "other"
     ragctl("init", str(other), "--runtime", "docker", "--workers", "1", "--no-nginx", "--no-gpu", "--yes")

@@ -1,0 +1,83 @@
+"""Quiescing the stack for a consistent copy, from where the services run.
+
+``ragctl backup`` runs ``python -m stack.maintenance pause|resume|bgsave`` inside a container on
+Docker (Redis is not published there) or calls these functions in-process for the local runtime.
+
+pause: uploads get 503 (an expiring flag, so a crashed backup never leaves intake closed), every
+worker stops consuming the ingest queue (queued tasks stay queued, in Redis and in the catalog),
+and the call waits until no document is being parsed, chunked, embedded or stored.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from stack.settings import Settings, service_settings
+
+
+def _celery(settings: Settings):
+    from stack.worker.app import make_celery
+
+    app = make_celery(settings)
+    app.conf.update(broker_connection_max_retries=1, broker_connection_timeout=3)
+    return app
+
+
+def pause(settings: Settings, *, reason: str = "backup", wait_s: float = 600) -> dict[str, Any]:
+    from stack import coordination
+    from stack.pipeline.catalog import IN_PROGRESS, Catalog
+    from stack.worker.app import INGEST_QUEUE
+
+    r = coordination.redis_client(settings.redis_url)
+    coordination.pause_intake(r, reason, ttl_s=int(wait_s) + 3600)
+    replies = _celery(settings).control.cancel_consumer(INGEST_QUEUE, reply=True, timeout=3) or []
+    catalog = Catalog(settings.data_path / "catalog.sqlite")
+    deadline = time.monotonic() + wait_s
+    while True:
+        busy = [r for status in IN_PROGRESS for r in catalog.list(status=status)]
+        if not busy:
+            break
+        if time.monotonic() > deadline:
+            resume(settings)
+            return {"paused": False, "busy": [b.id for b in busy],
+                    "error": f"{len(busy)} documents were still being ingested after {wait_s:.0f} s"}
+        time.sleep(0.5)
+    return {"paused": True, "workers_stopped_consuming": len(replies)}
+
+
+def resume(settings: Settings) -> dict[str, Any]:
+    from stack import coordination
+    from stack.worker.app import INGEST_QUEUE
+
+    coordination.resume_intake(coordination.redis_client(settings.redis_url))
+    replies = _celery(settings).control.add_consumer(INGEST_QUEUE, reply=True, timeout=3) or []
+    return {"resumed": True, "workers_consuming": len(replies)}
+
+
+def bgsave(settings: Settings, *, wait_s: float = 120) -> dict[str, Any]:
+    """Redis BGSAVE, waited for; returns where the snapshot is (inside Redis's own filesystem)."""
+    from stack import coordination
+
+    r = coordination.redis_client(settings.redis_url)
+    before = r.lastsave()
+    r.bgsave()
+    deadline = time.monotonic() + wait_s
+    while r.lastsave() == before or r.info("persistence").get("rdb_bgsave_in_progress"):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Redis BGSAVE did not finish within {wait_s:.0f} s")
+        time.sleep(0.2)
+    info = r.info("persistence")
+    directory, filename = r.config_get("dir")["dir"], r.config_get("dbfilename")["dbfilename"]
+    return {"saved": info.get("rdb_last_bgsave_status") == "ok", "path": f"{directory}/{filename}",
+            "keys": r.dbsize()}
+
+
+if __name__ == "__main__":
+    action = sys.argv[1] if len(sys.argv) > 1 else ""
+    actions = {"pause": pause, "resume": resume, "bgsave": bgsave}
+    if action not in actions:
+        sys.exit("usage: python -m stack.maintenance pause|resume|bgsave")
+    sys.stdout.write(json.dumps(actions[action](service_settings())) + "\n")
