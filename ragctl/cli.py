@@ -614,6 +614,7 @@ def _register_stack_commands() -> None:
     stack.register(app)
     docker.register(app)
     ops.register(app)
+    ops.register_doctor(app)
 
 
 _register_stack_commands()

@@ -84,7 +84,10 @@ def probe_gpu() -> dict[str, Any]:
 
 
 def probe(settings: Settings, *, gpu: bool = True) -> dict[str, Any]:
-    report = {"redis": _timed(lambda: probe_redis(settings)), "celery": _timed(lambda: probe_celery(settings)),
+    redis = _timed(lambda: probe_redis(settings))
+    # Celery's control channel is Redis: with Redis away it would only wait out its own retries.
+    celery = _timed(lambda: probe_celery(settings)) if redis["ok"] else {"ok": False, "error": "Redis unreachable"}
+    report = {"redis": redis, "celery": celery,
               "chroma": _timed(lambda: probe_chroma(settings)), "queue": _timed(lambda: probe_queue_age(settings)),
               "configured": {"embed_model": settings.embed_model, "max_upload_mb": settings.max_upload_mb,
                              "collection": settings.collection, "device": settings.device}}

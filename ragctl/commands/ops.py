@@ -1,5 +1,5 @@
-"""Operations: ``ragctl health``, ``backup`` and ``restore``.  Thin layers over ragctl.health and
-ragctl.backup."""
+"""Operations: ``ragctl health``, ``doctor``, ``backup`` and ``restore``.  Thin layers over
+ragctl.health, ragctl.doctor and ragctl.backup."""
 
 from __future__ import annotations
 
@@ -143,6 +143,69 @@ def register(app: typer.Typer) -> None:
                 err_console.print(f"[red]problem[/]: {problem}")
         if not result["verified"]:
             raise typer.Exit(1)
+
+
+def _doctor_table(findings):
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    for column in ("check", "", "evidence", "cause", "fix"):
+        table.add_column(column, overflow="fold")
+    for finding in findings:
+        table.add_row(finding.check, _MARK[finding.status], finding.evidence, finding.cause or "", finding.fix or "")
+    return table
+
+
+def register_doctor(app: typer.Typer) -> None:
+    @app.command()
+    def doctor(
+        fix: Annotated[bool, typer.Option("--fix", help="Offer the safe fixes (start or restart a service) as a "
+                                          "numbered plan, and apply them after confirmation.")] = False,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply the plan without asking.")] = False,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Find what is wrong and say why and what to run (the guide's troubleshooting, automated).
+
+        Exit 0 when no check fails, 3 otherwise."""
+        from ragctl.cli import _root
+        from ragctl.doctor import apply, diagnose, plan
+
+        root = _root()
+        findings = diagnose(root)
+        steps = plan(findings) if fix else []
+        applied: list[str] = []
+        if steps:
+            if not as_json:
+                console.print(_doctor_table(findings))
+                console.print("[bold]Plan[/] (safe steps only):")
+                for number, step in enumerate(steps, 1):
+                    console.print(f"  {number}. {step.fix}   [dim]({step.check}: {step.cause})[/]")
+            confirm(f"Apply these {len(steps)} steps?", yes=yes, as_json=as_json)
+            for step in steps:
+                try:
+                    applied.append(apply(root, step))
+                except Exception as exc:  # noqa: BLE001 - reported, then the diagnosis is run again
+                    applied.append(f"{step.action[0]} {step.action[1]} failed: {exc}")
+            findings = diagnose(root)
+        failed = [f for f in findings if f.status == "fail"]
+        if as_json:
+            print_json({"project": str(root), "ok": not failed, "findings": [f.to_dict() for f in findings],
+                        "applied": applied})
+        else:
+            if applied:
+                console.print("Applied: " + "; ".join(applied) + ".  After the fixes:")
+            if not steps or applied:
+                console.print(_doctor_table(findings))
+            if failed:
+                manual = [f for f in failed if not f.action]
+                console.print(f"[red]{len(failed)} checks fail.[/]" + (
+                    "  Next: ragctl doctor --fix   (safe steps: start or restart services)"
+                    if any(f.action for f in failed) and not fix else
+                    f"  Next: {manual[0].fix}" if manual else ""))
+            else:
+                console.print("[green]No check fails.[/]")
+        if failed:
+            raise typer.Exit(EXIT_UNHEALTHY)
 
 
 def _say(text: str) -> None:

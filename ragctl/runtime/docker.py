@@ -279,7 +279,7 @@ class DockerRuntime:
                                     f"{', '.join(sorted(runtimes)) or 'none'})",
                                     "install nvidia-container-toolkit and run: nvidia-ctk runtime configure "
                                     "--runtime=docker && systemctl restart docker   (or gpu = false)"))
-        checks += self._port_checks(client)
+        checks += self.port_checks(client)
         checks += self._name_checks(client)
         checks += self._resource_checks(info)
         if any(c.status == "fail" for c in checks):
@@ -295,7 +295,7 @@ class DockerRuntime:
             ports.append(("flower", "127.0.0.1", config.flower_port))
         return ports
 
-    def _port_checks(self, client: docker.DockerClient) -> list[Check]:
+    def port_checks(self, client: docker.DockerClient) -> list[Check]:
         from ragctl.runtime.local import port_free, port_holder
 
         checks = []

