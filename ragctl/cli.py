@@ -615,6 +615,7 @@ def _register_stack_commands() -> None:
     docker.register(app)
     ops.register(app)
     ops.register_doctor(app)
+    ops.register_support(app)
 
 
 _register_stack_commands()

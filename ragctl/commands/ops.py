@@ -208,5 +208,27 @@ def register_doctor(app: typer.Typer) -> None:
             raise typer.Exit(EXIT_UNHEALTHY)
 
 
+def register_support(app: typer.Typer) -> None:
+    @app.command("support-bundle")
+    def support_bundle(
+        out: Annotated[Path | None, typer.Option("--out", "-o", help="Tarball to write (default: "
+                                                 "ragctl-support-<UTC time>.tar.gz here).")] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        """A tarball for whoever helps you: versions, configuration, ps, health, doctor and recent logs,
+        with secrets redacted."""
+        from ragctl.cli import _root
+        from ragctl.support import make_support_bundle
+
+        root = _root()
+        target = out or Path.cwd() / f"ragctl-support-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.tar.gz"
+        result = make_support_bundle(root, target)
+        if as_json:
+            print_json(result)
+        else:
+            console.print(f"Wrote {target} ({len(result['files'])} files, secrets redacted).  Read it before you "
+                          "send it: tar -tzf " + str(target))
+
+
 def _say(text: str) -> None:
     err_console.print(f"[dim]{text} …[/]")

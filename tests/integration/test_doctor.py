@@ -122,9 +122,28 @@ def test_low_disk_and_memory(local_stack, monkeypatch):
     assert findings["project disk"]["status"] == "fail" and findings["memory"]["status"] == "fail"
 
 
+def test_support_bundle_holds_the_state_and_no_secret(local_stack, tmp_path):
+    import tarfile
+
+    from ragctl.runtime.local import read_dotenv
+
+    out = tmp_path / "support.tar.gz"
+    made = ragctl(local_stack, "support-bundle", "--out", str(out), "--json")
+    assert made.exit_code == 0, output(made)
+    with tarfile.open(out) as tar:
+        texts = {m.name.split("/", 1)[1]: tar.extractfile(m).read().decode() for m in tar if m.isfile()}
+    assert {"versions.json", "ps.json", "health.json", "doctor.json", "config/ragctl.toml", "config/.env",
+            "logs/api.log", "logs/worker-1.log", "logs/redis.log"} <= set(texts)
+    assert json.loads(texts["health.json"])["healthy"] is True
+    key = read_dotenv(local_stack / ".env")["RAG_API_KEY"]
+    assert "RAG_API_KEY=***" in texts["config/.env"]
+    assert not any(key in text for text in texts.values())
+
+
 def test_a_stopped_stack_is_started_by_fix(local_stack):
     LocalRuntime(local_stack).down()
     code, findings, _ = doctor(local_stack)
+    assert code == 0  # a stopped stack is a warning, not a failure
     assert findings["stack"]["status"] == "warn" and findings["stack"]["action"] == ["up", ""]
     fixed = ragctl(local_stack, "doctor", "--fix", "--yes", "--json")
     assert json.loads(fixed.stdout)["applied"] == ["up"] and fixed.exit_code == 0, output(fixed)
