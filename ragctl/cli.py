@@ -616,6 +616,7 @@ def _register_stack_commands() -> None:
     ops.register(app)
     ops.register_doctor(app)
     ops.register_support(app)
+    ops.register_migrate(app)
 
 
 _register_stack_commands()

@@ -230,5 +230,66 @@ def register_support(app: typer.Typer) -> None:
                           "send it: tar -tzf " + str(target))
 
 
+def register_migrate(app: typer.Typer) -> None:
+    @app.command()
+    def migrate(
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print every step (risky ones marked); change "
+                                              "nothing.")] = False,
+        container: Annotated[list[str] | None, typer.Option("--container", help="The legacy container (repeat "
+                                                            "for several); default: those mounting ./data.")] = None,
+        finalize: Annotated[bool, typer.Option("--finalize", help="Remove the stopped legacy container(s).")] = False,
+        rollback: Annotated[bool, typer.Option("--rollback", help="Back to the old layout: remove the new stack, "
+                                               "restore data/, start the legacy container.")] = False,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before the risky steps.")] = False,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Move the guide's single-container layout (data/ and logs/ on the host) to the Compose stack.
+
+        Resumable: run it again after an interruption.  See docs/operations.md."""
+        from ragctl import migrate as migration
+        from ragctl.cli import _root
+        from ragctl.commands.docker import fail_docker
+        from ragctl.engine import DockerError
+
+        root = _root()
+        try:
+            if finalize or rollback:
+                confirm("Remove the legacy container(s)?" if finalize else
+                        "Remove the new stack (and its volumes) and go back to the old layout?", yes=yes,
+                        as_json=as_json)
+                ledger = migration.finalize(root) if finalize else migration.rollback(root, say=None if as_json
+                                                                                      else _say)
+                if as_json:
+                    print_json(ledger)
+                else:
+                    console.print(f"Migration {ledger['state'].replace('_', ' ')}.")
+                return
+            containers = migration.find_legacy_containers(root, container)
+            steps = migration.plan(root, containers)
+            if not as_json:
+                for number, step in enumerate(steps, 1):
+                    mark = "[green]done[/]" if step.done else "[red]RISKY[/]" if step.risky else "     "
+                    console.print(f"{number}. {mark} {step.name:<10} {step.description}")
+                    if step.risky and not step.done:
+                        console.print(f"           [dim]{migration.RISKY[step.name]}[/]")
+            if dry_run:
+                if as_json:
+                    print_json({"project": str(root), "dry_run": True, "legacy": [c.name for c in containers],
+                                "steps": [s.to_dict() for s in steps]})
+                return
+            confirm("Run the migration (risky steps included)?", yes=yes, as_json=as_json)
+            ledger = migration.migrate(root, container_names=container, say=None if as_json else _say)
+        except migration.MigrationError as exc:
+            fail(exc.message, hint=exc.hint, code="migration_failed", exit_code=exc.exit_code, as_json=as_json)
+        except DockerError as exc:
+            fail_docker(exc, as_json=as_json)
+        if as_json:
+            print_json(ledger)
+        else:
+            console.print(f"[green]Migrated.[/] Vectors before and after: {ledger['steps']['verify']['vectors']}.  "
+                          f"The legacy container(s) {', '.join(ledger['legacy']) or '-'} are stopped, not removed.")
+            console.print("Next: ragctl migrate --finalize   (or ragctl migrate --rollback)")
+
+
 def _say(text: str) -> None:
     err_console.print(f"[dim]{text} …[/]")

@@ -421,12 +421,12 @@ class DockerRuntime:
         return before
 
     def restart(self, service: str, *, wait_s: float = 180) -> list[ServiceStatus]:
-        """Restart one service's containers; the others keep running."""
+        """Restart one service's containers (starting stopped ones); the others keep running."""
         known = self.wanted()
         if service not in known:
             raise DockerError(f"Unknown service {service!r}.", hint=f"one of: {', '.join(known)}")
-        if not any(s.service == service and s.running for s in self.services()):
-            raise NotRunning(f"{service} is not running in {self.name}.", hint="ragctl up")
+        if not any(s.service == service and s.containers for s in self.services()):
+            raise NotRunning(f"{service} has no container in {self.name}.", hint="ragctl up")
         compose(self.project_root, ["restart", "--timeout", "20", service], profiles=self.profiles,
                 timeout_s=wait_s + 60)
         ready = self.wait_ready([service], wait_s=wait_s)

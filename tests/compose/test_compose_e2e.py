@@ -224,6 +224,35 @@ def test_backup_and_restore_into_a_wiped_docker_deployment(stack, tmp_path):
     assert after["answer"] == before["answer"]
 
 
+def test_doctor_finds_a_stopped_redis_and_fixes_it(stack):
+    from ragctl.engine import engine
+
+    healthy, code = ragctl_json("doctor", root=stack, timeout=300, check=False)
+    assert code == 0, [f for f in healthy["findings"] if f["status"] == "fail"]
+    engine().containers.get("rag-redis").stop(timeout=10)
+    report, code = ragctl_json("doctor", root=stack, timeout=300, check=False)
+    findings = {f["check"]: f for f in report["findings"]}
+    assert code == 3 and findings["service redis"]["status"] == "fail"
+    assert findings["redis connection"]["cause"] == "the redis service is down"
+    fixed, code = ragctl_json("doctor", "--fix", "--yes", root=stack, timeout=600, check=False)
+    assert "restart redis" in fixed["applied"] and code == 0, fixed
+
+
+def test_doctor_names_a_worker_killed_for_memory(stack):
+    from ragctl.project import set_config_value
+
+    set_config_value(stack, "stack", "worker_memory", "120m")  # torch alone needs more
+    try:
+        starved, code = ragctl_json("up", "worker", "--wait", "45", root=stack, timeout=300, check=False)
+        assert code == 3 and "worker" in starved["error"]["failing"]
+        report, _ = ragctl_json("doctor", root=stack, timeout=300, check=False)
+        oom = [f for f in report["findings"] if f["check"].startswith("oom ")]
+        assert oom and "killed for memory" in oom[0]["cause"] and "worker_memory" in oom[0]["fix"]
+    finally:
+        set_config_value(stack, "stack", "worker_memory", "3g")
+        ragctl("up", "--wait", "300", root=stack, timeout=600)
+
+
 def test_preflight_names_the_port_holder_and_never_touches_other_stacks(stack, tmp_path):
     other = tmp_path / "other"
     ragctl("init", str(other), "--runtime", "docker", "--workers", "1", "--no-nginx", "--no-gpu", "--yes")
@@ -260,6 +289,83 @@ def test_down_keeps_volumes_and_down_volumes_asks(stack):
     assert code == 6  # no terminal to ask on, and no --yes
     ragctl("down", "--volumes", "--yes", root=stack, timeout=300)
     assert client.volumes.list(filters={"label": f"{LABEL_KEY}={stack.name}"}) == []
+
+
+def test_migrate_from_the_single_container_layout(stack, tmp_path):
+    """A legacy container built from this project's code (one process: ingest, store, answer) over
+    host data/ and logs/; migrate, rollback, migrate again (resuming), finalize."""
+    from ragctl.engine import engine
+
+    client = engine()
+    legacy = tmp_path / f"legacy-{os.getpid()}"
+    ragctl("init", str(legacy), "--yes")
+    (legacy / "logs").mkdir(exist_ok=True)
+    port = free_port()
+    name = f"legacy-rag-{os.getpid()}"
+    container = client.containers.run(
+        f"ragctl:{IMAGE_TAG}", ["python", "/app/tests/legacy_app.py", "/samples"], name=name, detach=True,
+        environment={"RAG_PROJECT_ROOT": "/app/project"}, ports={"8000/tcp": ("127.0.0.1", port)},
+        volumes={str(legacy / "data"): {"bind": "/app/project/data", "mode": "rw"},
+                 str(legacy / "logs"): {"bind": "/app/project/logs", "mode": "rw"},
+                 str(legacy / "ragctl.toml"): {"bind": "/app/project/ragctl.toml", "mode": "ro"},
+                 str(REPO / "tests"): {"bind": "/app/tests", "mode": "ro"},
+                 str(SAMPLES): {"bind": "/samples", "mode": "ro"}})
+    try:
+        def legacy_answer():
+            return httpx.get(f"http://127.0.0.1:{port}/ask", params={"q": "연차 휴가는 며칠인가요?"},
+                             timeout=30).json()["answer"]
+
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                before = legacy_answer()
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, container.logs().decode()[-3000:]
+                time.sleep(2)
+        assert "15일" in before
+        set_stack(legacy, tag="missing-tag", api_cpus=1, worker_cpus=1, worker_memory="3g", workers=1,
+                  nginx=True, nginx_port=free_port(), nginx_bind="127.0.0.1")
+
+        planned, _ = ragctl_json("migrate", "--dry-run", root=legacy)
+        assert planned["legacy"] == [name]
+        assert [s["step"] for s in planned["steps"] if s["risky"]] == ["stop", "restore"]
+        assert client.containers.get(name).status == "running"  # a dry run changes nothing
+
+        # Interrupted: the image is missing; the ledger keeps the finished steps.
+        stopped_early, code = ragctl_json("migrate", "--yes", root=legacy, timeout=900, check=False)
+        assert code == 1 and "not on this engine" in stopped_early["error"]["message"]
+        ledger = json.loads((legacy / "run" / "migrate.json").read_text())
+        assert ledger["done"] == ["inventory", "stop", "backup", "configure"]
+        assert client.containers.get(name).status == "exited"
+        set_stack(legacy, tag=IMAGE_TAG)
+        migrated, _ = ragctl_json("migrate", "--yes", root=legacy, timeout=1800)  # resumes at "image"
+        assert migrated["state"] == "migrated" and migrated["steps"]["verify"]["vectors"] == ledger["before"]["vectors"]
+        assert client.containers.get(name).status == "exited"  # stopped, not removed
+        answer, _ = ragctl_json("ask", "연차 휴가는 며칠인가요?", root=legacy, timeout=300)
+        assert answer["answer"] == before
+
+        rolled, _ = ragctl_json("migrate", "--rollback", "--yes", root=legacy, timeout=900)
+        assert rolled["state"] == "rolled_back"
+        assert client.containers.get(name).status == "running"
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                assert legacy_answer() == before
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline
+                time.sleep(2)
+
+        again, _ = ragctl_json("migrate", "--yes", root=legacy, timeout=1800)
+        assert again["state"] == "migrated"
+        final, _ = ragctl_json("migrate", "--finalize", "--yes", root=legacy, timeout=300)
+        assert final["removed"] == [name]
+        assert not [c for c in client.containers.list(all=True) if c.name == name]
+    finally:
+        ragctl("down", "--volumes", "--yes", root=legacy, timeout=300, check=False)
+        for leftover in client.containers.list(all=True, filters={"name": name}):
+            leftover.remove(force=True)
 
 
 def test_bundle_save_and_load_round_trip(stack, tmp_path):
