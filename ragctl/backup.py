@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ragctl import __version__
+from ragctl.output import RagctlError
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -38,10 +39,8 @@ HOST_TREES = ("data", "extracted_results")
 LOCAL_ONLY = ("chroma", "redis")  # under data/ for the local runtime and embedded mode; separate trees here
 
 
-class BackupError(Exception):
-    def __init__(self, message: str, hint: str | None = None, *, exit_code: int = 1, code: str = "backup_error") -> None:
-        super().__init__(message)
-        self.message, self.hint, self.exit_code, self.code = message, hint, exit_code, code
+class BackupError(RagctlError):
+    code = "backup_error"
 
 
 @dataclass

@@ -124,7 +124,7 @@ def _backend(as_json: bool = False):
 
 def _docker_api_url(root: Path, as_json: bool) -> str:
     """Where the project's Compose stack answers (Nginx, else the API), read from Docker."""
-    from ragctl.commands.docker import fail_docker
+    from ragctl.commands.docker import fail_operation
     from ragctl.engine import DockerError
     from ragctl.output import EXIT_NOT_RUNNING
     from ragctl.runtime.docker import DockerRuntime
@@ -132,7 +132,7 @@ def _docker_api_url(root: Path, as_json: bool) -> str:
     try:
         url = DockerRuntime(root).api_url()
     except DockerError as exc:
-        fail_docker(exc, as_json=as_json)
+        fail_operation(exc, as_json=as_json)
     if not url:
         fail("This project runs on Docker (ragctl.toml: runtime = \"docker\"), and its stack is not running.",
              hint=f"ragctl -p {root} up", code="not_running", exit_code=EXIT_NOT_RUNNING, as_json=as_json)
@@ -143,25 +143,43 @@ def _docker_api_url(root: Path, as_json: bool) -> str:
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Project folder to create.")] = Path("."),
-    runtime: Annotated[str, typer.Option(help="embedded (in the CLI), local (processes) or docker (Compose).")]
-    = "embedded",
-    workers: Annotated[int, typer.Option(min=0, help="Worker replicas (stack runtimes).")] = 2,
+    runtime: Annotated[str | None, typer.Option(help="embedded (in the CLI; the default), local (processes) or "
+                                                "docker (Compose).", show_default=False)] = None,
+    workers: Annotated[int | None, typer.Option(min=0, help="Worker replicas (stack runtimes; default 2).",
+                                                show_default=False)] = None,
     gpu: Annotated[bool | None, typer.Option("--gpu/--no-gpu", help="GPU for workers (default: detect the "
                                               "NVIDIA container runtime).", show_default=False)] = None,
-    flower: Annotated[bool, typer.Option("--flower/--no-flower", help="Celery monitoring UI.")] = False,
-    nginx: Annotated[bool, typer.Option("--nginx/--no-nginx", help="Reverse proxy in front of the API.")] = False,
-    env: Annotated[str, typer.Option(help="prod (restart policies, limits) or dev (code mounted, --reload).")]
-    = "prod",
+    flower: Annotated[bool | None, typer.Option("--flower/--no-flower", help="Celery monitoring UI (default off).",
+                                                show_default=False)] = None,
+    nginx: Annotated[bool | None, typer.Option("--nginx/--no-nginx", help="Reverse proxy in front of the API "
+                                               "(default off).", show_default=False)] = None,
+    env: Annotated[str | None, typer.Option(help="prod (restart policies, limits; the default) or dev (code "
+                                            "mounted, --reload).", show_default=False)] = None,
     embed_model: Annotated[str | None, typer.Option(help="Embedding model name or path.")] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Overwrite an existing ragctl.toml.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: overwrite an existing ragctl.toml and "
+                                      "take the defaults of options not given.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a project: ragctl.toml (settings and, for a stack, its deployment) and its folders."""
+    """Create a project: ragctl.toml (settings and, for a stack, its deployment) and its folders.
+
+    On a terminal without --yes, asks for the options not given; otherwise takes the guide's defaults."""
     from pydantic import ValidationError
 
     from ragctl.deploy import DeployConfig, gpu_available
     from ragctl.project import init_project, is_project
 
+    ask = not yes and not as_json and sys.stdin.isatty() and console.is_terminal
+    if runtime is None:
+        runtime = typer.prompt("Runtime (embedded, local, docker)", default="embedded") if ask else "embedded"
+    if runtime != "embedded" and ask:
+        workers = typer.prompt("Workers", default=2, type=int) if workers is None else workers
+        if runtime == "docker":
+            gpu = typer.confirm("GPU workers", default=gpu_available()) if gpu is None else gpu
+            nginx = typer.confirm("Nginx in front of the API", default=False) if nginx is None else nginx
+            flower = typer.confirm("Flower (Celery UI)", default=False) if flower is None else flower
+            env = typer.prompt("Environment (prod, dev)", default="prod") if env is None else env
+    workers = 2 if workers is None else workers
+    flower, nginx, env = bool(flower), bool(nginx), env or "prod"
     if runtime not in ("embedded", "local", "docker"):
         fail(f"Unknown runtime {runtime!r}.", hint="use --runtime embedded, local or docker", exit_code=2,
              as_json=as_json)
@@ -182,7 +200,8 @@ def init(
         print_json({"project": str(root), "config": str(path), "runtime": runtime, "stack": stack})
     else:
         console.print(f"Created project at [bold]{root}[/] ({path.name}, runtime {runtime}).")
-        nxt = {"embedded": "ingest FILE_OR_FOLDER", "local": "up --runtime local", "docker": "render"}[runtime]
+        nxt = {"embedded": "ingest FILE_OR_FOLDER", "local": "up --runtime local",
+               "docker": "build   (then ragctl up)"}[runtime]
         console.print(f"Next: ragctl -p {root} {nxt}")
 
 

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ragctl.output import EXIT_ERROR, EXIT_PREFLIGHT
+from ragctl.output import EXIT_PREFLIGHT, RagctlError
 
 if TYPE_CHECKING:
     import docker
@@ -20,25 +20,10 @@ if TYPE_CHECKING:
 ENGINE_TIMEOUT_S = 30
 
 
-class DockerError(Exception):
-    """A Docker operation failed.  ``command`` and ``stderr`` are set when a CLI ran."""
+class DockerError(RagctlError):
+    """A Docker operation failed."""
 
-    exit_code = EXIT_ERROR
     code = "docker_error"
-
-    def __init__(self, message: str, *, hint: str | None = None, command: list[str] | None = None,
-                 stderr: str = "") -> None:
-        super().__init__(message)
-        self.message, self.hint, self.command, self.stderr = message, hint, command, stderr
-
-    def detail(self) -> str:
-        """The message, with the command and the tail of its stderr when there was one."""
-        text = self.message
-        if self.command:
-            text += "\n$ " + " ".join(self.command)
-        if self.stderr:
-            text += "\n" + "\n".join(self.stderr.strip().splitlines()[-15:])
-        return text
 
 
 class EngineUnavailable(DockerError):

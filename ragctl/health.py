@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ragctl.output import EXIT_NOT_RUNNING, RagctlError
+
 STALE_QUEUE_S = 300
 CANARY_TIMEOUT_S = 180
 
@@ -44,10 +46,9 @@ class HealthReport:
                 "checks": [asdict(c) for c in self.checks], "probe": self.probe}
 
 
-class NotRunning(Exception):
-    def __init__(self, message: str, hint: str) -> None:
-        super().__init__(message)
-        self.message, self.hint = message, hint
+class NotRunning(RagctlError):
+    code = "not_running"
+    exit_code = EXIT_NOT_RUNNING
 
 
 def _api_key(root: Path) -> str | None:

@@ -39,7 +39,7 @@ RISKY = {"stop": "stops the legacy container (it is kept, and --rollback starts 
 
 
 class MigrationError(BackupError):
-    pass
+    code = "migration_failed"
 
 
 @dataclass

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from ragctl.output import EXIT_USAGE, confirm, console, err_console, fail, print_json
+from ragctl.output import EXIT_USAGE, RagctlError, confirm, console, err_console, fail, fail_error, print_json
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from ragctl.engine import DockerError
     from ragctl.runtime.docker import Check, DockerRuntime, DockerStatus, ServiceStatus
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
@@ -32,7 +31,8 @@ def _project_root() -> Path:
     return _root()
 
 
-def fail_docker(exc: DockerError, *, as_json: bool) -> NoReturn:
+def fail_operation(exc: RagctlError, *, as_json: bool) -> NoReturn:
+    """Exit with ``exc``; a failed pre-flight shows its checks, a start timeout the failing logs."""
     from ragctl.runtime.docker import PreflightFailed, StartTimeout
 
     extra: dict = {}
@@ -47,11 +47,7 @@ def fail_docker(exc: DockerError, *, as_json: bool) -> NoReturn:
                 err_console.print(f"[bold]── last lines of {name} ──[/]")
                 for line in lines:
                     err_console.print(line, markup=False, highlight=False)
-    if as_json:
-        print_json({"error": {"code": exc.code, "message": exc.message, "hint": exc.hint,
-                              "command": exc.command, "stderr": exc.stderr[-4000:] if exc.stderr else "", **extra}})
-        raise typer.Exit(exc.exit_code)
-    fail(exc.detail(), hint=exc.hint, code=exc.code, exit_code=exc.exit_code)
+    fail_error(exc, as_json=as_json, extra=extra)
 
 
 def runtime() -> DockerRuntime:
@@ -129,7 +125,7 @@ def up(services: list[str], *, workers: int | None, wait: float, as_json: bool) 
         _live(lambda progress: rt.up(services or None, wait_s=wait, progress=progress), as_json=as_json)
         status = rt.status()
     except DockerError as exc:
-        fail_docker(exc, as_json=as_json)
+        fail_operation(exc, as_json=as_json)
     record_runtime(root, "docker")
     if as_json:
         print_json(status.to_dict())
@@ -148,7 +144,7 @@ def down(*, volumes: bool, yes: bool, as_json: bool) -> None:
     try:
         removed = rt.down(volumes=volumes)
     except DockerError as exc:
-        fail_docker(exc, as_json=as_json)
+        fail_operation(exc, as_json=as_json)
     if as_json:
         print_json({"project": str(rt.project_root), "removed": removed, "volumes_deleted": volumes})
         return
@@ -163,7 +159,7 @@ def ps(*, as_json: bool) -> None:
     try:
         services = runtime().services()
     except DockerError as exc:
-        fail_docker(exc, as_json=as_json)
+        fail_operation(exc, as_json=as_json)
     if as_json:
         print_json([s.to_dict() for s in services])
     else:
@@ -177,7 +173,7 @@ def status(*, as_json: bool) -> None:
     try:
         current = rt.status()
     except DockerError as exc:
-        fail_docker(exc, as_json=as_json)
+        fail_operation(exc, as_json=as_json)
     if as_json:
         print_json(current.to_dict())
     elif not current.running:
@@ -196,7 +192,7 @@ def logs(service: str | None, *, follow: bool, lines: int) -> None:
             if follow:
                 sys.stdout.flush()
     except DockerError as exc:
-        fail_docker(exc, as_json=False)
+        fail_operation(exc, as_json=False)
     except (KeyboardInterrupt, BrokenPipeError):
         pass
 
@@ -207,7 +203,7 @@ def restart(service: str, *, as_json: bool) -> None:
     try:
         services = runtime().restart(service)
     except DockerError as exc:
-        fail_docker(exc, as_json=as_json)
+        fail_operation(exc, as_json=as_json)
     if as_json:
         print_json([s.to_dict() for s in services])
     else:
@@ -247,7 +243,7 @@ def register(app: typer.Typer) -> None:
         try:
             services = _live(lambda progress: rt.scale(replicas, wait_s=wait, progress=progress), as_json=as_json)
         except DockerError as exc:
-            fail_docker(exc, as_json=as_json)
+            fail_operation(exc, as_json=as_json)
         chosen = [s for s in services if s.service in replicas]
         if as_json:
             print_json([s.to_dict() for s in chosen])
@@ -295,7 +291,7 @@ def register(app: typer.Typer) -> None:
                     built = build_image(root, options, progress=lambda step, steps, what: bar.update(
                         task, completed=step, total=steps, description=f"{options.image}: {what[:50]}"))
         except ImageError as exc:
-            fail_docker(exc, as_json=as_json)
+            fail_operation(exc, as_json=as_json)
         if as_json:
             print_json(built.to_dict())
         else:
@@ -321,7 +317,7 @@ def register(app: typer.Typer) -> None:
                 wheels = make_wheelhouse(directory, torch_index=None if torch_index == "pip" else torch_index,
                                          python_version=python_version)
         except ImageError as exc:
-            fail_docker(exc, as_json=as_json)
+            fail_operation(exc, as_json=as_json)
         if as_json:
             print_json({"directory": str(directory), "wheels": wheels})
         else:
@@ -342,7 +338,7 @@ def register(app: typer.Typer) -> None:
             with _bytes_progress("saving", as_json) as report:
                 manifest = save_bundle(_project_root(), file, progress=report)
         except ImageError as exc:
-            fail_docker(exc, as_json=as_json)
+            fail_operation(exc, as_json=as_json)
         if as_json:
             print_json({"file": str(file), "size_bytes": file.stat().st_size, **manifest.to_dict()})
         else:
@@ -361,7 +357,7 @@ def register(app: typer.Typer) -> None:
             with _bytes_progress("loading", as_json, total=file.stat().st_size if file.is_file() else None) as report:
                 manifest = load_bundle(file, progress=report)
         except ImageError as exc:
-            fail_docker(exc, as_json=as_json)
+            fail_operation(exc, as_json=as_json)
         if as_json:
             print_json({"file": str(file), "verified": True, **manifest.to_dict()})
         else:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ragctl.output import EXIT_NOT_RUNNING, EXIT_UNHEALTHY, confirm, console, err_console, fail, print_json
+from ragctl.output import EXIT_UNHEALTHY, RagctlError, confirm, console, err_console, print_json
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
 _MARK = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
@@ -26,9 +26,8 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from ragctl.cli import _root
-        from ragctl.commands.docker import fail_docker
-        from ragctl.engine import DockerError
-        from ragctl.health import NotRunning, collect
+        from ragctl.commands.docker import fail_operation
+        from ragctl.health import collect
 
         root = _root()
         try:
@@ -37,10 +36,8 @@ def register(app: typer.Typer) -> None:
             else:
                 with console.status("checking the stack …"):
                     report = collect(root, deep=deep)
-        except NotRunning as exc:
-            fail(exc.message, hint=exc.hint, code="not_running", exit_code=EXIT_NOT_RUNNING, as_json=as_json)
-        except DockerError as exc:
-            fail_docker(exc, as_json=as_json)
+        except RagctlError as exc:
+            fail_operation(exc, as_json=as_json)
         if as_json:
             print_json(report.to_dict())
         else:
@@ -64,21 +61,17 @@ def register(app: typer.Typer) -> None:
         """Back up the deployment: uploads, catalog, vectors, Redis, extracted text and configuration.
 
         A running stack is paused first (uploads get 503, workers finish their document and wait)."""
-        from ragctl.backup import BackupError
         from ragctl.backup import backup as make_backup
         from ragctl.cli import _root
-        from ragctl.commands.docker import fail_docker
+        from ragctl.commands.docker import fail_operation
         from ragctl.deploy import project_name
-        from ragctl.engine import DockerError
 
         root = _root()
         target = out or root / "backups" / f"{project_name(root)}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.tar.gz"
         try:
             manifest = make_backup(root, target, progress=None if as_json else _say)
-        except BackupError as exc:
-            fail(exc.message, hint=exc.hint, code=exc.code, exit_code=exc.exit_code, as_json=as_json)
-        except DockerError as exc:
-            fail_docker(exc, as_json=as_json)
+        except RagctlError as exc:
+            fail_operation(exc, as_json=as_json)
         summary = {"file": str(target), "size_bytes": target.stat().st_size, "files": len(manifest.files),
                    "documents": {c: len(ids) for c, ids in manifest.documents.items()}, "vectors": manifest.vectors,
                    "embed_model": manifest.embed_model, "runtime": manifest.runtime}
@@ -99,17 +92,16 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Restore a backup into this project (replaces its data; asks first), then verify it."""
-        from ragctl.backup import BackupError, check_compatible, read_archive
+        from ragctl.backup import check_compatible, read_archive
         from ragctl.backup import restore as do_restore
         from ragctl.cli import _root
-        from ragctl.commands.docker import fail_docker
-        from ragctl.engine import DockerError
+        from ragctl.commands.docker import fail_operation
 
         root = _root()
         try:
             verification = read_archive(file)
-        except BackupError as exc:
-            fail(exc.message, hint=exc.hint, code=exc.code, exit_code=exc.exit_code, as_json=as_json)
+        except RagctlError as exc:
+            fail_operation(exc, as_json=as_json)
         problems = verification.problems + check_compatible(root, verification.manifest)
         manifest = verification.manifest
         if verify_only or problems:
@@ -130,10 +122,8 @@ def register(app: typer.Typer) -> None:
         confirm(f"Replace the data of {root} with {file} (made {manifest.created})?", yes=yes, as_json=as_json)
         try:
             result = do_restore(root, file, progress=None if as_json else _say)
-        except BackupError as exc:
-            fail(exc.message, hint=exc.hint, code=exc.code, exit_code=exc.exit_code, as_json=as_json)
-        except DockerError as exc:
-            fail_docker(exc, as_json=as_json)
+        except RagctlError as exc:
+            fail_operation(exc, as_json=as_json)
         if as_json:
             print_json({k: v for k, v in result.items() if k != "manifest"} | {"file": str(file)})
         elif result["verified"]:
@@ -248,8 +238,7 @@ def register_migrate(app: typer.Typer) -> None:
         Resumable: run it again after an interruption.  See docs/operations.md."""
         from ragctl import migrate as migration
         from ragctl.cli import _root
-        from ragctl.commands.docker import fail_docker
-        from ragctl.engine import DockerError
+        from ragctl.commands.docker import fail_operation
 
         root = _root()
         try:
@@ -279,10 +268,8 @@ def register_migrate(app: typer.Typer) -> None:
                 return
             confirm("Run the migration (risky steps included)?", yes=yes, as_json=as_json)
             ledger = migration.migrate(root, container_names=container, say=None if as_json else _say)
-        except migration.MigrationError as exc:
-            fail(exc.message, hint=exc.hint, code="migration_failed", exit_code=exc.exit_code, as_json=as_json)
-        except DockerError as exc:
-            fail_docker(exc, as_json=as_json)
+        except RagctlError as exc:
+            fail_operation(exc, as_json=as_json)
         if as_json:
             print_json(ledger)
         else:
