@@ -24,8 +24,10 @@ import os
 import shutil
 import sqlite3
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -36,7 +38,8 @@ from ragctl.output import RagctlError
 MANIFEST = "manifest.json"
 FORMAT = 1
 HOST_TREES = ("data", "extracted_results")
-LOCAL_ONLY = ("chroma", "redis")  # under data/ for the local runtime and embedded mode; separate trees here
+LOCAL_ONLY = ("chroma", "redis")
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")  # under data/ for the local runtime and embedded mode; separate trees here
 
 
 class BackupError(RagctlError):
@@ -227,7 +230,31 @@ def _host_files(root: Path) -> Iterator[tuple[str, Path]]:
                 continue
             if relative.parts[0] == "uploads" and ".incoming" in relative.parts:
                 continue
+            if path.name.endswith(SQLITE_SIDE_FILES):
+                continue  # the database is copied whole, with its WAL, through SQLite's backup API
             yield f"{tree}/{relative.as_posix()}", path
+
+
+@contextmanager
+def _consistent_copy(path: Path) -> Iterator[Path]:
+    """``path`` itself, or for an SQLite database a snapshot made with SQLite's backup API (whole,
+    its WAL folded in, readable without side files)."""
+    with path.open("rb") as handle:
+        is_sqlite = handle.read(16) == b"SQLite format 3\x00"
+    if not is_sqlite:
+        yield path
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        snapshot = Path(scratch) / path.name
+        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        target = sqlite3.connect(snapshot)
+        try:
+            source.backup(target)
+            target.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            target.close()
+            source.close()
+        yield snapshot
 
 
 # -- backup ----------------------------------------------------------------------------------
@@ -270,8 +297,8 @@ def backup(root: Path, out: Path, *, progress: Callable[[str], None] | None = No
 
             say("copying the host folders")
             for arcname, path in _host_files(root):
-                with path.open("rb") as handle:
-                    add(arcname, handle, path.stat().st_size)
+                with _consistent_copy(path) as copy, copy.open("rb") as handle:
+                    add(arcname, handle, copy.stat().st_size)
             say("copying Chroma and Redis")
             for arcname, reader, size in site.store_members(dump):
                 add(arcname, reader, size)
@@ -397,6 +424,11 @@ def restore(root: Path, path: Path, *, progress: Callable[[str], None] | None = 
     if site.runtime == "docker":
         say("filling the volumes")
         _restore_volumes(site, path)
+    say("verifying the files")
+    problems = verify_files(root, manifest)
+    if problems:
+        raise BackupError("The restored files do not match the backup: " + "; ".join(problems),
+                          "check the disk, then ragctl restore FILE again", code="restore_mismatch")
     started = False
     if site.runtime == "docker" or (site.runtime == "local" and was_running):
         say("starting the stack")
@@ -405,11 +437,10 @@ def restore(root: Path, path: Path, *, progress: Callable[[str], None] | None = 
         else:
             site.local.up(workers=local_workers, wait_s=120)
         started = True
-    say("verifying")
-    site = Site(root)
-    checks = verify_restored(root, site, manifest)
+    say("verifying documents and vectors")
+    problems = verify_contents(root, Site(root), manifest)
     return {"manifest": manifest.to_dict(), "config_restored": config_restored, "started": started,
-            "verified": not checks, "problems": checks}
+            "verified": not problems, "problems": problems}
 
 
 # Redis 7 with appendonly on ignores dump.rdb when no AOF exists (it starts empty): the snapshot goes
@@ -465,15 +496,23 @@ def _restore_volumes(site: Site, path: Path) -> None:
             containers[tree].put_archive(mount, buffer.getvalue())
 
 
-def verify_restored(root: Path, site: Site, manifest: Manifest) -> list[str]:
+def verify_files(root: Path, manifest: Manifest) -> list[str]:
+    """The host files as written, against the manifest (before anything opens them)."""
     problems = []
-    restored = {name: info for name, info in manifest.files.items() if name.split("/", 1)[0] in HOST_TREES}
-    for arcname, info in restored.items():
+    for arcname, info in manifest.files.items():
+        if arcname.split("/", 1)[0] not in HOST_TREES:
+            continue
         path = root / arcname
         if not path.is_file():
             problems.append(f"{arcname}: not restored")
         elif _sha256(path) != info["sha256"]:
             problems.append(f"{arcname}: checksum differs after restore")
+    return problems
+
+
+def verify_contents(root: Path, site: Site, manifest: Manifest) -> list[str]:
+    """What the running deployment holds, against the manifest: document ids and vector counts."""
+    problems = []
     if _catalog_documents(root) != manifest.documents:
         problems.append("the catalog's documents differ from the backup's")
     try:

@@ -178,7 +178,7 @@ def build_image(root: Path, options: BuildOptions, *, progress: Progress | None 
     # The build stage first, tagged, so that it stays the layer cache of the next build; then the image.
     for target, tag in (("build", f"{options.image}-build"), (None, options.image)):
         _build_target(client, root, options, target=target, tag=tag, log=log, progress=progress, timeout_s=timeout_s)
-    _remove_stale_build_stages(client)
+    _remove_stale_images(client)
     image = client.images.get(options.image)
     return BuiltImage(image=options.image, id=image.id, size_bytes=int(image.attrs.get("Size", 0)),
                       seconds=round(time.monotonic() - started, 1), base_image=options.base_image,
@@ -219,12 +219,13 @@ def _build_target(client, root: Path, options: BuildOptions, *, target: str | No
                              stderr="\n".join(log[-30:])) from exc
 
 
-def _remove_stale_build_stages(client) -> list[str]:
-    """Untagged build stages of earlier builds (ours by label) take gigabytes each: remove them."""
+def _remove_stale_images(client) -> list[str]:
+    """Images of earlier builds that a new build untagged (ours by label: build stages and images)
+    take gigabytes each: remove them, unless a container still uses one."""
     from docker.errors import APIError
 
     removed = []
-    for image in client.images.list(filters={"dangling": True, "label": "io.ragctl.stage=build"}):
+    for image in client.images.list(filters={"dangling": True, "label": "io.ragctl.version"}):
         try:
             client.images.remove(image.id)
             removed.append(image.id)
