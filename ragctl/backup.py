@@ -396,6 +396,10 @@ def restore(root: Path, path: Path, *, progress: Callable[[str], None] | None = 
     was_running = site.running
     local_workers = site.local.state().workers if site.runtime == "local" and site.running else 2
     if site.runtime == "docker":
+        from ragctl.deploy import write_rendered
+
+        write_rendered(root)
+        site.docker.preflight()  # image, names, ports, limits: refused before anything is removed
         say("removing the stack and its volumes")
         site.docker.down(volumes=True)
     elif site.runtime == "local" and site.running:
@@ -464,11 +468,9 @@ def _write(target: Path, reader: IO[bytes] | None) -> None:
 
 def _restore_volumes(site: Site, path: Path) -> None:
     """Create (not start) redis and chroma with their fresh volumes, and copy the files in."""
-    from ragctl.deploy import write_rendered
     from ragctl.engine import compose, engine
     from ragctl.runtime.docker import SERVICE_LABEL
 
-    write_rendered(site.root)
     compose(site.root, ["up", "--no-start", "redis", "chroma"], profiles=site.docker.profiles, timeout_s=300)
     targets = {"chroma": "/chroma", "redis": "/data"}
     containers = {c.labels.get(SERVICE_LABEL): c for c in site.docker.containers(engine(timeout_s=600))}

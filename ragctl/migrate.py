@@ -9,7 +9,8 @@ project folder:
                else: the guide's ``docker stop $(docker ps -aq)`` would stop every container on the host
 3. backup      ``ragctl backup`` of the old layout, verified (this archive is also the rollback)
 4. configure   runtime = "docker" in ragctl.toml, ``[stack]`` kept or defaulted, render
-5. image       the stack's image must be on the engine (``ragctl build`` or ``bundle load``)
+5. image       the stack's pre-flight passes: its image is on the engine (``ragctl build`` or
+               ``bundle load``), its names and ports are free
 6. restore     the archive into the new stack (vectors into the Chroma volume), stack up, counts and
                checksums verified
 7. health      ``ragctl health`` passes
@@ -126,7 +127,8 @@ def plan(root: Path, containers: list[Any]) -> list[Step]:
         "stop": f"stop the legacy container(s): {names}",
         "backup": "back up data/, extracted_results/ and the configuration to backups/, and verify the archive",
         "configure": "set runtime = \"docker\" in ragctl.toml and render compose.yaml, Dockerfile, nginx.conf, .env",
-        "image": "check that the stack's image is on the engine (else: ragctl build, then ragctl migrate again)",
+        "image": "pre-flight: the stack's image is on the engine (else ragctl build, then ragctl migrate again), "
+                 "its container names and ports are free",
         "restore": "restore the archive into the stack: vectors into the Chroma volume; start it; verify",
         "health": "ragctl health must pass",
         "verify": "the stack's vector count must equal the inventory's",
@@ -185,19 +187,16 @@ def migrate(root: Path, *, container_names: list[str] | None = None, wait_s: flo
         write_rendered(root)
         finish("configure")
     if "image" not in done:
-        from docker.errors import ImageNotFound
+        from ragctl.runtime.docker import DockerRuntime, PreflightFailed
 
-        from ragctl.deploy import load_deploy_config
-        from ragctl.engine import engine
-        from ragctl.images import image_name
-
-        image = image_name(load_deploy_config(root))
         try:
-            engine().images.get(image)
-        except ImageNotFound as exc:
-            raise MigrationError(f"The image {image} is not on this engine; the migration stops here (resumable).",
-                                 f"ragctl -p {root} build   (or bundle load FILE), then ragctl migrate --yes") from exc
-        finish("image", image=image)
+            DockerRuntime(root).preflight()
+        except PreflightFailed as exc:
+            failed = [c for c in exc.checks if c.status == "fail"]
+            raise MigrationError("The stack cannot start yet; the migration stops here (resumable): "
+                                 + "; ".join(f"{c.name}: {c.detail}" for c in failed),
+                                 f"{failed[0].hint}, then ragctl migrate --yes") from exc
+        finish("image")
     if "restore" not in done:
         say("restore into the stack")
         result = restore(root, Path(ledger["backup"]), progress=say)
