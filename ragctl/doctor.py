@@ -1,8 +1,8 @@
 """``ragctl doctor``: the guide's troubleshooting section, automated.
 
 Each check reports ok / warn / fail with its evidence, the cause it points to and the command that
-fixes it.  A few fixes are safe to apply (start or restart one of this project's services);
-``--fix`` offers only those, as a numbered plan.  Everything else is printed for the operator.
+fixes it.  A few fixes are safe to apply (start or restart one of this project's services, resume
+intake left paused); ``--fix`` offers only those, as a numbered plan.  Everything else is printed for the operator.
 
 The checks read the same sources as ``ragctl health`` (Docker by label, the local runtime's state,
 ``stack.probe`` run where the services are), so a finding always names what it saw.
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 GIB = 1 << 30
+EXPECTED_REDIS_URL = "redis://redis:6379/0"  # what compose.yaml gives every service
 STUCK_QUEUE_S = 300
 
 
@@ -35,7 +36,7 @@ class Finding:
     evidence: str
     cause: str | None = None
     fix: str | None = None
-    #: A safe fix ragctl can apply itself: ("restart", SERVICE) or ("up", "").
+    #: A safe fix ragctl can apply itself: ("restart", SERVICE), ("up", "") or ("resume", "") (intake).
     action: tuple[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,19 +234,28 @@ def check_redis(ctx: Context) -> list[Finding]:
                                 None if aof else "appendonly is off: queued tasks are lost when Redis restarts",
                                 None if aof else "ragctl render && ragctl restart redis   (redis.conf has "
                                 "appendonly yes)"))
+        paused = redis.get("intake_paused")
+        findings.append(Finding("intake", "fail" if paused else "ok",
+                                f"uploads are refused with 503: paused for {paused}" if paused else "uploads accepted",
+                                "a backup paused intake and the workers, and did not resume (it expires by itself "
+                                "within the hour)" if paused else None,
+                                "ragctl doctor --fix   (resumes intake and the workers)" if paused else None,
+                                ("resume", "") if paused else None))
         return findings
     error = redis.get("error") or ctx.probe.get("error", "no answer")
     cause, fix, action = "Redis is unreachable", "ragctl restart redis", ("restart", "redis")
     if ctx.runtime == "docker":
         states = {s.service: s for s in ctx.services}
-        api_env = _container_env(ctx, "api")
+        client_service = ctx.probe.get("probed_in", "worker")
+        env = _container_env(ctx, client_service)
         if not states.get("redis") or not states["redis"].running:
             cause = "the redis service is down"
-        elif api_env.get("REDIS_URL", "redis://redis:6379/0") != "redis://redis:6379/0":
-            cause = f"REDIS_URL is {api_env['REDIS_URL']!r} in the API container, not the redis service"
-            fix, action = "remove REDIS_URL / REDIS_HOST from .env, then ragctl up", None
-        elif not _same_network(ctx, "api", "redis"):
-            cause = "the API and Redis are not on the same network (rag-network)"
+        elif env.get("REDIS_URL", EXPECTED_REDIS_URL) != EXPECTED_REDIS_URL:
+            cause = (f"REDIS_URL is {env['REDIS_URL']!r} in the {client_service} container, not the redis service "
+                     f"({EXPECTED_REDIS_URL})")
+            fix, action = "ragctl render && ragctl up   (compose.yaml was edited, or .env overrides REDIS_URL)", None
+        elif not _same_network(ctx, client_service, "redis"):
+            cause = f"the {client_service} containers and Redis are not on the same network (rag-network)"
             fix, action = "ragctl down && ragctl up", None
         else:
             cause = "Redis is up but does not answer (overloaded, paused or still loading)"
@@ -294,12 +304,19 @@ def check_tasks(ctx: Context) -> list[Finding]:
             findings.append(Finding("worker queues", "fail", f"no worker consumes the {INGEST_QUEUE!r} queue",
                                     "workers listen on other queues (-Q) or were paused (a backup that died)",
                                     "ragctl restart worker", ("restart", "worker")))
-        if INGEST_TASK not in celery["registered"]:
-            findings.append(Finding("task registered", "fail", f"{INGEST_TASK} is not among {celery['registered']}",
-                                    "the workers run other code (an old image)", "ragctl build && ragctl up"))
-    if not celery.get("result_backend"):
-        findings.append(Finding("result backend", "fail", "Celery has no result backend",
-                                "without it every task looks PENDING forever", "set REDIS_URL (the backend is Redis)"))
+        lacking = [w for w in celery["consuming_ingest"] if INGEST_TASK not in celery["registered_by"].get(w, [])]
+        if lacking:
+            findings.append(Finding("task registered", "fail", f"{INGEST_TASK} is not registered on "
+                                    f"{', '.join(lacking)}, which consume{'s' if len(lacking) == 1 else ''} the "
+                                    f"{INGEST_QUEUE!r} queue", "a worker runs other code (an old image, or another "
+                                    "app on the same Redis and queue): it takes tasks it cannot run",
+                                    "ragctl build && ragctl up   (and stop any worker that is not ragctl's)"))
+    no_backend = sorted(w for w, backend in celery.get("backends", {}).items()
+                        if not backend or backend in ("disabled", "None"))
+    if no_backend:
+        findings.append(Finding("result backend", "fail", f"no result backend on {', '.join(no_backend)}",
+                                "results go nowhere: their tasks look PENDING forever",
+                                "ragctl up   (ragctl's workers use Redis as the backend; stop foreign workers)"))
     age = queue.get("oldest_queued_age_s")
     if age is not None and age > _limit("STUCK_QUEUE_S", STUCK_QUEUE_S):
         findings.append(Finding("queue age", "fail" if not workers else "warn",
@@ -437,6 +454,8 @@ def plan(findings: list[Finding]) -> list[Finding]:
             steps.append(finding)
     if ("up", "") in seen:  # up starts every service: restarts would be redundant
         steps = [s for s in steps if s.action == ("up", "")]
+    if ("resume", "") in seen:  # resuming makes the workers consume the ingest queue again
+        steps = [s for s in steps if s.check != "worker queues"]
     return steps
 
 
@@ -444,6 +463,11 @@ def apply(root: Path, step: Finding) -> str:
     from ragctl.project import project_runtime
 
     kind, service = step.action
+    if kind == "resume":
+        from ragctl.backup import Site
+
+        Site(root).maintenance("resume")
+        return "resume"
     if project_runtime(root) == "docker":
         from ragctl.runtime.docker import DockerRuntime
 

@@ -35,7 +35,7 @@ def probe_redis(settings: Settings) -> dict[str, Any]:
     info = r.info("persistence")
     return {"ping": True, "aof_enabled": bool(info.get("aof_enabled")),
             "queue_depth": coordination.queue_depth(r, INGEST_QUEUE),
-            "heartbeats": sorted(coordination.live_workers(r))}
+            "heartbeats": sorted(coordination.live_workers(r)), "intake_paused": coordination.intake_paused(r)}
 
 
 def probe_celery(settings: Settings, timeout_s: float = 3.0) -> dict[str, Any]:
@@ -48,10 +48,13 @@ def probe_celery(settings: Settings, timeout_s: float = 3.0) -> dict[str, Any]:
     ping = inspect.ping() or {}
     registered = inspect.registered() or {}
     queues = inspect.active_queues() or {}
+    conf = inspect.conf(with_defaults=True) or {}
     return {"workers": sorted(ping), "registered": sorted({t for tasks in registered.values() for t in tasks}),
+            "registered_by": {name: sorted(tasks) for name, tasks in registered.items()},
             "consuming_ingest": sorted(name for name, qs in queues.items()
                                        if any(q.get("name") == INGEST_QUEUE for q in qs)),
-            "result_backend": str(celery_app.conf.result_backend or "")}
+            # Each worker's own configuration: the backend its results go to.
+            "backends": {name: str(c.get("result_backend") or "") for name, c in conf.items()}}
 
 
 def probe_chroma(settings: Settings) -> dict[str, Any]:

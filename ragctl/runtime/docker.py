@@ -8,7 +8,6 @@ network without this project's label.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import threading
@@ -271,7 +270,7 @@ class DockerRuntime:
                                     f"{memory / (1 << 30):.1f} GiB", f"lower {service}_memory under [stack]"))
         if self.config.gpu:
             runtimes = set(info.get("Runtimes") or {})
-            if "nvidia" in runtimes or os.environ.get("RAGCTL_ASSUME_GPU") == "1":
+            if "nvidia" in runtimes:
                 checks.append(Check("gpu runtime", "ok", "the NVIDIA container runtime is installed"))
             else:
                 checks.append(Check("gpu runtime", "fail",

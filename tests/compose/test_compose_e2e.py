@@ -238,6 +238,39 @@ def test_doctor_finds_a_stopped_redis_and_fixes_it(stack):
     assert "restart redis" in fixed["applied"] and code == 0, fixed
 
 
+def test_doctor_tells_a_wrong_redis_url_from_a_network_fault(stack):
+    from ragctl.engine import compose, engine
+    from ragctl.runtime.docker import SERVICE_LABEL, DockerRuntime
+
+    runtime = DockerRuntime(stack)
+    compose_file = stack / "compose.yaml"
+    rendered = compose_file.read_text()
+    # The worker's own environment block is the second REDIS_URL line (the first is the API's anchor).
+    first = rendered.index("REDIS_URL: redis://redis:6379/0")
+    second = rendered.index("REDIS_URL: redis://redis:6379/0", first + 1)
+    compose_file.write_text(rendered[:second] + "REDIS_URL: redis://redis-typo:6379/0"
+                            + rendered[second + len("REDIS_URL: redis://redis:6379/0"):])
+    try:
+        compose(stack, ["up", "-d", "--no-deps", "worker"], profiles=runtime.profiles, timeout_s=300)
+        report, code = ragctl_json("doctor", root=stack, timeout=300, check=False)
+        redis = {f["check"]: f for f in report["findings"]}["redis connection"]
+        assert code == 3 and "redis-typo" in redis["cause"] and "worker container" in redis["cause"]
+    finally:
+        ragctl("up", "--wait", "300", root=stack, timeout=600)  # re-renders compose.yaml, recreates the workers
+    client = engine()
+    network = client.networks.get(f"{stack.name}_rag-network")
+    workers = [c for c in runtime.containers(client) if c.labels.get(SERVICE_LABEL) == "worker"]
+    for container in workers:
+        network.disconnect(container)
+    try:
+        report, code = ragctl_json("doctor", root=stack, timeout=300, check=False)
+        redis = {f["check"]: f for f in report["findings"]}["redis connection"]
+        assert code == 3 and "not on the same network" in redis["cause"]
+    finally:
+        for container in workers:
+            network.connect(container)
+
+
 def test_doctor_names_a_worker_killed_for_memory(stack):
     from ragctl.project import set_config_value
 

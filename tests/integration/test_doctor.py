@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -79,6 +80,46 @@ def test_no_worker_answers_then_fix_restarts_it(local_stack):
     report = json.loads(fixed.stdout)
     assert report["applied"] == ["restart worker"], report
     assert fixed.exit_code == 0 and report["ok"], output(fixed)
+
+
+def test_intake_and_workers_left_paused_by_a_dead_backup(local_stack):
+    from stack import maintenance
+    from stack.settings import load_settings
+
+    state = read_state(local_stack)
+    maintenance.pause(load_settings(local_stack, {"redis_url": state.redis_url, "chroma_url": state.chroma_url}),
+                      wait_s=30)  # and never resumed
+    code, findings, _ = doctor(local_stack)
+    assert code == 3
+    assert findings["intake"]["status"] == "fail" and findings["intake"]["action"] == ["resume", ""]
+    assert findings["worker queues"]["status"] == "fail" and "paused" in findings["worker queues"]["cause"]
+    fixed = ragctl(local_stack, "doctor", "--fix", "--yes", "--json")
+    report = json.loads(fixed.stdout)
+    assert report["applied"] == ["resume"] and fixed.exit_code == 0, output(fixed)
+
+
+def test_a_foreign_worker_on_the_queue_without_the_task_or_a_backend(local_stack):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    rogue = subprocess.Popen([sys.executable, "-m", "celery", "-A", "tests.rogue_worker", "worker", "-Q", "ingest",
+                              "--pool", "solo", "-n", "rogue@%h", "--loglevel", "WARNING"], cwd=REPO,
+                             env={**os.environ, "REDIS_URL": read_state(local_stack).redis_url},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, findings = time.monotonic() + 90, {}
+        while time.monotonic() < deadline and "task registered" not in findings:
+            code, findings, _ = doctor(local_stack)
+            time.sleep(2)
+        assert code == 3
+        assert findings["task registered"]["status"] == "fail" and "rogue@" in findings["task registered"]["evidence"]
+        assert findings["result backend"]["status"] == "fail" and "rogue@" in findings["result backend"]["evidence"]
+        assert not any("worker@" in findings[name]["evidence"] for name in ("task registered", "result backend"))
+    finally:
+        rogue.terminate()
+        rogue.wait(30)
 
 
 def test_redis_aof_off(local_stack):
@@ -214,3 +255,34 @@ def test_docker_gpu_checks_on_a_host_without_gpu(tmp_path):
     ragctl(root, "render")
     _, findings, _ = doctor(root)
     assert findings["gpu reservation"]["status"] == "ok"
+
+
+def test_docker_socket_permission_denied(tmp_path):
+    """A socket this process may not open: owned by another user, mode 600, and ragctl run without the
+    capability that lets root ignore file permissions (setpriv)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        reason = "needs root and setpriv (util-linux) to make a socket this process may not open"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + " (CI=true)")
+        pytest.skip(reason)
+    root = docker_project(tmp_path)
+    socket_path = tmp_path / "docker.sock"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(socket_path))
+        server.listen()
+        os.chown(socket_path, 65534, 65534)
+        socket_path.chmod(0o600)
+        done = subprocess.run(["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps", "-all",
+                               "--", sys.executable, "-m", "ragctl", "-p", str(root), "doctor", "--json"],
+                              capture_output=True, text=True, timeout=300, check=False, cwd=REPO,
+                              env={**os.environ, "DOCKER_HOST": f"unix://{socket_path}"})
+    findings = {f["check"]: f for f in json.loads(done.stdout)["findings"]}
+    assert done.returncode == 3, done.stderr
+    assert findings["docker socket"]["status"] == "fail"
+    assert "usermod -aG docker" in findings["docker socket"]["fix"]
