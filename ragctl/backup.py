@@ -25,9 +25,10 @@ import shutil
 import sqlite3
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -257,6 +258,23 @@ def _consistent_copy(path: Path) -> Iterator[Path]:
         yield snapshot
 
 
+class _Holder(threading.Thread):
+    """Renews the intake pause every 30 s while a backup copies (the flag lives 90 s)."""
+
+    def __init__(self, site: Site) -> None:
+        super().__init__(name="intake-hold", daemon=True)
+        self.site, self.stopping = site, threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(30):
+            with suppress(Exception):  # the next renewal tries again; the copy goes on
+                self.site.maintenance("hold")
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(60)
+
+
 # -- backup ----------------------------------------------------------------------------------
 def backup(root: Path, out: Path, *, progress: Callable[[str], None] | None = None) -> Manifest:
     from ragctl.deploy import project_name
@@ -276,6 +294,8 @@ def backup(root: Path, out: Path, *, progress: Callable[[str], None] | None = No
                 raise BackupError(f"Could not pause the stack: {result.get('error')}",
                                   "wait for the running ingests (ragctl documents list), then retry")
             paused = True
+            holder = _Holder(site)
+            holder.start()
             say("Redis BGSAVE")
             dump = site.maintenance("bgsave")["path"]
         else:
@@ -310,6 +330,7 @@ def backup(root: Path, out: Path, *, progress: Callable[[str], None] | None = No
         return manifest
     finally:
         if paused:
+            holder.stop()
             site.maintenance("resume")
 
 
@@ -441,8 +462,11 @@ def restore(root: Path, path: Path, *, progress: Callable[[str], None] | None = 
         else:
             site.local.up(workers=local_workers, wait_s=120)
         started = True
+    site = Site(root)
+    if started:
+        site.maintenance("resume")  # the snapshot was taken with intake paused and consumers cancelled
     say("verifying documents and vectors")
-    problems = verify_contents(root, Site(root), manifest)
+    problems = verify_contents(root, site, manifest)
     return {"manifest": manifest.to_dict(), "config_restored": config_restored, "started": started,
             "verified": not problems, "problems": problems}
 

@@ -3,7 +3,8 @@
 - cancel flags (``rag:cancel:<task id>``), checked by workers between stages and batches;
 - worker heartbeats (``rag:worker:<name>``, expiring), read by readiness and health checks;
 - stage timings and failure counts (``rag:metrics:*``), exposed by the API's /metrics;
-- the intake pause (``rag:intake:paused``, expiring) that a backup sets: uploads get 503 meanwhile.
+- the intake pause (``rag:intake:paused``: short-lived, renewed, tied to one Redis run) that a
+  backup sets: uploads get 503 meanwhile.
 """
 
 from __future__ import annotations
@@ -69,9 +70,18 @@ def queue_depth(r, queue: str) -> int:
     return int(r.llen(queue))
 
 
-def pause_intake(r, reason: str, ttl_s: int = 3600) -> None:
-    """Refuse uploads for at most ``ttl_s`` (a crashed backup never leaves intake closed for good)."""
-    r.set(INTAKE_PAUSED, reason, ex=ttl_s)
+INTAKE_PAUSE_TTL_S = 90
+
+
+def _run_id(r) -> str:
+    return str(r.info("server").get("run_id", ""))
+
+
+def pause_intake(r, reason: str, ttl_s: int = INTAKE_PAUSE_TTL_S) -> None:
+    """Refuse uploads for ``ttl_s``; whoever paused keeps renewing it, so a crashed backup never
+    leaves intake closed for long.  The flag names the Redis process that holds it: the copy of it
+    inside a backup's own snapshot means nothing to the Redis that a restore starts."""
+    r.set(INTAKE_PAUSED, f"{reason}|{_run_id(r)}", ex=ttl_s)
 
 
 def resume_intake(r) -> None:
@@ -79,5 +89,12 @@ def resume_intake(r) -> None:
 
 
 def intake_paused(r) -> str | None:
+    """The reason uploads are paused, or None."""
     value = r.get(INTAKE_PAUSED)
-    return value.decode() if value else None
+    if not value:
+        return None
+    reason, _, run_id = value.decode().rpartition("|")
+    if run_id != _run_id(r):  # restored from a snapshot taken during a pause
+        r.delete(INTAKE_PAUSED)
+        return None
+    return reason

@@ -3,7 +3,8 @@
 ``ragctl backup`` runs ``python -m stack.maintenance pause|resume|bgsave`` inside a container on
 Docker (Redis is not published there) or calls these functions in-process for the local runtime.
 
-pause: uploads get 503 (an expiring flag, so a crashed backup never leaves intake closed), every
+pause: uploads get 503 (a short-lived flag that ``hold`` renews, so a crashed backup never leaves
+intake closed for long), every
 worker stops consuming the ingest queue (queued tasks stay queued, in Redis and in the catalog),
 and the call waits until no document is being parsed, chunked, embedded or stored.
 """
@@ -32,7 +33,7 @@ def pause(settings: Settings, *, reason: str = "backup", wait_s: float = 600) ->
     from stack.worker.app import INGEST_QUEUE
 
     r = coordination.redis_client(settings.redis_url)
-    coordination.pause_intake(r, reason, ttl_s=int(wait_s) + 3600)
+    coordination.pause_intake(r, reason)
     replies = _celery(settings).control.cancel_consumer(INGEST_QUEUE, reply=True, timeout=3) or []
     catalog = Catalog(settings.data_path / "catalog.sqlite")
     deadline = time.monotonic() + wait_s
@@ -40,12 +41,21 @@ def pause(settings: Settings, *, reason: str = "backup", wait_s: float = 600) ->
         busy = [r for status in IN_PROGRESS for r in catalog.list(status=status)]
         if not busy:
             break
+        coordination.pause_intake(r, reason)  # renewed while waiting
         if time.monotonic() > deadline:
             resume(settings)
             return {"paused": False, "busy": [b.id for b in busy],
                     "error": f"{len(busy)} documents were still being ingested after {wait_s:.0f} s"}
         time.sleep(0.5)
     return {"paused": True, "workers_stopped_consuming": len(replies)}
+
+
+def hold(settings: Settings, *, reason: str = "backup") -> dict[str, Any]:
+    """Renew the intake pause (a backup calls this while it copies)."""
+    from stack import coordination
+
+    coordination.pause_intake(coordination.redis_client(settings.redis_url), reason)
+    return {"held": True}
 
 
 def resume(settings: Settings) -> dict[str, Any]:
@@ -77,7 +87,7 @@ def bgsave(settings: Settings, *, wait_s: float = 120) -> dict[str, Any]:
 
 if __name__ == "__main__":
     action = sys.argv[1] if len(sys.argv) > 1 else ""
-    actions = {"pause": pause, "resume": resume, "bgsave": bgsave}
+    actions = {"pause": pause, "hold": hold, "resume": resume, "bgsave": bgsave}
     if action not in actions:
-        sys.exit("usage: python -m stack.maintenance pause|resume|bgsave")
+        sys.exit("usage: python -m stack.maintenance pause|hold|resume|bgsave")
     sys.stdout.write(json.dumps(actions[action](service_settings())) + "\n")

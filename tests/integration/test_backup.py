@@ -75,6 +75,12 @@ def test_backup_then_restore_into_a_wiped_deployment(local_stack, tmp_path):
     ids_after = sorted(d["id"] for d in _json(ragctl(project, "documents", "list", "--json")))
     assert ids_after == ids_before
     after = _json(ragctl(project, "ask", QUESTION, "--json"))
+    # The snapshot was taken with intake paused; the restored deployment takes uploads.
+    status = _json(ragctl(project, "status", "--json"))
+    again = httpx.post(f"{status['api_url']}/api/documents", headers={"Authorization": f"Bearer {key}"},
+                       files={"files": ("after-restore.md", b"# after\n\nintake is open after a restore.\n")},
+                       timeout=30)
+    assert again.status_code == 202, again.text
     assert after["answer"] == before["answer"]
     assert [s["chunk_id"] for s in after["sources"]] == [s["chunk_id"] for s in before["sources"]]
     # Redis came back from the snapshot: the ingest tasks' results are there.
