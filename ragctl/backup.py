@@ -110,13 +110,11 @@ class Site:
             self.running = self.local.status().running
 
     def settings(self):
+        if self.runtime == "local":
+            return self.local.client_settings()
         from stack.settings import load_settings
 
-        overrides = {}
-        if self.runtime == "local" and self.running:
-            status = self.local.status()
-            overrides = {"redis_url": status.redis_url, "chroma_url": status.chroma_url}
-        return load_settings(self.root, overrides)
+        return load_settings(self.root)
 
     def maintenance(self, action: str) -> dict[str, Any]:
         """pause | resume | bgsave, run where the services are."""
@@ -135,9 +133,9 @@ class Site:
 
     def vector_counts(self) -> dict[str, int]:
         if self.runtime == "docker":
-            from ragctl.health import _Stack
+            from ragctl.health import RunningStack
 
-            report = _Stack(self.root).probe()
+            report = RunningStack(self.root).probe()
             chroma = report.get("chroma", {})
             if not chroma.get("ok"):
                 raise BackupError(f"Chroma did not answer: {chroma.get('error') or report.get('error')}",

@@ -58,12 +58,13 @@ class Context:
 
     @cached_property
     def settings(self):
+        if self.runtime == "local":
+            from ragctl.runtime.local import LocalRuntime
+
+            return LocalRuntime(self.root).client_settings()
         from stack.settings import load_settings
 
-        overrides = {}
-        if self.runtime == "local" and self.local_status.running:
-            overrides = {"redis_url": self.local_status.redis_url, "chroma_url": self.local_status.chroma_url}
-        return load_settings(self.root, overrides)
+        return load_settings(self.root)
 
     @cached_property
     def engine_error(self):
@@ -108,9 +109,9 @@ class Context:
     @cached_property
     def probe(self) -> dict[str, Any]:
         if self.runtime in ("docker", "local") and self.running:
-            from ragctl.health import _Stack
+            from ragctl.health import RunningStack
 
-            return _Stack(self.root).probe()
+            return RunningStack(self.root).probe()
         from stack.probe import probe_chroma
 
         settings = self.settings.model_copy(update={"chroma_url": None})

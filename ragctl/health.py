@@ -58,7 +58,7 @@ def _api_key(root: Path) -> str | None:
     return key.get_secret_value() if key else None
 
 
-class _Stack:
+class RunningStack:
     """What health needs from a runtime: service states, where the API is, and the probe."""
 
     def __init__(self, root: Path) -> None:
@@ -112,11 +112,8 @@ class _Stack:
             report["probed_in"] = where
             return report
         from stack.probe import probe
-        from stack.settings import load_settings
 
-        settings = load_settings(self.root, {"redis_url": self.status.redis_url,
-                                             "chroma_url": self.status.chroma_url})
-        report = probe(settings, gpu=True)
+        report = probe(self.local.client_settings(), gpu=True)
         report["probed_in"] = "ragctl (local runtime)"
         return report
 
@@ -243,7 +240,7 @@ def collect(root: Path, *, deep: bool = False) -> HealthReport:
     """Every check for the project's running stack.  Raises NotRunning when there is none."""
     from ragctl.deploy import project_name
 
-    stack = _Stack(root)
+    stack = RunningStack(root)
     api_url = stack.status.api_url
     key = _api_key(root)
     checks = stack.service_checks()

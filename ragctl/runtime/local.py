@@ -456,6 +456,16 @@ class LocalRuntime:
             flower_url=state.flower_url, flower_auth=auth, services=state.services,
         )
 
+    def client_settings(self):
+        """The project's settings as a client of this stack: its loopback Redis and Chroma server
+        while it runs; the project's own (embedded Chroma) when it does not."""
+        from stack.settings import load_settings
+
+        status = self.status()
+        if not status.running:
+            return load_settings(self.project_root, {"chroma_url": None})
+        return load_settings(self.project_root, {"redis_url": status.redis_url, "chroma_url": status.chroma_url})
+
     def service_names(self) -> list[str]:
         raw = load_state_file(self.project_root) or self._load_plan() or {}
         return [s["name"] for s in raw.get("services", [])]
