@@ -25,7 +25,7 @@ from ragctl.deploy import (
     project_name,
     write_rendered,
 )
-from ragctl.engine import DockerError, EngineUnavailable, compose, compose_argv, engine
+from ragctl.engine import DockerError, compose, compose_argv, engine
 from ragctl.output import EXIT_NOT_RUNNING, EXIT_PREFLIGHT, EXIT_UNHEALTHY
 
 if TYPE_CHECKING:
@@ -511,10 +511,3 @@ class DockerRuntime:
         return sorted(payload) if isinstance(payload, dict) else sorted(
             name for item in payload for name in item)
 
-
-def engine_reachable() -> bool:
-    try:
-        engine(timeout_s=5)
-        return True
-    except EngineUnavailable:
-        return False
