@@ -23,19 +23,46 @@ from _common import machine, temporary_pipeline
 KS = (1, 5, 10)
 
 
-def load_squad(path: str, limit: int | None) -> tuple[list[str], list[tuple[str, int]]]:
-    """Paragraph texts and (question, index of its paragraph); ``limit`` caps the paragraphs."""
+def load_squad_qas(path: str, limit: int | None) -> tuple[list[str], list[dict]]:
+    """Paragraph texts and one dict per question: question, paragraph (its index), answers (texts);
+    ``limit`` caps the paragraphs."""
     with open(path, encoding="utf-8") as handle:
         data = json.load(handle)["data"]
     paragraphs: list[str] = []
-    questions: list[tuple[str, int]] = []
+    questions: list[dict] = []
     for article in data:
         for paragraph in article["paragraphs"]:
             if limit is not None and len(paragraphs) >= limit:
                 return paragraphs, questions
             paragraphs.append(paragraph["context"])
-            questions.extend((qa["question"], len(paragraphs) - 1) for qa in paragraph["qas"])
+            questions.extend(
+                {"question": qa["question"], "paragraph": len(paragraphs) - 1,
+                 "answers": [answer["text"] for answer in qa.get("answers", [])]}
+                for qa in paragraph["qas"]
+            )
     return paragraphs, questions
+
+
+def load_squad(path: str, limit: int | None) -> tuple[list[str], list[tuple[str, int]]]:
+    """Paragraph texts and (question, index of its paragraph); ``limit`` caps the paragraphs."""
+    paragraphs, questions = load_squad_qas(path, limit)
+    return paragraphs, [(qa["question"], qa["paragraph"]) for qa in questions]
+
+
+def ingest_paragraphs(pipeline, folder, paragraphs: list[str]) -> tuple[list[str], float]:
+    """Ingest each paragraph as its own .txt document; (document id per paragraph, seconds)."""
+    docs_dir = folder / "paragraphs"
+    docs_dir.mkdir(exist_ok=True)
+    started = time.perf_counter()
+    doc_ids = []
+    for i, text in enumerate(paragraphs):
+        path = docs_dir / f"p{i:05d}.txt"
+        path.write_text(text, encoding="utf-8")
+        result = pipeline.ingest_file(path)
+        if result.status not in ("done", "skipped"):
+            raise SystemExit(f"paragraph {i} failed to ingest: {result.error}")
+        doc_ids.append(result.document_id)
+    return doc_ids, time.perf_counter() - started
 
 
 def distinct_documents(ranked: list[tuple[str, float, object, object]], k: int) -> list[str]:
@@ -70,18 +97,7 @@ def main() -> None:
 
     paragraphs, questions = load_squad(args.dataset, args.limit)
     pipeline, folder = temporary_pipeline()
-    docs_dir = folder / "paragraphs"
-    docs_dir.mkdir()
-    started = time.perf_counter()
-    doc_ids = []
-    for i, text in enumerate(paragraphs):
-        path = docs_dir / f"p{i:05d}.txt"
-        path.write_text(text, encoding="utf-8")
-        result = pipeline.ingest_file(path)
-        if result.status not in ("done", "skipped"):
-            raise SystemExit(f"paragraph {i} failed to ingest: {result.error}")
-        doc_ids.append(result.document_id)
-    ingest_s = time.perf_counter() - started
+    doc_ids, ingest_s = ingest_paragraphs(pipeline, folder, paragraphs)
 
     settings = pipeline.settings
     weights = default_fusion_weights(settings.embed_model, settings.dense_weight_korean, settings.dense_weight_other)

@@ -122,6 +122,17 @@ def _backend(as_json: bool = False):
     return "embedded", _pipeline()
 
 
+def _print_model_notice(backend, collection: str | None, as_json: bool) -> None:
+    """On stderr: the collection still runs on an earlier default embedding model (embedded mode;
+    the stack's doctor reports the same)."""
+    model_notice = getattr(backend, "model_notice", None)
+    notice = model_notice(collection) if model_notice and not as_json else None
+    if notice:
+        from rich.text import Text
+
+        err_console.print(Text(notice, style="yellow"))
+
+
 def _docker_api_url(root: Path, as_json: bool) -> str:
     """Where the project's Compose stack answers (Nginx, else the API), read from Docker."""
     from ragctl.commands.docker import fail_operation
@@ -431,6 +442,7 @@ def search(
         hits = backend.search(query, collection=collection, top_k=top_k, mode=mode)
     except PipelineError as exc:
         fail_with(exc, as_json=as_json)
+    _print_model_notice(backend, collection, as_json)
     if as_json:
         print_json({"query": query, "mode": mode,
                     "hits": [{"rank": i, **h.to_dict()} for i, h in enumerate(hits, start=1)]})
@@ -453,6 +465,7 @@ def ask(
         answer = backend.ask(question, collection=collection, top_k=top_k)
     except PipelineError as exc:
         fail_with(exc, as_json=as_json)
+    _print_model_notice(backend, collection, as_json)
     if as_json:
         print_json(answer.to_dict())
     else:

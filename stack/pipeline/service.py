@@ -61,14 +61,52 @@ class Pipeline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._stores: dict[str, object] = {}
+        self._recorded_models: dict[str, dict] = {}
 
     # -- the heavy parts, each loaded once --------------------------------------------------
-    @cached_property
+    @property
     def embedder(self):
+        """The embedder of the default collection."""
+        return self.embedder_for(self.settings.collection)
+
+    def embedder_for(self, collection: str):
         from stack.pipeline.embed import get_embedder
 
         s = self.settings
-        return get_embedder(s.embed_model, s.device, s.embed_batch_size, s.torch_threads)
+        return get_embedder(self.model_name(collection), s.device, s.embed_batch_size, s.torch_threads)
+
+    def model_name(self, collection: str) -> str:
+        """The embedding model a collection is read and written with.
+
+        The configured model when the user named one.  Otherwise the model the collection was
+        built with: when the packaged default changes, an existing project keeps answering with
+        its own vectors until ``ragctl reindex`` moves it (see ``model_notice``).  A new
+        collection gets the default."""
+        s = self.settings
+        if "embed_model" in s.model_fields_set:
+            return s.embed_model
+        recorded = self._recorded(collection)
+        return (recorded or {}).get("embed_model") or s.embed_model
+
+    def model_notice(self, collection: str | None = None) -> str | None:
+        """A sentence for the user when a collection is still on an earlier default model."""
+        collection = self._collection(collection)
+        current = self.model_name(collection)
+        if current == self.settings.embed_model:
+            return None
+        return (f"Collection '{collection}' is still embedded with {current}; the default is now "
+                f"{self.settings.embed_model} (multilingual: better answers to Korean questions). "
+                f"Run: ragctl reindex --collection {collection}")
+
+    def _recorded(self, collection: str) -> dict | None:
+        from stack.pipeline.store import recorded_model
+
+        if collection not in self._recorded_models:
+            recorded = recorded_model(self.chroma, collection)
+            if recorded is None:
+                return None  # not cached: the collection may be created any moment
+            self._recorded_models[collection] = recorded
+        return self._recorded_models[collection]
 
     @cached_property
     def chroma(self):
@@ -86,6 +124,7 @@ class Pipeline:
         return LexicalIndex(self.settings.data_path / "lexical" / f"{collection}.sqlite")
 
     def store(self, collection: str):
+        from stack.pipeline.embed import backend_for
         from stack.pipeline.store import VectorStore
 
         if collection not in self._stores:
@@ -93,9 +132,11 @@ class Pipeline:
             # An existing collection knows its dimension: no need to load the model (the API
             # deletes and lists without ever loading it).
             dimension = recorded.get("dimension") if recorded else None
+            model_name = self.model_name(collection)
             self._stores[collection] = VectorStore(
-                self.chroma, collection, model_name=self.settings.embed_model,
-                dimension=dimension or self.embedder.dimension,
+                self.chroma, collection, model_name=model_name,
+                dimension=dimension or self.embedder_for(collection).dimension,
+                backend=backend_for(model_name),
             )
         return self._stores[collection]
 
@@ -107,8 +148,11 @@ class Pipeline:
 
         validate_collection_name(collection)
         recorded = recorded_model(self.chroma, collection)
-        if recorded is not None:
-            check_model(collection, recorded, self.settings.embed_model, None)
+        if recorded is None:
+            self._recorded_models.pop(collection, None)
+        else:
+            self._recorded_models[collection] = recorded
+            check_model(collection, recorded, self.model_name(collection), None)
         return recorded
 
     def _collection(self, collection: str | None) -> str:
@@ -174,7 +218,7 @@ class Pipeline:
                 return result
             self.check_model(collection)
             fresh = {"file_name": file_name, "size": size, "status": "parsing", "progress": 0.0, "timings": {},
-                     "embed_model": self.settings.embed_model, "error": None, "error_code": None}
+                     "embed_model": self.model_name(collection), "error": None, "error_code": None}
             # A record the API queued keeps its task id, attempts, worker and log.
             record = (replace(existing, **fresh) if existing is not None
                       else DocumentRecord(id=document_id, collection=collection, **fresh))
@@ -228,13 +272,13 @@ class Pipeline:
 
         t = time.perf_counter()
         stage("chunking")
-        chunks = self.chunk(document)
+        chunks = self.chunk(document, record.collection)
         timed("chunking", t)
 
         t = time.perf_counter()
         stage("embedding")
         low, high = _STAGE_END["chunking"], _STAGE_END["embedding"]
-        vectors = self.embedder.encode(
+        vectors = self.embedder_for(record.collection).encode(
             [chunk.text for chunk in chunks],
             on_batch=lambda done: progress("embedding", low + (high - low) * done / max(1, len(chunks))),
             should_cancel=should_cancel,
@@ -254,11 +298,12 @@ class Pipeline:
         record.note(f"done: {len(chunks)} chunks")
         progress("done", 1.0, save=True)
 
-    def chunk(self, document: ParsedDocument) -> list[Chunk]:
+    def chunk(self, document: ParsedDocument, collection: str | None = None) -> list[Chunk]:
+        embedder = self.embedder_for(self._collection(collection))
         return chunk_document(
             document,
-            self.embedder.count_tokens,
-            max_tokens=min(self.settings.chunk_tokens, self.embedder.max_tokens),
+            embedder.count_tokens,
+            max_tokens=min(self.settings.chunk_tokens, embedder.max_tokens),
             overlap_tokens=self.settings.chunk_overlap,
         )
 
@@ -293,12 +338,12 @@ class Pipeline:
         if self.check_model(collection) is None:
             return []  # nothing was ever stored in this collection; never create it by searching
         s = self.settings
-        weights = default_fusion_weights(s.embed_model, s.dense_weight_korean, s.dense_weight_other)
+        weights = default_fusion_weights(self.model_name(collection), s.dense_weight_korean, s.dense_weight_other)
         return hybrid_search(
             query,
             lexical=self.lexical(collection),
             store=self.store(collection),
-            encode_query=lambda text: self.embedder.encode([text])[0],
+            encode_query=self.embedder_for(collection).encode_query,
             weights=weights,
             top_k=top_k or s.top_k,
             mode=mode,
@@ -365,6 +410,7 @@ class Pipeline:
         if rebuilt:
             self.chroma.delete_collection(collection)
             self._stores.pop(collection, None)
+            self._recorded_models.pop(collection, None)
         results = []
         for record in self.catalog.list(collection):
             if not rebuilt and record.status == "done" and record.embed_model == self.settings.embed_model:

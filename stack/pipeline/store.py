@@ -4,7 +4,7 @@
 data folder (embedded mode), or an HttpClient when ``CHROMA_URL`` names a Chroma server (the
 stack, where several workers must never write one persistent directory).
 
-Each collection records the embedding model and dimension it was built with; opening it with
+Each collection records the embedding model, its backend and dimension it was built with; opening it with
 another model is a ModelMismatch that names ``ragctl reindex``, never a silent mix.
 """
 
@@ -90,7 +90,8 @@ def reachable(what: str) -> Iterator[None]:
 
 
 class VectorStore:
-    def __init__(self, client, collection: str, *, model_name: str, dimension: int) -> None:
+    def __init__(self, client, collection: str, *, model_name: str, dimension: int,
+                 backend: str | None = None) -> None:
         validate_collection_name(collection)
         recorded = recorded_model(client, collection)
         if recorded is not None:
@@ -98,7 +99,8 @@ class VectorStore:
         self.name = collection
         self.collection = client.get_or_create_collection(
             collection,
-            metadata={"embed_model": model_name, "dimension": dimension},
+            metadata={"embed_model": model_name, "dimension": dimension}
+            | ({"embed_backend": backend} if backend else {}),
             configuration={"hnsw": {"space": "cosine"}},
             embedding_function=None,
         )

@@ -23,6 +23,7 @@ from stack.pipeline.errors import (
     PipelineError,
 )
 from stack.pipeline.parsers.clean import clean_text
+from stack.pipeline.parsers.headings import HeadingTracker, cap
 from stack.pipeline.parsers.zipsafe import safe_unpack
 
 # HWP 5 FileHeader property flags (HWP 5.0 spec, "파일 인식 정보").
@@ -121,27 +122,241 @@ def _corrupt(name: str, why: str) -> CorruptDocument:
     )
 
 
+
+# ------------------------------------------------------------------------ paragraph numbering
+# Hancom draws outline numbers (개요 번호), paragraph numbers (문단 번호) and bullets in front of
+# paragraphs whose paragraph shape (hh:paraPr in header.xml) has an hh:heading of type OUTLINE,
+# NUMBER or BULLET.  They are not in the text, so they are generated here as Hancom does: one
+# counter per level and numbering, deeper levels restarting after a shallower one, a skipped
+# level counting from its start, and format strings such as "^1." or "(^5)" (^n: level n's
+# number in level n's own format).
+
+_HANGUL_SYLLABLES = "가나다라마바사아자차카타파하"
+_HANGUL_JAMO = "ㄱㄴㄷㄹㅁㅂㅅㅇㅈㅊㅋㅌㅍㅎ"
+_VOWEL_OFFSETS = (0, 4, 8, 13, 18, 20)  # ㅏ ㅓ ㅗ ㅜ ㅡ ㅣ among the 21 medials
+_IDEOGRAPHS = "一二三四五六七八九十"
+_HANGUL_DIGITS = "일이삼사오육칠팔구십"
+
+
+def _roman(n: int) -> str:
+    out = []
+    for value, numeral in (
+        (1000, "M"), (900, "CM"), (500, "D"), (400, "CD"), (100, "C"), (90, "XC"),
+        (50, "L"), (40, "XL"), (10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I"),
+    ):
+        while n >= value:
+            out.append(numeral)
+            n -= value
+    return "".join(out)
+
+
+def _hangul_syllable(n: int) -> str:
+    """가, 나, … 하, then 거, 너, … (the same consonants with the next vowel)."""
+    index = (n - 1) % (len(_HANGUL_SYLLABLES) * len(_VOWEL_OFFSETS))
+    vowel, consonant = divmod(index, len(_HANGUL_SYLLABLES))
+    return chr(ord(_HANGUL_SYLLABLES[consonant]) + _VOWEL_OFFSETS[vowel] * 28)
+
+
+def format_number(n: int, fmt: str) -> str:
+    """``n`` (1-based) written in an OWPML numFormat (DIGIT, HANGUL_SYLLABLE, CIRCLED_DIGIT, …)."""
+    fmt = (fmt or "DIGIT").upper()
+    if n < 1:
+        n = 1
+    if fmt == "CIRCLED_DIGIT":
+        return chr(0x2460 + n - 1) if n <= 20 else str(n)
+    if fmt == "ROMAN_CAPITAL":
+        return _roman(n)
+    if fmt == "ROMAN_SMALL":
+        return _roman(n).lower()
+    if fmt in ("LATIN_CAPITAL", "LATIN_SMALL", "CIRCLED_LATIN_CAPITAL", "CIRCLED_LATIN_SMALL"):
+        letter = chr(ord("A") + (n - 1) % 26)
+        if fmt == "LATIN_SMALL":
+            return letter.lower()
+        if fmt == "CIRCLED_LATIN_CAPITAL":
+            return chr(0x24B6 + (n - 1) % 26)
+        if fmt == "CIRCLED_LATIN_SMALL":
+            return chr(0x24D0 + (n - 1) % 26)
+        return letter
+    if fmt == "HANGUL_SYLLABLE":
+        return _hangul_syllable(n)
+    if fmt == "CIRCLED_HANGUL_SYLLABLE":
+        return chr(0x326E + (n - 1) % 14)
+    if fmt == "HANGUL_JAMO":
+        return _HANGUL_JAMO[(n - 1) % 14]
+    if fmt == "CIRCLED_HANGUL_JAMO":
+        return chr(0x3260 + (n - 1) % 14)
+    if fmt == "HANGUL_PHONETIC":
+        return _HANGUL_DIGITS[n - 1] if n <= 10 else str(n)
+    if fmt in ("IDEOGRAPH", "CIRCLED_IDEOGRAPH"):
+        if n <= 10:
+            return chr(0x3280 + n - 1) if fmt == "CIRCLED_IDEOGRAPH" else _IDEOGRAPHS[n - 1]
+        return str(n)
+    return str(n)
+
+
+class Numbering:
+    """Paragraph shapes, numberings and bullets of one document (header.xml), and the counters."""
+
+    def __init__(self, header: bytes | None = None) -> None:
+        self.heads: dict[str, tuple[str, str, int]] = {}  # paraPr id → (type, idRef, level 0-based)
+        self.formats: dict[str, dict[int, tuple[int, str, str]]] = {}  # numbering id → level → (start, numFormat, text)
+        self.bullets: dict[str, str] = {}
+        self.counters: dict[str, list[int]] = {}
+        self.outline_id = "1"
+        if header:
+            try:
+                self._read(ET.fromstring(header))
+            except ET.ParseError:
+                pass
+
+    def _read(self, root: ET.Element) -> None:
+        for element in root.iter():
+            tag = _local(element.tag)
+            if tag == "paraPr":
+                heading = next((e for e in element.iter() if _local(e.tag) == "heading"), None)
+                if heading is not None and (heading.get("type") or "NONE").upper() != "NONE":
+                    try:
+                        level = int(heading.get("level") or 0)
+                    except ValueError:
+                        level = 0
+                    self.heads[element.get("id", "")] = (
+                        heading.get("type", "").upper(), heading.get("idRef") or "0", level
+                    )
+            elif tag == "numbering":
+                levels: dict[int, tuple[int, str, str]] = {}
+                for head in element:
+                    if _local(head.tag) != "paraHead":
+                        continue
+                    try:
+                        level = int(head.get("level") or 0)
+                        start = int(head.get("start") or 1)
+                    except ValueError:
+                        continue
+                    levels[level] = (start, head.get("numFormat") or "DIGIT", head.text or "")
+                self.formats[element.get("id", "")] = levels
+            elif tag == "bullet":
+                self.bullets[element.get("id", "")] = element.get("char") or ""
+
+    def set_outline(self, section: ET.Element) -> None:
+        """The outline numbering of a section (hp:secPr outlineShapeIDRef)."""
+        for element in section.iter():
+            if _local(element.tag) == "secPr":
+                ref = element.get("outlineShapeIDRef")
+                if ref and ref != "0":
+                    self.outline_id = ref
+                return
+
+    def head(self, p: ET.Element) -> tuple[str, str, int] | None:
+        """(type, numbering key, level) of a paragraph with a heading, else None."""
+        found = self.heads.get(p.get("paraPrIDRef") or "")
+        if found is None:
+            return None
+        kind, ref, level = found
+        if kind == "OUTLINE":
+            return kind, self.outline_id, level
+        return kind, ref, level
+
+    def prefix(self, p: ET.Element) -> tuple[str, int | None]:
+        """The number or bullet Hancom draws before this paragraph (advancing the counters), and the
+        outline level when it is an outline paragraph."""
+        head = self.head(p)
+        if head is None:
+            return "", None
+        kind, ref, level = head
+        if kind == "BULLET":
+            return self.bullets.get(ref, ""), None
+        if kind not in ("OUTLINE", "NUMBER"):
+            return "", None
+        formats = self.formats.get(ref)
+        if not formats:
+            return "", level if kind == "OUTLINE" else None
+        depth = level + 1  # paraHead levels are 1-based
+        counters = self.counters.setdefault(f"{kind}:{ref}", [0] * 11)
+        if depth >= len(counters):
+            return "", level if kind == "OUTLINE" else None
+        start = formats.get(depth, (1, "DIGIT", ""))[0]
+        counters[depth] = counters[depth] + 1 if counters[depth] else start
+        for deeper in range(depth + 1, len(counters)):
+            counters[deeper] = 0
+        for shallower in range(1, depth):
+            if not counters[shallower]:
+                counters[shallower] = formats.get(shallower, (1, "DIGIT", ""))[0]
+        text = formats.get(depth, (1, "DIGIT", ""))[2]
+
+        def number(match: re.Match) -> str:
+            n = int(match.group(1))
+            if not 1 <= n < len(counters):
+                return ""
+            return format_number(counters[n], formats.get(n, (1, "DIGIT", ""))[1])
+
+        return re.sub(r"\^(10|[1-9])", number, text), level if kind == "OUTLINE" else None
+
 # ------------------------------------------------------------------------------ OWPML walker
 
 
-class _Walker:
-    """Turns OWPML section XML into blocks, in reading order."""
+#: A paragraph that titles the table after it: "< 분기별 동향(억 달러) >", "[표 2] 예산", "표 3. 인력".
+_CAPTION_LIKE = re.compile(
+    r"^(?:[<〈《【［\[]\s*[^\n]{2,60}?\s*[>〉》】］\]][^\n]{0,30}|(?:표|그림|Table|Figure)\s*\d+(?:[.:)]|\s)[^\n]{0,60})$"
+)
 
-    def __init__(self, section: str | None) -> None:
+
+def _caption_part(text: str) -> str:
+    first = text.strip().split("\n", 1)[0].strip()
+    match = re.match(r"^[<〈《【［\[]\s*(.+?)\s*[>〉》】］\]]$", first)
+    return cap(match.group(1) if match else first)
+
+
+class _Walker:
+    """Turns OWPML section XML into blocks, in reading order.
+
+    ``numbering`` generates the outline and paragraph numbers Hancom draws (shared by every walker
+    of a document, cells included, so counters run on as in Hancom); ``tracker`` follows the heading
+    path of the body (None in cells, notes and master pages, whose text does not open headings).
+    """
+
+    def __init__(
+        self, section: str | None, numbering: Numbering | None = None, tracker: HeadingTracker | None = None
+    ) -> None:
         self.section = section
+        self.numbering = numbering if numbering is not None else Numbering()
+        self.tracker = tracker
         self.blocks: list[Block] = []
+        self._prefix = ""  # the number of the paragraph being walked, until its first text is emitted
+        self._outline: int | None = None
+        self._fresh = False  # the paragraph's first text not yet emitted: it may open a heading
+        self._tracking = True  # False inside drawing objects (text boxes do not open headings)
+
+    @property
+    def heading(self) -> str | None:
+        return self.tracker.path if self.tracker is not None else None
 
     # -- emitting
     def emit(self, text: str, kind: str = "paragraph") -> None:
+        if kind == "paragraph" and self._prefix:
+            text = f"{self._prefix} {clean_text(text)}" if clean_text(text) else ""
         text = clean_text(text)
-        if text:
-            self.blocks.append(Block(text=text, kind=kind, section=self.section))  # type: ignore[arg-type]
+        if not text:
+            return
+        heading = None
+        if kind == "paragraph":
+            self._prefix = ""
+            heading = self.heading
+            if self.tracker is not None and self._fresh and self._tracking:
+                if self._outline is not None:
+                    heading, kind = self.tracker.outline(self._outline, text), "heading"
+                else:
+                    heading, is_heading = self.tracker.paragraph(text)
+                    kind = "heading" if is_heading else kind
+            self._fresh = False
+        elif kind in ("note", "caption"):
+            heading = self.heading
+        self.blocks.append(Block(text=text, kind=kind, section=self.section, heading=heading))  # type: ignore[arg-type]
 
     def sublist_text(self, element: ET.Element | None) -> str:
         """All text under a sub-list (cell, note, text box) flattened, one line per paragraph."""
         if element is None:
             return ""
-        inner = _Walker(self.section)
+        inner = _Walker(self.section, self.numbering)
         inner.paragraphs(element)
         return "\n".join(block.text for block in inner.blocks)
 
@@ -156,6 +371,9 @@ class _Walker:
                 self.paragraphs(child)
 
     def paragraph(self, p: ET.Element) -> None:
+        saved = (self._prefix, self._outline, self._fresh)  # a text box's paragraphs nest in ours
+        prefix, outline = self.numbering.prefix(p)
+        self._prefix, self._outline, self._fresh = prefix, outline, True
         buf: list[str] = []
         after: list[tuple[str, str]] = []
         for run in p:
@@ -167,6 +385,7 @@ class _Walker:
             for child in run:
                 self.inline(child, buf, after)
         self.emit("".join(buf))
+        self._prefix, self._outline, self._fresh = saved
         for text, kind in after:
             self.emit(text, kind)
 
@@ -264,12 +483,16 @@ class _Walker:
             if text:
                 self.emit(text)
         draw = _child(element, "drawText")
-        if draw is not None:
-            for sub in _children(draw, "subList"):
-                self.paragraphs(sub)
-        for child in element:
-            if _local(child.tag) in _SHAPES:
-                self.shape(child)
+        tracking, self._tracking = self._tracking, False
+        try:
+            if draw is not None:
+                for sub in _children(draw, "subList"):
+                    self.paragraphs(sub)
+            for child in element:
+                if _local(child.tag) in _SHAPES:
+                    self.shape(child)
+        finally:
+            self._tracking = tracking
         if caption is not None:
             self.emit(self.sublist_text(_child(caption, "subList")), "caption")
 
@@ -277,23 +500,44 @@ class _Walker:
         caption = _child(tbl, "caption")
         caption_text = self.sublist_text(_child(caption, "subList")) if caption is not None else ""
         below = caption is not None and (caption.get("side") or "").upper() == "BOTTOM"
+        heading = self.heading
+        if self.tracker is not None:
+            if caption_text:
+                heading = self.tracker.with_part(_caption_part(caption_text))
+            elif (
+                self.blocks
+                and self.blocks[-1].kind == "paragraph"
+                and self.blocks[-1].heading == heading
+                and _CAPTION_LIKE.match(self.blocks[-1].text)
+            ):
+                # The paragraph just before titles the table ("< 업종별 동향(억 달러, %) >").
+                previous = self.blocks.pop()
+                heading = self.tracker.with_part(_caption_part(previous.text))
+                self.blocks.append(Block(text=previous.text, kind="caption", section=self.section, heading=heading))
         if caption_text and not below:
-            self.emit(caption_text, "caption")
+            self.blocks.append(Block(text=clean_text(caption_text), kind="caption", section=self.section, heading=heading))
         rows: list[list[str]] = []
         for tr in _children(tbl, "tr"):
             rows.append([self.sublist_text(_child(tc, "subList")) for tc in _children(tr, "tc")])
-        block = table_block([[clean_text(cell) for cell in row] for row in rows], section=self.section)
+        block = table_block([[clean_text(cell) for cell in row] for row in rows], section=self.section, heading=heading)
         if block.text:
             self.blocks.append(block)
         if caption_text and below:
-            self.emit(caption_text, "caption")
+            self.blocks.append(Block(text=clean_text(caption_text), kind="caption", section=self.section, heading=heading))
 
 
-def blocks_from_sections(sections: list[bytes], master_pages: list[bytes] | None = None) -> list[Block]:
+def blocks_from_sections(
+    sections: list[bytes], master_pages: list[bytes] | None = None, header: bytes | None = None
+) -> list[Block]:
+    """Blocks of a document's sections (and master pages); ``header`` (Contents/header.xml) gives
+    the paragraph shapes and numberings that outline and paragraph numbers are generated from."""
     blocks: list[Block] = []
+    numbering = Numbering(header)
+    tracker = HeadingTracker()  # headings run on across sections
     for index, data in enumerate(sections):
         root = ET.fromstring(data)
-        walker = _Walker(f"section {index + 1}")
+        numbering.set_outline(root)
+        walker = _Walker(f"section {index + 1}", numbering, tracker)
         walker.paragraphs(root)
         blocks.extend(walker.blocks)
     # 바탕쪽 (master pages): text printed on every page, kept once as header blocks.
@@ -315,6 +559,13 @@ def blocks_from_sections(sections: list[bytes], master_pages: list[bytes] | None
 def _master_parts(files: dict[str, bytes]) -> list[bytes]:
     names = sorted(n for n in files if re.match(r"^Contents/masterpage\d+\.xml$", n, re.IGNORECASE))
     return [files[n] for n in names]
+
+
+def _header_part(files: dict[str, bytes]) -> bytes | None:
+    for name, data in files.items():
+        if name.lower() == "contents/header.xml":
+            return data
+    return None
 
 
 def _section_parts(files: dict[str, bytes]) -> list[bytes]:
@@ -355,10 +606,12 @@ def _unhwp_blocks(path: Path) -> list[Block]:
 
     text = _check_unhwp_text(unhwp.extract_text(str(path)), path.name)
     blocks = []
+    tracker = HeadingTracker()
     for para in re.split(r"\n\s*\n", text):
         para = clean_text(para)
         if para and not set(para) <= set("-=_ "):
-            blocks.append(Block(text=para))
+            heading, is_heading = tracker.paragraph(para)
+            blocks.append(Block(text=para, kind="heading" if is_heading else "paragraph", heading=heading))
     return blocks
 
 
@@ -381,7 +634,7 @@ def parse_hwp5(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
         sections = _section_parts(converted.files)
         if sum(len(s) for s in sections) > max_unzipped_bytes:
             raise _corrupt(path.name, "its sections expand past the size limit")
-        blocks = blocks_from_sections(sections, _master_parts(converted.files))
+        blocks = blocks_from_sections(sections, _master_parts(converted.files), _header_part(converted.files))
     except PipelineError:
         raise
     except Exception as primary:  # python-hwpx failed on this file: try unhwp  # noqa: BLE001 - library boundary
@@ -432,7 +685,7 @@ def parse_hwpx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
     try:
         if not sections:
             raise ValueError("no Contents/section*.xml part")
-        blocks = blocks_from_sections(sections, _master_parts(files))
+        blocks = blocks_from_sections(sections, _master_parts(files), _header_part(files))
     except ET.ParseError as primary:
         parser = "unhwp"
         try:

@@ -1,0 +1,121 @@
+"""Extractive answer quality on a SQuAD-format QA set, through the real pipeline's ``ask``.
+
+Every paragraph is ingested as its own document (as bench/retrieval.py does); a fixed sample of
+questions (random.Random(0), default 300) is then asked through ``Pipeline.ask`` with no LLM
+configured, so each answer is the extractive one.
+
+    python bench/answers.py --dataset ../shared/corpus/eval/korquad_v1_dev_a.json --json
+
+The answer's *body* is its text without the label line and without the [n] markers.  The last
+line of output is one JSON object with
+
+* ``answer_has_gold`` — share of answers whose body contains a gold answer text (whitespace
+  ignored, case ignored);
+* ``mean_answer_chars`` — mean length of the body;
+* ``source_has_gold`` — share where the text of some source the body cites contains a gold answer
+  (what the answer could have quoted: the ceiling retrieval sets);
+* ``n_questions``, ``embed_model`` and ``machine``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import sys
+import time
+
+from _common import machine, temporary_pipeline
+from retrieval import ingest_paragraphs, load_squad_qas
+
+_MARKER = re.compile(r"\s*\[(\d+)\]")
+_SPACE = re.compile(r"\s+")
+
+
+def answer_body(text: str) -> str:
+    """The answer without its label line and without its [n] markers."""
+    from stack.pipeline.answer import EXTRACTIVE_LABEL_EN, EXTRACTIVE_LABEL_KO
+
+    lines = [line for line in text.splitlines() if line.strip() not in (EXTRACTIVE_LABEL_EN, EXTRACTIVE_LABEL_KO)]
+    return _MARKER.sub("", "\n".join(lines)).strip()
+
+
+def squash(text: str) -> str:
+    """Whitespace removed, case folded: how gold answers are matched."""
+    return _SPACE.sub("", text).casefold()
+
+
+def contains_gold(text: str, golds: list[str]) -> bool:
+    haystack = squash(text)
+    return any(squash(gold) and squash(gold) in haystack for gold in golds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--questions", type=int, default=300, help="how many questions to sample (default 300)")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N paragraphs")
+    parser.add_argument("--json", action="store_true", help="print only the result (JSON, last line)")
+    parser.add_argument("--details", default=None, help="write one JSON line per question to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary project")
+    args = parser.parse_args()
+
+    # Extractive answers only: an LLM key in the environment would beat the project's settings.
+    os.environ.pop("OPENAI_API_KEY", None)
+    paragraphs, questions = load_squad_qas(args.dataset, args.limit)
+    sample = random.Random(0).sample(questions, min(args.questions, len(questions)))
+    pipeline, folder = temporary_pipeline(openai_api_key=None)
+    if pipeline.settings.llm_configured:
+        raise SystemExit("an LLM is configured; this benchmark measures extractive answers")
+    _, ingest_s = ingest_paragraphs(pipeline, folder, paragraphs)
+
+    has_gold = source_gold = chars = 0
+    details = []
+    started = time.perf_counter()
+    for qa in sample:
+        answer = pipeline.ask(qa["question"])
+        if answer.mode != "extractive":
+            raise SystemExit(f"expected an extractive answer, got {answer.mode}")
+        body = answer_body(answer.answer)
+        cited = {int(n) for n in _MARKER.findall(answer.answer)}
+        found = contains_gold(body, qa["answers"])
+        in_source = any(contains_gold(s.text, qa["answers"]) for s in answer.sources if s.n in cited)
+        has_gold += found
+        source_gold += in_source
+        chars += len(body)
+        details.append({"question": qa["question"], "gold": qa["answers"], "answer": body,
+                        "has_gold": found, "source_has_gold": in_source})
+    query_s = time.perf_counter() - started
+
+    n = max(1, len(sample))
+    result = {
+        "answer_has_gold": round(has_gold / n, 4),
+        "mean_answer_chars": round(chars / n, 1),
+        "source_has_gold": round(source_gold / n, 4),
+        "n_questions": len(sample),
+        "dataset": args.dataset.rsplit("/", 1)[-1],
+        "n_paragraphs": len(paragraphs),
+        "embed_model": pipeline.settings.embed_model,
+        "ingest_seconds": round(ingest_s, 1),
+        "ask_ms_mean": round(1000 * query_s / n, 1),
+        "machine": machine(),
+    }
+    if args.details:
+        with open(args.details, "w", encoding="utf-8") as handle:
+            for row in details:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    if args.keep:
+        print(f"project kept at {folder}", file=sys.stderr)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+    if not args.json:
+        for key in ("answer_has_gold", "mean_answer_chars", "source_has_gold", "n_questions", "embed_model"):
+            print(f"{key:>18}: {result[key]}")
+    print(json.dumps(result, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
