@@ -61,13 +61,26 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print only the result (JSON, last line)")
     parser.add_argument("--details", default=None, help="write one JSON line per question to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary project")
+    parser.add_argument("--project", default=None,
+                        help="ingest into (or reuse) this project folder instead of a temporary one; kept")
     args = parser.parse_args()
 
     # Extractive answers only: an LLM key in the environment would beat the project's settings.
     os.environ.pop("OPENAI_API_KEY", None)
     paragraphs, questions = load_squad_qas(args.dataset, args.limit)
     sample = random.Random(0).sample(questions, min(args.questions, len(questions)))
-    pipeline, folder = temporary_pipeline(openai_api_key=None)
+    if args.project:  # paragraphs already ingested there are skipped (same bytes, same id)
+        from pathlib import Path
+
+        from stack.pipeline.service import Pipeline
+        from stack.settings import load_settings
+
+        folder = Path(args.project)
+        folder.mkdir(parents=True, exist_ok=True)
+        pipeline = Pipeline(load_settings(folder, {"openai_api_key": None}))
+        args.keep = True
+    else:
+        pipeline, folder = temporary_pipeline(openai_api_key=None)
     if pipeline.settings.llm_configured:
         raise SystemExit("an LLM is configured; this benchmark measures extractive answers")
     _, ingest_s = ingest_paragraphs(pipeline, folder, paragraphs)

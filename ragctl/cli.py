@@ -340,13 +340,17 @@ def ingest(
             fail_with(exc, as_json=as_json)
         if not as_json:
             err_console.print(f"Mode: [bold]embedded[/] (in-process pipeline, project {root})")
-        results = []
+        from stack.pipeline.service import IngestItem
+
         with ingest_progress(len(files), enabled=not as_json) as bar:
-            for file in files:
-                with bar.file(file.name) as report:
-                    result = backend.ingest_file(file, collection=collection, force=force, progress=report)
-                results.append(result)
+
+            def ended(result) -> None:
+                bar.untrack(result.path)
                 bar.done(result)
+
+            # A generator: each file's bar appears when the pipeline takes the file up.
+            items = (IngestItem(file, progress=bar.track(file.name, key=str(file))) for file in files)
+            results = backend.ingest_files(items, collection=collection, force=force, on_result=ended)
     failed = [r for r in results if r.status in ("failed", "cancelled")]
     counts = {s: sum(1 for r in results if r.status == s) for s in ("done", "queued", "skipped", "failed", "cancelled")}
     if as_json:

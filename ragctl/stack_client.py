@@ -99,7 +99,8 @@ class StackClient:
 
     def chunks_of(self, record: DocumentRecord) -> list[tuple[str, str, dict]]:
         rows = self._call("GET", f"/api/documents/{record.id}/chunks", params={"collection": record.collection}).json()
-        return [(row["chunk_id"], row["text"], {"page": row["page"], "section": row["section"]}) for row in rows]
+        return [(row["chunk_id"], row["text"],
+                 {"page": row["page"], "section": row["section"], "heading": row.get("heading")}) for row in rows]
 
     def delete_document(self, id_prefix: str, *, collection: str | None = None) -> None:
         params = {"collection": collection} if collection else {}
@@ -112,7 +113,8 @@ class StackClient:
         hits = self._call("POST", "/api/search", json={k: v for k, v in body.items() if v is not None}).json()["hits"]
         return [
             Hit(h["chunk_id"], h["document_id"], h["text"],
-                {"doc_id": h["document_id"], "file_name": h["file"], "page": h["page"], "section": h["section"]},
+                {"doc_id": h["document_id"], "file_name": h["file"], "page": h["page"], "section": h["section"],
+                 "heading": h.get("heading")},
                 h["score"], h["bm25"], h["dense"])
             for h in hits
         ]

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from ragctl.output import console, err_console
+from stack.pipeline.document import location_label
 
 _STATUS_STYLE = {"done": "green", "skipped": "cyan", "failed": "red", "cancelled": "yellow"}
 
@@ -37,10 +38,11 @@ class IngestProgress:
         self._bars: dict[str, int] = {}
         self.overall = self.progress.add_task("all files", total=total, stage="")
 
-    def track(self, name: str):
-        """A bar for one file; returns ``report(stage, fraction)``.  Several may run at once."""
+    def track(self, name: str, key: str | None = None):
+        """A bar for one file; returns ``report(stage, fraction)``.  Several may run at once;
+        ``key`` (default: the name) tells them apart for ``untrack``."""
         task = self.progress.add_task(f"  {escape(name)}", total=1.0, stage="queued")
-        self._bars[name] = task
+        self._bars[key or name] = task
 
         def report(stage: str, fraction: float) -> None:
             self.progress.update(task, completed=fraction, stage=stage)
@@ -147,5 +149,5 @@ def print_document(record, extracted: Path | None, chunks: Sequence) -> None:
         table.add_row("extracted text", str(extracted))
     console.print(table)
     for chunk_id, text, meta in chunks:
-        where = f"p. {meta['page']}" if meta.get("page") is not None else meta.get("section", "")
-        console.print(f"[bold]{chunk_id}[/] [dim]{escape(where)}[/]\n{escape(text)}\n")
+        where = location_label(meta.get("page"), meta.get("section"), meta.get("heading"))
+        console.print(f"[bold]{escape(chunk_id)}[/] [dim]{escape(where)}[/]\n{escape(text)}\n")

@@ -4,12 +4,15 @@
 
 Facts in the samples (README questions are written against these):
 
-휴가_규정.hwpx (Korean, HWPX made with python-hwpx) — 주식회사 한빛소프트 휴가 규정
-  - 입사 1년 이상 직원의 연차 휴가는 연 15일이다. 3년 이상 근속하면 2년마다 1일씩 더해지며 최대 25일이다.
-  - 연차 휴가는 사용 예정일 3일 전까지 그룹웨어로 신청하고 팀장이 승인한다.
-  - 5일 이상 연속 휴가는 2주 전까지 신청한다. 쓰지 못한 연차는 다음 해 3월 31일까지 이월된다.
-  - 표(휴가 종류): 연차 휴가 15일 유급 / 병가 연 10일 유급, 3일 이상이면 진단서 / 경조 휴가 본인 결혼 5일 /
-    출산 전후 휴가 90일 / 배우자 출산 휴가 10일.
+휴가_규정.hwpx (Korean, HWPX made with python-hwpx) — 주식회사 한빛소프트 휴가 규정, written as a
+regulation (제1장 총칙 / 제2장 휴가, 제1조–제4조 with 항 ①②③, 부칙) so citations carry a heading path
+("제1장 총칙 > 제1조(목적)", "제2장 휴가 > 제2조(연차 휴가) > ①")
+  - 제2조(연차 휴가) ① 입사 1년 이상 직원의 연차 휴가는 연 15일이다. ② 3년 이상 근속하면 2년마다 1일씩
+    더해지며 최대 25일이다.
+  - 제3조(신청 절차) ① 연차 휴가는 사용 예정일 3일 전까지 그룹웨어로 신청하고 팀장이 승인한다.
+    ② 5일 이상 연속 휴가는 2주 전까지 신청한다. ③ 쓰지 못한 연차는 다음 해 3월 31일까지 이월된다.
+  - 제4조(휴가의 종류), 표 1. 휴가의 종류와 일수 (the table's caption): 연차 휴가 15일 유급 / 병가 연 10일 유급, 3일 이상이면
+    진단서 / 경조 휴가 본인 결혼 5일 / 출산 전후 휴가 90일 / 배우자 출산 휴가 10일.
   - Korean question: "연차 휴가는 며칠인가요?" → 15일 (신청: 3일 전까지 그룹웨어).
 
 backup-procedure.pdf (English, 2 pages, reportlab) — Server Backup Procedure
@@ -38,21 +41,27 @@ HERE = Path(__file__).resolve().parents[1] / "samples"
 
 
 def make_hwpx(path: Path) -> None:
+    """A regulation as Korean companies write them: 장, 조 with titles, 항 ①②, a table and 부칙.
+
+    Plain paragraphs only (python-hwpx's add_heading makes 개요 paragraphs that Hancom would number
+    "1.", "2." in front of "제1조", and the paragraphs added after one inherit its numbering).
+    """
     from hwpx import HwpxDocument
 
     doc = HwpxDocument.new()
     doc.paragraphs[0].text = "주식회사 한빛소프트 휴가 규정"
-    doc.add_heading("제1조 (연차 휴가)", level=1)
-    doc.add_paragraph(
-        "입사 1년 이상 직원의 연차 휴가는 연 15일이다. 3년 이상 근속하면 2년마다 1일씩 더해지며, "
-        "최대 25일까지 받을 수 있다."
-    )
-    doc.add_heading("제2조 (신청 절차)", level=1)
-    doc.add_paragraph("연차 휴가는 사용 예정일 3일 전까지 그룹웨어로 신청하고, 팀장이 승인한다.")
-    doc.add_paragraph(
-        "5일 이상 연속 휴가는 2주 전까지 신청한다. 쓰지 못한 연차는 다음 해 3월 31일까지 이월된다."
-    )
-    doc.add_heading("제3조 (휴가의 종류)", level=1)
+    for text in (
+        "제1장 총칙",
+        "제1조(목적) 이 규정은 주식회사 한빛소프트 직원의 휴가에 관한 사항을 정함을 목적으로 한다.",
+        "제2장 휴가",
+        "제2조(연차 휴가) ① 입사 1년 이상 직원의 연차 휴가는 연 15일이다.",
+        "② 3년 이상 근속하면 2년마다 1일씩 더해지며, 최대 25일까지 받을 수 있다.",
+        "제3조(신청 절차) ① 연차 휴가는 사용 예정일 3일 전까지 그룹웨어로 신청하고, 팀장이 승인한다.",
+        "② 5일 이상 연속 휴가는 2주 전까지 신청한다.",
+        "③ 쓰지 못한 연차는 다음 해 3월 31일까지 이월된다.",
+        "제4조(휴가의 종류) 휴가의 종류와 일수는 다음 표와 같다.",
+    ):
+        doc.add_paragraph(text)
     rows = [
         ("휴가 종류", "일수", "비고"),
         ("연차 휴가", "15일", "유급"),
@@ -65,7 +74,9 @@ def make_hwpx(path: Path) -> None:
     for r, row in enumerate(rows):
         for c, text in enumerate(row):
             table.set_cell_text(r, c, text)
-    doc.add_paragraph("부칙: 이 규정은 2025년 1월 1일부터 시행한다.")
+    table.set_caption("표 1. 휴가의 종류와 일수")
+    doc.add_paragraph("부칙")
+    doc.add_paragraph("이 규정은 2025년 1월 1일부터 시행한다.")
     doc.save_to_path(str(path))
 
 

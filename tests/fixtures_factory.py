@@ -111,6 +111,36 @@ def make_hwpx(path: Path, paragraphs: list[str], table: list[list[str]] | None =
     return path
 
 
+def make_hwp_document(path: Path, items: list[tuple]) -> Path:
+    """An HWP 5 (path ending in .hwp) or HWPX file from ``items`` in order:
+    ("p", text) a plain paragraph; ("h", level, text) a 개요 (outline) paragraph at level 1–10,
+    which Hancom numbers "1.", "가.", "1)" …; ("table", rows, caption or None)."""
+    from hwpx import HwpxDocument
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        doc = HwpxDocument.new()
+        first = True
+        for item in items:
+            if item[0] == "p" and first:
+                doc.paragraphs[0].text = item[1]
+            elif item[0] == "p":
+                doc.add_paragraph(item[1], para_pr_id_ref=0, style_id_ref=0, inherit_style=False)
+            elif item[0] == "h":
+                doc.add_heading(item[2], level=item[1])
+            elif item[0] == "table":
+                rows, caption = item[1], item[2]
+                table = doc.add_table(len(rows), len(rows[0]))
+                for r, row in enumerate(rows):
+                    for c, text in enumerate(row):
+                        table.set_cell_text(r, c, text)
+                if caption:
+                    table.set_caption(caption)
+            first = False
+        doc.save_to_path(str(path))
+    return path
+
+
 def make_hwp(path: Path, paragraphs: list[str], table: list[list[str]] | None = None) -> Path:
     """A real HWP 5 file: python-hwpx writes .hwp when the path ends in .hwp."""
     target = path if path.suffix == ".hwp" else path.with_suffix(".hwp")

@@ -244,7 +244,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         record = find(document_id, collection)
         if record.status != "done":
             return []
-        return [{"chunk_id": cid, "text": text, "page": meta.get("page"), "section": meta.get("section")}
+        return [{"chunk_id": cid, "text": text, "page": meta.get("page"), "section": meta.get("section"),
+                 "heading": meta.get("heading")}
                 for cid, text, meta in pipeline.chunks_of(record)]
 
     @app.delete("/api/documents/{document_id}", dependencies=auth, responses=ERRORS, tags=["documents"])

@@ -65,6 +65,7 @@ class ChunkOut(BaseModel):
     text: str
     page: int | None = None
     section: str | None = None
+    heading: str | None = Field(default=None, description="Heading path, parts joined by ' > '.")
 
 
 class SearchRequest(BaseModel):
@@ -81,6 +82,8 @@ class HitOut(BaseModel):
     file: str | None
     page: int | None
     section: str | None
+    heading: str | None = Field(default=None, description="Heading path, parts joined by ' > '.")
+    location: str = Field(default="", description="Citation label: 'p. 3', 'p. 3 · 2. Method', or the heading path.")
     score: float
     bm25: float | None
     dense: float | None

@@ -6,7 +6,10 @@ Sources are numbered [1]..[n] in retrieval order; both modes cite them the same 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -15,8 +18,8 @@ from stack.pipeline.errors import PipelineError
 from stack.pipeline.lexical import tokenize_many
 from stack.pipeline.retrieve import Hit, is_korean
 
-EXTRACTIVE_LABEL_EN = "Extractive answer (no LLM configured): the most relevant passages, quoted."
-EXTRACTIVE_LABEL_KO = "추출형 답변 (LLM 미설정): 가장 관련 있는 문장을 그대로 인용합니다."
+EXTRACTIVE_LABEL_EN = "Extractive answer (no LLM configured): the sentences that best match the question, quoted."
+EXTRACTIVE_LABEL_KO = "추출형 답변 (LLM 미설정): 질문과 가장 관련 있는 문장을 그대로 인용합니다."
 NO_SOURCES_EN = "No passage in the indexed documents matches this question."
 NO_SOURCES_KO = "색인된 문서에서 이 질문과 관련된 내용을 찾지 못했습니다."
 
@@ -38,6 +41,7 @@ class Source:
     chunk_id: str
     score: float
     text: str
+    heading: str | None = None  # the heading path ("제3조(연차 휴가) > ②"); ``location`` shows it
 
 
 @dataclass
@@ -47,6 +51,9 @@ class Answer:
     mode: Literal["llm", "extractive"]
     sources: list[Source] = field(default_factory=list)
     model: str | None = None
+    #: Source numbers the LLM cited that name no source given to it (outside 1..len(sources));
+    #: their markers are removed from ``answer``, so every [n] left in it can be checked.
+    invalid_citations: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,34 +71,225 @@ def sources_from_hits(hits: Sequence[Hit]) -> list[Source]:
             chunk_id=hit.chunk_id,
             score=round(hit.score, 6),
             text=hit.text,
+            heading=hit.metadata.get("heading"),
         )
         for i, hit in enumerate(hits, start=1)
     ]
 
 
-def extractive_answer(question: str, hits: Sequence[Hit], *, max_sentences: int = 3) -> Answer:
-    """The sentences of the retrieved passages that share the most content words with the question."""
+#: How the extractive answer weighs its three signals for each candidate sentence: content-word
+#: overlap with the question (IDF-weighted within the candidates), the embedding model's cosine
+#: similarity of question and sentence (when a ``similarity`` is given), and the retrieval score of
+#: the chunk the sentence comes from.  Tuned with bench/answers.py (docs/benchmarks.md).
+LEXICAL_WEIGHT = 1.0
+DENSE_WEIGHT = 0.5
+RANK_WEIGHT = 0.3
+#: A second sentence joins the best one only when its score is at least this share of the best.
+SECOND_SENTENCE_RATIO = 0.9
+#: A best sentence shorter than this (characters) is quoted with a neighbour that completes it.
+SHORT_SENTENCE_CHARS = 20
+
+Similarity = Callable[[str, Sequence[str]], Sequence[float]]
+
+_SENTENCE_PUNCT = tuple(".!?。！？…:;\"'”’」』")
+_HEADING_NUMBER = re.compile(
+    r"^\s*(?:제\s*\d+\s*[조장절항관편](?:의\s*\d+)?|第\s*\d+\s*[條章節]|\d+(?:\.\d+)*[.)]?|[IVXivx]+[.)]|"
+    r"[가-하][.)]|\(\d+\)|\([가-하]\)|[\u2460-\u2473\u3260-\u327b]|(?:Article|Section|Chapter|Part)\s+\d+)"
+)
+# A statute heading glued to the sentence after it: "제1조 (연차 휴가) 입사 1년 이상 직원의 ..."
+_LEADING_ARTICLE = re.compile(r"^제\s*\d+\s*조(?:의\s*\d+)?\s*[(（][^)）]{1,40}[)）]\s+(?=\S)")
+# Words that point back to the sentence before: quoted alone, they do not say what they mean.
+_POINTS_BACK_KO = re.compile(
+    r"^(?:이는|이것은|이것이|이들은|이를|이에|이러한|이런|이와|이때|이후|그는|그녀는|그들은|그것은|그것이|그러나|하지만|"
+    r"그런데|그래서|그러므로|따라서|또한|또|그리고|게다가|반면|한편|즉|이 |그 |해당 )"
+)
+_POINTS_BACK_EN = re.compile(
+    r"^(?:this|these|that|those|it|its|they|their|he|she|his|her|him|them|such|however|but|also|thus|"
+    r"therefore|hence|moreover|furthermore|in addition|additionally|as a result|consequently|instead|"
+    r"otherwise|then|there)\b",
+    re.IGNORECASE,
+)
+_PREDICATE_TAGS = ("VV", "VA", "VX", "VCP", "VCN", "XSV", "XSA", "EF", "EC", "EP")
+
+
+@dataclass
+class _Candidate:
+    n: int  # the source's number
+    rank: int  # 0 for the best source
+    index: int  # position of the sentence in its source
+    text: str
+    terms: list[str]
+    score: float = 0.0
+
+
+def _key(sentence: str) -> str:
+    return " ".join(sentence.split()).casefold()
+
+
+def _has_predicate(lines: Sequence[str]) -> list[bool]:
+    """Whether each Korean line holds a verb, adjective, copula or ending (a sentence, not a title)."""
+    if not lines:
+        return []
+    try:
+        from stack.pipeline.lexical import _tokens
+    except ImportError:  # pragma: no cover - the analyzer moved: treat every line as a sentence
+        return [True] * len(lines)
+    return [any(token.tag.startswith(_PREDICATE_TAGS) for token in tokens) for tokens in _tokens(list(lines))]
+
+
+def heading_flags(sentences: Sequence[str]) -> list[bool]:
+    """Which lines are headings or titles, never an answer on their own.
+
+    A heading has no sentence-final punctuation and reads as a title: a numbered line
+    ("제1조 (연차 휴가)", "1. 개요", "Article 3"), a Korean line without a predicate, or a short
+    English line (few words, or mostly capitalised).  Table rows ("a | b") are data, not headings.
+    """
+    flags = [False] * len(sentences)
+    korean_suspects: list[int] = []
+    for i, sentence in enumerate(sentences):
+        text = sentence.strip()
+        if " | " in text:
+            continue
+        words = text.split()
+        ends_like_sentence = text.endswith(_SENTENCE_PUNCT)
+        if ends_like_sentence and len(words) > 3:
+            continue
+        if is_korean(text):
+            korean_suspects.append(i)
+            continue
+        numbered = bool(_HEADING_NUMBER.match(text))
+        capitalised = sum(1 for word in words if word[:1].isupper() or not word[:1].isalpha())
+        if ends_like_sentence:
+            flags[i] = len(words) <= 2 and numbered
+        else:
+            flags[i] = numbered and len(words) <= 12 or len(words) <= 6 or capitalised >= 0.6 * len(words)
+    predicates = _has_predicate([sentences[i] for i in korean_suspects])
+    for i, has_predicate in zip(korean_suspects, predicates, strict=True):
+        flags[i] = not has_predicate
+    return flags
+
+
+def _points_back(sentence: str, korean: bool) -> bool:
+    return bool((_POINTS_BACK_KO if korean else _POINTS_BACK_EN).match(sentence))
+
+
+def _normalised(values: Sequence[float]) -> list[float]:
+    low, high = min(values), max(values)
+    span = high - low
+    return [(value - low) / span if span > 1e-9 else 0.0 for value in values]
+
+
+def _score(question: str, candidates: list[_Candidate], sources: Sequence[Source],
+           similarity: Similarity | None) -> None:
+    """Set each candidate's score: lexical + dense + retrieval rank, each in [0, 1] before weights."""
+    question_terms = set(tokenize_many([question])[0])
+    document_frequency: Counter[str] = Counter()
+    for candidate in candidates:
+        document_frequency.update(set(candidate.terms))
+    total = len(candidates)
+    idf = {term: math.log(1 + total / document_frequency[term]) for term in question_terms if document_frequency[term]}
+    question_weight = sum(idf.values()) or 1.0
+    lexical = [sum(idf.get(term, 0.0) for term in question_terms & set(c.terms)) / question_weight for c in candidates]
+
+    dense = [0.0] * total
+    dense_weight = 0.0
+    if similarity is not None:
+        dense = _normalised([float(s) for s in similarity(question, [c.text for c in candidates])])
+        dense_weight = DENSE_WEIGHT
+
+    best_source = max((source.score for source in sources), default=0.0)
+    by_number = {source.n: source for source in sources}
+    for c, lex, den in zip(candidates, lexical, dense, strict=True):
+        retrieval = by_number[c.n].score / best_source if best_source > 0 else 1.0 / (1 + c.rank)
+        c.score = LEXICAL_WEIGHT * lex + dense_weight * den + RANK_WEIGHT * retrieval
+
+
+def extractive_answer(
+    question: str,
+    hits: Sequence[Hit],
+    *,
+    max_sentences: int = 2,
+    similarity: Similarity | None = None,
+) -> Answer:
+    """The sentence of the retrieved passages that answers the question, quoted with its source.
+
+    Each sentence of the passages is scored against the question (see ``_score``); headings are
+    never quoted alone, and a sentence repeated by overlapping chunks counts once.  The best
+    sentence is quoted, with the sentence before it when it points back ("이는", "However", "It")
+    or is too short to stand alone; a second sentence joins it only when it scores nearly as well.
+    """
     sources = sources_from_hits(hits)
     korean = is_korean(question)
     if not sources:
         return Answer(question, NO_SOURCES_KO if korean else NO_SOURCES_EN, "extractive", [])
-    candidates = [(source.n, sentence) for source in sources for sentence in split_sentences(source.text)]
-    token_lists = tokenize_many([question] + [sentence for _, sentence in candidates])
-    question_terms = set(token_lists[0])
-    scored = []
-    for order, ((n, sentence), terms) in enumerate(zip(candidates, token_lists[1:], strict=True)):
-        overlap = len(question_terms & set(terms))
-        # Earlier sources rank higher on ties: retrieval already ordered them.
-        scored.append((overlap, -n, -order, n, sentence))
-    scored.sort(reverse=True)
-    best = scored[0][0]
-    # Keep sentences that carry at least half the best overlap: a bare heading sharing one word
-    # with the question should not stand beside the sentence that answers it.
-    chosen = [item for item in scored if item[0] * 2 > best][:max_sentences] or scored[:1]
-    chosen.sort(key=lambda item: (-item[1], -item[2]))  # back to reading order
-    body = "\n".join(f"{sentence} [{n}]" for *_, n, sentence in chosen)
+    per_source: dict[int, list[str]] = {}
+    candidates: list[_Candidate] = []
+    seen: set[str] = set()
+    for rank, source in enumerate(sources):
+        sentences = [_LEADING_ARTICLE.sub("", sentence) for sentence in split_sentences(source.text)]
+        per_source[source.n] = sentences
+        for index, (sentence, heading) in enumerate(zip(sentences, heading_flags(sentences), strict=True)):
+            key = _key(sentence)
+            if heading or not key or key in seen:  # overlapping chunks repeat sentences: count each once
+                continue
+            seen.add(key)
+            candidates.append(_Candidate(source.n, rank, index, sentence, []))
     label = EXTRACTIVE_LABEL_KO if korean else EXTRACTIVE_LABEL_EN
+    if not candidates:  # only headings were found: quote the best passage as it is
+        return Answer(question, f"{label}\n{sources[0].text.strip()} [{sources[0].n}]", "extractive", sources)
+    for candidate, terms in zip(candidates, tokenize_many([c.text for c in candidates]), strict=True):
+        candidate.terms = terms
+    _score(question, candidates, sources, similarity)
+    ranked = sorted(candidates, key=lambda c: (-c.score, c.rank, c.index))
+    best = ranked[0]
+    chosen = [best]
+    for other in ranked[1:max_sentences]:
+        if best.score > 0 and other.score >= SECOND_SENTENCE_RATIO * best.score:
+            chosen.append(other)
+    quoted_keys = {_key(c.text) for c in chosen}
+
+    def with_neighbour(c: _Candidate) -> str:
+        sentences, text = per_source[c.n], c.text
+        introduces = text.endswith((":", "："))
+        needs_context = _points_back(text, korean) or len(text) < SHORT_SENTENCE_CHARS and not introduces
+        if needs_context and c.index > 0:
+            before = sentences[c.index - 1]
+            if _key(before) not in quoted_keys and not heading_flags([before])[0]:
+                quoted_keys.add(_key(before))
+                text = f"{before} {text}"
+        elif (introduces or len(c.text) < SHORT_SENTENCE_CHARS) and c.index + 1 < len(sentences):
+            after = sentences[c.index + 1]
+            if _key(after) not in quoted_keys and not heading_flags([after])[0]:
+                quoted_keys.add(_key(after))
+                text = f"{text} {after}"
+        return text
+
+    chosen.sort(key=lambda c: (c.rank, c.index))  # reading order
+    body = "\n".join(f"{with_neighbour(c)} [{c.n}]" for c in chosen)
     return Answer(question, f"{label}\n{body}", "extractive", sources)
+
+
+_CITATION = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+def check_citations(text: str, n_sources: int) -> tuple[str, list[int]]:
+    """``text`` with every citation of a source that was not given removed, and those numbers.
+
+    Sources are numbered 1..n_sources; "[7]" with five sources is dropped, "[2, 7]" becomes "[2]".
+    """
+    invalid: list[int] = []
+
+    def keep(match: re.Match) -> str:
+        numbers = [int(part) for part in match.group(1).split(",")]
+        valid = [n for n in numbers if 1 <= n <= n_sources]
+        invalid.extend(n for n in numbers if n not in valid and n not in invalid)
+        if len(valid) == len(numbers):
+            return match.group(0)
+        if not valid:
+            return ""
+        return match.group(0)[: match.start(1) - match.start(0)] + ", ".join(map(str, valid)) + "]"
+
+    return _CITATION.sub(keep, text), invalid
 
 
 def build_messages(question: str, sources: Sequence[Source]) -> list[dict[str, str]]:
@@ -135,7 +333,8 @@ def llm_answer(
             hint="Check OPENAI_API_KEY, OPENAI_BASE_URL and RAG_LLM_MODEL, or unset OPENAI_API_KEY "
             "for extractive answers",
         ) from exc
-    return Answer(question, response.choices[0].message.content or "", "llm", sources, model)
+    text, invalid = check_citations(response.choices[0].message.content or "", len(sources))
+    return Answer(question, text, "llm", sources, model, invalid_citations=invalid)
 
 
 def stream_llm_answer(

@@ -2,8 +2,15 @@
 
 Sentence-aware for Korean and English: chunks end at sentence ends where they can, consecutive
 sentences are packed up to the size, and the last sentences of a chunk are repeated at the start
-of the next one up to the overlap.  A chunk never spans two locations (pages, sections), so each
-one cites exactly one place.
+of the next one up to the overlap.  A chunk never spans two locations (pages, sections, headings),
+so each one cites exactly one place:
+
+- a chunk breaks where the page, the section or the heading changes.  Sub-items under one heading
+  (a 조's 항 ①②, the 호 1. 2. under them, list items "가." "나.") share a chunk, which then cites
+  the path they have in common ("제3조(연차 휴가)"; "제3조(연차 휴가) > ②" when all of it is ②);
+- a heading line is never a chunk of its own when its body follows: heading lines wait for the
+  text under them and go into its chunk, which cites the body's place.  Heading lines that no
+  body follows (a table of contents, an outline) are packed together.
 """
 
 from __future__ import annotations
@@ -12,7 +19,14 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from stack.pipeline.document import Block, ParsedDocument
+from stack.pipeline.document import (
+    Block,
+    ParsedDocument,
+    common_heading,
+    heading_anchor,
+    heading_parts,
+    location_label,
+)
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
@@ -27,13 +41,27 @@ class Chunk:
     tokens: int
     page: int | None = None
     section: str | None = None
+    heading: str | None = None
 
     def location(self) -> str:
-        return Block(text="", page=self.page, section=self.section).location()
+        return location_label(self.page, self.section, self.heading)
+
+
+# A list or outline marker ("1.", "가.", "3.1.", "IV.", "표 1."): the start of its line, not a sentence.
+_MARKER_ONLY = re.compile(
+    r"^(?:\S{1,6} )?(?:\d{1,3}(?:\.\d{1,3})*|[가-힣]|[IVXivx]{1,4}|[\u2160-\u216b]{1,3})\.$"
+)
 
 
 def split_sentences(text: str) -> list[str]:
-    return [part.strip() for part in _SENTENCE_END.split(text) if part and part.strip()]
+    parts = [part.strip() for part in _SENTENCE_END.split(text) if part and part.strip()]
+    merged: list[str] = []
+    for part in parts:
+        if merged and _MARKER_ONLY.match(merged[-1]) and text.find(merged[-1] + " " + part) >= 0:
+            merged[-1] = f"{merged[-1]} {part}"
+        else:
+            merged.append(part)
+    return merged
 
 
 def _split_long(sentence: str, tokens: int, limit: int) -> list[str]:
@@ -83,18 +111,33 @@ def chunk_document(
         raise ValueError(f"chunk overlap ({overlap_tokens}) must be smaller than the chunk size ({max_tokens})")
     chunks: list[Chunk] = []
     current: list[tuple[str, int, Block]] = []
+    Unit = tuple[str, int, Block]
 
-    def location_of(unit: tuple[str, int, Block]) -> tuple[int | None, str | None]:
-        return unit[2].page, unit[2].section
+    def key_of(unit: Unit) -> tuple[int | None, str | None, str | None]:
+        block = unit[2]
+        return block.page, block.section, heading_anchor(block.heading)
+
+    def is_lead(unit: Unit) -> bool:
+        return unit[2].kind == "heading"
+
+    def is_ancestor(lead: Unit, unit: Unit) -> bool:
+        """The lead's heading path is the unit's path or one of its parents."""
+        mine, theirs = heading_parts(lead[2].heading), heading_parts(unit[2].heading)
+        return theirs[: len(mine)] == mine
+
+    def emit(units: list[Unit]) -> None:
+        body = [unit for unit in units if not is_lead(unit)] or units
+        first = body[0][2]
+        heading = common_heading(unit[2].heading for unit in body)
+        text = "\n".join(text for text, _, _ in units)
+        chunks.append(Chunk(len(chunks), text, sum(t for _, t, _ in units), first.page, first.section, heading))
 
     def flush(keep_overlap: bool) -> None:
         nonlocal current
         if not current:
             return
-        page, section = location_of(current[0])
-        text = "\n".join(text for text, _, _ in current)
-        chunks.append(Chunk(len(chunks), text, sum(t for _, t, _ in current), page, section))
-        carried: list[tuple[str, int, Block]] = []
+        emit(current)
+        carried: list[Unit] = []
         if keep_overlap and overlap_tokens:
             budget = overlap_tokens
             for unit in reversed(current[1:]):  # never carry the whole chunk again
@@ -105,8 +148,19 @@ def chunk_document(
         current = carried
 
     for unit in _units(document.blocks, count_tokens, max_tokens):
-        if current and location_of(current[0]) != location_of(unit):
-            flush(keep_overlap=False)
+        if current and all(is_lead(u) for u in current):
+            if not is_lead(unit):
+                # Heading lines wait for their body; those that are not its parents go first.
+                keep = len(current)
+                while keep and is_ancestor(current[keep - 1], unit):
+                    keep -= 1
+                if keep:
+                    head, current = current[:keep], current[keep:]
+                    emit(head)
+        elif current:
+            body_key = key_of(next(u for u in current if not is_lead(u)))
+            if body_key != key_of(unit):
+                flush(keep_overlap=False)
         if current and sum(t for _, t, _ in current) + unit[1] > max_tokens:
             flush(keep_overlap=True)
             # The carried overlap must still leave room for the new sentence.

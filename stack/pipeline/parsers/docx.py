@@ -1,5 +1,9 @@
 """DOCX with python-docx: body in order (paragraphs and tables, nested tables too), headers, footers.
 
+Headings (Heading 1/2/3, 제목 1/2/3, Title, or any style or paragraph with an outline level) give
+every body block its heading path ("Expense Policy > Daily limits"); ``section`` stays the last
+heading, as before.
+
 Strict OOXML (the ISO namespaces, which python-docx cannot open) and other packages python-docx
 rejects fall back to reading ``word/document.xml`` directly, within the unzip limit.
 """
@@ -11,12 +15,15 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from stack.pipeline.document import Block, ParsedDocument, table_block
+from stack.pipeline.document import Block, ParsedDocument, heading_path, table_block
 from stack.pipeline.errors import CorruptDocument, PipelineError
 from stack.pipeline.parsers.clean import clean_text
+from stack.pipeline.parsers.headings import cap
 from stack.pipeline.parsers.zipsafe import repack, safe_unpack
 
 _HEADING_STYLE = re.compile(r"^(heading|title|subtitle|제목)", re.IGNORECASE)
+_HEADING_LEVEL = re.compile(r"^(?:heading|제목)\s*(\d)$", re.IGNORECASE)
+HEADING_PART = 60
 
 
 def _local(tag: str) -> str:
@@ -27,21 +34,81 @@ def _local(tag: str) -> str:
 # Works on both Transitional and Strict namespaces: matches on local names only.
 
 
-def _paragraph_style(p: ET.Element) -> str:
-    for element in p:
-        if _local(element.tag) == "pPr":
-            for child in element:
-                if _local(child.tag) == "pStyle":
-                    for key, value in child.attrib.items():
-                        if _local(key) == "val":
-                            return value
+def _val(element: ET.Element) -> str:
+    for key, value in element.attrib.items():
+        if _local(key) == "val":
+            return value
     return ""
 
 
+def _paragraph_style(p: ET.Element) -> str:
+    return _paragraph_property(p, "pStyle")
+
+
+def _paragraph_property(p: ET.Element, name: str) -> str:
+    for element in p:
+        if _local(element.tag) == "pPr":
+            for child in element:
+                if _local(child.tag) == name:
+                    return _val(child)
+    return ""
+
+
+def heading_levels(styles_xml: bytes | None) -> dict[str, int]:
+    """Heading level (1 = top, 0 = Title) of every paragraph style that is a heading, by style id:
+    from the style's name (Heading 2, 제목 2, Title), else its outline level, following basedOn."""
+    if not styles_xml:
+        return {}
+    try:
+        root = ET.fromstring(styles_xml)
+    except ET.ParseError:
+        return {}
+    names: dict[str, str] = {}
+    outline: dict[str, int] = {}
+    based: dict[str, str] = {}
+    for style in root:
+        if _local(style.tag) != "style":
+            continue
+        sid = next((v for k, v in style.attrib.items() if _local(k) == "styleId"), "")
+        for child in style.iter():
+            tag = _local(child.tag)
+            if tag == "name":
+                names[sid] = _val(child)
+            elif tag == "basedOn":
+                based[sid] = _val(child)
+            elif tag == "outlineLvl" and _val(child).isdigit() and int(_val(child)) < 9:
+                outline[sid] = int(_val(child)) + 1
+    levels: dict[str, int] = {}
+    for sid in names:
+        seen, current = set(), sid
+        while current and current not in seen:
+            seen.add(current)
+            name = names.get(current, "")
+            match = _HEADING_LEVEL.match(name.strip())
+            if match:
+                levels[sid] = int(match.group(1))
+                break
+            if name.strip().lower() == "title":
+                levels[sid] = 0
+                break
+            if current in outline:
+                levels[sid] = outline[current]
+                break
+            current = based.get(current, "")
+    return levels
+
+
 class _XmlWalker:
-    def __init__(self, section: str | None = None) -> None:
+    def __init__(self, section: str | None = None, levels: dict[str, int] | None = None, track: bool = False) -> None:
         self.section = section
+        self.levels = levels or {}
+        self.track = track  # the body: headings open a path (cells, headers and footers do not)
+        self.trail: list[tuple[int, str]] = []
         self.blocks: list[Block] = []
+
+    @property
+    def heading(self) -> str | None:
+        return heading_path(part for _, part in self.trail) if self.track else None
 
     def walk(self, container: ET.Element) -> None:
         for child in container:
@@ -58,14 +125,22 @@ class _XmlWalker:
         text = clean_text(_paragraph_text_shallow(p))
         style = _paragraph_style(p)
         if text:
-            kind = "heading" if _HEADING_STYLE.match(style) else "paragraph"
-            self.blocks.append(Block(text=text, kind=kind, section=self.section))  # type: ignore[arg-type]
+            own = _paragraph_property(p, "outlineLvl")
+            level = int(own) + 1 if own.isdigit() and int(own) < 9 else self.levels.get(style)
+            if level is None and _HEADING_LEVEL.match(style):
+                level = int(_HEADING_LEVEL.match(style).group(1))  # type: ignore[union-attr]
+            kind = "heading" if level is not None or _HEADING_STYLE.match(style) else "paragraph"
+            if level is not None and self.track:
+                while self.trail and self.trail[-1][0] >= level:
+                    self.trail.pop()
+                self.trail.append((level, cap(text.split("\n", 1)[0], HEADING_PART)))
+            self.blocks.append(Block(text=text, kind=kind, section=self.section, heading=self.heading))  # type: ignore[arg-type]
         for box in p.iter():
             if _local(box.tag) == "txbxContent":
                 self.walk(box)
 
     def cell_text(self, tc: ET.Element) -> str:
-        inner = _XmlWalker(self.section)
+        inner = _XmlWalker(self.section, self.levels)
         inner.walk(tc)
         return "\n".join(block.text for block in inner.blocks)
 
@@ -75,7 +150,7 @@ class _XmlWalker:
             if _local(tr.tag) != "tr":
                 continue
             rows.append([self.cell_text(tc) for tc in tr if _local(tc.tag) == "tc"])
-        block = table_block(rows, section=self.section)
+        block = table_block(rows, section=self.section, heading=self.heading)
         if block.text:
             self.blocks.append(block)
 
@@ -124,14 +199,16 @@ def _fallback(path: Path, files: dict[str, bytes], reason: str) -> ParsedDocumen
     for name in sorted(files):
         if name.startswith(folder) and re.match(r".*/header\d*\.xml$", name):
             blocks.extend(_xml_blocks(files[name], "header", path, kind="header"))
-    blocks.extend(_xml_blocks(files[part], None, path))
+    blocks.extend(_xml_blocks(files[part], None, path, levels=heading_levels(files.get(folder + "styles.xml"))))
     for name in sorted(files):
         if name.startswith(folder) and re.match(r".*/footer\d*\.xml$", name):
             blocks.extend(_xml_blocks(files[name], "footer", path, kind="footer"))
     return ParsedDocument(format="docx", parser="docx-xml", blocks=blocks, metadata={"fallback": reason})
 
 
-def _xml_blocks(data: bytes, section: str | None, path: Path, kind: str | None = None) -> list[Block]:
+def _xml_blocks(
+    data: bytes, section: str | None, path: Path, kind: str | None = None, levels: dict[str, int] | None = None
+) -> list[Block]:
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
@@ -139,7 +216,7 @@ def _xml_blocks(data: bytes, section: str | None, path: Path, kind: str | None =
             f"{path.name}: its document XML is malformed ({exc}).",
             hint="Open it in Word or LibreOffice and save it again as .docx.",
         ) from exc
-    walker = _XmlWalker(section)
+    walker = _XmlWalker(section, levels, track=kind is None)
     walker.walk(root)
     if kind:
         return [Block(text=b.text, kind=kind, section=section, rows=b.rows) for b in walker.blocks]  # type: ignore[arg-type]
@@ -169,27 +246,15 @@ def _margin_blocks(document, kind: str) -> list[Block]:
     return blocks
 
 
-def _docx_blocks(document) -> list[Block]:
+def _docx_blocks(document, levels: dict[str, int]) -> list[Block]:
+    """Headers, body, footers.  ``levels``: heading level by style id, from the styles part (style
+    ids may be localised, e.g. "1" for 제목 1, so names decide)."""
     blocks = _margin_blocks(document, "header")
-    body = _XmlWalker(None)
+    body = _XmlWalker(None, levels, track=True)
     body.walk(document.element.body)
     blocks.extend(body.blocks)
     blocks.extend(_margin_blocks(document, "footer"))
-    # Headings: python-docx resolves style names (style ids may be localised, e.g. "1" for 제목 1).
-    styled: list[Block] = []
-    heading_texts = set()
-    for paragraph in document.paragraphs:
-        try:
-            name = paragraph.style.name if paragraph.style is not None else ""
-        except Exception:  # noqa: BLE001 - library boundary
-            name = ""
-        if name and _HEADING_STYLE.match(name):
-            heading_texts.add(clean_text(paragraph.text))
-    for block in blocks:
-        if block.kind == "paragraph" and block.section is None and block.text in heading_texts:
-            block = Block(text=block.text, kind="heading", section=block.section)
-        styled.append(block)
-    return styled
+    return blocks
 
 
 def parse_docx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> ParsedDocument:
@@ -198,7 +263,8 @@ def parse_docx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
         import docx
 
         document = docx.Document(io.BytesIO(repack(files)))
-        blocks = _docx_blocks(document)
+        styles = next((data for name, data in files.items() if name.lower().endswith("word/styles.xml")), None)
+        blocks = _docx_blocks(document, heading_levels(styles))
     except PipelineError:
         raise
     except Exception as exc:  # Strict OOXML, renamed parts, odd packages: read the XML ourselves  # noqa: BLE001 - library boundary
@@ -210,6 +276,6 @@ def parse_docx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
         if block.kind == "heading":
             current = block.text[:120]
         if block.section is None and current is not None and block.kind != "heading":
-            block = Block(text=block.text, kind=block.kind, section=current, rows=block.rows)
+            block = Block(text=block.text, kind=block.kind, section=current, rows=block.rows, heading=block.heading)
         named.append(block)
     return ParsedDocument(format="docx", parser="python-docx", blocks=named, metadata={})

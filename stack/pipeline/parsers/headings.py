@@ -35,7 +35,10 @@ _ARTICLE = re.compile(
 )
 _NOT_ARTICLE_BODY = re.compile(r"^(?:제\s*\d|및|또는|내지|부터|까지|와|과|에|의|중|는|을|를|,|·)")
 _SUPPLEMENT = re.compile(r"^(부\s*칙)(?=\s|$|[(（<〈:：\[])\s*[:：]?\s*(.*)$", re.DOTALL)
-_ANNEX = re.compile(r"^[\[［【<〈]?\s*(별\s*표|별\s*지|부\s*록)(?:\s*(?:제\s*)?\d+(?:\s*호)?)?")
+_ANNEX = re.compile(r"^[\[［【<〈]?\s*(별\s*표|별\s*지|부\s*록|서\s*식)(?:\s*(?:제\s*)?\d+(?:\s*호)?)?(?!\S*[을를이가은는에의])")
+#: The first cell of a one-row title box ("Ⅰ | 사업개요", "참 고 | 해외직접투자 개념").
+_BOX_NUMBER = re.compile(r"^(?:[\u2160-\u216b]{1,3}|[IVX]{1,4}|\d{1,2})\.?$")
+_BOX_APPENDIX = re.compile(r"^(?:참\s*고|별\s*첨|붙\s*임|부\s*록)\s*\d{0,2}\.?$")
 _PARAGRAPH_MARK = re.compile(r"^([" + _CIRCLED + r"])\s*(.*)$", re.DOTALL)
 
 #: (family, regex): group 1 the marker as written, group 2 the rest of the line.
@@ -57,8 +60,12 @@ _SENTENCE_END = re.compile(r"(?:[.!?。]|다|니다|함|음|임|됨|것)[\"'”�
 _RANK = {"편": 1, "장": 2, "부칙": 2, "별표": 2, "절": 3, "관": 4, "조": 5, "항": 6, "호": 7, "목": 8}
 
 
+_UNIT_NOTE = re.compile(r"\s*[(（]\s*단위\s*[:：][^)）]*[)）]")
+
+
 def cap(text: str, limit: int = MAX_PART) -> str:
-    text = " ".join(text.split())
+    """A heading part: one line, without a "(단위: 억 달러)" note, at most ``limit`` characters."""
+    text = " ".join(_UNIT_NOTE.sub("", text).split()) or " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
@@ -126,6 +133,21 @@ class HeadingTracker:
             self.stack.append(_Entry("outline", level, cap(first)))
         return self.path
 
+    def box(self, cells: list[str]) -> str | None:
+        """A one-row table used as a title box: "Ⅰ | 사업개요" opens a numbered heading, "참고 | …" or
+        "별첨 | …" an appendix at the top.  Returns the new path, or None when it is no title box."""
+        cells = [" ".join(cell.split()) for cell in cells if cell.strip()]
+        if not 1 <= len(cells) <= 3 or any("\n" in c for c in cells) or sum(len(c) for c in cells) > 60:
+            return None
+        first, rest = cells[0], " ".join(cells[1:])
+        if _BOX_APPENDIX.match(first):
+            self.stack = [_Entry("appendix", 0, cap(" ".join(cells)))]
+            return self.path
+        if _BOX_NUMBER.match(first) and rest and title_like(rest):
+            self.paragraph(f"{first.rstrip('.')}. {rest}")
+            return self.path
+        return None
+
     # -- a body paragraph
     def paragraph(self, text: str) -> tuple[str | None, bool]:
         """Update the open headings with a body paragraph; return (its heading path, is it a heading)."""
@@ -160,7 +182,7 @@ class HeadingTracker:
             return self.path, not match.group(2).strip() or title_like(match.group(2))
         match = _ANNEX.match(line)
         if match and len(line) <= MAX_PART + 20:
-            self._push_statute(_RANK["별표"], cap(line.strip("[]［］【】<>〈〉 ")))
+            self._push_statute(_RANK["별표"], cap(line))
             return self.path, True
         # 항 / 호 / 목 inside an article
         if self._in_article():
@@ -182,14 +204,14 @@ class HeadingTracker:
             depth = marker.rstrip(".").count(".") + 1 if family == "decimal" else 0
             if family == "roman" and not (title_like(rest) or len(rest) <= MAX_PART):
                 break  # "I. " starting an English sentence
-            heading = title_like(rest)
+            label = _label(rest)
+            heading = title_like(rest) and label == rest
             if heading:
                 part = f"{marker} {rest}"
-            elif family == "square":
-                part = None
+            elif label != rest and title_like(label):
+                part = f"{marker} {label}"  # "1) 사업기간 : 24개월" is filed under "1) 사업기간"
             else:
-                label = _label(rest)
-                part = f"{marker} {label}" if label != rest and title_like(label) else marker
+                part = None if family == "square" else marker
             self._push_marker(family, depth, part and cap(part))
             return self.path, heading
         return self.path, False

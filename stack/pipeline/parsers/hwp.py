@@ -289,6 +289,7 @@ class Numbering:
                 return ""
             return format_number(counters[n], formats.get(n, (1, "DIGIT", ""))[1])
 
+        text = text.replace("^N", f"^{depth}").replace("^n", f"^{depth}")  # ^N: this level's number
         return re.sub(r"\^(10|[1-9])", number, text), level if kind == "OUTLINE" else None
 
 # ------------------------------------------------------------------------------ OWPML walker
@@ -520,6 +521,11 @@ class _Walker:
         for tr in _children(tbl, "tr"):
             rows.append([self.sublist_text(_child(tc, "subList")) for tc in _children(tr, "tc")])
         block = table_block([[clean_text(cell) for cell in row] for row in rows], section=self.section, heading=heading)
+        if block.text and self.tracker is not None and self._tracking and not caption_text and len(block.rows or ()) == 1:
+            boxed = self.tracker.box(list(block.rows[0]))  # type: ignore[index]
+            if boxed is not None:  # a title box ("Ⅰ | 사업개요"): a heading, not a table
+                text = " ".join(cell for cell in block.rows[0] if cell)  # type: ignore[index]
+                block = Block(text=text, kind="heading", section=self.section, heading=boxed)
         if block.text:
             self.blocks.append(block)
         if caption_text and below:

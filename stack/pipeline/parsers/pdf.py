@@ -1,11 +1,18 @@
-"""PDF with pypdfium2: one block per paragraph, 1-based page numbers, careful line joining."""
+"""PDF with pypdfium2: one block per paragraph, 1-based page numbers, careful line joining.
+
+Numbered section headings ("1. Introduction", "2.1 Setup", "3 결과") give the blocks after them a
+heading path, cited with the page ("p. 3 · 2. Method > 2.1 Setup").  Only what is cheap and
+reliable: a short line of its own that reads as a title, numbered in sequence with the headings
+before it (1, 2, 2.1, 2.2, 3 …), and not one of a run of numbered lines (a list or a table of
+contents).
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from stack.pipeline.document import Block, ParsedDocument
+from stack.pipeline.document import Block, ParsedDocument, heading_path
 from stack.pipeline.errors import CorruptDocument, NoText, PasswordProtected
 from stack.pipeline.parsers.clean import clean_text
 
@@ -163,6 +170,63 @@ def _page_lines(textpage) -> list[tuple[str, bool]]:
     return result
 
 
+_NUMBERED = re.compile(r"^(\d{1,2}(?:\.\d{1,2}){0,3})\.?\s+(\S.{0,78})$")
+HEADING_PART = 60
+
+
+def _numbered(text: str) -> tuple[tuple[int, ...], str] | None:
+    """(number, title) of a line that reads as a numbered section heading."""
+    if "\n" in text:
+        return None
+    match = _NUMBERED.match(text.strip())
+    if not match:
+        return None
+    title = match.group(2).strip()
+    if (
+        not (title[0].isupper() or _is_hangul(title[0]))
+        or title[-1] in ".,;:!?"
+        or len(title.split()) > 12
+        or sum(ch.isalpha() for ch in title) < 2
+        or "=" in title
+        or sum(ch.isalpha() for ch in title) < 0.7 * len(title.replace(" ", ""))
+    ):
+        return None
+    return tuple(int(n) for n in match.group(1).split(".")), title
+
+
+def _follows(previous: tuple[int, ...], number: tuple[int, ...]) -> bool:
+    """``number`` may come next after ``previous``: its first child, or the next at some level."""
+    if not previous:
+        return number in ((0,), (1,))
+    if number == (*previous, 1):
+        return True
+    return any(number == (*previous[:i], previous[i] + 1) for i in range(len(previous)))
+
+
+def heading_paths(blocks: list[Block]) -> list[Block]:
+    """The blocks with their heading paths (numbered section headings in sequence)."""
+    out: list[Block] = []
+    trail: list[tuple[tuple[int, ...], str]] = []
+    previous: tuple[int, ...] = ()
+    numbered = [_numbered(block.text) for block in blocks]
+    for index, block in enumerate(blocks):
+        found = numbered[index]
+        kind = block.kind
+        if found is not None and _follows(previous, found[0]):
+            after = numbered[index + 1] if index + 1 < len(blocks) else None
+            if after is None or len(after[0]) != len(found[0]):  # a run of same-level lines is a list
+                number, title = found
+                previous = number
+                while trail and len(trail[-1][0]) >= len(number):
+                    trail.pop()
+                trail.append((number, block.text.strip()[:HEADING_PART]))
+                kind = "heading"
+        heading = heading_path(part for _, part in trail)
+        out.append(Block(text=block.text, kind=kind, page=block.page, section=block.section, rows=block.rows,
+                         heading=heading))
+    return out
+
+
 def parse_pdf(path: Path) -> ParsedDocument:
     import pypdfium2 as pdfium
 
@@ -207,6 +271,7 @@ def parse_pdf(path: Path) -> ParsedDocument:
             text = clean_text(paragraph)
             if text:
                 blocks.append(Block(text=text, page=number + 1))
+    blocks = heading_paths(blocks)
     if not blocks:
         if pages == 0:
             raise CorruptDocument(

@@ -1,4 +1,8 @@
-"""Plain text, Markdown (headings name the section of what follows) and HTML (stdlib parser)."""
+"""Plain text, Markdown (headings name the section of what follows) and HTML (stdlib parser).
+
+Markdown (# / ## / setext) and HTML (h1–h6) headings also give every block its heading path
+("배포 노트 > 절차"); ``section`` stays the nearest heading, as before.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from stack.pipeline.document import Block, ParsedDocument, table_block
+from stack.pipeline.document import Block, ParsedDocument, heading_path, table_block
 from stack.pipeline.errors import CorruptDocument
 from stack.pipeline.parsers.clean import clean_text
+from stack.pipeline.parsers.headings import cap
 from stack.pipeline.sniff import Sniffed
 
 _ATX = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -45,6 +50,25 @@ def parse_text(path: Path, sniffed: Sniffed) -> ParsedDocument:
 # ------------------------------------------------------------------------------- Markdown
 
 
+HEADING_PART = 60
+
+
+class _Trail:
+    """Open headings by level: a heading closes those at its level and below."""
+
+    def __init__(self) -> None:
+        self.open: list[tuple[int, str]] = []
+
+    def push(self, level: int, text: str) -> None:
+        while self.open and self.open[-1][0] >= level:
+            self.open.pop()
+        self.open.append((level, cap(text, HEADING_PART)))
+
+    @property
+    def path(self) -> str | None:
+        return heading_path(part for _, part in self.open)
+
+
 def _split_row(line: str) -> list[str]:
     line = line.strip()
     line = line.removeprefix("|")
@@ -55,6 +79,7 @@ def _split_row(line: str) -> list[str]:
 def markdown_blocks(text: str) -> list[Block]:
     blocks: list[Block] = []
     section: str | None = None
+    trail = _Trail()
     buf: list[str] = []
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
@@ -63,7 +88,7 @@ def markdown_blocks(text: str) -> list[Block]:
             para = clean_text("\n".join(buf))
             if para:
                 kind = "list" if re.match(r"^\s*([-*+]|\d+[.)])\s", buf[0]) else "paragraph"
-                blocks.append(Block(text=para, kind=kind, section=section))  # type: ignore[arg-type]
+                blocks.append(Block(text=para, kind=kind, section=section, heading=trail.path))  # type: ignore[arg-type]
             buf.clear()
 
     i = 0
@@ -79,15 +104,17 @@ def markdown_blocks(text: str) -> list[Block]:
                 i += 1
             body = clean_text("\n".join(code))
             if body:
-                blocks.append(Block(text=body, section=section))
+                blocks.append(Block(text=body, section=section, heading=trail.path))
             i += 1
             continue
         atx = _ATX.match(line)
         if atx:
             flush()
-            section = clean_text(atx.group(2)) or section
-            if section:
-                blocks.append(Block(text=section, kind="heading", section=section))
+            title = clean_text(atx.group(2))
+            section = title or section
+            if title:
+                trail.push(len(atx.group(1)), title)
+                blocks.append(Block(text=title, kind="heading", section=section, heading=trail.path))
             i += 1
             continue
         if buf and len(buf) == 1 and _SETEXT.match(line) and line.strip():
@@ -95,7 +122,8 @@ def markdown_blocks(text: str) -> list[Block]:
             buf.clear()
             section = title or section
             if title:
-                blocks.append(Block(text=title, kind="heading", section=section))
+                trail.push(1 if line.strip().startswith("=") else 2, title)
+                blocks.append(Block(text=title, kind="heading", section=section, heading=trail.path))
             i += 1
             continue
         if "|" in line and i + 1 < len(lines) and _TABLE_SEP.match(lines[i + 1]):
@@ -105,7 +133,7 @@ def markdown_blocks(text: str) -> list[Block]:
             while i < len(lines) and "|" in lines[i] and lines[i].strip():
                 rows.append(_split_row(lines[i]))
                 i += 1
-            block = table_block([[clean_text(c) for c in row] for row in rows], section=section)
+            block = table_block([[clean_text(c) for c in row] for row in rows], section=section, heading=trail.path)
             if block.text:
                 blocks.append(block)
             continue
@@ -158,6 +186,8 @@ class _HtmlBlocks(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.blocks: list[Block] = []
         self.section: str | None = None
+        self.trail = _Trail()
+        self.level = 1
         self.buf: list[str] = []
         self.skip = 0
         self.heading: list[str] | None = None
@@ -179,7 +209,7 @@ class _HtmlBlocks(HTMLParser):
         text = clean_text(" ".join("".join(self.buf).split(" ")))
         self.buf.clear()
         if text:
-            self.blocks.append(Block(text=text, section=self.section))
+            self.blocks.append(Block(text=text, section=self.section, heading=self.trail.path))
 
     def handle_starttag(self, tag, attrs):
         if tag == "title":
@@ -192,6 +222,7 @@ class _HtmlBlocks(HTMLParser):
         if tag in _HEADINGS:
             self.flush()
             self.heading = []
+            self.level = int(tag[1])
         elif tag == "table":
             self.flush()
             self.tables.append({"rows": [], "row": None, "cell": None})
@@ -228,9 +259,10 @@ class _HtmlBlocks(HTMLParser):
             if text:
                 self.section = text
                 if self.tables and self.tables[-1]["cell"] is not None:
-                    self.tables[-1]["cell"].append(text)
+                    self.tables[-1]["cell"].append(text)  # a heading in a cell opens no heading path
                 else:
-                    self.blocks.append(Block(text=text, kind="heading", section=text))
+                    self.trail.push(self.level, text)
+                    self.blocks.append(Block(text=text, kind="heading", section=text, heading=self.trail.path))
         elif tag in ("td", "th") and self.tables:
             table = self.tables[-1]
             if table["cell"] is not None:
@@ -247,7 +279,7 @@ class _HtmlBlocks(HTMLParser):
             table = self.tables.pop()
             if table["row"]:
                 table["rows"].append(table["row"])
-            block = table_block(table["rows"], section=self.section)
+            block = table_block(table["rows"], section=self.section, heading=self.trail.path)
             if self.tables and self.tables[-1]["cell"] is not None:
                 self.tables[-1]["cell"].append("\n" + block.text + "\n")  # nested table: into its cell
             elif block.text:
