@@ -12,8 +12,9 @@ line of output is one JSON object with
 * ``answer_has_gold`` — share of answers whose body contains a gold answer text (whitespace
   ignored, case ignored);
 * ``mean_answer_chars`` — mean length of the body;
-* ``source_has_gold`` — share where the text of some source the body cites contains a gold answer
-  (what the answer could have quoted: the ceiling retrieval sets);
+* ``source_has_gold`` — share where the text of some source the answer lists contains a gold
+  answer (what the answer could have quoted: the ceiling retrieval sets), and
+  ``cited_source_has_gold`` — the same for the sources the body cites with [n];
 * ``n_questions``, ``embed_model`` and ``machine``.
 """
 
@@ -85,7 +86,7 @@ def main() -> None:
         raise SystemExit("an LLM is configured; this benchmark measures extractive answers")
     _, ingest_s = ingest_paragraphs(pipeline, folder, paragraphs)
 
-    has_gold = source_gold = chars = 0
+    has_gold = source_gold = cited_gold = chars = 0
     details = []
     started = time.perf_counter()
     for qa in sample:
@@ -95,12 +96,14 @@ def main() -> None:
         body = answer_body(answer.answer)
         cited = {int(n) for n in _MARKER.findall(answer.answer)}
         found = contains_gold(body, qa["answers"])
-        in_source = any(contains_gold(s.text, qa["answers"]) for s in answer.sources if s.n in cited)
+        in_source = any(contains_gold(s.text, qa["answers"]) for s in answer.sources)
+        in_cited = any(contains_gold(s.text, qa["answers"]) for s in answer.sources if s.n in cited)
         has_gold += found
         source_gold += in_source
+        cited_gold += in_cited
         chars += len(body)
         details.append({"question": qa["question"], "gold": qa["answers"], "answer": body,
-                        "has_gold": found, "source_has_gold": in_source})
+                        "has_gold": found, "source_has_gold": in_source, "cited_source_has_gold": in_cited})
     query_s = time.perf_counter() - started
 
     n = max(1, len(sample))
@@ -108,6 +111,7 @@ def main() -> None:
         "answer_has_gold": round(has_gold / n, 4),
         "mean_answer_chars": round(chars / n, 1),
         "source_has_gold": round(source_gold / n, 4),
+        "cited_source_has_gold": round(cited_gold / n, 4),
         "n_questions": len(sample),
         "dataset": args.dataset.rsplit("/", 1)[-1],
         "n_paragraphs": len(paragraphs),
@@ -125,7 +129,8 @@ def main() -> None:
     else:
         shutil.rmtree(folder, ignore_errors=True)
     if not args.json:
-        for key in ("answer_has_gold", "mean_answer_chars", "source_has_gold", "n_questions", "embed_model"):
+        for key in ("answer_has_gold", "mean_answer_chars", "source_has_gold", "cited_source_has_gold",
+                    "n_questions", "embed_model"):
             print(f"{key:>18}: {result[key]}")
     print(json.dumps(result, ensure_ascii=False))
 

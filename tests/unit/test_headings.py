@@ -86,7 +86,7 @@ def test_numbered_outline_of_an_ordinary_document():
         ("Ⅰ. 사업 개요", "Ⅰ. 사업 개요"),
         ("1. 추진 배경", "Ⅰ. 사업 개요 > 1. 추진 배경"),
         ("가. 목적", "Ⅰ. 사업 개요 > 1. 추진 배경 > 가. 목적"),
-        ("1) 사업기간 : 착수일로부터 24개월", "Ⅰ. 사업 개요 > 1. 추진 배경 > 가. 목적 > 1) 사업기간"),
+        ("1) 사업기간 : 착수일로부터 24개월", "Ⅰ. 사업 개요 > 1. 추진 배경 > 가. 목적 > 1)"),  # a labelled item
         ("나. 이 사업은 지역 문화 사업을 활성화하기 위하여 정보제공 기반을 마련한다.",
          "Ⅰ. 사업 개요 > 1. 추진 배경 > 나."),  # a sentence: filed under its marker
         ("□ 추진 체계", "Ⅰ. 사업 개요 > 1. 추진 배경 > 나. > □ 추진 체계"),
@@ -98,13 +98,42 @@ def test_numbered_outline_of_an_ordinary_document():
         assert tracker.paragraph(line)[0] == path, line
 
 
+@pytest.mark.parametrize("suffix", [".hwpx", ".hwp"])
+def test_a_run_of_numbered_lines_is_a_list_not_headings(tmp_path, suffix):
+    path = ff.make_hwp_document(tmp_path / f"list{suffix}", [
+        ("p", "1. 추진 목표"),
+        ("p", "목표는 다음과 같다."),
+        ("p", "가) 제목 글꼴 굴림"),
+        ("p", "나) 본문 글꼴 바탕"),
+        ("p", "다) 범례는 출력형태와 같게"),
+        ("p", "2. 추진 일정"),
+        ("p", "일정은 3월부터다."),
+    ])
+    doc = parse_file(path)
+    assert headings(doc) == [
+        ("1. 추진 목표", "1. 추진 목표"),
+        ("목표는 다음과 같다.", "1. 추진 목표"),
+        ("가) 제목 글꼴 굴림", "1. 추진 목표 > 가)"),  # looked like a heading until 나) came
+        ("나) 본문 글꼴 바탕", "1. 추진 목표 > 나)"),
+        ("다) 범례는 출력형태와 같게", "1. 추진 목표 > 다)"),
+        ("2. 추진 일정", "2. 추진 일정"),
+        ("일정은 3월부터다.", "2. 추진 일정"),
+    ]
+    assert [b.kind for b in doc.blocks][2:5] == ["paragraph"] * 3
+    # The items share their heading's chunk.
+    assert [c.location() for c in chunks_of(doc)] == ["1. 추진 목표", "2. 추진 일정"]
+
+
 def test_heading_parts_are_short():
     tracker = HeadingTracker()
     tracker.paragraph("제12조(중도탈퇴에 대한 조치) ①공동수급체의 구성원은 다음 각호의 1에 해당하는 경우 외에는 탈퇴할 수 없다.")
     assert tracker.path == "제12조(중도탈퇴에 대한 조치) > ①"
     tracker = HeadingTracker()
-    path = tracker.outline(0, "아주 긴 개요 문단 " * 10)
-    assert path is not None and len(path) <= 40 and path.endswith("…")
+    path, is_heading = tracker.outline(0, "아주 긴 개요 문단 " * 10)
+    assert is_heading and path is not None and len(path) <= 40 and path.endswith("…")
+    # Body text written in an outline style is filed under its number, not titled by its sentence.
+    assert tracker.outline(1, "가. 입사 1년 이상 직원의 연차 휴가는 연 15일이다.", number="가.") == (
+        f"{path} > 가.", False)
 
 
 # ------------------------------------------------------------------- Hancom outline numbers

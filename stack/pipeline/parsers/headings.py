@@ -72,7 +72,12 @@ def cap(text: str, limit: int = MAX_PART) -> str:
 def title_like(text: str) -> bool:
     """A short line that reads as a title, not as a sentence."""
     text = text.strip()
-    return 0 < len(text) <= MAX_PART and "\n" not in text and not _SENTENCE_END.search(text)
+    return (
+        0 < len(text) <= MAX_PART
+        and "\n" not in text
+        and sum(ch.isalpha() for ch in text) >= 2  # "① ② ③ ④ ⑤" (answer choices) is no title
+        and not _SENTENCE_END.search(text)
+    )
 
 
 def _label(text: str) -> str:
@@ -93,6 +98,15 @@ class HeadingTracker:
 
     def __init__(self) -> None:
         self.stack: list[_Entry] = []
+        # The marker line just before, as (family, depth, taken for a heading, its path as a list item).
+        self._last_item: tuple[str, int, bool, str | None] | None = None
+        #: Set by paragraph() when the line before, taken for a heading, proves to be the first item of
+        #: a list (a sibling marker follows at once): (its path as a heading, its path as an item).
+        self.demoted: tuple[str | None, str | None] | None = None
+
+    def interrupt(self) -> None:
+        """Something other than a paragraph (a table) came between two lines."""
+        self._last_item = None
 
     @property
     def path(self) -> str | None:
@@ -124,14 +138,18 @@ class HeadingTracker:
         if part:
             self.stack.append(_Entry(family, depth, part))
 
-    def outline(self, level: int, text: str) -> str | None:
-        """An outline paragraph (개요 문단) at ``level`` (0 = top): always a heading."""
+    def outline(self, level: int, text: str, number: str = "") -> tuple[str | None, bool]:
+        """An outline paragraph (개요 문단) at ``level`` (0 = top), ``text`` starting with the
+        ``number`` Hancom draws: a heading, unless it reads as a sentence (body text written in an
+        outline style), which is filed under its number alone.  Returns (path, is it a heading)."""
         while self.stack and not (self.stack[-1].family == "outline" and self.stack[-1].depth < level):
             self.stack.pop()
         first = text.strip().split("\n", 1)[0]
+        title = first[len(number):].strip() if number and first.startswith(number) else first
+        heading = not number or (len(title) <= MAX_PART and not _SENTENCE_END.search(title))
         if first:
-            self.stack.append(_Entry("outline", level, cap(first)))
-        return self.path
+            self.stack.append(_Entry("outline", level, cap(first) if heading else number))
+        return self.path, heading
 
     def box(self, cells: list[str]) -> str | None:
         """A one-row table used as a title box: "Ⅰ | 사업개요" opens a numbered heading, "참고 | …" or
@@ -146,11 +164,22 @@ class HeadingTracker:
         if _BOX_NUMBER.match(first) and rest and title_like(rest):
             self.paragraph(f"{first.rstrip('.')}. {rest}")
             return self.path
+        if len(cells) == 1 and _MARKERS[1][1].match(first):  # one cell: "Ⅱ. 과업 세부내용"
+            path, heading = self.paragraph(first)
+            return path if heading else None
         return None
 
     # -- a body paragraph
     def paragraph(self, text: str) -> tuple[str | None, bool]:
-        """Update the open headings with a body paragraph; return (its heading path, is it a heading)."""
+        """Update the open headings with a body paragraph; return (its heading path, is it a heading).
+
+        A numbered line right after a sibling of its kind ("2." after "1.") is a list item, not a
+        heading: it is filed under its marker alone, and so is the first item, when it had been
+        taken for a heading (see ``demoted``)."""
+        previous, self._last_item, self.demoted = self._last_item, None, None
+        return self._paragraph(text, previous)
+
+    def _paragraph(self, text: str, previous: tuple[str, int, bool, str | None] | None) -> tuple[str | None, bool]:
         line = text.strip().split("\n", 1)[0].strip()
         if not line:
             return self.path, False
@@ -204,14 +233,15 @@ class HeadingTracker:
             depth = marker.rstrip(".").count(".") + 1 if family == "decimal" else 0
             if family == "roman" and not (title_like(rest) or len(rest) <= MAX_PART):
                 break  # "I. " starting an English sentence
-            label = _label(rest)
-            heading = title_like(rest) and label == rest
-            if heading:
-                part = f"{marker} {rest}"
-            elif label != rest and title_like(label):
-                part = f"{marker} {label}"  # "1) 사업기간 : 24개월" is filed under "1) 사업기간"
-            else:
-                part = None if family == "square" else marker
-            self._push_marker(family, depth, part and cap(part))
+            # "1) 사업기간 : 24개월" is a labelled item, not a title.
+            heading = title_like(rest) and _label(rest) == rest
+            if previous is not None and previous[:2] == (family, depth):
+                if previous[2]:
+                    self.demoted = (self.path, previous[3])
+                heading = False
+            item = None if family == "square" else marker
+            self._push_marker(family, depth, cap(f"{marker} {rest}") if heading else item)
+            parents = [e.part for e in self.stack[:-1]] if heading or item else [e.part for e in self.stack]
+            self._last_item = (family, depth, heading, heading_path([*parents, item] if item else parents))
             return self.path, heading
         return self.path, False

@@ -160,8 +160,7 @@ def _hangul_syllable(n: int) -> str:
 def format_number(n: int, fmt: str) -> str:
     """``n`` (1-based) written in an OWPML numFormat (DIGIT, HANGUL_SYLLABLE, CIRCLED_DIGIT, …)."""
     fmt = (fmt or "DIGIT").upper()
-    if n < 1:
-        n = 1
+    n = max(n, 1)
     if fmt == "CIRCLED_DIGIT":
         return chr(0x2460 + n - 1) if n <= 20 else str(n)
     if fmt == "ROMAN_CAPITAL":
@@ -333,8 +332,9 @@ class _Walker:
 
     # -- emitting
     def emit(self, text: str, kind: str = "paragraph") -> None:
-        if kind == "paragraph" and self._prefix:
-            text = f"{self._prefix} {clean_text(text)}" if clean_text(text) else ""
+        number = self._prefix if kind == "paragraph" else ""
+        if number:
+            text = f"{number} {clean_text(text)}" if clean_text(text) else ""
         text = clean_text(text)
         if not text:
             return
@@ -344,14 +344,29 @@ class _Walker:
             heading = self.heading
             if self.tracker is not None and self._fresh and self._tracking:
                 if self._outline is not None:
-                    heading, kind = self.tracker.outline(self._outline, text), "heading"
+                    heading, is_heading = self.tracker.outline(self._outline, text, number=clean_text(number))
+                    kind = "heading" if is_heading else kind
                 else:
                     heading, is_heading = self.tracker.paragraph(text)
                     kind = "heading" if is_heading else kind
+                    if self.tracker.demoted is not None:
+                        self._demote(*self.tracker.demoted)
             self._fresh = False
         elif kind in ("note", "caption"):
             heading = self.heading
         self.blocks.append(Block(text=text, kind=kind, section=self.section, heading=heading))  # type: ignore[arg-type]
+
+    def _demote(self, old: str | None, new: str | None) -> None:
+        """The paragraph before, taken for a heading, was the first item of a list: file it (and any
+        note after it) under its marker."""
+        for index in range(len(self.blocks) - 1, -1, -1):
+            block = self.blocks[index]
+            if block.heading != old:
+                break
+            kind = "paragraph" if block.kind == "heading" else block.kind
+            self.blocks[index] = Block(text=block.text, kind=kind, section=block.section, rows=block.rows, heading=new)
+            if block.kind == "heading":
+                break
 
     def sublist_text(self, element: ET.Element | None) -> str:
         """All text under a sub-list (cell, note, text box) flattened, one line per paragraph."""
@@ -521,6 +536,8 @@ class _Walker:
         for tr in _children(tbl, "tr"):
             rows.append([self.sublist_text(_child(tc, "subList")) for tc in _children(tr, "tc")])
         block = table_block([[clean_text(cell) for cell in row] for row in rows], section=self.section, heading=heading)
+        if self.tracker is not None and self._tracking:
+            self.tracker.interrupt()
         if block.text and self.tracker is not None and self._tracking and not caption_text and len(block.rows or ()) == 1:
             boxed = self.tracker.box(list(block.rows[0]))  # type: ignore[index]
             if boxed is not None:  # a title box ("Ⅰ | 사업개요"): a heading, not a table

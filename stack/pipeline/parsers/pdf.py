@@ -215,7 +215,7 @@ def heading_paths(blocks: list[Block]) -> list[Block]:
         if found is not None and _follows(previous, found[0]):
             after = numbered[index + 1] if index + 1 < len(blocks) else None
             if after is None or len(after[0]) != len(found[0]):  # a run of same-level lines is a list
-                number, title = found
+                number = found[0]
                 previous = number
                 while trail and len(trail[-1][0]) >= len(number):
                     trail.pop()
