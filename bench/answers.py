@@ -115,15 +115,16 @@ def main() -> None:
         "n_questions": len(sample),
         "dataset": args.dataset.rsplit("/", 1)[-1],
         "n_paragraphs": len(paragraphs),
-        "embed_model": pipeline.settings.embed_model,
+        # The collection's own model (an existing project keeps the model it was built with).
+        "embed_model": pipeline.model_name(pipeline.settings.collection) if hasattr(pipeline, "model_name")
+        else pipeline.settings.embed_model,
         "ingest_seconds": round(ingest_s, 1),
         "ask_ms_mean": round(1000 * query_s / n, 1),
         "machine": machine(),
     }
     if args.details:
         with open(args.details, "w", encoding="utf-8") as handle:
-            for row in details:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in details)
     if args.keep:
         print(f"project kept at {folder}", file=sys.stderr)
     else:

@@ -111,8 +111,11 @@ def hits_table(hits: Sequence) -> Table:
 def print_answer(answer) -> None:
     console.print(escape(answer.answer))
     console.print()
-    mode = "LLM " + (answer.model or "") if answer.mode == "llm" else "extractive (no LLM configured)"
-    console.print(f"[dim]Mode: {mode}[/]")
+    if answer.mode == "llm":  # an extractive answer's own first line already says what it is
+        console.print(f"[dim]Mode: LLM {escape(answer.model or '')}[/]")
+        invalid = getattr(answer, "invalid_citations", None)
+        if invalid:
+            console.print(f"[dim]Removed citations of sources that were not given: {', '.join(map(str, invalid))}[/]")
     if answer.sources:
         console.print("[bold]Sources[/]")
         for source in answer.sources:

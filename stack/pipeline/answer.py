@@ -82,12 +82,16 @@ def sources_from_hits(hits: Sequence[Hit]) -> list[Source]:
 #: similarity of question and sentence (when a ``similarity`` is given), and the retrieval score of
 #: the chunk the sentence comes from.  Tuned with bench/answers.py (docs/benchmarks.md).
 LEXICAL_WEIGHT = 1.0
-DENSE_WEIGHT = 0.5
+DENSE_WEIGHT = 0.8
 RANK_WEIGHT = 0.3
 #: How many of the best-scoring sentences (before the dense signal) the embedding model scores.
 DENSE_CANDIDATES = 12
-#: A second sentence joins the best one only when its score is at least this share of the best.
-SECOND_SENTENCE_RATIO = 0.9
+#: Another sentence joins the best one only when its score is at least this share of the best,
+#: and while the quoted text stays within MAX_ANSWER_CHARS.  Korean sentences are shorter and
+#: denser than English ones (a Hangul syllable carries what two or three Latin letters do), so a
+#: Korean answer may take a second sentence more readily, within a smaller budget.
+SECOND_SENTENCE_RATIO = {"ko": 0.55, "other": 0.8}
+MAX_ANSWER_CHARS = {"ko": 250, "other": 350}
 #: A best sentence shorter than this (characters) is quoted with a neighbour that completes it.
 SHORT_SENTENCE_CHARS = 20
 
@@ -132,11 +136,12 @@ def _has_predicate(lines: Sequence[str]) -> list[bool]:
     """Whether each Korean line holds a verb, adjective, copula or ending (a sentence, not a title)."""
     if not lines:
         return []
-    try:
-        from stack.pipeline.lexical import _tokens
-    except ImportError:  # pragma: no cover - the analyzer moved: treat every line as a sentence
-        return [True] * len(lines)
-    return [any(token.tag.startswith(_PREDICATE_TAGS) for token in tokens) for tokens in _tokens(list(lines))]
+    from stack.pipeline import lexical
+
+    analyse = getattr(lexical, "kiwi_tokens", None) or getattr(lexical, "_tokens", None)
+    if analyse is None:  # pragma: no cover - the analyzer moved: a Korean predicate ends in 다/요/...
+        return [bool(re.search(r"(?:다|요|음|함|됨|임|고|며|서|면)\W*$", line)) for line in lines]
+    return [any(token.tag.startswith(_PREDICATE_TAGS) for token in tokens) for tokens in analyse(list(lines))]
 
 
 def heading_flags(sentences: Sequence[str]) -> list[bool]:
@@ -211,7 +216,7 @@ def extractive_answer(
     question: str,
     hits: Sequence[Hit],
     *,
-    max_sentences: int = 2,
+    max_sentences: int = 3,
     similarity: Similarity | None = None,
 ) -> Answer:
     """The sentence of the retrieved passages that answers the question, quoted with its source.
@@ -246,9 +251,13 @@ def extractive_answer(
     ranked = sorted(candidates, key=lambda c: (-c.score, c.rank, c.index))
     best = ranked[0]
     chosen = [best]
+    length, language = len(best.text), "ko" if korean else "other"
     for other in ranked[1:max_sentences]:
-        if best.score > 0 and other.score >= SECOND_SENTENCE_RATIO * best.score:
+        if best.score <= 0 or other.score < SECOND_SENTENCE_RATIO[language] * best.score:
+            break
+        if length + len(other.text) <= MAX_ANSWER_CHARS[language]:  # short sentences may join
             chosen.append(other)
+            length += len(other.text)
     quoted_keys = {_key(c.text) for c in chosen}
 
     def with_neighbour(c: _Candidate) -> str:

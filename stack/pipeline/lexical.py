@@ -43,9 +43,10 @@ log = logging.getLogger(__name__)
 ANALYZER_VERSION = 2
 
 MORPHEME, COMPOUND, BIGRAM = "", "\x01", "\x02"
-#: BM25 of each field is multiplied by its weight (tuned with bench/keywords.py and
-#: bench/retrieval.py; see docs/benchmarks.md).
-FIELD_WEIGHTS = {MORPHEME: 1.0, COMPOUND: 0.5, BIGRAM: 0.3}
+#: BM25 of each field is multiplied by its weight; the compound and bigram weights are for a
+#: one-word query and shrink with the square of the query's word count (query_field_weights).
+#: Tuned with bench/keywords.py and bench/retrieval.py (docs/benchmarks.md).
+FIELD_WEIGHTS = {MORPHEME: 1.0, COMPOUND: 2.0, BIGRAM: 2.0}
 _LENGTH_COLUMN = {MORPHEME: "length", COMPOUND: "clength", BIGRAM: "blength"}
 
 # Content-bearing parts of speech (Sejong tags as kiwi reports them): nouns, numerals, roots,
@@ -166,6 +167,16 @@ def tokenize(text: str) -> list[str]:
     return tokenize_many([text])[0]
 
 
+def query_field_weights(query: str) -> dict[str, float]:
+    """Field weights for one query.  In a one-word keyword query the word is the whole query,
+    and how kiwi happened to split it decides what it finds: the compound and bigram fields
+    carry full weight.  In a long question each word is one piece of evidence among many
+    and exact morphemes are the more precise: those fields fade as 1 / words² (with full weight
+    they cost KorQuAD R@1 1.5 points; faded, they gain a little)."""
+    scale = 1.0 / max(1, len(query.split())) ** 2
+    return {field: weight if field == MORPHEME else weight * scale for field, weight in FIELD_WEIGHTS.items()}
+
+
 def field_of(term: str) -> str:
     return term[0] if term[:1] in (COMPOUND, BIGRAM) else MORPHEME
 
@@ -256,7 +267,7 @@ class LexicalIndex:
                 if chunk_texts is None:
                     raise LookupError("no source of chunk texts was given")
                 texts[doc_id] = list(chunk_texts(doc_id))  # a document gone from the store is dropped
-            except Exception as exc:  # the vector store unreachable, say: keep the old index, retry later
+            except Exception as exc:  # noqa: BLE001 - the store unreachable, say: keep the old index, retry later
                 log.warning(
                     "lexical index %s was written by analyzer %s and keeps no chunk texts (%s); "
                     "searching it as it is until it can be rebuilt", self.path, stored, exc,
@@ -320,10 +331,14 @@ class LexicalIndex:
     # -- queries --------------------------------------------------------------------------
     def search(self, query: str, n: int = 50) -> list[tuple[str, float]]:
         """(chunk id, score) of the best ``n`` chunks, best first."""
-        return self.score_terms(analyse_many([query], self.version)[0], n)
+        return self.score_terms(analyse_many([query], self.version)[0], n, query_field_weights(query))
 
-    def score_terms(self, terms: Sequence[str], n: int = 50) -> list[tuple[str, float]]:
-        """Sum over fields of FIELD_WEIGHTS[field] × BM25 of the field's terms (prefixed)."""
+    def score_terms(
+        self, terms: Sequence[str], n: int = 50, weights: dict[str, float] | None = None
+    ) -> list[tuple[str, float]]:
+        """Sum over fields of weights[field] (FIELD_WEIGHTS by default) × BM25 of the field's
+        terms (prefixed)."""
+        weights = weights or FIELD_WEIGHTS
         if not terms:
             return []
         query_terms = Counter(terms)
@@ -344,7 +359,7 @@ class LexicalIndex:
                 ).fetchall()
                 if not rows:
                     continue
-                weight = count * FIELD_WEIGHTS[field] * bm25_idf(n_docs, len(rows))
+                weight = count * weights[field] * bm25_idf(n_docs, len(rows))
                 for chunk_id, tf, length in rows:
                     scores[chunk_id] = scores.get(chunk_id, 0.0) + weight * bm25_term(tf, length, average[field])
         ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))

@@ -459,21 +459,23 @@ class Pipeline:
                 question, hits, api_key=s.openai_api_key.get_secret_value(), model=s.llm_model,
                 base_url=s.openai_base_url, timeout_s=s.llm_timeout_s,
             )
-        return extractive_answer(question, hits, similarity=self.sentence_similarity(question))
+        return extractive_answer(question, hits, similarity=self.sentence_similarity(question, collection=collection))
 
-    def sentence_similarity(self, question: str):
-        """Cosine similarity of the question to each sentence, by the embedding model, for choosing
-        the extractive answer's sentence; None where retrieval gives the model no say for this
-        question (an English-only model and a Korean question)."""
+    def sentence_similarity(self, question: str, *, collection: str | None = None):
+        """Cosine similarity of the question to each sentence, by the collection's embedding model,
+        for choosing the extractive answer's sentence; None where retrieval gives the model no say
+        for this question (an English-only model and a Korean question)."""
+        collection = self._collection(collection)
         s = self.settings
-        weights = default_fusion_weights(s.embed_model, s.dense_weight_korean, s.dense_weight_other)
+        weights = default_fusion_weights(self.model_name(collection), s.dense_weight_korean, s.dense_weight_other)
         if weights.for_query(question) <= 0.0:
             return None
+        embedder = self.embedder_for(collection)
 
         def similarity(text: str, sentences):
-            encode_query = getattr(self.embedder, "encode_query", None)
-            query = encode_query(text) if encode_query is not None else self.embedder.encode([text])[0]
-            return (self.embedder.encode(list(sentences)) @ query).tolist()
+            encode_query = getattr(embedder, "encode_query", None)
+            query = encode_query(text) if encode_query is not None else embedder.encode([text])[0]
+            return (embedder.encode(list(sentences)) @ query).tolist()
 
         return similarity
 

@@ -98,8 +98,8 @@ def test_one_sentence_when_one_answers():
     [
         (
             "Which city did the committee pick for the new headquarters?",
-            "The committee met in 1998. It picked Geneva as the city for the new headquarters. "
-            "Construction took four years.",
+            ("The committee met in 1998. It picked Geneva as the city for the new headquarters. "
+             "Construction took four years."),
             "The committee met in 1998. It picked Geneva as the city for the new headquarters.",
         ),
         (

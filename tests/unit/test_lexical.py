@@ -213,7 +213,7 @@ def test_concurrent_openers_rebuild_once(tmp_path):
     def open_and_search():
         try:
             LexicalIndex(path, chunk_texts=chunk_texts).search("상주시")
-        except Exception as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=open_and_search) for _ in range(4)]
