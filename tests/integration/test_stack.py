@@ -37,7 +37,9 @@ flower_port = 0
 
 [settings]
 max_upload_mb = 2
-stale_after_s = 6
+# Short, for the reaper tests, but over two heartbeats (5 s): on a busy host a live worker's
+# heartbeat may be a few seconds late, and 6 s let the reaper take it for dead (issue #15).
+stale_after_s = 12
 reap_interval_s = 2
 """
 
