@@ -6,25 +6,12 @@ The real CLI over the embedded pipeline (real parsers, real embedding model, rea
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-from typer.testing import CliRunner
 
-from ragctl.cli import app
 from tests.conftest import SAMPLES
+from tests.integration.test_cli import as_json, ragctl
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
-
-
-def ragctl(project: Path, *args: str):
-    return runner.invoke(app, ["--project", str(project), *args], catch_exceptions=False)
-
-
-def as_json(result) -> dict | list:
-    return json.loads(result.stdout)
 
 
 def test_ask_and_search_carry_the_heading_path(tmp_path):
