@@ -173,3 +173,31 @@ def test_a_parser_crash_fails_that_file_only(pipeline, monkeypatch):
     assert by_format[".docx"].status == "failed"
     assert by_format[".docx"].error["code"] == "corrupt" and "KeyError" in by_format[".docx"].error["message"]
     assert all(r.status == "done" for suffix, r in by_format.items() if suffix != ".docx")
+
+
+def test_small_files_are_embedded_together_and_a_bad_one_fails_alone(pipeline, tmp_path, monkeypatch):
+    """A folder of one-paragraph files fills embedding batches across files (issue #9)."""
+    texts = ["봉화댐 수위는 매일 오전 9시에 점검한다.", "The quarterly audit closes on the last Friday.",
+             "법인등기부 등본은 총무팀이 보관한다."]
+    files = []
+    for i, text in enumerate(texts):
+        files.append(tmp_path / f"note{i}.txt")
+        files[-1].write_text(text, encoding="utf-8")
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    embedder = pipeline.embedder
+    real_encode, batches = embedder.encode, []
+
+    def counting_encode(batch, **kwargs):
+        batches.append(len(batch))
+        return real_encode(batch, **kwargs)
+
+    monkeypatch.setattr(embedder, "encode", counting_encode)
+    ended = []
+    results = pipeline.ingest_files([files[0], empty, files[1], files[2]], on_result=ended.append)
+    assert [r.status for r in results] == ["done", "failed", "done", "done"]
+    assert results[1].error["code"] == "empty_file"
+    assert batches == [3]  # three documents, one encode call
+    assert sorted(r.file_name for r in ended) == sorted(r.file_name for r in results)
+    assert pipeline.search("봉화댐", top_k=1)[0].metadata["file_name"] == "note0.txt"
+    assert pipeline.search("quarterly audit", top_k=1)[0].metadata["file_name"] == "note1.txt"
