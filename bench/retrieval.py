@@ -98,14 +98,14 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary project")
     args = parser.parse_args()
 
-    from stack.pipeline.retrieve import CANDIDATES, default_fusion_weights, fuse, gather_candidates
+    from stack.pipeline.retrieve import CANDIDATES, fuse, gather_candidates
 
     paragraphs, questions = load_squad(args.dataset, args.limit)
     pipeline, folder = temporary_pipeline()
     doc_ids, ingest_s = ingest_paragraphs(pipeline, folder, paragraphs)
 
     settings = pipeline.settings
-    weights = default_fusion_weights(settings.embed_model, settings.dense_weight_korean, settings.dense_weight_other)
+    weights = pipeline.fusion_weights(settings.collection)
     collection = settings.collection
     lexical, store = pipeline.lexical(collection), pipeline.store(collection)
     sweep_weights = [round(w * 0.1, 1) for w in range(11)] if args.sweep else []
@@ -115,7 +115,7 @@ def main() -> None:
     for question, gold in questions:
         found = gather_candidates(
             question, lexical=lexical, store=store, n=CANDIDATES, dense_weight=0.5,  # ask both signals
-            encode_query=lambda text: pipeline.embedder.encode([text])[0],
+            encode_query=pipeline.embedder.encode_query,  # as Pipeline.search does
         )
         runs = {"fused": weights.for_query(question), "bm25": 0.0, "dense": 1.0}
         runs.update({f"w={w}": w for w in sweep_weights})

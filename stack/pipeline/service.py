@@ -440,7 +440,7 @@ class Pipeline:
         if self.check_model(collection) is None:
             return []  # nothing was ever stored in this collection; never create it by searching
         s = self.settings
-        weights = default_fusion_weights(self.model_name(collection), s.dense_weight_korean, s.dense_weight_other)
+        weights = self.fusion_weights(collection)
         return hybrid_search(
             query,
             lexical=self.lexical(collection),
@@ -466,18 +466,19 @@ class Pipeline:
         for choosing the extractive answer's sentence; None where retrieval gives the model no say
         for this question (an English-only model and a Korean question)."""
         collection = self._collection(collection)
-        s = self.settings
-        weights = default_fusion_weights(self.model_name(collection), s.dense_weight_korean, s.dense_weight_other)
-        if weights.for_query(question) <= 0.0:
+        if self.fusion_weights(collection).for_query(question) <= 0.0:
             return None
         embedder = self.embedder_for(collection)
 
         def similarity(text: str, sentences):
-            encode_query = getattr(embedder, "encode_query", None)
-            query = encode_query(text) if encode_query is not None else embedder.encode([text])[0]
-            return (embedder.encode(list(sentences)) @ query).tolist()
+            return (embedder.encode(list(sentences)) @ embedder.encode_query(text)).tolist()
 
         return similarity
+
+    def fusion_weights(self, collection: str):
+        """The dense weights of a collection's model, per query language (settings override)."""
+        s = self.settings
+        return default_fusion_weights(self.model_name(collection), s.dense_weight_korean, s.dense_weight_other)
 
     # -- the catalog ----------------------------------------------------------------------
     def documents(self, *, collection: str | None = None, status: str | None = None) -> list[DocumentRecord]:
