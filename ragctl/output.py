@@ -1,51 +1,36 @@
-"""Human and machine output: rich for people, one JSON document for scripts, documented exit codes."""
+"""Human and machine output: rich for people, one JSON document for scripts, documented exit codes.
+
+Every command leaves through here: ``emit`` for a result, ``fail`` for an error (any
+:class:`ragctl.errors.RagctlError`, a pipeline error, or a message).  Text that comes from users,
+files, documents or configuration is printed as data, never as Rich markup.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_UNHEALTHY = 3
-EXIT_PREFLIGHT = 4
-EXIT_NOT_RUNNING = 5
-EXIT_NEEDS_CONFIRMATION = 6
+from ragctl.errors import (  # noqa: F401 - the exit codes are part of this module's interface
+    EXIT_ERROR,
+    EXIT_NEEDS_CONFIRMATION,
+    EXIT_NOT_RUNNING,
+    EXIT_OK,
+    EXIT_PREFLIGHT,
+    EXIT_UNHEALTHY,
+    EXIT_USAGE,
+    NeedsConfirmation,
+    RagctlError,
+)
 
 console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
 err_console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
-
-
-class RagctlError(Exception):
-    """An operation failed: what happened (``message``), the next command (``hint``), a stable
-    ``code`` for scripts and the exit code.  ``command`` and ``stderr`` are set when a CLI ran."""
-
-    code = "error"
-    exit_code = EXIT_ERROR
-
-    def __init__(self, message: str, hint: str | None = None, *, code: str | None = None,
-                 exit_code: int | None = None, command: list[str] | None = None, stderr: str = "") -> None:
-        super().__init__(message)
-        self.message, self.hint, self.command, self.stderr = message, hint, command, stderr
-        if code is not None:
-            self.code = code
-        if exit_code is not None:
-            self.exit_code = exit_code
-
-    def detail(self) -> str:
-        """The message, with the command and the tail of its stderr when there was one."""
-        text = self.message
-        if self.command:
-            text += "\n$ " + " ".join(self.command)
-        if self.stderr:
-            text += "\n" + "\n".join(self.stderr.strip().splitlines()[-15:])
-        return text
 
 
 def print_json(data: Any) -> None:
@@ -53,34 +38,45 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def fail(message: str, *, hint: str | None = None, code: str = "error", exit_code: int = EXIT_ERROR,
-         as_json: bool = False) -> NoReturn:
-    """Say what happened and why, and the next command to run; then exit."""
+def emit(data: Any, human: Callable[[], None], *, as_json: bool) -> None:
+    """A command's result: ``data`` as one JSON document, or ``human()`` for people."""
     if as_json:
-        print_json({"error": {"code": code, "message": message, "hint": hint}})
+        print_json(data)
     else:
-        err_console.print(f"[bold red]Error:[/] {message}")
-        if hint:
-            err_console.print(f"[dim]Next:[/] {hint}")
-    raise typer.Exit(exit_code)
+        human()
 
 
-def fail_error(exc: RagctlError, *, as_json: bool = False, extra: dict[str, Any] | None = None) -> NoReturn:
-    """``fail`` for a RagctlError: its code and exit code; the command and stderr when a CLI ran."""
+def _as_error(error: BaseException | str, hint: str | None, code: str | None, exit_code: int | None) -> RagctlError:
+    if isinstance(error, RagctlError):
+        return error
+    if isinstance(error, str):
+        return RagctlError(error, hint, code=code, exit_code=exit_code)
+    # A pipeline error (stack.pipeline.errors) or the client's: the same four attributes.
+    return RagctlError(getattr(error, "message", None) or str(error), getattr(error, "hint", None) or hint,
+                       code=getattr(error, "code", None) or code,
+                       exit_code=getattr(error, "exit_code", None) or exit_code)
+
+
+def fail(error: BaseException | str, *, hint: str | None = None, code: str | None = None,
+         exit_code: int | None = None, as_json: bool = False) -> NoReturn:
+    """Say what happened and why, and the next command to run; then exit with the error's code."""
+    exc = _as_error(error, hint, code, exit_code)
     if as_json:
-        ran = {"command": exc.command, "stderr": exc.stderr[-4000:]} if exc.command else {}
-        print_json({"error": {"code": exc.code, "message": exc.message, "hint": exc.hint, **ran, **(extra or {})}})
+        print_json({"error": exc.to_dict()})
         raise typer.Exit(exc.exit_code)
-    fail(exc.detail(), hint=exc.hint, code=exc.code, exit_code=exc.exit_code)
+    checks = getattr(exc, "checks", None)
+    if checks:
+        from ragctl.views import checks_table
 
-
-def fail_with(exc: Exception, *, as_json: bool = False) -> NoReturn:
-    from stack.pipeline.errors import PipelineError
-
-    if isinstance(exc, PipelineError):
-        fail(exc.message, hint=exc.hint, code=exc.code, exit_code=getattr(exc, "exit_code", EXIT_ERROR),
-             as_json=as_json)
-    fail(str(exc), as_json=as_json)
+        console.print(checks_table(checks))
+    for name, lines in (getattr(exc, "logs", None) or {}).items():
+        err_console.print(f"[bold]── last lines of {escape(name)} ──[/]")
+        for line in lines:
+            err_console.print(line, markup=False, highlight=False)
+    err_console.print(f"[bold red]Error:[/] {escape(exc.detail())}")
+    if exc.hint:
+        err_console.print(f"[dim]Next:[/] {escape(exc.hint)}")
+    raise typer.Exit(exc.exit_code)
 
 
 def confirm(question: str, *, yes: bool, as_json: bool = False) -> None:
@@ -88,12 +84,7 @@ def confirm(question: str, *, yes: bool, as_json: bool = False) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
-        fail(
-            f"{question} needs confirmation, and there is no terminal to ask on.",
-            hint="add --yes to confirm",
-            code="confirmation_needed",
-            exit_code=EXIT_NEEDS_CONFIRMATION,
-            as_json=as_json,
-        )
+        fail(NeedsConfirmation(f"{question} needs confirmation, and there is no terminal to ask on.",
+                               "add --yes to confirm"), as_json=as_json)
     if not typer.confirm(question, default=False):
         raise typer.Exit(EXIT_ERROR)

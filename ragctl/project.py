@@ -1,13 +1,142 @@
-"""Finding and creating a ragctl project: a folder holding ragctl.toml and the data it names."""
+"""A ragctl project: a folder holding ragctl.toml (and .env), read once into a ProjectConfig.
+
+This is the one place that parses ragctl.toml and .env on the control plane's side, and the one
+redactor for what they hold.  (The services read their settings through ``stack.settings``, which
+cannot import ragctl; it reads the same two files with the same rules.)
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import tomli_w
 
+from ragctl.errors import ConfigError, UsageError
+
 CONFIG_NAME = "ragctl.toml"
+ENV_NAME = ".env"
+RUNTIMES = ("embedded", "local", "docker")
+#: .env keys whose values are secrets (the API key, Flower's login, a hosted LLM's key…).
+SECRET_KEY = re.compile(r"(KEY|AUTH|SECRET|PASSWORD|TOKEN)", re.IGNORECASE)
+#: Secrets written inline in logs and configuration: "Bearer …", "api_key=…", "password: …".
+SECRET_VALUE = re.compile(r"(?i)(bearer\s+|api[_-]?key[\"'=:\s]+|password[\"'=:\s]+|token[\"'=:\s]+)"
+                          r"([A-Za-z0-9._~+/=-]{8,})")
+
+
+# -- .env ------------------------------------------------------------------------------------
+def parse_dotenv(text: str) -> dict[str, str]:
+    """``KEY=value`` lines; ``export`` prefixes, comments and blank lines are allowed, and one pair
+    of matching quotes around a value is removed (as docker compose and python-dotenv do)."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    try:
+        return parse_dotenv(path.read_text(encoding="utf-8"))
+    except OSError:
+        return {}
+
+
+def ensure_dotenv_value(root: Path, key: str, make) -> tuple[str, bool]:
+    """The value of ``key`` in the project's .env; when absent, append ``key=make()`` (the file is
+    created with mode 0600, and tightened to 0600 when we add a secret).  Returns (value, created)."""
+    path = root / ENV_NAME
+    existing = read_dotenv(path)
+    if existing.get(key):
+        return existing[key], False
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
+            handle.write("\n")
+        handle.write(f"{key}={value}\n")
+    os.chmod(path, 0o600)
+    return value, True
+
+
+# -- redaction -------------------------------------------------------------------------------
+def redact_dotenv(text: str) -> str:
+    """.env text with every secret value replaced by ``***`` (keys and other lines kept)."""
+    out = []
+    for line in text.splitlines(True):
+        key = line.split("=", 1)[0].strip().removeprefix("export ").strip()
+        ending = "\n" if line.endswith("\n") else ""
+        out.append(f"{line.split('=', 1)[0]}=***{ending}" if "=" in line and SECRET_KEY.search(key) else line)
+    return "".join(out)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """Any text (logs, reports) with the given secret values and inline credentials replaced."""
+    for secret in sorted((s for s in secrets if len(s) >= 6), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return SECRET_VALUE.sub(lambda m: m.group(1) + "***", text)
+
+
+# -- ragctl.toml -----------------------------------------------------------------------------
+@dataclass
+class ProjectConfig:
+    """ragctl.toml and .env of one project, as read once."""
+
+    root: Path
+    toml: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, root: Path) -> ProjectConfig:
+        root = Path(root)
+        path = root / CONFIG_NAME
+        data: dict[str, Any] = {}
+        if path.is_file():
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"{path} cannot be read: {exc}", f"fix {path}") from exc
+        return cls(root, data, read_dotenv(root / ENV_NAME))
+
+    @property
+    def exists(self) -> bool:
+        return (self.root / CONFIG_NAME).is_file()
+
+    def table(self, name: str) -> dict[str, Any]:
+        value = self.toml.get(name, {})
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{name}] in {self.root / CONFIG_NAME} is not a table.", f"fix {self.root / CONFIG_NAME}")
+        return value
+
+    @property
+    def runtime(self) -> str:
+        """How the project runs: "embedded" (in the CLI process, the default), "local" or "docker"."""
+        runtime = self.table("project").get("runtime", "embedded")
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"runtime = {runtime!r} in {self.root / CONFIG_NAME} is not one of "
+                              f"{', '.join(RUNTIMES)}.", f"set runtime under [project] in {self.root / CONFIG_NAME}")
+        return runtime
+
+    @property
+    def name(self) -> str:
+        """The project's name as Docker accepts it (Compose project, labels)."""
+        raw = self.table("project").get("name") or self.root.name
+        cleaned = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in str(raw).lower()).strip("-_")
+        return cleaned or "ragctl"
+
+    def secrets(self) -> list[str]:
+        values = [v for k, v in self.env.items() if SECRET_KEY.search(k) and v]
+        return values + [v.split(":", 1)[1] for v in values if ":" in v]  # user:password pairs
 
 
 def find_project_root(explicit: Path | None = None, start: Path | None = None) -> Path:
@@ -28,10 +157,20 @@ def is_project(root: Path) -> bool:
     return (root / CONFIG_NAME).is_file()
 
 
+def project_runtime(root: Path) -> str:
+    return ProjectConfig.load(root).runtime
+
+
+def project_name(root: Path) -> str:
+    return ProjectConfig.load(root).name
+
+
 def init_project(root: Path, settings: dict | None = None, *, runtime: str = "embedded",
                  stack: dict | None = None) -> Path:
     """Write ragctl.toml with the given settings and ``[stack]`` deployment values (defaults not
     given stay implicit, so upgrades apply)."""
+    if runtime not in RUNTIMES:
+        raise UsageError(f"Unknown runtime {runtime!r}.", "use --runtime embedded, local or docker")
     root.mkdir(parents=True, exist_ok=True)
     config = {"project": {"name": root.name, "runtime": runtime}, "settings": dict(settings or {})}
     if stack:
@@ -45,22 +184,9 @@ def init_project(root: Path, settings: dict | None = None, *, runtime: str = "em
     return path
 
 
-def project_runtime(root: Path) -> str:
-    """How the project runs: "embedded" (in the CLI process, the default), "local" or "docker"."""
-    path = root / CONFIG_NAME
-    if not path.is_file():
-        return "embedded"
-    import tomllib
-
-    with path.open("rb") as handle:
-        return tomllib.load(handle).get("project", {}).get("runtime", "embedded")
-
-
 def set_config_value(root: Path, table: str, key: str, value: object) -> Path:
     """Set ``key = value`` under ``[table]`` in ragctl.toml, keeping every other line (comments
     included); create the project when there is none."""
-    import re
-
     path = root / CONFIG_NAME
     if not path.is_file():
         init_project(root)
@@ -80,3 +206,8 @@ def set_config_value(root: Path, table: str, key: str, value: object) -> Path:
         text = text[:start] + body + text[end:]
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def record_runtime(root: Path, runtime: str) -> Path:
+    """Record ``runtime = "<runtime>"`` under ``[project]`` in ragctl.toml (comments kept)."""
+    return set_config_value(root, "project", "runtime", runtime)

@@ -154,3 +154,54 @@ def print_document(record, extracted: Path | None, chunks: Sequence) -> None:
     for chunk_id, text, meta in chunks:
         where = location_label(meta.get("page"), meta.get("section"), meta.get("heading"))
         console.print(f"[bold]{escape(chunk_id)}[/] [dim]{escape(where)}[/]\n{escape(text)}\n")
+
+
+_CHECK_MARKS = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+
+
+def checks_table(checks: Sequence, *, causes: bool = False) -> Table:
+    """Checks (pre-flight, health, doctor) as a table: verdict, evidence, and what to do."""
+    table = Table(box=None, pad_edge=False)
+    for column in ("check", "", "detail", *(["cause"] if causes else []), "next"):
+        table.add_column(column)
+    for check in checks:
+        row = [escape(check.name), _CHECK_MARKS.get(check.status, escape(check.status)), escape(check.detail)]
+        if causes:
+            row.append(escape(check.cause or ""))
+        table.add_row(*row, escape(check.hint or ""))
+    return table
+
+
+_SERVICE_STYLE = {"healthy": "green", "running": "green", "starting": "yellow", "restarting": "yellow",
+                  "stopping": "yellow", "unhealthy": "red", "exited": "red", "missing": "red", "stopped": "dim"}
+
+
+def services_table(services: Sequence, *, show_ready: bool = False) -> Table:
+    """``ps``: one row per service, with the columns its runtime reports."""
+    table = Table(box=None, pad_edge=False)
+    rows = [service.columns() for service in services]
+    columns = list(rows[0]) if rows else ["service", "state"]
+    for column in [*columns, *(["ready"] if show_ready else [])]:
+        table.add_column(column, justify="right" if column in ("pid", "port", "restarts") else "left")
+    for service, row in zip(services, rows, strict=True):
+        cells = [escape(row[column]) for column in columns]
+        style = _SERVICE_STYLE.get(service.state)
+        if style:
+            cells[columns.index("state")] = f"[{style}]{escape(service.state)}[/]"
+        if show_ready:
+            cells.append("[green]yes[/]" if service.ready else "[yellow]waiting[/]")
+        table.add_row(*cells)
+    return table
+
+
+def print_status(status, root: Path) -> None:
+    """``status`` and ``up``: the services, then where each part answers."""
+    console.print(services_table(status.services))
+    lines = [("API", status.api_url, f"(key: RAG_API_KEY in {root / '.env'})"),
+             ("Redis", getattr(status, "redis_url", None), ""),
+             ("Chroma", getattr(status, "chroma_url", None), ""),
+             ("Flower", status.flower_url, f"(login {status.flower_auth or 'see FLOWER_BASIC_AUTH in .env'})")]
+    for label, url, note in lines:
+        if url:
+            console.print(f"{label:<8} {url}   {note}".rstrip(), markup=False)
+    console.print("Logs     ragctl logs SERVICE -f", markup=False)

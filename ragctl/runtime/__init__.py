@@ -1,28 +1,50 @@
-"""Runtimes that run the stack's services: ``local`` (supervised processes on loopback) now, Docker later.
+"""Where the project's services run: ``embedded`` (nowhere: the CLI does the work), ``local``
+(supervised processes on loopback) or ``docker`` (the rendered Compose stack).
 
-Importing this package is cheap: nothing heavy (torch, chromadb, celery) is imported here.
+``runtime_for`` is the one place that turns a project (or an explicit ``--runtime``) into a
+:class:`~ragctl.runtime.base.Runtime`.  Importing this package is cheap: nothing heavy (torch,
+chromadb, celery, docker) is imported here.
 """
 
-from ragctl.runtime.local import (
-    LocalRuntime,
-    LocalRuntimeError,
-    NotRunningError,
-    PreflightError,
-    RuntimeState,
-    RuntimeStatus,
-    ServiceState,
-    StartTimeoutError,
-    read_state,
-)
+from __future__ import annotations
 
-__all__ = [
-    "LocalRuntime",
-    "LocalRuntimeError",
-    "NotRunningError",
-    "PreflightError",
-    "RuntimeState",
-    "RuntimeStatus",
-    "ServiceState",
-    "StartTimeoutError",
-    "read_state",
-]
+from pathlib import Path
+
+from ragctl.errors import UsageError
+from ragctl.project import RUNTIMES, ProjectConfig
+from ragctl.runtime.base import Runtime
+
+STACK_RUNTIMES = ("local", "docker")
+
+
+def runtime_for(root: Path, kind: str | None = None, *, config: ProjectConfig | None = None,
+                starting: bool = False) -> Runtime:
+    """The runtime of the project at ``root``: ``kind`` when given, else the one ragctl.toml records.
+
+    A local stack that runs is always the answer for an embedded project (writing around it would
+    split the project's data); ``starting`` (``ragctl up``) turns an embedded project into a local one.
+    """
+    config = config or ProjectConfig.load(root)
+    if kind is not None and kind not in (STACK_RUNTIMES if starting else RUNTIMES):
+        choices = STACK_RUNTIMES if starting else RUNTIMES
+        raise UsageError(f"Unknown runtime {kind!r}.", f"use --runtime {'|'.join(choices)}")
+    kind = kind or config.runtime
+    if kind == "embedded":
+        from ragctl.runtime.local import read_state
+
+        if starting or read_state(Path(root)) is not None:
+            kind = "local"
+    if kind == "local":
+        from ragctl.runtime.local import LocalRuntime
+
+        return LocalRuntime(root, config)
+    if kind == "docker":
+        from ragctl.runtime.docker import DockerRuntime
+
+        return DockerRuntime(root, config)
+    from ragctl.runtime.embedded import EmbeddedRuntime
+
+    return EmbeddedRuntime(root, config)
+
+
+__all__ = ["STACK_RUNTIMES", "Runtime", "runtime_for"]

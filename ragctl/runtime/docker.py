@@ -8,25 +8,27 @@ network without this project's label.
 
 from __future__ import annotations
 
+import io
 import re
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from ragctl.checks import Check, disk_check, memory_check
 from ragctl.deploy import (
     LABEL_KEY,
     DeployConfig,
     load_deploy_config,
     profiles_for,
-    project_name,
     write_rendered,
 )
-from ragctl.engine import DockerError, compose, compose_argv, engine
-from ragctl.output import EXIT_NOT_RUNNING, EXIT_PREFLIGHT, EXIT_UNHEALTHY
+from ragctl.engine import compose, compose_argv, engine
+from ragctl.errors import DockerError, NotRunning, PreflightFailed, RagctlError, StartTimeout, UsageError
+from ragctl.project import ProjectConfig, read_dotenv, set_config_value
+from ragctl.runtime.base import Runtime, parse_last_json
 
 if TYPE_CHECKING:
     import docker
@@ -35,44 +37,6 @@ if TYPE_CHECKING:
 SERVICE_LABEL = "com.docker.compose.service"
 FIXED_NAMES = {"redis": "rag-redis", "chroma": "rag-chroma", "beat": "rag-beat", "flower": "rag-flower",
                "nginx": "rag-nginx"}
-MIN_DISK_FREE = 2 << 30
-WARN_DISK_FREE = 10 << 30
-
-
-class PreflightFailed(DockerError):
-    exit_code = EXIT_PREFLIGHT
-    code = "preflight_failed"
-
-    def __init__(self, checks: list[Check]) -> None:
-        failed = [c for c in checks if c.status == "fail"]
-        super().__init__("Pre-flight failed: " + "; ".join(f"{c.name}: {c.detail}" for c in failed),
-                         hint=failed[0].hint if failed else None)
-        self.checks = checks
-
-
-class StartTimeout(DockerError):
-    exit_code = EXIT_UNHEALTHY
-    code = "start_timeout"
-
-    def __init__(self, message: str, *, hint: str, failing: list[str], logs: dict[str, list[str]]) -> None:
-        super().__init__(message, hint=hint)
-        self.failing, self.logs = failing, logs
-
-
-class NotRunning(DockerError):
-    exit_code = EXIT_NOT_RUNNING
-    code = "not_running"
-
-
-@dataclass
-class Check:
-    name: str
-    status: str  # ok | warn | fail
-    detail: str
-    hint: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -134,6 +98,25 @@ class ServiceStatus:
             return "starting"
         return "healthy" if health == {"healthy"} else "running"
 
+    @property
+    def name(self) -> str:
+        return self.service
+
+    def label(self) -> str:
+        return ", ".join(c.name for c in self.containers) or self.service
+
+    def columns(self) -> dict[str, str]:
+        ports = sorted({p for c in self.containers for p in c.ports})
+        return {"service": self.service, "state": self.state, "replicas": f"{self.running}/{self.wanted}",
+                "containers": ", ".join(c.name for c in self.containers) or "-", "ports": ", ".join(ports) or "-"}
+
+    def ps_row(self) -> dict[str, Any]:
+        return self.to_dict()
+
+    def summary(self) -> str:
+        exits = [f"{c.name} exited {c.exit_code}" for c in self.containers if c.exit_code is not None]
+        return f"{self.state}, {self.running}/{self.wanted} running" + (f"; {', '.join(exits)}" if exits else "")
+
     def to_dict(self) -> dict[str, Any]:
         return {"service": self.service, "state": self.state, "replicas": self.running, "wanted": self.wanted,
                 "ready": self.ready, "containers": [asdict(c) for c in self.containers]}
@@ -173,12 +156,22 @@ def _url_host(host_ip: str) -> str:
     return "127.0.0.1" if host_ip in ("", "0.0.0.0", "::") else host_ip
 
 
-class DockerRuntime:
-    def __init__(self, project_root: Path) -> None:
-        self.project_root = project_root
-        self.config: DeployConfig = load_deploy_config(project_root)
-        self.name = project_name(project_root)
+class DockerRuntime(Runtime):
+    """The rendered Compose stack of one project on the local Docker engine."""
+
+    kind = "docker"
+    more_workers_command = "ragctl scale worker=2"
+
+    def __init__(self, project_root: Path, config: ProjectConfig | None = None) -> None:
+        super().__init__(project_root, config)
+        self.project_root = self.root
+        self.config: DeployConfig = load_deploy_config(self.root)
+        self.name = self.project_config.name
         self.profiles = profiles_for(self.config)
+
+    @property
+    def gpu_wanted(self) -> bool:
+        return self.config.gpu
 
     # -- reading state ------------------------------------------------------------------------
     def containers(self, client: docker.DockerClient | None = None) -> list[Container]:
@@ -215,14 +208,9 @@ class DockerRuntime:
                 self._published_url(containers, "api", "8000/tcp")
             status.flower_url = self._published_url(containers, "flower", "5555/tcp")
             if status.flower_url:
-                from ragctl.runtime.local import read_dotenv
-
                 status.flower_auth = read_dotenv(self.project_root / ".env").get("FLOWER_BASIC_AUTH")
         return status
 
-    def api_url(self) -> str | None:
-        """Where clients reach the stack (Nginx when it runs, else the API), read from Docker."""
-        return self.status().api_url
 
     @staticmethod
     def _published_url(containers: list[Container], service: str, port: str) -> str | None:
@@ -239,7 +227,7 @@ class DockerRuntime:
         """Everything ``up`` needs, checked before anything starts.  Raises PreflightFailed."""
         from docker.errors import ImageNotFound
 
-        from ragctl.deploy import ComposeError, compose_command
+        from ragctl.deploy import compose_command
         from ragctl.images import image_name
 
         client = engine()  # EngineUnavailable is itself a pre-flight failure (exit 4)
@@ -248,26 +236,26 @@ class DockerRuntime:
         try:
             compose_command()
             checks.append(Check("compose", "ok", "Compose v2 found"))
-        except ComposeError as exc:
-            checks.append(Check("compose", "fail", exc.message, exc.hint))
+        except DockerError as exc:
+            checks.append(Check("compose", "fail", exc.message, hint=exc.hint))
         image = image_name(self.config)
         try:
             client.images.get(image)
             checks.append(Check("image", "ok", f"{image} is on the engine"))
         except ImageNotFound:
             checks.append(Check("image", "fail", f"the image {image} is not on this engine",
-                                "ragctl build   (or ragctl bundle load FILE on a closed network)"))
+                                hint="ragctl build   (or ragctl bundle load FILE on a closed network)"))
         cpus, memory = info.get("NCPU", 0), info.get("MemTotal", 0)
         for service, wanted_cpus, wanted_memory in (("api", self.config.api_cpus, self.config.api_memory),
                                                     ("worker", self.config.worker_cpus, self.config.worker_memory)):
             if cpus and wanted_cpus > cpus:
                 checks.append(Check(f"{service} cpus", "fail",
                                     f"{service}_cpus = {wanted_cpus:g} but the engine has {cpus} CPUs",
-                                    f"set {service}_cpus = {cpus} under [stack] in ragctl.toml"))
+                                    hint=f"set {service}_cpus = {cpus} under [stack] in ragctl.toml"))
             if memory and parse_bytes(wanted_memory) > memory:
                 checks.append(Check(f"{service} memory", "fail",
                                     f"{service}_memory = {wanted_memory} but the engine has "
-                                    f"{memory / (1 << 30):.1f} GiB", f"lower {service}_memory under [stack]"))
+                                    f"{memory / (1 << 30):.1f} GiB", hint=f"lower {service}_memory under [stack]"))
         if self.config.gpu:
             runtimes = set(info.get("Runtimes") or {})
             if "nvidia" in runtimes:
@@ -276,13 +264,13 @@ class DockerRuntime:
                 checks.append(Check("gpu runtime", "fail",
                                     f"GPU is on but the engine has no nvidia runtime (runtimes: "
                                     f"{', '.join(sorted(runtimes)) or 'none'})",
-                                    "install nvidia-container-toolkit and run: nvidia-ctk runtime configure "
+                                    hint="install nvidia-container-toolkit and run: nvidia-ctk runtime configure "
                                     "--runtime=docker && systemctl restart docker   (or gpu = false)"))
         checks += self.port_checks(client)
         checks += self._name_checks(client)
         checks += self._resource_checks(info)
         if any(c.status == "fail" for c in checks):
-            raise PreflightFailed(checks)
+            raise PreflightFailed(checks=checks)
         return checks
 
     def published_ports(self) -> list[tuple[str, str, int]]:
@@ -295,7 +283,7 @@ class DockerRuntime:
         return ports
 
     def port_checks(self, client: docker.DockerClient) -> list[Check]:
-        from ragctl.runtime.local import port_free, port_holder
+        from ragctl.runtime.ports import port_free, port_holder
 
         checks = []
         others = client.containers.list(filters={"status": "running"})
@@ -310,12 +298,12 @@ class DockerRuntime:
             elif holders:
                 checks.append(Check(f"port {port}", "fail", f"{service}'s port {port} is published by the "
                                     f"container {holders[0].name}, which is not part of this project",
-                                    f"choose another port: set {service}_port under [stack] in ragctl.toml"))
+                                    hint=f"choose another port: set {service}_port under [stack] in ragctl.toml"))
             elif not port_free(port, host if host not in ("", "::") else "0.0.0.0"):
                 holder = port_holder(port)
                 checks.append(Check(f"port {port}", "fail",
                                     f"{service}'s port {port} is taken{' by ' + holder if holder else ''}",
-                                    f"stop that process, or set {service}_port under [stack] in ragctl.toml"))
+                                    hint=f"stop that process, or set {service}_port under [stack] in ragctl.toml"))
             else:
                 checks.append(Check(f"port {port}", "ok", f"free for {service}"))
         return checks
@@ -331,37 +319,28 @@ class DockerRuntime:
                 checks.append(Check(f"name {name}", "fail",
                                     f"a container named {name} exists and is not part of this project"
                                     f"{f' (it belongs to {owner})' if owner else ''}; ragctl never touches it",
-                                    f"stop that stack first (ragctl -p ITS_PROJECT down), or rename it: "
+                                    hint=f"stop that stack first (ragctl -p ITS_PROJECT down), or rename it: "
                                     f"docker rename {name} {name}-old"))
         return checks
 
     def _resource_checks(self, info: dict[str, Any]) -> list[Check]:
-        checks = []
-        for label, path in (("docker disk", Path(info.get("DockerRootDir") or "/var/lib/docker")),
-                            ("project disk", self.project_root)):
-            probe = path if path.exists() else Path("/")
-            free = shutil.disk_usage(probe).free
-            status = "fail" if free < MIN_DISK_FREE else "warn" if free < WARN_DISK_FREE else "ok"
-            checks.append(Check(label, status, f"{free / (1 << 30):.1f} GiB free on {probe}",
-                                "free some space (docker image prune removes unused images)" if status != "ok"
-                                else None))
-        try:
-            meminfo = Path("/proc/meminfo").read_text()
-            available = int(re.search(r"MemAvailable:\s+(\d+)", meminfo).group(1)) * 1024
-        except (OSError, AttributeError):
-            available = None
-        if available is not None:
-            status = "warn" if available < (2 << 30) else "ok"
-            checks.append(Check("memory", status, f"{available / (1 << 30):.1f} GiB available",
-                                "stop other work or lower worker replicas" if status == "warn" else None))
-        return checks
+        return [disk_check("docker disk", Path(info.get("DockerRootDir") or "/var/lib/docker")),
+                disk_check("project disk", self.project_root), *memory_check()]
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def up(self, services: list[str] | None = None, *, wait_s: float = 300,
+    def up(self, *, services: list[str] | None = None, workers: int | None = None, flower: bool = False,
+           wait_s: float | None = None,
            progress: Callable[[list[ServiceStatus]], None] | None = None) -> list[ServiceStatus]:
         """Render, pre-flight, ``compose up -d``, then wait until every wanted service is ready.
 
         On timeout the containers are kept for inspection (StartTimeout carries their last log lines)."""
+        if flower:
+            raise UsageError("--flower is for the local runtime; a Compose stack runs Flower when [stack] says so.",
+                             "set flower = true under [stack] in ragctl.toml, then ragctl up")
+        if workers is not None:
+            set_config_value(self.project_root, "stack", "workers", workers)
+            self.config = load_deploy_config(self.project_root)
+        wait_s = 300 if wait_s is None else wait_s
         write_rendered(self.project_root)
         self.preflight()
         args = ["up", "-d", "--remove-orphans", *(services or [])]
@@ -437,7 +416,6 @@ class DockerRuntime:
               progress: Callable[[list[ServiceStatus]], None] | None = None) -> list[ServiceStatus]:
         """Set worker and/or API replicas live: recorded in ragctl.toml, re-rendered, applied without
         recreating running containers; Nginx re-reads the API replicas."""
-        from ragctl.project import set_config_value
 
         keys = {"worker": "workers", "api": "api_replicas"}
         unknown = set(replicas) - set(keys)
@@ -511,3 +489,124 @@ class DockerRuntime:
         return sorted(payload) if isinstance(payload, dict) else sorted(
             name for item in payload for name in item)
 
+
+    # -- the services' own view ----------------------------------------------------------------
+    def _probe_service(self) -> str:
+        """Where probes run: a worker (it has the GPU, the queue and the stores), else the API."""
+        running = {s.service for s in self.services() if s.running}
+        return "worker" if "worker" in running else "api"
+
+    def run_module(self, module: str, args: list[str], *, timeout_s: float = 120) -> dict[str, Any]:
+        where = self._probe_service()
+        code, output = self.exec(where, ["python", "-m", module, *args], timeout_s=timeout_s)
+        return parse_last_json(module, code, output, where=where)
+
+    def probe(self) -> dict[str, Any]:
+        where = self._probe_service()
+        try:
+            report = self.run_module("stack.probe", [] if where == "worker" else ["--no-gpu"])
+        except RagctlError as exc:
+            return {"error": exc.message}
+        report["probed_in"] = where
+        return report
+
+    # -- checks -------------------------------------------------------------------------------
+    def service_checks(self) -> list[Check]:
+        from ragctl.runtime.docker_checks import service_checks
+
+        return service_checks(self)
+
+    def environment_checks(self, *, running: bool) -> list[Check]:
+        from ragctl.runtime.docker_checks import environment_checks
+
+        return environment_checks(self, running=running)
+
+    def diagnose_redis(self, probe: dict[str, Any]) -> tuple[str, str, tuple[str, str] | None]:
+        from ragctl.runtime.docker_checks import diagnose_redis
+
+        return diagnose_redis(self, probe)
+
+    # -- backup and restore -------------------------------------------------------------------
+    def store_members(self, redis_dump: str | None) -> Iterator[tuple[str, IO[bytes], int]]:
+        yield from self._container_files("chroma", "/chroma", "chroma")
+        if redis_dump:
+            yield from self._container_files("redis", redis_dump, "redis")
+
+    def _container_files(self, service: str, path: str, prefix: str) -> Iterator[tuple[str, IO[bytes], int]]:
+        import tarfile
+
+        container = next((c for c in self.containers(engine(timeout_s=600))
+                          if c.labels.get(SERVICE_LABEL) == service), None)
+        if container is None:
+            raise NotRunning(f"No {service} container in {self.name}.", "ragctl up")
+        stream, _ = container.get_archive(path)
+        with tarfile.open(fileobj=_ChunkReader(stream), mode="r|") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                relative = member.name.split("/", 1)[1] if "/" in member.name else member.name
+                yield f"{prefix}/{relative}", tar.extractfile(member), member.size
+
+    def stop_for_restore(self) -> bool:
+        was_running = self.running
+        write_rendered(self.project_root)
+        self.preflight()  # image, names, ports, limits: refused before anything is removed
+        self.down(volumes=True)
+        return was_running
+
+    def restore_stores(self, archive: Path) -> None:
+        """Create (not start) redis and chroma with their fresh volumes, and copy the files in."""
+        import io
+        import tarfile
+
+        from ragctl.runtime.base import redis_restore_files
+
+        compose(self.project_root, ["up", "--no-start", "redis", "chroma"], profiles=self.profiles, timeout_s=300)
+        targets = {"chroma": "/chroma", "redis": "/data"}
+        containers = {c.labels.get(SERVICE_LABEL): c for c in self.containers(engine(timeout_s=600))}
+        for tree, mount in targets.items():
+            buffer, folders = io.BytesIO(), set()
+            with tarfile.open(archive, mode="r:gz") as source, tarfile.open(fileobj=buffer, mode="w") as out:
+                for member in source:
+                    if not (member.isfile() and member.name.startswith(tree + "/")):
+                        continue
+                    relative = member.name.split("/", 1)[1]
+                    contents = {relative: source.extractfile(member).read()}
+                    if tree == "redis" and relative == "dump.rdb":
+                        contents = redis_restore_files(contents[relative])
+                    for name, content in contents.items():
+                        for parent in reversed(Path(name).parents[:-1]):  # tar extractors differ on missing parents
+                            if parent.as_posix() not in folders:
+                                folders.add(parent.as_posix())
+                                folder = tarfile.TarInfo(parent.as_posix())
+                                folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+                                out.addfile(folder)
+                        info = tarfile.TarInfo(name)
+                        info.size, info.mode, info.mtime = len(content), 0o644, member.mtime
+                        out.addfile(info, io.BytesIO(content))
+            if buffer.tell():
+                containers[tree].put_archive(mount, buffer.getvalue())
+
+    def start_after_restore(self, was_running: bool) -> bool:
+        self.up(wait_s=600)  # the volumes were recreated: the stack starts whatever it was before
+        return True
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file over docker-py's stream of byte chunks (``get_archive``)."""
+
+    def __init__(self, chunks) -> None:
+        self.chunks, self.pending = iter(chunks), b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self.pending:
+            try:
+                self.pending = next(self.chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self.pending))
+        buffer[:n], self.pending = self.pending[:n], self.pending[n:]
+        return n

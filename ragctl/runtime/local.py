@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -29,6 +28,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ragctl.errors import NotRunning, PreflightFailed, RagctlError, StartTimeout, UsageError
+from ragctl.project import ProjectConfig, ensure_dotenv_value, read_dotenv
+from ragctl.runtime.base import Runtime
+from ragctl.runtime.ports import pick_free_port, port_free, port_holder
+from ragctl.runtime.processes import is_our_process, pid_alive
 
 RUN_DIR = "run"
 LOGS_DIR = "logs"
@@ -46,44 +51,6 @@ DEFAULT_WORKER_APP = "stack.worker.app"
 STOP_GRACE_S = 15.0
 
 
-# -- errors -----------------------------------------------------------------------------------
-class LocalRuntimeError(Exception):
-    """Something the user can act on: what happened, and the next command to run."""
-
-    exit_code = 1
-    code = "runtime_error"
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-
-class PreflightError(LocalRuntimeError):
-    """A check before starting anything failed (a port is taken, redis-server is missing...)."""
-
-    exit_code = 4
-    code = "preflight_failed"
-
-
-class NotRunningError(LocalRuntimeError):
-    exit_code = 5
-    code = "not_running"
-
-
-class StartTimeoutError(LocalRuntimeError):
-    """``up`` gave up waiting; the processes are left running for inspection."""
-
-    exit_code = 3
-    code = "unhealthy"
-
-    def __init__(self, message: str, *, hint: str | None = None,
-                 failing: list[str] | None = None, logs: dict[str, list[str]] | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.failing = failing or []
-        self.logs = logs or {}
-
-
 # -- data -------------------------------------------------------------------------------------
 @dataclass
 class ServiceState:
@@ -98,6 +65,20 @@ class ServiceState:
     exit_code: int | None = None
     #: Filled by ``up`` while it waits: the service answers its health probe.
     ready: bool | None = None
+
+    def summary(self) -> str:
+        return f"{self.state}, pid {self.pid}, {self.restarts} restarts"
+
+    def label(self) -> str:
+        return f"{self.name} (pid {self.pid})"
+
+    def columns(self) -> dict[str, str]:
+        return {"service": self.name, "state": self.state, "pid": str(self.pid or "-"),
+                "port": str(self.port or "-"), "restarts": str(self.restarts)}
+
+    def ps_row(self) -> dict[str, Any]:
+        return {"service": self.name, "state": self.state, "pid": self.pid, "port": self.port,
+                "restarts": self.restarts}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,52 +137,6 @@ class RuntimeStatus:
             "flower_auth": self.flower_auth,
             "services": [s.to_dict() for s in self.services],
         }
-
-
-# -- /proc helpers (also used by the supervisor) ---------------------------------------------
-def pid_alive(pid: int | None) -> bool:
-    if not pid or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, but not ours: verification below will refuse it
-    # A zombie is not alive for our purposes.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def proc_cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return ""
-
-
-def proc_start_ticks(pid: int) -> int | None:
-    """The process start time (clock ticks since boot): tells a pid from a later reuse of it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return int(stat.rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def is_our_process(pid: int | None, markers: list[str], start_ticks: int | None = None) -> bool:
-    """True only for a live pid whose command line holds one of ``markers`` and, when known, whose
-    start time is the one recorded when we started it."""
-    if not pid_alive(pid):
-        return False
-    assert pid is not None
-    cmdline = proc_cmdline(pid)
-    if not cmdline or not any(marker in cmdline for marker in markers):
-        return False
-    return start_ticks is None or proc_start_ticks(pid) == start_ticks
 
 
 def _supervisor_markers(project_root: Path) -> list[str]:
@@ -263,133 +198,18 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-# -- .env ------------------------------------------------------------------------------------
-def read_dotenv(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return values
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
-
-
-def ensure_dotenv_value(project_root: Path, key: str, make: Callable[[], str]) -> tuple[str, bool]:
-    """The value of ``key`` in the project's .env; when absent, append ``key=make()`` (the file is
-    created with mode 0600, and tightened to 0600 when we add a secret).  Returns (value, created)."""
-    path = project_root / ".env"
-    existing = read_dotenv(path)
-    if existing.get(key):
-        return existing[key], False
-    value = make()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "a", encoding="utf-8") as handle:
-        if path.stat().st_size and not path.read_bytes().endswith(b"\n"):
-            handle.write("\n")
-        handle.write(f"{key}={value}\n")
-    os.chmod(path, 0o600)
-    return value, True
-
-
 # -- ragctl.toml -----------------------------------------------------------------------------
 def local_config(project_root: Path) -> dict[str, Any]:
     """The ``[local]`` table of ragctl.toml with defaults filled in."""
     config: dict[str, Any] = dict(DEFAULT_PORTS)
     config.update(api_app=DEFAULT_API_APP, worker_app=DEFAULT_WORKER_APP)
-    path = project_root / "ragctl.toml"
-    if path.is_file():
-        import tomllib
-
-        try:
-            with path.open("rb") as handle:
-                table = tomllib.load(handle).get("local", {})
-        except (OSError, ValueError) as exc:
-            raise PreflightError(f"{path} is not valid TOML: {exc}", hint=f"fix {path}") from exc
-        config.update(table)
+    config.update(ProjectConfig.load(project_root).table("local"))
     for key in DEFAULT_PORTS:
         value = config[key]
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
-            raise PreflightError(f"[local] {key} = {value!r} in ragctl.toml is not a port number.",
-                                 hint=f"set [local] {key} to a number from 1 to 65535, or 0 for a free port")
+            raise PreflightFailed(f"[local] {key} = {value!r} in ragctl.toml is not a port number.",
+                                  hint=f"set [local] {key} to a number from 1 to 65535, or 0 for a free port")
     return config
-
-
-def record_runtime(project_root: Path, runtime: str = "local") -> Path:
-    """Record ``runtime = "<runtime>"`` under ``[project]`` in ragctl.toml (comments kept)."""
-    from ragctl.project import set_config_value
-
-    return set_config_value(project_root, "project", "runtime", runtime)
-
-
-# -- ports -----------------------------------------------------------------------------------
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def pick_free_port(exclude: set[int]) -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in exclude:
-            return port
-    raise PreflightError("Could not find a free loopback port.")
-
-
-def port_holder(port: int) -> str | None:
-    """Who listens on ``port``: 'pid N (command)' when it can be found, else None."""
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in lines:
-            fields = row.split()
-            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(fields[9])
-    wanted = {f"socket:[{inode}]" for inode in inodes if inode != "0"}
-    if wanted:
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fds = list((entry / "fd").iterdir())
-            except OSError:
-                continue
-            for fd in fds:
-                try:
-                    if os.readlink(fd) in wanted:
-                        pid = int(entry.name)
-                        return f"pid {pid} ({proc_cmdline(pid)[:120] or '?'})"
-                except OSError:
-                    continue
-    if shutil.which("ss"):
-        try:
-            out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=False,
-                                 timeout=3).stdout
-        except (OSError, subprocess.SubprocessError):
-            out = ""
-        match = re.search(r'users:\(\("([^"]+)",pid=(\d+)', out)
-        if match:
-            return f"pid {match.group(2)} ({match.group(1)})"
-        if out.strip():
-            return "a process of another user"
-    return "a process of another user" if inodes else None
 
 
 # -- the plan --------------------------------------------------------------------------------
@@ -426,14 +246,19 @@ def _tail(path: Path, lines: int) -> list[str]:
     return [line.decode("utf-8", errors="replace") for line in data.splitlines()[-lines:]]
 
 
-class LocalRuntime:
+class LocalRuntime(Runtime):
     """The stack of one project as supervised local processes on 127.0.0.1."""
 
-    def __init__(self, project_root: Path) -> None:
-        self.project_root = Path(project_root).expanduser().resolve()
+    kind = "local"
+    start_command = "ragctl up --runtime local"
+
+    def __init__(self, project_root: Path, config: ProjectConfig | None = None) -> None:
+        super().__init__(Path(project_root).expanduser().resolve(), config)
+        self.project_root = self.root
         self.run_dir = self.project_root / RUN_DIR
         self.logs_dir = self.project_root / LOGS_DIR
         self.data_dir = self.project_root / DATA_DIR
+        self._workers_before_restore = 2
 
     # -- queries --------------------------------------------------------------------------
     def state(self) -> RuntimeState | None:
@@ -474,10 +299,10 @@ class LocalRuntime:
     def preflight(self, workers: int = 2, flower: bool = False) -> list[ServiceSpec]:
         """Check everything that can be checked before starting, and return the plan."""
         if workers < 0:
-            raise PreflightError(f"--workers must be 0 or more, not {workers}.")
+            raise PreflightFailed(f"--workers must be 0 or more, not {workers}.")
         redis_server = shutil.which("redis-server")
         if redis_server is None:
-            raise PreflightError(
+            raise PreflightFailed(
                 "redis-server is not installed (not found on PATH); the local runtime needs it as the "
                 "Celery broker.",
                 hint="sudo apt-get install redis-server   (Debian/Ubuntu package 'redis-server'), "
@@ -486,14 +311,14 @@ class LocalRuntime:
         chroma = Path(sys.executable).parent / "chroma"
         chroma_bin = str(chroma) if chroma.exists() else shutil.which("chroma")
         if chroma_bin is None:
-            raise PreflightError("The Chroma server command 'chroma' was not found next to "
+            raise PreflightFailed("The Chroma server command 'chroma' was not found next to "
                                  f"{sys.executable} nor on PATH.",
                                  hint="pip install 'chromadb>=1.0,<2' in this environment")
         config = local_config(self.project_root)
         for key, what in (("api_app", "API"), ("worker_app", "worker")):
             module = str(config[key]).split(":", 1)[0]
             if not self._module_exists(module):
-                raise PreflightError(f"The {what} module {module} cannot be imported by {sys.executable}.",
+                raise PreflightFailed(f"The {what} module {module} cannot be imported by {sys.executable}.",
                                      hint="install ragctl with its stack extra: pip install -e '.[stack]'")
         ports = self._resolve_ports(config, flower)
 
@@ -539,9 +364,15 @@ class LocalRuntime:
                 f"http://127.0.0.1:{ports['flower_port']}"))
         return specs
 
-    def up(self, workers: int = 2, flower: bool = False, wait_s: float = 60,
+    def up(self, *, services: list[str] | None = None, workers: int | None = None, flower: bool = False,
+           wait_s: float | None = None,
            progress: Callable[[list[ServiceState]], None] | None = None) -> list[ServiceState]:
         """Start the stack (or report the running one) and wait until it answers."""
+        if services:
+            raise UsageError("Naming services is for the docker runtime; the local runtime starts them all.",
+                             "ragctl up")
+        workers = 2 if workers is None else workers
+        wait_s = 60 if wait_s is None else wait_s
         running = self.state()
         if running is not None:
             return running.services
@@ -597,7 +428,7 @@ class LocalRuntime:
         while True:
             state = self.state()
             if state is None:
-                raise StartTimeoutError(
+                raise StartTimeout(
                     "The supervisor stopped while the stack was starting.",
                     hint=f"see {self.logs_dir / 'supervisor.log'}",
                     failing=["supervisor"], logs={"supervisor": _tail(self.logs_dir / "supervisor.log", 30)})
@@ -614,7 +445,7 @@ class LocalRuntime:
             if time.monotonic() >= deadline:
                 failing = [s.name for s in state.services if not s.ready]
                 logs = {name: _tail(self.logs_dir / f"{name}.log", 20) for name in failing}
-                raise StartTimeoutError(
+                raise StartTimeout(
                     f"The stack did not become ready within {wait_s:g} s: {', '.join(failing)} "
                     "not answering.  The processes are left running for inspection.",
                     hint="ragctl logs " + failing[0] + "   (then ragctl down, or wait and run ragctl ps)",
@@ -626,7 +457,7 @@ class LocalRuntime:
         """Restart one service (``worker`` means every worker); returns their new states."""
         state = self.state()
         if state is None:
-            raise NotRunningError("The local stack is not running.", hint="ragctl up --runtime local")
+            raise NotRunning("The local stack is not running.", hint="ragctl up --runtime local")
         names = self._expand(service, [s.name for s in state.services])
         before = {s.name: s.pid for s in state.services}
         write_json_atomic(self.run_dir / CONTROL_FILE, {"restart": names, "at": time.time()})
@@ -635,17 +466,17 @@ class LocalRuntime:
         while time.monotonic() < deadline:
             current = self.state()
             if current is None:
-                raise NotRunningError("The local stack stopped during the restart.",
+                raise NotRunning("The local stack stopped during the restart.",
                                       hint="ragctl logs supervisor")
             chosen = [s for s in current.services if s.name in names]
             if all(s.pid and s.pid != before.get(s.name) and s.state == "running" for s in chosen):
                 return chosen
             time.sleep(0.3)
-        raise StartTimeoutError(f"{service} did not come back within {wait_s:g} s.",
+        raise StartTimeout(f"{service} did not come back within {wait_s:g} s.",
                                 hint=f"ragctl logs {names[0]}", failing=names,
                                 logs={n: _tail(self.logs_dir / f"{n}.log", 20) for n in names})
 
-    def down(self, volumes: bool = False, timeout_s: float = 90) -> list[ServiceState]:
+    def down(self, *, volumes: bool = False, timeout_s: float = 90) -> list[str]:
         """Stop everything this project's runtime started; with ``volumes``, also empty data/."""
         raw = load_state_file(self.project_root)
         stopped: list[ServiceState] = []
@@ -666,10 +497,10 @@ class LocalRuntime:
             service.state, service.pid = "exited", None
         if volumes:
             if self._live_services(load_state_file(self.project_root)):
-                raise LocalRuntimeError("Some services are still running; data/ was left as it is.",
+                raise RagctlError("Some services are still running; data/ was left as it is.",
                                         hint="ragctl ps, then ragctl down again")
             self.wipe_data()
-        return stopped
+        return [service.name for service in stopped]
 
     def wipe_data(self) -> None:
         """Delete the contents of data/ (the folder itself stays)."""
@@ -681,20 +512,40 @@ class LocalRuntime:
             else:
                 entry.unlink()
 
+    def recent_logs(self, lines: int) -> dict[str, str]:
+        """Every log under logs/, running or not: a stack that crashed left its reasons there."""
+        return {path.stem: "\n".join(_tail(path, lines)) for path in sorted(self.logs_dir.glob("*.log"))}
+
+    # -- backup and restore ---------------------------------------------------------------
+    def stop_for_restore(self) -> bool:
+        state = self.state()
+        if state is None:
+            return False
+        self._workers_before_restore = state.workers
+        self.down()
+        return True
+
+    def start_after_restore(self, was_running: bool) -> bool:
+        if was_running:
+            self.up(workers=self._workers_before_restore, wait_s=120)
+        return was_running
+
     # -- logs -----------------------------------------------------------------------------
     def log_path(self, service: str) -> Path:
         return self.logs_dir / f"{service}.log"
 
-    def logs(self, service: str, follow: bool = False, lines: int = 100,
+    def logs(self, service: str | None, *, follow: bool = False, lines: int = 100,
              poll_s: float = 0.25) -> Iterator[str]:
         """The last ``lines`` lines of a service's log; with ``follow``, then new lines as they come
         (until the caller stops iterating).  ``worker`` means every worker, each line prefixed."""
         known = self.service_names() or sorted(p.stem for p in self.logs_dir.glob("*.log"))
+        if service is None:
+            raise UsageError(f"Name a service: {', '.join([*known, 'supervisor'])}.", "ragctl logs api")
         names = self._expand(service, [*known, "supervisor"])
         paths = {name: self.log_path(name) for name in names}
         missing = [name for name, path in paths.items() if not path.exists()]
         if len(missing) == len(paths):
-            raise LocalRuntimeError(f"No log for {service} yet ({paths[names[0]]} does not exist).",
+            raise RagctlError(f"No log for {service} yet ({paths[names[0]]} does not exist).",
                                     hint="ragctl up --runtime local")
         prefix = len(names) > 1
         for name, path in paths.items():
@@ -742,7 +593,7 @@ class LocalRuntime:
             workers = [n for n in known if n.startswith("worker-")]
             if workers:
                 return workers
-        raise LocalRuntimeError(f"Unknown service {service!r}.",
+        raise RagctlError(f"Unknown service {service!r}.",
                                 hint="one of: " + ", ".join(dict.fromkeys([*known, "worker"])))
 
     @staticmethod
@@ -760,13 +611,13 @@ class LocalRuntime:
         seen: dict[int, str] = {}
         for key, port in fixed.items():
             if port in seen:
-                raise PreflightError(f"[local] {key} and {seen[port]} are both {port} in ragctl.toml.",
+                raise PreflightFailed(f"[local] {key} and {seen[port]} are both {port} in ragctl.toml.",
                                      hint=f"give each service its own port, e.g. [local] {key} = 0 (a free one)")
             seen[port] = key
             if not port_free(port):
                 holder = port_holder(port)
                 who = f" by {holder}" if holder else ""
-                raise PreflightError(
+                raise PreflightFailed(
                     f"Port {port} on 127.0.0.1 ({key.removesuffix('_port')}) is already taken{who}.",
                     hint=f"stop that process, or set another port in ragctl.toml: [local] {key} = "
                          f"{port + 1}   (0 picks a free one)")
@@ -808,14 +659,14 @@ class LocalRuntime:
                 break
             time.sleep(0.1)
         log = _tail(self.logs_dir / "supervisor.log", 20)
-        raise LocalRuntimeError("The supervisor did not start:\n  " + "\n  ".join(log),
+        raise RagctlError("The supervisor did not start:\n  " + "\n  ".join(log),
                                 hint=f"see {self.logs_dir / 'supervisor.log'}")
 
     def _signal_supervisor(self, state: RuntimeState, sig: int) -> None:
         raw = load_state_file(self.project_root) or {}
         if not is_our_process(state.supervisor_pid, _supervisor_markers(self.project_root),
                               raw.get("supervisor_start_ticks")):
-            raise NotRunningError("The local stack is not running.", hint="ragctl up --runtime local")
+            raise NotRunning("The local stack is not running.", hint="ragctl up --runtime local")
         os.kill(state.supervisor_pid, sig)
 
     @staticmethod

@@ -33,9 +33,9 @@ from ragctl.runtime.local import (
     RUN_DIR,
     STATE_FILE,
     STOP_GRACE_S,
-    proc_start_ticks,
     write_json_atomic,
 )
+from ragctl.runtime.processes import proc_start_ticks
 
 TICK_S = 0.2
 BACKOFF_MIN_S = 1.0

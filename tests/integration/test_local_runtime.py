@@ -35,15 +35,8 @@ FREE_PORTS = "[local]\napi_port = 0\nredis_port = 0\nchroma_port = 0\nflower_por
 
 
 def _app() -> typer.Typer:
-    """The ragctl app with the stack commands (registered here too until ragctl/cli.py does it)."""
     from ragctl.cli import app
 
-    names = {command.name or (command.callback.__name__ if command.callback else "")
-             for command in app.registered_commands}
-    if "up" not in names:
-        from ragctl.commands import stack
-
-        stack.register(app)
     return app
 
 

@@ -8,12 +8,13 @@ import os
 
 import pytest
 
-from ragctl.deploy import LABEL_KEY, ComposeError, compose_command, render_files, validate, write_rendered
+from ragctl.deploy import LABEL_KEY, compose_command, render_files, validate, write_rendered
+from ragctl.errors import DockerError
 from ragctl.project import init_project
 
 try:
     compose_command()
-except ComposeError as exc:
+except DockerError as exc:
     reason = f"Docker Compose v2 not found ({exc.hint})"
     if os.environ.get("CI") == "true":
         pytest.fail(reason + " (CI=true: the render suite must run)", allow_module_level=True)

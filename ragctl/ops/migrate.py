@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragctl.backup import BackupError
+from ragctl.ops.backup import BackupError
 
 LEDGER = "run/migrate.json"
 STEPS = ("inventory", "stop", "backup", "configure", "image", "restore", "health", "verify")
@@ -103,7 +103,7 @@ def legacy_chroma(root: Path) -> Path:
 
 
 def inventory(root: Path) -> dict[str, Any]:
-    from ragctl.backup import _catalog_documents
+    from ragctl.ops.backup import _catalog_documents
     from stack.probe import probe_chroma
     from stack.settings import load_settings
 
@@ -139,9 +139,9 @@ def plan(root: Path, containers: list[Any]) -> list[Step]:
 def migrate(root: Path, *, container_names: list[str] | None = None, wait_s: float = 600,
             say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run (or resume) the migration.  The caller has shown the plan and confirmed."""
-    from ragctl.backup import backup, read_archive, restore
     from ragctl.deploy import write_rendered
-    from ragctl.project import project_runtime, set_config_value
+    from ragctl.ops.backup import backup, read_archive, restore
+    from ragctl.project import ProjectConfig, set_config_value
 
     say = say or (lambda _text: None)
     ledger = read_ledger(root)
@@ -149,7 +149,7 @@ def migrate(root: Path, *, container_names: list[str] | None = None, wait_s: flo
         raise MigrationError("This project's migration was finalized.", "ragctl status")
     if ledger.get("state") in (None, "rolled_back"):
         ledger = {"state": "in_progress", "started": time.time(), "done": [],
-                  "previous_runtime": project_runtime(root)}
+                  "previous_runtime": ProjectConfig.load(root).runtime}
     done: list[str] = ledger["done"]
     if "legacy" not in ledger:
         ledger["legacy"] = [c.name for c in find_legacy_containers(root, container_names)]
@@ -187,7 +187,8 @@ def migrate(root: Path, *, container_names: list[str] | None = None, wait_s: flo
         write_rendered(root)
         finish("configure")
     if "image" not in done:
-        from ragctl.runtime.docker import DockerRuntime, PreflightFailed
+        from ragctl.errors import PreflightFailed
+        from ragctl.runtime.docker import DockerRuntime
 
         try:
             DockerRuntime(root).preflight()
@@ -205,7 +206,7 @@ def migrate(root: Path, *, container_names: list[str] | None = None, wait_s: flo
                                  "ragctl migrate --rollback")
         finish("restore")
     if "health" not in done:
-        from ragctl.health import collect
+        from ragctl.ops.health import collect
 
         say("health")
         report = collect(root)
@@ -215,9 +216,9 @@ def migrate(root: Path, *, container_names: list[str] | None = None, wait_s: flo
                                  "ragctl doctor   (then ragctl migrate --yes to resume, or --rollback)")
         finish("health")
     if "verify" not in done:
-        from ragctl.backup import Site
+        from ragctl.runtime import runtime_for
 
-        after = Site(root).vector_counts()
+        after = runtime_for(root).vector_counts()
         before = ledger["before"]["vectors"]
         if after != before:
             raise MigrationError(f"Vector counts differ: before {before}, after {after}.", "ragctl migrate --rollback")
@@ -255,8 +256,8 @@ def finalize(root: Path) -> dict[str, Any]:
 
 def rollback(root: Path, *, say: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Back to the old layout: the stack and its volumes removed, data/ restored, legacy started."""
-    from ragctl.backup import restore
     from ragctl.engine import engine
+    from ragctl.ops.backup import restore
     from ragctl.project import set_config_value
 
     say = say or (lambda _text: None)

@@ -34,12 +34,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from ragctl import __version__
-from ragctl.output import RagctlError
+from ragctl.errors import NotRunning, RagctlError
+from ragctl.runtime import Runtime, runtime_for
 
 MANIFEST = "manifest.json"
 FORMAT = 1
 HOST_TREES = ("data", "extracted_results")
-LOCAL_ONLY = ("chroma", "redis")
+STORE_TREES = ("chroma", "redis")  # in data/ for embedded and local projects; the runtime copies them
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")  # under data/ for the local runtime and embedded mode; separate trees here
 
 
@@ -88,130 +89,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-# -- where a runtime keeps things ------------------------------------------------------------
-class Site:
-    """One runtime's places: its Chroma and Redis files, and how to quiesce it."""
-
-    def __init__(self, root: Path) -> None:
-        from ragctl.project import project_runtime
-
-        self.root = root
-        self.runtime = project_runtime(root)
-        self.running = False
-        if self.runtime == "docker":
-            from ragctl.runtime.docker import DockerRuntime
-
-            self.docker = DockerRuntime(root)
-            self.running = self.docker.status().running
-        elif self.runtime == "local":
-            from ragctl.runtime.local import LocalRuntime
-
-            self.local = LocalRuntime(root)
-            self.running = self.local.status().running
-
-    def settings(self):
-        if self.runtime == "local":
-            return self.local.client_settings()
-        from stack.settings import load_settings
-
-        return load_settings(self.root)
-
-    def maintenance(self, action: str) -> dict[str, Any]:
-        """pause | resume | bgsave, run where the services are."""
-        if self.runtime == "docker":
-            services = {s.service for s in self.docker.services() if s.running}
-            where = "worker" if "worker" in services else "api"
-            code, output = self.docker.exec(where, ["python", "-m", "stack.maintenance", action], timeout_s=900)
-            try:
-                return json.loads(output.strip().splitlines()[-1])
-            except (json.JSONDecodeError, IndexError):
-                raise BackupError(f"stack.maintenance {action} failed in {where} (exit {code}): {output[-800:]}",
-                                  f"ragctl logs {where}") from None
-        from stack import maintenance
-
-        return getattr(maintenance, action)(self.settings())
-
-    def vector_counts(self) -> dict[str, int]:
-        if self.runtime == "docker":
-            from ragctl.health import RunningStack
-
-            report = RunningStack(self.root).probe()
-            chroma = report.get("chroma", {})
-            if not chroma.get("ok"):
-                raise BackupError(f"Chroma did not answer: {chroma.get('error') or report.get('error')}",
-                                  "ragctl health")
-            return {name: c["count"] for name, c in chroma["collections"].items()}
-        from stack.probe import probe_chroma
-
-        settings = self.settings()
-        if not self.running:
-            settings = settings.model_copy(update={"chroma_url": None})
-        return {name: c["count"] for name, c in probe_chroma(settings)["collections"].items()}
-
-    # -- reading ------------------------------------------------------------------------------
-    def store_members(self, redis_dump: str | None) -> Iterator[tuple[str, IO[bytes], int]]:
-        """(arcname, reader, size) for the Chroma files and the Redis snapshot."""
-        if self.runtime == "docker":
-            yield from self._container_files("chroma", "/chroma", "chroma")
-            if redis_dump:
-                yield from self._container_files("redis", redis_dump, "redis")
-            return
-        data = self.root / "data"
-        for tree in LOCAL_ONLY:
-            base = data / tree
-            if tree == "redis" and not redis_dump:
-                continue
-            for path in sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else []:
-                if tree == "redis" and path.name != "dump.rdb":
-                    continue  # the AOF is rebuilt from the snapshot
-                with path.open("rb") as handle:
-                    yield f"{tree}/{path.relative_to(base).as_posix()}", handle, path.stat().st_size
-
-    def _container_files(self, service: str, path: str, prefix: str) -> Iterator[tuple[str, IO[bytes], int]]:
-        from ragctl.engine import engine
-        from ragctl.runtime.docker import SERVICE_LABEL
-
-        container = next((c for c in self.docker.containers(engine(timeout_s=600))
-                          if c.labels.get(SERVICE_LABEL) == service), None)
-        if container is None:
-            raise BackupError(f"No {service} container in {self.docker.name}.", "ragctl up")
-        stream, _ = container.get_archive(path)
-        reader = _ChunkReader(stream)
-        with tarfile.open(fileobj=reader, mode="r|") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                relative = member.name.split("/", 1)[1] if "/" in member.name else member.name
-                yield f"{prefix}/{relative}", tar.extractfile(member), member.size
-
-
-class _ChunkReader(io.RawIOBase):
-    def __init__(self, chunks) -> None:
-        self.chunks, self.pending = iter(chunks), b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        while not self.pending:
-            try:
-                self.pending = next(self.chunks)
-            except StopIteration:
-                return 0
-        n = min(len(buffer), len(self.pending))
-        buffer[:n], self.pending = self.pending[:n], self.pending[n:]
-        return n
-
-
 def _catalog_documents(root: Path) -> dict[str, list[str]]:
+    """Collection → document ids, read from the catalog (read-only; no catalog, no documents)."""
     path = root / "data" / "catalog.sqlite"
     if not path.is_file():
         return {}
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        rows = db.execute("SELECT collection, id FROM documents ORDER BY collection, id").fetchall()
+    from stack.pipeline.catalog import Catalog
+
     documents: dict[str, list[str]] = {}
-    for collection, document_id in rows:
-        documents.setdefault(collection, []).append(document_id)
+    for record in sorted(Catalog(path).list(), key=lambda r: (r.collection, r.id)):
+        documents.setdefault(record.collection, []).append(record.id)
     return documents
 
 
@@ -225,7 +112,7 @@ def _host_files(root: Path) -> Iterator[tuple[str, Path]]:
             continue
         for path in sorted(p for p in base.rglob("*") if p.is_file()):
             relative = path.relative_to(base)
-            if tree == "data" and relative.parts[0] in (*LOCAL_ONLY, ".incoming", "celerybeat-schedule"):
+            if tree == "data" and relative.parts[0] in (*STORE_TREES, ".incoming", "celerybeat-schedule"):
                 continue
             if relative.parts[0] == "uploads" and ".incoming" in relative.parts:
                 continue
@@ -259,14 +146,14 @@ def _consistent_copy(path: Path) -> Iterator[Path]:
 class _Holder(threading.Thread):
     """Renews the intake pause every 30 s while a backup copies (the flag lives 90 s)."""
 
-    def __init__(self, site: Site) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         super().__init__(name="intake-hold", daemon=True)
-        self.site, self.stopping = site, threading.Event()
+        self.runtime, self.stopping = runtime, threading.Event()
 
     def run(self) -> None:
         while not self.stopping.wait(30):
             with suppress(Exception):  # the next renewal tries again; the copy goes on
-                self.site.maintenance("hold")
+                self.runtime.maintenance("hold")
 
     def stop(self) -> None:
         self.stopping.set()
@@ -274,34 +161,34 @@ class _Holder(threading.Thread):
 
 
 # -- backup ----------------------------------------------------------------------------------
-def backup(root: Path, out: Path, *, progress: Callable[[str], None] | None = None) -> Manifest:
-    from ragctl.deploy import project_name
-
+def backup(root: Path, out: Path, *, progress: Callable[[str], None] | None = None,
+           runtime: Runtime | None = None) -> Manifest:
     say = progress or (lambda _text: None)
-    site = Site(root)
-    if site.runtime in ("docker", "local") and not site.running:
-        raise BackupError(f"The {site.runtime} stack of {root} is not running; a backup reads its Redis and Chroma.",
-                          f"ragctl -p {root} up", exit_code=5, code="not_running")
-    settings = site.settings()
+    runtime = runtime or runtime_for(root)
+    running = runtime.running
+    if runtime.has_services and not running:
+        raise NotRunning(f"The {runtime.kind} stack of {root} is not running; a backup reads its Redis and Chroma.",
+                         f"ragctl -p {root} up")
+    settings = runtime.client_settings()
     paused = False
     try:
-        if site.running:
+        if running:
             say("pausing intake and workers")
-            result = site.maintenance("pause")
+            result = runtime.maintenance("pause")
             if not result.get("paused"):
                 raise BackupError(f"Could not pause the stack: {result.get('error')}",
                                   "wait for the running ingests (ragctl documents list), then retry")
             paused = True
-            holder = _Holder(site)
+            holder = _Holder(runtime)
             holder.start()
             say("Redis BGSAVE")
-            dump = site.maintenance("bgsave")["path"]
+            dump = runtime.maintenance("bgsave")["path"]
         else:
             dump = None
         manifest = Manifest(format=FORMAT, ragctl_version=__version__,
-                            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), project=project_name(root),
-                            runtime=site.runtime, embed_model=settings.embed_model,
-                            documents=_catalog_documents(root), vectors=site.vector_counts())
+                            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), project=runtime.project_config.name,
+                            runtime=runtime.kind, embed_model=settings.embed_model,
+                            documents=_catalog_documents(root), vectors=runtime.vector_counts())
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(out.name + ".partial")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the archive holds .env
@@ -318,7 +205,7 @@ def backup(root: Path, out: Path, *, progress: Callable[[str], None] | None = No
                 with _consistent_copy(path) as copy, copy.open("rb") as handle:
                     add(arcname, handle, copy.stat().st_size)
             say("copying Chroma and Redis")
-            for arcname, reader, size in site.store_members(dump):
+            for arcname, reader, size in runtime.store_members(dump):
                 add(arcname, reader, size)
             body = json.dumps(manifest.to_dict(), indent=2, ensure_ascii=False).encode()
             info = tarfile.TarInfo(MANIFEST)
@@ -329,7 +216,7 @@ def backup(root: Path, out: Path, *, progress: Callable[[str], None] | None = No
     finally:
         if paused:
             holder.stop()
-            site.maintenance("resume")
+            runtime.maintenance("resume")
 
 
 # -- restore ---------------------------------------------------------------------------------
@@ -395,8 +282,13 @@ def check_compatible(root: Path, manifest: Manifest) -> list[str]:
     return []
 
 
-def restore(root: Path, path: Path, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Replace the deployment's data with the archive's, then verify.  The caller has confirmed."""
+def restore(root: Path, path: Path, *, progress: Callable[[str], None] | None = None,
+            runtime: Runtime | None = None) -> dict[str, Any]:
+    """Replace the deployment's data with the archive's, then verify.  The caller has confirmed.
+
+    The order: check the archive, stop what runs (the runtime refuses first if it could not start
+    again), replace the host folders, put the stores back, verify the files, start again, resume
+    intake, verify documents and vectors."""
     say = progress or (lambda _text: None)
     verification = read_archive(path)
     problems = verification.problems + check_compatible(root, verification.manifest)
@@ -409,21 +301,11 @@ def restore(root: Path, path: Path, *, progress: Callable[[str], None] | None = 
     with tarfile.open(path, mode="r:gz") as tar:
         for name in ("ragctl.toml", ".env"):
             if not (root / name).is_file() and f"config/{name}" in manifest.files:
-                _write(root / name, tar.extractfile(f"config/{name}"))
+                write_file(root / name, tar.extractfile(f"config/{name}"))
                 config_restored.append(name)
-    site = Site(root)
-    was_running = site.running
-    local_workers = site.local.state().workers if site.runtime == "local" and site.running else 2
-    if site.runtime == "docker":
-        from ragctl.deploy import write_rendered
-
-        write_rendered(root)
-        site.docker.preflight()  # image, names, ports, limits: refused before anything is removed
-        say("removing the stack and its volumes")
-        site.docker.down(volumes=True)
-    elif site.runtime == "local" and site.running:
-        say("stopping the local stack")
-        site.local.down()
+    runtime = runtime or runtime_for(root)
+    say(f"stopping the {runtime.kind} stack")
+    was_running = runtime.stop_for_restore()
     say("writing the host folders")
     for tree in HOST_TREES:
         shutil.rmtree(root / tree, ignore_errors=True)
@@ -436,88 +318,28 @@ def restore(root: Path, path: Path, *, progress: Callable[[str], None] | None = 
             if ".." in Path(rest).parts or Path(rest).is_absolute():
                 raise BackupError(f"Refusing the unsafe member name {member.name!r}.", code="bad_backup")
             if top in HOST_TREES:
-                _write(root / top / rest, tar.extractfile(member))
-            elif site.runtime == "docker":
-                continue  # into the volumes, below
-            elif top == "redis":
-                for relative, content in redis_restore_files(tar.extractfile(member).read()).items():
-                    _write(root / "data" / "redis" / relative, io.BytesIO(content))
-            else:
-                _write(root / "data" / top / rest, tar.extractfile(member))
-    if site.runtime == "docker":
-        say("filling the volumes")
-        _restore_volumes(site, path)
+                write_file(root / top / rest, tar.extractfile(member))
+    say("putting back the vector store and the queue")
+    runtime.restore_stores(path)
     say("verifying the files")
     problems = verify_files(root, manifest)
     if problems:
         raise BackupError("The restored files do not match the backup: " + "; ".join(problems),
                           "check the disk, then ragctl restore FILE again", code="restore_mismatch")
-    started = False
-    if site.runtime == "docker" or (site.runtime == "local" and was_running):
-        say("starting the stack")
-        if site.runtime == "docker":
-            site.docker.up(wait_s=600)
-        else:
-            site.local.up(workers=local_workers, wait_s=120)
-        started = True
-    site = Site(root)
+    say("starting the stack")
+    started = runtime.start_after_restore(was_running)
     if started:
-        site.maintenance("resume")  # the snapshot was taken with intake paused and consumers cancelled
+        runtime.maintenance("resume")  # the snapshot was taken with intake paused and consumers cancelled
     say("verifying documents and vectors")
-    problems = verify_contents(root, site, manifest)
+    problems = verify_contents(root, runtime, manifest)
     return {"manifest": manifest.to_dict(), "config_restored": config_restored, "started": started,
             "verified": not problems, "problems": problems}
 
 
-# Redis 7 with appendonly on ignores dump.rdb when no AOF exists (it starts empty): the snapshot goes
-# in as the base of a multi-part AOF, with its manifest.  The names are Redis's defaults, which the
-# rendered redis.conf and the local runtime keep.
-AOF_DIR, AOF_BASE = "appendonlydir", "appendonly.aof.1.base.rdb"
-AOF_MANIFEST = "appendonly.aof.manifest"
-
-
-def redis_restore_files(dump: bytes) -> dict[str, bytes]:
-    """Relative path under Redis's dir → content, for a snapshot Redis loads with AOF on."""
-    return {"dump.rdb": dump, f"{AOF_DIR}/{AOF_BASE}": dump,
-            f"{AOF_DIR}/{AOF_MANIFEST}": f"file {AOF_BASE} seq 1 type b\n".encode()}
-
-
-def _write(target: Path, reader: IO[bytes] | None) -> None:
+def write_file(target: Path, reader: IO[bytes] | None) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("wb") as out:
         shutil.copyfileobj(reader, out, 1 << 20)
-
-
-def _restore_volumes(site: Site, path: Path) -> None:
-    """Create (not start) redis and chroma with their fresh volumes, and copy the files in."""
-    from ragctl.engine import compose, engine
-    from ragctl.runtime.docker import SERVICE_LABEL
-
-    compose(site.root, ["up", "--no-start", "redis", "chroma"], profiles=site.docker.profiles, timeout_s=300)
-    targets = {"chroma": "/chroma", "redis": "/data"}
-    containers = {c.labels.get(SERVICE_LABEL): c for c in site.docker.containers(engine(timeout_s=600))}
-    for tree, mount in targets.items():
-        buffer, folders = io.BytesIO(), set()
-        with tarfile.open(path, mode="r:gz") as source, tarfile.open(fileobj=buffer, mode="w") as out:
-            for member in source:
-                if not (member.isfile() and member.name.startswith(tree + "/")):
-                    continue
-                relative = member.name.split("/", 1)[1]
-                contents = {relative: source.extractfile(member).read()}
-                if tree == "redis" and relative == "dump.rdb":
-                    contents = redis_restore_files(contents[relative])
-                for name, content in contents.items():
-                    for parent in reversed(Path(name).parents[:-1]):  # tar extractors differ on missing parents
-                        if parent.as_posix() not in folders:
-                            folders.add(parent.as_posix())
-                            folder = tarfile.TarInfo(parent.as_posix())
-                            folder.type, folder.mode = tarfile.DIRTYPE, 0o755
-                            out.addfile(folder)
-                    info = tarfile.TarInfo(name)
-                    info.size, info.mode, info.mtime = len(content), 0o644, member.mtime
-                    out.addfile(info, io.BytesIO(content))
-        if buffer.tell():
-            containers[tree].put_archive(mount, buffer.getvalue())
 
 
 def verify_files(root: Path, manifest: Manifest) -> list[str]:
@@ -534,13 +356,13 @@ def verify_files(root: Path, manifest: Manifest) -> list[str]:
     return problems
 
 
-def verify_contents(root: Path, site: Site, manifest: Manifest) -> list[str]:
+def verify_contents(root: Path, runtime: Runtime, manifest: Manifest) -> list[str]:
     """What the running deployment holds, against the manifest: document ids and vector counts."""
     problems = []
     if _catalog_documents(root) != manifest.documents:
         problems.append("the catalog's documents differ from the backup's")
     try:
-        counts = site.vector_counts()
+        counts = runtime.vector_counts()
     except Exception as exc:  # noqa: BLE001 - reported as a problem
         problems.append(f"could not count vectors: {exc}")
     else:

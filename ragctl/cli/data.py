@@ -1,13 +1,9 @@
-"""The ragctl command line: a thin layer over stack.pipeline.service.Pipeline (embedded mode),
-ragctl.stack_client.StackClient (a running stack: same methods, same result types),
-ragctl.runtime (the local runtime) and ragctl.deploy (the Compose files).
-
-Heavy libraries are imported inside the commands that need them, so ``ragctl --help`` stays fast.
-"""
+"""Data commands: ``init``, ``render``, ``config``, ``extract``, ``ingest``, ``search``, ``ask``,
+``documents …``, ``tasks …`` and ``reindex``.  Each is a thin layer over the embedded
+``Pipeline`` or the running stack's ``StackClient`` (``ragctl.cli.context.backend``)."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -15,143 +11,23 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ragctl import __version__
-from ragctl.output import EXIT_ERROR, confirm, console, err_console, fail, fail_with, print_json
+from ragctl.cli.context import (
+    CollectionOption,
+    JsonOption,
+    open_backend,
+    open_pipeline,
+    print_model_notice,
+    project_root,
+    stack_client,
+)
+from ragctl.output import EXIT_ERROR, confirm, console, err_console, fail, print_json
 from stack.pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
-    from stack.pipeline.service import IngestResult, Pipeline
-
-app = typer.Typer(
-    name="ragctl",
-    help="Question answering over your own documents (HWP/HWPX, PDF, DOCX, text), from one CLI.",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="rich",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-documents_app = typer.Typer(help="List, show and delete ingested documents.", no_args_is_help=True)
-app.add_typer(documents_app, name="documents")
-tasks_app = typer.Typer(help="Follow and cancel ingest tasks of a running stack.", no_args_is_help=True)
-app.add_typer(tasks_app, name="tasks")
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
-CollectionOption = Annotated[
-    str | None, typer.Option("--collection", "-c", help="Collection to use (default: the configured one).")
-]
-
-
-class State:
-    project: Path | None = None
-
-
-state = State()
-
-
-def _version(value: bool) -> None:
-    if value:
-        console.print(f"ragctl {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def root(
-    project: Annotated[
-        Path | None,
-        typer.Option("--project", "-p", help="Project folder (default: $RAGCTL_PROJECT, or the nearest "
-                     "folder upwards with ragctl.toml, or the current folder).", show_default=False),
-    ] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Show the version and exit.")] = False,
-) -> None:
-    state.project = project
-
-
-def _root() -> Path:
-    from ragctl.project import find_project_root
-
-    return find_project_root(state.project)
-
-
-def _pipeline() -> Pipeline:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # closed networks: never wait on the hub
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from pydantic import ValidationError
-
-    from stack.pipeline.service import Pipeline
-    from stack.settings import load_settings
-
-    try:
-        return Pipeline(load_settings(_root()))
-    except (ValidationError, ValueError) as exc:  # a bad value or bad TOML in ragctl.toml, or the environment
-        fail(f"The configuration is invalid: {exc}", hint="fix ragctl.toml or the RAG_* environment variables")
-
-
-def load_settings_for(root: Path):
-    from stack.settings import load_settings
-
-    return load_settings(root)
-
-
-def _backend(as_json: bool = False):
-    """("stack", StackClient) when this project's stack runs (or RAGCTL_API_URL names one),
-    else ("embedded", Pipeline).  A project set up for a stack that is down is an error (exit 5)."""
-    from ragctl.output import EXIT_NOT_RUNNING
-    from ragctl.project import project_runtime
-
-    root = _root()
-    api_url = os.environ.get("RAGCTL_API_URL")
-    if not api_url:
-        from ragctl.runtime.local import read_state
-
-        # A running stack is always used: writing around it would split the project's data.
-        state = read_state(root)
-        if state is not None and state.running:
-            api_url = state.api_url
-        elif project_runtime(root) == "docker":
-            api_url = _docker_api_url(root, as_json)
-        elif project_runtime(root) == "local":
-            fail("This project runs as a local stack (ragctl.toml: runtime = \"local\"), and it is not running.",
-                 hint="ragctl up   (or set runtime = \"embedded\" in ragctl.toml to work in-process)",
-                 code="not_running", exit_code=EXIT_NOT_RUNNING, as_json=as_json)
-    if api_url:
-        from ragctl.stack_client import StackClient
-
-        key = load_settings_for(root).api_key
-        return "stack", StackClient(api_url, key.get_secret_value() if key else None)
-    return "embedded", _pipeline()
-
-
-def _print_model_notice(backend, collection: str | None, as_json: bool) -> None:
-    """On stderr: the collection still runs on an earlier default embedding model (embedded mode;
-    the stack's doctor reports the same)."""
-    model_notice = getattr(backend, "model_notice", None)
-    notice = model_notice(collection) if model_notice and not as_json else None
-    if notice:
-        from rich.text import Text
-
-        err_console.print(Text(notice, style="yellow"))
-
-
-def _docker_api_url(root: Path, as_json: bool) -> str:
-    """Where the project's Compose stack answers (Nginx, else the API), read from Docker."""
-    from ragctl.commands.docker import fail_operation
-    from ragctl.engine import DockerError
-    from ragctl.output import EXIT_NOT_RUNNING
-    from ragctl.runtime.docker import DockerRuntime
-
-    try:
-        url = DockerRuntime(root).api_url()
-    except DockerError as exc:
-        fail_operation(exc, as_json=as_json)
-    if not url:
-        fail("This project runs on Docker (ragctl.toml: runtime = \"docker\"), and its stack is not running.",
-             hint=f"ragctl -p {root} up", code="not_running", exit_code=EXIT_NOT_RUNNING, as_json=as_json)
-    return url
+    from stack.pipeline.service import IngestResult
 
 
 # -- init ------------------------------------------------------------------------------------
-@app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Project folder to create.")] = Path("."),
     runtime: Annotated[str | None, typer.Option(help="embedded (in the CLI; the default), local (processes) or "
@@ -216,7 +92,6 @@ def init(
         console.print(f"Next: ragctl -p {root} {nxt}")
 
 
-@app.command()
 def render(
     diff: Annotated[bool, typer.Option("--diff", help="Only show what would change.")] = False,
     as_json: JsonOption = False,
@@ -226,7 +101,7 @@ def render(
 
     from ragctl.deploy import write_rendered
 
-    root = _root()
+    root = project_root()
     try:
         files = write_rendered(root, dry_run=diff)
     except ValidationError as exc:
@@ -245,19 +120,18 @@ def render(
         console.print(f"Next: ragctl -p {root} config   (validates with docker compose config)")
 
 
-@app.command("config")
 def config_check(as_json: JsonOption = False) -> None:
     """Validate the rendered stack with `docker compose config` (every profile in use)."""
-    from ragctl.deploy import ComposeError, load_deploy_config, profiles_for, validate
+    from ragctl.deploy import load_deploy_config, profiles_for, validate
+    from ragctl.errors import DockerError
 
-    root = _root()
+    root = project_root()
     if not (root / "compose.yaml").is_file():
         fail(f"No compose.yaml in {root}.", hint="ragctl render", code="not_rendered", as_json=as_json)
     try:
         model = validate(root, profiles=profiles_for(load_deploy_config(root)))
-    except ComposeError as exc:
-        fail(f"{exc.message}\n$ {' '.join(exc.command)}\n{exc.stderr}", hint=exc.hint, code="invalid_compose",
-             as_json=as_json)
+    except DockerError as exc:
+        fail(exc, as_json=as_json)
     services = sorted(model.get("services", {}))
     if as_json:
         print_json({"valid": True, "services": services, "name": model.get("name")})
@@ -266,18 +140,17 @@ def config_check(as_json: JsonOption = False) -> None:
 
 
 # -- extract ---------------------------------------------------------------------------------
-@app.command()
 def extract(
     file: Annotated[Path, typer.Argument(help="Document to read (HWP, HWPX, PDF, DOCX, TXT, MD, HTML).")],
     as_json: JsonOption = False,
 ) -> None:
     """Print the text extracted from a document (saved under extracted_results/ too)."""
     _require_file(file, as_json)
-    pipeline = _pipeline()
+    pipeline = open_pipeline()
     try:
         document = pipeline.extract(file)
     except PipelineError as exc:
-        fail_with(exc, as_json=as_json)
+        fail(exc, as_json=as_json)
     if as_json:
         print_json({"file": str(file), **document.to_dict()})
     else:
@@ -305,7 +178,6 @@ def expand_paths(paths: list[Path]) -> list[Path]:
     return files
 
 
-@app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
     collection: CollectionOption = None,
@@ -324,12 +196,12 @@ def ingest(
     files = expand_paths(paths)
     if not files:
         fail("No files to ingest in the folders given.", hint="ragctl ingest FILE …", as_json=as_json)
-    root = _root()
+    root = project_root()
     if not is_project(root):
         init_project(root)
         if not as_json:
             err_console.print(f"Created a new project in {root} (ragctl.toml).")
-    mode, backend = _backend(as_json)
+    mode, backend = open_backend()
     if mode == "stack":
         results = _ingest_through_stack(backend, files, collection=collection, replace=force, wait=wait,
                                         as_json=as_json)
@@ -337,7 +209,7 @@ def ingest(
         try:
             backend.check_model(collection or backend.settings.collection)
         except PipelineError as exc:
-            fail_with(exc, as_json=as_json)
+            fail(exc, as_json=as_json)
         if not as_json:
             err_console.print(f"Mode: [bold]embedded[/] (in-process pipeline, project {root})")
         from stack.pipeline.service import IngestItem
@@ -385,7 +257,7 @@ def _ingest_through_stack(client, files: list[Path], *, collection: str | None, 
                 entry = client.upload(file, collection=collection, replace=replace)
             except PipelineError as exc:
                 if getattr(exc, "exit_code", 1) != 1:
-                    fail_with(exc, as_json=as_json)
+                    fail(exc, as_json=as_json)
                 result.error = exc.to_dict()
                 result.seconds = round(time.perf_counter() - started, 3)
                 results[str(file)] = result
@@ -423,12 +295,11 @@ def _ingest_through_stack(client, files: list[Path], *, collection: str | None, 
             try:
                 client.wait(list(tasks), update)
             except PipelineError as exc:
-                fail_with(exc, as_json=as_json)
+                fail(exc, as_json=as_json)
     return [results[str(file)] for file in files]
 
 
 # -- search / ask ----------------------------------------------------------------------------
-@app.command()
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="How many passages.")] = None,
@@ -441,12 +312,12 @@ def search(
 
     if mode not in ("hybrid", "bm25", "dense"):
         fail(f"Unknown mode '{mode}'.", hint="use --mode hybrid, bm25 or dense", exit_code=2, as_json=as_json)
-    _, backend = _backend(as_json)
+    _, backend = open_backend()
     try:
         hits = backend.search(query, collection=collection, top_k=top_k, mode=mode)
     except PipelineError as exc:
-        fail_with(exc, as_json=as_json)
-    _print_model_notice(backend, collection, as_json)
+        fail(exc, as_json=as_json)
+    print_model_notice(backend, collection, as_json)
     if as_json:
         print_json({"query": query, "mode": mode,
                     "hits": [{"rank": i, **h.to_dict()} for i, h in enumerate(hits, start=1)]})
@@ -454,7 +325,6 @@ def search(
         console.print(hits_table(hits) if hits else "No matching passages. Ingest documents with ragctl ingest.")
 
 
-@app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in Korean or English.")],
     top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="Passages to answer from.")] = None,
@@ -464,12 +334,12 @@ def ask(
     """Answer a question from the ingested documents, citing sources as \\[n]."""
     from ragctl.views import print_answer
 
-    _, backend = _backend(as_json)
+    _, backend = open_backend()
     try:
         answer = backend.ask(question, collection=collection, top_k=top_k)
     except PipelineError as exc:
-        fail_with(exc, as_json=as_json)
-    _print_model_notice(backend, collection, as_json)
+        fail(exc, as_json=as_json)
+    print_model_notice(backend, collection, as_json)
     if as_json:
         print_json(answer.to_dict())
     else:
@@ -477,7 +347,6 @@ def ask(
 
 
 # -- documents -------------------------------------------------------------------------------
-@documents_app.command("list")
 def documents_list(
     status: Annotated[str | None, typer.Option(help="Only documents with this status.")] = None,
     collection: CollectionOption = None,
@@ -486,11 +355,11 @@ def documents_list(
     """List ingested documents."""
     from ragctl.views import documents_table
 
-    _, backend = _backend(as_json)
+    _, backend = open_backend()
     try:
         records = backend.documents(collection=collection, status=status)
     except PipelineError as exc:
-        fail_with(exc, as_json=as_json)
+        fail(exc, as_json=as_json)
     if as_json:
         print_json([
             {"id": r.id, "file_name": r.file_name, "status": r.status, "chunks": r.chunks, "progress": r.progress,
@@ -501,7 +370,6 @@ def documents_list(
         console.print(documents_table(records) if records else "No documents yet. Next: ragctl ingest FILE")
 
 
-@documents_app.command("show")
 def documents_show(
     document_id: Annotated[str, typer.Argument(help="Document id (or its first 8+ characters).")],
     chunks: Annotated[bool, typer.Option("--chunks", help="Also print every chunk.")] = False,
@@ -511,13 +379,15 @@ def documents_show(
     """Show one document: its record, timings and (with --chunks) its chunks."""
     from ragctl.views import print_document
 
-    _, backend = _backend(as_json)
+    _, backend = open_backend()
     try:
         record = backend.document(document_id, collection=collection)
         rows = backend.chunks_of(record) if chunks and record.status == "done" else []
     except PipelineError as exc:
-        fail_with(exc, as_json=as_json)
-    extracted = load_settings_for(_root()).extracted_path / f"{record.id}.txt"
+        fail(exc, as_json=as_json)
+    from stack.settings import load_settings
+
+    extracted = load_settings(project_root()).extracted_path / f"{record.id}.txt"
     if as_json:
         data = record.to_dict() | {"extracted_text": str(extracted) if extracted.exists() else None}
         if chunks:
@@ -527,7 +397,6 @@ def documents_show(
         print_document(record, extracted if extracted.exists() else None, rows)
 
 
-@documents_app.command("delete")
 def documents_delete(
     document_id: Annotated[str, typer.Argument(help="Document id (or its first 8+ characters).")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -535,71 +404,60 @@ def documents_delete(
     as_json: JsonOption = False,
 ) -> None:
     """Delete a document: its vectors, lexical entries, stored file and extracted text."""
-    _, backend = _backend(as_json)
+    _, backend = open_backend()
     try:
         record = backend.document(document_id, collection=collection)
         confirm(f"Delete {record.file_name} ({record.id[:12]}, {record.chunks} chunks)?", yes=yes, as_json=as_json)
         backend.delete_document(record.id, collection=record.collection)
     except PipelineError as exc:
-        fail_with(exc, as_json=as_json)
+        fail(exc, as_json=as_json)
     if as_json:
         print_json({"deleted": record.id, "file_name": record.file_name})
     else:
         console.print(f"Deleted {record.file_name} ({record.id[:12]}).")
 
 
-@documents_app.command("retry")
 def documents_retry(
     document_id: Annotated[str, typer.Argument(help="Document id (or its first 8+ characters).")],
     collection: CollectionOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Queue a failed or cancelled document again (stack mode)."""
-    client = _stack_only("documents retry", as_json)
+    client = stack_client("documents retry")
     try:
         entry = client.retry(document_id, collection=collection)
     except PipelineError as exc:
-        fail_with(exc, as_json=as_json)
+        fail(exc, as_json=as_json)
     if as_json:
         print_json(entry)
     else:
         console.print(f"Queued {entry['file_name']} again: task {entry['task_id']}.")
 
 
-def _stack_only(command: str, as_json: bool):
-    mode, backend = _backend(as_json)
-    if mode != "stack":
-        fail(f"{command} needs a running stack; this project works in embedded mode.",
-             hint="ragctl up --runtime local", exit_code=5, as_json=as_json)
-    return backend
-
-
 # -- tasks -----------------------------------------------------------------------------------
-@tasks_app.command("show")
 def tasks_show(task_id: Annotated[str, typer.Argument(help="Task id (from ingest --no-wait).")],
                as_json: JsonOption = False) -> None:
     """Where a task stands: status, progress, stage log, error, worker."""
     from ragctl.views import print_document
 
-    client = _stack_only("tasks show", as_json)
+    client = stack_client("tasks show")
     try:
         record = client.task(task_id)
     except PipelineError as exc:
-        fail_with(exc, as_json=as_json)
+        fail(exc, as_json=as_json)
     if as_json:
         print_json(record.to_dict())
     else:
         print_document(record, None, [])
 
 
-@tasks_app.command("cancel")
 def tasks_cancel(task_id: Annotated[str, typer.Argument(help="Task id.")], as_json: JsonOption = False) -> None:
     """Cancel a task: a queued one never starts, a running one stops at its next stage or batch."""
-    client = _stack_only("tasks cancel", as_json)
+    client = stack_client("tasks cancel")
     try:
         record = client.cancel(task_id)
     except PipelineError as exc:
-        fail_with(exc, as_json=as_json)
+        fail(exc, as_json=as_json)
     if as_json:
         print_json(record.to_dict())
     else:
@@ -607,7 +465,6 @@ def tasks_cancel(task_id: Annotated[str, typer.Argument(help="Task id.")], as_js
 
 
 # -- reindex ---------------------------------------------------------------------------------
-@app.command()
 def reindex(
     collection: CollectionOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -616,7 +473,7 @@ def reindex(
     """Re-embed every document of a collection with the configured embedding model."""
     from ragctl.views import ingest_progress, results_table
 
-    mode, pipeline = _backend(as_json)
+    mode, pipeline = open_backend()
     if mode == "stack":
         fail("reindex runs in embedded mode only for now: stop the stack first (ragctl down), reindex, then "
              "ragctl up.", hint="ragctl down && ragctl reindex && ragctl up", exit_code=2, as_json=as_json)
@@ -632,7 +489,7 @@ def reindex(
         try:
             results = pipeline.reindex(collection=name, on_document=bar.done)
         except PipelineError as exc:
-            fail_with(exc, as_json=as_json)
+            fail(exc, as_json=as_json)
     failed = [r for r in results if r.status != "done"]
     if as_json:
         print_json({"collection": name, "embed_model": pipeline.settings.embed_model,
@@ -642,21 +499,3 @@ def reindex(
                       f"{pipeline.settings.embed_model}; nothing to do.")
     if failed:
         raise typer.Exit(EXIT_ERROR)
-
-
-def _register_stack_commands() -> None:
-    from ragctl.commands import docker, ops, stack
-
-    stack.register(app)
-    docker.register(app)
-    ops.register(app)
-    ops.register_doctor(app)
-    ops.register_support(app)
-    ops.register_migrate(app)
-
-
-_register_stack_commands()
-
-
-def main() -> None:
-    app()

@@ -1,0 +1,101 @@
+"""The ragctl command line: one Typer app over the library (sqlite-utils style).
+
+Data commands (``ragctl.cli.data``) are thin layers over ``stack.pipeline.service.Pipeline``
+(embedded) or ``ragctl.client.StackClient`` (a running stack: same methods, same result types);
+stack commands (``ragctl.cli.stack``) over the project's ``Runtime``; operations
+(``ragctl.cli.ops``) over ``ragctl.ops``; images (``ragctl.cli.images``) over ``ragctl.images``.
+Every command is a module-level function registered here; any ``RagctlError`` it raises leaves
+through ``ragctl.output.fail`` (human text, or one JSON document with ``--json``).
+
+Heavy libraries are imported inside the commands that need them, so ``ragctl --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from ragctl import __version__
+from ragctl.cli import data, images, ops, stack
+from ragctl.cli.context import CURRENT, CliState
+from ragctl.errors import RagctlError
+from ragctl.output import console, fail
+
+
+class RagctlGroup(TyperGroup):
+    """Turns an error raised anywhere in a command into ragctl's one error output."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        ctx.meta.setdefault("ragctl.argv", list(args))
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: typer.Context):
+        from stack.pipeline.errors import PipelineError
+
+        try:
+            return super().invoke(ctx)
+        except (RagctlError, PipelineError) as exc:
+            fail(exc, as_json="--json" in ctx.meta.get("ragctl.argv", []))
+
+
+def _typer(**kwargs) -> typer.Typer:
+    return typer.Typer(cls=RagctlGroup, no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+                       context_settings={"help_option_names": ["-h", "--help"]}, **kwargs)
+
+
+app = _typer(name="ragctl", help="Question answering over your own documents (HWP/HWPX, PDF, DOCX, text), "
+             "from one CLI.")
+documents_app = _typer(help="List, show and delete ingested documents.")
+tasks_app = _typer(help="Follow and cancel ingest tasks of a running stack.")
+bundle_app = _typer(help="Move the stack's images to a machine with no registry.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"ragctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    project: Annotated[
+        Path | None,
+        typer.Option("--project", "-p", help="Project folder (default: $RAGCTL_PROJECT, or the nearest "
+                     "folder upwards with ragctl.toml, or the current folder).", show_default=False),
+    ] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    ctx.obj = CliState(project=project)
+    CURRENT.set(ctx.obj)
+
+
+for command in (data.init, data.render, data.extract, data.ingest, data.search, data.ask, data.reindex):
+    app.command()(command)
+app.command("config")(data.config_check)
+app.add_typer(documents_app, name="documents")
+documents_app.command("list")(data.documents_list)
+documents_app.command("show")(data.documents_show)
+documents_app.command("delete")(data.documents_delete)
+documents_app.command("retry")(data.documents_retry)
+app.add_typer(tasks_app, name="tasks")
+tasks_app.command("show")(data.tasks_show)
+tasks_app.command("cancel")(data.tasks_cancel)
+for command in (stack.up, stack.down, stack.ps, stack.status, stack.logs, stack.restart, stack.scale):
+    app.command()(command)
+for command in (ops.health, ops.doctor, ops.backup, ops.restore, ops.migrate):
+    app.command()(command)
+app.command("support-bundle")(ops.support_bundle)
+app.command()(images.build)
+app.command()(images.wheelhouse)
+app.add_typer(bundle_app, name="bundle")
+bundle_app.command("save")(images.bundle_save)
+bundle_app.command("load")(images.bundle_load)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,100 @@
+"""What every command needs: the project it acts on, its runtime, and where data commands run.
+
+The project comes from the root command's options: the root callback keeps them in Typer's context
+object and in ``CURRENT`` (a context variable), so commands are plain module-level functions with no
+import of the app that registers them, and no context parameter to thread through.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ragctl.output import err_console, fail
+
+if TYPE_CHECKING:
+    from ragctl.runtime import Runtime
+    from stack.pipeline.service import Pipeline
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
+CollectionOption = Annotated[
+    str | None, typer.Option("--collection", "-c", help="Collection to use (default: the configured one).")
+]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+@dataclass
+class CliState:
+    """The root command's options."""
+
+    project: Path | None = None
+
+
+CURRENT: ContextVar[CliState] = ContextVar("ragctl_cli_state", default=CliState())
+
+
+def project_root() -> Path:
+    from ragctl.project import find_project_root
+
+    return find_project_root(CURRENT.get().project)
+
+
+def current_runtime(kind: str | None = None, *, starting: bool = False) -> Runtime:
+    from ragctl.runtime import runtime_for
+
+    return runtime_for(project_root(), kind, starting=starting)
+
+
+def open_pipeline() -> Pipeline:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # closed networks: never wait on the hub
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from pydantic import ValidationError
+
+    from stack.pipeline.service import Pipeline
+    from stack.settings import load_settings
+
+    try:
+        return Pipeline(load_settings(project_root()))
+    except (ValidationError, ValueError) as exc:  # a bad value or bad TOML in ragctl.toml, or the environment
+        fail(f"The configuration is invalid: {exc}", hint="fix ragctl.toml or the RAG_* environment variables",
+             code="config_invalid", exit_code=2)
+
+
+def open_backend():
+    """("stack", StackClient) when this project's stack runs (or RAGCTL_API_URL names one), else
+    ("embedded", Pipeline).  A project set up for a stack that is down is an error (NotRunning, exit 5)."""
+    api_url = os.environ.get("RAGCTL_API_URL") or current_runtime().api_url()
+    if api_url:
+        from ragctl.client import StackClient
+        from stack.settings import load_settings
+
+        key = load_settings(project_root()).api_key
+        return "stack", StackClient(api_url, key.get_secret_value() if key else None)
+    return "embedded", open_pipeline()
+
+
+def stack_client(command: str):
+    """The running stack's client, for commands that only make sense there."""
+    from ragctl.errors import NotRunning
+
+    mode, client = open_backend()
+    if mode != "stack":
+        raise NotRunning(f"{command} needs a running stack; this project works in embedded mode.",
+                         "ragctl up --runtime local")
+    return client
+
+
+def print_model_notice(backend, collection: str | None, as_json: bool) -> None:
+    """On stderr: the collection still runs on an earlier default embedding model (embedded mode;
+    the stack's doctor reports the same)."""
+    model_notice = getattr(backend, "model_notice", None)
+    notice = model_notice(collection) if model_notice and not as_json else None
+    if notice:
+        from rich.text import Text
+
+        err_console.print(Text(notice, style="yellow"))

@@ -1,0 +1,238 @@
+"""Operations: ``ragctl health``, ``doctor``, ``backup``, ``restore``, ``support-bundle`` and
+``migrate``.  Thin layers over ``ragctl.ops``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ragctl.cli.context import JsonOption, YesOption, current_runtime, project_root
+from ragctl.output import EXIT_UNHEALTHY, confirm, console, emit, err_console, print_json
+from ragctl.views import checks_table
+
+
+def health(
+    deep: Annotated[bool, typer.Option("--deep", help="Also push a tiny canary document end to end, find it, "
+                                       "and remove it.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Check every part of the running stack (local or Docker).  Exit 0 healthy, 3 unhealthy."""
+    from rich.markup import escape
+
+    from ragctl.ops.health import collect
+
+    runtime = current_runtime()
+    if as_json or not console.is_terminal:
+        report = collect(runtime.root, deep=deep, runtime=runtime)
+    else:
+        with console.status("checking the stack …"):
+            report = collect(runtime.root, deep=deep, runtime=runtime)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        table = checks_table(report.checks)
+        table.title = escape(f"{report.project} ({report.runtime}, {report.api_url})")
+        console.print(table)
+        console.print("[green]healthy[/]" if report.healthy else
+                      "[red]unhealthy[/]   Next: ragctl logs SERVICE   (for the failing parts)")
+    if not report.healthy:
+        raise typer.Exit(EXIT_UNHEALTHY)
+
+
+def backup(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Archive to write (default: "
+                                             "backups/<project>-<UTC time>.tar.gz in the project).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Back up the deployment: uploads, catalog, vectors, Redis, extracted text and configuration.
+
+    A running stack is paused first (uploads get 503, workers finish their document and wait)."""
+    from ragctl.ops.backup import backup as make_backup
+
+    runtime = current_runtime()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = out or runtime.root / "backups" / f"{runtime.project_config.name}-{stamp}.tar.gz"
+    manifest = make_backup(runtime.root, target, progress=None if as_json else _say, runtime=runtime)
+    summary = {"file": str(target), "size_bytes": target.stat().st_size, "files": len(manifest.files),
+               "documents": {c: len(ids) for c, ids in manifest.documents.items()}, "vectors": manifest.vectors,
+               "embed_model": manifest.embed_model, "runtime": manifest.runtime}
+
+    def human() -> None:
+        console.print(f"Backed up {summary['files']} files to {target} ({summary['size_bytes'] / 1e6:.1f} MB).",
+                      markup=False)
+        counts = ", ".join(f"{name}: {n} documents, {summary['vectors'].get(name, 0)} vectors"
+                           for name, n in summary["documents"].items()) or "no documents"
+        console.print(f"Collections: {counts}.", markup=False)
+        console.print(f"Next, to check it: ragctl restore {target} --verify-only", markup=False)
+
+    emit(summary, human, as_json=as_json)
+
+
+def restore(
+    file: Annotated[Path, typer.Argument(help="An archive made by ragctl backup.")],
+    verify_only: Annotated[bool, typer.Option("--verify-only", help="Check checksums and compatibility; "
+                                              "change nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before replacing the data.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Restore a backup into this project (replaces its data; asks first), then verify it."""
+    from ragctl.ops.backup import check_compatible, read_archive
+    from ragctl.ops.backup import restore as do_restore
+
+    root = project_root()
+    verification = read_archive(file)
+    problems = verification.problems + check_compatible(root, verification.manifest)
+    manifest = verification.manifest
+    if verify_only or problems:
+        result = {"file": str(file), "valid": not problems, "problems": problems, "files": len(manifest.files),
+                  "documents": {c: len(ids) for c, ids in manifest.documents.items()},
+                  "vectors": manifest.vectors, "embed_model": manifest.embed_model, "created": manifest.created}
+
+        def report() -> None:
+            for problem in problems:
+                err_console.print(f"problem: {problem}", markup=False)
+            console.print(f"{'valid' if not problems else 'not restorable'}: {file} ({len(manifest.files)} files, "
+                          f"made {manifest.created} by ragctl {manifest.ragctl_version}).", markup=False)
+
+        emit(result, report, as_json=as_json)
+        if problems:
+            raise typer.Exit(1)
+        return
+    confirm(f"Replace the data of {root} with {file} (made {manifest.created})?", yes=yes, as_json=as_json)
+    result = do_restore(root, file, progress=None if as_json else _say)
+
+    def human() -> None:
+        if result["verified"]:
+            console.print(f"Restored and verified {file}: documents, vectors and checksums match.", markup=False)
+        for problem in result["problems"]:
+            err_console.print(f"problem: {problem}", markup=False)
+
+    emit({k: v for k, v in result.items() if k != "manifest"} | {"file": str(file)}, human, as_json=as_json)
+    if not result["verified"]:
+        raise typer.Exit(1)
+
+
+def doctor(
+    fix: Annotated[bool, typer.Option("--fix", help="Offer the safe fixes (start or restart a service) as a "
+                                      "numbered plan, and apply them after confirmation.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply the plan without asking.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Find what is wrong and say why and what to run (the guide's troubleshooting, automated).
+
+    Exit 0 when no check fails, 3 otherwise."""
+    from rich.markup import escape
+
+    from ragctl.ops.doctor import apply, diagnose, plan
+
+    runtime = current_runtime()
+    findings = diagnose(runtime.root, runtime=runtime)
+    steps = plan(findings) if fix else []
+    applied: list[str] = []
+    if steps:
+        if not as_json:
+            console.print(checks_table(findings, causes=True))
+            console.print("[bold]Plan[/] (safe steps only):")
+            for number, step in enumerate(steps, 1):
+                console.print(f"  {number}. {escape(step.hint or '')}   [dim]({escape(step.name)}: "
+                              f"{escape(step.cause or '')})[/]")
+        confirm(f"Apply these {len(steps)} steps?", yes=yes, as_json=as_json)
+        for step in steps:
+            try:
+                applied.append(apply(runtime, step))
+            except Exception as exc:  # noqa: BLE001 - reported, then the diagnosis is run again
+                applied.append(f"{step.action[0]} {step.action[1]} failed: {exc}")
+        runtime = current_runtime()
+        findings = diagnose(runtime.root, runtime=runtime)
+    failed = [f for f in findings if f.status == "fail"]
+
+    def human() -> None:
+        if applied:
+            console.print("Applied: " + "; ".join(applied) + ".  After the fixes:", markup=False)
+        if not steps or applied:
+            console.print(checks_table(findings, causes=True))
+        if failed:
+            manual = [f for f in failed if not f.action]
+            nxt = ("  Next: ragctl doctor --fix   (safe steps: start or restart services)"
+                   if any(f.action for f in failed) and not fix else f"  Next: {manual[0].hint}" if manual else "")
+            console.print(f"[red]{len(failed)} checks fail.[/]{escape(nxt)}")
+        else:
+            console.print("[green]No check fails.[/]")
+
+    emit({"project": str(runtime.root), "ok": not failed, "findings": [f.to_dict() for f in findings],
+          "applied": applied}, human, as_json=as_json)
+    if failed:
+        raise typer.Exit(EXIT_UNHEALTHY)
+
+
+def support_bundle(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Tarball to write (default: "
+                                             "ragctl-support-<UTC time>.tar.gz here).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A tarball for whoever helps you: versions, configuration, ps, health, doctor and recent logs,
+    with secrets redacted."""
+    from ragctl.ops.support import make_support_bundle
+
+    runtime = current_runtime()
+    target = out or Path.cwd() / f"ragctl-support-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.tar.gz"
+    result = make_support_bundle(runtime.root, target, runtime=runtime)
+    emit(result, lambda: console.print(f"Wrote {target} ({len(result['files'])} files, secrets redacted).  Read it "
+                                       f"before you send it: tar -tzf {target}", markup=False), as_json=as_json)
+
+
+def migrate(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print every step (risky ones marked); change "
+                                          "nothing.")] = False,
+    container: Annotated[list[str] | None, typer.Option("--container", help="The legacy container (repeat "
+                                                        "for several); default: those mounting ./data.")] = None,
+    finalize: Annotated[bool, typer.Option("--finalize", help="Remove the stopped legacy container(s).")] = False,
+    rollback: Annotated[bool, typer.Option("--rollback", help="Back to the old layout: remove the new stack, "
+                                           "restore data/, start the legacy container.")] = False,
+    yes: YesOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Move the guide's single-container layout (data/ and logs/ on the host) to the Compose stack.
+
+    Resumable: run it again after an interruption.  See docs/operations.md."""
+    from rich.markup import escape
+
+    from ragctl.ops import migrate as migration
+
+    root = project_root()
+    if finalize or rollback:
+        confirm("Remove the legacy container(s)?" if finalize else
+                "Remove the new stack (and its volumes) and go back to the old layout?", yes=yes, as_json=as_json)
+        ledger = migration.finalize(root) if finalize else migration.rollback(root, say=None if as_json else _say)
+        emit(ledger, lambda: console.print(f"Migration {ledger['state'].replace('_', ' ')}."), as_json=as_json)
+        return
+    containers = migration.find_legacy_containers(root, container)
+    steps = migration.plan(root, containers)
+    if not as_json:
+        for number, step in enumerate(steps, 1):
+            mark = "[green]done[/]" if step.done else "[red]RISKY[/]" if step.risky else "     "
+            console.print(f"{number}. {mark} {step.name:<10} {escape(step.description)}")
+            if step.risky and not step.done:
+                console.print(f"           [dim]{escape(migration.RISKY[step.name])}[/]")
+    if dry_run:
+        if as_json:
+            print_json({"project": str(root), "dry_run": True, "legacy": [c.name for c in containers],
+                        "steps": [s.to_dict() for s in steps]})
+        return
+    confirm("Run the migration (risky steps included)?", yes=yes, as_json=as_json)
+    ledger = migration.migrate(root, container_names=container, say=None if as_json else _say)
+
+    def human() -> None:
+        console.print(f"[green]Migrated.[/] Vectors before and after: {escape(str(ledger['steps']['verify']['vectors']))}."
+                      f"  The legacy container(s) {escape(', '.join(ledger['legacy']) or '-')} are stopped, not "
+                      "removed.")
+        console.print("Next: ragctl migrate --finalize   (or ragctl migrate --rollback)")
+
+    emit(ledger, human, as_json=as_json)
+
+
+def _say(text: str) -> None:
+    err_console.print(f"{text} …", style="dim", markup=False, highlight=False)

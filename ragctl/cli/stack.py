@@ -1,0 +1,187 @@
+"""``ragctl up / down / ps / status / logs / restart / scale``: the project's services, through its
+:class:`~ragctl.runtime.base.Runtime` (local processes or a Compose stack), whichever it is.
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 the stack did not become healthy in time, 4 pre-flight failed
+(port taken, redis-server missing, no Docker engine), 5 not running, 6 confirmation needed without a TTY.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from ragctl.cli.context import JsonOption, YesOption, current_runtime
+from ragctl.errors import EXIT_NOT_RUNNING, NotRunning, UsageError
+from ragctl.output import confirm, console, emit, err_console, print_json
+from ragctl.views import print_status, services_table
+
+
+def _with_progress(call, *, as_json: bool):
+    """``call(progress)`` with a live service table on a terminal, a line per change otherwise."""
+    if as_json:
+        return call(None)
+    if console.is_terminal:
+        from rich.live import Live
+
+        with Live(console=console, refresh_per_second=4) as live:
+            return call(lambda services: live.update(services_table(services, show_ready=True)))
+    seen: dict[str, str] = {}
+
+    def report(services) -> None:
+        for service in services:
+            state = "ready" if service.ready else service.state
+            if seen.get(service.name) != state:
+                seen[service.name] = state
+                err_console.print(f"{service.name}: {state}", markup=False, highlight=False)
+
+    return call(report)
+
+
+def up(
+    services: Annotated[list[str] | None, typer.Argument(help="Docker runtime: only these services "
+                                                         "(and what they depend on).")] = None,
+    runtime: Annotated[str | None, typer.Option("--runtime", help="local (processes on 127.0.0.1) or docker "
+                                                "(the rendered Compose stack); default: the project's.",
+                                                show_default=False)] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-w", min=0, help="Number of Celery workers "
+                                                "(default 2; docker: recorded in ragctl.toml).")] = None,
+    flower: Annotated[bool, typer.Option("--flower", help="Local runtime: also run Flower (Celery UI, basic "
+                                         "auth).  Docker: set flower = true in [stack].")] = False,
+    wait: Annotated[float | None, typer.Option("--wait", min=0, help="Seconds to wait for every service "
+                                               "(default 60 local, 300 docker).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start the stack: redis, chroma, the API, workers, beat (and Flower, Nginx), then wait for health."""
+    from ragctl.project import record_runtime
+
+    rt = current_runtime(runtime, starting=True)
+    already = rt.running
+    _with_progress(lambda progress: rt.up(services=services or None, workers=workers, flower=flower, wait_s=wait,
+                                          progress=progress), as_json=as_json)
+    # Recorded once the stack answers: a failed pre-flight leaves the project as it was.
+    record_runtime(rt.root, rt.kind)
+    status = rt.status()
+
+    def human() -> None:
+        console.print(f"The {rt.kind} stack of {rt.root} is already running." if already else
+                      f"[green]The {rt.kind} stack of {rt.root} is up.[/]")
+        print_status(status, rt.root)
+
+    emit({**status.to_dict(), "already_running": already}, human, as_json=as_json)
+
+
+def down(
+    volumes: Annotated[bool, typer.Option("--volumes", "-v", help="Also delete the stack's data (documents, "
+                                          "vectors, queue).")] = False,
+    yes: YesOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Stop the stack (data is kept unless --volumes)."""
+    rt = current_runtime()
+    if volumes:
+        confirm(f"Delete the data of the {rt.kind} stack of {rt.root} (documents, vectors, queued tasks)?",
+                yes=yes, as_json=as_json)
+    stopped = rt.down(volumes=volumes)
+
+    def human() -> None:
+        console.print(f"Stopped {', '.join(stopped)}." if stopped else f"Nothing was running for {rt.root}.",
+                      markup=False)
+        console.print("Deleted its data." if volumes else "Data is kept.")
+
+    emit({"project": str(rt.root), "stopped": stopped, "volumes_deleted": volumes}, human, as_json=as_json)
+
+
+def ps(as_json: JsonOption = False) -> None:
+    """List the stack's services with their state (health, replicas on Docker; pid and port locally)."""
+    rt = current_runtime()
+    status = rt.status()
+    if not status.running and rt.has_services and not status.services:
+        if as_json:
+            print_json([])
+            raise typer.Exit(EXIT_NOT_RUNNING)
+        raise NotRunning(f"The {rt.kind} stack of {rt.root} is not running.", rt.start_command)
+    if not rt.has_services:
+        emit([], lambda: console.print(f"{rt.root} runs embedded: there are no services.", markup=False),
+             as_json=as_json)
+        return
+    emit([s.ps_row() for s in status.services], lambda: console.print(services_table(status.services)),
+         as_json=as_json)
+
+
+def status(as_json: JsonOption = False) -> None:
+    """Say whether the stack runs, and where: API, Redis, Chroma and Flower URLs."""
+    rt = current_runtime()
+    current = rt.status()
+
+    def human() -> None:
+        if not rt.has_services:
+            console.print(f"{rt.root} runs embedded: commands run in the CLI process; there are no services.  "
+                          "To run them: ragctl up --runtime local   (or docker)", markup=False)
+        elif not current.running:
+            console.print(f"The {rt.kind} stack of {rt.root} is not running; data commands need it.  "
+                          f"Start it with: {rt.start_command}", markup=False)
+        else:
+            console.print(f"The {rt.kind} stack of {rt.root} is running; commands go through {current.api_url}.",
+                          markup=False)
+            print_status(current, rt.root)
+
+    emit(current.to_dict(), human, as_json=as_json)
+
+
+def logs(
+    service: Annotated[str | None, typer.Argument(help="api, worker (all workers), worker-1, beat, redis, "
+                                                  "chroma, flower, nginx or supervisor; docker: all when "
+                                                  "left out.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines to show first.")] = 100,
+) -> None:
+    """Print a service's log (local: logs/SERVICE.log; docker: the containers' logs)."""
+    rt = current_runtime()
+    try:
+        for line in rt.logs(service, follow=follow, lines=lines):
+            sys.stdout.write(line + "\n")
+            if follow:
+                sys.stdout.flush()
+    except (KeyboardInterrupt, BrokenPipeError):  # Ctrl-C, or ragctl logs api | head
+        pass
+
+
+def restart(
+    service: Annotated[str, typer.Argument(help="A service (api, redis, chroma, beat, flower, worker-N), "
+                                           "or worker for every worker.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Restart one service; the others keep running."""
+    rt = current_runtime()
+    rt.require_running()
+    services = rt.restart(service)
+    emit([s.ps_row() for s in services],
+         lambda: console.print("Restarted " + ", ".join(s.label() for s in services) + ".", markup=False),
+         as_json=as_json)
+
+
+def parse_replicas(pairs: list[str]) -> dict[str, int]:
+    replicas = {}
+    for pair in pairs:
+        service, _, count = pair.partition("=")
+        if not count.isdigit():
+            raise UsageError(f"Not SERVICE=N: {pair!r}.", "ragctl scale worker=3 api=2")
+        replicas[service.strip()] = int(count)
+    return replicas
+
+
+def scale(
+    pairs: Annotated[list[str], typer.Argument(help="SERVICE=N for worker and api, e.g. worker=3 api=2.")],
+    wait: Annotated[float, typer.Option("--wait", min=0, help="Seconds to wait for the new replicas.")] = 300,
+    as_json: JsonOption = False,
+) -> None:
+    """Change worker and API replicas live (docker runtime); recorded in ragctl.toml."""
+    replicas = parse_replicas(pairs)
+    rt = current_runtime()
+    services = _with_progress(lambda progress: rt.scale(replicas, wait_s=wait, progress=progress), as_json=as_json)
+    chosen = [s for s in services if s.name in replicas]
+    emit([s.ps_row() for s in chosen],
+         lambda: console.print("Scaled " + ", ".join(f"{s.name} to {s.running}" for s in chosen) + "."),
+         as_json=as_json)

@@ -1,1 +1,0 @@
-"""Groups of ragctl commands, each registered on the Typer app by ``register(app)``."""

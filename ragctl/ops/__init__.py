@@ -1,0 +1,1 @@
+"""Operations over any runtime: health, doctor, backup and restore, migrate, support bundles."""

@@ -1,0 +1,118 @@
+"""``ragctl health``: the state of every part of a running stack, whatever its runtime, as checks.
+
+The services' own view (Redis, Celery, Chroma, the queue, the GPU) comes from ``stack.probe`` run
+where the services are (``Runtime.probe``), read by the same checks ``doctor`` runs.  The API,
+Flower and the ``--deep`` canary are asked from here, the way a client would.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ragctl.checks import Check
+from ragctl.ops.doctor import STATE_CHECKS, Observed, run_checks
+from ragctl.runtime import Runtime, runtime_for
+
+CANARY_TIMEOUT_S = 180
+
+
+@dataclass
+class HealthReport:
+    project: str
+    runtime: str
+    api_url: str | None
+    checks: list[Check]
+    probe: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        return all(c.status != "fail" for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"project": self.project, "runtime": self.runtime, "healthy": self.healthy, "api_url": self.api_url,
+                "checks": [c.to_dict() for c in self.checks], "probe": self.probe}
+
+
+def _api_key(runtime: Runtime) -> str | None:
+    key = runtime.client_settings().api_key
+    return key.get_secret_value() if key else None
+
+
+def _http_checks(api_url: str, key: str | None, flower_url: str | None, flower_auth: str | None) -> list[Check]:
+    import httpx
+
+    checks = []
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        started = time.monotonic()
+        live = httpx.get(f"{api_url}/api/health", timeout=10)
+        ms = (time.monotonic() - started) * 1000
+        checks.append(Check("api live", "ok" if live.status_code == 200 else "fail",
+                                  f"HTTP {live.status_code} in {ms:.0f} ms from {api_url}"))
+        ready = httpx.get(f"{api_url}/api/health/ready", headers=headers, timeout=15)
+        body = ready.json() if ready.headers.get("content-type", "").startswith("application/json") else {}
+        checks.append(Check("api ready", "ok" if ready.status_code == 200 else "fail",
+                                  f"HTTP {ready.status_code}" + (f": {body.get('failing')}" if body.get("failing")
+                                                            else ""), data=body))
+    except httpx.HTTPError as exc:
+        checks.append(Check("api live", "fail", f"{api_url} does not answer: {exc}"))
+    if flower_url:
+        auth = tuple(flower_auth.split(":", 1)) if flower_auth and ":" in flower_auth else None
+        try:
+            answer = httpx.get(f"{flower_url}/healthcheck", auth=auth, timeout=10)
+            checks.append(Check("flower", "ok" if answer.status_code == 200 else "fail",
+                                      f"HTTP {answer.status_code} from {flower_url}"))
+        except httpx.HTTPError as exc:
+            checks.append(Check("flower", "fail", f"{flower_url} does not answer: {exc}"))
+    return checks
+
+
+def canary(api_url: str, key: str | None, *, timeout_s: float = CANARY_TIMEOUT_S) -> Check:
+    """Push a tiny document end to end, ask a question only it answers, then remove it."""
+    from ragctl.client import StackClient, StackError
+
+    token = uuid.uuid4().hex[:12]
+    client = StackClient(api_url, key, timeout_s=30)
+    started = time.monotonic()
+    path = Path(f"/tmp/ragctl-canary-{token}.md")
+    path.write_text(f"# ragctl canary\n\nThe canary code word of this health check is {token}.\n", encoding="utf-8")
+    document_id = None
+    try:
+        entry = client.upload(path, collection="ragctl-canary")
+        document_id = entry["document_id"]
+        final = client.wait([entry["task_id"]], lambda _record: None, timeout_s=timeout_s)[entry["task_id"]]
+        if final.status != "done":
+            return Check("canary", "fail", f"the canary document ended {final.status}: {final.error}")
+        hits = client.search(f"canary code word {token}", collection="ragctl-canary", top_k=1)
+        found = bool(hits) and token in hits[0].text
+        seconds = time.monotonic() - started
+        return Check("canary", "ok" if found else "fail",
+                           f"ingested, found and removed in {seconds:.1f} s" if found else
+                           "ingested, but a search for its code word did not find it", data={"seconds": round(seconds, 2)})
+    except StackError as exc:
+        return Check("canary", "fail", f"{exc.code}: {exc.message}")
+    finally:
+        path.unlink(missing_ok=True)
+        if document_id:
+            try:
+                client.delete_document(document_id, collection="ragctl-canary")
+            except StackError:
+                pass
+
+
+def collect(root: Path, *, deep: bool = False, runtime: Runtime | None = None) -> HealthReport:
+    """Every check for the project's running stack.  Raises NotRunning when there is none."""
+    runtime = runtime or runtime_for(root)
+    status = runtime.require_running()
+    seen = Observed(runtime)
+    seen.status = status
+    key = _api_key(runtime)
+    checks = [c for c in run_checks(seen, STATE_CHECKS) if c.name != "api reachable"]
+    checks += _http_checks(status.api_url, key, status.flower_url, status.flower_auth)
+    if deep:
+        checks.append(canary(status.api_url, key))
+    return HealthReport(runtime.project_config.name, runtime.kind, status.api_url, checks, seen.probe)

@@ -1,0 +1,272 @@
+"""What every runtime offers the control plane.
+
+A runtime runs the project's services somewhere (``embedded``: nowhere, the CLI does the work;
+``local``: supervised processes on loopback; ``docker``: the rendered Compose stack) and answers
+for them: their state, their lifecycle, their logs, where clients reach them, a probe run where the
+services are, and the data a backup copies.  ``health``, ``doctor``, ``backup``, ``restore``,
+``migrate`` and ``support`` speak only to this interface, and ``ragctl.runtime.runtime_for`` is
+the one place that picks an implementation.  A new runtime is one module that subclasses
+:class:`Runtime`; ``tests/fakes.py`` has one that runs nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Protocol
+
+from ragctl.checks import Check
+from ragctl.errors import NotRunning, RagctlError, UsageError
+from ragctl.project import ProjectConfig
+
+if TYPE_CHECKING:
+    from stack.settings import Settings
+
+#: Archive members (backup) → where they live: the vector store's files and the Redis snapshot.
+STORE_TREES = ("chroma", "redis")
+PROBE_TIMEOUT_S = 120
+
+
+class ServiceView(Protocol):
+    """One service as ``ps`` shows it, whatever the runtime."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def ready(self) -> bool | None: ...
+
+    def summary(self) -> str:
+        """One line for a check's evidence: state, and pid or replicas."""
+
+    def label(self) -> str:
+        """What a restart names: the process and its pid, or the containers."""
+
+    def columns(self) -> dict[str, str]:
+        """``ps``'s table row (column → text; the columns differ by runtime)."""
+
+    def ps_row(self) -> dict[str, Any]:
+        """``ps --json``'s row."""
+
+
+class StackStatus(Protocol):
+    running: bool
+    runtime: str
+    api_url: str | None
+    flower_url: str | None
+    flower_auth: str | None
+
+    @property
+    def services(self) -> Sequence[ServiceView]: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class Runtime(ABC):
+    """The services of one project, wherever they run."""
+
+    kind: ClassVar[str]
+    #: The command that starts this runtime's stack (hints say it).
+    start_command: ClassVar[str] = "ragctl up"
+    #: The command that gets more (or fresh) workers taking tasks.
+    more_workers_command: ClassVar[str] = "ragctl restart worker"
+    #: False for a runtime that runs no services (embedded): no service checks, no probe over the wire.
+    has_services: ClassVar[bool] = True
+
+    def __init__(self, root: Path, config: ProjectConfig | None = None) -> None:
+        self.root = Path(root)
+        self.project_config = config or ProjectConfig.load(self.root)
+
+    # -- state and lifecycle -------------------------------------------------------------------
+    @abstractmethod
+    def status(self) -> StackStatus: ...
+
+    @abstractmethod
+    def up(self, *, services: list[str] | None = None, workers: int | None = None, flower: bool = False,
+           wait_s: float | None = None, progress: Callable[[list[Any]], None] | None = None) -> list[Any]: ...
+
+    @abstractmethod
+    def down(self, *, volumes: bool = False) -> list[str]:
+        """Stop the stack (and delete its data with ``volumes``); the names of what stopped."""
+
+    @abstractmethod
+    def restart(self, service: str) -> list[Any]: ...
+
+    @abstractmethod
+    def logs(self, service: str | None, *, follow: bool = False, lines: int = 100) -> Iterator[str]: ...
+
+    def scale(self, replicas: dict[str, int], *, wait_s: float = 300,
+              progress: Callable[[list[Any]], None] | None = None) -> list[Any]:
+        raise UsageError(f"scale drives a Compose stack; this project runs {self.kind}.",
+                         "ragctl up --runtime local --workers N   (the local runtime takes its worker count at start)")
+
+    @property
+    def running(self) -> bool:
+        return self.status().running
+
+    def require_running(self) -> StackStatus:
+        status = self.status()
+        if not status.running:
+            raise NotRunning(f"The {self.kind} stack of {self.root} is not running.",
+                             f"ragctl -p {self.root} up")
+        return status
+
+    def api_url(self) -> str | None:
+        """Where the CLI's data commands reach the stack; None when they run in-process."""
+        return self.require_running().api_url
+
+    @property
+    def gpu_wanted(self) -> bool:
+        return False
+
+    # -- services' own view --------------------------------------------------------------------
+    def client_settings(self) -> Settings:
+        """The project's settings as a client of its stores (Redis, Chroma) from this machine."""
+        from stack.settings import load_settings
+
+        return load_settings(self.root)
+
+    def run_module(self, module: str, args: list[str], *, timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
+        """``python -m MODULE ARGS`` where the services are; its last output line, parsed as JSON."""
+        import subprocess
+        import sys
+
+        done = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                              timeout=timeout_s, check=False, cwd=self.root,
+                              env=self._module_env())
+        return parse_last_json(module, done.returncode, done.stdout + done.stderr, where="ragctl")
+
+    def _module_env(self) -> dict[str, str]:
+        import os
+
+        settings = self.client_settings()
+        env = {**os.environ, "RAG_PROJECT_ROOT": str(self.root), "REDIS_URL": settings.redis_url}
+        if settings.chroma_url:
+            env["CHROMA_URL"] = settings.chroma_url
+        else:
+            env.pop("CHROMA_URL", None)
+        return env
+
+    def probe(self) -> dict[str, Any]:
+        """Redis, Celery, the queue, Chroma and the GPU as the services see them (``stack.probe``)."""
+        try:
+            return self.run_module("stack.probe", [])
+        except RagctlError as exc:
+            return {"error": exc.message}
+
+    def maintenance(self, action: str) -> dict[str, Any]:
+        """pause | hold | resume | bgsave (``stack.maintenance``), run where the services are."""
+        return self.run_module("stack.maintenance", [action], timeout_s=900)
+
+    def vector_counts(self) -> dict[str, int]:
+        """Collection → vectors, as the vector store counts them."""
+        report = self.probe()
+        chroma = report.get("chroma") or {}
+        if not chroma.get("ok"):
+            raise RagctlError(f"Chroma did not answer: {chroma.get('error') or report.get('error')}", "ragctl health",
+                              code="store_unavailable")
+        return {name: c["count"] for name, c in chroma["collections"].items()}
+
+    # -- checks -------------------------------------------------------------------------------
+    def service_checks(self) -> list[Check]:
+        """One check per service: does it run (and answer its healthcheck)."""
+        return [Check(f"service {s.name}", "ok" if s.ready or s.state in ("running", "healthy") else "fail",
+                      s.summary(), None, f"ragctl restart {s.name}   (then ragctl logs {s.name})",
+                      ("restart", s.name)) for s in self.status().services]
+
+    def environment_checks(self, *, running: bool) -> list[Check]:
+        """What this runtime needs from the host (engine, Compose, ports, GPU, limits)."""
+        return []
+
+    def diagnose_redis(self, probe: dict[str, Any]) -> tuple[str, str, tuple[str, str] | None]:
+        """(cause, fix, action) for a Redis the services cannot reach."""
+        return "Redis is unreachable", "ragctl restart redis", ("restart", "redis")
+
+    def recent_errors(self, service: str, lines: int = 200) -> list[str]:
+        try:
+            found = [line for line in self.logs(service, lines=lines) if "Traceback" in line or "ERROR" in line]
+        except RagctlError:
+            return []
+        return found[-5:]
+
+    def recent_logs(self, lines: int) -> dict[str, str]:
+        """Service → its last log lines (a support bundle carries them)."""
+        logs = {}
+        for service in self.status().services:
+            try:
+                logs[service.name] = "\n".join(self.logs(service.name, lines=lines))
+            except RagctlError as exc:
+                logs[service.name] = f"(no logs: {exc.message})"
+        return logs
+
+    # -- backup and restore -------------------------------------------------------------------
+    def store_members(self, redis_dump: str | None) -> Iterator[tuple[str, IO[bytes], int]]:
+        """(arcname, reader, size) for the vector store's files and the Redis snapshot."""
+        data = self.root / "data"
+        for tree in STORE_TREES:
+            base = data / tree
+            if tree == "redis" and not redis_dump:
+                continue
+            for path in sorted(p for p in base.rglob("*") if p.is_file()) if base.is_dir() else []:
+                if tree == "redis" and path.name != "dump.rdb":
+                    continue  # the AOF is rebuilt from the snapshot
+                with path.open("rb") as handle:
+                    yield f"{tree}/{path.relative_to(base).as_posix()}", handle, path.stat().st_size
+
+    def stop_for_restore(self) -> bool:
+        """Stop what must not run while the data is replaced; True when it ran before."""
+        return False
+
+    def restore_stores(self, archive: Path) -> None:
+        """Put the archive's store members where this runtime keeps them (data/ by default)."""
+        from ragctl.ops.backup import write_file
+
+        with tarfile.open(archive, mode="r:gz") as tar:
+            for member in tar:
+                top, _, rest = member.name.partition("/")
+                if not member.isfile() or top not in STORE_TREES:
+                    continue
+                if top == "redis":
+                    if rest == "dump.rdb":
+                        for relative, content in redis_restore_files(tar.extractfile(member).read()).items():
+                            write_file(self.root / "data" / "redis" / relative, io.BytesIO(content))
+                    continue
+                write_file(self.root / "data" / top / rest, tar.extractfile(member))
+
+    def start_after_restore(self, was_running: bool) -> bool:
+        """Start the stack again when restore stopped it; True when it was started."""
+        return False
+
+
+def parse_last_json(module: str, code: int, output: str, *, where: str) -> dict[str, Any]:
+    """The JSON document a ``python -m stack.X`` command prints last (its logs come before it)."""
+    try:
+        return json.loads(output.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        raise RagctlError(f"{module} failed in {where} (exit {code}): {output[-800:]}", f"ragctl logs {where}",
+                          code="probe_failed") from None
+
+
+# Redis 7 with appendonly on ignores dump.rdb when no AOF exists (it starts empty): the snapshot goes
+# in as the base of a multi-part AOF, with its manifest.  The names are Redis's defaults, which the
+# rendered redis.conf and the local runtime keep.
+AOF_DIR, AOF_BASE = "appendonlydir", "appendonly.aof.1.base.rdb"
+AOF_MANIFEST = "appendonly.aof.manifest"
+
+
+def redis_restore_files(dump: bytes) -> dict[str, bytes]:
+    """Relative path under Redis's dir → content, for a snapshot Redis loads with AOF on."""
+    return {"dump.rdb": dump, f"{AOF_DIR}/{AOF_BASE}": dump,
+            f"{AOF_DIR}/{AOF_MANIFEST}": f"file {AOF_BASE} seq 1 type b\n".encode()}
+
+
+def service_dicts(services: Sequence[Any]) -> list[dict[str, Any]]:
+    return [s.to_dict() if hasattr(s, "to_dict") else asdict(s) for s in services]
