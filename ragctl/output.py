@@ -8,15 +8,14 @@ files, documents or configuration is printed as data, never as Rich markup.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from ragctl.console import console, err_console
 from ragctl.errors import (  # noqa: F401 - the exit codes are part of this module's interface
     EXIT_ERROR,
     EXIT_NEEDS_CONFIRMATION,
@@ -28,9 +27,6 @@ from ragctl.errors import (  # noqa: F401 - the exit codes are part of this modu
     NeedsConfirmation,
     RagctlError,
 )
-
-console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
-err_console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
 
 
 def print_json(data: Any) -> None:

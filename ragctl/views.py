@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ragctl.output import console, err_console
+from ragctl.console import console, err_console
 from stack.pipeline.document import location_label
 
 _STATUS_STYLE = {"done": "green", "skipped": "cyan", "failed": "red", "cancelled": "yellow"}

@@ -29,8 +29,8 @@ def _celery(settings: Settings):
 
 def pause(settings: Settings, *, reason: str = "backup", wait_s: float = 600) -> dict[str, Any]:
     from stack import coordination
-    from stack.pipeline.catalog import IN_PROGRESS, Catalog
-    from stack.worker.app import INGEST_QUEUE
+    from stack.names import IN_PROGRESS, INGEST_QUEUE
+    from stack.pipeline.catalog import Catalog
 
     r = coordination.redis_client(settings.redis_url)
     coordination.pause_intake(r, reason)
@@ -60,7 +60,7 @@ def hold(settings: Settings, *, reason: str = "backup") -> dict[str, Any]:
 
 def resume(settings: Settings) -> dict[str, Any]:
     from stack import coordination
-    from stack.worker.app import INGEST_QUEUE
+    from stack.names import INGEST_QUEUE
 
     coordination.resume_intake(coordination.redis_client(settings.redis_url))
     replies = _celery(settings).control.add_consumer(INGEST_QUEUE, reply=True, timeout=3) or []

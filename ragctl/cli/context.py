@@ -35,13 +35,14 @@ class CliState:
     project: Path | None = None
 
 
-CURRENT: ContextVar[CliState] = ContextVar("ragctl_cli_state", default=CliState())
+CURRENT: ContextVar[CliState | None] = ContextVar("ragctl_cli_state", default=None)
 
 
 def project_root() -> Path:
     from ragctl.project import find_project_root
 
-    return find_project_root(CURRENT.get().project)
+    state = CURRENT.get()
+    return find_project_root(state.project if state else None)
 
 
 def current_runtime(kind: str | None = None, *, starting: bool = False) -> Runtime:

@@ -20,7 +20,8 @@ from ragctl.cli.context import (
     project_root,
     stack_client,
 )
-from ragctl.output import EXIT_ERROR, confirm, console, err_console, fail, print_json
+from ragctl.output import EXIT_ERROR, confirm, console, emit, err_console, fail, print_json
+from stack.names import RETRYABLE, TERMINAL
 from stack.pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
@@ -52,44 +53,56 @@ def init(
     On a terminal without --yes, asks for the options not given; otherwise takes the guide's defaults."""
     from pydantic import ValidationError
 
-    from ragctl.deploy import DeployConfig, gpu_available
+    from ragctl.deploy import DeployConfig, fit_to_host, gpu_available
+    from ragctl.errors import UsageError
     from ragctl.project import init_project, is_project
+    from ragctl.runtime import runtime_class
 
     ask = not yes and not as_json and sys.stdin.isatty() and console.is_terminal
     if runtime is None:
         runtime = typer.prompt("Runtime (embedded, local, docker)", default="embedded") if ask else "embedded"
-    if runtime != "embedded" and ask:
-        workers = typer.prompt("Workers", default=2, type=int) if workers is None else workers
-        if runtime == "docker":
-            gpu = typer.confirm("GPU workers", default=gpu_available()) if gpu is None else gpu
-            nginx = typer.confirm("Nginx in front of the API", default=False) if nginx is None else nginx
-            flower = typer.confirm("Flower (Celery UI)", default=False) if flower is None else flower
-            env = typer.prompt("Environment (prod, dev)", default="prod") if env is None else env
-    workers = 2 if workers is None else workers
-    flower, nginx, env = bool(flower), bool(nginx), env or "prod"
-    if runtime not in ("embedded", "local", "docker"):
-        fail(f"Unknown runtime {runtime!r}.", hint="use --runtime embedded, local or docker", exit_code=2,
-             as_json=as_json)
+    kind = runtime_class(runtime)
+    if ask:
+        questions = {
+            "workers": lambda: typer.prompt("Workers", default=2, type=int),
+            "gpu": lambda: typer.confirm("GPU workers", default=gpu_available()),
+            "nginx": lambda: typer.confirm("Nginx in front of the API", default=False),
+            "flower": lambda: typer.confirm("Flower (Celery UI)", default=False),
+            "env": lambda: typer.prompt("Environment (prod, dev)", default="prod"),
+        }
+        given = {"workers": workers, "gpu": gpu, "nginx": nginx, "flower": flower, "env": env}
+        answers = {key: questions[key]() for key in kind.init_questions if given[key] is None}
+        workers, gpu, nginx, flower, env = (answers.get(k, given[k]) for k in ("workers", "gpu", "nginx", "flower",
+                                                                             "env"))
     root = directory.expanduser().resolve()
     if is_project(root):
         confirm(f"{root / 'ragctl.toml'} exists. Overwrite it?", yes=yes, as_json=as_json)
-    stack = None
-    if runtime != "embedded":
+    stack, fitted = None, {}
+    if kind.has_services:
         try:
-            stack = DeployConfig(workers=workers, gpu=gpu_available() if gpu is None else gpu, flower=flower,
-                                 nginx=nginx, env=env).model_dump(include={"workers", "gpu", "flower", "nginx", "env"})
+            config = DeployConfig(workers=2 if workers is None else workers,
+                                  gpu=gpu_available() if gpu is None else gpu, flower=bool(flower),
+                                  nginx=bool(nginx), env=env or "prod")
         except ValidationError as exc:
-            fail(f"Invalid option: {exc.errors()[0]['msg']}", hint="ragctl init --help", exit_code=2, as_json=as_json)
-    path = init_project(root, {"embed_model": embed_model} if embed_model else {}, runtime=runtime, stack=stack)
+            raise UsageError(f"Invalid option: {exc.errors()[0]['msg']}", "ragctl init --help") from exc
+        keys = {"workers", "gpu", "flower", "nginx", "env"}
+        if "gpu" in kind.init_questions:  # CPU and memory limits only bind a Compose stack
+            config, fitted = fit_to_host(config)
+            keys |= set(fitted)
+        stack = config.model_dump(include=keys)
+    path = init_project(root, {"embed_model": embed_model} if embed_model else {}, runtime=kind.kind, stack=stack)
     for folder in ("data", "logs", "extracted_results"):
         (root / folder).mkdir(exist_ok=True)
-    if as_json:
-        print_json({"project": str(root), "config": str(path), "runtime": runtime, "stack": stack})
-    else:
-        console.print(f"Created project at [bold]{root}[/] ({path.name}, runtime {runtime}).")
-        nxt = {"embedded": "ingest FILE_OR_FOLDER", "local": "up --runtime local",
-               "docker": "build   (then ragctl up)"}[runtime]
-        console.print(f"Next: ragctl -p {root} {nxt}")
+
+    def human() -> None:
+        console.print(f"Created project at {root} ({path.name}, runtime {kind.kind}).", markup=False)
+        for note in fitted.values():
+            console.print(f"Fitted to this host: {note}.", markup=False)
+        console.print(f"Next: ragctl -p {root} {kind.first_step}", markup=False)
+
+    emit({"project": str(root), "config": str(path), "runtime": kind.kind, "stack": stack,
+          "fitted": list(fitted.values())},
+         human, as_json=as_json)
 
 
 def render(
@@ -223,7 +236,7 @@ def ingest(
             # A generator: each file's bar appears when the pipeline takes the file up.
             items = (IngestItem(file, progress=bar.track(file.name, key=str(file))) for file in files)
             results = backend.ingest_files(items, collection=collection, force=force, on_result=ended)
-    failed = [r for r in results if r.status in ("failed", "cancelled")]
+    failed = [r for r in results if r.status in RETRYABLE]
     counts = {s: sum(1 for r in results if r.status == s) for s in ("done", "queued", "skipped", "failed", "cancelled")}
     if as_json:
         print_json({"mode": mode, "results": [r.to_dict() for r in results], "summary": counts})
@@ -281,7 +294,7 @@ def _ingest_through_stack(client, files: list[Path], *, collection: str | None, 
         def update(record) -> None:
             file = tasks[record.task_id]
             reports[record.task_id](record.status, record.progress)
-            if record.status in ("done", "failed", "cancelled") and record.task_id not in finished:
+            if record.status in TERMINAL and record.task_id not in finished:
                 finished.add(record.task_id)
                 result = results[str(file)]
                 result.status, result.chunks, result.format = record.status, record.chunks, record.format

@@ -36,6 +36,7 @@ from typing import IO, Any
 from ragctl import __version__
 from ragctl.errors import NotRunning, RagctlError
 from ragctl.runtime import Runtime, runtime_for
+from ragctl.runtime.base import write_file
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -334,12 +335,6 @@ def restore(root: Path, path: Path, *, progress: Callable[[str], None] | None = 
     problems = verify_contents(root, runtime, manifest)
     return {"manifest": manifest.to_dict(), "config_restored": config_restored, "started": started,
             "verified": not problems, "problems": problems}
-
-
-def write_file(target: Path, reader: IO[bytes] | None) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("wb") as out:
-        shutil.copyfileobj(reader, out, 1 << 20)
 
 
 def verify_files(root: Path, manifest: Manifest) -> list[str]:

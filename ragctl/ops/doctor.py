@@ -162,7 +162,10 @@ def check_model(seen: Observed) -> list[Check]:
                           "the Chroma server is down", "ragctl restart chroma", ("restart", "chroma"))]
         return []
     configured = seen.settings.embed_model
-    checks = []
+    collections = chroma["collections"]
+    timing = f" in {chroma['ms']} ms" if "ms" in chroma else ""
+    plural = "" if len(collections) == 1 else "s"
+    checks = [Check("chroma", "ok", f"answers{timing}; {len(collections)} collection{plural}", data=chroma)]
     for name, info in chroma["collections"].items():
         stored = info.get("embed_model")
         if stored and stored != configured and "embed_model" not in seen.settings.model_fields_set:

@@ -17,6 +17,23 @@ from ragctl.runtime.base import Runtime
 STACK_RUNTIMES = ("local", "docker")
 
 
+def runtime_class(kind: str) -> type[Runtime]:
+    """The implementation of a runtime named in ragctl.toml or on the command line."""
+    if kind == "local":
+        from ragctl.runtime.local import LocalRuntime
+
+        return LocalRuntime
+    if kind == "docker":
+        from ragctl.runtime.docker import DockerRuntime
+
+        return DockerRuntime
+    if kind == "embedded":
+        from ragctl.runtime.embedded import EmbeddedRuntime
+
+        return EmbeddedRuntime
+    raise UsageError(f"Unknown runtime {kind!r}.", f"use --runtime {'|'.join(RUNTIMES)}")
+
+
 def runtime_for(root: Path, kind: str | None = None, *, config: ProjectConfig | None = None,
                 starting: bool = False) -> Runtime:
     """The runtime of the project at ``root``: ``kind`` when given, else the one ragctl.toml records.
@@ -34,17 +51,7 @@ def runtime_for(root: Path, kind: str | None = None, *, config: ProjectConfig | 
 
         if starting or read_state(Path(root)) is not None:
             kind = "local"
-    if kind == "local":
-        from ragctl.runtime.local import LocalRuntime
-
-        return LocalRuntime(root, config)
-    if kind == "docker":
-        from ragctl.runtime.docker import DockerRuntime
-
-        return DockerRuntime(root, config)
-    from ragctl.runtime.embedded import EmbeddedRuntime
-
-    return EmbeddedRuntime(root, config)
+    return runtime_class(kind)(root, config)
 
 
-__all__ = ["STACK_RUNTIMES", "Runtime", "runtime_for"]
+__all__ = ["STACK_RUNTIMES", "Runtime", "runtime_class", "runtime_for"]

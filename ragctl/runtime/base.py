@@ -80,6 +80,9 @@ class Runtime(ABC):
     more_workers_command: ClassVar[str] = "ragctl restart worker"
     #: False for a runtime that runs no services (embedded): no service checks, no probe over the wire.
     has_services: ClassVar[bool] = True
+    #: What ``ragctl init`` asks for this runtime ([stack] keys), and the command it suggests next.
+    init_questions: ClassVar[tuple[str, ...]] = ()
+    first_step: ClassVar[str] = "up"
 
     def __init__(self, root: Path, config: ProjectConfig | None = None) -> None:
         self.root = Path(root)
@@ -178,9 +181,15 @@ class Runtime(ABC):
     # -- checks -------------------------------------------------------------------------------
     def service_checks(self) -> list[Check]:
         """One check per service: does it run (and answer its healthcheck)."""
-        return [Check(f"service {s.name}", "ok" if s.ready or s.state in ("running", "healthy") else "fail",
-                      s.summary(), None, f"ragctl restart {s.name}   (then ragctl logs {s.name})",
-                      ("restart", s.name)) for s in self.status().services]
+        checks = []
+        for service in self.status().services:
+            if service.ready or service.state in ("running", "healthy"):
+                checks.append(Check(f"service {service.name}", "ok", service.summary()))
+            else:
+                checks.append(Check(f"service {service.name}", "fail", service.summary(),
+                                    "the process is down or restarting", f"ragctl restart {service.name}   "
+                                    f"(then ragctl logs {service.name})", ("restart", service.name)))
+        return checks
 
     def environment_checks(self, *, running: bool) -> list[Check]:
         """What this runtime needs from the host (engine, Compose, ports, GPU, limits)."""
@@ -227,8 +236,6 @@ class Runtime(ABC):
 
     def restore_stores(self, archive: Path) -> None:
         """Put the archive's store members where this runtime keeps them (data/ by default)."""
-        from ragctl.ops.backup import write_file
-
         with tarfile.open(archive, mode="r:gz") as tar:
             for member in tar:
                 top, _, rest = member.name.partition("/")
@@ -244,6 +251,15 @@ class Runtime(ABC):
     def start_after_restore(self, was_running: bool) -> bool:
         """Start the stack again when restore stopped it; True when it was started."""
         return False
+
+
+def write_file(target: Path, reader: IO[bytes] | None) -> None:
+    """Copy a stream into a file, creating its folders."""
+    import shutil
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as out:
+        shutil.copyfileobj(reader, out, 1 << 20)
 
 
 def parse_last_json(module: str, code: int, output: str, *, where: str) -> dict[str, Any]:

@@ -9,7 +9,6 @@ network without this project's label.
 from __future__ import annotations
 
 import io
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,8 +19,10 @@ from typing import IO, TYPE_CHECKING, Any
 from ragctl.checks import Check, disk_check, memory_check
 from ragctl.deploy import (
     LABEL_KEY,
+    SERVICE_LABEL,
     DeployConfig,
     load_deploy_config,
+    parse_bytes,
     profiles_for,
     write_rendered,
 )
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     import docker
     from docker.models.containers import Container
 
-SERVICE_LABEL = "com.docker.compose.service"
 FIXED_NAMES = {"redis": "rag-redis", "chroma": "rag-chroma", "beat": "rag-beat", "flower": "rag-flower",
                "nginx": "rag-nginx"}
 
@@ -144,14 +144,6 @@ class DockerStatus:
                 "services": [s.to_dict() for s in self.services]}
 
 
-def parse_bytes(value: str) -> int:
-    """Compose's memory sizes: 512m, 2g, 8G, 1024k, 100000 (bytes)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", value.lower())
-    if not match:
-        raise ValueError(f"not a size: {value!r}")
-    return int(float(match.group(1)) * 1024 ** " kmgt".index(match.group(2) or " "))
-
-
 def _url_host(host_ip: str) -> str:
     return "127.0.0.1" if host_ip in ("", "0.0.0.0", "::") else host_ip
 
@@ -160,6 +152,8 @@ class DockerRuntime(Runtime):
     """The rendered Compose stack of one project on the local Docker engine."""
 
     kind = "docker"
+    init_questions = ("workers", "gpu", "nginx", "flower", "env")
+    first_step = "build   (then ragctl up)"
     more_workers_command = "ragctl scale worker=2"
 
     def __init__(self, project_root: Path, config: ProjectConfig | None = None) -> None:
@@ -227,7 +221,7 @@ class DockerRuntime(Runtime):
         """Everything ``up`` needs, checked before anything starts.  Raises PreflightFailed."""
         from docker.errors import ImageNotFound
 
-        from ragctl.deploy import compose_command
+        from ragctl.engine import compose_command
         from ragctl.images import image_name
 
         client = engine()  # EngineUnavailable is itself a pre-flight failure (exit 4)

@@ -10,6 +10,7 @@ import subprocess
 from typing import TYPE_CHECKING, Any
 
 from ragctl.checks import Check, disk_check
+from ragctl.deploy import SERVICE_LABEL
 from ragctl.errors import EngineUnavailable
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def _engine_check(error: EngineUnavailable | None) -> Check:
 
 
 def _compose_check() -> list[Check]:
-    from ragctl.deploy import compose_command
+    from ragctl.engine import compose_command
     from ragctl.errors import DockerError
 
     try:
@@ -165,8 +166,6 @@ def diagnose_redis(runtime: DockerRuntime, probe: dict[str, Any]) -> tuple[str, 
 
 
 def _container_env(runtime: DockerRuntime, client, service: str) -> dict[str, str]:
-    from ragctl.runtime.docker import SERVICE_LABEL
-
     for container in runtime.containers(client):
         if container.labels.get(SERVICE_LABEL) == service:
             return dict(item.split("=", 1) for item in container.attrs["Config"].get("Env") or [] if "=" in item)
@@ -174,8 +173,6 @@ def _container_env(runtime: DockerRuntime, client, service: str) -> dict[str, st
 
 
 def _same_network(runtime: DockerRuntime, client, a: str, b: str) -> bool:
-    from ragctl.runtime.docker import SERVICE_LABEL
-
     networks: dict[str, set] = {}
     for container in runtime.containers(client):
         service = container.labels.get(SERVICE_LABEL)

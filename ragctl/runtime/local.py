@@ -250,6 +250,8 @@ class LocalRuntime(Runtime):
     """The stack of one project as supervised local processes on 127.0.0.1."""
 
     kind = "local"
+    init_questions = ("workers",)
+    first_step = "up --runtime local"
     start_command = "ragctl up --runtime local"
 
     def __init__(self, project_root: Path, config: ProjectConfig | None = None) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
+if TYPE_CHECKING:
+    from stack.pipeline.catalog import DocumentRecord
+
+#: stack.names.DocumentStatus, spelled out so the OpenAPI schema keeps its inline enum (a test checks they agree).
 Status = Literal["queued", "parsing", "chunking", "embedding", "storing", "done", "failed", "cancelled"]
 
 
@@ -113,3 +117,12 @@ class Readiness(BaseModel):
     checks: dict[str, str]
     failing: list[str]
     workers: list[str]
+
+
+def document_out(record: DocumentRecord) -> DocumentOut:
+    """A catalog record as the API shows it (its stored path stays private)."""
+    return DocumentOut(**{k: v for k, v in record.to_dict().items() if k != "stored_path"})
+
+
+def task_out(record: DocumentRecord) -> TaskOut:
+    return TaskOut(**document_out(record).model_dump(), document_id=record.id, status_url=f"/api/tasks/{record.task_id}")

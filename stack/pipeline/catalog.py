@@ -12,9 +12,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from stack.names import IN_PROGRESS, DocumentStatus
 from stack.pipeline.sqlite import connect
 
-STATUSES = ("queued", "parsing", "chunking", "embedding", "storing", "done", "failed", "cancelled")
+STATUSES = tuple(DocumentStatus)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -44,8 +45,6 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE INDEX IF NOT EXISTS documents_status ON documents (collection, status);
 """
 
-#: Statuses of a document some worker is busy with; the reaper watches their heartbeats.
-IN_PROGRESS = ("parsing", "chunking", "embedding", "storing")
 _JSON_FIELDS = ("timings", "log")
 
 

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
+from stack.names import DocumentStatus, IngestOutcome
+from stack.pipeline import intake
 from stack.pipeline.answer import Answer, extractive_answer, llm_answer
 from stack.pipeline.catalog import Catalog, DocumentRecord
 from stack.pipeline.chunk import Chunk, chunk_document
@@ -37,7 +39,7 @@ _STAGE_END = {"parsing": 0.15, "chunking": 0.2, "embedding": 0.9, "storing": 1.0
 class IngestResult:
     path: str
     file_name: str
-    status: str  # done | skipped | failed | cancelled
+    status: str  # an IngestOutcome: done | skipped | failed | cancelled (queued: handed to the stack)
     document_id: str | None = None
     format: str | None = None
     chunks: int = 0
@@ -71,7 +73,7 @@ class _Ingesting:
 
     def __init__(self, pipeline: Pipeline, item: IngestItem, collection: str, should_cancel: CancelCheck) -> None:
         self.pipeline, self.item, self.collection, self.should_cancel = pipeline, item, collection, should_cancel
-        self.result = IngestResult(str(item.path), item.display_name or item.path.name, "failed")
+        self.result = IngestResult(str(item.path), item.display_name or item.path.name, IngestOutcome.FAILED)
         self.record: DocumentRecord | None = None
         self.chunks: list[Chunk] | None = None
         self.started = time.perf_counter()
@@ -301,12 +303,14 @@ class Pipeline:
             document_id = sha256_file(item.path)
             job.result.document_id = document_id
             existing = self.catalog.get(collection, document_id)
-            if existing is not None and existing.status == "done" and not force:
-                job.result.status, job.result.chunks, job.result.format = "skipped", existing.chunks, existing.format
-                job.result.note = f"already ingested as {existing.file_name} (use --force to re-ingest)"
+            decision = intake.decide(existing, replace=force, stale_after_s=self.settings.stale_after_s)
+            if decision.duplicate:
+                job.result.status, job.result.chunks, job.result.format = (
+                    IngestOutcome.SKIPPED, existing.chunks, existing.format)
+                job.result.note = f"{decision.reason} (use --force to re-ingest)"
                 return job
             self.check_model(collection)
-            fresh = {"file_name": job.result.file_name, "size": size, "status": "parsing", "progress": 0.0,
+            fresh = {"file_name": job.result.file_name, "size": size, "status": DocumentStatus.PARSING, "progress": 0.0,
                      "timings": {}, "embed_model": self.model_name(collection), "error": None, "error_code": None}
             # A record the API queued keeps its task id, attempts, worker and log.
             job.record = (replace(existing, **fresh) if existing is not None
@@ -381,19 +385,19 @@ class Pipeline:
         record.chunks, record.error_code, record.error = len(chunks), None, None
         job.timed("storing", t)
         record.note(f"done: {len(chunks)} chunks")
-        job.progress("done", 1.0, save=True)
-        job.result.status, job.result.chunks, job.result.format = "done", record.chunks, record.format
+        job.progress(DocumentStatus.DONE, 1.0, save=True)
+        job.result.status, job.result.chunks, job.result.format = IngestOutcome.DONE, record.chunks, record.format
 
     def _fail(self, job: _Ingesting, exc: PipelineError) -> None:
         result, record = job.result, job.record
         job.chunks = None
-        result.status = "cancelled" if isinstance(exc, Cancelled) else "failed"
+        result.status = IngestOutcome.CANCELLED if isinstance(exc, Cancelled) else IngestOutcome.FAILED
         result.error = exc.to_dict()
         if record is not None:
             self._undo(record)
             # A record that was written and is gone now was deleted while it ran: it stays gone.
             deleted = record.updated_at > 0 and self.catalog.get(job.collection, record.id) is None
-            record.status, record.error_code, record.error = result.status, exc.code, exc.message
+            record.status, record.error_code, record.error = DocumentStatus(result.status), exc.code, exc.message
             record.note(f"{result.status}: {exc.message}")
             if not deleted:
                 self.catalog.upsert(record)
@@ -505,7 +509,7 @@ class Pipeline:
     def delete_document(self, id_prefix: str, *, collection: str | None = None) -> DocumentRecord:
         """Remove a document's vectors, lexical entries, stored file, extracted text and record."""
         record = self.document(id_prefix, collection=collection)
-        if record.status == "done" or record.chunks:
+        if record.status == DocumentStatus.DONE or record.chunks:
             self.store(record.collection).delete_document(record.id)
         self.lexical(record.collection).delete(record.id)
         shutil.rmtree(self.settings.data_path / "uploads" / record.id, ignore_errors=True)
@@ -534,7 +538,7 @@ class Pipeline:
             self._recorded_models.pop(collection, None)
         results = []
         for record in self.catalog.list(collection):
-            if not rebuilt and record.status == "done" and record.embed_model == self.settings.embed_model:
+            if not rebuilt and record.status == DocumentStatus.DONE and record.embed_model == self.settings.embed_model:
                 continue
             if not record.stored_path or not Path(record.stored_path).is_file():
                 continue

@@ -10,11 +10,10 @@ import uuid
 
 from celery import Celery
 
+from stack.names import INGEST_QUEUE, INGEST_TASK, REAP_TASK, DocumentStatus
 from stack.settings import service_settings
 
-INGEST_QUEUE = "ingest"
-INGEST_TASK = "rag.ingest"
-REAP_TASK = "rag.reap"
+__all__ = ["INGEST_QUEUE", "INGEST_TASK", "REAP_TASK", "app", "enqueue", "make_celery"]  # names re-exported
 
 
 def make_celery(settings=None) -> Celery:
@@ -49,7 +48,7 @@ def enqueue(catalog, record, path: str) -> str:
 
     The record is written first, so the worker that takes the task always finds it."""
     task_id = str(uuid.uuid4())
-    record.task_id, record.status, record.progress = task_id, "queued", 0.0
+    record.task_id, record.status, record.progress = task_id, DocumentStatus.QUEUED, 0.0
     catalog.upsert(record)
     app.send_task(
         INGEST_TASK, kwargs={"collection": record.collection, "document_id": record.id, "path": path,

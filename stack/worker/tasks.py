@@ -13,8 +13,9 @@ from pathlib import Path
 from celery.signals import worker_ready, worker_shutdown
 
 from stack import coordination
+from stack.names import INGEST_TASK, REAP_TASK, DocumentStatus
 from stack.settings import service_settings
-from stack.worker.app import INGEST_TASK, REAP_TASK, app, enqueue
+from stack.worker.app import app, enqueue
 
 log = logging.getLogger("ragctl.worker")
 HEARTBEAT_EVERY_S = 5.0
@@ -145,14 +146,14 @@ def ingest_document(self, collection: str, document_id: str, path: str, file_nam
     # A redelivered or superseded message: the record says which task owns the document now.
     if record is None or record.task_id != self.request.id:
         return {"status": "superseded", "document_id": document_id}
-    if record.status in ("done", "cancelled"):
+    if record.status in (DocumentStatus.DONE, DocumentStatus.CANCELLED):
         return {"status": record.status, "document_id": document_id}
     r = _redis()
     if coordination.cancel_requested(r, self.request.id):
-        record.status = "cancelled"
+        record.status = DocumentStatus.CANCELLED
         record.note("cancelled before it started")
         catalog.upsert(record)
-        return {"status": "cancelled", "document_id": document_id}
+        return {"status": DocumentStatus.CANCELLED, "document_id": document_id}
     worker = self.request.hostname or f"worker@{os.getpid()}"
     record.worker = worker
     record.note(f"picked up by {worker}" + (f" (attempt {record.attempts + 1})" if record.attempts else ""))
@@ -167,12 +168,12 @@ def ingest_document(self, collection: str, document_id: str, path: str, file_nam
     if result.error and result.error.get("code") == "store_unavailable" and self.request.retries < self.max_retries:
         delay = min(60, 2 ** (self.request.retries + 1))
         record = catalog.get(collection, document_id)
-        record.status = "queued"
+        record.status = DocumentStatus.QUEUED
         record.note(f"vector store unreachable; retry {self.request.retries + 1} in {delay} s")
         catalog.upsert(record)
         raise self.retry(countdown=delay)
     try:
-        if result.status == "done":
+        if result.status == DocumentStatus.DONE:
             coordination.record_stage_times(r, catalog.get(collection, document_id).timings)
         elif result.error:
             coordination.record_failure(r, result.error.get("code", "error"))
@@ -190,7 +191,7 @@ def reap_stale_documents() -> dict:
     for record in catalog.stale(time.time() - settings.stale_after_s):
         stage, worker = record.status, record.worker or "a worker"
         if record.attempts + 1 >= settings.max_attempts:
-            record.status, record.error_code = "failed", "worker_lost"
+            record.status, record.error_code = DocumentStatus.FAILED, "worker_lost"
             record.error = (f"{worker} stopped responding during {stage}, {record.attempts + 1} times; "
                             "the document may be too large or crash the parser")
             record.note(f"failed: {record.error}")

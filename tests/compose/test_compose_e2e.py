@@ -231,7 +231,7 @@ def test_doctor_finds_a_stopped_redis_and_fixes_it(stack):
     assert code == 0, [f for f in healthy["findings"] if f["status"] == "fail"]
     engine().containers.get("rag-redis").stop(timeout=10)
     report, code = ragctl_json("doctor", root=stack, timeout=300, check=False)
-    findings = {f["check"]: f for f in report["findings"]}
+    findings = {f["name"]: f for f in report["findings"]}
     assert code == 3 and findings["service redis"]["status"] == "fail"
     assert findings["redis connection"]["cause"] == "the redis service is down"
     fixed, code = ragctl_json("doctor", "--fix", "--yes", root=stack, timeout=600, check=False)
@@ -253,7 +253,7 @@ def test_doctor_tells_a_wrong_redis_url_from_a_network_fault(stack):
     try:
         compose(stack, ["up", "-d", "--no-deps", "worker"], profiles=runtime.profiles, timeout_s=300)
         report, code = ragctl_json("doctor", root=stack, timeout=300, check=False)
-        redis = {f["check"]: f for f in report["findings"]}["redis connection"]
+        redis = {f["name"]: f for f in report["findings"]}["redis connection"]
         assert code == 3 and "redis-typo" in redis["cause"] and "worker container" in redis["cause"]
     finally:
         ragctl("up", "--wait", "300", root=stack, timeout=600)  # re-renders compose.yaml, recreates the workers
@@ -264,7 +264,7 @@ def test_doctor_tells_a_wrong_redis_url_from_a_network_fault(stack):
         network.disconnect(container)
     try:
         report, code = ragctl_json("doctor", root=stack, timeout=300, check=False)
-        redis = {f["check"]: f for f in report["findings"]}["redis connection"]
+        redis = {f["name"]: f for f in report["findings"]}["redis connection"]
         assert code == 3 and "not on the same network" in redis["cause"]
     finally:
         for container in workers:
@@ -279,8 +279,8 @@ def test_doctor_names_a_worker_killed_for_memory(stack):
         starved, code = ragctl_json("up", "worker", "--wait", "45", root=stack, timeout=300, check=False)
         assert code == 3 and "worker" in starved["error"]["failing"]
         report, _ = ragctl_json("doctor", root=stack, timeout=300, check=False)
-        oom = [f for f in report["findings"] if f["check"].startswith("oom ")]
-        assert oom and "killed for memory" in oom[0]["cause"] and "worker_memory" in oom[0]["fix"]
+        oom = [f for f in report["findings"] if f["name"].startswith("oom ")]
+        assert oom and "killed for memory" in oom[0]["cause"] and "worker_memory" in oom[0]["hint"]
     finally:
         set_config_value(stack, "stack", "worker_memory", "3g")
         ragctl("up", "--wait", "300", root=stack, timeout=600)
@@ -311,7 +311,7 @@ def test_down_keeps_volumes_and_down_volumes_asks(stack):
     from ragctl.engine import engine
 
     down, _ = ragctl_json("down", root=stack, timeout=300)
-    assert any(name == "rag-redis" for name in down["removed"])
+    assert any(name == "rag-redis" for name in down["stopped"])
     client = engine()
     assert client.containers.list(all=True, filters={"label": f"{LABEL_KEY}={stack.name}"}) == []
     volumes = client.volumes.list(filters={"label": f"{LABEL_KEY}={stack.name}"})

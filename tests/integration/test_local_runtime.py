@@ -133,10 +133,10 @@ def test_health_checks_every_part_and_the_deep_canary(stack_project):
     report = json.loads(result.stdout)
     checks = {c["name"]: c for c in report["checks"]}
     assert report["healthy"] and report["runtime"] == "local"
-    for name in ("service api", "service worker-1", "redis", "celery workers", "celery tasks", "queue", "chroma",
-                 "api live", "api ready", "canary"):
+    for name in ("service api", "service worker-1", "redis connection", "redis aof", "workers", "pending tasks",
+                 "chroma", "api live", "api ready", "canary"):
         assert checks[name]["status"] == "ok", checks[name]
-    assert len(checks["celery workers"]["data"]["workers"]) == 1
+    assert len(checks["workers"]["data"]["workers"]) == 1
     assert report["probe"]["redis"]["aof_enabled"] is True
     # The canary was removed again.
     documents = ragctl(stack_project, "documents", "list", "--collection", "ragctl-canary", "--json")

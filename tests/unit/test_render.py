@@ -119,8 +119,14 @@ def test_cli_init_render_config(tmp_path):
     made = runner.invoke(app, ["init", str(root), "--runtime", "docker", "--workers", "4", "--nginx", "--no-gpu",
                                "--yes", "--json"])
     assert made.exit_code == 0, made.stdout
-    assert json.loads(made.stdout)["stack"] == {"workers": 4, "gpu": False, "flower": False, "nginx": True,
-                                                "env": "prod"}
+    stack = json.loads(made.stdout)["stack"]
+    assert {k: stack[k] for k in ("workers", "gpu", "flower", "nginx", "env")} == {
+        "workers": 4, "gpu": False, "flower": False, "nginx": True, "env": "prod"}
+    # The guide's limits, lowered only where this host has less (pre-flight would refuse them).
+    assert set(stack) - {"workers", "gpu", "flower", "nginx", "env"} <= {"api_cpus", "worker_cpus", "api_memory",
+                                                                          "worker_memory"}
+    if (os.cpu_count() or 1) < 4:
+        assert stack["worker_cpus"] == os.cpu_count()
     rendered = json.loads(runner.invoke(app, ["-p", str(root), "render", "--json"]).stdout)
     assert {f["name"] for f in rendered["files"] if f["changed"]} == {"compose.yaml", "Dockerfile", "nginx.conf",
                                                                      ".env", "redis.conf"}

@@ -1,0 +1,175 @@
+"""Documents: upload (registered at once, ingested by the workers), list, show, chunks, delete, retry.
+
+Whether an upload is new, a duplicate or a retry is the pipeline's intake policy
+(``stack.pipeline.intake``); these routes only move the received file into place and queue it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from stack import coordination
+from stack.api import schemas
+from stack.api.deps import DocumentDep, PipelineDep, RedisDep, SettingsDep, auth, collection_of
+from stack.api.errors import ERRORS, PipelineErrorWithStatus, error_response
+from stack.api.uploads import ReceivedForm, move_into_place, receive_form
+from stack.names import ACTIVE, RETRYABLE, DocumentStatus
+from stack.pipeline import intake
+from stack.pipeline.catalog import DocumentRecord
+from stack.pipeline.errors import PipelineError, UnsupportedFormat
+from stack.pipeline.service import Pipeline
+from stack.settings import Settings
+
+router = APIRouter(tags=["documents"], dependencies=auth)
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "collection": {"type": "string"},
+                        "replace": {"type": "boolean"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def enqueue(pipeline: Pipeline, record: DocumentRecord) -> str:
+    """Send the record's ingest task; with Redis away, the record is marked failed and the answer is 503."""
+    from stack.worker.app import enqueue as send
+
+    try:
+        return send(pipeline.catalog, record, record.stored_path or "")
+    except Exception as exc:  # kombu raises OperationalError and friends when Redis is away
+        record.status, record.error_code = DocumentStatus.FAILED, "queue_unavailable"
+        record.error = f"queue unreachable: {exc}"
+        pipeline.catalog.upsert(record)
+        raise PipelineErrorWithStatus(503, "queue_unavailable", f"The task queue (Redis) is unreachable: {exc}",
+                                      "ragctl ps   (is redis running?) then POST /api/documents/{id}/retry") from exc
+
+
+def registered(record: DocumentRecord, *, duplicate: bool) -> schemas.Registered:
+    task_id = record.task_id
+    return schemas.Registered(document_id=record.id, task_id=task_id, status=record.status,
+                              status_url=f"/api/tasks/{task_id}" if task_id else None,
+                              file_name=record.file_name, duplicate=duplicate)
+
+
+@router.post("/api/documents", response_model=schemas.UploadResponse, status_code=202,
+             responses=ERRORS | {200: {"model": schemas.UploadResponse}}, openapi_extra=UPLOAD_BODY)
+async def upload(request: Request, settings: SettingsDep, pipeline: PipelineDep, redis: RedisDep,
+                 collection: str | None = None, replace: bool = False):
+    """Register one or more documents and queue them for ingest; answers at once."""
+    paused = await run_in_threadpool(intake_pause_reason, redis)
+    if paused:
+        raise PipelineErrorWithStatus(503, "intake_paused", f"Uploads are paused ({paused}).",
+                                      "retry in a few minutes; nothing was received")
+    uploads = settings.data_path / "uploads"
+    form = await receive_form(request, uploads / ".incoming", settings.max_upload_bytes)
+    try:
+        name = collection_of(settings, form.fields.get("collection") or collection)
+        replace_all = replace or form.fields.get("replace", "").lower() in ("1", "true", "yes", "on")
+    except PipelineError:
+        form.discard()
+        raise
+    return await run_in_threadpool(register_all, form, name, replace_all, uploads, pipeline, settings)
+
+
+def intake_pause_reason(redis) -> str | None:
+    try:
+        return coordination.intake_paused(redis)
+    except Exception:  # noqa: BLE001 - Redis away: enqueue reports it with its own error
+        return None
+
+
+def register_all(form: ReceivedForm, collection: str, replace: bool, uploads: Path, pipeline: Pipeline,
+                 settings: Settings) -> JSONResponse:
+    """Sniff each received file, ask the intake policy, and queue the ones it admits."""
+    from stack.pipeline.sniff import sniff_file
+
+    results, rejected = [], []
+    for received in form.files:
+        try:
+            sniff_file(received.path)
+        except PipelineError as exc:
+            received.path.unlink(missing_ok=True)
+            rejected.append((received, exc))
+            continue
+        decision = intake.decide(pipeline.catalog.get(collection, received.sha256), replace=replace,
+                                 stale_after_s=settings.stale_after_s)
+        if decision.duplicate:
+            received.path.unlink(missing_ok=True)
+            results.append(registered(decision.existing, duplicate=True))
+            continue
+        stored = move_into_place(received, uploads, received.sha256)
+        record = intake.queued_record(decision, document_id=received.sha256, collection=collection,
+                                      file_name=received.file_name, size=received.size, stored_path=str(stored),
+                                      embed_model=settings.embed_model)
+        enqueue(pipeline, record)
+        results.append(registered(record, duplicate=False))
+    if rejected and not results:
+        received, exc = rejected[0]
+        status = 415 if isinstance(exc, UnsupportedFormat) else 422
+        return error_response(status, exc.code, f"{received.file_name}: {exc.message}", exc.hint)
+    body = schemas.UploadResponse(documents=results).model_dump()
+    body["rejected"] = [{"file_name": r.file_name, **exc.to_dict()} for r, exc in rejected]
+    queued = any(not r.duplicate for r in results)
+    return JSONResponse(body, status_code=202 if queued else 200)
+
+
+@router.get("/api/documents", response_model=list[schemas.DocumentOut])
+def list_documents(pipeline: PipelineDep, settings: SettingsDep, status: schemas.Status | None = None,
+                   collection: str | None = None):
+    """Documents, oldest first; filter by status and collection."""
+    name = collection_of(settings, collection) if collection else None
+    return [schemas.document_out(r) for r in pipeline.documents(collection=name, status=status)]
+
+
+@router.get("/api/documents/{document_id}", response_model=schemas.DocumentOut, responses=ERRORS)
+def get_document(record: DocumentDep):
+    """One document (its id, or the first 8+ characters of it)."""
+    return schemas.document_out(record)
+
+
+@router.get("/api/documents/{document_id}/chunks", response_model=list[schemas.ChunkOut], responses=ERRORS)
+def document_chunks(record: DocumentDep, pipeline: PipelineDep):
+    """The chunks of a done document, in order, with their provenance."""
+    if record.status != DocumentStatus.DONE:
+        return []
+    return [{"chunk_id": cid, "text": text, "page": meta.get("page"), "section": meta.get("section"),
+             "heading": meta.get("heading")}
+            for cid, text, meta in pipeline.chunks_of(record)]
+
+
+@router.delete("/api/documents/{document_id}", responses=ERRORS)
+def delete_document(record: DocumentDep, pipeline: PipelineDep, redis: RedisDep) -> dict[str, str]:
+    """Delete a document: vectors, lexical entries, stored file, extracted text and record."""
+    if record.task_id and record.status in ACTIVE:
+        coordination.request_cancel(redis, record.task_id)
+    pipeline.delete_document(record.id, collection=record.collection)
+    return {"deleted": record.id, "file_name": record.file_name}
+
+
+@router.post("/api/documents/{document_id}/retry", response_model=schemas.Registered, status_code=202,
+             responses=ERRORS)
+def retry_document(record: DocumentDep, pipeline: PipelineDep):
+    """Queue a failed or cancelled document again, from its stored copy."""
+    if record.status not in RETRYABLE:
+        raise PipelineErrorWithStatus(409, "not_retryable", f"{record.file_name} is {record.status}; only failed "
+                                      "or cancelled documents are retried.", "GET /api/documents/{id}")
+    record.attempts, record.error, record.error_code = 0, None, None
+    record.note("retry requested")
+    enqueue(pipeline, record)
+    return registered(record, duplicate=False)

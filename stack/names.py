@@ -1,0 +1,56 @@
+"""Names the stack's parts agree on: queues, Celery task names, document statuses.
+
+Standard library only, so the CLI can import it on a base install (without the ``[stack]``
+extra: no Celery, no Chroma, no torch) to read a running stack's queue or a catalog's statuses.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+#: The Celery queue every ingest (and reaper) task goes through.
+INGEST_QUEUE = "ingest"
+#: Celery task names (what a worker registers; what the API and the reaper send).
+INGEST_TASK = "rag.ingest"
+REAP_TASK = "rag.reap"
+
+
+class DocumentStatus(StrEnum):
+    """Where a document stands, as the catalog stores it (and the API shows it).
+
+    ``queued`` (the API registered it; a worker will take it) → ``parsing`` → ``chunking`` →
+    ``embedding`` → ``storing`` → one of ``done``, ``failed``, ``cancelled``.  Members are strings:
+    ``record.status == DocumentStatus.DONE`` holds for a status read back from SQLite as ``"done"``.
+    """
+
+    QUEUED = "queued"
+    PARSING = "parsing"
+    CHUNKING = "chunking"
+    EMBEDDING = "embedding"
+    STORING = "storing"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+#: Statuses of a document some worker is busy with; the reaper watches their heartbeats.
+IN_PROGRESS = (DocumentStatus.PARSING, DocumentStatus.CHUNKING, DocumentStatus.EMBEDDING, DocumentStatus.STORING)
+#: Statuses of a document whose ingest has not ended: waiting in the queue or in progress.
+ACTIVE = (DocumentStatus.QUEUED, *IN_PROGRESS)
+#: Statuses an ingest ends in; nothing changes a document's status after these but a new ingest.
+TERMINAL = frozenset({DocumentStatus.DONE, DocumentStatus.FAILED, DocumentStatus.CANCELLED})
+#: Ended without a result: a retry (or a re-upload of the same bytes) ingests them again.
+RETRYABLE = frozenset({DocumentStatus.FAILED, DocumentStatus.CANCELLED})
+
+
+class IngestOutcome(StrEnum):
+    """How one file's ingest request ended, as reported to the caller (``IngestResult.status``).
+
+    Not a catalog status: ``skipped`` (the same bytes were already there) is never stored, and
+    ``queued`` means the file was handed to the workers and is not waited for."""
+
+    DONE = "done"
+    QUEUED = "queued"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
