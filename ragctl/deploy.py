@@ -121,8 +121,6 @@ def load_deploy_config(root: Path) -> DeployConfig:
 
 def render_files(root: Path) -> dict[str, str]:
     """File name → content for the deployment in ``root``."""
-    import jinja2
-
     from stack.pipeline.embed import is_packaged_model
     from stack.settings import load_settings
 
@@ -149,11 +147,25 @@ def render_files(root: Path) -> dict[str, str]:
                             if k not in ("RAG_API_KEY", "FLOWER_BASIC_AUTH", "RAG_MAX_UPLOAD_MB", "RAG_EMBED_MODEL")),
         "torch_index": TORCH_INDEXES[config.torch_variant],
     }
-    environment = jinja2.Environment(
+    context |= {"redis_bind": "0.0.0.0", "redis_port": 6379, "redis_dir": "/data", "redis_protected": False}
+    environment = _templates()
+    return {out: environment.get_template(template).render(**context) for out, template in RENDERED.items()}
+
+
+def _templates():
+    import jinja2
+
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
         autoescape=False,  # YAML, nginx and Dockerfile text, not HTML
     )
-    return {out: environment.get_template(template).render(**context) for out, template in RENDERED.items()}
+
+
+def redis_conf(*, bind: str, port: int, directory: str, appendfsync: str = "always", protected: bool = True) -> str:
+    """redis.conf from the stack's one template (the local runtime writes its own copy with it)."""
+    return _templates().get_template(RENDERED["redis.conf"]).render(
+        redis_bind=bind, redis_port=port, redis_dir=directory, redis_appendfsync=appendfsync,
+        redis_protected=protected)
 
 
 @dataclass

@@ -30,19 +30,13 @@ SECRET_VALUE = re.compile(r"(?i)(bearer\s+|api[_-]?key[\"'=:\s]+|password[\"'=:\
 
 # -- .env ------------------------------------------------------------------------------------
 def parse_dotenv(text: str) -> dict[str, str]:
-    """``KEY=value`` lines; ``export`` prefixes, comments and blank lines are allowed, and one pair
-    of matching quotes around a value is removed (as docker compose and python-dotenv do)."""
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
+    """``KEY=value`` lines, read by python-dotenv: the parser the services' settings use too
+    (pydantic-settings), so ragctl and the stack never disagree on quoting."""
+    import io
+
+    from dotenv import dotenv_values
+
+    return {key: value for key, value in dotenv_values(stream=io.StringIO(text)).items() if value is not None}
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

@@ -630,19 +630,11 @@ class LocalRuntime(Runtime):
         return resolved
 
     def _render_redis_conf(self, port: int) -> Path:
+        from ragctl.deploy import redis_conf
+
         path = self.run_dir / "redis.conf"
-        path.write_text(
-            "# Written by ragctl up --runtime local; rewritten on every up.\n"
-            f"port {port}\n"
-            "bind 127.0.0.1\n"
-            f'dir "{self.data_dir / "redis"}"\n'
-            "appendonly yes\n"
-            "appendfsync always\n"
-            'save ""\n'
-            "protected-mode yes\n"
-            "daemonize no\n",
-            encoding="utf-8",
-        )
+        path.write_text(redis_conf(bind="127.0.0.1", port=port, directory=f'"{self.data_dir / "redis"}"'),
+                        encoding="utf-8")
         return path
 
     def _load_plan(self) -> dict[str, Any] | None:
