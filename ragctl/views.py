@@ -1,7 +1,13 @@
-"""What people see: rich tables, progress bars and answers for the CLI's results."""
+"""What people see: rich tables, progress bars and answers for the CLI's results.
+
+Every string that comes from a user, a file, a document or a configuration (file names, paths,
+errors, questions, answers, log lines) goes into a table or a line as a ``Text`` (``cell``), never
+through Rich's markup parser: ``[draft] 메모 [v2].txt`` is printed as it is.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -10,11 +16,28 @@ from pathlib import Path
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from ragctl.console import console, err_console
 from stack.pipeline.document import location_label
 
+#: Without a terminal, a file in a long stage (embedding a big document) still prints a line this often.
+PLAIN_EVERY_S = 30.0
 _STATUS_STYLE = {"done": "green", "skipped": "cyan", "failed": "red", "cancelled": "yellow"}
+
+
+def cell(value: object, style: str = "") -> Text:
+    """A table cell or a line of data: shown as it is, in ``style``."""
+    return Text("" if value is None else str(value), style=style)
+
+
+def line(*parts: tuple[object, str] | object) -> Text:
+    """A line assembled from data: each part a value, or (value, style)."""
+    text = Text()
+    for part in parts:
+        value, style = part if isinstance(part, tuple) else (part, "")
+        text.append("" if value is None else str(value), style=style)
+    return text
 
 
 class IngestProgress:
@@ -41,11 +64,18 @@ class IngestProgress:
     def track(self, name: str, key: str | None = None):
         """A bar for one file; returns ``report(stage, fraction)``.  Several may run at once;
         ``key`` (default: the name) tells them apart for ``untrack``."""
-        task = self.progress.add_task(f"  {escape(name)}", total=1.0, stage="queued")
+        task = self.progress.add_task(f"  {escape(name)}", total=1.0, stage="queued")  # a markup string: escaped
         self._bars[key or name] = task
+
+        last = {"stage": None, "at": 0.0}
 
         def report(stage: str, fraction: float) -> None:
             self.progress.update(task, completed=fraction, stage=stage)
+            if self.plain:  # no bar to watch: a line per stage, and one every PLAIN_EVERY_S within a long one
+                now = time.monotonic()
+                if stage != last["stage"] or now - last["at"] >= PLAIN_EVERY_S:
+                    last.update(stage=stage, at=now)
+                    err_console.print(line(f"      {stage:<9} {fraction:4.0%}  ", name), highlight=False)
 
         return report
 
@@ -66,7 +96,8 @@ class IngestProgress:
         self.progress.advance(self.overall)
         if self.plain:
             reason = f": {result.error['message']}" if result.error else ""
-            err_console.print(f"[{self.count}/{self.total}] {result.status:<8} {result.file_name}{reason}")
+            err_console.print(line(f"[{self.count}/{self.total}] {result.status:<8} ", result.path or result.file_name,
+                                   reason), highlight=False)
 
 
 @contextmanager
@@ -88,10 +119,8 @@ def results_table(results: Sequence) -> Table:
     for r in results:
         style = _STATUS_STYLE.get(r.status, "")
         reason = r.error["message"] if r.error else (r.note or "")
-        table.add_row(
-            escape(r.file_name), f"[{style}]{r.status}[/]", r.format or "", str(r.chunks),
-            (r.document_id or "")[:12], f"{r.seconds:.2f}", escape(reason),
-        )
+        table.add_row(cell(r.path or r.file_name), cell(r.status, style), cell(r.format), cell(r.chunks),
+                      cell((r.document_id or "")[:12]), cell(f"{r.seconds:.2f}"), cell(reason))
     return table
 
 
@@ -104,24 +133,25 @@ def hits_table(hits: Sequence) -> Table:
     for rank, hit in enumerate(hits, start=1):
         source = hit.metadata.get("file_name", "") + (f"\n{hit.location}" if hit.location else "")
         text = hit.text if len(hit.text) <= 400 else hit.text[:400] + "…"
-        table.add_row(str(rank), f"{hit.score:.3f}", escape(source), escape(text))
+        table.add_row(cell(rank), cell(f"{hit.score:.3f}"), cell(source), cell(text))
     return table
 
 
 def print_answer(answer) -> None:
-    console.print(escape(answer.answer))
+    console.print(cell(answer.answer))
     console.print()
     if answer.mode == "llm":  # an extractive answer's own first line already says what it is
-        console.print(f"[dim]Mode: LLM {escape(answer.model or '')}[/]")
+        console.print(cell(f"Mode: LLM {answer.model or ''}", "dim"))
         invalid = getattr(answer, "invalid_citations", None)
         if invalid:
-            console.print(f"[dim]Removed citations of sources that were not given: {', '.join(map(str, invalid))}[/]")
+            console.print(cell(f"Removed citations of sources that were not given: {', '.join(map(str, invalid))}",
+                               "dim"))
     if answer.sources:
-        console.print("[bold]Sources[/]")
+        console.print(cell("Sources", "bold"))
         for source in answer.sources:
             where = f", {source.location}" if source.location else ""
-            console.print(f"  [{source.n}] {escape(source.file)}{escape(where)}  [dim]{source.chunk_id[:16]}… "
-                          f"score {source.score:.3f}[/]")
+            console.print(line(f"  [{source.n}] ", source.file, where,
+                               (f"  {source.chunk_id[:16]}… score {source.score:.3f}", "dim")))
 
 
 def documents_table(records: Sequence) -> Table:
@@ -130,30 +160,28 @@ def documents_table(records: Sequence) -> Table:
         table.add_column(column, justify="right" if column == "chunks" else "left")
     for r in records:
         style = _STATUS_STYLE.get(r.status, "")
-        table.add_row(
-            r.id[:12], escape(r.file_name), f"[{style}]{r.status}[/]", r.format or "", str(r.chunks),
-            r.collection, datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M"),
-        )
+        table.add_row(cell(r.id[:12]), cell(r.file_name), cell(r.status, style), cell(r.format), cell(r.chunks),
+                      cell(r.collection), cell(datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M")))
     return table
 
 
 def print_document(record, extracted: Path | None, chunks: Sequence) -> None:
-    table = Table(show_header=False, title=escape(record.file_name))
+    table = Table(show_header=False, title=cell(record.file_name))
     table.add_column("field", style="bold")
     table.add_column("value")
     for field in ("id", "collection", "status", "format", "parser", "size", "chunks", "embed_model",
                   "stored_path", "error"):
         value = getattr(record, field)
         if value not in (None, ""):
-            table.add_row(field, escape(str(value)))
+            table.add_row(field, cell(value))
     if record.timings:
-        table.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in record.timings.items()))
+        table.add_row("timings", cell(", ".join(f"{k} {v:.2f}s" for k, v in record.timings.items())))
     if extracted:
-        table.add_row("extracted text", str(extracted))
+        table.add_row("extracted text", cell(extracted))
     console.print(table)
     for chunk_id, text, meta in chunks:
         where = location_label(meta.get("page"), meta.get("section"), meta.get("heading"))
-        console.print(f"[bold]{escape(chunk_id)}[/] [dim]{escape(where)}[/]\n{escape(text)}\n")
+        console.print(line((chunk_id, "bold"), " ", (where, "dim"), "\n", text, "\n"))
 
 
 _CHECK_MARKS = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
@@ -165,10 +193,10 @@ def checks_table(checks: Sequence, *, causes: bool = False) -> Table:
     for column in ("check", "", "detail", *(["cause"] if causes else []), "next"):
         table.add_column(column)
     for check in checks:
-        row = [escape(check.name), _CHECK_MARKS.get(check.status, escape(check.status)), escape(check.detail)]
+        row = [cell(check.name), _CHECK_MARKS.get(check.status, cell(check.status)), cell(check.detail)]
         if causes:
-            row.append(escape(check.cause or ""))
-        table.add_row(*row, escape(check.hint or ""))
+            row.append(cell(check.cause))
+        table.add_row(*row, cell(check.hint))
     return table
 
 
@@ -184,12 +212,10 @@ def services_table(services: Sequence, *, show_ready: bool = False) -> Table:
     for column in [*columns, *(["ready"] if show_ready else [])]:
         table.add_column(column, justify="right" if column in ("pid", "port", "restarts") else "left")
     for service, row in zip(services, rows, strict=True):
-        cells = [escape(row[column]) for column in columns]
-        style = _SERVICE_STYLE.get(service.state)
-        if style:
-            cells[columns.index("state")] = f"[{style}]{escape(service.state)}[/]"
+        cells = [cell(row[column], _SERVICE_STYLE.get(service.state, "") if column == "state" else "")
+                 for column in columns]
         if show_ready:
-            cells.append("[green]yes[/]" if service.ready else "[yellow]waiting[/]")
+            cells.append(cell("yes", "green") if service.ready else cell("waiting", "yellow"))
         table.add_row(*cells)
     return table
 
@@ -203,5 +229,5 @@ def print_status(status, root: Path) -> None:
              ("Flower", status.flower_url, f"(login {status.flower_auth or 'see FLOWER_BASIC_AUTH in .env'})")]
     for label, url, note in lines:
         if url:
-            console.print(f"{label:<8} {url}   {note}".rstrip(), markup=False)
-    console.print("Logs     ragctl logs SERVICE -f", markup=False)
+            console.print(cell(f"{label:<8} {url}   {note}".rstrip()))
+    console.print(cell("Logs     ragctl logs SERVICE -f"))

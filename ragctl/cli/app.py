@@ -16,17 +16,38 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from ragctl import __version__
 from ragctl.cli import data, images, ops, stack
 from ragctl.cli.context import CURRENT, CliState
-from ragctl.errors import RagctlError
+from ragctl.errors import RagctlError, UsageError
 from ragctl.output import console, fail
+
+try:  # typer ≥ 0.25 vendors click; older releases use the click package
+    from typer._click.exceptions import UsageError as ClickUsageError
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click.exceptions import UsageError as ClickUsageError
+
+
+def _without_flag_metavars(params: list) -> list:
+    """``--yes`` in help, not ``--yes <bool>``: a flag takes no value, so it shows none."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class RagctlCommand(TyperCommand):
+    def get_params(self, ctx: typer.Context) -> list:
+        return _without_flag_metavars(super().get_params(ctx))
 
 
 class RagctlGroup(TyperGroup):
     """Turns an error raised anywhere in a command into ragctl's one error output."""
+
+    def get_params(self, ctx: typer.Context) -> list:
+        return _without_flag_metavars(super().get_params(ctx))
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         ctx.meta.setdefault("ragctl.argv", list(args))
@@ -35,14 +56,20 @@ class RagctlGroup(TyperGroup):
     def invoke(self, ctx: typer.Context):
         from stack.pipeline.errors import PipelineError
 
+        as_json = "--json" in ctx.meta.get("ragctl.argv", [])
         try:
             return super().invoke(ctx)
         except (RagctlError, PipelineError) as exc:
-            fail(exc, as_json="--json" in ctx.meta.get("ragctl.argv", []))
+            fail(exc, as_json=as_json)
+        except ClickUsageError as exc:
+            if not as_json:
+                raise  # click prints the usage line and the error (exit 2)
+            command = " ".join(exc.ctx.command_path.split()[1:]) if exc.ctx else ""
+            fail(UsageError(exc.format_message(), f"ragctl {command} --help".replace("  ", " ")), as_json=True)
 
 
 def _typer(**kwargs) -> typer.Typer:
-    return typer.Typer(cls=RagctlGroup, no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+    return typer.Typer(cls=RagctlGroup, no_args_is_help=True, add_completion=False, rich_markup_mode=None,  # help text is shown as written: "[stack]" stays
                        context_settings={"help_option_names": ["-h", "--help"]}, **kwargs)
 
 
@@ -75,26 +102,26 @@ def root(
 
 
 for command in (data.init, data.render, data.extract, data.ingest, data.search, data.ask, data.reindex):
-    app.command()(command)
-app.command("config")(data.config_check)
+    app.command(cls=RagctlCommand)(command)
+app.command("config", cls=RagctlCommand)(data.config_check)
 app.add_typer(documents_app, name="documents")
-documents_app.command("list")(data.documents_list)
-documents_app.command("show")(data.documents_show)
-documents_app.command("delete")(data.documents_delete)
-documents_app.command("retry")(data.documents_retry)
+documents_app.command("list", cls=RagctlCommand)(data.documents_list)
+documents_app.command("show", cls=RagctlCommand)(data.documents_show)
+documents_app.command("delete", cls=RagctlCommand)(data.documents_delete)
+documents_app.command("retry", cls=RagctlCommand)(data.documents_retry)
 app.add_typer(tasks_app, name="tasks")
-tasks_app.command("show")(data.tasks_show)
-tasks_app.command("cancel")(data.tasks_cancel)
+tasks_app.command("show", cls=RagctlCommand)(data.tasks_show)
+tasks_app.command("cancel", cls=RagctlCommand)(data.tasks_cancel)
 for command in (stack.up, stack.down, stack.ps, stack.status, stack.logs, stack.restart, stack.scale):
-    app.command()(command)
+    app.command(cls=RagctlCommand)(command)
 for command in (ops.health, ops.doctor, ops.backup, ops.restore, ops.migrate):
-    app.command()(command)
-app.command("support-bundle")(ops.support_bundle)
-app.command()(images.build)
-app.command()(images.wheelhouse)
+    app.command(cls=RagctlCommand)(command)
+app.command("support-bundle", cls=RagctlCommand)(ops.support_bundle)
+app.command(cls=RagctlCommand)(images.build)
+app.command(cls=RagctlCommand)(images.wheelhouse)
 app.add_typer(bundle_app, name="bundle")
-bundle_app.command("save")(images.bundle_save)
-bundle_app.command("load")(images.bundle_load)
+bundle_app.command("save", cls=RagctlCommand)(images.bundle_save)
+bundle_app.command("load", cls=RagctlCommand)(images.bundle_load)
 
 
 def main() -> None:

@@ -38,11 +38,20 @@ class CliState:
 CURRENT: ContextVar[CliState | None] = ContextVar("ragctl_cli_state", default=None)
 
 
-def project_root() -> Path:
-    from ragctl.project import find_project_root
+def project_root(*, required: bool = True) -> Path:
+    """The project the command acts on.  Only ``init`` creates projects: any other command on a
+    folder without ragctl.toml is refused (a typo in ``-p`` must not make a new project); the few
+    that work on any folder (``restore``, ``migrate``) pass ``required=False``."""
+    from ragctl.errors import UsageError
+    from ragctl.project import find_project_root, is_project
 
     state = CURRENT.get()
-    return find_project_root(state.project if state else None)
+    root = find_project_root(state.project if state else None)
+    if required and not is_project(root):
+        raise UsageError(f"{root} is not a ragctl project (it has no ragctl.toml).",
+                         f"ragctl init {root}   (or name an existing project with -p PROJECT)",
+                         code="not_a_project")
+    return root
 
 
 def current_runtime(kind: str | None = None, *, starting: bool = False) -> Runtime:

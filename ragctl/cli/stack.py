@@ -8,14 +8,14 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 the stack did not become healthy in time, 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from ragctl.cli.context import JsonOption, YesOption, current_runtime
 from ragctl.errors import EXIT_NOT_RUNNING, NotRunning, UsageError
 from ragctl.output import confirm, console, emit, err_console, print_json
-from ragctl.views import print_status, services_table
+from ragctl.views import cell, print_status, services_table
 
 
 def _with_progress(call, *, as_json: bool):
@@ -42,7 +42,7 @@ def _with_progress(call, *, as_json: bool):
 def up(
     services: Annotated[list[str] | None, typer.Argument(help="Docker runtime: only these services "
                                                          "(and what they depend on).")] = None,
-    runtime: Annotated[str | None, typer.Option("--runtime", help="local (processes on 127.0.0.1) or docker "
+    runtime: Annotated[Literal["local", "docker"] | None, typer.Option("--runtime", help="local (processes on 127.0.0.1) or docker "
                                                 "(the rendered Compose stack); default: the project's.",
                                                 show_default=False)] = None,
     workers: Annotated[int | None, typer.Option("--workers", "-w", min=0, help="Number of Celery workers "
@@ -65,8 +65,8 @@ def up(
     status = rt.status()
 
     def human() -> None:
-        console.print(f"The {rt.kind} stack of {rt.root} is already running." if already else
-                      f"[green]The {rt.kind} stack of {rt.root} is up.[/]")
+        console.print(cell(f"The {rt.kind} stack of {rt.root} is already running.") if already else
+                      cell(f"The {rt.kind} stack of {rt.root} is up.", "green"))
         print_status(status, rt.root)
 
     emit({**status.to_dict(), "already_running": already}, human, as_json=as_json)
@@ -183,5 +183,5 @@ def scale(
     services = _with_progress(lambda progress: rt.scale(replicas, wait_s=wait, progress=progress), as_json=as_json)
     chosen = [s for s in services if s.name in replicas]
     emit([s.ps_row() for s in chosen],
-         lambda: console.print("Scaled " + ", ".join(f"{s.name} to {s.running}" for s in chosen) + "."),
+         lambda: console.print("Scaled " + ", ".join(f"{s.name} to {s.running}" for s in chosen) + ".", markup=False),
          as_json=as_json)
