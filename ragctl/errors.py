@@ -122,6 +122,12 @@ class EngineUnavailable(DockerError):
     exit_code = EXIT_PREFLIGHT
 
 
+class EngineStalled(DockerError):
+    """A long engine call (image save, load, build, pull) sent or took nothing for too long."""
+
+    code = "engine_stalled"
+
+
 class NeedsConfirmation(RagctlError):
     code = "confirmation_needed"
     exit_code = EXIT_NEEDS_CONFIRMATION

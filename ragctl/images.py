@@ -4,6 +4,10 @@
 One image serves every service.  A build sends the engine a context made here: the rendered
 Dockerfile, the project's source under ``src/``, and ``build/wheels`` (a wheelhouse) and
 ``build/ca.crt`` (a proxy's CA) — both empty unless asked for, and both left in the build stage.
+
+Builds, saves and loads have no limit on their length, only on the engine's inactivity
+(``ragctl.engine.Inactivity``: nothing sent or taken for ``RAGCTL_ENGINE_INACTIVITY_S``, 120 s by
+default), and report progress while they run.
 """
 
 from __future__ import annotations
@@ -22,12 +26,16 @@ from pathlib import Path
 
 from ragctl import __version__
 from ragctl.deploy import DeployConfig, load_deploy_config
-from ragctl.engine import DockerError, engine
+from ragctl.engine import DockerError, Inactivity, engine, inactivity_limit
 
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_ITEMS = ("pyproject.toml", "README.md", "ragctl", "stack", "templates")
 BUNDLE_MANIFEST = "ragctl-bundle.json"
-BUILD_TIMEOUT_S = 3600
+#: Slack between the inactivity watch and the client's socket timeout (the watch speaks first).
+SOCKET_SLACK_S = 5
+LOAD_BLOCK_BYTES = 4 << 20
+#: docker save may stage the image before its first byte; it is given this rate (20 MB/s) more time.
+EXPORT_BYTES_PER_S = 20e6
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -168,16 +176,18 @@ class BuiltImage:
 
 
 def build_image(root: Path, options: BuildOptions, *, progress: Progress | None = None,
-                timeout_s: float = BUILD_TIMEOUT_S) -> BuiltImage:
-    """Build the stack's image from ROOT/Dockerfile with the given options."""
+                inactivity_s: float | None = None) -> BuiltImage:
+    """Build the stack's image from ROOT/Dockerfile with the given options.  Fails (EngineStalled)
+    only when the engine shows no progress for ``inactivity_s`` (default: inactivity_limit())."""
     options.check()
     python = check_base_image(options.base_image)
-    client = engine(timeout_s=timeout_s)
+    limit = inactivity_s if inactivity_s is not None else inactivity_limit()
+    client = engine(timeout_s=limit + SOCKET_SLACK_S)
     started = time.monotonic()
     log: list[str] = []
     # The build stage first, tagged, so that it stays the layer cache of the next build; then the image.
     for target, tag in (("build", f"{options.image}-build"), (None, options.image)):
-        _build_target(client, root, options, target=target, tag=tag, log=log, progress=progress, timeout_s=timeout_s)
+        _build_target(client, root, options, target=target, tag=tag, log=log, progress=progress, limit_s=limit)
     _remove_stale_images(client)
     image = client.images.get(options.image)
     return BuiltImage(image=options.image, id=image.id, size_bytes=int(image.attrs.get("Size", 0)),
@@ -187,7 +197,7 @@ def build_image(root: Path, options: BuildOptions, *, progress: Progress | None 
 
 
 def _build_target(client, root: Path, options: BuildOptions, *, target: str | None, tag: str, log: list[str],
-                  progress: Progress | None, timeout_s: float) -> None:
+                  progress: Progress | None, limit_s: float) -> None:
     from docker.errors import APIError
 
     from ragctl.deploy import TORCH_INDEXES
@@ -195,13 +205,18 @@ def _build_target(client, root: Path, options: BuildOptions, *, target: str | No
     with tempfile.TemporaryFile() as context:
         write_build_context(root, options, context)
         context.seek(0)
+        started = time.time()
+        watch = Inactivity(f"the build of {tag}", hint="ragctl build", limit_s=limit_s, cancel=client.close,
+                           so_far=lambda: f"last output: {log[-1][:100]!r}" if log else "",
+                           # A RUN step that prints nothing (pip downloading torch) is work, not a stall.
+                           alive=lambda: _build_step_running(started))
         try:
-            stream = client.api.build(
+            stream = watch.stream(lambda: client.api.build(
                 fileobj=context, custom_context=True, tag=tag, target=target, rm=True, forcerm=True, decode=True,
                 # Host networking: pip reaches the index (or the proxy) the way the host does.
-                network_mode="host", timeout=int(timeout_s),
+                network_mode="host", timeout=int(limit_s + SOCKET_SLACK_S),
                 buildargs={"BASE_IMAGE": options.base_image, "TORCH_INDEX": TORCH_INDEXES[options.torch_variant]},
-                labels={"io.ragctl.version": __version__})
+                labels={"io.ragctl.version": __version__}))
             for chunk in stream:
                 if "error" in chunk:
                     raise ImageError(f"The image build failed: {_ANSI.sub('', chunk['error']).strip()}",
@@ -217,6 +232,18 @@ def _build_target(client, root: Path, options: BuildOptions, *, target: str | No
         except APIError as exc:
             raise ImageError(f"The engine refused the build: {exc.explanation or exc}",
                              stderr="\n".join(log[-30:])) from exc
+
+
+def _build_step_running(since: float) -> str | None:
+    """The classic builder runs each RUN step in a container from an untagged image: one started
+    since the build began means the build is at work, even when it prints nothing."""
+    try:
+        for container in engine(timeout_s=10).api.containers(filters={"status": "running"}):
+            if container.get("Created", 0) >= since - 2 and str(container.get("Image", "")).startswith("sha256:"):
+                return f"build step container {container['Id'][:12]} is running"
+    except Exception:  # noqa: BLE001 - no answer is no evidence of work
+        return None
+    return None
 
 
 def _remove_stale_images(client) -> list[str]:
@@ -304,25 +331,45 @@ class BundleManifest:
 def save_bundle(root: Path, path: Path, *, progress: Callable[[int], None] | None = None) -> BundleManifest:
     """``docker save`` of every image the stack needs, with ``ragctl-bundle.json`` (names and image
     ids, which are content digests) appended: one uncompressed tar that plain ``docker load`` reads too."""
-    from docker.errors import ImageNotFound
+    from docker.errors import APIError, ImageNotFound
 
-    client = engine(timeout_s=BUILD_TIMEOUT_S)
+    limit = inactivity_limit()
+    client = engine(timeout_s=limit + SOCKET_SLACK_S)
     name = image_name(load_deploy_config(root))
     try:
         image = client.images.get(name)
     except ImageNotFound as exc:
         raise ImageError(f"The image {name} is not on this engine.", hint="ragctl build") from exc
+    size = int(image.attrs.get("Size", 0))
     manifest = BundleManifest(ragctl_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                              images=[{"name": name, "id": image.id, "size_bytes": int(image.attrs.get("Size", 0))}])
+                              images=[{"name": name, "id": image.id, "size_bytes": size}])
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     written = 0
-    with partial.open("wb") as out:
-        for chunk in image.save(named=True):
-            out.write(chunk)
-            written += len(chunk)
-            if progress:
-                progress(written)
+    started = time.monotonic()
+
+    def exporting() -> str | None:
+        # The engine may copy the whole image aside before its first byte: that time grows with the size.
+        if written == 0 and time.monotonic() - started < limit + size / EXPORT_BYTES_PER_S:
+            return f"the engine is exporting {size / 1e9:.2f} GB before sending it"
+        return None
+
+    watch = Inactivity(f"docker save of {name}", hint=f"ragctl bundle save {path}", limit_s=limit,
+                       cancel=client.close, alive=exporting,
+                       so_far=lambda: f"{written / 1e9:.2f} GB of about {size / 1e9:.2f} GB written")
+    try:
+        with partial.open("wb") as out:
+            for chunk in watch.stream(lambda: client.api.get_image(name)):  # a tag: the tar keeps it
+                out.write(chunk)
+                written += len(chunk)
+                if progress:
+                    progress(written)
+    except APIError as exc:
+        partial.unlink(missing_ok=True)
+        raise ImageError(f"The engine refused to save {name}: {exc.explanation or exc}", hint="docker info") from exc
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     body = json.dumps(manifest.to_dict(), indent=2).encode()
     with tarfile.open(partial, mode="a") as tar:
         info = tarfile.TarInfo(BUNDLE_MANIFEST)
@@ -349,21 +396,37 @@ def read_bundle_manifest(path: Path) -> BundleManifest:
 
 def load_bundle(path: Path, *, progress: Callable[[int], None] | None = None) -> BundleManifest:
     """Load a bundle into this engine and check that every image arrived with its recorded id."""
-    from docker.errors import ImageNotFound
+    from docker.errors import APIError, ImageNotFound
 
     manifest = read_bundle_manifest(path)
-    client = engine(timeout_s=BUILD_TIMEOUT_S)
+    limit = inactivity_limit()
+    client = engine(timeout_s=limit + SOCKET_SLACK_S)
+    total, sent, state = path.stat().st_size, 0, ["sending"]
+    watch = Inactivity(f"docker load of {path.name}", hint=f"ragctl bundle load {path}", limit_s=limit,
+                       cancel=client.close,
+                       so_far=lambda: f"{sent / 1e9:.2f} of {total / 1e9:.2f} GB sent, {state[0]}")
 
-    def chunks(size: int = 4 << 20):
-        sent = 0
+    def chunks(size: int = LOAD_BLOCK_BYTES):
+        nonlocal sent
         with path.open("rb") as handle:
             while block := handle.read(size):
-                sent += len(block)
+                yield block
+                sent += len(block)  # the engine took the block: that is progress
+                watch.beat()
                 if progress:
                     progress(sent)
-                yield block
+        state[0] = "the engine is loading the layers"
 
-    client.images.load(chunks())
+    try:
+        # Not quiet: the engine reports each layer as it loads it, which is progress after the upload.
+        for message in watch.stream(lambda: client.api.load_image(chunks(), quiet=False)):
+            if isinstance(message, dict) and message.get("error"):
+                raise ImageError(f"The engine could not load {path}: {message['error']}",
+                                 hint="copy the bundle again and retry")
+            if isinstance(message, dict) and message.get("status"):
+                state[0] = f"{message['status']} {message.get('id', '')}".strip()
+    except APIError as exc:
+        raise ImageError(f"The engine refused {path}: {exc.explanation or exc}", hint="docker load -i FILE") from exc
     for entry in manifest.images:
         try:
             loaded = client.images.get(entry["name"])

@@ -65,7 +65,10 @@ class FakeRuntime(Runtime):
 
     def __init__(self, root: Path, *, running: bool = True, services: list[FakeService] | None = None,
                  probe: dict[str, Any] | None = None, api_url: str | None = "http://127.0.0.1:9",
-                 stores: dict[str, bytes] | None = None) -> None:
+                 stores: dict[str, bytes] | None = None, after_fix: dict[str, Any] | None = None,
+                 ready_after_probes: int = 0) -> None:
+        """``after_fix``: the probe once a restart, up or resume has taken effect, which is
+        ``ready_after_probes`` probes after the call (a worker that boots slowly)."""
         super().__init__(root)
         self.is_running = running
         self.services = services if services is not None else [FakeService(n) for n in ("redis", "chroma", "api",
@@ -76,6 +79,12 @@ class FakeRuntime(Runtime):
                                                          "redis/dump.rdb": b"REDIS0011"}
         self.calls: list[str] = []
         self.restored: dict[str, bytes] = {}
+        self.after_fix, self.ready_after_probes = after_fix, ready_after_probes
+        self.booting: int | None = None
+
+    def _fixed(self) -> None:
+        if self.after_fix is not None:
+            self.booting = self.ready_after_probes
 
     def status(self) -> FakeStatus:
         return FakeStatus(self.is_running, self.services if self.is_running else [], self.api)
@@ -83,6 +92,7 @@ class FakeRuntime(Runtime):
     def up(self, **options: Any) -> list[Any]:
         self.calls.append("up")
         self.is_running = True
+        self._fixed()
         return self.services
 
     def down(self, *, volumes: bool = False) -> list[str]:
@@ -92,6 +102,7 @@ class FakeRuntime(Runtime):
 
     def restart(self, service: str) -> list[Any]:
         self.calls.append(f"restart {service}")
+        self._fixed()
         return [s for s in self.services if s.name == service]
 
     def logs(self, service: str | None, *, follow: bool = False, lines: int = 100) -> Iterator[str]:
@@ -99,10 +110,17 @@ class FakeRuntime(Runtime):
 
     def probe(self) -> dict[str, Any]:
         self.calls.append("probe")
+        if self.booting is not None:
+            if self.booting <= 0:
+                self.probe_report, self.booting = self.after_fix, None
+            else:
+                self.booting -= 1
         return self.probe_report
 
     def maintenance(self, action: str) -> dict[str, Any]:
         self.calls.append(f"maintenance {action}")
+        if action == "resume":
+            self._fixed()
         return {"pause": {"paused": True}, "bgsave": {"path": "/data/dump.rdb"}}.get(action, {})
 
     def vector_counts(self) -> dict[str, int]:

@@ -123,14 +123,28 @@ def bundle_load(
 
 
 class _bytes_progress:
-    """A byte counter bar on a terminal; nothing otherwise.  Yields the callback to report bytes."""
+    """A byte counter bar on a terminal; a line on stderr every ``every_s`` seconds when piped;
+    nothing with --json.  Yields the callback to report bytes."""
 
-    def __init__(self, verb: str, as_json: bool, total: int | None = None) -> None:
-        self.verb, self.total = verb, total
+    def __init__(self, verb: str, as_json: bool, total: int | None = None, every_s: float = 10.0) -> None:
+        self.verb, self.total, self.every_s = verb, total, every_s
         self.enabled = console.is_terminal and not as_json
-        self.bar = None
+        self.lines = not console.is_terminal and not as_json
+        self.bar, self.last_line = None, 0.0
+
+    def _line(self, done: int) -> None:
+        import time
+
+        now = time.monotonic()
+        if now - self.last_line < self.every_s and done != self.total:
+            return
+        self.last_line = now
+        of = f" of {self.total / 1e9:.2f} GB" if self.total else " GB"
+        err_console.print(f"{self.verb}: {done / 1e9:.2f}{of}", markup=False, highlight=False)
 
     def __enter__(self):
+        if self.lines:
+            return self._line
         if not self.enabled:
             return None
         from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedColumn

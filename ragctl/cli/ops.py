@@ -82,7 +82,7 @@ def restore(
     from ragctl.ops.backup import check_compatible, read_archive
     from ragctl.ops.backup import restore as do_restore
 
-    root = project_root()
+    root = project_root(required=False)  # a backup brings its configuration
     verification = read_archive(file)
     problems = verification.problems + check_compatible(root, verification.manifest)
     manifest = verification.manifest
@@ -124,14 +124,18 @@ def doctor(
     """Find what is wrong and say why and what to run (the guide's troubleshooting, automated).
 
     Exit 0 when no check fails, 3 otherwise."""
+    from contextlib import nullcontext
+
     from rich.markup import escape
 
-    from ragctl.ops.doctor import apply, diagnose, plan
+    from ragctl.ops.doctor import diagnose, plan
+    from ragctl.ops.doctor import fix as apply_fixes
 
     runtime = current_runtime()
     findings = diagnose(runtime.root, runtime=runtime)
     steps = plan(findings) if fix else []
     applied: list[str] = []
+    waited = []
     if steps:
         if not as_json:
             console.print(checks_table(findings, causes=True))
@@ -140,30 +144,43 @@ def doctor(
                 console.print(f"  {number}. {escape(step.hint or '')}   [dim]({escape(step.name)}: "
                               f"{escape(step.cause or '')})[/]")
         confirm(f"Apply these {len(steps)} steps?", yes=yes, as_json=as_json)
-        for step in steps:
-            try:
-                applied.append(apply(runtime, step))
-            except Exception as exc:  # noqa: BLE001 - reported, then the diagnosis is run again
-                applied.append(f"{step.action[0]} {step.action[1]} failed: {exc}")
-        runtime = current_runtime()
-        findings = diagnose(runtime.root, runtime=runtime)
+        spinner = console.status("applying the fixes …") if console.is_terminal and not as_json else None
+
+        def waiting(what: str, seconds: float) -> None:
+            if spinner is not None:
+                spinner.update(escape(f"waiting for {what} ({seconds:.0f} s) …"))
+
+        def rediagnose():
+            fresh = current_runtime()
+            return diagnose(fresh.root, runtime=fresh)
+
+        with spinner or nullcontext():
+            result = apply_fixes(runtime, steps, rediagnose=rediagnose, on_wait=waiting)
+        applied, waited, findings = result.applied, result.waited, result.findings
     failed = [f for f in findings if f.status == "fail"]
+    late = [w for w in waited if not w.ready]
 
     def human() -> None:
         if applied:
-            console.print("Applied: " + "; ".join(applied) + ".  After the fixes:", markup=False)
+            console.print("Applied: " + "; ".join(applied) + ".", markup=False)
+        for wait in waited:
+            console.print(("  waited for " if wait.ready else "  gave up waiting for ") + wait.describe(),
+                          markup=False, style=None if wait.ready else "yellow")
+        if applied:
+            console.print("After the fixes:", markup=False)
         if not steps or applied:
             console.print(checks_table(findings, causes=True))
         if failed:
             manual = [f for f in failed if not f.action]
             nxt = ("  Next: ragctl doctor --fix   (safe steps: start or restart services)"
-                   if any(f.action for f in failed) and not fix else f"  Next: {manual[0].hint}" if manual else "")
+                   if any(f.action for f in failed) and not fix else f"  Next: {manual[0].hint}" if manual else
+                   f"  Next: ragctl logs {late[0].service or 'SERVICE'}   (then ragctl doctor again)" if late else "")
             console.print(f"[red]{len(failed)} checks fail.[/]{escape(nxt)}")
         else:
             console.print("[green]No check fails.[/]")
 
     emit({"project": str(runtime.root), "ok": not failed, "findings": [f.to_dict() for f in findings],
-          "applied": applied}, human, as_json=as_json)
+          "applied": applied, "waited": [w.to_dict() for w in waited]}, human, as_json=as_json)
     if failed:
         raise typer.Exit(EXIT_UNHEALTHY)
 
@@ -202,7 +219,7 @@ def migrate(
 
     from ragctl.ops import migrate as migration
 
-    root = project_root()
+    root = project_root(required=False)  # the guide's layout has no ragctl.toml yet
     if finalize or rollback:
         confirm("Remove the legacy container(s)?" if finalize else
                 "Remove the new stack (and its volumes) and go back to the old layout?", yes=yes, as_json=as_json)

@@ -5,19 +5,32 @@ Each check reports ok / warn / fail with its evidence, the cause it points to an
 fixes it.  A few fixes are safe to apply (start or restart one of this project's services, resume
 intake left paused); ``--fix`` offers only those, as a numbered plan.  Everything else is printed
 for the operator.  Checks speak only to the project's :class:`~ragctl.runtime.base.Runtime`.
+
+After the fixes, verification waits for the affected services' own readiness (a restarted worker:
+a Celery ping answered by a worker that consumes the ingest queue; ``up``: every service ready and
+the workers answering), up to ``FIX_WAIT_S`` (``RAGCTL_DOCTOR_FIX_WAIT_S``), then diagnoses again;
+what it waited for, and how long, is part of the report.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from ragctl.checks import Check, disk_check, memory_check, threshold
+from ragctl.errors import RagctlError
 from ragctl.runtime import Runtime, runtime_for
 from stack.names import INGEST_QUEUE, INGEST_TASK
 
 STUCK_QUEUE_S = 300
+#: Where ``health --deep`` puts its canary document (and removes it): empty, it is not listed.
+CANARY_COLLECTION = "ragctl-canary"
+#: How long verification after --fix waits for the fixed services to be ready (a slow worker boot).
+FIX_WAIT_S = 180
 
 
 class Observed:
@@ -28,11 +41,17 @@ class Observed:
 
     @cached_property
     def status(self):
-        return self.runtime.status()
+        """The runtime's status; None when it cannot be read (no Docker engine): the environment
+        checks say why, and the checks of a running stack are skipped."""
+        try:
+            return self.runtime.status()
+        except RagctlError as exc:
+            self.status_error = exc
+            return None
 
     @property
     def running(self) -> bool:
-        return self.status.running
+        return self.status is not None and self.status.running
 
     @cached_property
     def settings(self):
@@ -40,6 +59,8 @@ class Observed:
 
     @cached_property
     def probe(self) -> dict[str, Any]:
+        if self.status is None:
+            return {"error": self.status_error.message}
         return self.runtime.probe()
 
 
@@ -55,7 +76,7 @@ def check_environment(seen: Observed) -> list[Check]:
 
 # -- checks on the stack's state (health runs these) ----------------------------------------------
 def check_services(seen: Observed) -> list[Check]:
-    if not seen.runtime.has_services:
+    if not seen.runtime.has_services or seen.status is None:
         return []
     if not seen.running:
         return [Check("stack", "warn", f"the {seen.runtime.kind} stack is not running", "the stack is down",
@@ -162,11 +183,12 @@ def check_model(seen: Observed) -> list[Check]:
                           "the Chroma server is down", "ragctl restart chroma", ("restart", "chroma"))]
         return []
     configured = seen.settings.embed_model
-    collections = chroma["collections"]
+    collections = {name: info for name, info in chroma["collections"].items()
+                   if not (name == CANARY_COLLECTION and not info.get("count"))}
     timing = f" in {chroma['ms']} ms" if "ms" in chroma else ""
     plural = "" if len(collections) == 1 else "s"
     checks = [Check("chroma", "ok", f"answers{timing}; {len(collections)} collection{plural}", data=chroma)]
-    for name, info in chroma["collections"].items():
+    for name, info in collections.items():
         stored = info.get("embed_model")
         if stored and stored != configured and "embed_model" not in seen.settings.model_fields_set:
             # The packaged default changed after this collection was built: it keeps working.
@@ -245,3 +267,187 @@ def apply(runtime: Runtime, step: Check) -> str:
     else:
         runtime.restart(service)
     return f"{kind} {service}".strip()
+
+
+# -- verification after the fixes: wait for the services' own readiness ---------------------------
+@dataclass
+class Readiness:
+    """One thing a fixed service shows when it is ready; ``missing`` says what is still not there
+    (None when ready)."""
+
+    what: str
+    missing: Callable[[Observed], str | None]
+    service: str = ""
+
+
+@dataclass
+class Waited:
+    what: str
+    ready: bool
+    seconds: float
+    deadline_s: float
+    detail: str = ""
+    service: str = ""
+
+    def describe(self) -> str:
+        if self.ready:
+            return f"{self.what}: ready after {_seconds(self.seconds)}"
+        return (f"{self.what}: not ready after waiting {_seconds(self.seconds)} (deadline "
+                f"{_seconds(self.deadline_s)}, RAGCTL_DOCTOR_FIX_WAIT_S); last seen: {self.detail}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"what": self.what, "ready": self.ready, "seconds": round(self.seconds, 1),
+                "deadline_s": self.deadline_s, "detail": self.detail, "service": self.service}
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s" if value >= 10 else f"{value:.1f} s"
+
+
+def _matches(service: str, name: str) -> bool:
+    """``worker`` names every worker of the local runtime (worker-1, worker-2…)."""
+    return name == service or name.startswith(f"{service}-")
+
+
+def _service_ready(service: str) -> Readiness:
+    def missing(seen: Observed) -> str | None:
+        if not seen.running:
+            return "the stack is not running"
+        chosen = [s for s in seen.status.services if _matches(service, s.name)]
+        waiting = [s for s in chosen if not (s.ready or (s.ready is None and s.state in ("running", "healthy")))]
+        return "; ".join(f"{s.name} is {s.summary()}" for s in waiting) or None
+
+    return Readiness(f"service {service} running and ready", missing, service)
+
+
+def _stack_ready(seen: Observed) -> str | None:
+    if not seen.running:
+        return "the stack is not running"
+    waiting = [s for s in seen.status.services if not (s.ready or (s.ready is None and s.state in ("running",
+                                                                                                   "healthy")))]
+    return "; ".join(f"{s.name} is {s.summary()}" for s in waiting) or None
+
+
+def _workers_answer(seen: Observed) -> str | None:
+    celery = seen.probe.get("celery") or {}
+    if not celery.get("ok"):
+        return f"Celery cannot be asked: {celery.get('error') or seen.probe.get('error', 'no answer')}"
+    if not celery.get("workers"):
+        return "no worker answers a Celery ping"
+    if not celery.get("consuming_ingest"):
+        return f"{', '.join(celery['workers'])} answer, but none consumes the {INGEST_QUEUE!r} queue"
+    return None
+
+
+def _store_answers(part: str) -> Callable[[Observed], str | None]:
+    def missing(seen: Observed) -> str | None:
+        answer = seen.probe.get(part) or {}
+        return None if answer.get("ok") else f"{part}: {answer.get('error') or seen.probe.get('error', 'no answer')}"
+
+    return missing
+
+
+def _api_answers(seen: Observed) -> str | None:
+    import httpx
+
+    url = seen.status.api_url if seen.running else None
+    if url is None:
+        return "no published port for the API"
+    try:
+        code = httpx.get(f"{url}/api/health", timeout=5).status_code
+    except httpx.HTTPError as exc:
+        return f"{url} does not answer: {exc}"
+    return None if code == 200 else f"{url}/api/health answered {code}"
+
+
+def _intake_resumed(seen: Observed) -> str | None:
+    paused = (seen.probe.get("redis") or {}).get("intake_paused")
+    return f"intake still paused for {paused}" if paused else _workers_answer(seen)
+
+
+WORKERS_ANSWER = f"a Celery ping answered by a worker that consumes the {INGEST_QUEUE!r} queue"
+
+
+def readiness_for(step: Check) -> list[Readiness]:
+    """What the service a step fixed shows when it is ready again."""
+    kind, service = step.action or ("", "")
+    if kind == "up":
+        return [Readiness("every service of the stack running and ready", _stack_ready),
+                Readiness(WORKERS_ANSWER, _workers_answer, "worker")]
+    if kind == "resume":
+        return [Readiness(f"intake resumed and {WORKERS_ANSWER}", _intake_resumed, "worker")]
+    if kind != "restart":
+        return []
+    own = {"redis": Readiness("Redis answering the services' ping", _store_answers("redis"), "redis"),
+           "chroma": Readiness("Chroma answering the services", _store_answers("chroma"), "chroma"),
+           "api": Readiness("the API answering /api/health", _api_answers, "api")}
+    ready = [_service_ready(service)]
+    if service == "worker" or service.startswith("worker-"):
+        ready.append(Readiness(WORKERS_ANSWER, _workers_answer, service))
+    elif service in own:
+        ready.append(own[service])
+    return ready
+
+
+def wait_ready(runtime: Runtime, steps: list[Check], *, deadline_s: float | None = None, poll_s: float = 2.0,
+               on_wait: Callable[[str, float], None] | None = None) -> list[Waited]:
+    """Wait until what the applied ``steps`` fixed is ready, or the deadline passes: one status and
+    one probe per round, shared by every readiness test.  ``on_wait(what, seconds)`` hears each round."""
+    deadline = threshold("FIX_WAIT_S", FIX_WAIT_S) if deadline_s is None else deadline_s
+    pending: dict[str, Readiness] = {}
+    for step in steps:
+        for ready in readiness_for(step):
+            pending.setdefault(ready.what, ready)
+    order = list(pending)
+    done: dict[str, Waited] = {}
+    last: dict[str, str] = {}
+    started = time.monotonic()
+    while pending:
+        seen = Observed(runtime)
+        elapsed = time.monotonic() - started
+        for what, ready in list(pending.items()):
+            try:
+                missing = ready.missing(seen)
+            except Exception as exc:  # noqa: BLE001 - a service that cannot be asked yet is not ready
+                missing = f"{type(exc).__name__}: {exc}"
+            if missing is None:
+                done[what] = Waited(what, True, elapsed, deadline, service=ready.service)
+                del pending[what]
+            else:
+                last[what] = missing
+        elapsed = time.monotonic() - started
+        if not pending or elapsed >= deadline:
+            break
+        if on_wait:
+            on_wait(next(iter(pending)), elapsed)
+        time.sleep(max(0.0, min(poll_s, deadline - elapsed)))
+    for what, ready in pending.items():
+        done[what] = Waited(what, False, time.monotonic() - started, deadline, last.get(what, ""), ready.service)
+    return [done[what] for what in order]
+
+
+@dataclass
+class FixResult:
+    applied: list[str]
+    waited: list[Waited]
+    findings: list[Check]
+
+    @property
+    def not_ready(self) -> list[Waited]:
+        return [w for w in self.waited if not w.ready]
+
+
+def fix(runtime: Runtime, steps: list[Check], *, deadline_s: float | None = None, poll_s: float = 2.0,
+        rediagnose: Callable[[], list[Check]] | None = None,
+        on_wait: Callable[[str, float], None] | None = None) -> FixResult:
+    """Apply the plan, wait for what it fixed to be ready (with a deadline), then diagnose again."""
+    applied, succeeded = [], []
+    for step in steps:
+        try:
+            applied.append(apply(runtime, step))
+            succeeded.append(step)
+        except Exception as exc:  # noqa: BLE001 - reported, then the diagnosis is run again
+            applied.append(f"{step.action[0]} {step.action[1]} failed: {exc}")
+    waited = wait_ready(runtime, succeeded, deadline_s=deadline_s, poll_s=poll_s, on_wait=on_wait)
+    findings = rediagnose() if rediagnose else diagnose(runtime.root, runtime=runtime)
+    return FixResult(applied, waited, findings)

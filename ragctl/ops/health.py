@@ -7,6 +7,7 @@ Flower and the ``--deep`` canary are asked from here, the way a client would.
 
 from __future__ import annotations
 
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ragctl.checks import Check
-from ragctl.ops.doctor import STATE_CHECKS, Observed, run_checks
+from ragctl.ops.doctor import CANARY_COLLECTION, STATE_CHECKS, Observed, run_checks
 from ragctl.runtime import Runtime, runtime_for
 
 CANARY_TIMEOUT_S = 180
@@ -71,37 +72,59 @@ def _http_checks(api_url: str, key: str | None, flower_url: str | None, flower_a
     return checks
 
 
-def canary(api_url: str, key: str | None, *, timeout_s: float = CANARY_TIMEOUT_S) -> Check:
-    """Push a tiny document end to end, ask a question only it answers, then remove it."""
+def canary(api_url: str, key: str | None, *, timeout_s: float = CANARY_TIMEOUT_S, client=None) -> Check:
+    """Push a tiny document end to end, ask a question only it answers, then remove it: the document,
+    its vectors and lexical entries go, and the emptied canary collection is not listed by doctor."""
     from ragctl.client import StackClient, StackError
 
     token = uuid.uuid4().hex[:12]
-    client = StackClient(api_url, key, timeout_s=30)
+    client = client or StackClient(api_url, key, timeout_s=30)
     started = time.monotonic()
-    path = Path(f"/tmp/ragctl-canary-{token}.md")
+    path = Path(tempfile.gettempdir()) / f"ragctl-canary-{token}.md"
     path.write_text(f"# ragctl canary\n\nThe canary code word of this health check is {token}.\n", encoding="utf-8")
     document_id = None
     try:
-        entry = client.upload(path, collection="ragctl-canary")
+        entry = client.upload(path, collection=CANARY_COLLECTION)
         document_id = entry["document_id"]
         final = client.wait([entry["task_id"]], lambda _record: None, timeout_s=timeout_s)[entry["task_id"]]
         if final.status != "done":
-            return Check("canary", "fail", f"the canary document ended {final.status}: {final.error}")
-        hits = client.search(f"canary code word {token}", collection="ragctl-canary", top_k=1)
-        found = bool(hits) and token in hits[0].text
-        seconds = time.monotonic() - started
-        return Check("canary", "ok" if found else "fail",
-                           f"ingested, found and removed in {seconds:.1f} s" if found else
-                           "ingested, but a search for its code word did not find it", data={"seconds": round(seconds, 2)})
+            check = Check("canary", "fail", f"the canary document ended {final.status}: {final.error}")
+        else:
+            hits = client.search(f"canary code word {token}", collection=CANARY_COLLECTION, top_k=1)
+            found = bool(hits) and token in hits[0].text
+            seconds = time.monotonic() - started
+            check = Check("canary", "ok" if found else "fail",
+                          f"ingested, found and removed in {seconds:.1f} s" if found else
+                          "ingested, but a search for its code word did not find it",
+                          data={"seconds": round(seconds, 2)})
     except StackError as exc:
-        return Check("canary", "fail", f"{exc.code}: {exc.message}")
+        check = Check("canary", "fail", f"{exc.code}: {exc.message}")
     finally:
         path.unlink(missing_ok=True)
-        if document_id:
-            try:
-                client.delete_document(document_id, collection="ragctl-canary")
-            except StackError:
-                pass
+    left = _remove_canary(client, document_id) if document_id else None
+    if left:
+        check = Check("canary", "fail" if check.status == "fail" else "warn", f"{check.detail}; {left}",
+                      "the canary could not clean up after itself",
+                      f"ragctl documents delete {document_id[:12]} --collection {CANARY_COLLECTION} --yes",
+                      data=check.data)
+    return check
+
+
+def _remove_canary(client, document_id: str) -> str | None:
+    """Delete the canary document (a cancelled or failed one too), and check that it is gone; what
+    was left behind, or None."""
+    from ragctl.client import StackError
+
+    try:
+        client.delete_document(document_id, collection=CANARY_COLLECTION)
+    except StackError as exc:
+        if exc.code != "not_found":
+            return f"its document {document_id[:12]} was left in {CANARY_COLLECTION!r}: {exc.message}"
+    try:
+        left = [r.id for r in client.documents(collection=CANARY_COLLECTION) if r.id == document_id]
+    except StackError:
+        return None  # the listing is not the canary's verdict
+    return f"its document {document_id[:12]} is still listed in {CANARY_COLLECTION!r}" if left else None
 
 
 def collect(root: Path, *, deep: bool = False, runtime: Runtime | None = None) -> HealthReport:

@@ -496,8 +496,8 @@ class DockerRuntime(Runtime):
         return parse_last_json(module, code, output, where=where)
 
     def probe(self) -> dict[str, Any]:
-        where = self._probe_service()
         try:
+            where = self._probe_service()
             report = self.run_module("stack.probe", [] if where == "worker" else ["--no-gpu"])
         except RagctlError as exc:
             return {"error": exc.message}

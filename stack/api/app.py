@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="ragctl API",
         version=version(),
         description="Upload documents (answered at once; workers ingest them), follow their tasks, search and ask.",
+        docs_url=None, redoc_url=None,  # served by install_docs, from the package: no CDN
     )
     app.state.settings, app.state.pipeline, app.state.redis, app.state.metrics = settings, pipeline, redis, metrics
 
@@ -47,9 +48,46 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return response
 
     errors.install(app)
+    install_docs(app)
     for router in (health.router, documents.router, tasks.router, questions.router):
         app.include_router(router)
     return app
+
+
+#: Where the Swagger UI page loads its script, style sheet and icon from (this server, never a CDN).
+DOCS_ASSETS = "/docs/assets"
+
+
+def install_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI 5 from the ``fastapi-offline`` package's files, so the page works on a closed
+    network.  ReDoc is left out: its bundle loads a logo from its vendor's CDN.  Swagger UI's online
+    validator badge is off (it would send the schema's URL to validator.swagger.io)."""
+    from pathlib import Path
+
+    import fastapi_offline
+    from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.staticfiles import StaticFiles
+    from starlette.responses import HTMLResponse
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"), name="docs-assets")
+    redirect_url = app.swagger_ui_oauth2_redirect_url
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=f"{root}{redirect_url}" if redirect_url else None,
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None, **(app.swagger_ui_parameters or {})},
+        )
+
+    if redirect_url:
+        @app.get(redirect_url, include_in_schema=False)
+        async def swagger_ui_redirect() -> HTMLResponse:
+            return get_swagger_ui_oauth2_redirect_html()
 
 
 def __getattr__(name: str):

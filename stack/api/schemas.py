@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
+from stack.pipeline.questions import MAX_QUESTION_CHARS
+
 if TYPE_CHECKING:
     from stack.pipeline.catalog import DocumentRecord
 
@@ -72,8 +74,14 @@ class ChunkOut(BaseModel):
     heading: str | None = Field(default=None, description="Heading path, parts joined by ' > '.")
 
 
+# Checked by the pipeline (stack.pipeline.questions), not here, so that the API, the embedded CLI and the
+# stack's client refuse a blank or over-long question with one code and message.
+QUESTION_RULE = (f"Not blank, at most {MAX_QUESTION_CHARS} characters; otherwise 422 with code "
+                 "`empty_question` or `question_too_long`.")
+
+
 class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=4000)
+    query: str = Field(description=QUESTION_RULE, json_schema_extra={"minLength": 1, "maxLength": MAX_QUESTION_CHARS})
     top_k: int | None = Field(default=None, ge=1, le=100)
     mode: Literal["hybrid", "bm25", "dense"] = "hybrid"
     collection: str | None = Field(default=None, min_length=3, max_length=512, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*[a-zA-Z0-9]$")
@@ -101,7 +109,7 @@ class SearchResponse(BaseModel):
 
 
 class AskRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=4000)
+    question: str = Field(description=QUESTION_RULE, json_schema_extra={"minLength": 1, "maxLength": MAX_QUESTION_CHARS})
     top_k: int | None = Field(default=None, ge=1, le=50)
     collection: str | None = Field(default=None, min_length=3, max_length=512, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*[a-zA-Z0-9]$")
     stream: bool = Field(default=False, description="Server-sent events when an LLM is configured.")

@@ -18,7 +18,14 @@ from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-_UNSAFE = re.compile(r"[\x00-\x1f/\\:*?\"<>|]")
+# Characters no file system (or terminal) likes: controls (C0, DEL, C1), path separators and Windows' reserved set.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\:*?\"<>|]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: A stored name's limit in UTF-8 bytes: file systems allow 255; the rest is headroom (".part", tools' suffixes).
+MAX_STORED_NAME_BYTES = 200
+#: The longest name a record keeps, in characters (a name is shown, never used as a path).
+MAX_DISPLAY_NAME_CHARS = 1000
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
 
 class UploadError(Exception):
@@ -45,11 +52,39 @@ class ReceivedForm:
             received.path.unlink(missing_ok=True)
 
 
-def safe_file_name(name: str) -> str:
-    """The last path component, without characters no file system likes; Korean is kept."""
+def display_name(name: str) -> str:
+    """The name a record keeps and users see: the last path component as sent (Korean, brackets, emoji and
+    all), with control characters replaced; never used as a path (see ``safe_file_name``)."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = _UNSAFE.sub("_", base).strip(" .")
-    return cleaned[:200] or "upload"
+    cleaned = _CONTROL.sub("_", base).strip()
+    if len(cleaned) > MAX_DISPLAY_NAME_CHARS:
+        stem, dot, ext = cleaned.rpartition(".")
+        keep = f"{dot}{ext}" if dot and stem and len(ext) <= 16 else ""
+        cleaned = cleaned[:MAX_DISPLAY_NAME_CHARS - len(keep) - 1] + "…" + keep
+    return cleaned or "upload"
+
+
+def _cut_utf8(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` whose UTF-8 encoding fits ``max_bytes`` (never half a character)."""
+    return text.encode("utf-8")[:max(max_bytes, 0)].decode("utf-8", "ignore")
+
+
+def safe_file_name(name: str) -> str:
+    """The name a file is stored under: the last path component without characters no file system likes,
+    cut to ``MAX_STORED_NAME_BYTES`` UTF-8 bytes with its extension kept (the parsers read it for text,
+    Markdown and HTML); Korean is kept.  Always a valid, non-empty single path component."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    # Beyond the unsafe set: nothing unprintable (bidi overrides, zero-width and odd spaces) in a stored name.
+    cleaned = "".join(ch if ch.isprintable() else "_" for ch in _UNSAFE.sub("_", base)).strip()
+    stem, dot, ext = cleaned.rpartition(".")
+    if not dot or not ext or " " in ext or len(ext.encode("utf-8")) > 16:
+        stem, ext = cleaned, ""
+    stem = stem.strip(" .")  # no hidden files, no names Windows cannot open
+    suffix = f".{ext}" if ext else ""
+    stem = _cut_utf8(stem, MAX_STORED_NAME_BYTES - len(suffix.encode("utf-8"))).rstrip(" .") or "upload"
+    if stem.split(".")[0].upper() in _WINDOWS_RESERVED:
+        stem = f"_{stem}"
+    return stem + suffix
 
 
 class _Collector:
@@ -95,7 +130,7 @@ class _Collector:
             return
         if name != "files":
             raise UploadError(422, "bad_field", f"File field '{name}' is not accepted; send files as 'files'.")
-        self.file_name = safe_file_name(filename.decode("utf-8", "replace"))
+        self.file_name = display_name(filename.decode("utf-8", "replace"))
         self.temp = self.incoming / f"{uuid.uuid4().hex}.part"
         self.handle = self.temp.open("wb")
         self.digest, self.size = hashlib.sha256(), 0
@@ -153,6 +188,9 @@ async def receive_form(request, incoming: Path, max_bytes: int) -> ReceivedForm:
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
+        if collector.handle is not None:  # the body ended inside a file: a cut connection, a broken client
+            raise UploadError(400, "bad_multipart", f"The upload of {collector.file_name} was cut short: the body "
+                              "ended in the middle of the file.", "send it again")
     except UploadError:
         collector.abort()
         form.discard()
@@ -160,7 +198,8 @@ async def receive_form(request, incoming: Path, max_bytes: int) -> ReceivedForm:
     except Exception as exc:
         collector.abort()
         form.discard()
-        raise UploadError(400, "bad_multipart", f"The multipart body could not be read: {exc}") from exc
+        raise UploadError(400, "bad_multipart", f"The multipart body could not be read: {exc}",
+                          "send the documents as multipart/form-data: curl -F files=@report.hwp …") from exc
     if not form.files:
         raise UploadError(422, "no_files", "No file in the request: send one or more in the field 'files'.",
                           "curl -F files=@report.hwp …")
@@ -168,8 +207,20 @@ async def receive_form(request, incoming: Path, max_bytes: int) -> ReceivedForm:
 
 
 def move_into_place(received: ReceivedFile, uploads: Path, document_id: str) -> Path:
+    """Move a received file to ``uploads/<document id>/<safe name>``; on any failure remove the temporary
+    file and a folder this call created, so a failed upload leaves nothing behind."""
     target_dir = uploads / document_id
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / received.file_name
-    os.replace(received.path, target)
+    created = not target_dir.exists()
+    try:
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / safe_file_name(received.file_name)
+        os.replace(received.path, target)
+    except BaseException:
+        received.path.unlink(missing_ok=True)
+        if created:
+            try:
+                target_dir.rmdir()
+            except OSError:
+                pass
+        raise
     return target

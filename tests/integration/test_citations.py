@@ -16,6 +16,7 @@ pytestmark = pytest.mark.slow
 
 def test_ask_and_search_carry_the_heading_path(tmp_path):
     project = tmp_path / "p"
+    assert ragctl(project, "init", str(project), "--yes").exit_code == 0
     notes = tmp_path / "notes.md"
     notes.write_text("# [v2] 릴리스 [bold]\n\n배포 창은 목요일 오전 10시이다.\n", encoding="utf-8")
     result = ragctl(project, "ingest", str(SAMPLES / "휴가_규정.hwpx"), str(SAMPLES / "backup-procedure.pdf"),

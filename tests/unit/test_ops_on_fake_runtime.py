@@ -161,13 +161,23 @@ def test_a_stack_that_is_down_is_not_backed_up(project, tmp_path):
 
 
 def test_a_damaged_archive_changes_nothing(project, tmp_path):
+    import io
+    import tarfile
+
+    (project / "data" / "uploads").mkdir(parents=True)
+    (project / "data" / "uploads" / "a.txt").write_text("hello")
     runtime = FakeRuntime(project)
-    archive = tmp_path / "b.tar.gz"
+    archive, tampered = tmp_path / "b.tar.gz", tmp_path / "tampered.tar.gz"
     backups.backup(project, archive, runtime=runtime)
-    data = bytearray(archive.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    archive.write_bytes(bytes(data))
+    with tarfile.open(archive, "r:gz") as source, tarfile.open(tampered, "w:gz") as out:
+        for member in source:
+            content = source.extractfile(member).read()
+            if member.name == "data/uploads/a.txt":
+                content = b"jello"  # same size, other bytes: only the manifest's checksum can tell
+            member.size = len(content)
+            out.addfile(member, io.BytesIO(content))
     runtime.calls.clear()
-    with pytest.raises(backups.BackupError):
-        backups.restore(project, archive, runtime=runtime)
+    with pytest.raises(backups.BackupError, match="checksum"):
+        backups.restore(project, tampered, runtime=runtime)
     assert runtime.calls == []  # refused before anything was stopped
+    assert (project / "data" / "uploads" / "a.txt").read_text() == "hello"
