@@ -96,7 +96,16 @@ def intake_pause_reason(redis) -> str | None:
 
 def register_all(form: ReceivedForm, collection: str, replace: bool, uploads: Path, pipeline: Pipeline,
                  settings: Settings) -> JSONResponse:
-    """Sniff each received file, ask the intake policy, and queue the ones it admits."""
+    """Sniff each received file, ask the intake policy, and queue the ones it admits.  Whatever happens,
+    no temporary file of the request outlives it (a file moved into place is no longer temporary)."""
+    try:
+        return _register_all(form, collection, replace, uploads, pipeline, settings)
+    finally:
+        form.discard()
+
+
+def _register_all(form: ReceivedForm, collection: str, replace: bool, uploads: Path, pipeline: Pipeline,
+                  settings: Settings) -> JSONResponse:
     from stack.pipeline.sniff import sniff_file
 
     results, rejected = [], []
