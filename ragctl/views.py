@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ragctl.console import console, err_console
+from ragctl.project import redact_url
 from stack.pipeline.document import location_label
 
 #: Without a terminal, a file in a long stage (embedding a big document) still prints a line this often.
@@ -75,7 +76,7 @@ class IngestProgress:
                 now = time.monotonic()
                 if stage != last["stage"] or now - last["at"] >= PLAIN_EVERY_S:
                     last.update(stage=stage, at=now)
-                    err_console.print(line(f"      {stage:<9} {fraction:4.0%}  ", name), highlight=False)
+                    err_console.print(line(f"      {stage:<9} {fraction:4.0%}  ", key or name), highlight=False)
 
         return report
 
@@ -223,8 +224,9 @@ def services_table(services: Sequence, *, show_ready: bool = False) -> Table:
 def print_status(status, root: Path) -> None:
     """``status`` and ``up``: the services, then where each part answers."""
     console.print(services_table(status.services))
+    redis = getattr(status, "redis_url", None)
     lines = [("API", status.api_url, f"(key: RAG_API_KEY in {root / '.env'})"),
-             ("Redis", getattr(status, "redis_url", None), ""),
+             ("Redis", redact_url(redis), "(password: REDIS_PASSWORD in .env)" if "@" in (redis or "") else ""),
              ("Chroma", getattr(status, "chroma_url", None), ""),
              ("Flower", status.flower_url, f"(login {status.flower_auth or 'see FLOWER_BASIC_AUTH in .env'})")]
     for label, url, note in lines:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 # -- init ------------------------------------------------------------------------------------
 def init(
     directory: Annotated[Path, typer.Argument(help="Project folder to create.")] = Path("."),
-    runtime: Annotated[str | None, typer.Option(help="embedded (in the CLI; the default), local (processes) or "
+    runtime: Annotated[Literal["embedded", "local", "docker"] | None, typer.Option(help="embedded (in the CLI; the default), local (processes) or "
                                                 "docker (Compose).", show_default=False)] = None,
     workers: Annotated[int | None, typer.Option(min=0, help="Worker replicas (stack runtimes; default 2).",
                                                 show_default=False)] = None,
@@ -41,7 +41,7 @@ def init(
                                                 show_default=False)] = None,
     nginx: Annotated[bool | None, typer.Option("--nginx/--no-nginx", help="Reverse proxy in front of the API "
                                                "(default off).", show_default=False)] = None,
-    env: Annotated[str | None, typer.Option(help="prod (restart policies, limits; the default) or dev (code "
+    env: Annotated[Literal["prod", "dev"] | None, typer.Option(help="prod (restart policies, limits; the default) or dev (code "
                                             "mounted, --reload).", show_default=False)] = None,
     embed_model: Annotated[str | None, typer.Option(help="Embedding model name or path.")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Ask nothing: overwrite an existing ragctl.toml and "
@@ -130,13 +130,14 @@ def render(
         if diff and f.diff:
             console.print(f.diff, markup=False, highlight=False)
     if not diff:
-        console.print(f"Next: ragctl -p {root} config   (validates with docker compose config)")
+        console.print(f"Next: ragctl -p {root} config   (validates with docker compose config)", markup=False)
 
 
 def config_check(as_json: JsonOption = False) -> None:
     """Validate the rendered stack with `docker compose config` (every profile in use)."""
     from ragctl.deploy import load_deploy_config, profiles_for, validate
     from ragctl.errors import DockerError
+    from ragctl.views import line
 
     root = project_root()
     if not (root / "compose.yaml").is_file():
@@ -149,7 +150,7 @@ def config_check(as_json: JsonOption = False) -> None:
     if as_json:
         print_json({"valid": True, "services": services, "name": model.get("name")})
     else:
-        console.print(f"[green]valid[/]: {model.get('name')} with {', '.join(services)}")
+        console.print(line(("valid", "green"), f": {model.get('name')} with {', '.join(services)}"))
 
 
 # -- extract ---------------------------------------------------------------------------------
@@ -177,18 +178,12 @@ def _require_file(path: Path, as_json: bool) -> None:
 
 
 # -- ingest ----------------------------------------------------------------------------------
-def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files named, plus every non-hidden file under folders named, in a stable order."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and not any(
-                    part.startswith(".") for part in p.relative_to(path).parts))
-            )
-        else:
-            files.append(path)
-    return files
+def expand_paths(paths: list[Path], *, include: list[str] | None = None, exclude: list[str] | None = None):
+    """The files to ingest: files named (always), and the document files under folders named, filtered
+    by the globs; with what was skipped and why.  The rules: :mod:`ragctl.inputs` (``select``)."""
+    from ragctl.inputs import select
+
+    return select(paths, include=include or (), exclude=exclude or ())
 
 
 def ingest(
@@ -197,23 +192,40 @@ def ingest(
     force: Annotated[bool, typer.Option("--force", help="Re-ingest files already ingested (same bytes).")] = False,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Stack mode: follow the workers until each "
                                        "document ends (--no-wait only registers).")] = True,
+    include: Annotated[list[str] | None, typer.Option(
+        "--include", metavar="GLOB", show_default=False,
+        help="In folders, also take files matching GLOB (repeatable), e.g. '*.json'. By default a folder gives "
+             "its HWP, HWPX, PDF, DOCX, Markdown, HTML and text files; files named are always taken.")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", metavar="GLOB", show_default=False,
+        help="In folders, leave out files and folders matching GLOB (repeatable; wins over --include). A GLOB "
+             "without '/' matches names at any depth, one with '/' the path under the folder named.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Parse, chunk, embed and index documents. Exit 1 when any file failed."""
-    from ragctl.project import init_project, is_project
-    from ragctl.views import ingest_progress, results_table
+    """Parse, chunk, embed and index documents. Exit 1 when any file failed.
 
-    missing = [p for p in paths if not p.exists()]
-    if missing:
-        fail(f"Not found: {', '.join(map(str, missing))}", hint="check the paths", code="not_found", as_json=as_json)
-    files = expand_paths(paths)
-    if not files:
-        fail("No files to ingest in the folders given.", hint="ragctl ingest FILE …", as_json=as_json)
-    root = project_root()
-    if not is_project(root):
-        init_project(root)
-        if not as_json:
-            err_console.print(f"Created a new project in {root} (ragctl.toml).")
+    A file that cannot be read (missing, permission denied, a FIFO, socket or device, a broken symlink,
+    changed while read) is its own failed row; the others go on. Exit 2 when no path given exists."""
+    from ragctl.errors import RagctlError, UsageError
+    from ragctl.views import ingest_progress, line, results_table
+
+    root = project_root()  # only init makes a project: a typo in -p is refused first (exit 2)
+    try:
+        selection = expand_paths(paths, include=include, exclude=exclude)
+    except RagctlError as exc:
+        fail(exc, as_json=as_json)
+    if selection.nothing_exists:
+        fail(UsageError(f"Not found: {', '.join(map(str, selection.missing))}", "check the paths",
+                        code="not_found"), as_json=as_json)
+    if not selection.items:
+        skipped = selection.describe_skipped()
+        fail("No documents to ingest in the folders given." + (f" {skipped}" if skipped else ""),
+             hint="ragctl ingest FILE …, or take more with --include GLOB", code="nothing_to_ingest",
+             as_json=as_json)
+    # Problems known before reading (a path that does not exist, a folder that cannot be listed)
+    # are failed rows at once; every other file is read by the pipeline or the upload, which fail
+    # it alone whatever is wrong with it.
+    files = [item.path for item in selection.items if item.problem is None]
     mode, backend = open_backend()
     if mode == "stack":
         results = _ingest_through_stack(backend, files, collection=collection, replace=force, wait=wait,
@@ -224,7 +236,8 @@ def ingest(
         except PipelineError as exc:
             fail(exc, as_json=as_json)
         if not as_json:
-            err_console.print(f"Mode: [bold]embedded[/] (in-process pipeline, project {root})")
+            err_console.print(line("Mode: ", ("embedded", "bold"), f" (in-process pipeline, project {root})"))
+        from stack.pipeline.files import printable
         from stack.pipeline.service import IngestItem
 
         with ingest_progress(len(files), enabled=not as_json) as bar:
@@ -234,14 +247,19 @@ def ingest(
                 bar.done(result)
 
             # A generator: each file's bar appears when the pipeline takes the file up.
-            items = (IngestItem(file, progress=bar.track(file.name, key=str(file))) for file in files)
+            items = (IngestItem(file, progress=bar.track(printable(file.name), key=printable(file))) for file in files)
             results = backend.ingest_files(items, collection=collection, force=force, on_result=ended)
+    results = _with_problems(selection, results)
     failed = [r for r in results if r.status in RETRYABLE]
     counts = {s: sum(1 for r in results if r.status == s) for s in ("done", "queued", "skipped", "failed", "cancelled")}
+    counts["skipped_files"] = len(selection.skipped)  # folder entries not taken: type, --exclude, hidden
     if as_json:
-        print_json({"mode": mode, "results": [r.to_dict() for r in results], "summary": counts})
+        print_json({"mode": mode, "results": [r.to_dict() for r in results], "summary": counts,
+                    "skipped_files": selection.skipped_groups()})
     else:
         console.print(results_table(results))
+        if selection.skipped:
+            console.print(selection.describe_skipped(), markup=False, highlight=False)
         console.print(", ".join(f"{n} {label}" for label, n in (
             ("ingested", counts["done"]), ("queued", counts["queued"]), ("skipped", counts["skipped"]),
             ("failed", counts["failed"]), ("cancelled", counts["cancelled"])) if n or label in ("ingested", "failed")) + ".")
@@ -251,21 +269,38 @@ def ingest(
         raise typer.Exit(EXIT_ERROR)
 
 
+def _with_problems(selection, results: list[IngestResult]) -> list[IngestResult]:
+    """All rows in the order of the selection: the files read, and the failed rows of ``problem`` items."""
+    from stack.pipeline.files import printable
+    from stack.pipeline.service import IngestResult
+
+    read = iter(results)
+    rows = []
+    for item in selection.items:
+        if item.problem is None:
+            rows.append(next(read))
+        else:
+            rows.append(IngestResult(printable(item.path), printable(item.path.name or item.path), "failed",
+                                     error=item.problem.to_dict()))
+    return rows
+
+
 def _ingest_through_stack(client, files: list[Path], *, collection: str | None, replace: bool, wait: bool,
                           as_json: bool) -> list[IngestResult]:
     """Upload every file (the API answers at once), then follow the workers' progress."""
-    from ragctl.views import ingest_progress
+    from ragctl.views import ingest_progress, line
+    from stack.pipeline.files import printable
     from stack.pipeline.service import IngestResult
 
     if not as_json:
-        err_console.print(f"Mode: [bold]stack[/] (API at {client.api_url})")
+        err_console.print(line("Mode: ", ("stack", "bold"), f" (API at {client.api_url})"))
     results: dict[str, IngestResult] = {}
     tasks: dict[str, Path] = {}
     reports: dict = {}  # task id → its file's progress bar
     with ingest_progress(len(files), enabled=not as_json) as bar:
         for file in files:
             started = time.perf_counter()
-            result = IngestResult(str(file), file.name, "failed")
+            result = IngestResult(printable(file), printable(file.name), "failed")
             try:
                 entry = client.upload(file, collection=collection, replace=replace)
             except PipelineError as exc:
@@ -288,7 +323,7 @@ def _ingest_through_stack(client, files: list[Path], *, collection: str | None, 
             else:
                 results[str(file)] = result
                 tasks[entry["task_id"]] = file
-                reports[entry["task_id"]] = bar.track(file.name)
+                reports[entry["task_id"]] = bar.track(printable(file.name), key=printable(file))
         finished = set()
 
         def update(record) -> None:
@@ -301,7 +336,7 @@ def _ingest_through_stack(client, files: list[Path], *, collection: str | None, 
                 result.seconds = round(sum(record.timings.values()), 3)
                 if record.error:
                     result.error = {"code": record.error_code, "message": record.error, "hint": None}
-                bar.untrack(file.name)
+                bar.untrack(printable(file))
                 bar.done(result)
 
         if tasks:
@@ -316,15 +351,20 @@ def _ingest_through_stack(client, files: list[Path], *, collection: str | None, 
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="How many passages.")] = None,
-    mode: Annotated[str, typer.Option(help="hybrid, bm25 or dense.")] = "hybrid",
+    mode: Annotated[Literal["hybrid", "bm25", "dense"], typer.Option(help="hybrid (the default), bm25 or dense.")] = "hybrid",
     collection: CollectionOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show the passages that best match a query, with scores and where they come from."""
     from ragctl.views import hits_table
+    from stack.pipeline.questions import check_question
 
     if mode not in ("hybrid", "bm25", "dense"):
         fail(f"Unknown mode '{mode}'.", hint="use --mode hybrid, bm25 or dense", exit_code=2, as_json=as_json)
+    try:
+        check_question(query, what="query")  # before opening anything: same answer in both modes (exit 2)
+    except PipelineError as exc:
+        fail(exc, as_json=as_json)
     _, backend = open_backend()
     try:
         hits = backend.search(query, collection=collection, top_k=top_k, mode=mode)
@@ -344,9 +384,14 @@ def ask(
     collection: CollectionOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Answer a question from the ingested documents, citing sources as \\[n]."""
+    """Answer a question from the ingested documents, citing sources as [n]."""
     from ragctl.views import print_answer
+    from stack.pipeline.questions import check_question
 
+    try:
+        check_question(question)  # before opening anything: same answer in both modes (exit 2)
+    except PipelineError as exc:
+        fail(exc, as_json=as_json)
     _, backend = open_backend()
     try:
         answer = backend.ask(question, collection=collection, top_k=top_k)
@@ -402,7 +447,10 @@ def documents_show(
 
     extracted = load_settings(project_root()).extracted_path / f"{record.id}.txt"
     if as_json:
-        data = record.to_dict() | {"extracted_text": str(extracted) if extracted.exists() else None}
+        # "chunks" is the record's count, and with --chunks the chunks themselves (as in both modes);
+        # "chunk_count" is the count either way.
+        data = record.to_dict() | {"extracted_text": str(extracted) if extracted.exists() else None,
+                                   "chunk_count": record.chunks}
         if chunks:
             data["chunks"] = [{"chunk_id": cid, "text": text, **meta} for cid, text, meta in rows]
         print_json(data)
@@ -427,7 +475,7 @@ def documents_delete(
     if as_json:
         print_json({"deleted": record.id, "file_name": record.file_name})
     else:
-        console.print(f"Deleted {record.file_name} ({record.id[:12]}).")
+        console.print(f"Deleted {record.file_name} ({record.id[:12]}).", markup=False)
 
 
 def documents_retry(
@@ -444,28 +492,46 @@ def documents_retry(
     if as_json:
         print_json(entry)
     else:
-        console.print(f"Queued {entry['file_name']} again: task {entry['task_id']}.")
+        console.print(f"Queued {entry['file_name']} again: task {entry['task_id']}.", markup=False)
 
 
 # -- tasks -----------------------------------------------------------------------------------
-def tasks_show(task_id: Annotated[str, typer.Argument(help="Task id (from ingest --no-wait).")],
-               as_json: JsonOption = False) -> None:
-    """Where a task stands: status, progress, stage log, error, worker."""
-    from ragctl.views import print_document
+TaskIdArgument = Annotated[str, typer.Argument(
+    help="Task id (from ingest --no-wait or tasks list), or its first 4+ characters. Any id a document was "
+         "given still answers, also after a re-queue or a retry.")]
+
+
+def tasks_show(task_id: TaskIdArgument, as_json: JsonOption = False) -> None:
+    """Where a task's document stands: status, progress, stage log, error, worker."""
+    from ragctl.client import _record
+    from ragctl.views import line, print_document
 
     client = stack_client("tasks show")
     try:
-        record = client.task(task_id)
+        data = client.task_view(task_id)
     except PipelineError as exc:
         fail(exc, as_json=as_json)
     if as_json:
-        print_json(record.to_dict())
-    else:
-        print_document(record, None, [])
+        print_json(data)
+        return
+    record = _record(data)
+    print_document(record, None, [])
+    console.print(line(("task ", "bold"), data["task_id"],
+                       (f"  (the document moved on to task {data['current_task_id']})", "yellow")
+                       if data.get("superseded") else ""))
+    details = [("progress", f"{record.progress:.0%}"), ("worker", record.worker),
+               ("attempts", record.attempts or None),
+               ("earlier tasks", ", ".join(t for t in data.get("task_ids", []) if t != data.get("current_task_id"))
+                or None)]
+    for name, value in details:
+        if value:
+            console.print(line((f"{name} ", "bold"), value))
+    for entry in record.log[-8:]:
+        console.print(line(("  ", ""), (entry, "dim")))
 
 
-def tasks_cancel(task_id: Annotated[str, typer.Argument(help="Task id.")], as_json: JsonOption = False) -> None:
-    """Cancel a task: a queued one never starts, a running one stops at its next stage or batch."""
+def tasks_cancel(task_id: TaskIdArgument, as_json: JsonOption = False) -> None:
+    """Cancel a task's document: a queued one never starts, a running one stops at its next stage or batch."""
     client = stack_client("tasks cancel")
     try:
         record = client.cancel(task_id)
@@ -474,7 +540,49 @@ def tasks_cancel(task_id: Annotated[str, typer.Argument(help="Task id.")], as_js
     if as_json:
         print_json(record.to_dict())
     else:
-        console.print(f"Cancel requested for {record.file_name}: now {record.status}.")
+        console.print(f"Cancel requested for {record.file_name}: now {record.status}.", markup=False)
+
+
+def tasks_list(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="How many (newest first).")] = 20,
+    collection: CollectionOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Recent ingest tasks, newest first, with their document's state (also: bare `ragctl tasks`)."""
+    from rich.table import Table
+
+    from ragctl.views import cell
+
+    client = stack_client("tasks list")
+    try:
+        tasks = client.tasks(limit=limit, collection=collection)
+    except PipelineError as exc:
+        fail(exc, as_json=as_json)
+    if as_json:
+        print_json(tasks)
+        return
+    if not tasks:
+        console.print("No tasks yet. Next: ragctl ingest FILE", markup=False)
+        return
+    rows = []
+    for task in tasks:
+        note = task["reason"] if task["current"] else f"superseded by {task['current_task_id']}; {task['reason']}"
+        if task.get("error"):
+            note += f"; {task['error']}"
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(task["created_at"]))
+        rows.append((task["task_id"], task["file_name"], task["status"], f"{task['progress']:.0%}", when, note))
+    if not console.is_terminal:  # piped: one whole line per task, full ids to paste into `tasks show`
+        for row in rows:
+            console.print("\t".join(row), markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("task", "file", "status", "progress", "when", "note"):
+        table.add_column(column, overflow="fold")
+    styles = {"done": "green", "failed": "red", "cancelled": "yellow"}
+    for task_id, file_name, status, progress, when, note in rows:
+        table.add_row(cell(task_id[:8]), cell(file_name), cell(status, styles.get(status, "")), cell(progress),
+                      cell(when), cell(note))
+    console.print(table)
 
 
 # -- reindex ---------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
@@ -17,13 +18,13 @@ from functools import cached_property
 from pathlib import Path
 
 from stack.names import DocumentStatus, IngestOutcome
-from stack.pipeline import intake
+from stack.pipeline import files, intake
 from stack.pipeline.answer import Answer, extractive_answer, llm_answer
 from stack.pipeline.catalog import Catalog, DocumentRecord
 from stack.pipeline.chunk import Chunk, chunk_document
 from stack.pipeline.document import ParsedDocument
 from stack.pipeline.errors import Cancelled, CorruptDocument, NotFound, PipelineError
-from stack.pipeline.parsers import check_size
+from stack.pipeline.questions import check_question
 from stack.pipeline.retrieve import Hit, default_fusion_weights, hybrid_search
 from stack.settings import Settings
 
@@ -73,9 +74,12 @@ class _Ingesting:
 
     def __init__(self, pipeline: Pipeline, item: IngestItem, collection: str, should_cancel: CancelCheck) -> None:
         self.pipeline, self.item, self.collection, self.should_cancel = pipeline, item, collection, should_cancel
-        self.result = IngestResult(str(item.path), item.display_name or item.path.name, IngestOutcome.FAILED)
+        # Names as valid Unicode (a name's non-UTF-8 bytes become U+FFFD): the catalog and JSON hold them.
+        self.result = IngestResult(files.printable(item.path), files.printable(item.display_name or item.path.name),
+                                   IngestOutcome.FAILED)
         self.record: DocumentRecord | None = None
         self.chunks: list[Chunk] | None = None
+        self.snapshot: files.Snapshot | None = None  # the private copy of the file that is read
         self.started = time.perf_counter()
         self._report = item.progress or (lambda stage, fraction: None)
         self._last_saved = 0.0
@@ -223,10 +227,19 @@ class Pipeline:
             ) from exc
 
     def extract(self, path: Path, document_id: str | None = None) -> ParsedDocument:
-        """Parse a file and save its text and blocks under extracted_results/."""
-        check_size(path, self.settings.max_upload_bytes)
-        document = self.parse(path)
-        self.save_extracted(document_id or sha256_file(path), path.name, document)
+        """Parse a file and save its text and blocks under extracted_results/.
+
+        The file is read once, into a private copy (:mod:`stack.pipeline.files`): a FIFO, a
+        vanished or unreadable file raises a PipelineError; nothing blocks."""
+        path = Path(path)
+        scratch = Path(tempfile.mkdtemp(prefix="ragctl-extract-"))
+        try:
+            snap = files.snapshot(path, scratch, max_bytes=self.settings.max_upload_bytes)
+            document = self.parse(snap.path)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        document.metadata["filename"] = files.printable(path.name)
+        self.save_extracted(document_id or snap.sha256, files.printable(path.name), document)
         return document
 
     def save_extracted(self, document_id: str, file_name: str, document: ParsedDocument) -> Path:
@@ -271,8 +284,12 @@ class Pipeline:
         batch_size = self.settings.embed_batch_size
         results: list[IngestResult] = []
         waiting: list[_Ingesting] = []
+        # Each file is read once, into a private copy here; the copy goes as soon as its file ends.
+        scratch = Path(tempfile.mkdtemp(prefix="ragctl-ingest-"))
 
         def finish(job: _Ingesting) -> None:
+            files.discard(job.snapshot)
+            job.snapshot = None
             job.result.seconds = round(time.perf_counter() - job.started, 3)
             if on_result is not None:
                 on_result(job.result)
@@ -282,25 +299,30 @@ class Pipeline:
                 finish(job)
             waiting.clear()
 
-        for item in items:
-            item = item if isinstance(item, IngestItem) else IngestItem(Path(item))
-            job = self._prepare(item, collection, force, cancel)
-            results.append(job.result)
-            if job.chunks is None:  # skipped or failed already
-                finish(job)
-                continue
-            waiting.append(job)
-            if sum(len(j.chunks) for j in waiting) >= batch_size:
-                embed_waiting()
-        embed_waiting()
+        try:
+            for item in items:
+                item = item if isinstance(item, IngestItem) else IngestItem(Path(item))
+                job = self._prepare(item, collection, force, cancel, scratch)
+                results.append(job.result)
+                if job.chunks is None:  # skipped or failed already
+                    finish(job)
+                    continue
+                waiting.append(job)
+                if sum(len(j.chunks) for j in waiting) >= batch_size:
+                    embed_waiting()
+            embed_waiting()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         return results
 
-    def _prepare(self, item: IngestItem, collection: str, force: bool, should_cancel: CancelCheck) -> _Ingesting:
-        """Everything before embedding: identify, skip or register, parse, chunk."""
+    def _prepare(self, item: IngestItem, collection: str, force: bool, should_cancel: CancelCheck,
+                 scratch: Path) -> _Ingesting:
+        """Everything before embedding: read (once, into ``scratch``), identify, skip or register, parse,
+        chunk.  Whatever is wrong with the file (vanished, unreadable, a FIFO…) fails this file only."""
         job = _Ingesting(self, item, collection, should_cancel)
         try:
-            size = check_size(item.path, self.settings.max_upload_bytes)
-            document_id = sha256_file(item.path)
+            job.snapshot = files.snapshot(item.path, scratch, max_bytes=self.settings.max_upload_bytes)
+            size, document_id = job.snapshot.size, job.snapshot.sha256
             job.result.document_id = document_id
             existing = self.catalog.get(collection, document_id)
             decision = intake.decide(existing, replace=force, stale_after_s=self.settings.stale_after_s)
@@ -318,7 +340,8 @@ class Pipeline:
 
             t = time.perf_counter()
             job.stage("parsing")
-            document = self.parse(item.path)
+            document = self.parse(job.snapshot.path)
+            document.metadata["filename"] = files.printable(item.path.name)
             job.record.format, job.record.parser = document.format, document.parser
             self.save_extracted(job.record.id, job.record.file_name, document)
             job.timed("parsing", t)
@@ -380,7 +403,8 @@ class Pipeline:
         stored = self.settings.data_path / "uploads" / record.id / record.file_name
         if path.resolve() != stored.resolve():
             stored.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, stored)
+            # The bytes that were hashed and parsed, not whatever is at the path now.
+            shutil.copyfile(job.snapshot.path if job.snapshot else path, stored)
         record.stored_path = str(stored)
         record.chunks, record.error_code, record.error = len(chunks), None, None
         job.timed("storing", t)
@@ -440,6 +464,7 @@ class Pipeline:
 
     # -- questions ------------------------------------------------------------------------
     def search(self, query: str, *, collection: str | None = None, top_k: int | None = None, mode: str = "hybrid") -> list[Hit]:
+        check_question(query, what="query")
         collection = self._collection(collection)
         if self.check_model(collection) is None:
             return []  # nothing was ever stored in this collection; never create it by searching
@@ -456,6 +481,7 @@ class Pipeline:
         )
 
     def ask(self, question: str, *, collection: str | None = None, top_k: int | None = None) -> Answer:
+        check_question(question)
         hits = self.search(question, collection=collection, top_k=top_k)
         s = self.settings
         if s.llm_configured:

@@ -54,7 +54,7 @@ def test_batch_with_bad_files_ingests_the_good_ones(tmp_path):
     (inbox / "truncated.hwp").write_bytes(whole[: len(whole) // 2])
     (inbox / "notes.md").write_text("# 배포\n\n배포는 매주 화요일 오후 3시에 한다.\n", encoding="utf-8")
 
-    result = ragctl(project, "ingest", str(inbox), "--json")
+    result = ragctl(project, "ingest", str(inbox), "--include", "*.bin", "--json")  # .bin: not a document type
     assert result.exit_code == 1
     report = as_json(result)
     by_name = {r["file_name"]: r for r in report["results"]}
@@ -83,6 +83,9 @@ def test_batch_with_bad_files_ingests_the_good_ones(tmp_path):
 
 def test_ingest_ask_search_documents_flow(tmp_path):
     project = tmp_path / "p"
+    refused = ragctl(project, "ingest", str(SAMPLES))  # only init makes a project
+    assert refused.exit_code == 2 and "ragctl init" in refused.stderr and not project.exists()
+    assert ragctl(project, "init", str(project), "--yes").exit_code == 0
     result = ragctl(project, "ingest", str(SAMPLES))
     assert result.exit_code == 0, result.stdout
     assert "4 ingested" in result.stdout
@@ -114,6 +117,7 @@ def test_ingest_ask_search_documents_flow(tmp_path):
 
 def test_extract_prints_text_and_blocks(tmp_path):
     project = tmp_path / "p"
+    assert ragctl(project, "init", str(project), "--yes").exit_code == 0
     text = ragctl(project, "extract", str(SAMPLES / "휴가_규정.hwpx"))
     assert text.exit_code == 0 and "연차" in text.stdout
     data = as_json(ragctl(project, "extract", str(SAMPLES / "backup-procedure.pdf"), "--json"))
