@@ -3,7 +3,8 @@
 ``DeployConfig`` is the ``[stack]`` table of ragctl.toml (defaults from the guide);
 ``render_files`` turns it, with the project's settings, into compose.yaml, Dockerfile,
 nginx.conf, .env and redis.conf — deterministically: the same inputs give the same bytes (the
-API key and Flower password are generated once and then read back from .env).
+API key, the Flower password and the Redis password are generated once and then read back from
+.env).
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from pydantic import BaseModel, Field
 
 from ragctl.engine import compose_command
 from ragctl.errors import ConfigError, DockerError
-from ragctl.project import ProjectConfig, read_dotenv, redact_dotenv
+from ragctl.project import REDIS_PASSWORD_KEY, ProjectConfig, new_redis_password, read_dotenv, redact_dotenv
+
+#: Characters a Redis password may hold: it goes into redis.conf, a shell here-document and a URL.
+REDIS_PASSWORD_RE = re.compile(r"[A-Za-z0-9._~-]{16,256}")
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"  # the package ``templates`` (package data)
 LABEL_KEY = "io.ragctl.project"
@@ -143,11 +147,16 @@ def render_files(root: Path) -> dict[str, str]:
         "bake_embed_model": not is_packaged_model(settings.embed_model),
         "api_key": existing.get("RAG_API_KEY") or secrets.token_urlsafe(32),
         "flower_auth": existing.get("FLOWER_BASIC_AUTH") or "admin:" + secrets.token_urlsafe(18),
+        "redis_password": checked_redis_password(existing.get(REDIS_PASSWORD_KEY) or new_redis_password()),
         "extra_env": sorted((k, v) for k, v in existing.items()
-                            if k not in ("RAG_API_KEY", "FLOWER_BASIC_AUTH", "RAG_MAX_UPLOAD_MB", "RAG_EMBED_MODEL")),
+                            if k not in ("RAG_API_KEY", "FLOWER_BASIC_AUTH", "RAG_MAX_UPLOAD_MB", "RAG_EMBED_MODEL",
+                                         REDIS_PASSWORD_KEY)),
         "torch_index": TORCH_INDEXES[config.torch_variant],
     }
-    context |= {"redis_bind": "0.0.0.0", "redis_port": 6379, "redis_dir": "/data", "redis_protected": False}
+    # Compose's redis.conf holds no password: Compose hands REDIS_PASSWORD (from .env) to the redis
+    # container, whose command feeds "requirepass" to redis-server on stdin (compose.yaml.j2).
+    context |= {"redis_bind": "0.0.0.0", "redis_port": 6379, "redis_dir": "/data", "redis_protected": False,
+                "redis_requirepass": None, "redis_password_on_stdin": True}
     environment = _templates()
     return {out: environment.get_template(template).render(**context) for out, template in RENDERED.items()}
 
@@ -161,11 +170,31 @@ def _templates():
     )
 
 
-def redis_conf(*, bind: str, port: int, directory: str, appendfsync: str = "always", protected: bool = True) -> str:
-    """redis.conf from the stack's one template (the local runtime writes its own copy with it)."""
+def redis_conf(*, bind: str, port: int, directory: str, appendfsync: str = "always", protected: bool = True,
+               password: str | None = None) -> str:
+    """redis.conf from the stack's one template (the local runtime writes its own copy with it, with
+    ``requirepass``: that copy must be written readable by its owner only)."""
     return _templates().get_template(RENDERED["redis.conf"]).render(
         redis_bind=bind, redis_port=port, redis_dir=directory, redis_appendfsync=appendfsync,
-        redis_protected=protected)
+        redis_protected=protected, redis_requirepass=checked_redis_password(password) if password else None,
+        redis_password_on_stdin=False)
+
+
+def checked_redis_password(password: str) -> str:
+    """The password, when it is one we can put in redis.conf, a here-document and a URL unescaped."""
+    if not REDIS_PASSWORD_RE.fullmatch(password or ""):
+        raise ConfigError(f"{REDIS_PASSWORD_KEY} in .env must be 16 to 256 characters of A-Z a-z 0-9 . _ ~ -.",
+                          f"delete the {REDIS_PASSWORD_KEY} line from .env (ragctl render or ragctl up generates "
+                          "a new one), then restart the stack")
+    return password
+
+
+def redis_url(host: str, port: int, password: str | None, db: int = 0) -> str:
+    """``redis://:PASSWORD@host:port/db`` (the password URL-quoted), or without one."""
+    from urllib.parse import quote
+
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"redis://{auth}{host}:{port}/{db}"
 
 
 @dataclass

@@ -26,6 +26,19 @@ SECRET_KEY = re.compile(r"(KEY|AUTH|SECRET|PASSWORD|TOKEN)", re.IGNORECASE)
 #: Secrets written inline in logs and configuration: "Bearer …", "api_key=…", "password: …".
 SECRET_VALUE = re.compile(r"(?i)(bearer\s+|api[_-]?key[\"'=:\s]+|password[\"'=:\s]+|token[\"'=:\s]+)"
                           r"([A-Za-z0-9._~+/=-]{8,})")
+#: The password in a URL's user information: redis://:PASSWORD@host, http://user:PASSWORD@host.
+URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*:)([^\s@/]+)@")
+
+
+#: The .env key of the stack's Redis password (generated once, like RAG_API_KEY; docs/security.md).
+REDIS_PASSWORD_KEY = "REDIS_PASSWORD"
+
+
+def new_redis_password() -> str:
+    """A fresh Redis password (43 URL-safe characters, 256 bits)."""
+    import secrets
+
+    return secrets.token_urlsafe(32)
 
 
 # -- .env ------------------------------------------------------------------------------------
@@ -78,7 +91,13 @@ def redact(text: str, secrets: list[str]) -> str:
     """Any text (logs, reports) with the given secret values and inline credentials replaced."""
     for secret in sorted((s for s in secrets if len(s) >= 6), key=len, reverse=True):
         text = text.replace(secret, "***")
+    text = URL_PASSWORD.sub(lambda m: m.group(1) + "***@", text)
     return SECRET_VALUE.sub(lambda m: m.group(1) + "***", text)
+
+
+def redact_url(url: str | None) -> str | None:
+    """A URL with the password of its user information replaced by ``***`` (redis://:***@host:port/0)."""
+    return URL_PASSWORD.sub(lambda m: m.group(1) + "***@", url) if url else url
 
 
 # -- ragctl.toml -----------------------------------------------------------------------------
@@ -162,7 +181,8 @@ def project_name(root: Path) -> str:
 def init_project(root: Path, settings: dict | None = None, *, runtime: str = "embedded",
                  stack: dict | None = None) -> Path:
     """Write ragctl.toml with the given settings and ``[stack]`` deployment values (defaults not
-    given stay implicit, so upgrades apply)."""
+    given stay implicit, so upgrades apply).  A project with a stack (``stack`` given, even empty)
+    gets its Redis password in .env."""
     if runtime not in RUNTIMES:
         raise UsageError(f"Unknown runtime {runtime!r}.", "use --runtime embedded, local or docker")
     root.mkdir(parents=True, exist_ok=True)
@@ -175,6 +195,8 @@ def init_project(root: Path, settings: dict | None = None, *, runtime: str = "em
         + tomli_w.dumps(config),
         encoding="utf-8",
     )
+    if stack is not None:  # a stack's Redis never runs without a password (docs/security.md)
+        ensure_dotenv_value(root, REDIS_PASSWORD_KEY, new_redis_password)
     return path
 
 

@@ -520,6 +520,12 @@ class DockerRuntime(Runtime):
 
         return diagnose_redis(self, probe)
 
+    def anonymous_redis_ping(self) -> tuple[str, str] | None:
+        """doctor's security check: Redis's answer to a client without the password (docker_checks)."""
+        from ragctl.runtime.docker_checks import anonymous_redis_ping
+
+        return anonymous_redis_ping(self)
+
     # -- backup and restore -------------------------------------------------------------------
     def store_members(self, redis_dump: str | None) -> Iterator[tuple[str, IO[bytes], int]]:
         yield from self._container_files("chroma", "/chroma", "chroma")

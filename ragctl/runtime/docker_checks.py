@@ -16,7 +16,16 @@ from ragctl.errors import EngineUnavailable
 if TYPE_CHECKING:
     from ragctl.runtime.docker import DockerRuntime
 
-EXPECTED_REDIS_URL = "redis://redis:6379/0"  # what compose.yaml gives every service
+#: Where compose.yaml points every service (with the password from .env: redis://:PASSWORD@redis:6379/0).
+EXPECTED_REDIS_URL = "redis://redis:6379/0"
+
+
+def _redis_target(url: str) -> str:
+    """A Redis URL without its user information (what it points at, not how it logs in)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
 
 
 def _client(runtime: DockerRuntime):
@@ -153,9 +162,11 @@ def diagnose_redis(runtime: DockerRuntime, probe: dict[str, Any]) -> tuple[str, 
     env = _container_env(runtime, client, client_service)
     if not states.get("redis") or not states["redis"].running:
         return "the redis service is down", "ragctl restart redis", ("restart", "redis")
-    if env.get("REDIS_URL", EXPECTED_REDIS_URL) != EXPECTED_REDIS_URL:
-        cause = (f"REDIS_URL is {env['REDIS_URL']!r} in the {client_service} container, not the redis service "
-                 f"({EXPECTED_REDIS_URL})")
+    if _redis_target(env.get("REDIS_URL", EXPECTED_REDIS_URL)) != EXPECTED_REDIS_URL:
+        from ragctl.project import redact_url
+
+        cause = (f"REDIS_URL is {redact_url(env['REDIS_URL'])!r} in the {client_service} container, not the redis "
+                 f"service ({EXPECTED_REDIS_URL})")
         return (cause,
                 "ragctl render && ragctl up   (compose.yaml was edited, or .env overrides REDIS_URL)", None)
     if not _same_network(runtime, client, client_service, "redis"):
@@ -163,6 +174,19 @@ def diagnose_redis(runtime: DockerRuntime, probe: dict[str, Any]) -> tuple[str, 
                 "ragctl down && ragctl up", None)
     return ("Redis is up but does not answer (overloaded, paused or still loading)", "ragctl restart redis",
             ("restart", "redis"))
+
+
+def anonymous_redis_ping(runtime: DockerRuntime) -> tuple[str, str] | None:
+    """(answer, where) of the stack's Redis to ``redis-cli ping`` without the password, asked inside
+    the redis container (Redis is published nowhere): ``NOAUTH …`` when it is protected.  None when
+    no redis container runs."""
+    from ragctl.errors import RagctlError
+
+    try:
+        _, output = runtime.exec("redis", ["redis-cli", "ping"], timeout_s=30)
+    except RagctlError:
+        return None
+    return output.strip(), "the redis container"
 
 
 def _container_env(runtime: DockerRuntime, client, service: str) -> dict[str, str]:

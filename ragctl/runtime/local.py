@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ragctl.errors import NotRunning, PreflightFailed, RagctlError, StartTimeout, UsageError
-from ragctl.project import ProjectConfig, ensure_dotenv_value, read_dotenv
+from ragctl.project import ProjectConfig, ensure_dotenv_value, read_dotenv, redact_url
 from ragctl.runtime.base import Runtime
 from ragctl.runtime.ports import pick_free_port, port_free, port_holder
 from ragctl.runtime.processes import is_our_process, pid_alive
@@ -131,7 +131,7 @@ class RuntimeStatus:
             "project": str(self.project_root),
             "supervisor_pid": self.supervisor_pid,
             "api_url": self.api_url,
-            "redis_url": self.redis_url,
+            "redis_url": redact_url(self.redis_url),
             "chroma_url": self.chroma_url,
             "flower_url": self.flower_url,
             "flower_auth": self.flower_auth,
@@ -191,7 +191,9 @@ def read_state(project_root: Path) -> RuntimeState | None:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
+    # Owner-only: plan.json and state.json hold the authenticated REDIS_URL.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2)
         handle.flush()
         os.fsync(handle.fileno())
@@ -226,6 +228,32 @@ class ServiceSpec:
     log: str
     url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+
+
+def _resp(*words: str) -> bytes:
+    """One Redis command in RESP (binary-safe: a password is never parsed as an inline command)."""
+    parts = [f"*{len(words)}\r\n".encode()]
+    for word in words:
+        data = word.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def redis_ping(port: int, password: str | None = None, *, timeout_s: float = 1) -> bytes:
+    """Redis's answer to PING on loopback (after AUTH when a password is given): ``+PONG``, or an
+    error such as ``-NOAUTH Authentication required.``  OSError when nothing answers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+        sock.sendall((_resp("AUTH", password) if password else b"") + _resp("PING"))
+        data = b""
+        while data.count(b"\r\n") < (2 if password else 1):
+            chunk = sock.recv(256)
+            if not chunk:
+                break
+            data += chunk
+    replies = data.split(b"\r\n")
+    if password and not replies[0].startswith(b"+OK"):
+        return replies[0]  # AUTH refused: its error
+    return replies[1 if password else 0]
 
 
 def _tail(path: Path, lines: int) -> list[str]:
@@ -382,14 +410,21 @@ class LocalRuntime(Runtime):
         specs = self.preflight(workers, flower)
         for folder in (self.run_dir, self.logs_dir, self.data_dir / "redis", self.data_dir / "chroma"):
             folder.mkdir(parents=True, exist_ok=True)
+        self.run_dir.chmod(0o700)  # redis.conf, plan.json and state.json hold the Redis password
         ensure_dotenv_value(self.project_root, "RAG_API_KEY", lambda: secrets.token_urlsafe(32))
+        redis_password = self._redis_password()
         if flower:
             auth, _ = ensure_dotenv_value(self.project_root, "FLOWER_BASIC_AUTH",
                                           lambda: "admin:" + secrets.token_urlsafe(18))
             next(s for s in specs if s.name == "flower").env["FLOWER_BASIC_AUTH"] = auth
         redis = specs[0]
-        self._render_redis_conf(redis.port or 0)
+        self._render_redis_conf(redis.port or 0, redis_password)
         urls = {s.name: s.url for s in specs if s.url}
+        # Every client (the services, and the CLI through the state file) gets the password in its URL;
+        # the redis service's own url (ps) stays without it.
+        from ragctl.deploy import redis_url
+
+        urls["redis"] = redis_url("127.0.0.1", redis.port or 0, redis_password)
         env = {
             "RAG_PROJECT_ROOT": str(self.project_root),
             "REDIS_URL": urls["redis"],
@@ -629,12 +664,43 @@ class LocalRuntime(Runtime):
                 resolved[key] = pick_free_port(set(resolved.values()))
         return resolved
 
-    def _render_redis_conf(self, port: int) -> Path:
+    def _redis_password(self) -> str:
+        """The project's Redis password (REDIS_PASSWORD in .env), generated on first use."""
+        from ragctl.deploy import REDIS_PASSWORD_KEY, checked_redis_password, new_redis_password
+
+        password, _ = ensure_dotenv_value(self.project_root, REDIS_PASSWORD_KEY, new_redis_password)
+        try:
+            return checked_redis_password(password)
+        except RagctlError as exc:
+            raise PreflightFailed(exc.message, hint=exc.hint) from None
+
+    def _state_redis_password(self) -> str | None:
+        """The password the running stack's clients use (from its state file's Redis URL)."""
+        from urllib.parse import unquote, urlsplit
+
+        raw = load_state_file(self.project_root) or {}
+        password = urlsplit((raw.get("urls") or {}).get("redis") or "").password
+        return unquote(password) if password else None
+
+    def anonymous_redis_ping(self) -> tuple[str, str] | None:
+        """(answer, where) of the running Redis to a client without the password (doctor's
+        security check): ``-NOAUTH …`` when it is protected.  None when the stack does not run."""
+        state = self.state()
+        redis = next((s for s in state.services if s.name == "redis"), None) if state else None
+        if redis is None or not redis.port:
+            return None
+        return redis_ping(redis.port).decode(errors="replace"), f"127.0.0.1:{redis.port}"
+
+    def _render_redis_conf(self, port: int, password: str) -> Path:
+        """run/redis.conf with ``requirepass``: written owner-only (0600), before the password goes in."""
         from ragctl.deploy import redis_conf
 
         path = self.run_dir / "redis.conf"
-        path.write_text(redis_conf(bind="127.0.0.1", port=port, directory=f'"{self.data_dir / "redis"}"'),
-                        encoding="utf-8")
+        text = redis_conf(bind="127.0.0.1", port=port, directory=f'"{self.data_dir / "redis"}"', password=password)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an older copy may have been 0644
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
         return path
 
     def _load_plan(self) -> dict[str, Any] | None:
@@ -676,9 +742,7 @@ class LocalRuntime(Runtime):
             return False
         try:
             if service.name == "redis" and service.port:
-                with socket.create_connection(("127.0.0.1", service.port), timeout=1) as sock:
-                    sock.sendall(b"PING\r\n")
-                    return sock.recv(64).startswith(b"+PONG")
+                return redis_ping(service.port, self._state_redis_password()).startswith(b"+PONG")
             if service.name in ("chroma", "api", "flower") and service.url:
                 import httpx
 

@@ -129,6 +129,26 @@ def test_up_reports_every_service_healthy_and_the_api_behind_nginx(stack):
     assert len(labelled) == sum(len(s["containers"]) for s in status["services"])
 
 
+def test_redis_refuses_a_client_without_the_password(stack):
+    """Issue #14, Redis row of docs/security.md: requirepass from .env (on stdin), clients authenticated."""
+    from ragctl.project import read_dotenv
+    from ragctl.runtime.docker import DockerRuntime
+
+    runtime = DockerRuntime(stack)
+    password = read_dotenv(stack / ".env")["REDIS_PASSWORD"]
+    assert len(password) >= 32 and password not in (stack / "compose.yaml").read_text()
+    assert password not in (stack / "redis.conf").read_text()
+    _, out = runtime.exec("redis", ["redis-cli", "ping"])
+    assert "NOAUTH" in out, out
+    _, out = runtime.exec("redis", ["sh", "-c", 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli --no-auth-warning ping'])
+    assert out.strip() == "PONG", out
+    # The services connect with it (the probe runs in a worker with the compose REDIS_URL).
+    report, _ = ragctl_json("doctor", root=stack, timeout=300, check=False)
+    findings = {f["name"]: f for f in report["findings"]}
+    assert findings["redis connection"]["status"] == "ok" and findings["redis auth"]["status"] == "ok", findings
+    assert password not in json.dumps(report)
+
+
 def test_ingest_hwp_through_nginx_and_ask(stack):
     files = [SAMPLES / "휴가_규정.hwpx"]
     corpus = corpus_path()
@@ -240,21 +260,25 @@ def test_doctor_finds_a_stopped_redis_and_fixes_it(stack):
 
 def test_doctor_tells_a_wrong_redis_url_from_a_network_fault(stack):
     from ragctl.engine import compose, engine
+    from ragctl.project import read_dotenv
     from ragctl.runtime.docker import SERVICE_LABEL, DockerRuntime
 
     runtime = DockerRuntime(stack)
     compose_file = stack / "compose.yaml"
     rendered = compose_file.read_text()
-    # The worker's own environment block is the second REDIS_URL line (the first is the API's anchor).
-    first = rendered.index("REDIS_URL: redis://redis:6379/0")
-    second = rendered.index("REDIS_URL: redis://redis:6379/0", first + 1)
-    compose_file.write_text(rendered[:second] + "REDIS_URL: redis://redis-typo:6379/0"
-                            + rendered[second + len("REDIS_URL: redis://redis:6379/0"):])
+    # The worker's own environment block is the second REDIS_URL line (the first is the API's anchor);
+    # each is redis://:${REDIS_PASSWORD…}@redis:6379/0.
+    first = rendered.index("REDIS_URL: redis://:")
+    second = rendered.index("REDIS_URL: redis://:", first + 1)
+    target = rendered.index("@redis:6379/0", second)
+    compose_file.write_text(rendered[:target] + "@redis-typo:6379/0" + rendered[target + len("@redis:6379/0"):])
     try:
         compose(stack, ["up", "-d", "--no-deps", "worker"], profiles=runtime.profiles, timeout_s=300)
         report, code = ragctl_json("doctor", root=stack, timeout=300, check=False)
         redis = {f["name"]: f for f in report["findings"]}["redis connection"]
         assert code == 3 and "redis-typo" in redis["cause"] and "worker container" in redis["cause"]
+        # The cause names the URL, never its password.
+        assert read_dotenv(stack / ".env")["REDIS_PASSWORD"] not in json.dumps(report)
     finally:
         ragctl("up", "--wait", "300", root=stack, timeout=600)  # re-renders compose.yaml, recreates the workers
     client = engine()

@@ -88,7 +88,8 @@ def test_backup_then_restore_into_a_wiped_deployment(local_stack, tmp_path):
         assert _json(ragctl(project, "tasks", "show", task_id, "--json"))["status"] == "done"
     import redis
 
-    client = redis.Redis.from_url(_json(ragctl(project, "status", "--json"))["redis_url"])
+    # status --json shows redis://:***@…: a client takes the password from the project (client_settings).
+    client = redis.Redis.from_url(LocalRuntime(project).client_settings().redis_url)
     assert all(client.exists(f"celery-task-meta-{task_id}") for task_id in task_ids)
 
 
@@ -118,11 +119,10 @@ def test_a_changed_archive_is_refused_before_anything_is_touched(local_stack, tm
 
 def test_pause_refuses_uploads_with_503_until_resumed(local_stack):
     from stack import maintenance
-    from stack.settings import load_settings
 
     project = local_stack
     status = _json(ragctl(project, "status", "--json"))
-    settings = load_settings(project, {"redis_url": status["redis_url"], "chroma_url": status["chroma_url"]})
+    settings = LocalRuntime(project).client_settings()
     key = read_dotenv(project / ".env")["RAG_API_KEY"]
 
     def upload():
