@@ -18,7 +18,7 @@ from stack import coordination
 from stack.api import errors
 from stack.api.errors import ERRORS, PipelineErrorWithStatus, error_response  # noqa: F401 - re-exported
 from stack.api.metrics import ApiMetrics
-from stack.api.routes import documents, health, questions, tasks
+from stack.api.routes import documents, health, openai_compat, questions, tasks
 from stack.names import INGEST_QUEUE
 from stack.settings import Settings, service_settings
 from stack.version import version
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     errors.install(app)
     install_docs(app)
-    for router in (health.router, documents.router, tasks.router, questions.router):
+    for router in (health.router, documents.router, tasks.router, questions.router, openai_compat.router):
         app.include_router(router)
     return app
 
