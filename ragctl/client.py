@@ -16,6 +16,7 @@ from stack.names import TERMINAL
 from stack.pipeline.answer import Answer, Source
 from stack.pipeline.catalog import DocumentRecord
 from stack.pipeline.errors import PipelineError
+from stack.pipeline.questions import InvalidQuestion, check_question
 from stack.pipeline.retrieve import Hit
 
 
@@ -23,6 +24,10 @@ class StackError(PipelineError):
     def __init__(self, code: str, message: str, hint: str | None = None, exit_code: int = 1) -> None:
         super().__init__(message, hint=hint)
         self.code, self.exit_code = code, exit_code
+
+
+#: The API's codes for a question it refuses (stack.pipeline.questions); the CLI exits 2 for them.
+QUESTION_ERRORS = {"empty_question", "question_too_long"}
 
 
 def _record(data: dict) -> DocumentRecord:
@@ -52,14 +57,45 @@ class StackClient:
 
     # -- documents in -------------------------------------------------------------------------
     def upload(self, path: Path, *, collection: str | None = None, replace: bool = False) -> dict:
-        """Register one file; returns the API's entry for it ({document_id, task_id, status, duplicate…})."""
+        """Register one file; returns the API's entry for it ({document_id, task_id, status, duplicate…}).
+
+        The file is read here first, safely and once (:func:`stack.pipeline.files.spooled`): a FIFO,
+        socket, vanished, unreadable or changing file raises that file's PipelineError before any
+        request, so a batch fails it alone; the bytes sent are the bytes read."""
+        from stack.pipeline.files import printable, spooled
+
         params = {"replace": str(replace).lower()} | ({"collection": collection} if collection else {})
-        with path.open("rb") as handle:
-            response = self._call("POST", "/api/documents", params=params, files={"files": (path.name, handle)})
+        with spooled(path) as handle:
+            response = self._call("POST", "/api/documents", params=params, files={"files": (printable(path.name), handle)})
         return response.json()["documents"][0]
 
     def task(self, task_id: str) -> DocumentRecord:
-        return _record(self._call("GET", f"/api/tasks/{task_id}").json())
+        """The document a task id (or a 4+ character prefix of one) was given to, as it is now.
+
+        Any id the document was ever given answers, also after a re-queue or a retry; the record's
+        ``task_id`` is the id asked about, so a caller waiting on it keeps recognising it."""
+        return _record(self.task_view(task_id))
+
+    def task_view(self, task_id: str) -> dict:
+        """The API's whole answer for a task id: the document, plus ``current_task_id``,
+        ``superseded`` and ``task_ids`` (every id of the document).  An ambiguous prefix is a usage
+        error (exit 2) whose message lists the matches."""
+        return self._task_call("GET", task_id)
+
+    def _task_call(self, method: str, task_id: str) -> dict:
+        from urllib.parse import quote
+
+        try:
+            return self._call(method, f"/api/tasks/{quote(task_id, safe='')}").json()
+        except StackError as exc:
+            if exc.code == "ambiguous":
+                exc.exit_code = 2
+            raise
+
+    def tasks(self, *, limit: int = 20, collection: str | None = None) -> list[dict]:
+        """Recent task ids, newest first, each with its document's current state."""
+        params = {"limit": limit} | ({"collection": collection} if collection else {})
+        return self._call("GET", "/api/tasks", params=params).json()
 
     def wait(self, task_ids: Iterable[str], on_update: Callable[[DocumentRecord], None], *,
              poll_s: float = 0.5, timeout_s: float | None = None) -> dict[str, DocumentRecord]:
@@ -81,7 +117,8 @@ class StackClient:
         return final
 
     def cancel(self, task_id: str) -> DocumentRecord:
-        return _record(self._call("DELETE", f"/api/tasks/{task_id}").json())
+        """Cancel the current task of the document a task id (or prefix) was given to."""
+        return _record(self._task_call("DELETE", task_id))
 
     def retry(self, document_id: str, *, collection: str | None = None) -> dict:
         params = {"collection": collection} if collection else {}
@@ -106,10 +143,19 @@ class StackClient:
         self._call("DELETE", f"/api/documents/{id_prefix}", params=params)
 
     # -- questions ------------------------------------------------------------------------------
+    def _question_call(self, path: str, body: dict) -> dict:
+        try:
+            return self._call("POST", path, json={k: v for k, v in body.items() if v is not None}).json()
+        except StackError as exc:
+            if exc.code in QUESTION_ERRORS:  # the server's limit, when it differs from ours: still a usage error
+                exc.exit_code = InvalidQuestion.exit_code
+            raise
+
     def search(self, query: str, *, collection: str | None = None, top_k: int | None = None,
                mode: str = "hybrid") -> list[Hit]:
+        check_question(query, what="query")  # the pipeline's own check: same code, message and exit 2 as embedded
         body = {"query": query, "mode": mode, "top_k": top_k, "collection": collection}
-        hits = self._call("POST", "/api/search", json={k: v for k, v in body.items() if v is not None}).json()["hits"]
+        hits = self._question_call("/api/search", body)["hits"]
         return [
             Hit(h["chunk_id"], h["document_id"], h["text"],
                 {"doc_id": h["document_id"], "file_name": h["file"], "page": h["page"], "section": h["section"],
@@ -119,7 +165,8 @@ class StackClient:
         ]
 
     def ask(self, question: str, *, collection: str | None = None, top_k: int | None = None) -> Answer:
+        check_question(question)
         body = {"question": question, "top_k": top_k, "collection": collection}
-        data = self._call("POST", "/api/ask", json={k: v for k, v in body.items() if v is not None}).json()
+        data = self._question_call("/api/ask", body)
         data["sources"] = [Source(**s) for s in data["sources"]]
         return Answer(**data)

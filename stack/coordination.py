@@ -1,7 +1,12 @@
 """What the API and the workers tell each other through Redis, named in one place.
 
 - cancel flags (``rag:cancel:<task id>``), checked by workers between stages and batches;
-- worker heartbeats (``rag:worker:<name>``, expiring), read by readiness and health checks;
+- worker liveness (``rag:worker:<name>``): one key per worker process, renewed every
+  ``worker_heartbeat_s`` by a daemon thread of that process and expiring after
+  ``worker_dead_after_s``; it names the process (pid, a boot id) and the document it holds.  Read
+  by readiness and health checks, and by the reaper: a document is only re-queued when no live key
+  holds it (the evidence of death), never for a late document heartbeat alone;
+- the reaper's lock (one pass at a time) and its counters (``rag:metrics:reaper``);
 - stage timings and failure counts (``rag:metrics:*``), exposed by the API's /metrics;
 - the intake pause (``rag:intake:paused``: short-lived, renewed, tied to one Redis run) that a
   backup sets: uploads get 503 meanwhile.
@@ -11,8 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from functools import lru_cache
+from pathlib import Path
 
 CANCEL_PREFIX = "rag:cancel:"
 WORKER_PREFIX = "rag:worker:"
@@ -20,7 +27,10 @@ STAGE_SECONDS = "rag:metrics:stage_seconds"
 STAGE_COUNT = "rag:metrics:stage_count"
 FAILURES = "rag:metrics:failures"
 INTAKE_PAUSED = "rag:intake:paused"
-WORKER_TTL_S = 30
+REAPER_LOCK = "rag:reaper:lock"
+REAPER_COUNTS = "rag:metrics:reaper"
+#: The key's lifetime when the caller does not say (Settings.worker_dead_after_s is what services pass).
+WORKER_TTL_S = 60
 DAY_S = 24 * 3600
 
 
@@ -39,9 +49,70 @@ def cancel_requested(r, task_id: str) -> bool:
     return bool(r.exists(CANCEL_PREFIX + task_id))
 
 
-def beat_worker(r, name: str, current: str | None = None) -> None:
-    payload = {"pid": os.getpid(), "at": time.time(), "current": current}
-    r.set(WORKER_PREFIX + name, json.dumps(payload), ex=WORKER_TTL_S)
+def beat_worker(r, name: str, current: dict | None = None, *, ttl_s: float = WORKER_TTL_S,
+                boot: str | None = None, holding: list[dict] | None = None) -> None:
+    """This worker process is alive (for ``ttl_s``) and holds ``holding`` (each {collection, document,
+    task}; ``current`` is the first of them, for people reading the key)."""
+    payload = {"pid": os.getpid(), "host": socket.gethostname(), "boot": boot, "at": time.time(), "current": current,
+               "holding": holding if holding is not None else ([current] if current else [])}
+    r.set(WORKER_PREFIX + name, json.dumps(payload), ex=max(1, round(ttl_s)))
+
+
+def holders(r) -> dict[tuple[str, str], tuple[str, dict]]:
+    """(collection, document id) → (name, key payload) of the worker that holds it, from the
+    workers' own unexpired keys."""
+    held = {}
+    for name, payload in live_workers(r).items():
+        claims = payload.get("holding") or ([payload.get("current")] if payload.get("current") else [])
+        for claim in claims:
+            if isinstance(claim, dict) and claim.get("document"):
+                held[(claim.get("collection") or "", claim["document"])] = (name, payload)
+    return held
+
+
+def process_gone(payload: dict) -> bool:
+    """True when the key's process ran on this host (same hostname: same machine or container, so
+    same pid namespace) and no longer exists: evidence of death without waiting for the key to
+    expire (kill -9 on the local runtime).  A stopped (SIGSTOP) or starved process exists."""
+    if payload.get("host") != socket.gethostname() or not payload.get("pid"):
+        return False
+    try:
+        os.kill(int(payload["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError, OverflowError):
+        return False
+    try:  # a zombie (exited, not yet reaped by its parent) is gone too
+        return Path(f"/proc/{int(payload['pid'])}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return False
+
+
+def redis_uptime_s(r) -> float:
+    """How long this Redis has run: liveness keys younger than a restart are not yet evidence."""
+    return float(r.info("server").get("uptime_in_seconds", 0))
+
+
+def reaper_lock(r, ttl_s: float) -> bool:
+    """One reaper pass at a time across workers (two passes would re-queue one document twice)."""
+    return bool(r.set(REAPER_LOCK, str(os.getpid()), nx=True, ex=max(1, round(ttl_s))))
+
+
+def reaper_unlock(r) -> None:
+    r.delete(REAPER_LOCK)
+
+
+def count_reaper(r, **counts: int) -> None:
+    """Add to the reaper's counters: requeued, failed, spared (late heartbeat, live worker)."""
+    pipe = r.pipeline()
+    for name, value in counts.items():
+        if value:
+            pipe.hincrby(REAPER_COUNTS, name, value)
+    pipe.execute()
+
+
+def reaper_counts(r) -> dict[str, int]:
+    return {key.decode(): int(value) for key, value in r.hgetall(REAPER_COUNTS).items()}
 
 
 def forget_worker(r, name: str) -> None:

@@ -72,7 +72,17 @@ class Settings(BaseSettings):
     stage_soft_limit_s: float = _env("RAG_STAGE_SOFT_LIMIT_S", default=600.0, gt=0)
     #: A task that runs longer ends its worker process; the reaper then re-queues or fails the document.
     task_hard_limit_s: float = _env("RAG_TASK_HARD_LIMIT_S", default=1800.0, gt=0)
-    #: A document whose worker has not sent a heartbeat for this long is re-queued (or failed).
+    # Liveness and the reaper (issue #15), all in one place.  Each worker process renews its own
+    # liveness key in Redis every worker_heartbeat_s from a daemon thread (and touches the document
+    # it holds); the key expires worker_dead_after_s after the last renewal.  Every reap_interval_s
+    # the reaper looks at documents whose heartbeat is older than stale_after_s and re-queues (or,
+    # after max_attempts, fails) only those that no live worker key holds: a late heartbeat alone
+    # (a starved or frozen worker) is never taken for a death.
+    #: How often a worker process renews its liveness key and its document's heartbeat.
+    worker_heartbeat_s: float = _env("RAG_WORKER_HEARTBEAT_S", default=5.0, gt=0)
+    #: A worker whose liveness key was not renewed for this long is dead: its document is re-queued.
+    worker_dead_after_s: float = _env("RAG_WORKER_DEAD_AFTER_S", default=60.0, gt=0)
+    #: A document whose heartbeat is older than this makes the reaper check its worker's liveness key.
     stale_after_s: float = _env("RAG_STALE_AFTER_S", default=45.0, gt=0)
     reap_interval_s: float = _env("RAG_REAP_INTERVAL_S", default=20.0, gt=0)
     max_attempts: int = _env("RAG_MAX_ATTEMPTS", default=3, gt=0)

@@ -109,9 +109,19 @@ documents_app.command("list", cls=RagctlCommand)(data.documents_list)
 documents_app.command("show", cls=RagctlCommand)(data.documents_show)
 documents_app.command("delete", cls=RagctlCommand)(data.documents_delete)
 documents_app.command("retry", cls=RagctlCommand)(data.documents_retry)
-app.add_typer(tasks_app, name="tasks")
+app.add_typer(tasks_app, name="tasks", no_args_is_help=False, invoke_without_command=True)
+tasks_app.command("list", cls=RagctlCommand)(data.tasks_list)
 tasks_app.command("show", cls=RagctlCommand)(data.tasks_show)
 tasks_app.command("cancel", cls=RagctlCommand)(data.tasks_cancel)
+
+
+@tasks_app.callback()
+def _tasks(ctx: typer.Context) -> None:
+    """Follow and cancel ingest tasks of a running stack; bare `ragctl tasks` lists the recent ones."""
+    if ctx.invoked_subcommand is None:
+        data.tasks_list()
+
+
 for command in (stack.up, stack.down, stack.ps, stack.status, stack.logs, stack.restart, stack.scale):
     app.command(cls=RagctlCommand)(command)
 for command in (ops.health, ops.doctor, ops.backup, ops.restore, ops.migrate):

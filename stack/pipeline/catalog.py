@@ -2,6 +2,13 @@
 
 SQLite under the data folder.  One row per (collection, document id); the document id is the
 SHA-256 of the file's bytes, so the same bytes are recognised whatever their name.
+
+Every task id a document was ever given (its registration, a re-queue by the reaper, a retry, a
+replace) is kept in ``task_ids``, in the order they were given, so that any of them resolves to
+the document's current state for as long as the document exists (issue #15).  The newest one is
+the document's current task, and it is also a fencing token: a write that carries an older task id
+(a worker that was taken for dead and came back) is refused, so it can never undo the work of the
+task that replaced it.
 """
 
 from __future__ import annotations
@@ -43,7 +50,19 @@ CREATE TABLE IF NOT EXISTS documents (
     PRIMARY KEY (collection, id)
 );
 CREATE INDEX IF NOT EXISTS documents_status ON documents (collection, status);
+CREATE TABLE IF NOT EXISTS task_ids (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id TEXT NOT NULL UNIQUE,
+    collection TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    reason TEXT,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS task_ids_document ON task_ids (collection, document_id, seq);
 """
+
+#: The shortest task id prefix that is looked up (as for document ids).
+MIN_PREFIX = 4
 
 _JSON_FIELDS = ("timings", "log")
 
@@ -72,6 +91,9 @@ class DocumentRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
 
+    #: Set by Catalog.upsert: True when the write was refused (the record's task was superseded).
+    fenced = False
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -88,6 +110,10 @@ class Catalog:
             db.executescript(_SCHEMA)
             self._add_missing_columns(db)
             db.execute("CREATE INDEX IF NOT EXISTS documents_task ON documents (task_id)")
+            # A catalog written before task_ids existed: its current task ids become the history.
+            db.execute("INSERT OR IGNORE INTO task_ids (task_id, collection, document_id, reason, created_at) "
+                       "SELECT task_id, collection, id, 'registered', updated_at FROM documents "
+                       "WHERE task_id IS NOT NULL ORDER BY updated_at")
 
     @staticmethod
     def _add_missing_columns(db) -> None:
@@ -104,7 +130,15 @@ class Catalog:
     def _connect(self):
         return connect(self.path, rows_as_dicts=True)
 
-    def upsert(self, record: DocumentRecord) -> DocumentRecord:
+    def upsert(self, record: DocumentRecord, *, reason: str | None = None) -> DocumentRecord:
+        """Write ``record``.  A record carrying a task id is fenced by it (see the module docstring):
+
+        - a task id not seen before is added to the document's task history (it becomes current);
+        - a known task id that is no longer the document's newest is refused (superseded);
+        - a known task id whose document row is gone is refused (the document was deleted).
+
+        ``reason`` (for a new task id): why it was given — registered, re-queued, retry, replace.
+        Returns the record; ``record.fenced`` says whether the write was refused."""
         now = time.time()
         record.created_at = record.created_at or now
         record.updated_at = now
@@ -114,8 +148,30 @@ class Catalog:
         columns = ", ".join(data)
         placeholders = ", ".join(f":{name}" for name in data)
         with self._connect() as db:
+            if record.task_id and not self._may_write(db, record, reason, now):
+                record.fenced = True
+                return record
             db.execute(f"INSERT OR REPLACE INTO documents ({columns}) VALUES ({placeholders})", data)
+        record.fenced = False
         return record
+
+    @staticmethod
+    def _may_write(db, record: DocumentRecord, reason: str | None, now: float) -> bool:
+        added = db.execute(
+            "INSERT OR IGNORE INTO task_ids (task_id, collection, document_id, reason, created_at) "
+            "VALUES (?, ?, ?, ?, ?)", (record.task_id, record.collection, record.id, reason or "registered", now),
+        ).rowcount
+        if added:
+            return True
+        newest = db.execute(
+            "SELECT task_id FROM task_ids WHERE collection = ? AND document_id = ? ORDER BY seq DESC LIMIT 1",
+            (record.collection, record.id),
+        ).fetchone()
+        if newest is None or newest[0] != record.task_id:
+            return False  # superseded (or a task id of another document)
+        exists = db.execute("SELECT 1 FROM documents WHERE collection = ? AND id = ?",
+                            (record.collection, record.id)).fetchone()
+        return exists is not None
 
     def get(self, collection: str, document_id: str) -> DocumentRecord | None:
         with self._connect() as db:
@@ -146,9 +202,47 @@ class Catalog:
         return [_record(row) for row in rows]
 
     def by_task(self, task_id: str) -> DocumentRecord | None:
+        """The document a task id was given to (any of its task ids, current or earlier), as it is now."""
         with self._connect() as db:
-            row = db.execute("SELECT * FROM documents WHERE task_id = ?", (task_id,)).fetchone()
+            row = db.execute(
+                "SELECT d.* FROM task_ids t JOIN documents d ON d.collection = t.collection AND d.id = t.document_id "
+                "WHERE t.task_id = ?", (task_id,)).fetchone()
+            if row is None:  # a row written around the history (should not happen; cheap to allow)
+                row = db.execute("SELECT * FROM documents WHERE task_id = ?", (task_id,)).fetchone()
         return _record(row) if row else None
+
+    def find_tasks(self, prefix: str) -> list[TaskEntry]:
+        """Task ids starting with ``prefix`` (at least MIN_PREFIX characters) whose document exists."""
+        prefix = prefix.strip().lower()
+        if len(prefix) < MIN_PREFIX:
+            return []
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return self._tasks("WHERE t.task_id LIKE ? ESCAPE '\\'", (escaped + "%",))
+
+    def recent_tasks(self, limit: int = 20, collection: str | None = None) -> list[TaskEntry]:
+        """The newest task ids first, each with its document as it is now."""
+        where, args = ("WHERE t.collection = ?", (collection,)) if collection else ("", ())
+        return self._tasks(where, args, limit)
+
+    def task_ids(self, collection: str, document_id: str) -> list[str]:
+        """Every task id a document was given, oldest first."""
+        with self._connect() as db:
+            rows = db.execute("SELECT task_id FROM task_ids WHERE collection = ? AND document_id = ? ORDER BY seq",
+                              (collection, document_id)).fetchall()
+        return [row[0] for row in rows]
+
+    def _tasks(self, where: str, args: tuple, limit: int | None = None) -> list[TaskEntry]:
+        query = ("SELECT t.task_id AS t_task_id, t.reason AS t_reason, t.created_at AS t_created_at, d.* "
+                 "FROM task_ids t JOIN documents d ON d.collection = t.collection AND d.id = t.document_id "
+                 f"{where} ORDER BY t.seq DESC" + (f" LIMIT {int(limit)}" if limit else ""))
+        with self._connect() as db:
+            rows = db.execute(query, args).fetchall()
+        entries = []
+        for row in rows:
+            data = dict(row)
+            task_id, reason, created = data.pop("t_task_id"), data.pop("t_reason"), data.pop("t_created_at")
+            entries.append(TaskEntry(task_id, reason or "registered", created, _record(data)))
+        return entries
 
     def stale(self, heartbeat_before: float) -> list[DocumentRecord]:
         """Documents in progress whose worker has not been heard from since ``heartbeat_before``."""
@@ -160,17 +254,36 @@ class Catalog:
             ).fetchall()
         return [_record(row) for row in rows]
 
-    def touch(self, collection: str, document_id: str, worker: str | None = None) -> None:
-        """A worker's heartbeat on the document it is working on."""
+    def touch(self, collection: str, document_id: str, worker: str | None = None, *,
+              task_id: str | None = None) -> None:
+        """A worker's heartbeat on the document it is working on (only while ``task_id``, when
+        given, is still the document's task: a superseded worker does not speak for it)."""
         with self._connect() as db:
             db.execute(
-                "UPDATE documents SET heartbeat_at = ?, worker = COALESCE(?, worker) WHERE collection = ? AND id = ?",
-                (time.time(), worker, collection, document_id),
+                "UPDATE documents SET heartbeat_at = ?, worker = COALESCE(?, worker) WHERE collection = ? AND id = ? "
+                "AND (? IS NULL OR task_id = ?)",
+                (time.time(), worker, collection, document_id, task_id, task_id),
             )
 
     def delete(self, collection: str, document_id: str) -> None:
+        # The task history stays: its ids answer 404 (their document is gone), and a worker still
+        # holding one of them can never write the document back (see upsert).
         with self._connect() as db:
             db.execute("DELETE FROM documents WHERE collection = ? AND id = ?", (collection, document_id))
+
+
+@dataclass
+class TaskEntry:
+    """One task id a document was given, with the document as it is now."""
+
+    task_id: str
+    reason: str
+    created_at: float
+    record: DocumentRecord
+
+    @property
+    def current(self) -> bool:
+        return self.record.task_id == self.task_id
 
 
 def _record(row: sqlite3.Row) -> DocumentRecord:

@@ -35,7 +35,10 @@ def make_celery(settings=None) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_send_task_events=True,  # Flower
         task_send_sent_event=True,
-        beat_schedule={"reap-stale-documents": {"task": REAP_TASK, "schedule": settings.reap_interval_s}},
+        # A reaper message that waited longer than one interval (every worker busy) is dropped:
+        # the next one will do, and a backlog of them would only run back to back.
+        beat_schedule={"reap-stale-documents": {"task": REAP_TASK, "schedule": settings.reap_interval_s,
+                                                "options": {"expires": settings.reap_interval_s}}},
     )
     return celery
 
@@ -43,13 +46,17 @@ def make_celery(settings=None) -> Celery:
 app = make_celery()
 
 
-def enqueue(catalog, record, path: str) -> str:
+def enqueue(catalog, record, path: str, *, reason: str | None = None) -> str:
     """Give ``record`` a new task id, mark it queued and send its ingest task.  Returns the id.
 
-    The record is written first, so the worker that takes the task always finds it."""
+    The record is written first, so the worker that takes the task always finds it.  The new id
+    joins the document's task history (the catalog's ``task_ids``): every id given before keeps
+    answering with the document's current state, and a worker still holding an older one can no
+    longer write the record (``reason``: why this id was given, for ``tasks list``)."""
+    reason = reason or ("registered" if not record.task_id else "registered again (retry or replace)")
     task_id = str(uuid.uuid4())
     record.task_id, record.status, record.progress = task_id, DocumentStatus.QUEUED, 0.0
-    catalog.upsert(record)
+    catalog.upsert(record, reason=reason)
     app.send_task(
         INGEST_TASK, kwargs={"collection": record.collection, "document_id": record.id, "path": path,
                              "file_name": record.file_name},

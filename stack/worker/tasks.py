@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +20,19 @@ from stack.settings import service_settings
 from stack.worker.app import app, enqueue
 
 log = logging.getLogger("ragctl.worker")
-HEARTBEAT_EVERY_S = 5.0
+
+
+class DocumentNotDone(Exception):
+    """The document did not end done: Celery logs the task as failed ("raised expected"), never as
+    "succeeded" (issue #10 item 7).  The catalog record holds the reason; nothing is retried."""
+
+
+class DocumentFailed(DocumentNotDone):
+    pass
+
+
+class DocumentCancelled(DocumentNotDone):
+    pass
 
 
 @lru_cache(maxsize=1)
@@ -34,19 +48,96 @@ def _redis():
 
 
 # -- worker liveness ----------------------------------------------------------------------------
-_current: dict[str, str | None] = {"document": None}
+class Liveness:
+    """This worker process's liveness, beaten by one daemon thread (issue #15).
 
+    Every ``worker_heartbeat_s`` the thread renews the process's key in Redis (expiring after
+    ``worker_dead_after_s``; it names the documents the process holds) and touches the heartbeat of
+    each document it holds in the catalog.  It only sleeps, so neither the work (which runs in other
+    threads and releases the GIL in the model and in I/O) nor a busy host starves it for long: a
+    starved worker's key stays alive, and the reaper leaves its document alone.  When the process
+    dies (kill -9, OOM, the host gone), the key expires and that is the reaper's evidence.
 
-def _beat_forever(name: str, stop: threading.Event) -> None:
-    while not stop.is_set():
+    It also enforces the hard time limit: a document past ``task_hard_limit_s`` ends the process
+    (thread pools cannot interrupt a task); the supervisor restarts it and the reaper takes over."""
+
+    def __init__(self) -> None:
+        self.name = f"worker@{os.getpid()}"
+        self.boot = uuid.uuid4().hex
+        self._holding: dict[str, dict] = {}  # task id → {collection, document, task, worker, since, hard_limit_s}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, name: str | None = None) -> None:
+        with self._lock:
+            if name:
+                self.name = name
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._run, daemon=True, name="rag-liveness")
+                self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def hold(self, collection: str, document_id: str, task_id: str, worker: str, hard_limit_s: float) -> None:
+        with self._lock:
+            self._holding[task_id] = {"collection": collection, "document": document_id, "task": task_id,
+                                      "worker": worker, "since": time.monotonic(), "hard_limit_s": hard_limit_s}
+        self.start()
+        self._wake.set()  # say so now: the reaper must never see a held document unclaimed
+
+    def release(self, task_id: str) -> None:
+        with self._lock:
+            self._holding.pop(task_id, None)
+        self._wake.set()
+
+    def holding(self) -> list[dict]:
+        with self._lock:
+            return [dict(h) for h in self._holding.values()]
+
+    def beat(self) -> None:
+        """One round: the worker key, then each held document's heartbeat, then the hard limit."""
+        settings = service_settings_cached()
+        held = self.holding()
+        claims = [{k: h[k] for k in ("collection", "document", "task")} for h in held]
+        ttl = max(settings.worker_dead_after_s, 2 * settings.worker_heartbeat_s)
         try:
-            coordination.beat_worker(_redis(), name, _current["document"])
+            coordination.beat_worker(_redis(), self.name, claims[0] if claims else None, ttl_s=ttl, boot=self.boot,
+                                     holding=claims)
         except Exception as exc:  # noqa: BLE001 - Redis away: keep trying, the worker goes on
             log.warning("worker heartbeat failed: %s", exc)
-        stop.wait(10)
+        for h in held:
+            if time.monotonic() - h["since"] > h["hard_limit_s"]:
+                log.error("document %s passed the hard limit of %.0f s; ending this worker", h["document"],
+                          h["hard_limit_s"])
+                with contextlib.suppress(Exception):
+                    coordination.forget_worker(_redis(), self.name)  # dead now: the reaper need not wait
+                os._exit(70)
+            try:
+                pipeline().catalog.touch(h["collection"], h["document"], h["worker"], task_id=h["task"])
+            except Exception as exc:  # noqa: BLE001 - a busy SQLite must not kill the task
+                log.warning("document heartbeat failed: %s", exc)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self.beat()
+            except Exception:  # the thread must outlive any one bad round
+                log.exception("liveness round failed")
+            self._wake.wait(service_settings_cached().worker_heartbeat_s)
 
 
-_stop_beating = threading.Event()
+@lru_cache(maxsize=1)
+def service_settings_cached():
+    return service_settings()
+
+
+liveness = Liveness()
 
 
 def _warm_up() -> None:
@@ -60,59 +151,46 @@ def _warm_up() -> None:
 
 @worker_ready.connect
 def _start_worker_heartbeat(sender=None, **_) -> None:
-    name = getattr(sender, "hostname", None) or f"worker@{os.getpid()}"
-    threading.Thread(target=_beat_forever, args=(name, _stop_beating), daemon=True, name="rag-heartbeat").start()
+    liveness.start(getattr(sender, "hostname", None) or f"worker@{os.getpid()}")
     threading.Thread(target=_warm_up, daemon=True, name="rag-warm-up").start()
 
 
 @worker_shutdown.connect
 def _stop_worker_heartbeat(sender=None, **_) -> None:
-    _stop_beating.set()
+    liveness.stop()
     try:
-        coordination.forget_worker(_redis(), getattr(sender, "hostname", ""))
+        coordination.forget_worker(_redis(), getattr(sender, "hostname", "") or liveness.name)
     except Exception:  # noqa: BLE001, S110 - shutting down anyway
         pass
 
 
 @contextmanager
-def document_heartbeat(collection: str, document_id: str, worker: str, hard_limit_s: float):
-    """Touch the document's heartbeat every few seconds while the task runs.
-
-    It is also the hard time limit: a task past ``hard_limit_s`` ends the worker process (thread
-    pools cannot interrupt a task); the supervisor restarts the worker and the reaper re-queues
-    or fails the document."""
-    catalog = pipeline().catalog
-    stop = threading.Event()
-    started = time.monotonic()
-
-    def beat() -> None:
-        while not stop.wait(HEARTBEAT_EVERY_S):
-            if time.monotonic() - started > hard_limit_s:
-                log.error("document %s passed the hard limit of %.0f s; ending this worker", document_id, hard_limit_s)
-                os._exit(70)
-            try:
-                catalog.touch(collection, document_id, worker)
-            except Exception as exc:  # noqa: BLE001 - a busy SQLite must not kill the task
-                log.warning("document heartbeat failed: %s", exc)
-
-    thread = threading.Thread(target=beat, daemon=True, name="rag-doc-heartbeat")
-    _current["document"] = document_id
-    thread.start()
+def document_heartbeat(collection: str, document_id: str, worker: str, hard_limit_s: float, task_id: str = ""):
+    """While the task runs, this process holds the document: its liveness thread claims it in the
+    worker key and touches its heartbeat (see Liveness), and enforces ``hard_limit_s``."""
+    task_id = task_id or f"{collection}/{document_id}"
+    liveness.hold(collection, document_id, task_id, worker, hard_limit_s)
     try:
         yield
     finally:
-        stop.set()
-        _current["document"] = None
+        liveness.release(task_id)
 
 
-def _limits(task, soft_limit_s: float):
+class Superseded(Exception):
+    """This task's document was given to another task (the reaper took this worker for dead, or the
+    document was replaced or deleted): stop, and leave the document to its current task.  Not a
+    PipelineError, so the pipeline undoes nothing on its way out."""
+
+
+def _limits(task, soft_limit_s: float, collection: str, document_id: str, check_every_s: float):
     """progress and should_cancel for the pipeline: Celery task state on each new stage (what
-    Flower shows), the cancel flag, and the per-stage soft limit."""
+    Flower shows), the cancel flag, the per-stage soft limit, and whether the document is still
+    this task's (checked every ``check_every_s``)."""
     from stack.pipeline.errors import PipelineError
 
     r = _redis()
     task_id = task.request.id
-    state = {"stage": None, "since": time.monotonic()}
+    state = {"stage": None, "since": time.monotonic(), "owner_checked": time.monotonic()}
 
     def on_progress(stage: str, fraction: float) -> None:
         if stage != state["stage"]:
@@ -128,6 +206,16 @@ def _limits(task, soft_limit_s: float):
                 f"The {state['stage']} stage ran past its limit of {soft_limit_s:.0f} s.",
                 hint="raise RAG_STAGE_SOFT_LIMIT_S for very large documents, or split the document",
             )
+        if time.monotonic() - state["owner_checked"] >= check_every_s:
+            state["owner_checked"] = time.monotonic()
+            try:
+                record = pipeline().catalog.get(collection, document_id)
+            except Exception as exc:  # noqa: BLE001 - a busy SQLite: ask again later
+                log.warning("could not read the document's record: %s", exc)
+            else:
+                if record is None or record.task_id != task_id:
+                    raise Superseded(f"document {document_id} now belongs to task "
+                                     f"{record.task_id if record else '(deleted)'}")
         try:
             return coordination.cancel_requested(r, task_id)
         except Exception as exc:  # noqa: BLE001 - Redis restarting: keep working, ask again next batch
@@ -137,34 +225,45 @@ def _limits(task, soft_limit_s: float):
     return on_progress, should_cancel
 
 
-@app.task(name=INGEST_TASK, bind=True, max_retries=5)
+@app.task(name=INGEST_TASK, bind=True, max_retries=5, throws=(DocumentFailed, DocumentCancelled))
 def ingest_document(self, collection: str, document_id: str, path: str, file_name: str) -> dict:
-    """Parse, chunk, embed and store one uploaded document (queued by the API)."""
+    """Parse, chunk, embed and store one uploaded document (queued by the API).
+
+    Returns the result when the document is done (or the message was superseded); a document that
+    failed or was cancelled raises DocumentFailed / DocumentCancelled, so that Celery reports the
+    task as failed, with the reason, and not as "succeeded"."""
     p = pipeline()
     catalog = p.catalog
     record = catalog.get(collection, document_id)
     # A redelivered or superseded message: the record says which task owns the document now.
     if record is None or record.task_id != self.request.id:
         return {"status": "superseded", "document_id": document_id}
-    if record.status in (DocumentStatus.DONE, DocumentStatus.CANCELLED):
+    if record.status == DocumentStatus.DONE:
         return {"status": record.status, "document_id": document_id}
+    if record.status == DocumentStatus.CANCELLED:
+        raise DocumentCancelled(f"{record.file_name}: cancelled")
     r = _redis()
     if coordination.cancel_requested(r, self.request.id):
         record.status = DocumentStatus.CANCELLED
         record.note("cancelled before it started")
         catalog.upsert(record)
-        return {"status": DocumentStatus.CANCELLED, "document_id": document_id}
+        raise DocumentCancelled(f"{record.file_name}: cancelled before it started")
     worker = self.request.hostname or f"worker@{os.getpid()}"
     record.worker = worker
     record.note(f"picked up by {worker}" + (f" (attempt {record.attempts + 1})" if record.attempts else ""))
     catalog.upsert(record)
     settings = p.settings
-    on_progress, should_cancel = _limits(self, settings.stage_soft_limit_s)
-    with document_heartbeat(collection, document_id, worker, settings.task_hard_limit_s):
-        result = p.ingest_file(
-            Path(path), collection=collection, force=True, display_name=file_name,
-            progress=on_progress, should_cancel=should_cancel,
-        )
+    on_progress, should_cancel = _limits(self, settings.stage_soft_limit_s, collection, document_id,
+                                         settings.worker_heartbeat_s)
+    try:
+        with document_heartbeat(collection, document_id, worker, settings.task_hard_limit_s, self.request.id):
+            result = p.ingest_file(
+                Path(path), collection=collection, force=True, display_name=file_name,
+                progress=on_progress, should_cancel=should_cancel,
+            )
+    except Superseded as exc:
+        log.warning("task %s stops: %s", self.request.id, exc)
+        return {"status": "superseded", "document_id": document_id}
     if result.error and result.error.get("code") == "store_unavailable" and self.request.retries < self.max_retries:
         delay = min(60, 2 ** (self.request.retries + 1))
         record = catalog.get(collection, document_id)
@@ -179,29 +278,65 @@ def ingest_document(self, collection: str, document_id: str, path: str, file_nam
             coordination.record_failure(r, result.error.get("code", "error"))
     except Exception as exc:  # noqa: BLE001 - metrics are best effort
         log.warning("could not record metrics: %s", exc)
+    if result.status == DocumentStatus.CANCELLED:
+        raise DocumentCancelled(f"{file_name}: cancelled")
+    if result.status != DocumentStatus.DONE:
+        error = result.error or {}
+        raise DocumentFailed(f"{file_name}: {error.get('code', 'error')}: {error.get('message', result.status)}")
     return result.to_dict()
 
 
 @app.task(name=REAP_TASK)
 def reap_stale_documents() -> dict:
-    """Re-queue (or, after too many attempts, fail) documents whose worker stopped answering."""
+    """Re-queue (or, after ``max_attempts``, fail) documents whose worker is dead.
+
+    A document is a candidate when its heartbeat is older than ``stale_after_s``; it is re-queued
+    only on evidence of death: no live worker key holds it (the process that held it stopped
+    renewing its key for ``worker_dead_after_s``: killed, crashed, its host gone), or the key's
+    process ran on this host and no longer exists (seen at once, without waiting).  A candidate
+    that a live worker holds (starved of CPU, frozen, in a long C call) is left alone and counted
+    as spared.  One pass at a time (a Redis lock); just after a Redis restart, no verdicts."""
     settings = pipeline().settings
     catalog = pipeline().catalog  # Pipeline is light until a document needs the model
-    requeued, failed = [], []
-    for record in catalog.stale(time.time() - settings.stale_after_s):
-        stage, worker = record.status, record.worker or "a worker"
-        if record.attempts + 1 >= settings.max_attempts:
-            record.status, record.error_code = DocumentStatus.FAILED, "worker_lost"
-            record.error = (f"{worker} stopped responding during {stage}, {record.attempts + 1} times; "
-                            "the document may be too large or crash the parser")
-            record.note(f"failed: {record.error}")
-            catalog.upsert(record)
-            failed.append(record.id)
-            continue
-        record.attempts += 1
-        record.note(f"{worker} stopped responding during {stage}; re-queued (attempt {record.attempts + 1})")
-        enqueue(catalog, record, record.stored_path or "")
-        requeued.append(record.id)
+    r = _redis()
+    requeued, failed, spared = [], [], []
+    if not catalog.stale(time.time() - settings.stale_after_s):
+        return {"requeued": requeued, "failed": failed, "spared": spared}
+    if not coordination.reaper_lock(r, max(60.0, 3 * settings.reap_interval_s)):
+        return {"requeued": requeued, "failed": failed, "spared": spared, "skipped": "another pass is running"}
+    try:
+        # Keys outlive a restart in the AOF; without it every live worker writes its key again
+        # within one heartbeat.  Until then, an absent key is not evidence.
+        if coordination.redis_uptime_s(r) < 2 * settings.worker_heartbeat_s + 1:
+            return {"requeued": requeued, "failed": failed, "spared": spared,
+                    "skipped": "redis restarted recently; liveness keys are not evidence yet"}
+        held = coordination.holders(r)  # first the holders, then the candidates (see the docstring)
+        for record in catalog.stale(time.time() - settings.stale_after_s):
+            stage, worker = record.status, record.worker or "a worker"
+            holder, payload = held.get((record.collection, record.id), (None, None))
+            if holder is not None and not coordination.process_gone(payload):
+                late = time.time() - (record.heartbeat_at or record.updated_at)
+                log.info("reaper: %s's heartbeat is %.0f s late, but %s is alive and holds it; left alone",
+                         record.id[:12], late, holder)
+                spared.append(record.id)
+                continue
+            evidence = "its process is gone" if holder is not None else "no live worker holds it"
+            if record.attempts + 1 >= settings.max_attempts:
+                record.status, record.error_code = DocumentStatus.FAILED, "worker_lost"
+                record.error = (f"{worker} stopped responding during {stage}, {record.attempts + 1} times; "
+                                "the document may be too large or crash the parser")
+                record.note(f"failed: {record.error}")
+                if not catalog.upsert(record).fenced:
+                    failed.append(record.id)
+                continue
+            record.attempts += 1
+            record.note(f"{worker} stopped responding during {stage} ({evidence}); "
+                        f"re-queued (attempt {record.attempts + 1})")
+            enqueue(catalog, record, record.stored_path or "", reason=f"re-queued: {worker} died during {stage}")
+            requeued.append(record.id)
+        coordination.count_reaper(r, requeued=len(requeued), failed=len(failed), spared=len(spared))
+    finally:
+        coordination.reaper_unlock(r)
     if requeued or failed:
         log.warning("reaper: re-queued %s, failed %s", requeued, failed)
-    return {"requeued": requeued, "failed": failed}
+    return {"requeued": requeued, "failed": failed, "spared": spared}

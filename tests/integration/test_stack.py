@@ -236,6 +236,44 @@ def test_cli_talks_to_the_running_stack(stack):
     assert '"status": "done"' in listed.stdout
 
 
+def test_ingest_through_the_stack_fails_bad_files_alone(stack, tmp_path, monkeypatch):
+    """Issue #10 items 2 and 11 in stack mode (the embedded mode's: test_ingest_inputs.py): the CLI reads
+    each file before it uploads it, so a FIFO is never opened and a bad file is its own failed row;
+    a folder gives its document types and says what it skipped."""
+    import json
+
+    import ragctl.cli.data as data_commands
+    from ragctl.cli import app
+
+    inbox = tmp_path / "in[/]box"
+    inbox.mkdir(parents=True)
+    (inbox / "good [v2].md").write_text("# 스택\n\n스택 모드의 좋은 문서. 점검은 금요일 오후.", encoding="utf-8")
+    os.mkfifo(inbox / "fifo.txt")
+    (inbox / "dangling.txt").symlink_to(inbox / "gone.txt")
+    (inbox / "x.txt").mkdir()
+    (inbox / "data.json").write_text("{}")
+    vanishing = inbox / "vanishing.txt"
+    vanishing.write_text("곧 사라질 문서", encoding="utf-8")
+    real_expand = data_commands.expand_paths
+
+    def expand_then_delete(*args, **kwargs):
+        selection = real_expand(*args, **kwargs)
+        vanishing.unlink()
+        return selection
+
+    monkeypatch.setattr(data_commands, "expand_paths", expand_then_delete)
+    result = CliRunner().invoke(app, ["--project", str(stack.root), "ingest", str(inbox),
+                                      str(tmp_path / "missing.txt"), "--json"])
+    assert result.exit_code == 1, result.stdout
+    report = json.loads(result.stdout)
+    assert report["mode"] == "stack"
+    codes = {Path(r["path"]).name: (r["status"], (r["error"] or {}).get("code")) for r in report["results"]}
+    assert codes == {"good [v2].md": ("done", None), "fifo.txt": ("failed", "not_regular_file"),
+                     "dangling.txt": ("failed", "broken_symlink"), "vanishing.txt": ("failed", "not_found"),
+                     "missing.txt": ("failed", "not_found")}
+    assert [g["take_with"] for g in report["skipped_files"]] == ["--include '*.json'"]
+
+
 def test_openapi_schema_holds_with_zero_server_errors(stack):
     command = [
         sys.executable, "-m", "schemathesis.cli", "run", f"{stack.api_url}/openapi.json",
