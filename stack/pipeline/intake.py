@@ -37,6 +37,7 @@ Free of transport: no HTTP, no Celery.  The caller moves files and sends tasks.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -68,11 +69,14 @@ def decide(
     replace: bool = False,
     stale_after_s: float | None = None,
     now: float | None = None,
+    held_by_live_worker: Callable[[DocumentRecord], bool] | None = None,
 ) -> Decision:
     """The intake policy (see the module's docstring) for a file whose bytes match ``existing``.
 
     ``stale_after_s``: how long an in-progress record may go without a heartbeat before its
-    ingest counts as abandoned (``Settings.stale_after_s``, the reaper's limit); None never does."""
+    ingest counts as abandoned (``Settings.stale_after_s``, the reaper's limit); None never does.
+    ``held_by_live_worker``: the reaper's evidence (a worker's unexpired liveness key names the
+    document); a late heartbeat of a document a live worker holds is a busy worker, not a dead one."""
     if existing is None:
         return Decision(Action.INGEST, "new")
     status = existing.status
@@ -85,7 +89,7 @@ def decide(
     if status in IN_PROGRESS and stale_after_s is not None:
         heard = existing.heartbeat_at or existing.updated_at
         silent = (time.time() if now is None else now) - heard
-        if heard and silent > stale_after_s:
+        if heard and silent > stale_after_s and not (held_by_live_worker and held_by_live_worker(existing)):
             return Decision(Action.INGEST, f"abandoned during {status} (no heartbeat for {silent:.0f} s)",
                             existing)
     task = f" (task {existing.task_id})" if existing.task_id else ""

@@ -67,6 +67,14 @@ def test_an_abandoned_ingest_is_taken_over(status):
     assert intake.decide(record(status, heartbeat_at=NOW - 10_000), now=NOW).action is Action.FOLLOW
 
 
+@pytest.mark.parametrize("status", IN_PROGRESS)
+def test_a_late_heartbeat_of_a_document_a_live_worker_holds_is_followed(status):
+    """The reaper's evidence, used at intake too: a busy (starved, frozen) worker is not a dead one."""
+    late = record(status, heartbeat_at=NOW - 500)
+    assert decide(late, held_by_live_worker=lambda r: r.id == "abc").action is Action.FOLLOW
+    assert decide(late, held_by_live_worker=lambda r: False).action is Action.INGEST
+
+
 def test_a_long_queue_is_not_abandoned():
     assert decide(record(DocumentStatus.QUEUED, updated_at=NOW - 10_000)).action is Action.FOLLOW
 

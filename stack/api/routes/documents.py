@@ -87,6 +87,20 @@ async def upload(request: Request, settings: SettingsDep, pipeline: PipelineDep,
     return await run_in_threadpool(register_all, form, name, replace_all, uploads, pipeline, settings)
 
 
+def live_holder_check(settings: Settings):
+    """The reaper's evidence of life for intake: a worker's unexpired key names the document.
+    Redis away: no evidence (the queueing that follows reports Redis with its own error)."""
+    r = coordination.redis_client(settings.redis_url)
+
+    def held(record: DocumentRecord) -> bool:
+        try:
+            return (record.collection, record.id) in coordination.holders(r)
+        except Exception:  # noqa: BLE001 - see above
+            return False
+
+    return held
+
+
 def intake_pause_reason(redis) -> str | None:
     try:
         return coordination.intake_paused(redis)
@@ -108,6 +122,7 @@ def _register_all(form: ReceivedForm, collection: str, replace: bool, uploads: P
                   settings: Settings) -> JSONResponse:
     from stack.pipeline.sniff import sniff_file
 
+    held_by_live_worker = live_holder_check(settings)
     results, rejected = [], []
     for received in form.files:
         try:
@@ -117,7 +132,7 @@ def _register_all(form: ReceivedForm, collection: str, replace: bool, uploads: P
             rejected.append((received, exc))
             continue
         decision = intake.decide(pipeline.catalog.get(collection, received.sha256), replace=replace,
-                                 stale_after_s=settings.stale_after_s)
+                                 stale_after_s=settings.stale_after_s, held_by_live_worker=held_by_live_worker)
         if decision.duplicate:
             received.path.unlink(missing_ok=True)
             results.append(registered(decision.existing, duplicate=True))
