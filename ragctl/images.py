@@ -175,13 +175,20 @@ class BuiltImage:
         return {k: v for k, v in asdict(self).items() if k != "log"}
 
 
+#: A build step that copies a large layer (the final stage's ``COPY --from=build /opt/venv``, over 2 GB)
+#: prints nothing and runs no container until it is done: on a busy disk that took more than the 120 s
+#: that suits save and load, so a build is given longer before silence counts as a stall.
+BUILD_INACTIVITY_S = 900.0
+
+
 def build_image(root: Path, options: BuildOptions, *, progress: Progress | None = None,
                 inactivity_s: float | None = None) -> BuiltImage:
     """Build the stack's image from ROOT/Dockerfile with the given options.  Fails (EngineStalled)
-    only when the engine shows no progress for ``inactivity_s`` (default: inactivity_limit())."""
+    only when the engine shows no progress for ``inactivity_s`` (default: the larger of
+    inactivity_limit() and BUILD_INACTIVITY_S)."""
     options.check()
     python = check_base_image(options.base_image)
-    limit = inactivity_s if inactivity_s is not None else inactivity_limit()
+    limit = inactivity_s if inactivity_s is not None else max(inactivity_limit(), BUILD_INACTIVITY_S)
     client = engine(timeout_s=limit + SOCKET_SLACK_S)
     started = time.monotonic()
     log: list[str] = []
