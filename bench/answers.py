@@ -1,7 +1,8 @@
 """Extractive answer quality on a SQuAD-format QA set, through the real pipeline's ``ask``.
 
 Every paragraph is ingested as its own document (as bench/retrieval.py does); a fixed sample of
-questions (random.Random(0), default 300) is then asked through ``Pipeline.ask`` with no LLM
+questions (random.Random(0), default 300; ``--seed``, and ``--holdout`` for questions outside
+that sample, are for tuning) is then asked through ``Pipeline.ask`` with no LLM
 configured, so each answer is the extractive one.
 
     python bench/answers.py --dataset ../shared/corpus/eval/korquad_v1_dev_a.json --json
@@ -59,6 +60,9 @@ def main() -> None:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--questions", type=int, default=300, help="how many questions to sample (default 300)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N paragraphs")
+    parser.add_argument("--seed", type=int, default=0, help="the sample's random seed (default 0: the reported sample)")
+    parser.add_argument("--holdout", action="store_true",
+                        help="sample only questions outside the reported sample (seed 0): for tuning")
     parser.add_argument("--json", action="store_true", help="print only the result (JSON, last line)")
     parser.add_argument("--details", default=None, help="write one JSON line per question to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary project")
@@ -69,7 +73,10 @@ def main() -> None:
     # Extractive answers only: an LLM key in the environment would beat the project's settings.
     os.environ.pop("OPENAI_API_KEY", None)
     paragraphs, questions = load_squad_qas(args.dataset, args.limit)
-    sample = random.Random(0).sample(questions, min(args.questions, len(questions)))
+    if args.holdout:  # tune on these, report on the standard sample: never tune on what is reported
+        reported = {id(qa) for qa in random.Random(0).sample(questions, min(300, len(questions)))}
+        questions = [qa for qa in questions if id(qa) not in reported]
+    sample = random.Random(args.seed).sample(questions, min(args.questions, len(questions)))
     if args.project:  # paragraphs already ingested there are skipped (same bytes, same id)
         from pathlib import Path
 

@@ -172,3 +172,27 @@ def test_no_hits_says_nothing_matched():
 )
 def test_check_citations(text, n, expected, invalid):
     assert check_citations(text, n) == (expected, invalid)
+
+
+def test_english_word_forms_meet_when_choosing_the_sentence():
+    # "enforces" in the question, "enforced" in the answer: the same word for choosing a sentence.
+    text = ("The charter lists the rights of every citizen of the union in one document. "
+            "The charter is enforced by the court of justice.")
+    answer = extractive_answer("Which body enforces the charter?", [hit(text)])
+    assert body_lines(answer) == ["The charter is enforced by the court of justice."]
+
+
+def test_a_short_english_sentence_is_completed_by_the_next_one_on_its_subject():
+    text = ("Bowman was the director of the society in 1914 at its peak. "
+            "Isiah Bowman, its director, had joined the society as a geographer in 1905. "
+            "The building was sold in 1950.")
+    answer = extractive_answer("Who was the director of the society in 1914?", [hit(text)])
+    expected = ("Bowman was the director of the society in 1914 at its peak. "
+                "Isiah Bowman, its director, had joined the society as a geographer in 1905.")
+    assert body_lines(answer) == [expected]
+
+
+def test_sentences_that_follow_each_other_in_one_source_are_one_line():
+    text = "Backups run nightly at 02:00. Backups are kept for 30 days. The cafeteria opens at noon."
+    answer = extractive_answer("When do backups run and how long are backups kept?", [hit(text)])
+    assert body_lines(answer) == ["Backups run nightly at 02:00. Backups are kept for 30 days."]
