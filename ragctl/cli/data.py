@@ -161,10 +161,7 @@ def extract(
     """Print the text extracted from a document (saved under extracted_results/ too)."""
     _require_file(file, as_json)
     pipeline = open_pipeline()
-    try:
-        document = pipeline.extract(file)
-    except PipelineError as exc:
-        fail(exc, as_json=as_json)
+    document = pipeline.extract(file)
     if as_json:
         print_json({"file": str(file), **document.to_dict()})
     else:
@@ -206,14 +203,11 @@ def ingest(
 
     A file that cannot be read (missing, permission denied, a FIFO, socket or device, a broken symlink,
     changed while read) is its own failed row; the others go on. Exit 2 when no path given exists."""
-    from ragctl.errors import RagctlError, UsageError
+    from ragctl.errors import UsageError
     from ragctl.views import ingest_progress, line, results_table
 
     root = project_root()  # only init makes a project: a typo in -p is refused first (exit 2)
-    try:
-        selection = expand_paths(paths, include=include, exclude=exclude)
-    except RagctlError as exc:
-        fail(exc, as_json=as_json)
+    selection = expand_paths(paths, include=include, exclude=exclude)
     if selection.nothing_exists:
         fail(UsageError(f"Not found: {', '.join(map(str, selection.missing))}", "check the paths",
                         code="not_found"), as_json=as_json)
@@ -231,10 +225,7 @@ def ingest(
         results = _ingest_through_stack(backend, files, collection=collection, replace=force, wait=wait,
                                         as_json=as_json)
     else:
-        try:
-            backend.check_model(collection or backend.settings.collection)
-        except PipelineError as exc:
-            fail(exc, as_json=as_json)
+        backend.check_model(collection or backend.settings.collection)
         if not as_json:
             err_console.print(line("Mode: ", ("embedded", "bold"), f" (in-process pipeline, project {root})"))
         from stack.pipeline.files import printable
@@ -340,10 +331,7 @@ def _ingest_through_stack(client, files: list[Path], *, collection: str | None, 
                 bar.done(result)
 
         if tasks:
-            try:
-                client.wait(list(tasks), update)
-            except PipelineError as exc:
-                fail(exc, as_json=as_json)
+            client.wait(list(tasks), update)
     return [results[str(file)] for file in files]
 
 
@@ -361,15 +349,9 @@ def search(
 
     if mode not in ("hybrid", "bm25", "dense"):
         fail(f"Unknown mode '{mode}'.", hint="use --mode hybrid, bm25 or dense", exit_code=2, as_json=as_json)
-    try:
-        check_question(query, what="query")  # before opening anything: same answer in both modes (exit 2)
-    except PipelineError as exc:
-        fail(exc, as_json=as_json)
+    check_question(query, what="query")  # before opening anything: same answer in both modes (exit 2)
     _, backend = open_backend()
-    try:
-        hits = backend.search(query, collection=collection, top_k=top_k, mode=mode)
-    except PipelineError as exc:
-        fail(exc, as_json=as_json)
+    hits = backend.search(query, collection=collection, top_k=top_k, mode=mode)
     print_model_notice(backend, collection, as_json)
     if as_json:
         print_json({"query": query, "mode": mode,
@@ -388,15 +370,9 @@ def ask(
     from ragctl.views import print_answer
     from stack.pipeline.questions import check_question
 
-    try:
-        check_question(question)  # before opening anything: same answer in both modes (exit 2)
-    except PipelineError as exc:
-        fail(exc, as_json=as_json)
+    check_question(question)  # before opening anything: same answer in both modes (exit 2)
     _, backend = open_backend()
-    try:
-        answer = backend.ask(question, collection=collection, top_k=top_k)
-    except PipelineError as exc:
-        fail(exc, as_json=as_json)
+    answer = backend.ask(question, collection=collection, top_k=top_k)
     print_model_notice(backend, collection, as_json)
     if as_json:
         print_json(answer.to_dict())
@@ -414,10 +390,7 @@ def documents_list(
     from ragctl.views import documents_table
 
     _, backend = open_backend()
-    try:
-        records = backend.documents(collection=collection, status=status)
-    except PipelineError as exc:
-        fail(exc, as_json=as_json)
+    records = backend.documents(collection=collection, status=status)
     if as_json:
         print_json([
             {"id": r.id, "file_name": r.file_name, "status": r.status, "chunks": r.chunks, "progress": r.progress,
@@ -438,11 +411,8 @@ def documents_show(
     from ragctl.views import print_document
 
     _, backend = open_backend()
-    try:
-        record = backend.document(document_id, collection=collection)
-        rows = backend.chunks_of(record) if chunks and record.status == "done" else []
-    except PipelineError as exc:
-        fail(exc, as_json=as_json)
+    record = backend.document(document_id, collection=collection)
+    rows = backend.chunks_of(record) if chunks and record.status == "done" else []
     from stack.settings import load_settings
 
     extracted = load_settings(project_root()).extracted_path / f"{record.id}.txt"
@@ -466,12 +436,9 @@ def documents_delete(
 ) -> None:
     """Delete a document: its vectors, lexical entries, stored file and extracted text."""
     _, backend = open_backend()
-    try:
-        record = backend.document(document_id, collection=collection)
-        confirm(f"Delete {record.file_name} ({record.id[:12]}, {record.chunks} chunks)?", yes=yes, as_json=as_json)
-        backend.delete_document(record.id, collection=record.collection)
-    except PipelineError as exc:
-        fail(exc, as_json=as_json)
+    record = backend.document(document_id, collection=collection)
+    confirm(f"Delete {record.file_name} ({record.id[:12]}, {record.chunks} chunks)?", yes=yes, as_json=as_json)
+    backend.delete_document(record.id, collection=record.collection)
     if as_json:
         print_json({"deleted": record.id, "file_name": record.file_name})
     else:
@@ -485,10 +452,7 @@ def documents_retry(
 ) -> None:
     """Queue a failed or cancelled document again (stack mode)."""
     client = stack_client("documents retry")
-    try:
-        entry = client.retry(document_id, collection=collection)
-    except PipelineError as exc:
-        fail(exc, as_json=as_json)
+    entry = client.retry(document_id, collection=collection)
     if as_json:
         print_json(entry)
     else:
@@ -507,10 +471,7 @@ def tasks_show(task_id: TaskIdArgument, as_json: JsonOption = False) -> None:
     from ragctl.views import line, print_document
 
     client = stack_client("tasks show")
-    try:
-        data = client.task_view(task_id)
-    except PipelineError as exc:
-        fail(exc, as_json=as_json)
+    data = client.task_view(task_id)
     if as_json:
         print_json(data)
         return
@@ -533,10 +494,7 @@ def tasks_show(task_id: TaskIdArgument, as_json: JsonOption = False) -> None:
 def tasks_cancel(task_id: TaskIdArgument, as_json: JsonOption = False) -> None:
     """Cancel a task's document: a queued one never starts, a running one stops at its next stage or batch."""
     client = stack_client("tasks cancel")
-    try:
-        record = client.cancel(task_id)
-    except PipelineError as exc:
-        fail(exc, as_json=as_json)
+    record = client.cancel(task_id)
     if as_json:
         print_json(record.to_dict())
     else:
@@ -554,10 +512,7 @@ def tasks_list(
     from ragctl.views import cell
 
     client = stack_client("tasks list")
-    try:
-        tasks = client.tasks(limit=limit, collection=collection)
-    except PipelineError as exc:
-        fail(exc, as_json=as_json)
+    tasks = client.tasks(limit=limit, collection=collection)
     if as_json:
         print_json(tasks)
         return
@@ -607,10 +562,7 @@ def reindex(
         as_json=as_json,
     )
     with ingest_progress(len(records), enabled=not as_json) as bar:
-        try:
-            results = pipeline.reindex(collection=name, on_document=bar.done)
-        except PipelineError as exc:
-            fail(exc, as_json=as_json)
+        results = pipeline.reindex(collection=name, on_document=bar.done)
     failed = [r for r in results if r.status != "done"]
     if as_json:
         print_json({"collection": name, "embed_model": pipeline.settings.embed_model,

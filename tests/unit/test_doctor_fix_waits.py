@@ -4,8 +4,6 @@ with a deadline that the report names; on a runtime that runs nothing."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from typer.testing import CliRunner
@@ -14,25 +12,6 @@ from ragctl.ops.doctor import WORKERS_ANSWER, diagnose, fix, plan, wait_ready
 from tests.fakes import FakeRuntime, FakeService, healthy_probe
 
 NO_WORKER = {"ok": True, "workers": [], "consuming_ingest": [], "registered_by": {}, "backends": {}}
-
-
-class _Api(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("content-length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def api_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 @pytest.fixture

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from ragctl.errors import NotRunning
@@ -13,28 +9,6 @@ from ragctl.ops import backup as backups
 from ragctl.ops.doctor import apply, diagnose, plan
 from ragctl.ops.health import collect
 from tests.fakes import FakeRuntime, FakeService, healthy_probe
-
-
-class _Api(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = json.dumps({"status": "ok"}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def api_url():
-    """An HTTP server on loopback answering 200 where the API's health routes are."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 @pytest.fixture
