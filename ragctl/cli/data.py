@@ -147,10 +147,9 @@ def config_check(as_json: JsonOption = False) -> None:
     except DockerError as exc:
         fail(exc, as_json=as_json)
     services = sorted(model.get("services", {}))
-    if as_json:
-        print_json({"valid": True, "services": services, "name": model.get("name")})
-    else:
-        console.print(line(("valid", "green"), f": {model.get('name')} with {', '.join(services)}"))
+    emit({"valid": True, "services": services, "name": model.get("name")},
+         lambda: console.print(line(("valid", "green"), f": {model.get('name')} with {', '.join(services)}")),
+         as_json=as_json)
 
 
 # -- extract ---------------------------------------------------------------------------------
@@ -162,10 +161,7 @@ def extract(
     _require_file(file, as_json)
     pipeline = open_pipeline()
     document = pipeline.extract(file)
-    if as_json:
-        print_json({"file": str(file), **document.to_dict()})
-    else:
-        sys.stdout.write(document.text + "\n")
+    emit({"file": str(file), **document.to_dict()}, lambda: sys.stdout.write(document.text + "\n"), as_json=as_json)
 
 
 def _require_file(path: Path, as_json: bool) -> None:
@@ -353,11 +349,9 @@ def search(
     _, backend = open_backend()
     hits = backend.search(query, collection=collection, top_k=top_k, mode=mode)
     print_model_notice(backend, collection, as_json)
-    if as_json:
-        print_json({"query": query, "mode": mode,
-                    "hits": [{"rank": i, **h.to_dict()} for i, h in enumerate(hits, start=1)]})
-    else:
-        console.print(hits_table(hits) if hits else "No matching passages. Ingest documents with ragctl ingest.")
+    emit({"query": query, "mode": mode, "hits": [{"rank": i, **h.to_dict()} for i, h in enumerate(hits, start=1)]},
+         lambda: console.print(hits_table(hits) if hits else "No matching passages. Ingest documents with ragctl "
+                               "ingest."), as_json=as_json)
 
 
 def ask(
@@ -374,10 +368,7 @@ def ask(
     _, backend = open_backend()
     answer = backend.ask(question, collection=collection, top_k=top_k)
     print_model_notice(backend, collection, as_json)
-    if as_json:
-        print_json(answer.to_dict())
-    else:
-        print_answer(answer)
+    emit(answer.to_dict(), lambda: print_answer(answer), as_json=as_json)
 
 
 # -- documents -------------------------------------------------------------------------------
@@ -439,10 +430,8 @@ def documents_delete(
     record = backend.document(document_id, collection=collection)
     confirm(f"Delete {record.file_name} ({record.id[:12]}, {record.chunks} chunks)?", yes=yes, as_json=as_json)
     backend.delete_document(record.id, collection=record.collection)
-    if as_json:
-        print_json({"deleted": record.id, "file_name": record.file_name})
-    else:
-        console.print(f"Deleted {record.file_name} ({record.id[:12]}).", markup=False)
+    emit({"deleted": record.id, "file_name": record.file_name},
+         lambda: console.print(f"Deleted {record.file_name} ({record.id[:12]}).", markup=False), as_json=as_json)
 
 
 def documents_retry(
@@ -453,10 +442,8 @@ def documents_retry(
     """Queue a failed or cancelled document again (stack mode)."""
     client = stack_client("documents retry")
     entry = client.retry(document_id, collection=collection)
-    if as_json:
-        print_json(entry)
-    else:
-        console.print(f"Queued {entry['file_name']} again: task {entry['task_id']}.", markup=False)
+    emit(entry, lambda: console.print(f"Queued {entry['file_name']} again: task {entry['task_id']}.", markup=False),
+         as_json=as_json)
 
 
 # -- tasks -----------------------------------------------------------------------------------
@@ -495,10 +482,9 @@ def tasks_cancel(task_id: TaskIdArgument, as_json: JsonOption = False) -> None:
     """Cancel a task's document: a queued one never starts, a running one stops at its next stage or batch."""
     client = stack_client("tasks cancel")
     record = client.cancel(task_id)
-    if as_json:
-        print_json(record.to_dict())
-    else:
-        console.print(f"Cancel requested for {record.file_name}: now {record.status}.", markup=False)
+    emit(record.to_dict(),
+         lambda: console.print(f"Cancel requested for {record.file_name}: now {record.status}.", markup=False),
+         as_json=as_json)
 
 
 def tasks_list(
@@ -547,7 +533,7 @@ def reindex(
     as_json: JsonOption = False,
 ) -> None:
     """Re-embed every document of a collection with the configured embedding model."""
-    from ragctl.views import ingest_progress, results_table
+    from ragctl.views import cell, ingest_progress, results_table
 
     mode, pipeline = open_backend()
     if mode == "stack":
@@ -564,11 +550,8 @@ def reindex(
     with ingest_progress(len(records), enabled=not as_json) as bar:
         results = pipeline.reindex(collection=name, on_document=bar.done)
     failed = [r for r in results if r.status != "done"]
-    if as_json:
-        print_json({"collection": name, "embed_model": pipeline.settings.embed_model,
-                    "results": [r.to_dict() for r in results]})
-    else:
-        console.print(results_table(results) if results else f"'{name}' is already built with "
-                      f"{pipeline.settings.embed_model}; nothing to do.")
+    emit({"collection": name, "embed_model": pipeline.settings.embed_model, "results": [r.to_dict() for r in results]},
+         lambda: console.print(results_table(results) if results else cell(
+             f"'{name}' is already built with {pipeline.settings.embed_model}; nothing to do.")), as_json=as_json)
     if failed:
         raise typer.Exit(EXIT_ERROR)
