@@ -36,12 +36,11 @@ from typing import IO, Any
 from ragctl import __version__
 from ragctl.errors import NotRunning, RagctlError
 from ragctl.runtime import Runtime, runtime_for
-from ragctl.runtime.base import write_file
+from ragctl.runtime.base import STORE_TREES, write_file
 
 MANIFEST = "manifest.json"
 FORMAT = 1
 HOST_TREES = ("data", "extracted_results")
-STORE_TREES = ("chroma", "redis")  # in data/ for embedded and local projects; the runtime copies them
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")  # under data/ for the local runtime and embedded mode; separate trees here
 
 

@@ -16,7 +16,6 @@ import json
 import tarfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -282,7 +281,3 @@ def redis_restore_files(dump: bytes) -> dict[str, bytes]:
     """Relative path under Redis's dir → content, for a snapshot Redis loads with AOF on."""
     return {"dump.rdb": dump, f"{AOF_DIR}/{AOF_BASE}": dump,
             f"{AOF_DIR}/{AOF_MANIFEST}": f"file {AOF_BASE} seq 1 type b\n".encode()}
-
-
-def service_dicts(services: Sequence[Any]) -> list[dict[str, Any]]:
-    return [s.to_dict() if hasattr(s, "to_dict") else asdict(s) for s in services]
