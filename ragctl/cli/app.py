@@ -12,6 +12,7 @@ Heavy libraries are imported inside the commands that need them, so ``ragctl --h
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -25,8 +26,10 @@ from ragctl.errors import RagctlError, UsageError
 from ragctl.output import console, fail
 
 try:  # typer ≥ 0.25 vendors click; older releases use the click package
+    from typer._click.exceptions import ClickException
     from typer._click.exceptions import UsageError as ClickUsageError
 except ImportError:  # pragma: no cover - depends on the installed typer
+    from click.exceptions import ClickException
     from click.exceptions import UsageError as ClickUsageError
 
 
@@ -66,6 +69,13 @@ class RagctlGroup(TyperGroup):
                 raise  # click prints the usage line and the error (exit 2)
             command = " ".join(exc.ctx.command_path.split()[1:]) if exc.ctx else ""
             fail(UsageError(exc.format_message(), f"ragctl {command} --help".replace("  ", " ")), as_json=True)
+        except Exception as exc:
+            if isinstance(exc, (typer.Exit, typer.Abort, ClickException)) or os.environ.get("RAGCTL_DEBUG"):
+                raise  # our own exits, Click's errors; RAGCTL_DEBUG=1 shows the traceback
+            # Whatever was not foreseen still leaves as one clear error, never as a traceback.
+            fail(RagctlError(f"Unexpected {type(exc).__name__}: {exc}",
+                             "this is a bug in ragctl: run it again with RAGCTL_DEBUG=1 for the traceback, and "
+                             "ragctl support-bundle for a report", code="internal_error"), as_json=as_json)
 
 
 def _typer(**kwargs) -> typer.Typer:

@@ -87,7 +87,7 @@ def find_legacy_containers(root: Path, names: list[str] | None = None) -> list[A
                                  "name the legacy container: --container NAME")
         return found
     data = str((root / "data").resolve())
-    return [c for c in client.containers.list(all=True)
+    return [c for c in client.containers.list(all=True, ignore_removed=True)
             if LABEL_KEY not in c.labels
             and any(m.get("Type") == "bind" and str(Path(m.get("Source", "")).resolve()) == data
                     for m in c.attrs.get("Mounts") or [])]

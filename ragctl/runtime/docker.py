@@ -170,8 +170,10 @@ class DockerRuntime(Runtime):
     # -- reading state ------------------------------------------------------------------------
     def containers(self, client: docker.DockerClient | None = None) -> list[Container]:
         client = client or engine()
-        return client.containers.list(all=True, filters={"label": [f"{LABEL_KEY}={self.name}",
-                                                                   f"com.docker.compose.project={self.name}"]})
+        # ignore_removed: Compose recreates containers while we look (up, scale); one gone between
+        # the listing and its details is simply not there any more.
+        labels = [f"{LABEL_KEY}={self.name}", f"com.docker.compose.project={self.name}"]
+        return client.containers.list(all=True, ignore_removed=True, filters={"label": labels})
 
     def wanted(self) -> dict[str, int]:
         """Compose service → replicas this configuration asks for."""
@@ -280,7 +282,7 @@ class DockerRuntime(Runtime):
         from ragctl.runtime.ports import port_free, port_holder
 
         checks = []
-        others = client.containers.list(filters={"status": "running"})
+        others = client.containers.list(filters={"status": "running"}, ignore_removed=True)
         for service, host, port in self.published_ports():
             holders = [c for c in others if any(
                 binding.get("HostPort") == str(port)
@@ -305,7 +307,7 @@ class DockerRuntime(Runtime):
     def _name_checks(self, client: docker.DockerClient) -> list[Check]:
         checks = []
         wanted = self.wanted()
-        existing = {c.name: c for c in client.containers.list(all=True)}
+        existing = {c.name: c for c in client.containers.list(all=True, ignore_removed=True)}
         for service, name in FIXED_NAMES.items():
             container = existing.get(name)
             if service in wanted and container is not None and container.labels.get(LABEL_KEY) != self.name:

@@ -127,6 +127,8 @@ def _gpu_checks(runtime: DockerRuntime, client) -> list[Check]:
 
 def service_checks(runtime: DockerRuntime) -> list[Check]:
     """One check per wanted service (its containers ready), then containers killed for memory."""
+    from docker.errors import NotFound
+
     client, error = _client(runtime)
     if client is None:
         return [_engine_check(error)]
@@ -143,7 +145,10 @@ def service_checks(runtime: DockerRuntime) -> list[Check]:
                             {"containers": [c.__dict__ for c in service.containers]}))
     for service in services:
         for container in service.containers:
-            state = client.containers.get(container.name).attrs["State"]
+            try:
+                state = client.containers.get(container.name).attrs["State"]
+            except NotFound:  # recreated since it was listed
+                continue
             if state.get("OOMKilled") or (container.exit_code == 137 and service.service == "worker"):
                 limit = runtime.config.worker_memory if service.service == "worker" else runtime.config.api_memory
                 checks.append(Check(

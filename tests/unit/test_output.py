@@ -61,3 +61,22 @@ def test_an_embedded_project_says_it_has_no_services(tmp_path):
     assert json.loads(status.stdout)["runtime"] == "embedded"
     health = runner.invoke(app, ["-p", str(project), "health", "--json"])
     assert health.exit_code == 5 and "runs embedded" in json.loads(health.stdout)["error"]["message"]
+
+
+def test_an_unforeseen_exception_is_one_clear_error_not_a_traceback(tmp_path, monkeypatch):
+    import ragctl.cli.stack as stack_commands
+
+    def broken(*_args, **_kwargs):
+        raise KeyError("containers/16e4: No such container")  # e.g. the engine losing a container mid-read
+
+    project = tmp_path / "p"
+    assert runner.invoke(app, ["init", str(project), "--yes"]).exit_code == 0
+    monkeypatch.setattr(stack_commands, "current_runtime", broken)
+    human = runner.invoke(app, ["-p", str(project), "status"])
+    assert human.exit_code == 1 and "Traceback" not in human.stdout + human.stderr
+    assert "Unexpected KeyError" in human.stderr and "RAGCTL_DEBUG=1" in human.stderr
+    as_json = runner.invoke(app, ["-p", str(project), "status", "--json"])
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout)["error"]["code"] == "internal_error"
+    monkeypatch.setenv("RAGCTL_DEBUG", "1")
+    debug = runner.invoke(app, ["-p", str(project), "status"])
+    assert isinstance(debug.exception, KeyError)
