@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from ragctl.console import console, err_console
 from ragctl.errors import (  # noqa: F401 - the exit codes are part of this module's interface
@@ -66,7 +67,7 @@ def fail(error: BaseException | str, *, hint: str | None = None, code: str | Non
 
         console.print(checks_table(checks))
     for name, lines in (getattr(exc, "logs", None) or {}).items():
-        err_console.print(f"[bold]── last lines of {escape(name)} ──[/]")
+        err_console.print(Text(f"── last lines of {name} ──", style="bold"))
         for line in lines:
             err_console.print(line, markup=False, highlight=False)
     err_console.print(f"[bold red]Error:[/] {escape(exc.detail())}")

@@ -11,7 +11,7 @@ import typer
 
 from ragctl.cli.context import JsonOption, YesOption, current_runtime, project_root
 from ragctl.output import EXIT_UNHEALTHY, confirm, console, emit, err_console, print_json
-from ragctl.views import checks_table
+from ragctl.views import checks_table, line
 
 
 def health(
@@ -141,8 +141,8 @@ def doctor(
             console.print(checks_table(findings, causes=True))
             console.print("[bold]Plan[/] (safe steps only):")
             for number, step in enumerate(steps, 1):
-                console.print(f"  {number}. {escape(step.hint or '')}   [dim]({escape(step.name)}: "
-                              f"{escape(step.cause or '')})[/]")
+                console.print(line(f"  {number}. {step.hint or ''}   ",
+                                   (f"({step.name}: {step.cause or ''})", "dim")))
         confirm(f"Apply these {len(steps)} steps?", yes=yes, as_json=as_json)
         spinner = console.status("applying the fixes …") if console.is_terminal and not as_json else None
 
@@ -231,9 +231,9 @@ def migrate(
     if not as_json:
         for number, step in enumerate(steps, 1):
             mark = "[green]done[/]" if step.done else "[red]RISKY[/]" if step.risky else "     "
-            console.print(f"{number}. {mark} {step.name:<10} {escape(step.description)}")
+            console.print(f"{number}. {mark}", line(f"{step.name:<10} {step.description}"))
             if step.risky and not step.done:
-                console.print(f"           [dim]{escape(migration.RISKY[step.name])}[/]")
+                console.print(line("           ", (migration.RISKY[step.name], "dim")))
     if dry_run:
         if as_json:
             print_json({"project": str(root), "dry_run": True, "legacy": [c.name for c in containers],

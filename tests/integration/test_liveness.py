@@ -14,17 +14,12 @@ import time
 import pytest
 from typer.testing import CliRunner
 
+from tests.integration.test_local_runtime import FREE_PORTS
 from tests.integration.test_stack import Stack, long_document
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
-SETTINGS = """
-[local]
-api_port = 0
-redis_port = 0
-chroma_port = 0
-flower_port = 0
-
+SETTINGS = FREE_PORTS + """
 [settings]
 max_upload_mb = 2
 # The issue's values: a document heartbeat older than 6 s only makes the reaper look; it re-queues

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from ragctl.runtime.local import LocalRuntime, read_dotenv
 from tests.conftest import SAMPLES
 from tests.fixtures_factory import make_hwp, set_hwp5_flags
+from tests.integration.test_local_runtime import FREE_PORTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -28,13 +29,7 @@ if shutil.which("redis-server") is None:
         pytest.fail(reason + " (CI=true: the stack suite must run)", allow_module_level=True)
     pytest.skip(reason, allow_module_level=True)
 
-SETTINGS = """
-[local]
-api_port = 0
-redis_port = 0
-chroma_port = 0
-flower_port = 0
-
+SETTINGS = FREE_PORTS + """
 [settings]
 max_upload_mb = 2
 # Short, for the reaper tests, but over two heartbeats (5 s): on a busy host a live worker's
