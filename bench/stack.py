@@ -2,11 +2,16 @@
 
     python bench/stack.py latency      # registration p50/p99 (1 MB, 10 MB), /api/search idle vs burst
     python bench/stack.py throughput --dataset ../shared/corpus/eval/squad_v1.1_dev_a.json
+    python bench/stack.py smallfiles --dataset ../shared/corpus/eval/korquad_v1_dev_a.json --runs 3
 
 latency: the API is pinned to core 0 and the workers to core 1 (the issue's "workers limited to one
 of the two cores"); "burst" means 50 documents being ingested by 2 workers while we measure.
 throughput: chunks/s from first upload to last document done, with 1 and with 2 workers, against
 raw ``model.encode`` of the same chunk texts in this process (the machine's limit).
+smallfiles: one worker process; each run uploads N one-paragraph files (fresh paragraphs each run)
+and then the same text as one big file, and times each set from its first upload to its last
+document done (chunks/s; median of the runs), once per ``--concurrency`` (RAG_WORKER_CONCURRENCY)
+value, the stacks side by side taking turns.
 The last line of output is JSON.
 """
 
@@ -17,6 +22,7 @@ import json
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -220,6 +226,54 @@ def throughput(args) -> dict:
     return result
 
 
+def smallfiles(args) -> dict:
+    """Many one-paragraph files against the same text as one file, through one worker process, for
+    each ``--concurrency`` value; the stacks run side by side and take turns, run by run, so that
+    the load other jobs put on a shared machine falls on all of them alike."""
+    with open(args.dataset, encoding="utf-8") as handle:
+        paragraphs = [p["context"] for article in json.load(handle)["data"] for p in article["paragraphs"]]
+    levels = [int(c) for c in str(args.concurrency).split(",")]
+    stacks: dict[int, BenchStack] = {}
+    results: dict[int, list[dict]] = {c: [] for c in levels}
+    try:
+        for c in levels:
+            stacks[c] = BenchStack(workers=1, extra_settings=f"worker_concurrency = {c}\n" if c else "")
+            warm = [stacks[c].upload(f"warm-{i}.md", f"# warm {i}\n\nwarm-up document {i}.".encode())[1]["task_id"]
+                    for i in range(2)]
+            stacks[c].wait_all(warm, 300)
+
+        def timed(stack: BenchStack, documents: list[tuple[str, bytes]]) -> dict:
+            started = time.monotonic()
+            ids = [stack.upload(name, data)[1] for name, data in documents]
+            ended = stack.wait_all([d["task_id"] for d in ids], 3600)
+            records = [stack.http.get(f"/api/documents/{d['document_id']}").json() for d in ids]
+            if any(r["status"] != "done" for r in records):
+                raise SystemExit(f"not every document ended done: {[r['status'] for r in records]}")
+            chunks = sum(r["chunks"] for r in records)
+            return {"files": len(ids), "chunks": chunks, "seconds": round(ended - started, 2),
+                    "chunks_per_s": round(chunks / (ended - started), 2)}
+
+        for run in range(args.runs):
+            # Fresh paragraphs each run (a document id is the hash of its bytes), the same for every stack.
+            texts = paragraphs[run * args.files: (run + 1) * args.files]
+            for c in levels:
+                small = timed(stacks[c], [(f"r{run}-p{i:03d}.txt", t.encode()) for i, t in enumerate(texts)])
+                big = timed(stacks[c], [(f"r{run}-all.txt", "\n\n".join(texts).encode())])
+                results[c].append({"small_files": small, "one_file": big,
+                                   "ratio": round(small["chunks_per_s"] / big["chunks_per_s"], 3)})
+                print(json.dumps({"concurrency": c, "run": run, **results[c][-1]}), file=sys.stderr, flush=True)
+    finally:
+        for stack in stacks.values():
+            stack.close()
+    return {f"concurrency_{c}": {
+        "runs": runs,
+        "median_small_chunks_per_s": statistics.median(r["small_files"]["chunks_per_s"] for r in runs),
+        "median_small_files_per_s": round(statistics.median(r["small_files"]["files"] / r["small_files"]["seconds"]
+                                                            for r in runs), 2),
+        "median_one_file_chunks_per_s": statistics.median(r["one_file"]["chunks_per_s"] for r in runs),
+        "median_ratio": statistics.median(r["ratio"] for r in runs)} for c, runs in results.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -228,8 +282,14 @@ def main() -> None:
     thr = sub.add_parser("throughput")
     thr.add_argument("--dataset", required=True)
     thr.add_argument("--articles", type=int, default=6)
+    small = sub.add_parser("smallfiles")
+    small.add_argument("--dataset", required=True)
+    small.add_argument("--files", type=int, default=48)
+    small.add_argument("--runs", type=int, default=3)
+    small.add_argument("--concurrency", default="1,4",
+                       help="RAG_WORKER_CONCURRENCY values to compare, comma-separated (0: the default)")
     args = parser.parse_args()
-    result = latency(args) if args.what == "latency" else throughput(args)
+    result = {"latency": latency, "throughput": throughput, "smallfiles": smallfiles}[args.what](args)
     result["machine"] = machine()
     print(json.dumps(result, ensure_ascii=False))
 

@@ -27,6 +27,8 @@ class Check:
     hint: str | None = None
     action: tuple[str, str] | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    #: The section doctor shows it under ("" for the general one; "security").
+    group: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

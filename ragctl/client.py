@@ -6,6 +6,7 @@ Same method names and result types as ``stack.pipeline.service.Pipeline`` where 
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -36,10 +37,13 @@ def _record(data: dict) -> DocumentRecord:
 
 
 class StackClient:
-    def __init__(self, api_url: str, api_key: str | None = None, *, timeout_s: float = 60.0) -> None:
+    def __init__(self, api_url: str, api_key: str | None = None, *, timeout_s: float = 60.0,
+                 verify: ssl.SSLContext | bool = True) -> None:
+        """``verify``: an SSL context trusting a stack's self-signed certificate (Runtime.api_verify),
+        or True for the system's trust store.  Never False."""
         self.api_url = api_url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = httpx.Client(base_url=self.api_url, headers=headers, timeout=timeout_s)
+        self.http = httpx.Client(base_url=self.api_url, headers=headers, timeout=timeout_s, verify=verify)
 
     def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
         try:
@@ -124,6 +128,10 @@ class StackClient:
         params = {"collection": collection} if collection else {}
         return self._call("POST", f"/api/documents/{document_id}/retry", params=params).json()
 
+    def metrics(self) -> str:
+        """The API's Prometheus text (/metrics): what ``ragctl top`` shows."""
+        return self._call("GET", "/metrics").text
+
     # -- the catalog ----------------------------------------------------------------------------
     def documents(self, *, collection: str | None = None, status: str | None = None) -> list[DocumentRecord]:
         params = {k: v for k, v in {"collection": collection, "status": status}.items() if v}
@@ -170,3 +178,19 @@ class StackClient:
         data = self._question_call("/api/ask", body)
         data["sources"] = [Source(**s) for s in data["sources"]]
         return Answer(**data)
+
+    # -- access (the admin key's business) ------------------------------------------------------
+    def whoami(self) -> dict:
+        return self._call("GET", "/api/whoami").json()
+
+    def create_key(self, name: str, role: str) -> dict:
+        """A new key with a role: its record and, this once, the key itself."""
+        return self._call("POST", "/api/keys", json={"name": name, "role": role}).json()
+
+    def keys(self) -> list[dict]:
+        return self._call("GET", "/api/keys").json()
+
+    def revoke_key(self, name: str) -> dict:
+        from urllib.parse import quote
+
+        return self._call("DELETE", f"/api/keys/{quote(name, safe='')}").json()

@@ -20,14 +20,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from ragctl.engine import compose_command
 from ragctl.errors import ConfigError, DockerError
-from ragctl.project import REDIS_PASSWORD_KEY, ProjectConfig, new_redis_password, read_dotenv, redact_dotenv
+from ragctl.project import (
+    CHROMA_TOKEN_KEY,
+    REDIS_PASSWORD_KEY,
+    STACK_SECRET_RE,
+    ProjectConfig,
+    new_secret,
+    read_dotenv,
+    redact_dotenv,
+)
 
 #: Characters a Redis password may hold: it goes into redis.conf, a shell here-document and a URL.
-REDIS_PASSWORD_RE = re.compile(r"[A-Za-z0-9._~-]{16,256}")
+REDIS_PASSWORD_RE = STACK_SECRET_RE
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"  # the package ``templates`` (package data)
 LABEL_KEY = "io.ragctl.project"
@@ -60,7 +68,8 @@ class DeployConfig(BaseModel):
     worker_gpus: int = Field(default=1, ge=1)
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_bind: str = "0.0.0.0"
-    nginx_port: int = Field(default=80, ge=1, le=65535)
+    #: The published HTTPS port of Nginx (default 443; 80 with tls = "off").
+    nginx_port: int | None = Field(default=None, ge=1, le=65535)
     nginx_bind: str = "0.0.0.0"
     flower_port: int = Field(default=5555, ge=1, le=65535)
     image: str = "ragctl"
@@ -72,6 +81,84 @@ class DeployConfig(BaseModel):
     log_max_size: str = "10m"
     log_max_files: int = 3
     redis_appendfsync: Literal["always", "everysec"] = "always"
+    # -- the edge and the containers' user (docs/docker.md "TLS and unprivileged containers") --------
+    #: HTTPS at the edge (Nginx, or the API when Nginx is off): a certificate generated into certs/
+    #: ("self-signed"), the user's own in certs/tls.crt + certs/tls.key ("provided"), or plain HTTP
+    #: ("off", only when the edge is bound to loopback).
+    tls: Literal["self-signed", "provided", "off"] = "self-signed"
+    #: Extra DNS names / IP addresses for the self-signed certificate (localhost, 127.0.0.1 and this
+    #: host's name are always in it).
+    tls_hosts: list[str] = Field(default_factory=list)
+    #: Strict-Transport-Security from Nginx: only with tls = "provided" (a browser would pin a
+    #: self-signed certificate's warning).
+    hsts: bool = False
+    #: The HTTP port Nginx publishes to redirect to HTTPS (default 80; 0: none).  Only with TLS on.
+    nginx_http_port: int | None = Field(default=None, ge=0, le=65535)
+    #: The uid:gid every service runs as (never 0).  Default: the project folder's owner, or
+    #: 10001:10001 (the image's ``ragctl`` user) when root owns it.
+    uid: int | None = Field(default=None, ge=1)
+    gid: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _edge(self) -> DeployConfig:
+        if self.nginx_port is None:
+            self.nginx_port = 80 if self.tls == "off" else 443
+        if self.nginx_http_port is None:
+            self.nginx_http_port = 0 if self.tls == "off" or self.nginx_port == 80 else 80
+        if self.tls == "off" and self.nginx_http_port:
+            raise ValueError("nginx_http_port redirects HTTP to HTTPS: it needs tls on (leave it out with tls = \"off\")")
+        if self.tls != "off" and self.nginx and self.nginx_http_port == self.nginx_port:
+            raise ValueError(f"nginx_http_port and nginx_port are both {self.nginx_port}")
+        if self.hsts and self.tls != "provided":
+            raise ValueError("hsts = true needs tls = \"provided\" (browsers would pin a self-signed certificate)")
+        if self.tls == "off" and not is_loopback(self.edge_bind):
+            raise ValueError(f"tls = \"off\" sends the API key in clear text: it is allowed only when the edge is "
+                             f"bound to loopback, and {'nginx_bind' if self.nginx else 'api_bind'} is "
+                             f"{self.edge_bind!r} (set it to \"127.0.0.1\", or use tls = \"self-signed\")")
+        return self
+
+    @property
+    def edge_bind(self) -> str:
+        """The address the stack's one published entry point (Nginx, else the API) listens on."""
+        return self.nginx_bind if self.nginx else self.api_bind
+
+    @property
+    def https(self) -> bool:
+        return self.tls != "off"
+
+
+#: The image's unprivileged user (templates/Dockerfile.j2), used when root owns the project folder.
+IMAGE_UID = 10001
+#: The self-signed certificate and its key, in the project (the key 0600); tls = "provided" reads
+#: the user's files from the same paths.
+CERT_FILE, KEY_FILE = "certs/tls.crt", "certs/tls.key"
+#: Inside the containers: Nginx listens unprivileged (HTTP redirect, HTTPS or plain HTTP).
+NGINX_HTTP_PORT, NGINX_HTTPS_PORT = 8080, 8443
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def container_user(root: Path, config: DeployConfig) -> tuple[int, int]:
+    """(uid, gid) of every service: [stack] uid/gid, else the project folder's owner, else (when
+    root owns it) the image's ragctl user.  Never 0."""
+    if config.uid is not None:
+        return config.uid, config.gid or config.uid
+    try:
+        owner = root.stat()
+    except OSError:
+        owner = None
+    if owner is None or owner.st_uid == 0:
+        return IMAGE_UID, config.gid or IMAGE_UID
+    return owner.st_uid, config.gid or (owner.st_gid or owner.st_uid)
 
 
 def parse_bytes(value: str) -> int:
@@ -147,11 +234,20 @@ def render_files(root: Path) -> dict[str, str]:
         "bake_embed_model": not is_packaged_model(settings.embed_model),
         "api_key": existing.get("RAG_API_KEY") or secrets.token_urlsafe(32),
         "flower_auth": existing.get("FLOWER_BASIC_AUTH") or "admin:" + secrets.token_urlsafe(18),
-        "redis_password": checked_redis_password(existing.get(REDIS_PASSWORD_KEY) or new_redis_password()),
+        "redis_password": checked_secret(REDIS_PASSWORD_KEY, existing.get(REDIS_PASSWORD_KEY) or new_secret()),
+        "chroma_token": checked_secret(CHROMA_TOKEN_KEY, existing.get(CHROMA_TOKEN_KEY) or new_secret()),
         "extra_env": sorted((k, v) for k, v in existing.items()
                             if k not in ("RAG_API_KEY", "FLOWER_BASIC_AUTH", "RAG_MAX_UPLOAD_MB", "RAG_EMBED_MODEL",
-                                         REDIS_PASSWORD_KEY)),
+                                         REDIS_PASSWORD_KEY, CHROMA_TOKEN_KEY)),
         "torch_index": TORCH_INDEXES[config.torch_variant],
+        "image_uid": IMAGE_UID,
+        "uid": container_user(root, config)[0],
+        "gid": container_user(root, config)[1],
+        "https": config.https,
+        "cert_file": CERT_FILE,
+        "key_file": KEY_FILE,
+        "nginx_http_inside": NGINX_HTTP_PORT,
+        "nginx_https_inside": NGINX_HTTPS_PORT,
     }
     # Compose's redis.conf holds no password: Compose hands REDIS_PASSWORD (from .env) to the redis
     # container, whose command feeds "requirepass" to redis-server on stdin (compose.yaml.j2).
@@ -180,13 +276,19 @@ def redis_conf(*, bind: str, port: int, directory: str, appendfsync: str = "alwa
         redis_password_on_stdin=False)
 
 
+def checked_secret(key: str, value: str) -> str:
+    """A stack secret (STACK_SECRETS), when it is one we can put in a config file, a here-document,
+    a header and a URL unescaped."""
+    if not STACK_SECRET_RE.fullmatch(value or ""):
+        raise ConfigError(f"{key} in .env must be 16 to 256 characters of A-Z a-z 0-9 . _ ~ -.",
+                          f"delete the {key} line from .env (ragctl render or ragctl up generates "
+                          "a new one), then restart the stack")
+    return value
+
+
 def checked_redis_password(password: str) -> str:
     """The password, when it is one we can put in redis.conf, a here-document and a URL unescaped."""
-    if not REDIS_PASSWORD_RE.fullmatch(password or ""):
-        raise ConfigError(f"{REDIS_PASSWORD_KEY} in .env must be 16 to 256 characters of A-Z a-z 0-9 . _ ~ -.",
-                          f"delete the {REDIS_PASSWORD_KEY} line from .env (ragctl render or ragctl up generates "
-                          "a new one), then restart the stack")
-    return password
+    return checked_secret(REDIS_PASSWORD_KEY, password)
 
 
 def redis_url(host: str, port: int, password: str | None, db: int = 0) -> str:
@@ -223,7 +325,102 @@ def write_rendered(root: Path, *, dry_run: bool = False) -> list[RenderedFile]:
     if not dry_run:
         for folder in HOST_FOLDERS:
             (root / folder).mkdir(exist_ok=True)
+        ensure_certificate(root, load_deploy_config(root))
     return results
+
+
+# -- TLS at the edge -----------------------------------------------------------------------------
+def certificate_names(config: DeployConfig) -> list[str]:
+    """subjectAltName entries of the self-signed certificate: ``DNS:…`` and ``IP:…``."""
+    import ipaddress
+    import socket
+
+    hosts = ["localhost", "127.0.0.1", "::1", socket.gethostname()]
+    if config.edge_bind not in ("", "0.0.0.0", "::"):
+        hosts.append(config.edge_bind)
+    names = []
+    for host in [*hosts, *config.tls_hosts]:
+        host = host.strip()
+        if not host:
+            continue
+        try:
+            entry = f"IP:{ipaddress.ip_address(host)}"
+        except ValueError:
+            if not re.fullmatch(r"[A-Za-z0-9*]([A-Za-z0-9.*-]{0,252})", host):
+                raise ConfigError(f"tls_hosts: {host!r} is neither a DNS name nor an IP address.",
+                                  "fix tls_hosts under [stack] in ragctl.toml") from None
+            entry = f"DNS:{host.lower()}"
+        if entry not in names:
+            names.append(entry)
+    return names
+
+
+def _openssl(args: list[str], *, what: str) -> str:
+    if shutil.which("openssl") is None:
+        raise ConfigError(f"{what} needs the openssl program, which is not installed here.",
+                          "install openssl (apt-get install openssl), or put your own certificate in certs/ and "
+                          "set tls = \"provided\" under [stack]")
+    done = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        raise ConfigError(f"{what} failed: openssl {args[0]} exited {done.returncode}: {done.stderr.strip()[-500:]}",
+                          "check the files in certs/ (or delete them: ragctl render makes new ones)")
+    return done.stdout
+
+
+def certificate_sans(path: Path) -> set[str]:
+    """The subjectAltName entries of a PEM certificate (``DNS:…``, ``IP:…``)."""
+    out = _openssl(["x509", "-in", str(path), "-noout", "-ext", "subjectAltName"], what=f"reading {path}")
+    import ipaddress
+
+    names = set()
+    for line in out.splitlines()[1:]:
+        for item in filter(None, (part.strip() for part in line.split(","))):
+            if item.startswith("IP Address:"):  # openssl writes ::1 as 0:0:0:0:0:0:0:1
+                item = f"IP:{ipaddress.ip_address(item.removeprefix('IP Address:'))}"
+            names.add(item)
+    return names
+
+
+def ensure_certificate(root: Path, config: DeployConfig) -> Path | None:
+    """The edge's certificate: with tls = "self-signed", generated into certs/ (key 0600) when it is
+    missing, expires within 30 days or lacks one of :func:`certificate_names`; with "provided", the
+    user's files checked.  None with tls = "off"."""
+    cert, key = root / CERT_FILE, root / KEY_FILE
+    if not config.https:
+        return None
+    if config.tls == "provided":
+        missing = [str(p) for p in (cert, key) if not p.is_file()]
+        if missing:
+            raise ConfigError(f"tls = \"provided\" but {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                              "missing.", f"copy your certificate (with its chain) to {cert} and its key to {key}, "
+                              "or set tls = \"self-signed\" under [stack]")
+        if key.stat().st_mode & 0o077:
+            try:
+                key.chmod(0o600)
+            except OSError:
+                pass
+        return cert
+    wanted = certificate_names(config)
+    if cert.is_file() and key.is_file():
+        fresh = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-checkend", str(30 * 86400)],
+                               capture_output=True, timeout=60, check=False).returncode == 0
+        if fresh and set(wanted) <= certificate_sans(cert):
+            return cert
+    cert.parent.mkdir(exist_ok=True)
+    staged_cert, staged_key = cert.with_suffix(".crt.new"), key.with_suffix(".key.new")
+    fd = os.open(staged_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the key never exists readable
+    os.close(fd)
+    os.chmod(staged_key, 0o600)
+    name = ProjectConfig.load(root).name
+    _openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+              "-keyout", str(staged_key), "-out", str(staged_cert), "-days", "825", "-subj",
+              f"/O=ragctl/CN={name}", "-addext", "subjectAltName=" + ",".join(wanted)],
+             what="making the self-signed certificate")
+    os.chmod(staged_key, 0o600)
+    staged_cert.chmod(0o644)
+    os.replace(staged_key, key)
+    os.replace(staged_cert, cert)
+    return cert
 
 
 def validate(root: Path, *, profiles: list[str] | None = None, timeout_s: float = 60) -> dict:

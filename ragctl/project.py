@@ -32,13 +32,27 @@ URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]*:)([^\s@/]+)@")
 
 #: The .env key of the stack's Redis password (generated once, like RAG_API_KEY; docs/security.md).
 REDIS_PASSWORD_KEY = "REDIS_PASSWORD"
+#: The .env key of the token every Chroma client of a stack sends (X-Chroma-Token; docs/security.md).
+CHROMA_TOKEN_KEY = "CHROMA_TOKEN"
+#: The stack's generated secrets: created once into .env (mode 0600) by init, render and up, then
+#: kept; each must match STACK_SECRET_RE (it goes into config files, here-documents and URLs unescaped).
+STACK_SECRETS = (REDIS_PASSWORD_KEY, CHROMA_TOKEN_KEY)
+STACK_SECRET_RE = re.compile(r"[A-Za-z0-9._~-]{16,256}")
 
 
-def new_redis_password() -> str:
-    """A fresh Redis password (43 URL-safe characters, 256 bits)."""
+def new_secret() -> str:
+    """A fresh stack secret (43 URL-safe characters, 256 bits)."""
     import secrets
 
     return secrets.token_urlsafe(32)
+
+
+new_redis_password = new_secret
+
+
+def ensure_stack_secrets(root: Path) -> dict[str, str]:
+    """Every STACK_SECRETS key of the project's .env, generated where missing (key → value)."""
+    return {key: ensure_dotenv_value(root, key, new_secret)[0] for key in STACK_SECRETS}
 
 
 # -- .env ------------------------------------------------------------------------------------
@@ -195,8 +209,8 @@ def init_project(root: Path, settings: dict | None = None, *, runtime: str = "em
         + tomli_w.dumps(config),
         encoding="utf-8",
     )
-    if stack is not None:  # a stack's Redis never runs without a password (docs/security.md)
-        ensure_dotenv_value(root, REDIS_PASSWORD_KEY, new_redis_password)
+    if stack is not None:  # a stack's Redis and Chroma never run without their secrets (docs/security.md)
+        ensure_stack_secrets(root)
     return path
 
 

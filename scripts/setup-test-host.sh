@@ -8,6 +8,10 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v tmux >/dev/null || missing+=(tmux)  # ragctl top's terminal test (tests/integration/test_top.py)
+command -v chromedriver >/dev/null || missing+=(chromium chromium-driver fonts-nanum)  # the web page's browser tests (Korean font for its screenshots)
+# PostgreSQL: the tests of the Postgres state backend run a private cluster (initdb, pg_ctl).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "setup-test-host: missing ${missing[*]}; run as root to install them (the suites that need them skip)" >&2

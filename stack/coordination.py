@@ -50,11 +50,12 @@ def cancel_requested(r, task_id: str) -> bool:
 
 
 def beat_worker(r, name: str, current: dict | None = None, *, ttl_s: float = WORKER_TTL_S,
-                boot: str | None = None, holding: list[dict] | None = None) -> None:
+                boot: str | None = None, holding: list[dict] | None = None, stats: dict | None = None) -> None:
     """This worker process is alive (for ``ttl_s``) and holds ``holding`` (each {collection, document,
-    task}; ``current`` is the first of them, for people reading the key)."""
+    task}, and for people: name, stage, started; ``current`` is the first of them).  ``stats``: the
+    process's throughput (``chunks_done``, ``chunks_per_s``), shown by /metrics and ``ragctl top``."""
     payload = {"pid": os.getpid(), "host": socket.gethostname(), "boot": boot, "at": time.time(), "current": current,
-               "holding": holding if holding is not None else ([current] if current else [])}
+               "holding": holding if holding is not None else ([current] if current else []), **(stats or {})}
     r.set(WORKER_PREFIX + name, json.dumps(payload), ex=max(1, round(ttl_s)))
 
 

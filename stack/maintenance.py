@@ -30,12 +30,12 @@ def _celery(settings: Settings):
 def pause(settings: Settings, *, reason: str = "backup", wait_s: float = 600) -> dict[str, Any]:
     from stack import coordination
     from stack.names import IN_PROGRESS, INGEST_QUEUE
-    from stack.pipeline.catalog import Catalog
+    from stack.pipeline.backends import open_catalog
 
     r = coordination.redis_client(settings.redis_url)
     coordination.pause_intake(r, reason)
     replies = _celery(settings).control.cancel_consumer(INGEST_QUEUE, reply=True, timeout=3) or []
-    catalog = Catalog(settings.data_path / "catalog.sqlite")
+    catalog = open_catalog(settings)
     deadline = time.monotonic() + wait_s
     while True:
         busy = [r for status in IN_PROGRESS for r in catalog.list(status=status)]

@@ -73,9 +73,9 @@ def probe_chroma(settings: Settings) -> dict[str, Any]:
 
 def probe_queue_age(settings: Settings) -> dict[str, Any]:
     from stack.names import DocumentStatus
-    from stack.pipeline.catalog import Catalog
+    from stack.pipeline.backends import open_catalog
 
-    queued = Catalog(settings.data_path / "catalog.sqlite").list(status=DocumentStatus.QUEUED)
+    queued = open_catalog(settings).list(status=DocumentStatus.QUEUED)
     oldest = min((r.created_at for r in queued), default=None)
     return {"queued": len(queued), "oldest_queued_age_s": round(time.time() - oldest, 1) if oldest else None}
 

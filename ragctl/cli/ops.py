@@ -169,7 +169,12 @@ def doctor(
         if applied:
             console.print("After the fixes:", markup=False)
         if not steps or applied:
-            console.print(checks_table(findings, causes=True))
+            general = [f for f in findings if f.group != "security"]
+            secure = [f for f in findings if f.group == "security"]
+            console.print(checks_table(general, causes=True))
+            if secure:
+                console.print("[bold]Security[/]")
+                console.print(checks_table(secure, causes=True))
         if failed:
             manual = [f for f in failed if not f.action]
             nxt = ("  Next: ragctl doctor --fix   (safe steps: start or restart services)"
@@ -180,6 +185,8 @@ def doctor(
             console.print("[green]No check fails.[/]")
 
     emit({"project": str(runtime.root), "ok": not failed, "findings": [f.to_dict() for f in findings],
+          "security": {"ok": not [f for f in failed if f.group == "security"],
+                       "checks": [f.name for f in findings if f.group == "security"]},
           "applied": applied, "waited": [w.to_dict() for w in waited]}, human, as_json=as_json)
     if failed:
         raise typer.Exit(EXIT_UNHEALTHY)

@@ -37,6 +37,7 @@ from ragctl import __version__
 from ragctl.errors import NotRunning, RagctlError
 from ragctl.runtime import Runtime, runtime_for
 from ragctl.runtime.base import STORE_TREES, write_file
+from stack import audit
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -332,6 +333,8 @@ def restore(root: Path, path: Path, *, progress: Callable[[str], None] | None = 
         runtime.maintenance("resume")  # the snapshot was taken with intake paused and consumers cancelled
     say("verifying documents and vectors")
     problems = verify_contents(root, runtime, manifest)
+    audit.record_local(runtime.client_settings(), "restore", archive=str(path), created=manifest.created,
+                       verified=not problems, problems=problems[:5])
     return {"manifest": manifest.to_dict(), "config_restored": config_restored, "started": started,
             "verified": not problems, "problems": problems}
 

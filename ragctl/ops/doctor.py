@@ -23,6 +23,7 @@ from typing import Any
 
 from ragctl.checks import Check, disk_check, memory_check, threshold
 from ragctl.errors import RagctlError
+from ragctl.ops import security as _security
 from ragctl.runtime import Runtime, runtime_for
 from stack.names import INGEST_QUEUE, INGEST_TASK
 
@@ -209,7 +210,7 @@ def check_api(seen: Observed) -> list[Check]:
                       "the port mapping is missing (api or nginx not running, or not published)",
                       "ragctl restart api", ("restart", "api"))]
     try:
-        response = httpx.get(f"{url}/api/health", timeout=10)
+        response = httpx.get(f"{url}/api/health", timeout=10, verify=seen.runtime.api_verify())
         if response.status_code == 200:
             return [Check("api reachable", "ok", f"{url}/api/health answered 200")]
         evidence = f"{url}/api/health answered {response.status_code}"
@@ -270,17 +271,23 @@ def check_gpu(seen: Observed) -> list[Check]:
 
 #: health = the checks that read the running stack's state; doctor adds the host and environment.
 STATE_CHECKS = (check_services, check_redis, check_tasks, check_api, check_model, check_gpu)
-DOCTOR_CHECKS = (check_environment, check_host, *STATE_CHECKS, check_redis_auth)
+#: doctor's "security" group (ragctl/ops/security.py, docs/security.md).
+SECURITY_CHECKS = (check_redis_auth, *_security.SECURITY_CHECKS)
+DOCTOR_CHECKS = (check_environment, check_host, *STATE_CHECKS, *SECURITY_CHECKS)
 
 
 def run_checks(seen: Observed, checks) -> list[Check]:
     results: list[Check] = []
     for check in checks:
         try:
-            results += check(seen)
+            found = check(seen)
         except Exception as exc:  # noqa: BLE001 - a broken check is itself a finding
-            results.append(Check(check.__name__.removeprefix("check_"), "warn",
-                                 f"the check could not run: {type(exc).__name__}: {exc}"))
+            found = [Check(check.__name__.removeprefix("check_"), "warn",
+                           f"the check could not run: {type(exc).__name__}: {exc}")]
+        if check in SECURITY_CHECKS:
+            for finding in found:
+                finding.group = _security.GROUP
+        results += found
     return results
 
 
@@ -400,7 +407,7 @@ def _api_answers(seen: Observed) -> str | None:
     if url is None:
         return "no published port for the API"
     try:
-        code = httpx.get(f"{url}/api/health", timeout=5).status_code
+        code = httpx.get(f"{url}/api/health", timeout=5, verify=seen.runtime.api_verify()).status_code
     except httpx.HTTPError as exc:
         return f"{url} does not answer: {exc}"
     return None if code == 200 else f"{url}/api/health answered {code}"

@@ -7,6 +7,7 @@ Flower and the ``--deep`` canary are asked from here, the way a client would.
 
 from __future__ import annotations
 
+import ssl
 import tempfile
 import time
 import uuid
@@ -43,18 +44,19 @@ def _api_key(runtime: Runtime) -> str | None:
     return key.get_secret_value() if key else None
 
 
-def _http_checks(api_url: str, key: str | None, flower_url: str | None, flower_auth: str | None) -> list[Check]:
+def _http_checks(api_url: str, key: str | None, flower_url: str | None, flower_auth: str | None,
+                 verify: ssl.SSLContext | bool = True) -> list[Check]:
     import httpx
 
     checks = []
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
         started = time.monotonic()
-        live = httpx.get(f"{api_url}/api/health", timeout=10)
+        live = httpx.get(f"{api_url}/api/health", timeout=10, verify=verify)
         ms = (time.monotonic() - started) * 1000
         checks.append(Check("api live", "ok" if live.status_code == 200 else "fail",
                                   f"HTTP {live.status_code} in {ms:.0f} ms from {api_url}"))
-        ready = httpx.get(f"{api_url}/api/health/ready", headers=headers, timeout=15)
+        ready = httpx.get(f"{api_url}/api/health/ready", headers=headers, timeout=15, verify=verify)
         body = ready.json() if ready.headers.get("content-type", "").startswith("application/json") else {}
         checks.append(Check("api ready", "ok" if ready.status_code == 200 else "fail",
                                   f"HTTP {ready.status_code}" + (f": {body.get('failing')}" if body.get("failing")
@@ -72,13 +74,14 @@ def _http_checks(api_url: str, key: str | None, flower_url: str | None, flower_a
     return checks
 
 
-def canary(api_url: str, key: str | None, *, timeout_s: float = CANARY_TIMEOUT_S, client=None) -> Check:
+def canary(api_url: str, key: str | None, *, timeout_s: float = CANARY_TIMEOUT_S, client=None,
+           verify: ssl.SSLContext | bool = True) -> Check:
     """Push a tiny document end to end, ask a question only it answers, then remove it: the document,
     its vectors and lexical entries go, and the emptied canary collection is not listed by doctor."""
     from ragctl.client import StackClient, StackError
 
     token = uuid.uuid4().hex[:12]
-    client = client or StackClient(api_url, key, timeout_s=30)
+    client = client or StackClient(api_url, key, timeout_s=30, verify=verify)
     started = time.monotonic()
     path = Path(tempfile.gettempdir()) / f"ragctl-canary-{token}.md"
     path.write_text(f"# ragctl canary\n\nThe canary code word of this health check is {token}.\n", encoding="utf-8")
@@ -135,7 +138,8 @@ def collect(root: Path, *, deep: bool = False, runtime: Runtime | None = None) -
     seen.status = status
     key = _api_key(runtime)
     checks = [c for c in run_checks(seen, STATE_CHECKS) if c.name != "api reachable"]
-    checks += _http_checks(status.api_url, key, status.flower_url, status.flower_auth)
+    verify = runtime.api_verify()
+    checks += _http_checks(status.api_url, key, status.flower_url, status.flower_auth, verify)
     if deep:
-        checks.append(canary(status.api_url, key))
+        checks.append(canary(status.api_url, key, verify=verify))
     return HealthReport(runtime.project_config.name, runtime.kind, status.api_url, checks, seen.probe)

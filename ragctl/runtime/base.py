@@ -24,6 +24,8 @@ from ragctl.errors import NotRunning, RagctlError, UsageError
 from ragctl.project import ProjectConfig
 
 if TYPE_CHECKING:
+    import ssl
+
     from stack.settings import Settings
 
 #: Archive members (backup) → where they live: the vector store's files and the Redis snapshot.
@@ -124,6 +126,33 @@ class Runtime(ABC):
     def api_url(self) -> str | None:
         """Where the CLI's data commands reach the stack; None when they run in-process."""
         return self.require_running().api_url
+
+    def api_verify(self) -> ssl.SSLContext | bool:
+        """httpx's ``verify`` for :meth:`api_url`: an SSL context trusting a stack's self-signed
+        certificate, or True (the system's trust store).  Never False."""
+        return True
+
+    # -- facts for doctor's security checks (ragctl/ops/security.py) ------------------------------
+    #: The command that re-renders the stack's configuration (secrets from .env, ports) and restarts it.
+    reapply_command: ClassVar[str] = "ragctl down && ragctl up"
+
+    def store_ports(self) -> list[tuple[str, str, int]]:
+        """(service, host address, port) where the stack's data stores (Redis, Chroma, Postgres)
+        listen on this host; what is unpublished (an internal network) is not listed."""
+        return []
+
+    def chroma_guard(self) -> dict[str, Any] | None:
+        """How the Chroma server is guarded (``isolated``: its own port reachable by the token gate
+        only); None where this runtime runs no Chroma server."""
+        return None
+
+    def container_users(self) -> dict[str, str] | None:
+        """Container name → the user it runs as (``Config.User``); None where services are not containers."""
+        return None
+
+    def edge(self) -> list[tuple[str, str, int, bool]]:
+        """(what, bind address, port, TLS on) of the stack's published entry points (API, Nginx)."""
+        return []
 
     @property
     def gpu_wanted(self) -> bool:

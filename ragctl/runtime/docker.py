@@ -19,6 +19,8 @@ from typing import IO, TYPE_CHECKING, Any
 from ragctl.checks import Check, disk_check, memory_check
 from ragctl.deploy import (
     LABEL_KEY,
+    NGINX_HTTP_PORT,
+    NGINX_HTTPS_PORT,
     SERVICE_LABEL,
     DeployConfig,
     load_deploy_config,
@@ -32,9 +34,13 @@ from ragctl.project import ProjectConfig, read_dotenv, set_config_value
 from ragctl.runtime.base import Runtime, parse_last_json
 
 if TYPE_CHECKING:
+    import ssl
+
     import docker
     from docker.models.containers import Container
 
+#: Services that run once before the others and exit (compose.yaml.j2): shown only when they failed.
+ONE_SHOT = ("fix-owner",)
 FIXED_NAMES = {"redis": "rag-redis", "chroma": "rag-chroma", "beat": "rag-beat", "flower": "rag-flower",
                "nginx": "rag-nginx"}
 
@@ -144,6 +150,27 @@ class DockerStatus:
                 "services": [s.to_dict() for s in self.services]}
 
 
+#: The services holding data: never published on the host (doctor's "store ports" check).
+STORE_SERVICES = ("redis", "chroma", "postgres", "db")
+
+
+def _compose_port(entry: Any) -> tuple[str, int]:
+    """(host address, published port) of one ``ports:`` entry ("6379", "6379:6379",
+    "127.0.0.1:6379:6379", or the long form); port 0 when it publishes nothing."""
+    if isinstance(entry, dict):
+        published = str(entry.get("published") or "").split("-")[0]
+        return str(entry.get("host_ip") or ""), int(published) if published.isdigit() else 0
+    text = str(entry).split("/")[0]
+    if text.startswith("["):  # [::1]:6379:6379
+        host, _, rest = text[1:].partition("]:")
+        published = rest.split(":")[0]
+    else:
+        parts = text.split(":")
+        host, published = (parts[0], parts[1]) if len(parts) == 3 else ("", parts[0] if len(parts) == 2 else "")
+    published = published.split("-")[0]
+    return host, int(published) if published.isdigit() else 0
+
+
 def _url_host(host_ip: str) -> str:
     return "127.0.0.1" if host_ip in ("", "0.0.0.0", "::") else host_ip
 
@@ -186,7 +213,8 @@ class DockerRuntime(Runtime):
         return wanted
 
     def services(self, client: docker.DockerClient | None = None) -> list[ServiceStatus]:
-        states = [ContainerState.of(c) for c in self.containers(client)]
+        states = [s for s in map(ContainerState.of, self.containers(client))
+                  if not (s.service in ONE_SHOT and s.state == "exited" and s.exit_code == 0)]
         wanted = self.wanted()
         names = list(wanted) + sorted({s.service for s in states} - set(wanted))
         return [ServiceStatus(name, wanted.get(name, 0),
@@ -200,22 +228,36 @@ class DockerRuntime(Runtime):
         running = any(c.status == "running" for c in containers)
         status = DockerStatus(running=running, project_root=self.project_root, project=self.name, services=services)
         if running:
-            status.api_url = self._published_url(containers, "nginx", "80/tcp") or \
-                self._published_url(containers, "api", "8000/tcp")
+            scheme = "https" if self.config.https else "http"
+            edge = f"{NGINX_HTTPS_PORT if self.config.https else NGINX_HTTP_PORT}/tcp"
+            status.api_url = self._published_url(containers, "nginx", edge, scheme) or \
+                self._published_url(containers, "api", "8000/tcp", scheme)
             status.flower_url = self._published_url(containers, "flower", "5555/tcp")
             if status.flower_url:
                 status.flower_auth = read_dotenv(self.project_root / ".env").get("FLOWER_BASIC_AUTH")
         return status
 
 
+    def api_verify(self) -> ssl.SSLContext | bool:
+        """How clients check the edge's certificate: a context trusting only the project's own
+        certificate file when it is self-signed, else the system's trust store (a provided
+        certificate from a public or company CA; ``SSL_CERT_FILE`` names another bundle)."""
+        import ssl
+
+        from ragctl.deploy import CERT_FILE
+
+        if self.config.tls != "self-signed":
+            return True
+        return ssl.create_default_context(cafile=str(self.project_root / CERT_FILE))
+
     @staticmethod
-    def _published_url(containers: list[Container], service: str, port: str) -> str | None:
+    def _published_url(containers: list[Container], service: str, port: str, scheme: str = "http") -> str | None:
         for container in containers:
             if container.labels.get(SERVICE_LABEL) != service or container.status != "running":
                 continue
             for binding in (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(port) or []:
                 if binding.get("HostPort"):
-                    return f"http://{_url_host(binding.get('HostIp', ''))}:{binding['HostPort']}"
+                    return f"{scheme}://{_url_host(binding.get('HostIp', ''))}:{binding['HostPort']}"
         return None
 
     # -- pre-flight ---------------------------------------------------------------------------
@@ -274,9 +316,86 @@ class DockerRuntime(Runtime):
         config = self.config
         ports = [("nginx", config.nginx_bind, config.nginx_port) if config.nginx else
                  ("api", config.api_bind, config.api_port)]
+        if config.nginx and config.https and config.nginx_http_port:
+            ports.append(("nginx_http", config.nginx_bind, config.nginx_http_port))
         if config.flower:
             ports.append(("flower", "127.0.0.1", config.flower_port))
         return ports
+
+    # -- facts for doctor's security checks (ragctl/ops/security.py) ------------------------------
+    reapply_command = "ragctl render && ragctl up"
+
+    def _rendered_services(self) -> dict[str, Any]:
+        """compose.yaml's services as written (PyYAML when installed, else ``docker compose config``)."""
+        path = self.project_root / "compose.yaml"
+        if not path.is_file():
+            return {}
+        try:
+            import yaml
+        except ImportError:  # a base install: Compose itself reads the file
+            import subprocess
+
+            from ragctl.deploy import validate
+
+            try:
+                model = validate(self.project_root, profiles=self.profiles)
+            except (DockerError, OSError, subprocess.SubprocessError):
+                return {}
+        else:
+            try:
+                model = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except (OSError, yaml.YAMLError):
+                return {}
+        services = model.get("services") if isinstance(model, dict) else None
+        return services if isinstance(services, dict) else {}
+
+    def store_ports(self) -> list[tuple[str, str, int]]:
+        """The data stores' ports that compose.yaml publishes, and those our running containers have."""
+        found: set[tuple[str, str, int]] = set()
+        for service, spec in self._rendered_services().items():
+            if service in STORE_SERVICES and isinstance(spec, dict):
+                found.update((service, host, port) for host, port in map(_compose_port, spec.get("ports") or [])
+                             if port)
+        try:
+            containers = self.containers()
+        except Exception:  # noqa: BLE001 - no engine: the rendered file is what there is to read
+            containers = []
+        for container in containers:
+            service = container.labels.get(SERVICE_LABEL, "")
+            if service not in STORE_SERVICES or container.status != "running":
+                continue
+            for bindings in (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).values():
+                for binding in bindings or []:
+                    if binding.get("HostPort"):
+                        found.add((service, binding.get("HostIp", ""), int(binding["HostPort"])))
+        return sorted(found)
+
+    def chroma_guard(self) -> dict[str, Any] | None:
+        """Compose's chroma runs the token gate, with Chroma itself on the container's loopback."""
+        chroma = self._rendered_services().get("chroma")
+        if not isinstance(chroma, dict):
+            return None  # not rendered yet: render writes the gate in
+        command = chroma.get("command") or []
+        text = " ".join(command) if isinstance(command, list) else str(command)
+        if "stack.chroma_gate" in text:
+            return {"isolated": True, "listen": "chroma:8000",
+                    "inner": "127.0.0.1 inside the chroma container (only the gate reaches it)"}
+        return {"isolated": False, "error": "compose.yaml's chroma service runs without the token gate"}
+
+    def container_users(self) -> dict[str, str] | None:
+        try:
+            containers = self.containers()
+        except Exception:  # noqa: BLE001 - no engine: nothing to inspect
+            return {}
+        return {c.name: str((c.attrs.get("Config") or {}).get("User") or "") for c in containers
+                if c.status == "running"}
+
+    def edge(self) -> list[tuple[str, str, int, bool]]:
+        config = self.config
+        tls = getattr(config, "tls", "off") != "off"
+        if config.nginx:
+            return [("nginx", config.nginx_bind, int(config.nginx_port or 80), tls)]
+        return [("api", config.api_bind, config.api_port, tls)]
 
     def port_checks(self, client: docker.DockerClient) -> list[Check]:
         from ragctl.runtime.ports import port_free, port_holder
@@ -435,7 +554,7 @@ class DockerRuntime(Runtime):
         """Make Nginx resolve the API service again (after scale or restart); False when it is off."""
         for container in self.containers():
             if container.labels.get(SERVICE_LABEL) == "nginx" and container.status == "running":
-                result = container.exec_run(["nginx", "-c", "/app/nginx.conf", "-s", "reload"])
+                result = container.exec_run(["nginx", "-e", "stderr", "-c", "/app/nginx.conf", "-s", "reload"])
                 if result.exit_code != 0:
                     raise DockerError("Nginx did not reload.", stderr=result.output.decode(errors="replace"),
                                       hint="ragctl logs nginx")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ragctl.errors import NotRunning, PreflightFailed, RagctlError, StartTimeout, UsageError
-from ragctl.project import ProjectConfig, ensure_dotenv_value, read_dotenv, redact_url
+from ragctl.project import CHROMA_TOKEN_KEY, ProjectConfig, ensure_dotenv_value, read_dotenv, redact_url
 from ragctl.runtime.base import Runtime
 from ragctl.runtime.ports import pick_free_port, port_free, port_holder
 from ragctl.runtime.processes import is_our_process, pid_alive
@@ -40,6 +40,8 @@ LOGS_DIR = "logs"
 DATA_DIR = "data"
 STATE_FILE = "state.json"
 PLAN_FILE = "plan.json"
+#: What the chroma gate (stack/chroma_gate.py) says of itself: where Chroma listens, isolated or not.
+CHROMA_GATE_FILE = "chroma-gate.json"
 CONTROL_FILE = "control.json"
 LOCK_FILE = "supervisor.lock"
 SUPERVISOR_MODULE = "ragctl.runtime.supervisor"
@@ -362,8 +364,11 @@ class LocalRuntime(Runtime):
         specs = [
             ServiceSpec("redis", [redis_server, str(self.run_dir / "redis.conf")], ports["redis_port"],
                         ["redis-server"], [], 0, log("redis"), f"redis://127.0.0.1:{ports['redis_port']}/0"),
-            ServiceSpec("chroma", [chroma_bin, "run", "--path", str(self.data_dir / "chroma"),
-                                   "--host", "127.0.0.1", "--port", str(ports["chroma_port"])],
+            # Chroma behind its token (stack/chroma_gate.py): the gate answers on the loopback port and
+            # runs `chroma run` in a network namespace of its own, where nothing else reaches it.
+            ServiceSpec("chroma", [python, "-m", "stack.chroma_gate", "--listen", f"127.0.0.1:{ports['chroma_port']}",
+                                   "--path", str(self.data_dir / "chroma"), "--isolate", "auto",
+                                   "--status-file", str(self.run_dir / CHROMA_GATE_FILE)],
                         ports["chroma_port"], ["chroma"], [], 1, log("chroma"),
                         f"http://127.0.0.1:{ports['chroma_port']}"),
             ServiceSpec("api", [python, "-m", "uvicorn", api_app, "--host", "127.0.0.1",
@@ -376,7 +381,7 @@ class LocalRuntime(Runtime):
         for i in range(1, workers + 1):
             specs.append(ServiceSpec(
                 f"worker-{i}",
-                [python, "-m", "celery", "-A", worker_app, "worker", "--pool", "threads", "--concurrency", "1",
+                [python, "-m", "celery", "-A", worker_app, "worker", "--pool", "threads",
                  "-n", f"worker-{i}@%h", "-Q", "ingest,celery", "--loglevel", "INFO"],
                 None, ["celery"], ["redis", "chroma"], 2, log(f"worker-{i}"),
                 env={"RAG_TORCH_THREADS": torch_threads}))
@@ -413,6 +418,7 @@ class LocalRuntime(Runtime):
         self.run_dir.chmod(0o700)  # redis.conf, plan.json and state.json hold the Redis password
         ensure_dotenv_value(self.project_root, "RAG_API_KEY", lambda: secrets.token_urlsafe(32))
         redis_password = self._redis_password()
+        self._stack_secret(CHROMA_TOKEN_KEY)  # the services and the chroma gate read it from .env
         if flower:
             auth, _ = ensure_dotenv_value(self.project_root, "FLOWER_BASIC_AUTH",
                                           lambda: "admin:" + secrets.token_urlsafe(18))
@@ -666,13 +672,63 @@ class LocalRuntime(Runtime):
 
     def _redis_password(self) -> str:
         """The project's Redis password (REDIS_PASSWORD in .env), generated on first use."""
-        from ragctl.deploy import REDIS_PASSWORD_KEY, checked_redis_password, new_redis_password
+        from ragctl.deploy import REDIS_PASSWORD_KEY
 
-        password, _ = ensure_dotenv_value(self.project_root, REDIS_PASSWORD_KEY, new_redis_password)
+        return self._stack_secret(REDIS_PASSWORD_KEY)
+
+    def _stack_secret(self, key: str) -> str:
+        """One of the project's stack secrets (STACK_SECRETS in .env), generated on first use."""
+        from ragctl.deploy import checked_secret
+        from ragctl.project import new_secret
+
+        value, _ = ensure_dotenv_value(self.project_root, key, new_secret)
         try:
-            return checked_redis_password(password)
+            return checked_secret(key, value)
         except RagctlError as exc:
             raise PreflightFailed(exc.message, hint=exc.hint) from None
+
+    def _chroma_headers(self) -> dict[str, str]:
+        token = read_dotenv(self.project_root / ".env").get(CHROMA_TOKEN_KEY, "")
+        return {"X-Chroma-Token": token} if token else {}
+
+    # -- facts for doctor's security checks (ragctl/ops/security.py) -------------------------------
+    def store_ports(self) -> list[tuple[str, str, int]]:
+        """(service, address, port) of the running stores: Redis's ``bind`` in run/redis.conf, the
+        chroma gate's listening address."""
+        state = self.state()
+        if state is None:
+            return []
+        found = []
+        conf = self.run_dir / "redis.conf"
+        try:
+            for raw in conf.read_text(encoding="utf-8").splitlines():
+                words = raw.split()
+                if words[:1] == ["bind"]:
+                    port = next((s.port for s in state.services if s.name == "redis"), 0) or 0
+                    found += [("redis", address, port) for address in words[1:]]
+        except OSError:
+            pass
+        gate = self.chroma_guard()
+        if gate and gate.get("listen"):
+            host, _, port = str(gate["listen"]).rpartition(":")
+            found.append(("chroma", host, int(port or 0)))
+        return found
+
+    def edge(self) -> list[tuple[str, str, int, bool]]:
+        """The local API listens on 127.0.0.1 only (plain HTTP)."""
+        state = self.state()
+        api = next((s for s in state.services if s.name == "api"), None) if state else None
+        return [("api", "127.0.0.1", api.port or 0, False)] if api else []
+
+    def chroma_guard(self) -> dict[str, Any] | None:
+        """What the running chroma gate wrote of itself (isolated: Chroma's own port in a network
+        namespace only the gate reaches); None when the stack does not run."""
+        if self.state() is None:
+            return None
+        try:
+            return json.loads((self.run_dir / CHROMA_GATE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {"isolated": None, "error": f"no {self.run_dir / CHROMA_GATE_FILE}: Chroma runs without its gate"}
 
     def _state_redis_password(self) -> str | None:
         """The password the running stack's clients use (from its state file's Redis URL)."""
@@ -747,7 +803,9 @@ class LocalRuntime(Runtime):
                 import httpx
 
                 path = {"chroma": "/api/v2/heartbeat", "api": "/api/health", "flower": "/healthcheck"}
-                response = httpx.get(service.url + path[service.name], timeout=2)
+                # Chroma's heartbeat authenticates too (the gate answers 401 without the token).
+                headers = self._chroma_headers() if service.name == "chroma" else {}
+                response = httpx.get(service.url + path[service.name], headers=headers, timeout=2)
                 # Flower answers 401 before the password: that is up, too.
                 return response.status_code == 200 or (service.name == "flower"
                                                         and response.status_code == 401)

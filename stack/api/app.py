@@ -17,8 +17,10 @@ from fastapi import FastAPI, Request
 from stack import coordination
 from stack.api import errors
 from stack.api.errors import ERRORS, PipelineErrorWithStatus, error_response  # noqa: F401 - re-exported
+from stack.api.limits import Limiter
 from stack.api.metrics import ApiMetrics
-from stack.api.routes import documents, health, openai_compat, questions, tasks
+from stack.api.routes import documents, health, keys, openai_compat, questions, tasks, web
+from stack.keys import key_store
 from stack.names import INGEST_QUEUE
 from stack.settings import Settings, service_settings
 from stack.version import version
@@ -38,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None, redoc_url=None,  # served by install_docs, from the package: no CDN
     )
     app.state.settings, app.state.pipeline, app.state.redis, app.state.metrics = settings, pipeline, redis, metrics
+    app.state.keys, app.state.limiter = key_store(settings.data_path), Limiter(redis, settings.rate_window_s)
 
     @app.middleware("http")
     async def measure(request: Request, call_next):
@@ -49,7 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     errors.install(app)
     install_docs(app)
-    for router in (health.router, documents.router, tasks.router, questions.router, openai_compat.router):
+    web.install(app)  # the page for colleagues at / (public; its API calls carry the key)
+    for router in (health.router, documents.router, tasks.router, questions.router, openai_compat.router,
+                   keys.router):
         app.include_router(router)
     return app
 

@@ -16,7 +16,7 @@ from stack.pipeline.errors import ModelMismatch, NotFound, PipelineError, StoreU
 log = logging.getLogger("stack.api")
 
 #: The error responses a route may declare in its OpenAPI description.
-ERRORS = {code: {"model": schemas.ErrorResponse} for code in (401, 404, 409, 413, 415, 422, 503)}
+ERRORS = {code: {"model": schemas.ErrorResponse} for code in (401, 403, 404, 409, 413, 415, 422, 429, 503)}
 
 _STATUS_OF = {NotFound: 404, ModelMismatch: 409, StoreUnavailable: 503, UnsupportedFormat: 415}
 
@@ -24,9 +24,10 @@ _STATUS_OF = {NotFound: 404, ModelMismatch: 409, StoreUnavailable: 503, Unsuppor
 class PipelineErrorWithStatus(PipelineError):
     """An API-level error that carries its own HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str, hint: str | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, hint: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message, hint=hint)
-        self.status, self.code = status, code
+        self.status, self.code, self.headers = status, code, headers or {}
 
 
 def error_response(status: int, code: str, message: str, hint: str | None = None) -> JSONResponse:
@@ -42,7 +43,9 @@ def status_of(exc: PipelineError) -> int:
 def install(app: FastAPI) -> None:
     @app.exception_handler(PipelineError)
     async def pipeline_error(request: Request, exc: PipelineError) -> JSONResponse:
-        return error_response(status_of(exc), exc.code, exc.message, exc.hint)
+        response = error_response(status_of(exc), exc.code, exc.message, exc.hint)
+        response.headers.update(getattr(exc, "headers", None) or {})  # Retry-After of a 429
+        return response
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError) -> JSONResponse:

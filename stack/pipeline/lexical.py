@@ -1,4 +1,4 @@
-"""Korean-aware lexical retrieval: BM25 over kiwipiepy analyses, kept in SQLite postings.
+"""Korean-aware lexical retrieval: BM25 over kiwipiepy analyses, kept in SQLite (or PostgreSQL) postings.
 
 Why not a bm25s index file: bm25s precomputes a static sparse matrix with the IDF of the whole
 corpus baked into every entry, so adding or deleting one document would mean rebuilding it.
@@ -29,10 +29,13 @@ import logging
 import math
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from stack.pipeline.sqlite import connect
 
@@ -208,7 +211,105 @@ def bm25_term(tf: int, length: int, avg_length: float) -> float:
 ChunkSource = Callable[[str], Iterable[tuple[str, str]]]
 
 
-class LexicalIndex:
+class PostingsIndex(ABC):
+    """The lexical index's one contract, whatever holds the postings: SQLite (:class:`LexicalIndex`,
+    one file per collection) or PostgreSQL (:class:`stack.pipeline.postgres.PostgresLexicalIndex`,
+    when ``RAG_DATABASE_URL`` is set); :func:`stack.pipeline.backends.open_lexical` chooses.
+
+    Analysis and scoring are here, once: a backend stores and reads rows (:meth:`_write`,
+    :meth:`_delete`, :meth:`_stats`, :meth:`_postings`) inside its transactions (:meth:`_connect`).
+    A backend may compute the same scores where the postings are (PostgreSQL sums them in the
+    server: a common term's postings never cross the network); tests/unit/test_state_backends.py
+    checks that both rank the same chunks with the same scores."""
+
+    version: int
+
+    @abstractmethod
+    def _connect(self) -> AbstractContextManager[Any]:
+        """One transaction."""
+
+    @abstractmethod
+    def _write(self, db, document_id: str, chunks: list[tuple[str, str]], terms: list[list[str]]) -> None:
+        """Store the chunks (id, text, field lengths) and their postings of one document."""
+
+    @abstractmethod
+    def _delete(self, db, document_id: str) -> None:
+        """Remove a document's chunks and postings."""
+
+    @abstractmethod
+    def _stats(self, db) -> tuple[int, float | None, float | None, float | None]:
+        """Chunk count, and the average length of each field (morphemes, compounds, bigrams)."""
+
+    @abstractmethod
+    def _postings(self, db, terms: Sequence[str]) -> dict[str, list[tuple[str, int, int]]]:
+        """term → [(chunk id, tf, the chunk's length in the term's field)] for the given terms."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """How many chunks are indexed."""
+
+    @abstractmethod
+    def document_ids(self) -> set[str]:
+        """The documents that have chunks here."""
+
+    def _lock_document(self, db, document_id: str) -> None:
+        """Hold the document's write lock until the transaction ends (SQLite: the file's own)."""
+
+    # -- documents ------------------------------------------------------------------------
+    def add(self, document_id: str, chunks: Iterable[tuple[str, str]]) -> None:
+        """Index (chunk id, text) pairs of one document, replacing what it had."""
+        chunks = list(chunks)
+        terms = analyse_many([text for _, text in chunks], self.version)
+        with self._connect() as db:
+            self._lock_document(db, document_id)
+            self._delete(db, document_id)
+            self._write(db, document_id, chunks, terms)
+
+    def delete(self, document_id: str) -> None:
+        with self._connect() as db:
+            self._lock_document(db, document_id)
+            self._delete(db, document_id)
+
+    # -- queries --------------------------------------------------------------------------
+    def search(self, query: str, n: int = 50) -> list[tuple[str, float]]:
+        """(chunk id, score) of the best ``n`` chunks, best first."""
+        return self.score_terms(analyse_many([query], self.version)[0], n, query_field_weights(query))
+
+    def score_terms(
+        self, terms: Sequence[str], n: int = 50, weights: dict[str, float] | None = None
+    ) -> list[tuple[str, float]]:
+        """Sum over fields of weights[field] (FIELD_WEIGHTS by default) × BM25 of the field's
+        terms (prefixed)."""
+        weights = weights or FIELD_WEIGHTS
+        if not terms:
+            return []
+        query_terms = Counter(terms)
+        scores: dict[str, float] = {}
+        with self._connect() as db:
+            n_docs, *averages = self._stats(db)
+            if not n_docs:
+                return []
+            postings = self._postings(db, list(query_terms))
+        average = dict(zip((MORPHEME, COMPOUND, BIGRAM), (a or 1.0 for a in averages)))
+        for term, count in query_terms.items():
+            rows = postings.get(term)
+            if not rows:
+                continue
+            field = field_of(term)
+            weight = count * weights[field] * bm25_idf(n_docs, len(rows))
+            for chunk_id, tf, length in rows:
+                scores[chunk_id] = scores.get(chunk_id, 0.0) + weight * bm25_term(tf, length, average[field])
+        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+        return ranked[:n]
+
+
+def field_lengths(chunk_terms: Sequence[str]) -> tuple[int, int, int]:
+    """A chunk's length in each field: morphemes, compounds, bigrams."""
+    lengths = Counter(field_of(term) for term in chunk_terms)
+    return lengths[MORPHEME], lengths[COMPOUND], lengths[BIGRAM]
+
+
+class LexicalIndex(PostingsIndex):
     """BM25 postings of one collection, in ``<data>/lexical/<collection>.sqlite``.
 
     ``chunk_texts`` gives a document's chunk texts when an index written before version 2 (which
@@ -281,17 +382,8 @@ class LexicalIndex:
         log.info("lexical index %s: rebuilt %d documents from analyzer %s to %s", self.path, len(texts), stored, self.version)
         return True
 
-    # -- documents ------------------------------------------------------------------------
-    def add(self, document_id: str, chunks: Iterable[tuple[str, str]]) -> None:
-        """Index (chunk id, text) pairs of one document, replacing what it had."""
-        chunks = list(chunks)
-        terms = analyse_many([text for _, text in chunks], self.version)
-        with self._connect() as db:
-            self._delete(db, document_id)
-            self._write(db, document_id, chunks, terms)
-
-    @staticmethod
-    def _write(db: sqlite3.Connection, document_id: str, chunks: list[tuple[str, str]], terms: list[list[str]]) -> None:
+    # -- rows -------------------------------------------------------------------------------
+    def _write(self, db: sqlite3.Connection, document_id: str, chunks: list[tuple[str, str]], terms: list[list[str]]) -> None:
         rows = []
         for (chunk_id, text), chunk_terms in zip(chunks, terms, strict=True):
             lengths = Counter(field_of(term) for term in chunk_terms)
@@ -308,12 +400,7 @@ class LexicalIndex:
             ],
         )
 
-    def delete(self, document_id: str) -> None:
-        with self._connect() as db:
-            self._delete(db, document_id)
-
-    @staticmethod
-    def _delete(db: sqlite3.Connection, document_id: str) -> None:
+    def _delete(self, db: sqlite3.Connection, document_id: str) -> None:
         db.execute(
             "DELETE FROM postings WHERE chunk_id IN (SELECT chunk_id FROM chunks WHERE doc_id = ?)",
             (document_id,),
@@ -328,42 +415,20 @@ class LexicalIndex:
         with self._connect() as db:
             return {row[0] for row in db.execute("SELECT DISTINCT doc_id FROM chunks")}
 
-    # -- queries --------------------------------------------------------------------------
-    def search(self, query: str, n: int = 50) -> list[tuple[str, float]]:
-        """(chunk id, score) of the best ``n`` chunks, best first."""
-        return self.score_terms(analyse_many([query], self.version)[0], n, query_field_weights(query))
+    def _stats(self, db: sqlite3.Connection) -> tuple[int, float | None, float | None, float | None]:
+        return db.execute("SELECT COUNT(*), AVG(length), AVG(clength), AVG(blength) FROM chunks").fetchone()
 
-    def score_terms(
-        self, terms: Sequence[str], n: int = 50, weights: dict[str, float] | None = None
-    ) -> list[tuple[str, float]]:
-        """Sum over fields of weights[field] (FIELD_WEIGHTS by default) × BM25 of the field's
-        terms (prefixed)."""
-        weights = weights or FIELD_WEIGHTS
-        if not terms:
-            return []
-        query_terms = Counter(terms)
-        scores: dict[str, float] = {}
-        with self._connect() as db:
-            n_docs, *averages = db.execute(
-                "SELECT COUNT(*), AVG(length), AVG(clength), AVG(blength) FROM chunks"
-            ).fetchone()
-            if not n_docs:
-                return []
-            average = dict(zip((MORPHEME, COMPOUND, BIGRAM), (a or 1.0 for a in averages)))
-            for term, count in query_terms.items():
-                field = field_of(term)
-                rows = db.execute(
-                    f"SELECT p.chunk_id, p.tf, c.{_LENGTH_COLUMN[field]} FROM postings p JOIN chunks c "
-                    "USING (chunk_id) WHERE p.term = ?",
-                    (term,),
-                ).fetchall()
-                if not rows:
-                    continue
-                weight = count * weights[field] * bm25_idf(n_docs, len(rows))
-                for chunk_id, tf, length in rows:
-                    scores[chunk_id] = scores.get(chunk_id, 0.0) + weight * bm25_term(tf, length, average[field])
-        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
-        return ranked[:n]
+    def _postings(self, db: sqlite3.Connection, terms: Sequence[str]) -> dict[str, list[tuple[str, int, int]]]:
+        found = {}
+        for term in terms:
+            rows = db.execute(
+                f"SELECT p.chunk_id, p.tf, c.{_LENGTH_COLUMN[field_of(term)]} FROM postings p JOIN chunks c "
+                "USING (chunk_id) WHERE p.term = ?",
+                (term,),
+            ).fetchall()
+            if rows:
+                found[term] = rows
+        return found
 
 
 _LEGACY = 0  # a file from before versions (and chunk texts) were recorded: analyzer 1's postings

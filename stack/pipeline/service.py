@@ -8,7 +8,6 @@ loads each lazily, once.  Every operation the product offers is a method here; t
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import tempfile
 import time
@@ -20,7 +19,8 @@ from pathlib import Path
 from stack.names import DocumentStatus, IngestOutcome
 from stack.pipeline import files, intake
 from stack.pipeline.answer import Answer, extractive_answer, llm_answer
-from stack.pipeline.catalog import Catalog, DocumentRecord
+from stack.pipeline.backends import BlobStore, ExtractedTexts, open_blobs, open_catalog, open_texts
+from stack.pipeline.catalog import DocumentCatalog, DocumentRecord
 from stack.pipeline.chunk import Chunk, chunk_document
 from stack.pipeline.document import ParsedDocument
 from stack.pipeline.errors import Cancelled, CorruptDocument, NotFound, PipelineError
@@ -30,6 +30,8 @@ from stack.settings import Settings
 
 #: progress(stage, fraction of this document done)
 ProgressCallback = Callable[[str, float], None]
+#: on_chunks(chunks of this document embedded so far, its chunk count), after each embedding batch
+ChunksCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
 
 # Share of a document's work each stage ends at, for one progress value per document.
@@ -67,6 +69,7 @@ class IngestItem:
     path: Path
     display_name: str | None = None
     progress: ProgressCallback | None = None
+    on_chunks: ChunksCallback | None = None
 
 
 class _Ingesting:
@@ -121,7 +124,10 @@ class Pipeline:
         from stack.pipeline.embed import get_embedder
 
         s = self.settings
-        return get_embedder(self.model_name(collection), s.device, s.embed_batch_size, s.torch_threads)
+        embedder = get_embedder(self.model_name(collection), s.device, s.embed_batch_size, s.torch_threads)
+        # Only callers that announce their chunks (expect: the worker's tasks) make a batch wait.
+        embedder.share_wait_s = s.embed_share_wait_ms / 1000
+        return embedder
 
     def model_name(self, collection: str) -> str:
         """The embedding model a collection is read and written with.
@@ -163,14 +169,22 @@ class Pipeline:
         return open_chroma(self.settings)
 
     @cached_property
-    def catalog(self) -> Catalog:
-        return Catalog(self.settings.data_path / "catalog.sqlite")
+    def catalog(self) -> DocumentCatalog:
+        return open_catalog(self.settings)
+
+    @cached_property
+    def texts(self) -> ExtractedTexts:
+        return open_texts(self.settings)
+
+    @cached_property
+    def blobs(self) -> BlobStore:
+        return open_blobs(self.settings)
 
     def lexical(self, collection: str):
-        from stack.pipeline.lexical import LexicalIndex
+        from stack.pipeline.backends import open_lexical
 
-        return LexicalIndex(
-            self.settings.data_path / "lexical" / f"{collection}.sqlite",
+        return open_lexical(
+            self.settings, collection,
             # An index written before the analyzer kept chunk texts is rebuilt from the store's.
             chunk_texts=lambda doc_id: [(cid, text) for cid, text, _ in self.store(collection).document_chunks(doc_id)],
         )
@@ -242,14 +256,10 @@ class Pipeline:
         self.save_extracted(document_id or snap.sha256, files.printable(path.name), document)
         return document
 
-    def save_extracted(self, document_id: str, file_name: str, document: ParsedDocument) -> Path:
-        folder = self.settings.extracted_path
-        folder.mkdir(parents=True, exist_ok=True)
-        text_path = folder / f"{document_id}.txt"
-        text_path.write_text(document.text + "\n", encoding="utf-8")
+    def save_extracted(self, document_id: str, file_name: str, document: ParsedDocument) -> str:
+        """Save a document's text and blocks (extracted_results/, or the database); returns where."""
         data = {"document_id": document_id, "file_name": file_name, **document.to_dict()}
-        (folder / f"{document_id}.json").write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
-        return text_path
+        return self.texts.save(document_id, file_name, document.text, data)
 
     def ingest_file(
         self,
@@ -260,9 +270,10 @@ class Pipeline:
         progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
         display_name: str | None = None,
+        on_chunks: ChunksCallback | None = None,
     ) -> IngestResult:
         """Parse, chunk, embed and store one file.  Bad input fails this file only, with its reason."""
-        item = IngestItem(path, display_name=display_name, progress=progress)
+        item = IngestItem(path, display_name=display_name, progress=progress, on_chunks=on_chunks)
         return self.ingest_files([item], collection=collection, force=force, should_cancel=should_cancel)[0]
 
     def ingest_files(
@@ -376,6 +387,8 @@ class Pipeline:
             for job, first, last in bounds:
                 if first < done and last > first:
                     job.progress("embedding", low + (high - low) * min(1.0, (done - first) / (last - first)))
+                    if job.item.on_chunks is not None:
+                        job.item.on_chunks(min(done, last) - first, last - first)
 
         t = time.perf_counter()
         try:
@@ -400,12 +413,8 @@ class Pipeline:
         t = time.perf_counter()
         job.stage("storing")
         self._write(record, chunks, vectors)
-        stored = self.settings.data_path / "uploads" / record.id / record.file_name
-        if path.resolve() != stored.resolve():
-            stored.parent.mkdir(parents=True, exist_ok=True)
-            # The bytes that were hashed and parsed, not whatever is at the path now.
-            shutil.copyfile(job.snapshot.path if job.snapshot else path, stored)
-        record.stored_path = str(stored)
+        # The bytes that were hashed and parsed, not whatever is at the path now.
+        record.stored_path = self.blobs.put(record.id, record.file_name, job.snapshot.path if job.snapshot else path)
         record.chunks, record.error_code, record.error = len(chunks), None, None
         job.timed("storing", t)
         record.note(f"done: {len(chunks)} chunks")
@@ -538,9 +547,9 @@ class Pipeline:
         if record.status == DocumentStatus.DONE or record.chunks:
             self.store(record.collection).delete_document(record.id)
         self.lexical(record.collection).delete(record.id)
-        shutil.rmtree(self.settings.data_path / "uploads" / record.id, ignore_errors=True)
-        for suffix in (".txt", ".json"):
-            (self.settings.extracted_path / f"{record.id}{suffix}").unlink(missing_ok=True)
+        shutil.rmtree(self.settings.data_path / "uploads" / record.id, ignore_errors=True)  # the API's copy
+        self.blobs.delete(record.id)
+        self.texts.delete(record.id)
         self.catalog.delete(record.collection, record.id)
         return record
 
@@ -566,11 +575,14 @@ class Pipeline:
         for record in self.catalog.list(collection):
             if not rebuilt and record.status == DocumentStatus.DONE and record.embed_model == self.settings.embed_model:
                 continue
-            if not record.stored_path or not Path(record.stored_path).is_file():
+            if not record.stored_path or not self.blobs.exists(record.stored_path):
                 continue
-            result = self.ingest_file(
-                Path(record.stored_path), collection=collection, force=True, display_name=record.file_name
-            )
+            scratch = Path(tempfile.mkdtemp(prefix="ragctl-reindex-"))
+            try:
+                result = self.ingest_file(self.blobs.local(record.stored_path, scratch), collection=collection,
+                                          force=True, display_name=record.file_name)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
             results.append(result)
             if on_document:
                 on_document(result)

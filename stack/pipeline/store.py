@@ -32,6 +32,14 @@ def validate_collection_name(name: str) -> str:
     return name
 
 
+def chroma_headers(settings: Settings) -> dict[str, str]:
+    """What every client of a Chroma server sends: the stack's token (CHROMA_TOKEN), when it has one."""
+    from stack.chroma_gate import TOKEN_HEADER
+
+    token = settings.chroma_token.get_secret_value() if settings.chroma_token else ""
+    return {TOKEN_HEADER: token} if token else {}
+
+
 def open_chroma(settings: Settings):
     import chromadb
 
@@ -45,6 +53,7 @@ def open_chroma(settings: Settings):
                 host=url.hostname or "localhost",
                 port=url.port or (443 if url.scheme == "https" else 8000),
                 ssl=url.scheme == "https",
+                headers=chroma_headers(settings),
                 settings=chroma_settings,
             )
         except Exception as exc:

@@ -22,7 +22,11 @@ def make_celery(settings=None) -> Celery:
     celery.conf.update(
         task_acks_late=True,  # a task is acknowledged when it ends, so a dead worker's task is redelivered
         task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,  # one task at a time per worker: a big upload never waits behind others
+        # Each process runs worker_concurrency ingest tasks as threads around one model (their chunks
+        # share embedding batches: stack.pipeline.embed.SharedBatches) and reserves no more than that:
+        # a big upload holds one thread, never the documents queued behind it.
+        worker_concurrency=settings.worker_concurrency,
+        worker_prefetch_multiplier=1,
         task_default_queue=INGEST_QUEUE,
         task_routes={INGEST_TASK: {"queue": INGEST_QUEUE}, REAP_TASK: {"queue": INGEST_QUEUE}},
         task_serializer="json",

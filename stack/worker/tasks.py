@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -64,8 +65,15 @@ class Liveness:
     def __init__(self) -> None:
         self.name = f"worker@{os.getpid()}"
         self.boot = uuid.uuid4().hex
-        self._holding: dict[str, dict] = {}  # task id → {collection, document, task, worker, since, hard_limit_s}
+        self._holding: dict[str, dict] = {}  # task id → {collection, document, task, worker, since, hard_limit_s,
+        #                                       name, stage, started, chunks_done, chunks}
         self._lock = threading.Lock()
+        self._chunks_done = 0  # chunks this process embedded, and (time, n) of the last RATE_WINDOW_S
+        self._recent: collections.deque[tuple[float, int]] = collections.deque()
+        self._embedding_since: float | None = None
+        self._published = 0.0
+        self._last_full = 0.0
+        self._full_due = False  # hold and release: a whole round now (key and catalog), not only the key
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -83,31 +91,77 @@ class Liveness:
         self._stop.set()
         self._wake.set()
 
-    def hold(self, collection: str, document_id: str, task_id: str, worker: str, hard_limit_s: float) -> None:
+    def hold(self, collection: str, document_id: str, task_id: str, worker: str, hard_limit_s: float,
+             file_name: str = "") -> None:
         with self._lock:
             self._holding[task_id] = {"collection": collection, "document": document_id, "task": task_id,
-                                      "worker": worker, "since": time.monotonic(), "hard_limit_s": hard_limit_s}
+                                      "worker": worker, "since": time.monotonic(), "hard_limit_s": hard_limit_s,
+                                      "name": file_name, "stage": "started", "started": time.time(),
+                                      "chunks_done": 0, "chunks": 0}
+            self._full_due = True
         self.start()
         self._wake.set()  # say so now: the reaper must never see a held document unclaimed
 
     def release(self, task_id: str) -> None:
         with self._lock:
             self._holding.pop(task_id, None)
+            self._full_due = True
         self._wake.set()
 
     def holding(self) -> list[dict]:
         with self._lock:
             return [dict(h) for h in self._holding.values()]
 
+    RATE_WINDOW_S = 10.0
+
+    def progress(self, task_id: str, stage: str | None = None, chunks_done: int | None = None,
+                 chunks: int | None = None) -> None:
+        """Where a held document stands (its stage, its chunks embedded so far), for the key that
+        /metrics and ``ragctl top`` read; the liveness thread publishes it, at most once a second (the
+        task's thread never waits on Redis)."""
+        now = time.monotonic()
+        with self._lock:
+            held = self._holding.get(task_id)
+            if held is None:
+                return
+            if stage:
+                held["stage"] = stage
+            if chunks_done is not None:
+                added = max(0, chunks_done - held["chunks_done"])
+                held["chunks_done"], held["chunks"] = chunks_done, chunks or held["chunks"]
+                if self._embedding_since is None:
+                    self._embedding_since = now
+                self._chunks_done += added
+                self._recent.append((now, added))
+        if now - self._published >= 1.0:
+            self._wake.set()
+
+    def stats(self) -> dict:
+        """This process's chunks embedded, and its chunks/s over the last RATE_WINDOW_S (or since it
+        first embedded, when that is sooner)."""
+        now = time.monotonic()
+        with self._lock:
+            while self._recent and now - self._recent[0][0] > self.RATE_WINDOW_S:
+                self._recent.popleft()
+            span = min(self.RATE_WINDOW_S, now - self._embedding_since) if self._embedding_since else 0.0
+            rate = sum(n for _, n in self._recent) / span if span > 0 else 0.0
+            return {"chunks_done": self._chunks_done, "chunks_per_s": round(rate, 2)}
+
+    def publish(self) -> None:
+        """Write this process's key now: alive, what it holds, its throughput."""
+        settings = service_settings_cached()
+        ttl = max(settings.worker_dead_after_s, 2 * settings.worker_heartbeat_s)
+        self._published = time.monotonic()
+        claims = [{k: h[k] for k in ("collection", "document", "task", "name", "stage", "started",
+                                     "chunks_done", "chunks")} for h in self.holding()]
+        coordination.beat_worker(_redis(), self.name, claims[0] if claims else None, ttl_s=ttl, boot=self.boot,
+                                 holding=claims, stats=self.stats())
+
     def beat(self) -> None:
         """One round: the worker key, then each held document's heartbeat, then the hard limit."""
-        settings = service_settings_cached()
         held = self.holding()
-        claims = [{k: h[k] for k in ("collection", "document", "task")} for h in held]
-        ttl = max(settings.worker_dead_after_s, 2 * settings.worker_heartbeat_s)
         try:
-            coordination.beat_worker(_redis(), self.name, claims[0] if claims else None, ttl_s=ttl, boot=self.boot,
-                                     holding=claims)
+            self.publish()
         except Exception as exc:  # noqa: BLE001 - Redis away: keep trying, the worker goes on
             log.warning("worker heartbeat failed: %s", exc)
         for h in held:
@@ -123,13 +177,20 @@ class Liveness:
                 log.warning("document heartbeat failed: %s", exc)
 
     def _run(self) -> None:
+        """A whole round every ``worker_heartbeat_s`` (and on hold and release); in between, when a
+        held document's progress woke it, only the key (what /metrics shows)."""
         while not self._stop.is_set():
             self._wake.clear()
+            every = service_settings_cached().worker_heartbeat_s
             try:
-                self.beat()
+                if self._full_due or time.monotonic() - self._last_full >= 0.9 * every:
+                    self._full_due, self._last_full = False, time.monotonic()
+                    self.beat()
+                else:
+                    self.publish()
             except Exception:  # the thread must outlive any one bad round
                 log.exception("liveness round failed")
-            self._wake.wait(service_settings_cached().worker_heartbeat_s)
+            self._wake.wait(max(0.05, every - (time.monotonic() - self._last_full)))
 
 
 @lru_cache(maxsize=1)
@@ -165,15 +226,28 @@ def _stop_worker_heartbeat(sender=None, **_) -> None:
 
 
 @contextmanager
-def document_heartbeat(collection: str, document_id: str, worker: str, hard_limit_s: float, task_id: str = ""):
+def document_heartbeat(collection: str, document_id: str, worker: str, hard_limit_s: float, task_id: str = "",
+                       file_name: str = ""):
     """While the task runs, this process holds the document: its liveness thread claims it in the
     worker key and touches its heartbeat (see Liveness), and enforces ``hard_limit_s``."""
     task_id = task_id or f"{collection}/{document_id}"
-    liveness.hold(collection, document_id, task_id, worker, hard_limit_s)
+    liveness.hold(collection, document_id, task_id, worker, hard_limit_s, file_name)
     try:
         yield
     finally:
         liveness.release(task_id)
+
+
+def _sharing_batches(p, collection: str):
+    """While this task parses, its chunks are announced to the process's embedder: a batch that
+    other tasks (threads of this process, RAG_WORKER_CONCURRENCY) are filling waits a moment for
+    them (RAG_EMBED_SHARE_WAIT_MS), so many small documents are embedded in shared batches.  Each
+    task still embeds and stores only its own chunks, under its own stages, cancel check and
+    heartbeat; only the model's batches are shared (stack.pipeline.embed.SharedBatches)."""
+    try:
+        return p.embedder_for(collection).expect()
+    except Exception:  # noqa: BLE001 - the store unreachable: the ingest itself reports it
+        return contextlib.nullcontext()
 
 
 class Superseded(Exception):
@@ -195,6 +269,7 @@ def _limits(task, soft_limit_s: float, collection: str, document_id: str, check_
     def on_progress(stage: str, fraction: float) -> None:
         if stage != state["stage"]:
             state["stage"], state["since"] = stage, time.monotonic()
+            liveness.progress(task_id, stage)
             try:
                 task.update_state(state=stage.upper(), meta={"stage": stage, "progress": fraction})
             except Exception as exc:  # noqa: BLE001 - the status record is the source of truth
@@ -256,10 +331,12 @@ def ingest_document(self, collection: str, document_id: str, path: str, file_nam
     on_progress, should_cancel = _limits(self, settings.stage_soft_limit_s, collection, document_id,
                                          settings.worker_heartbeat_s)
     try:
-        with document_heartbeat(collection, document_id, worker, settings.task_hard_limit_s, self.request.id):
+        with document_heartbeat(collection, document_id, worker, settings.task_hard_limit_s, self.request.id,
+                                file_name), _sharing_batches(p, collection):
             result = p.ingest_file(
                 Path(path), collection=collection, force=True, display_name=file_name,
                 progress=on_progress, should_cancel=should_cancel,
+                on_chunks=lambda done, total: liveness.progress(self.request.id, chunks_done=done, chunks=total),
             )
     except Superseded as exc:
         log.warning("task %s stops: %s", self.request.id, exc)

@@ -88,7 +88,7 @@ def stack(tmp_path_factory):
     ragctl("init", str(root), "--runtime", "docker", "--workers", "1", "--nginx", "--no-gpu", "--yes")
     # A 2-CPU CI machine: Docker refuses limits above the host's CPUs (pre-flight says so first).
     set_stack(root, tag=IMAGE_TAG, api_cpus=1, worker_cpus=1, worker_memory="3g", nginx_port=free_port(),
-              nginx_bind="127.0.0.1")
+              nginx_http_port=free_port(), nginx_bind="127.0.0.1")
     try:
         built, _ = ragctl_json("build", "--wheelhouse", str(wheels), root=root, timeout=2400)
         assert built["image"] == f"ragctl:{IMAGE_TAG}" and built["wheelhouse"] == str(wheels)
@@ -102,6 +102,16 @@ def stack(tmp_path_factory):
         ragctl("down", "--volumes", "--yes", root=root, timeout=300, check=False)
 
 
+def cert(root: Path):
+    """An SSL context trusting the project's self-signed certificate: what clients of the HTTPS edge
+    use (never verify=False)."""
+    import ssl
+
+    from ragctl.deploy import CERT_FILE
+
+    return ssl.create_default_context(cafile=str(root / CERT_FILE))
+
+
 def api_key(root: Path) -> str:
     from ragctl.runtime.local import read_dotenv
 
@@ -112,7 +122,7 @@ def test_up_reports_every_service_healthy_and_the_api_behind_nginx(stack):
     status, _ = ragctl_json("status", root=stack)
     assert status["running"] and status["runtime"] == "docker"
     port = [line for line in (stack / "ragctl.toml").read_text().splitlines() if line.startswith("nginx_port")]
-    assert status["api_url"] == f"http://127.0.0.1:{port[0].split('=')[1].strip()}"
+    assert status["api_url"] == f"https://127.0.0.1:{port[0].split('=')[1].strip()}"
     services = {s["service"]: s for s in status["services"]}
     assert set(services) == {"redis", "chroma", "api", "worker", "beat", "nginx"}
     for name, service in services.items():
@@ -125,8 +135,95 @@ def test_up_reports_every_service_healthy_and_the_api_behind_nginx(stack):
     from ragctl.deploy import LABEL_KEY
     from ragctl.engine import engine
 
-    labelled = engine().containers.list(filters={"label": f"{LABEL_KEY}={stack.name}"})
+    labelled = engine().containers.list(filters={"label": f"{LABEL_KEY}={stack.name}"})  # running ones
     assert len(labelled) == sum(len(s["containers"]) for s in status["services"])
+
+
+def test_every_service_runs_unprivileged_on_a_read_only_root(stack):
+    """Issue #14: a non-root uid in every service, no capabilities, no privilege gain, a read-only
+    root filesystem (writes only to its volumes and /tmp); the one-shot fix-owner alone starts as
+    root, with CHOWN and DAC_READ_SEARCH only and no network."""
+    from ragctl.deploy import LABEL_KEY, SERVICE_LABEL
+    from ragctl.engine import engine
+
+    containers = engine().containers.list(all=True, filters={"label": f"{LABEL_KEY}={stack.name}"})
+    by_service = {}
+    for container in containers:
+        by_service.setdefault(container.labels[SERVICE_LABEL], []).append(container)
+    assert set(by_service) == {"fix-owner", "redis", "chroma", "api", "worker", "beat", "nginx"}, set(by_service)
+    for service, members in by_service.items():
+        for container in members:
+            config, host = container.attrs["Config"], container.attrs["HostConfig"]
+            assert host["CapDrop"] == ["ALL"] and "no-new-privileges:true" in host["SecurityOpt"], service
+            assert host["ReadonlyRootfs"] is True, service
+            if service == "fix-owner":
+                added = sorted(cap.removeprefix("CAP_") for cap in host["CapAdd"])
+                assert config["User"] == "0:0" and added == ["CHOWN", "DAC_READ_SEARCH"], (config["User"], added)
+                assert host["NetworkMode"] == "none" and container.attrs["State"]["ExitCode"] == 0
+                continue
+            assert config["User"] == "10001:10001", (service, config["User"])
+            assert not host.get("CapAdd"), service
+            code, out = container.exec_run(["id", "-u"])
+            assert code == 0 and out.decode().strip() == "10001", (service, out)
+            code, out = container.exec_run(["sh", "-c", "echo x > /probe-root"])
+            assert code != 0 and b"Read-only file system" in out, (service, out)
+            code, out = container.exec_run(["sh", "-c", "echo x > /tmp/probe && rm /tmp/probe"])
+            assert code == 0, (service, out)
+    # The folders the services write belong to that uid (the project folder is root's here).
+    assert (stack / "data").stat().st_uid == 10001 and (stack / "logs").stat().st_uid == 10001
+    # Redis and Chroma sit on the internal data network only; nothing there is published.
+    client = engine()
+    assert client.networks.get(f"{stack.name}_rag-network").attrs["Internal"] is True
+    assert client.networks.get(f"{stack.name}_rag-edge").attrs["Internal"] is False
+    for service in ("redis", "chroma", "worker", "beat"):
+        for container in by_service[service]:
+            assert set(container.attrs["NetworkSettings"]["Networks"]) == {f"{stack.name}_rag-network"}, service
+            assert not any(container.attrs["NetworkSettings"]["Ports"].values()), service
+
+
+def test_https_edge_with_the_projects_certificate_and_http_redirects(stack):
+    """Issue #14: Nginx serves HTTPS with the project's self-signed certificate (key 0600), which the
+    CLI trusts as its CA; the system's trust store refuses it; plain HTTP only redirects."""
+    import ssl
+
+    from ragctl.runtime.docker import DockerRuntime
+
+    runtime = DockerRuntime(stack)
+    url = runtime.api_url()
+    assert url.startswith("https://127.0.0.1:") and isinstance(runtime.api_verify(), ssl.SSLContext)
+    assert ((stack / "certs" / "tls.key").stat().st_mode & 0o777) == 0o600
+    answer = httpx.get(f"{url}/api/health", timeout=10, verify=cert(stack))
+    assert answer.status_code == 200 and answer.json()["status"] == "ok"
+    with pytest.raises(httpx.ConnectError) as refused:
+        httpx.get(f"{url}/api/health", timeout=10)  # the system's CAs do not know this certificate
+    assert isinstance(refused.value.__context__, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(
+        refused.value)
+    http_port = runtime.config.nginx_http_port
+    redirect = httpx.get(f"http://127.0.0.1:{http_port}/api/health?x=1", timeout=10)
+    assert redirect.status_code == 301
+    assert redirect.headers["location"] == f"https://127.0.0.1:{runtime.config.nginx_port}/api/health?x=1"
+    # The CLI itself goes through the HTTPS edge, trusting only the project's certificate.
+    report, code = ragctl_json("health", root=stack, timeout=300, check=False)
+    assert code == 0 and report["api_url"] == url, report
+    assert {c["name"]: c["status"] for c in report["checks"]}["api live"] == "ok"
+
+
+def test_up_gives_root_written_files_to_the_services_user(stack):
+    """Upgrade path: files an older, root-run stack left in data/ (a 0700 folder too) are handed to
+    the services' uid by the one-shot fix-owner on the next ``up``; the stack stays healthy."""
+    legacy = stack / "data" / "written-by-root"
+    legacy.mkdir()
+    (legacy / "old.txt").write_text("from a root container")
+    legacy.chmod(0o700)
+    os.chown(legacy, 0, 0)
+    up, code = ragctl_json("up", "--wait", "300", root=stack, timeout=600, check=False)
+    assert code == 0, up
+    assert legacy.stat().st_uid == 10001 and (legacy / "old.txt").stat().st_uid == 10001
+    from ragctl.runtime.docker import DockerRuntime
+
+    script = "cat /app/project/data/written-by-root/old.txt && touch /app/project/data/written-by-root/new"
+    code, out = DockerRuntime(stack).exec("worker", ["sh", "-c", script])
+    assert code == 0 and "from a root container" in out, out
 
 
 def test_redis_refuses_a_client_without_the_password(stack):
@@ -147,6 +244,57 @@ def test_redis_refuses_a_client_without_the_password(stack):
     findings = {f["name"]: f for f in report["findings"]}
     assert findings["redis connection"]["status"] == "ok" and findings["redis auth"]["status"] == "ok", findings
     assert password not in json.dumps(report)
+
+
+#: Run in a container of the stack: Chroma's answer without the token, with a wrong one, and with it.
+_CHROMA_ASKS = """
+import os, urllib.error, urllib.request as u
+def ask(headers):
+    try:
+        return u.urlopen(u.Request("http://chroma:8000/api/v2/heartbeat", headers=headers), timeout=10).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+print(ask({}), ask({"X-Chroma-Token": "not-the-token"}), ask({"X-Chroma-Token": os.environ["CHROMA_TOKEN"]}))
+"""
+#: Run in the chroma container: the port `chroma run` itself listens on (from its command line).
+_CHROMA_INNER = """
+import pathlib
+for cmd in pathlib.Path("/proc").glob("[0-9]*/cmdline"):
+    argv = cmd.read_bytes().split(b"\\0")
+    if b"run" in argv and any(a.endswith(b"chroma") for a in argv[:2]):
+        print(argv[argv.index(b"--host") + 1].decode(), argv[argv.index(b"--port") + 1].decode())
+"""
+
+
+def test_chroma_refuses_a_client_without_the_token(stack):
+    """Issue #14, Chroma row of docs/security.md: the chroma service answers only with CHROMA_TOKEN;
+    `chroma run` itself listens on the container's loopback, out of the network's reach."""
+    from ragctl.project import read_dotenv
+    from ragctl.runtime.docker import DockerRuntime
+
+    runtime = DockerRuntime(stack)
+    token = read_dotenv(stack / ".env")["CHROMA_TOKEN"]
+    assert len(token) >= 32 and token not in (stack / "compose.yaml").read_text()
+    code, out = runtime.exec("api", ["python", "-c", _CHROMA_ASKS])
+    assert code == 0 and out.split() == ["401", "401", "200"], out
+    code, out = runtime.exec("chroma", ["python", "-c", _CHROMA_INNER])
+    host, port = out.split()
+    assert code == 0 and host == "127.0.0.1" and port != "8000", out
+    probe = f"import socket; s = socket.socket(); s.settimeout(5); print(s.connect_ex(('chroma', {int(port)})))"
+    code, out = runtime.exec("api", ["python", "-c", probe])
+    assert out.strip() not in ("", "0"), f"chroma:{port} is reachable from the api container: {out}"
+    from ragctl.engine import engine
+
+    chroma = engine().containers.get("rag-chroma")
+    assert token not in " ".join(chroma.attrs["Config"]["Cmd"] or [])
+    published = [b for b in (chroma.attrs["NetworkSettings"]["Ports"] or {}).values() if b]
+    assert not published, f"chroma publishes {published} on the host"
+    # The services connect with it; doctor's security group sees the gate and no published store.
+    report, _ = ragctl_json("doctor", root=stack, timeout=300, check=False)
+    findings = {f["name"]: f for f in report["findings"]}
+    for name in ("chroma", "chroma token", "store ports", "secret CHROMA_TOKEN"):
+        assert findings[name]["status"] == "ok", findings[name]
+    assert findings["chroma token"]["group"] == "security" and token not in json.dumps(report)
 
 
 def test_ingest_hwp_through_nginx_and_ask(stack):
@@ -180,7 +328,7 @@ def test_scale_workers_and_api_live(stack):
     assert len(workers) == 3, workers
     # Nginx balances over both API replicas (each names itself in /api/health).
     url = runtime.api_url()
-    instances = {httpx.get(f"{url}/api/health", timeout=10).json()["instance"] for _ in range(20)}
+    instances = {httpx.get(f"{url}/api/health", timeout=10, verify=cert(stack)).json()["instance"] for _ in range(20)}
     assert len(instances) == 2, instances
 
 
@@ -192,7 +340,7 @@ def test_restart_worker_while_the_api_keeps_answering(stack):
     stop, outcomes = threading.Event(), []
 
     def ask_forever() -> None:
-        with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        with httpx.Client(base_url=url, headers=headers, timeout=30, verify=cert(stack)) as client:
             while not stop.is_set():
                 try:
                     response = client.post("/api/ask", json={"question": "연차 휴가는 며칠인가요?"})
@@ -373,7 +521,8 @@ def test_migrate_from_the_single_container_layout(stack, tmp_path):
     port = free_port()
     name = f"legacy-rag-{os.getpid()}"
     container = client.containers.run(
-        f"ragctl:{IMAGE_TAG}", ["python", "/app/tests/legacy_app.py", "/samples"], name=name, detach=True,
+        # user 0: the legacy layout ran as root (the image's default user is the unprivileged ragctl).
+        f"ragctl:{IMAGE_TAG}", ["python", "/app/tests/legacy_app.py", "/samples"], name=name, detach=True, user="0",
         environment={"RAG_PROJECT_ROOT": "/app/project"}, ports={"8000/tcp": ("127.0.0.1", port)},
         volumes={str(legacy / "data"): {"bind": "/app/project/data", "mode": "rw"},
                  str(legacy / "logs"): {"bind": "/app/project/logs", "mode": "rw"},

@@ -211,6 +211,69 @@ def test_redis_refuses_a_client_without_the_password(stack_project, tmp_path):
         server.wait(10)
 
 
+def test_chroma_refuses_a_client_without_the_token(stack_project):
+    """Issue #14: the local Chroma answers only with CHROMA_TOKEN (stack/chroma_gate.py), and its own
+    port lives in the gate's network namespace, where no other process of the host reaches it."""
+    import chromadb
+
+    from ragctl.project import read_dotenv
+
+    token = read_dotenv(stack_project / ".env")["CHROMA_TOKEN"]
+    assert len(token) >= 32
+    port = services(stack_project)["chroma"]["port"]
+    base = f"http://127.0.0.1:{port}/api/v2"
+    for headers in ({}, {"X-Chroma-Token": "not-the-token"}, {"Authorization": "Bearer not-the-token"}):
+        response = httpx.get(f"{base}/tenants/default_tenant/databases/default_database/collections",
+                             headers=headers, timeout=10)
+        assert response.status_code == 401 and response.json()["error"] == "Unauthorized", headers
+    assert httpx.get(f"{base}/heartbeat", timeout=10).status_code == 401
+    assert httpx.get(f"{base}/heartbeat", headers={"X-Chroma-Token": token}, timeout=10).status_code == 200
+    assert httpx.get(f"{base}/heartbeat", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
+    settings = chromadb.Settings(anonymized_telemetry=False)
+    with pytest.raises(Exception, match="Unauthorized"):
+        chromadb.HttpClient(host="127.0.0.1", port=port, settings=settings).list_collections()
+    client = chromadb.HttpClient(host="127.0.0.1", port=port, headers={"X-Chroma-Token": token}, settings=settings)
+    collection = client.get_or_create_collection("token-check")
+    collection.add(ids=["a"], embeddings=[[0.1, 0.2, 0.3]], documents=["x"])
+    assert collection.count() == 1
+    client.delete_collection("token-check")
+
+    # Chroma itself: a child of the gate, in another network namespace (when the kernel allows it;
+    # doctor warns otherwise, and this test checks that it does).
+    gate = json.loads((stack_project / "run" / "chroma-gate.json").read_text())
+    assert gate["listen"] == f"127.0.0.1:{port}" and pid_alive(gate["chroma_pid"])
+    own = os.readlink("/proc/self/ns/net")
+    doctor = ragctl(stack_project, "doctor", "--json")
+    found = {f["name"]: f for f in json.loads(doctor.stdout)["findings"]}
+    assert all(found[name]["group"] == "security" for name in ("chroma token", "store ports", "secret CHROMA_TOKEN"))
+    assert found["store ports"]["status"] == "ok" and found["secret CHROMA_TOKEN"]["status"] == "ok", found
+    if gate["isolated"]:
+        assert os.readlink(f"/proc/{gate['chroma_pid']}/ns/net") != own
+        assert found["chroma token"]["status"] == "ok", found["chroma token"]
+    else:
+        print(f"this kernel refused the gate a network namespace: {(stack_project / 'logs' / 'chroma.log').read_text()}")
+        assert os.readlink(f"/proc/{gate['chroma_pid']}/ns/net") == own
+        assert found["chroma token"]["status"] == "warn" and gate["inner"] in found["chroma token"]["detail"]
+
+    # Never on a command line, never shown.
+    assert token not in Path(f"/proc/{gate['gate_pid']}/cmdline").read_bytes().decode(errors="replace")
+    assert token not in Path(f"/proc/{gate['chroma_pid']}/cmdline").read_bytes().decode(errors="replace")
+    for result in (ragctl(stack_project, "status", "--json"), ragctl(stack_project, "ps", "--json"), doctor,
+                   ragctl(stack_project, "doctor")):
+        assert token not in output(result)
+    for log in (stack_project / "logs").glob("*.log"):
+        assert token not in log.read_text(errors="replace"), log
+
+    # A restart (or a crash) of the gate takes its Chroma with it: no orphan holds the data folder.
+    restarted = ragctl(stack_project, "restart", "chroma", "--json")
+    assert restarted.exit_code == 0, output(restarted)
+    assert wait_until(lambda: not pid_alive(gate["chroma_pid"]), 20), "the old Chroma outlived its gate"
+    again = json.loads((stack_project / "run" / "chroma-gate.json").read_text())
+    assert again["gate_pid"] != gate["gate_pid"] and pid_alive(again["chroma_pid"])
+    assert wait_until(lambda: httpx.get(f"{base}/heartbeat", headers={"X-Chroma-Token": token},
+                                        timeout=5).status_code == 200, 60)
+
+
 def test_restart_gives_the_service_a_new_pid_and_keeps_the_others(stack_project):
     before = {name: row["pid"] for name, row in services(stack_project).items()}
     result = ragctl(stack_project, "restart", "worker-1", "--json")

