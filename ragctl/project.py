@@ -221,7 +221,7 @@ def set_config_value(root: Path, table: str, key: str, value: object) -> Path:
     if not path.is_file():
         init_project(root)
     text = path.read_text(encoding="utf-8")
-    line = tomli_w.dumps({key: value}).strip()
+    line = f"{key} = {_inline_toml(value)}"
     header = re.search(rf"(?m)^\[{re.escape(table)}\][ \t]*(#.*)?$", text)
     if header is None:
         text = text.rstrip("\n") + f"\n\n[{table}]\n{line}\n"
@@ -236,6 +236,13 @@ def set_config_value(root: Path, table: str, key: str, value: object) -> Path:
         text = text[:start] + body + text[end:]
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def _inline_toml(value: object) -> str:
+    """A TOML value on one line (tomli_w writes arrays over several, which a line edit would break)."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_inline_toml(item) for item in value) + "]"
+    return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
 
 
 def record_runtime(root: Path, runtime: str) -> Path:

@@ -372,7 +372,9 @@ class LocalRuntime(Runtime):
                         ports["chroma_port"], ["chroma"], [], 1, log("chroma"),
                         f"http://127.0.0.1:{ports['chroma_port']}"),
             ServiceSpec("api", [python, "-m", "uvicorn", api_app, "--host", "127.0.0.1",
-                                "--port", str(ports["api_port"])],
+                                "--port", str(ports["api_port"]),
+                                # The client's address is the API's to decide (RAG_TRUSTED_PROXIES), not uvicorn's.
+                                "--no-proxy-headers"],
                         ports["api_port"], ["uvicorn"], ["redis", "chroma"], 2, log("api"),
                         f"http://127.0.0.1:{ports['api_port']}"),
         ]

@@ -10,6 +10,7 @@ questions); what they share (settings, the pipeline, Redis, the API key check) c
 
 from __future__ import annotations
 
+import threading
 import time
 
 from fastapi import FastAPI, Request
@@ -26,7 +27,9 @@ from stack.settings import Settings, service_settings
 from stack.version import version
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, warm_up: bool = False) -> FastAPI:
+    """The application.  ``warm_up``: load the embedding model in the background now, so that the
+    first question does not wait for it (the server does; tests building many apps do not)."""
     from stack.pipeline.service import Pipeline
 
     settings = settings or service_settings()
@@ -56,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (health.router, documents.router, tasks.router, questions.router, openai_compat.router,
                    keys.router):
         app.include_router(router)
+    if warm_up:
+        threading.Thread(target=pipeline.warm_up, daemon=True, name="rag-warm-up").start()
     return app
 
 
@@ -98,6 +103,6 @@ def install_docs(app: FastAPI) -> None:
 def __getattr__(name: str):
     # ``uvicorn stack.api.app:app`` builds the app on first access, from the environment.
     if name == "app":
-        globals()["app"] = create_app()
+        globals()["app"] = create_app(warm_up=True)
         return globals()["app"]
     raise AttributeError(name)

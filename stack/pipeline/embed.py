@@ -328,6 +328,8 @@ class SharedBatches:
         self._arrived()  # this thread's chunks are here now
         if not texts:
             return np.zeros((0, self.embedder.dimension), dtype="float32")
+        if should_cancel is not None and should_cancel():  # before the first batch, as before
+            raise Cancelled("Ingest was cancelled while embedding.")
         request = _Request(texts)
         with self._cv:
             self._queue.append(request)

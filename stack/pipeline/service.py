@@ -8,6 +8,7 @@ loads each lazily, once.  Every operation the product offers is a method here; t
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import tempfile
 import time
@@ -119,6 +120,15 @@ class Pipeline:
     def embedder(self):
         """The embedder of the default collection."""
         return self.embedder_for(self.settings.collection)
+
+    def warm_up(self) -> None:
+        """Load the embedding model now, not on the first document or question (the API and the
+        workers call it in a background thread at start; a caller that arrives meanwhile waits for
+        the same load).  A failure is logged: the first real use reports it."""
+        try:
+            self.embedder.encode(["warm-up"])
+        except Exception as exc:  # noqa: BLE001 - see above
+            logging.getLogger(__name__).warning("could not load the embedding model at start: %s", exc)
 
     def embedder_for(self, collection: str):
         from stack.pipeline.embed import get_embedder

@@ -45,38 +45,42 @@ class Sniffed:
     encoding: str | None = None
 
 
-def sniff_file(path: Path) -> Sniffed:
+def sniff_file(path: Path, name: str | None = None) -> Sniffed:
+    """What ``path`` holds, judged by its bytes.  ``name`` is the file's name as its user knows it (an
+    upload waits under a temporary name): messages and the extension hints use it."""
     path = Path(path)
+    name = name or path.name
+    suffix = Path(name).suffix.lower()
     with open(path, "rb") as handle:
         head = handle.read(_SAMPLE)
     if not head:
         raise EmptyFile(
-            f"{path.name} is empty (0 bytes), so there is no text to index.",
+            f"{name} is empty (0 bytes), so there is no text to index.",
             hint="Check that the upload or copy finished, then add the file again.",
         )
     if head.startswith(OLE2_MAGIC):
-        return Sniffed(_sniff_ole2(path))
+        return Sniffed(_sniff_ole2(path, name))
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return Sniffed(_sniff_zip(path))
+        return Sniffed(_sniff_zip(path, name))
     if b"%PDF-" in head[:1024]:
         return Sniffed("pdf")
     for magic, label in _MAGIC:
         if label and head.startswith(magic):
             raise UnsupportedFormat(
-                f"{path.name} is {label}, not a document format ragctl can read.",
+                f"{name} is {label}, not a document format ragctl can read.",
                 hint=_HINT_CONVERT,
             )
     encoding = detect_text_encoding(head, complete=len(head) < _SAMPLE)
     if encoding is None:
         raise UnsupportedFormat(
-            f"{path.name} is an unknown binary format: its content is neither a known document "
+            f"{name} is an unknown binary format: its content is neither a known document "
             "container (HWP, HWPX, PDF, DOCX) nor readable text.",
             hint=_HINT_CONVERT,
         )
     text = head.decode(encoding, errors="ignore")[:4096].lstrip("\ufeff \t\r\n").lower()
-    if _looks_like_html(text, path.suffix.lower()):
+    if _looks_like_html(text, suffix):
         return Sniffed("html", encoding)
-    if path.suffix.lower() in _MARKDOWN_EXT:
+    if suffix in _MARKDOWN_EXT:
         return Sniffed("markdown", encoding)
     return Sniffed("text", encoding)
 
@@ -96,14 +100,14 @@ def _looks_like_html(text: str, suffix: str) -> bool:
 # --------------------------------------------------------------------------------------- OLE2
 
 
-def _sniff_ole2(path: Path) -> str:
+def _sniff_ole2(path: Path, name: str) -> str:
     import olefile
 
     try:
         ole = olefile.OleFileIO(str(path))
     except Exception as exc:  # olefile raises OSError and assorted errors on damaged files
         raise CorruptDocument(
-            f"{path.name} looks like an OLE2 compound file (HWP 5, .doc, .xls) but its structure is "
+            f"{name} looks like an OLE2 compound file (HWP 5, .doc, .xls) but its structure is "
             f"damaged ({exc}).",
             hint="The file may be truncated (an interrupted download?). Get a fresh copy and upload it again.",
         ) from exc
@@ -113,19 +117,19 @@ def _sniff_ole2(path: Path) -> str:
                 signature = ole.openstream("FileHeader").read(32)
             except Exception as exc:
                 raise CorruptDocument(
-                    f"{path.name}: the HWP FileHeader stream cannot be read ({exc}); the file is damaged.",
+                    f"{name}: the HWP FileHeader stream cannot be read ({exc}); the file is damaged.",
                     hint="Get a fresh copy of the file, or open it in Hancom Office and save it again.",
                 ) from exc
             if signature.startswith(HWP5_SIGNATURE):
                 return "hwp"
             raise UnsupportedFormat(
-                f"{path.name} is an OLE2 compound file with a FileHeader stream that is not HWP 5 "
+                f"{name} is an OLE2 compound file with a FileHeader stream that is not HWP 5 "
                 f"(signature {signature[:17]!r}).",
                 hint=_HINT_CONVERT,
             )
         if ole.exists("EncryptionInfo") or ole.exists("EncryptedPackage"):
             raise PasswordProtected(
-                f"{path.name} is a password-protected (encrypted) Office document (암호 설정 문서); "
+                f"{name} is a password-protected (encrypted) Office document (암호 설정 문서); "
                 "its content cannot be read without the password.",
                 hint="Open it in its editor, remove the password, save it, and upload it again.",
             )
@@ -139,7 +143,7 @@ def _sniff_ole2(path: Path) -> str:
         elif ole.exists("__substg1.0_0037001F") or ole.exists("__properties_version1.0"):
             label = "an Outlook message (.msg)"
         raise UnsupportedFormat(
-            f"{path.name} is {label}; this format is not supported.",
+            f"{name} is {label}; this format is not supported.",
             hint="Save it as .docx (Word) or PDF and upload that.",
         )
     finally:
@@ -149,12 +153,12 @@ def _sniff_ole2(path: Path) -> str:
 # ---------------------------------------------------------------------------------------- ZIP
 
 
-def _sniff_zip(path: Path) -> str:
+def _sniff_zip(path: Path, name: str) -> str:
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise CorruptDocument(
-            f"{path.name} starts like a ZIP container (HWPX, DOCX) but its directory cannot be read "
+            f"{name} starts like a ZIP container (HWPX, DOCX) but its directory cannot be read "
             f"({exc}); the file is truncated or damaged.",
             hint="Get a fresh copy of the file (an interrupted download?) and upload it again.",
         ) from exc
@@ -197,7 +201,7 @@ def _sniff_zip(path: Path) -> str:
             label = f"an OpenDocument file ({mimetype})"
         elif mimetype == "application/epub+zip":
             label = "an EPUB e-book"
-        raise UnsupportedFormat(f"{path.name} is {label}; this format is not supported.", hint=_HINT_CONVERT)
+        raise UnsupportedFormat(f"{name} is {label}; this format is not supported.", hint=_HINT_CONVERT)
 
 
 # --------------------------------------------------------------------------------------- text

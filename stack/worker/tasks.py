@@ -201,19 +201,11 @@ def service_settings_cached():
 liveness = Liveness()
 
 
-def _warm_up() -> None:
-    """Load the embedding model now, not on the first document.  Safe: the pool is threads, so
-    there is no fork after this; a task that arrives meanwhile waits for the same load."""
-    try:
-        pipeline().embedder.encode(["warm-up"])
-    except Exception as exc:  # noqa: BLE001 - the first task will report the real error
-        log.warning("could not load the embedding model at start: %s", exc)
-
-
 @worker_ready.connect
 def _start_worker_heartbeat(sender=None, **_) -> None:
     liveness.start(getattr(sender, "hostname", None) or f"worker@{os.getpid()}")
-    threading.Thread(target=_warm_up, daemon=True, name="rag-warm-up").start()
+    # Safe: the pool is threads, so there is no fork after this.
+    threading.Thread(target=lambda: pipeline().warm_up(), daemon=True, name="rag-warm-up").start()
 
 
 @worker_shutdown.connect

@@ -103,7 +103,8 @@ def check_stored(client, name: str, response) -> None:
     assert record.file_name == display_name(name)
     stored = client.uploads / entry["document_id"]
     (path,) = list(stored.iterdir())
-    assert record.stored_path == str(path) and path.name == safe_file_name(name)
+    # Stored under the safe form of the name the record keeps ("\u3000" alone is "upload" in both).
+    assert record.stored_path == str(path) and path.name == safe_file_name(display_name(name))
     assert 0 < len(path.name.encode()) <= MAX_STORED_NAME_BYTES
     assert not any(ch in path.name for ch in '/\\:*?"<>|') and path.name.isprintable()
     if name.endswith((".md", ".txt")) and len(name) < 1000:
@@ -188,3 +189,13 @@ def test_queue_down_mid_batch_keeps_the_queued_copy_and_no_temporary_files(api, 
     # The first file is recorded as failed with its stored copy, for POST /api/documents/{id}/retry.
     (folder,) = [p for p in api.uploads.iterdir() if p.name != ".incoming"]
     assert [p.name for p in folder.iterdir()] == ["첫째.md"]
+
+
+@pytest.mark.parametrize("content", [b"", b"\x7fELF\x02\x01\x01" + b"\0" * 64, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600])
+def test_a_refused_upload_is_named_as_its_user_named_it(api, content):
+    """An upload waits under a temporary name (``<hex>.part``); a refusal names the file as sent."""
+    name = "[초안] 보고서 v2.hwp"
+    response = api.post("/api/documents", files={"files": (name, content)})
+    assert response.status_code in (415, 422), response.text
+    message = response.json()["error"]["message"]
+    assert message.startswith(name) and ".part" not in message, message

