@@ -5,7 +5,7 @@
 const TEXT = {
   ko: {
     skip: "질문으로 건너뛰기", title: "문서에 묻기", other: "English",
-    "key.title": "API 키", "key.label": "API 키 (프로젝트 .env의 RAG_API_KEY)", "key.save": "사용",
+    "key.title": "API 키", "key.label": "API 키 (관리자에게 받은 키, 또는 프로젝트 .env의 RAG_API_KEY)", "key.save": "사용",
     "key.forget": "지우기", "key.none": "먼저 API 키를 넣으세요.",
     "key.ok": "키를 이 탭에 보관했습니다 ({role}).", "role.admin": "관리자 키", "role.ask": "질문 전용 키", "key.forgotten": "키를 지웠습니다.",
     "ask.title": "질문", "ask.label": "문서에 대한 질문", "ask.submit": "묻기", "ask.sources": "출처",
@@ -17,7 +17,7 @@ const TEXT = {
     "docs.title": "문서", "docs.refresh": "새로 고침", "docs.name": "파일", "docs.status": "상태", "docs.chunks": "조각",
     "docs.actions": "작업", "docs.delete": "삭제", "docs.confirm": "{name} 문서를 지울까요?", "docs.empty": "문서가 없습니다.",
     "docs.deleted": "{name} 문서를 지웠습니다.",
-    "err.401": "API 키가 없거나 틀렸습니다. 프로젝트 .env 파일의 RAG_API_KEY 값을 위에 넣으세요.",
+    "err.401": "API 키가 없거나, 틀렸거나, 폐기되었습니다. 관리자에게 받은 키(ragctl keys create)나 프로젝트 .env 파일의 RAG_API_KEY 값을 위에 넣으세요.",
     "err.403": "이 키로는 할 수 없는 일입니다 (예: 질문 전용 키는 올리거나 지울 수 없습니다). 관리자에게 문의하세요.",
     "err.network": "서버에 연결할 수 없습니다: {msg}",
     "status.queued": "대기", "status.parsing": "읽는 중", "status.chunking": "나누는 중", "status.embedding": "임베딩 중",
@@ -25,7 +25,7 @@ const TEXT = {
   },
   en: {
     skip: "Skip to the question", title: "Ask the documents", other: "한국어",
-    "key.title": "API key", "key.label": "API key (RAG_API_KEY in the project's .env)", "key.save": "Use",
+    "key.title": "API key", "key.label": "API key (one your administrator made for you, or RAG_API_KEY in the project's .env)", "key.save": "Use",
     "key.forget": "Forget", "key.none": "Enter the API key first.",
     "key.ok": "Key kept for this tab ({role}).", "role.admin": "admin key", "role.ask": "ask-only key", "key.forgotten": "Key forgotten.",
     "ask.title": "Question", "ask.label": "Your question about the documents", "ask.submit": "Ask",
@@ -37,7 +37,7 @@ const TEXT = {
     "docs.title": "Documents", "docs.refresh": "Refresh", "docs.name": "File", "docs.status": "Status",
     "docs.chunks": "Chunks", "docs.actions": "Actions", "docs.delete": "Delete", "docs.confirm": "Delete {name}?",
     "docs.empty": "No documents yet.", "docs.deleted": "{name} deleted.",
-    "err.401": "The API key is missing or wrong. Enter the RAG_API_KEY value from the project's .env file above.",
+    "err.401": "The API key is missing, wrong or revoked. Enter a key your administrator made for you (ragctl keys create) or the RAG_API_KEY value from the project's .env file above.",
     "err.403": "This key may not do that (an ask-only key cannot upload or delete, for one). Ask an administrator.",
     "err.network": "Cannot reach the server: {msg}",
     "status.queued": "queued", "status.parsing": "parsing", "status.chunking": "chunking", "status.embedding": "embedding",
