@@ -18,14 +18,11 @@ from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-# Characters no file system (or terminal) likes: controls (C0, DEL, C1), path separators and Windows' reserved set.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\:*?\"<>|]")
+from stack.pipeline.storage import MAX_STORED_NAME_BYTES, safe_file_name  # noqa: F401 - re-exported
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-#: A stored name's limit in UTF-8 bytes: file systems allow 255; the rest is headroom (".part", tools' suffixes).
-MAX_STORED_NAME_BYTES = 200
 #: The longest name a record keeps, in characters (a name is shown, never used as a path).
 MAX_DISPLAY_NAME_CHARS = 1000
-_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 
 
 class UploadError(Exception):
@@ -62,29 +59,6 @@ def display_name(name: str) -> str:
         keep = f"{dot}{ext}" if dot and stem and len(ext) <= 16 else ""
         cleaned = cleaned[:MAX_DISPLAY_NAME_CHARS - len(keep) - 1] + "…" + keep
     return cleaned or "upload"
-
-
-def _cut_utf8(text: str, max_bytes: int) -> str:
-    """The longest prefix of ``text`` whose UTF-8 encoding fits ``max_bytes`` (never half a character)."""
-    return text.encode("utf-8")[:max(max_bytes, 0)].decode("utf-8", "ignore")
-
-
-def safe_file_name(name: str) -> str:
-    """The name a file is stored under: the last path component without characters no file system likes,
-    cut to ``MAX_STORED_NAME_BYTES`` UTF-8 bytes with its extension kept (the parsers read it for text,
-    Markdown and HTML); Korean is kept.  Always a valid, non-empty single path component."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    # Beyond the unsafe set: nothing unprintable (bidi overrides, zero-width and odd spaces) in a stored name.
-    cleaned = "".join(ch if ch.isprintable() else "_" for ch in _UNSAFE.sub("_", base)).strip()
-    stem, dot, ext = cleaned.rpartition(".")
-    if not dot or not ext or " " in ext or len(ext.encode("utf-8")) > 16:
-        stem, ext = cleaned, ""
-    stem = stem.strip(" .")  # no hidden files, no names Windows cannot open
-    suffix = f".{ext}" if ext else ""
-    stem = _cut_utf8(stem, MAX_STORED_NAME_BYTES - len(suffix.encode("utf-8"))).rstrip(" .") or "upload"
-    if stem.split(".")[0].upper() in _WINDOWS_RESERVED:
-        stem = f"_{stem}"
-    return stem + suffix
 
 
 class _Collector:

@@ -6,9 +6,39 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
+
+# Characters no file system (or terminal) likes: controls (C0, DEL, C1), path separators and Windows' reserved set.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\:*?\"<>|]")
+#: A stored name's limit in UTF-8 bytes: file systems allow 255; the rest is headroom (".part", tools' suffixes).
+MAX_STORED_NAME_BYTES = 200
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+
+
+def _cut_utf8(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` whose UTF-8 encoding fits ``max_bytes`` (never half a character)."""
+    return text.encode("utf-8")[:max(max_bytes, 0)].decode("utf-8", "ignore")
+
+
+def safe_file_name(name: str) -> str:
+    """The name a file is stored under: the last path component without characters no file system likes,
+    cut to ``MAX_STORED_NAME_BYTES`` UTF-8 bytes with its extension kept (the parsers read it for text,
+    Markdown and HTML); Korean is kept.  Always a valid, non-empty single path component."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    # Beyond the unsafe set: nothing unprintable (bidi overrides, zero-width and odd spaces) in a stored name.
+    cleaned = "".join(ch if ch.isprintable() else "_" for ch in _UNSAFE.sub("_", base)).strip()
+    stem, dot, ext = cleaned.rpartition(".")
+    if not dot or not ext or " " in ext or len(ext.encode("utf-8")) > 16:
+        stem, ext = cleaned, ""
+    stem = stem.strip(" .")  # no hidden files, no names Windows cannot open
+    suffix = f".{ext}" if ext else ""
+    stem = _cut_utf8(stem, MAX_STORED_NAME_BYTES - len(suffix.encode("utf-8"))).rstrip(" .") or "upload"
+    if stem.split(".")[0].upper() in _WINDOWS_RESERVED:
+        stem = f"_{stem}"
+    return stem + suffix
 
 
 class ExtractedTexts(ABC):
@@ -89,7 +119,7 @@ class FolderBlobs(BlobStore):
         self.folder = folder
 
     def put(self, document_id: str, file_name: str, source: Path) -> str:
-        target = self.folder / document_id / Path(file_name).name
+        target = self.folder / document_id / safe_file_name(file_name)  # the name the API stores it under
         if not target.is_file():  # there already: the same bytes (the id is their SHA-256)
             target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_name(f".{target.name}.partial")
