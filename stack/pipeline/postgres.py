@@ -50,7 +50,7 @@ from stack.pipeline.lexical import (
     field_lengths,
     field_of,
 )
-from stack.pipeline.storage import BlobStore, ExtractedTexts
+from stack.pipeline.storage import BlobStore, ExtractedTexts, safe_file_name
 
 #: The schema's version, recorded in ``ragctl_schema``; a later version adds its migrations to _MIGRATIONS.
 SCHEMA_VERSION = 1
@@ -437,7 +437,7 @@ class PostgresBlobs(BlobStore):
         self.db = db
 
     def put(self, document_id: str, file_name: str, source: Path) -> str:
-        name = Path(file_name).name
+        name = safe_file_name(file_name)  # local() writes it to a scratch folder
         with self.db.transaction() as tx:
             known = tx.execute("SELECT 1 AS found FROM blobs WHERE document_id = ?", (document_id,)).fetchone()
             if known is None:  # the id is the bytes' SHA-256: stored once

@@ -289,3 +289,10 @@ def test_blobs_put_read_and_delete(settings, tmp_path):
     assert not blobs.exists(ref)
     with pytest.raises(FileNotFoundError):
         blobs.local(ref, tmp_path / "scratch3")
+    # A display name too long for a file system (92 Hangul: 279 bytes) is kept under its safe form.
+    from stack.pipeline.storage import safe_file_name
+
+    long_name = "가" * 92 + ".hwpx"
+    ref = blobs.put("d4", long_name, source)
+    local = blobs.local(ref, tmp_path / "scratch4")
+    assert local.name == safe_file_name(long_name) and local.read_bytes() == source.read_bytes()
