@@ -20,14 +20,18 @@ def corpus_path() -> Path | None:
     return candidate if (candidate / "MANIFEST.tsv").is_file() else None
 
 
+def skip_or_fail(reason: str, suite: str, *, module: bool = False) -> None:
+    """Skip with the reason, but fail under CI=true: there every suite must run."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: the {suite} suite must run)")
+    pytest.skip(reason, allow_module_level=module)
+
+
 def require_corpus() -> Path:
     """The real-world corpus; skips with the reason when absent, but fails under CI=true."""
     path = corpus_path()
     if path is None:
-        reason = "real-world corpus not found: set RAGCTL_CORPUS or check it out at ../shared/corpus"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + " (CI=true: the corpus suite must run)")
-        pytest.skip(reason)
+        skip_or_fail("real-world corpus not found: set RAGCTL_CORPUS or check it out at ../shared/corpus", "corpus")
     return path
 
 

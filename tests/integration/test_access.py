@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ragctl.runtime.local import PLAN_FILE, LocalRuntime, read_dotenv, run_dir
+from tests.conftest import skip_or_fail
 from tests.integration.test_local_runtime import FREE_PORTS
 from tests.integration.test_store_unavailable import free_port
 
@@ -26,9 +27,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 if shutil.which("redis-server") is None:
     reason = "redis-server not installed (apt-get install redis-server)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason + " (CI=true: the access suite must run)", allow_module_level=True)
-    pytest.skip(reason, allow_module_level=True)
+    skip_or_fail(reason, "access", module=True)
 
 UPLOAD_LIMIT = 4
 SETTINGS = FREE_PORTS + f"""

@@ -21,14 +21,13 @@ import typer
 from typer.testing import CliRunner
 
 from ragctl.runtime.local import LocalRuntime, is_our_process, load_state_file, pid_alive, read_state
+from tests.conftest import skip_or_fail
 
 pytestmark = pytest.mark.timeout(300)
 
 if shutil.which("redis-server") is None:
     reason = "redis-server not installed (apt-get install redis-server)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason + " (CI=true: the local runtime suite must run)", allow_module_level=True)
-    pytest.skip(reason, allow_module_level=True)
+    skip_or_fail(reason, "local runtime", module=True)
 
 runner = CliRunner()
 FREE_PORTS = "[local]\napi_port = 0\nredis_port = 0\nchroma_port = 0\nflower_port = 0\n"

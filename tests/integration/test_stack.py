@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ragctl.runtime.local import LocalRuntime, read_dotenv
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, skip_or_fail
 from tests.fixtures_factory import make_hwp, set_hwp5_flags
 from tests.integration.test_local_runtime import FREE_PORTS
 
@@ -25,9 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 if shutil.which("redis-server") is None:
     reason = "redis-server not installed (apt-get install redis-server)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason + " (CI=true: the stack suite must run)", allow_module_level=True)
-    pytest.skip(reason, allow_module_level=True)
+    skip_or_fail(reason, "stack", module=True)
 
 SETTINGS = FREE_PORTS + """
 [settings]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ragctl.runtime.local import LocalRuntime
+from tests.conftest import skip_or_fail
 from tests.integration.test_local_runtime import FREE_PORTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -24,9 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 for tool, package in (("redis-server", "redis-server"), ("tmux", "tmux")):
     if shutil.which(tool) is None:
         reason = f"{tool} not installed (apt-get install {package}; scripts/setup-test-host.sh does)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + " (CI=true: the top suite must run)", allow_module_level=True)
-        pytest.skip(reason, allow_module_level=True)
+        skip_or_fail(reason, "top", module=True)
 
 FILES = 20
 

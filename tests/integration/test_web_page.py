@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from ragctl.runtime.local import LocalRuntime, read_dotenv
-from tests.conftest import REPO, SAMPLES, corpus_path
+from tests.conftest import REPO, SAMPLES, corpus_path, skip_or_fail
 from tests.fixtures_factory import make_hwp
 from tests.integration.test_local_runtime import FREE_PORTS
 
@@ -42,9 +42,7 @@ def _missing() -> str | None:
 
 
 if (_reason := _missing()) is not None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(_reason + " (CI=true: the browser suite must run)", allow_module_level=True)
-    pytest.skip(_reason, allow_module_level=True)
+    skip_or_fail(_reason, "browser", module=True)
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service

@@ -27,14 +27,13 @@ from ragctl.deploy import (
 )
 from ragctl.errors import ConfigError, DockerError
 from ragctl.project import init_project, set_config_value
+from tests.conftest import skip_or_fail
 
 try:
     compose_command()
 except DockerError as exc:
     reason = f"Docker Compose v2 not found ({exc.hint})"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason + " (CI=true: the render suite must run)", allow_module_level=True)
-    pytest.skip(reason, allow_module_level=True)
+    skip_or_fail(reason, "render", module=True)
 
 SERVICES = {"redis", "chroma", "api", "worker", "beat", "flower", "nginx"}
 

@@ -11,14 +11,13 @@ import pytest
 from ragctl.deploy import LABEL_KEY, compose_command, render_files, validate, write_rendered
 from ragctl.errors import DockerError
 from ragctl.project import init_project
+from tests.conftest import skip_or_fail
 
 try:
     compose_command()
 except DockerError as exc:
     reason = f"Docker Compose v2 not found ({exc.hint})"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason + " (CI=true: the render suite must run)", allow_module_level=True)
-    pytest.skip(reason, allow_module_level=True)
+    skip_or_fail(reason, "render", module=True)
 
 COMBINATIONS = list(itertools.product([False, True], [False, True], [False, True], ["dev", "prod"]))
 
