@@ -26,8 +26,10 @@ from ragctl.engine import compose_command
 from ragctl.errors import ConfigError, DockerError
 from ragctl.project import (
     CHROMA_TOKEN_KEY,
+    POSTGRES_PASSWORD_KEY,
     REDIS_PASSWORD_KEY,
     STACK_SECRET_RE,
+    STACK_SECRETS,
     ProjectConfig,
     new_secret,
     read_dotenv,
@@ -49,6 +51,14 @@ RENDERED = {
     "redis.conf": "redis.conf.j2",
 }
 TORCH_INDEXES = {"cpu": "https://download.pytorch.org/whl/cpu", "cuda": "https://pypi.org/simple"}
+#: The swarm runtime's files: the stack file instead of compose.yaml, and no nginx.conf (the routing mesh
+#: balances the API replicas).
+SWARM_RENDERED = {
+    "stack.yaml": "stack.yaml.j2",
+    "Dockerfile": "Dockerfile.j2",
+    ".env": "env.j2",
+    "redis.conf": "redis.conf.j2",
+}
 HOST_FOLDERS = ("data", "logs", "extracted_results", "hwp_data")
 
 
@@ -98,6 +108,12 @@ class DeployConfig(BaseModel):
     #: 10001:10001 (the image's ``ragctl`` user) when root owns it.
     uid: int | None = Field(default=None, ge=1)
     gid: int | None = Field(default=None, ge=1)
+    # -- the swarm runtime (docs/swarm.md) ----------------------------------------------------------
+    #: CPU workers on nodes without the ragctl.data label ("apart", the default: the data node's cores
+    #: serve Postgres, Redis and Chroma), or on any node ("any": a one-node swarm).
+    worker_placement: Literal["apart", "any"] = "apart"
+    #: The data overlay network encrypted between nodes (IPsec; needs ESP between the hosts).
+    swarm_encrypted: bool = True
 
     @model_validator(mode="after")
     def _edge(self) -> DeployConfig:
@@ -210,8 +226,10 @@ def load_deploy_config(root: Path) -> DeployConfig:
                           f"fix [stack] in {root / 'ragctl.toml'}") from exc
 
 
-def render_files(root: Path) -> dict[str, str]:
-    """File name → content for the deployment in ``root``."""
+def render_files(root: Path, files: dict[str, str] | None = None) -> dict[str, str]:
+    """File name → content for the deployment in ``root`` (``files``: name → template; the Compose
+    stack's by default)."""
+    files = RENDERED if files is None else files
     from stack.pipeline.embed import is_packaged_model
     from stack.settings import load_settings
 
@@ -236,9 +254,10 @@ def render_files(root: Path) -> dict[str, str]:
         "flower_auth": existing.get("FLOWER_BASIC_AUTH") or "admin:" + secrets.token_urlsafe(18),
         "redis_password": checked_secret(REDIS_PASSWORD_KEY, existing.get(REDIS_PASSWORD_KEY) or new_secret()),
         "chroma_token": checked_secret(CHROMA_TOKEN_KEY, existing.get(CHROMA_TOKEN_KEY) or new_secret()),
+        "postgres_password": checked_secret(POSTGRES_PASSWORD_KEY, existing.get(POSTGRES_PASSWORD_KEY) or new_secret()),
         "extra_env": sorted((k, v) for k, v in existing.items()
                             if k not in ("RAG_API_KEY", "FLOWER_BASIC_AUTH", "RAG_MAX_UPLOAD_MB", "RAG_EMBED_MODEL",
-                                         REDIS_PASSWORD_KEY, CHROMA_TOKEN_KEY)),
+                                         *STACK_SECRETS)),
         "torch_index": TORCH_INDEXES[config.torch_variant],
         "image_uid": IMAGE_UID,
         "uid": container_user(root, config)[0],
@@ -254,7 +273,49 @@ def render_files(root: Path) -> dict[str, str]:
     context |= {"redis_bind": "0.0.0.0", "redis_port": 6379, "redis_dir": "/data", "redis_protected": False,
                 "redis_requirepass": None, "redis_password_on_stdin": True}
     environment = _templates()
-    return {out: environment.get_template(template).render(**context) for out, template in RENDERED.items()}
+    if "stack.yaml" in files:
+        # Swarm nodes hold no project folder: the services run as the image's user unless [stack] says.
+        context |= {"uid": config.uid or IMAGE_UID, "gid": config.gid or config.uid or IMAGE_UID,
+                    "redis_conf": environment.get_template(RENDERED["redis.conf"]).render(**context)}
+        context["object_names"] = {key: item.name for key, item in swarm_objects(root, context).items()}
+    return {out: environment.get_template(template).render(**context) for out, template in files.items()}
+
+
+@dataclass(frozen=True)
+class SwarmObject:
+    """A Swarm secret or config of the stack: its name changes with its content (Swarm's are immutable)."""
+
+    key: str
+    name: str
+    data: bytes
+    kind: Literal["secret", "config"] = "secret"
+
+
+def swarm_objects(root: Path, context: dict) -> dict[str, SwarmObject]:
+    """key (as stack.yaml names it) → the secret or config ``ragctl up`` creates from .env, the
+    certificate and redis.conf.  Each secret is a file in the services' /run/secrets (RAG_SECRETS_DIR)."""
+    import hashlib
+
+    name = context["name"]
+    contents: dict[str, tuple[bytes, str]] = {
+        POSTGRES_PASSWORD_KEY: (context["postgres_password"].encode(), "secret"),
+        REDIS_PASSWORD_KEY: (context["redis_password"].encode(), "secret"),
+        CHROMA_TOKEN_KEY: (context["chroma_token"].encode(), "secret"),
+        "RAG_API_KEY": (context["api_key"].encode(), "secret"),
+        "REDIS_URL": (redis_url("redis", 6379, context["redis_password"]).encode(), "secret"),
+        "RAG_DATABASE_URL": (f"postgresql://ragctl:{context['postgres_password']}@postgres:5432/ragctl".encode(),
+                             "secret"),
+        "redis_conf": (context["redis_conf"].encode(), "config"),
+    }
+    if context["https"]:
+        for key, relative in (("tls_crt", CERT_FILE), ("tls_key", KEY_FILE)):
+            path = root / relative
+            contents[key] = (path.read_bytes() if path.is_file() else b"", "secret")
+    objects = {}
+    for key, (data, kind) in contents.items():
+        digest = hashlib.sha256(name.encode() + b"\0" + key.encode() + b"\0" + data).hexdigest()[:12]
+        objects[key] = SwarmObject(key, f"{name}_{key.lower()}_{digest}", data, kind)  # type: ignore[arg-type]
+    return objects
 
 
 def _templates():
@@ -307,10 +368,12 @@ class RenderedFile:
     diff: str
 
 
-def write_rendered(root: Path, *, dry_run: bool = False) -> list[RenderedFile]:
+def write_rendered(root: Path, *, dry_run: bool = False, files: dict[str, str] | None = None) -> list[RenderedFile]:
     """Write the rendered files (and the host folders the compose file mounts); report changes."""
     results = []
-    for name, content in render_files(root).items():
+    if not dry_run:  # first: the swarm stack file names the certificate's secret by its content
+        ensure_certificate(root, load_deploy_config(root))
+    for name, content in render_files(root, files).items():
         path = root / name
         old = path.read_text(encoding="utf-8") if path.is_file() else ""
         shown = content if name != ".env" else redact_dotenv(content)
@@ -325,7 +388,6 @@ def write_rendered(root: Path, *, dry_run: bool = False) -> list[RenderedFile]:
     if not dry_run:
         for folder in HOST_FOLDERS:
             (root / folder).mkdir(exist_ok=True)
-        ensure_certificate(root, load_deploy_config(root))
     return results
 
 

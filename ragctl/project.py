@@ -20,7 +20,7 @@ from ragctl.errors import ConfigError, UsageError
 
 CONFIG_NAME = "ragctl.toml"
 ENV_NAME = ".env"
-RUNTIMES = ("embedded", "local", "docker")
+RUNTIMES = ("embedded", "local", "docker", "swarm")
 #: .env keys whose values are secrets (the API key, Flower's login, a hosted LLM's key…).
 SECRET_KEY = re.compile(r"(KEY|AUTH|SECRET|PASSWORD|TOKEN)", re.IGNORECASE)
 #: Secrets written inline in logs and configuration: "Bearer …", "api_key=…", "password: …".
@@ -36,7 +36,9 @@ REDIS_PASSWORD_KEY = "REDIS_PASSWORD"
 CHROMA_TOKEN_KEY = "CHROMA_TOKEN"
 #: The stack's generated secrets: created once into .env (mode 0600) by init, render and up, then
 #: kept; each must match STACK_SECRET_RE (it goes into config files, here-documents and URLs unescaped).
-STACK_SECRETS = (REDIS_PASSWORD_KEY, CHROMA_TOKEN_KEY)
+#: The .env key of the password of the stack's PostgreSQL user (the swarm runtime's database; docs/swarm.md).
+POSTGRES_PASSWORD_KEY = "POSTGRES_PASSWORD"
+STACK_SECRETS = (REDIS_PASSWORD_KEY, CHROMA_TOKEN_KEY, POSTGRES_PASSWORD_KEY)
 STACK_SECRET_RE = re.compile(r"[A-Za-z0-9._~-]{16,256}")
 
 

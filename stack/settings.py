@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     #: postgresql://ragctl:PASSWORD@db:5432/ragctl (stack/pipeline/backends.py); unset: SQLite
     #: files and folders under the project, as on one host.
     database_url: SecretStr | None = _env("RAG_DATABASE_URL", default=None)
+    #: Connections to that database one process (an API, a worker) may hold; a thread that finds them
+    #: all busy waits up to database_pool_timeout_s, then fails with store_unavailable.
+    database_pool: int = _env("RAG_DATABASE_POOL", default=8, gt=0)
+    database_pool_timeout_s: float = _env("RAG_DATABASE_POOL_TIMEOUT_S", default=30.0, gt=0)
 
     # Retrieval.
     top_k: int = _env("RAG_TOP_K", default=5, gt=0)
@@ -185,4 +189,43 @@ def load_settings(project_root: Path, overrides: dict[str, Any] | None = None) -
     values.update(overrides or {})
     values["project_root"] = project_root
     env_file = project_root / ".env"
-    return Settings(_env_file=env_file if env_file.is_file() else None, **values)
+    settings = Settings(_env_file=env_file if env_file.is_file() else None, **values)
+    secrets = secret_files()
+    # A secret file beats even the environment: it is what the orchestrator handed this service.
+    if not secrets:
+        return settings
+    from pydantic import TypeAdapter
+
+    return settings.model_copy(update={name: TypeAdapter(Settings.model_fields[name].annotation).validate_python(value)
+                                       for name, value in secrets.items()})
+
+
+#: Where a service finds its secrets as files (a Swarm stack mounts them at /run/secrets/<NAME>).
+SECRETS_DIR_ENV = "RAG_SECRETS_DIR"
+
+
+def env_names() -> dict[str, str]:
+    """Environment variable name → field name, for every setting."""
+    names = {}
+    for field_name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+            names[alias.choices[0]] = field_name
+    return names
+
+
+def secret_files() -> dict[str, str]:
+    """Settings read from files in ``RAG_SECRETS_DIR`` (one file a setting, named like its environment
+    variable: ``REDIS_URL``, ``RAG_API_KEY`` …), so that a secret never has to be an environment
+    variable; they win over the environment.  A trailing newline is not part of the value."""
+    import os
+
+    folder = os.environ.get(SECRETS_DIR_ENV)
+    if not folder or not Path(folder).is_dir():
+        return {}
+    values = {}
+    for env_name, field_name in env_names().items():
+        path = Path(folder) / env_name
+        if path.is_file():
+            values[field_name] = path.read_text(encoding="utf-8").rstrip("\r\n")
+    return values

@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from ragctl import __version__
-from ragctl.cli import audit, data, images, keys, ops, stack, top
+from ragctl.cli import audit, data, images, keys, nodes, ops, stack, top
 from ragctl.cli.context import CURRENT, CliState
 from ragctl.errors import RagctlError, UsageError
 from ragctl.output import console, fail
@@ -89,6 +89,7 @@ documents_app = _typer(help="List, show and delete ingested documents.")
 tasks_app = _typer(help="Follow and cancel ingest tasks of a running stack.")
 bundle_app = _typer(help="Move the stack's images to a machine with no registry.")
 keys_app = _typer(help="The stack's API keys: create (with a role), list, revoke.")
+nodes_app = _typer(help="The Docker Swarm's nodes (swarm runtime): list, label, the join command.")
 
 
 def _version(value: bool) -> None:
@@ -133,6 +134,13 @@ def _tasks(ctx: typer.Context) -> None:
         data.tasks_list()
 
 
+@nodes_app.callback()
+def _nodes(ctx: typer.Context) -> None:
+    """The swarm's nodes (swarm runtime); bare `ragctl nodes` lists them."""
+    if ctx.invoked_subcommand is None:
+        nodes.nodes_list()
+
+
 for command in (stack.up, stack.down, stack.ps, stack.status, stack.logs, stack.restart, stack.scale):
     app.command(cls=RagctlCommand)(command)
 for command in (ops.health, ops.doctor, ops.backup, ops.restore, ops.migrate):
@@ -149,6 +157,10 @@ keys_app.command("create", cls=RagctlCommand)(keys.keys_create)
 keys_app.command("list", cls=RagctlCommand)(keys.keys_list)
 keys_app.command("revoke", cls=RagctlCommand)(keys.keys_revoke)
 app.command("audit", cls=RagctlCommand)(audit.audit)
+app.add_typer(nodes_app, name="nodes", no_args_is_help=False, invoke_without_command=True)
+nodes_app.command("list", cls=RagctlCommand)(nodes.nodes_list)
+nodes_app.command("label", cls=RagctlCommand)(nodes.nodes_label)
+nodes_app.command("join-command", cls=RagctlCommand)(nodes.nodes_join_command)
 
 
 def main() -> None:

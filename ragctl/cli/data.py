@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 # -- init ------------------------------------------------------------------------------------
 def init(
     directory: Annotated[Path, typer.Argument(help="Project folder to create.")] = Path("."),
-    runtime: Annotated[Literal["embedded", "local", "docker"] | None, typer.Option(help="embedded (in the CLI; the default), local (processes) or "
-                                                "docker (Compose).", show_default=False)] = None,
+    runtime: Annotated[Literal["embedded", "local", "docker", "swarm"] | None, typer.Option(
+        help="embedded (in the CLI; the default), local (processes), docker (Compose) or swarm (Docker Swarm).",
+        show_default=False)] = None,
     workers: Annotated[int | None, typer.Option(min=0, help="Worker replicas (stack runtimes; default 2).",
                                                 show_default=False)] = None,
     gpu: Annotated[bool | None, typer.Option("--gpu/--no-gpu", help="GPU for workers (default: detect the "
@@ -60,7 +61,7 @@ def init(
 
     ask = not yes and not as_json and sys.stdin.isatty() and console.is_terminal
     if runtime is None:
-        runtime = typer.prompt("Runtime (embedded, local, docker)", default="embedded") if ask else "embedded"
+        runtime = typer.prompt("Runtime (embedded, local, docker, swarm)", default="embedded") if ask else "embedded"
     kind = runtime_class(runtime)
     if ask:
         questions = {
@@ -109,14 +110,17 @@ def render(
     diff: Annotated[bool, typer.Option("--diff", help="Only show what would change.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Write compose.yaml, Dockerfile, nginx.conf, .env and redis.conf from ragctl.toml (deterministic)."""
+    """Write compose.yaml (stack.yaml on a swarm), Dockerfile, nginx.conf, .env and redis.conf from
+    ragctl.toml (deterministic)."""
     from pydantic import ValidationError
 
     from ragctl.deploy import write_rendered
+    from ragctl.project import ProjectConfig
+    from ragctl.runtime import runtime_class
 
     root = project_root()
     try:
-        files = write_rendered(root, dry_run=diff)
+        files = write_rendered(root, dry_run=diff, files=runtime_class(ProjectConfig.load(root).runtime).rendered_files)
     except ValidationError as exc:
         fail(f"ragctl.toml [stack] is invalid: {exc}", hint="fix ragctl.toml, then ragctl render", as_json=as_json)
     if as_json:
@@ -401,22 +405,33 @@ def documents_show(
     """Show one document: its record, timings and (with --chunks) its chunks."""
     from ragctl.views import print_document
 
-    _, backend = open_backend()
+    mode, backend = open_backend()
     record = backend.document(document_id, collection=collection)
     rows = backend.chunks_of(record) if chunks and record.status == "done" else []
-    from stack.settings import load_settings
-
-    extracted = load_settings(project_root()).extracted_path / f"{record.id}.txt"
+    extracted = _extracted_where(backend if mode == "embedded" else None, record.id)
     if as_json:
         # "chunks" is the record's count, and with --chunks the chunks themselves (as in both modes);
         # "chunk_count" is the count either way.
-        data = record.to_dict() | {"extracted_text": str(extracted) if extracted.exists() else None,
-                                   "chunk_count": record.chunks}
+        data = record.to_dict() | {"extracted_text": extracted, "chunk_count": record.chunks}
         if chunks:
             data["chunks"] = [{"chunk_id": cid, "text": text, **meta} for cid, text, meta in rows]
         print_json(data)
     else:
-        print_document(record, extracted if extracted.exists() else None, rows)
+        print_document(record, extracted, rows)
+
+
+def _extracted_where(pipeline, document_id: str) -> str | None:
+    """Where the document's extracted text is kept, through the pipeline's text store (a file under
+    extracted_results/, or the database with RAG_DATABASE_URL); None when none is, or the store
+    cannot be reached from here (a stack's database on its own network)."""
+    from stack.pipeline.backends import open_texts
+    from stack.settings import load_settings
+
+    try:
+        texts = pipeline.texts if pipeline is not None else open_texts(load_settings(project_root()))
+        return texts.where(document_id)
+    except PipelineError:
+        return None
 
 
 def documents_delete(

@@ -1,5 +1,6 @@
 """Where the project's services run: ``embedded`` (nowhere: the CLI does the work), ``local``
-(supervised processes on loopback) or ``docker`` (the rendered Compose stack).
+(supervised processes on loopback), ``docker`` (the rendered Compose stack) or ``swarm`` (the
+rendered stack file on a Docker Swarm cluster).
 
 ``runtime_for`` is the one place that turns a project (or an explicit ``--runtime``) into a
 :class:`~ragctl.runtime.base.Runtime`.  Importing this package is cheap: nothing heavy (torch,
@@ -14,7 +15,7 @@ from ragctl.errors import UsageError
 from ragctl.project import RUNTIMES, ProjectConfig
 from ragctl.runtime.base import Runtime
 
-STACK_RUNTIMES = ("local", "docker")
+STACK_RUNTIMES = ("local", "docker", "swarm")
 
 
 def runtime_class(kind: str) -> type[Runtime]:
@@ -27,6 +28,10 @@ def runtime_class(kind: str) -> type[Runtime]:
         from ragctl.runtime.docker import DockerRuntime
 
         return DockerRuntime
+    if kind == "swarm":
+        from ragctl.runtime.swarm import SwarmRuntime
+
+        return SwarmRuntime
     if kind == "embedded":
         from ragctl.runtime.embedded import EmbeddedRuntime
 

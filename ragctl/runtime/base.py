@@ -84,6 +84,8 @@ class Runtime(ABC):
     #: What ``ragctl init`` asks for this runtime ([stack] keys), and the command it suggests next.
     init_questions: ClassVar[tuple[str, ...]] = ()
     first_step: ClassVar[str] = "up"
+    #: What ``ragctl render`` writes (file → template); None: the Compose stack's files.
+    rendered_files: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, root: Path, config: ProjectConfig | None = None) -> None:
         self.root = Path(root)

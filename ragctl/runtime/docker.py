@@ -456,7 +456,7 @@ class DockerRuntime(Runtime):
             set_config_value(self.project_root, "stack", "workers", workers)
             self.config = load_deploy_config(self.project_root)
         wait_s = 300 if wait_s is None else wait_s
-        write_rendered(self.project_root)
+        write_rendered(self.project_root, files=self.rendered_files)
         self.preflight()
         args = ["up", "-d", "--remove-orphans", *(services or [])]
         return self._run_and_wait(args, services, wait_s=wait_s, progress=progress)
@@ -543,7 +543,7 @@ class DockerRuntime(Runtime):
         for service, count in replicas.items():
             set_config_value(self.project_root, "stack", keys[service], count)
         self.config = load_deploy_config(self.project_root)
-        write_rendered(self.project_root)
+        write_rendered(self.project_root, files=self.rendered_files)
         args = ["up", "-d", "--no-deps", "--no-recreate", *replicas]
         ready = self._run_and_wait(args, list(replicas), wait_s=wait_s, progress=progress)
         if "api" in replicas:
@@ -670,7 +670,7 @@ class DockerRuntime(Runtime):
 
     def stop_for_restore(self) -> bool:
         was_running = self.running
-        write_rendered(self.project_root)
+        write_rendered(self.project_root, files=self.rendered_files)
         self.preflight()  # image, names, ports, limits: refused before anything is removed
         self.down(volumes=True)
         return was_running

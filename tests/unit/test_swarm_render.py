@@ -1,0 +1,140 @@
+"""The swarm runtime's stack file (issue #12): validated by the real ``docker stack config`` (the
+docker CLI), with every secret a Swarm secret, data services pinned to the data node, workers
+placed by label, the API rolled start-first, and secret names that change with their content."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from ragctl.deploy import SWARM_RENDERED, swarm_objects, write_rendered
+from ragctl.project import init_project, read_dotenv
+from stack.settings import SECRETS_DIR_ENV, load_settings
+from tests.conftest import skip_or_fail
+
+
+def swarm_project(tmp_path, **stack):
+    root = tmp_path / "swarm"
+    init_project(root, {}, runtime="swarm", stack={"workers": 3, **stack})
+    write_rendered(root, files=SWARM_RENDERED)
+    return root
+
+
+def stack_config(root) -> dict:
+    """``docker stack config``: the CLI's own reading of the stack file (what stack deploy sends)."""
+    if shutil.which("docker") is None:
+        skip_or_fail("the docker CLI is not installed (apt-get install docker.io)", "swarm render")
+    done = subprocess.run(["docker", "stack", "config", "-c", str(root / "stack.yaml")], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_stack_file_is_valid_and_places_services_by_label(tmp_path, gpu):
+    root = swarm_project(tmp_path, gpu=gpu)
+    services = stack_config(root)["services"]
+    assert set(services) == {"postgres", "redis", "chroma", "api", "worker", "beat"}
+    for name in ("postgres", "redis", "chroma"):
+        assert services[name]["deploy"]["placement"]["constraints"] == ["node.labels.ragctl.data == true"]
+        assert services[name]["deploy"]["replicas"] == 1
+    worker = services["worker"]
+    assert worker["deploy"]["replicas"] == 3
+    constraints = worker["deploy"]["placement"]["constraints"]
+    if gpu:
+        assert constraints == ["node.labels.ragctl.gpu == true"]
+        generic = worker["deploy"]["resources"]["reservations"]["generic_resources"]
+        assert generic[0]["discrete_resource_spec"] == {"kind": "NVIDIA-GPU", "value": 1}
+        assert worker["environment"]["RAG_DEVICE"] == "cuda"
+    else:
+        assert "node.labels.ragctl.data != true" in constraints
+    api = services["api"]
+    assert api["deploy"]["update_config"]["order"] == "start-first"
+    assert api["deploy"]["update_config"]["failure_action"] == "rollback"
+    assert api["ports"][0]["published"] == 8000 and api["ports"][0]["mode"] == "ingress"
+    # Stateless services keep nothing on the node: /tmp in memory, no bind mount, no named volume.
+    for name in ("api", "worker", "beat"):
+        assert [v["type"] for v in services[name].get("volumes", [])] == ["tmpfs"]
+    for name, service in services.items():
+        assert service["user"] == "10001:10001" and service["read_only"] is True
+        assert service["cap_drop"] == ["ALL"], name
+    networks = stack_config(root)["networks"]
+    assert networks["rag-network"]["driver"] == "overlay" and networks["rag-network"]["internal"] is True
+    assert networks["rag-network"]["driver_opts"] == {"encrypted": "true"}
+
+
+def test_no_secret_is_in_the_environment_or_the_stack_file(tmp_path):
+    root = swarm_project(tmp_path)
+    text = (root / "stack.yaml").read_text()
+    env = read_dotenv(root / ".env")
+    for key in ("RAG_API_KEY", "REDIS_PASSWORD", "CHROMA_TOKEN", "POSTGRES_PASSWORD"):
+        assert len(env[key]) >= 32 and env[key] not in text, key
+    services = stack_config(root)["services"]
+    for name, service in services.items():
+        environment = json.dumps(service.get("environment") or {})
+        assert not any(env[k] in environment for k in ("REDIS_PASSWORD", "CHROMA_TOKEN", "POSTGRES_PASSWORD"))
+        assert "REDIS_URL" not in (service.get("environment") or {}), name
+    mounted = {name: {s["target"] for s in service.get("secrets", [])} for name, service in services.items()}
+    assert mounted["api"] >= {"REDIS_URL", "RAG_DATABASE_URL", "CHROMA_TOKEN", "RAG_API_KEY", "tls.crt", "tls.key"}
+    assert mounted["worker"] == {"REDIS_URL", "RAG_DATABASE_URL", "CHROMA_TOKEN"}
+    assert mounted["postgres"] == {"POSTGRES_PASSWORD"} and mounted["redis"] == {"REDIS_PASSWORD"}
+    assert "RAG_API_KEY" not in mounted["worker"]  # a worker never holds the admin key
+
+
+def test_secret_names_change_with_their_content_only(tmp_path):
+    root = swarm_project(tmp_path)
+    first = yaml.safe_load((root / "stack.yaml").read_text())["secrets"]
+    write_rendered(root, files=SWARM_RENDERED)
+    assert yaml.safe_load((root / "stack.yaml").read_text())["secrets"] == first  # deterministic
+    env_path = root / ".env"
+    text = env_path.read_text()
+    old = read_dotenv(env_path)["REDIS_PASSWORD"]
+    env_path.write_text(text.replace(old, "N" * 40))
+    write_rendered(root, files=SWARM_RENDERED)
+    second = yaml.safe_load((root / "stack.yaml").read_text())["secrets"]
+    changed = {key for key in first if first[key]["name"] != second[key]["name"]}
+    assert changed == {"REDIS_PASSWORD", "REDIS_URL"}  # the password and the URL made of it
+
+
+def test_swarm_objects_hold_what_the_services_read(tmp_path):
+    root = swarm_project(tmp_path)
+    env = read_dotenv(root / ".env")
+    context = {"name": "swarm", "postgres_password": env["POSTGRES_PASSWORD"], "redis_password": env["REDIS_PASSWORD"],
+               "chroma_token": env["CHROMA_TOKEN"], "api_key": env["RAG_API_KEY"], "redis_conf": "appendonly yes\n",
+               "https": True}
+    objects = swarm_objects(root, context)
+    assert objects["REDIS_URL"].data.decode() == f"redis://:{env['REDIS_PASSWORD']}@redis:6379/0"
+    assert objects["RAG_DATABASE_URL"].data.decode() == \
+        f"postgresql://ragctl:{env['POSTGRES_PASSWORD']}@postgres:5432/ragctl"
+    assert objects["tls_key"].data.startswith(b"-----BEGIN") and objects["redis_conf"].kind == "config"
+
+
+def test_settings_read_secrets_from_files_over_the_environment(tmp_path, monkeypatch):
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    (folder / "REDIS_URL").write_text("redis://:from-file@redis:6379/0\n")
+    (folder / "RAG_API_KEY").write_text("k" * 40)
+    (folder / "NOT_A_SETTING").write_text("ignored")
+    monkeypatch.setenv("REDIS_URL", "redis://:from-env@elsewhere:6379/0")
+    monkeypatch.setenv(SECRETS_DIR_ENV, str(folder))
+    settings = load_settings(tmp_path)
+    assert settings.redis_url == "redis://:from-file@redis:6379/0"  # no trailing newline
+    assert settings.api_key.get_secret_value() == "k" * 40
+    monkeypatch.delenv(SECRETS_DIR_ENV)
+    assert load_settings(tmp_path).redis_url == "redis://:from-env@elsewhere:6379/0"
+
+
+def test_nodes_command_needs_a_swarm_project(tmp_path):
+    from typer.testing import CliRunner
+
+    from ragctl.cli import app
+
+    root = tmp_path / "local"
+    init_project(root, {}, runtime="local", stack={"workers": 1})
+    result = CliRunner().invoke(app, ["-p", str(root), "nodes", "list", "--json"])
+    assert result.exit_code != 0
+    assert "for a swarm project" in result.output and "Traceback" not in result.output
