@@ -20,6 +20,9 @@ from stack.pipeline.errors import PipelineError
 from stack.pipeline.questions import InvalidQuestion, check_question
 from stack.pipeline.retrieve import Hit
 
+#: Pauses before trying a refused connection again (3.5 s in all, then the error is the user's).
+CONNECT_RETRY_DELAYS_S = (0.5, 1.0, 2.0)
+
 
 class StackError(PipelineError):
     def __init__(self, code: str, message: str, hint: str | None = None, exit_code: int = 1) -> None:
@@ -47,7 +50,7 @@ class StackClient:
 
     def _call(self, method: str, path: str, **kwargs) -> httpx.Response:
         try:
-            response = self.http.request(method, path, **kwargs)
+            response = self._send(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise StackError("not_running", f"The stack's API at {self.api_url} is not reachable: {exc}",
                              "ragctl ps   (then ragctl up)", exit_code=5) from exc
@@ -58,6 +61,20 @@ class StackClient:
                 error = {"code": f"http_{response.status_code}", "message": response.text[:500], "hint": None}
             raise StackError(error.get("code", "error"), error.get("message", ""), error.get("hint"))
         return response
+
+    def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
+        """One request; a connection that could not be made is tried again for a few seconds (nothing
+        was sent: safe for any method), so that an API replica being replaced (a rolling update, a
+        restart behind the routing mesh or Nginx) costs a question a moment, not an error."""
+        for delay in CONNECT_RETRY_DELAYS_S:
+            try:
+                return self.http.request(method, path, **kwargs)
+            except httpx.ConnectError:
+                time.sleep(delay)
+                if kwargs.get("files"):
+                    for value in kwargs["files"].values():
+                        value[1].seek(0)
+        return self.http.request(method, path, **kwargs)
 
     # -- documents in -------------------------------------------------------------------------
     def upload(self, path: Path, *, collection: str | None = None, replace: bool = False) -> dict:

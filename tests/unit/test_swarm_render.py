@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import yaml
 
-from ragctl.deploy import SWARM_RENDERED, swarm_objects, write_rendered
+from ragctl.deploy import SWARM_RENDERED, stack_swarm_objects, write_rendered
 from ragctl.project import init_project, read_dotenv
 from stack.settings import SECRETS_DIR_ENV, load_settings
 from tests.conftest import skip_or_fail
@@ -38,7 +38,7 @@ def stack_config(root) -> dict:
 def test_stack_file_is_valid_and_places_services_by_label(tmp_path, gpu):
     root = swarm_project(tmp_path, gpu=gpu)
     services = stack_config(root)["services"]
-    assert set(services) == {"postgres", "redis", "chroma", "api", "worker", "beat"}
+    assert set(services) == {"postgres", "redis", "chroma", "api", "worker", "beat", "nginx"}
     for name in ("postgres", "redis", "chroma"):
         assert services[name]["deploy"]["placement"]["constraints"] == ["node.labels.ragctl.data == true"]
         assert services[name]["deploy"]["replicas"] == 1
@@ -55,7 +55,12 @@ def test_stack_file_is_valid_and_places_services_by_label(tmp_path, gpu):
     api = services["api"]
     assert api["deploy"]["update_config"]["order"] == "start-first"
     assert api["deploy"]["update_config"]["failure_action"] == "rollback"
-    assert api["ports"][0]["published"] == 8000 and api["ports"][0]["mode"] == "ingress"
+    assert "ports" not in api  # only Nginx is published: on every node (global), on the node's own address
+    nginx = services["nginx"]
+    assert nginx["deploy"]["mode"] == "global"
+    assert [(p["published"], p["target"], p["mode"]) for p in nginx["ports"]] == [(443, 8443, "host"), (80, 8080, "host")]
+    # No virtual IPs: every service is found through Docker's DNS (no IPVS needed on the hosts).
+    assert {s["deploy"].get("endpoint_mode") for s in services.values()} == {"dnsrr"}
     # Stateless services keep nothing on the node: /tmp in memory, no bind mount, no named volume.
     for name in ("api", "worker", "beat"):
         assert [v["type"] for v in services[name].get("volumes", [])] == ["tmpfs"]
@@ -79,7 +84,8 @@ def test_no_secret_is_in_the_environment_or_the_stack_file(tmp_path):
         assert not any(env[k] in environment for k in ("REDIS_PASSWORD", "CHROMA_TOKEN", "POSTGRES_PASSWORD"))
         assert "REDIS_URL" not in (service.get("environment") or {}), name
     mounted = {name: {s["target"] for s in service.get("secrets", [])} for name, service in services.items()}
-    assert mounted["api"] >= {"REDIS_URL", "RAG_DATABASE_URL", "CHROMA_TOKEN", "RAG_API_KEY", "tls.crt", "tls.key"}
+    assert mounted["api"] == {"REDIS_URL", "RAG_DATABASE_URL", "CHROMA_TOKEN", "RAG_API_KEY"}
+    assert mounted["nginx"] == {"tls.crt", "tls.key"}  # TLS ends at Nginx; it holds no other secret
     assert mounted["worker"] == {"REDIS_URL", "RAG_DATABASE_URL", "CHROMA_TOKEN"}
     assert mounted["postgres"] == {"POSTGRES_PASSWORD"} and mounted["redis"] == {"REDIS_PASSWORD"}
     assert "RAG_API_KEY" not in mounted["worker"]  # a worker never holds the admin key
@@ -103,14 +109,15 @@ def test_secret_names_change_with_their_content_only(tmp_path):
 def test_swarm_objects_hold_what_the_services_read(tmp_path):
     root = swarm_project(tmp_path)
     env = read_dotenv(root / ".env")
-    context = {"name": "swarm", "postgres_password": env["POSTGRES_PASSWORD"], "redis_password": env["REDIS_PASSWORD"],
-               "chroma_token": env["CHROMA_TOKEN"], "api_key": env["RAG_API_KEY"], "redis_conf": "appendonly yes\n",
-               "https": True}
-    objects = swarm_objects(root, context)
+    objects = stack_swarm_objects(root)
     assert objects["REDIS_URL"].data.decode() == f"redis://:{env['REDIS_PASSWORD']}@redis:6379/0"
     assert objects["RAG_DATABASE_URL"].data.decode() == \
         f"postgresql://ragctl:{env['POSTGRES_PASSWORD']}@postgres:5432/ragctl"
     assert objects["tls_key"].data.startswith(b"-----BEGIN") and objects["redis_conf"].kind == "config"
+    nginx_conf = objects["nginx_conf"].data.decode()
+    assert "resolver 127.0.0.11" in nginx_conf and "proxy_next_upstream error timeout" in nginx_conf
+    assert "ssl_certificate_key /run/secrets/tls.key" in nginx_conf
+    assert b"appendonly yes" in objects["redis_conf"].data
 
 
 def test_settings_read_secrets_from_files_over_the_environment(tmp_path, monkeypatch):

@@ -1,0 +1,197 @@
+"""The swarm runtime end to end on a real three-engine Docker Swarm (issue #12), driven through the
+ragctl CLI with ``DOCKER_HOST`` at the manager's engine (tests/swarm_cluster.py builds the cluster:
+three engines in their own network, PID, mount and UTS namespaces, joined over a bridge).
+
+n1 is the manager and the data node (Postgres, Redis, Chroma); the workers run on n2 and n3 only.
+50 real documents go in through Nginx and the API; n3 loses power mid-ingest (its engine, containerd
+and containers SIGKILLed at once) and every document still ends as a clean run ends it (status and
+chunk count, from an embedded ingest of the same files), with exactly as many vectors in Chroma and
+chunks in the Postgres postings as the documents hold.  Then: doctor across the nodes, scale workers
+2 → 4 → 1 live, restart the API under a question load with zero failed questions.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import corpus_path, skip_or_fail
+from tests.docker_image import IMAGE, IMAGE_TAG, ragctl, ragctl_json, set_stack
+from tests.swarm_cluster import swarm_cluster  # noqa: F401 - the module's cluster fixture
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(3600)]
+DOCUMENTS = 50
+NGINX_PORT = 8443
+FORMATS = {"hwp", "hwpx", "docx", "pdf"}
+POSTINGS_COUNT = ("import json; from stack.settings import service_settings; "
+                  "from stack.pipeline.backends import open_lexical; "
+                  "index = open_lexical(service_settings(), 'default'); "
+                  "print(json.dumps({'chunks': index.count(), 'documents': len(index.document_ids())}))")
+
+
+def corpus_documents(count: int = DOCUMENTS) -> list[Path]:
+    """``count`` real documents of the corpus that are neither locked nor distribution copies,
+    small enough for a 2-CPU machine, in a fixed order (by path)."""
+    corpus = corpus_path()
+    if corpus is None:
+        skip_or_fail("the corpus (../shared/corpus) is missing", "swarm")
+    chosen = []
+    for line in (corpus / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+        local, size, _, container, notes, *_ = line.split("\t")
+        if (local.rsplit(".", 1)[-1].lower() in FORMATS and 4_000 <= int(size) <= 150_000
+                and "PASSWORD" not in notes and "DISTRIBUTION" not in notes and container != "text"):
+            chosen.append(corpus / local)
+    assert len(chosen) >= count, f"only {len(chosen)} corpus documents fit"
+    return sorted(chosen)[:count]
+
+
+@pytest.fixture(scope="module")
+def deployed(swarm_cluster, e2e_image, tmp_path_factory):  # noqa: F811 - the fixture above
+    cluster = swarm_cluster
+    loaded = cluster.load_image(IMAGE)
+    print(f"\nimage loaded on the nodes in {max(loaded.values()):.0f} s")
+    env = cluster.env("n1")
+    root = tmp_path_factory.mktemp("swarm") / "ragctl-swarm"
+    ragctl("init", str(root), "--runtime", "swarm", "--workers", "2", "--no-gpu", "--yes", env=env)
+    # This kernel has no ESP: an encrypted overlay would carry nothing (tests/swarm_cluster.py).
+    set_stack(root, tag=IMAGE_TAG, api_cpus=1, worker_cpus=1, worker_memory="3g", nginx_port=NGINX_PORT,
+              nginx_http_port=0, swarm_encrypted=False)
+    labelled, _ = ragctl_json("nodes", "label", "n1", "data=true", root=root, env=env)
+    assert labelled["data"] is True
+    started = time.monotonic()
+    up, code = ragctl_json("up", "--wait", "900", root=root, timeout=1200, check=False, env=env)
+    assert code == 0, json.dumps(up, ensure_ascii=False, indent=1)[-6000:]
+    print(f"up on 3 nodes: {time.monotonic() - started:.0f} s")
+    try:
+        yield cluster, root, env
+    finally:
+        ragctl("down", "--volumes", "--yes", root=root, timeout=600, check=False, env=env)
+
+
+def ps(root: Path, env) -> dict[str, dict]:
+    rows, _ = ragctl_json("ps", root=root, env=env)
+    return {row["service"]: row for row in rows}
+
+
+def test_data_services_on_the_data_node_and_workers_elsewhere(deployed):
+    cluster, root, env = deployed
+    services = ps(root, env)
+    for name in ("postgres", "redis", "chroma"):
+        assert services[name]["nodes"] == ["n1"], services[name]
+    assert services["worker"]["replicas"] == 2 and set(services["worker"]["nodes"]) == {"n2", "n3"}
+    assert services["nginx"]["replicas"] == 3  # one on every node
+    nodes, _ = ragctl_json("nodes", "list", root=root, env=env)
+    by_name = {n["hostname"]: n for n in nodes}
+    assert by_name["n1"]["role"] == "manager" and by_name["n1"]["data"] is True
+    assert by_name["n2"]["replicas"].get("worker") == 1 and by_name["n3"]["replicas"].get("worker") == 1
+    joined, _ = ragctl_json("nodes", "join-command", root=root, env=env)
+    assert joined["command"].startswith("docker swarm join --token SWMTKN-")
+
+
+def reference_counts(tmp_path: Path, documents: list[Path]) -> dict[str, tuple[str, int]]:
+    """file name → (status, chunks) of a clean embedded ingest of the same files."""
+    root = tmp_path / "reference"
+    ragctl("init", str(root), "--yes")
+    folder = tmp_path / "reference-docs"
+    folder.mkdir()
+    for path in documents:
+        (folder / path.name).symlink_to(path)
+    ragctl("ingest", str(folder), "--json", root=root, timeout=1800, check=False)
+    records, _ = ragctl_json("documents", "list", root=root)
+    return {r["file_name"]: (r["status"], r["chunks"]) for r in records}
+
+
+def test_ingest_through_both_worker_nodes_survives_a_node_lost_mid_ingest(deployed, tmp_path):
+    cluster, root, env = deployed
+    documents = corpus_documents()
+    reference = reference_counts(tmp_path, documents)
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for path in documents:
+        (folder / path.name).symlink_to(path)
+    queued, _ = ragctl_json("ingest", str(folder), "--no-wait", root=root, timeout=900, env=env, check=False)
+    # n3 loses power once both worker nodes hold documents.
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        records, _ = ragctl_json("documents", "list", root=root, env=env)
+        workers = {r.get("worker") or "" for r in records}
+        if any("n2" in w for w in workers) and any("n3" in w for w in workers):
+            break
+        time.sleep(2)
+    else:
+        pytest.fail(f"the documents never reached both worker nodes: {sorted(workers)}")
+    killed_at = time.monotonic()
+    cluster.kill_node("n3")
+    assert cluster.node_processes("n3") == []
+    # Every document ends, re-queued by the reaper when its worker's liveness key expires.
+    deadline = time.monotonic() + 1200
+    while time.monotonic() < deadline:
+        records, _ = ragctl_json("documents", "list", root=root, env=env)
+        if len(records) == len(reference) and all(r["status"] in ("done", "failed") for r in records):
+            break
+        time.sleep(5)
+    print(f"all {len(records)} documents ended {time.monotonic() - killed_at:.0f} s after n3 went down")
+    got = {r["file_name"]: (r["status"], r["chunks"]) for r in records}
+    assert got == reference
+    logs = [" ".join(r.get("log") or []) for r in records]
+    assert any("worker@n2" in log for log in logs) and any("worker@n3" in log for log in logs)
+    assert any("re-queued" in log for log in logs), "no document was re-queued after n3 was lost"
+    # No duplicate anywhere: Chroma holds exactly the documents' chunks, and so do the Postgres postings
+    # (both counted from inside the stack, by a one-shot job on its network).
+    total = sum(chunks for _, chunks in got.values())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DOCKER_HOST", env["DOCKER_HOST"])
+        from ragctl.runtime.swarm import SwarmRuntime
+
+        runtime = SwarmRuntime(root)
+        assert runtime.vector_counts() == {"default": total}
+        code, output = runtime.job(["python", "-c", POSTINGS_COUNT])
+        assert code == 0, output[-2000:]
+        assert json.loads(output.strip().splitlines()[-1]) == {"chunks": total, "documents": len(
+            [1 for status, chunks in got.values() if chunks])}
+    cluster.start_node("n3")
+
+
+def test_doctor_names_a_node_that_is_down(deployed):
+    cluster, root, env = deployed
+    cluster.stop_node("n2")
+    try:
+        cluster.wait_status("n2", "Down", timeout=120)
+        report, code = ragctl_json("doctor", root=root, env=env, timeout=600, check=False)
+        text = json.dumps(report)
+        assert code != 0 and "node n2" in text and "down" in text.lower()
+    finally:
+        cluster.start_node("n2")
+
+
+def test_scale_workers_live(deployed):
+    cluster, root, env = deployed
+    for count in (4, 1):
+        ragctl_json("scale", f"worker={count}", root=root, env=env, timeout=900)
+        assert ps(root, env)["worker"]["replicas"] == count
+
+
+def test_restart_the_api_under_questions_drops_none(deployed):
+    cluster, root, env = deployed
+    ragctl_json("scale", "api=2", root=root, env=env, timeout=900)
+    failures, answered, stop = [], [], threading.Event()
+
+    def ask_forever() -> None:
+        while not stop.is_set():
+            done = ragctl("ask", "연차 휴가는 며칠인가요?", "--json", root=root, env=env, timeout=120, check=False)
+            (answered if done.returncode == 0 else failures).append(done.stdout[-300:] + done.stderr[-300:])
+
+    asker = threading.Thread(target=ask_forever, daemon=True)
+    asker.start()
+    try:
+        time.sleep(5)
+        ragctl_json("restart", "api", root=root, env=env, timeout=900)
+        time.sleep(5)
+    finally:
+        stop.set()
+        asker.join(timeout=180)
+    assert answered and failures == [], failures[:3]
