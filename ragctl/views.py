@@ -166,7 +166,7 @@ def documents_table(records: Sequence) -> Table:
     return table
 
 
-def print_document(record, extracted: Path | None, chunks: Sequence) -> None:
+def print_document(record, extracted: str | Path | None, chunks: Sequence) -> None:
     table = Table(show_header=False, title=cell(record.file_name))
     table.add_column("field", style="bold")
     table.add_column("value")

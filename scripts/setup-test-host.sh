@@ -7,6 +7,7 @@ set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v dockerd >/dev/null || missing+=(docker.io)
+command -v ip >/dev/null || missing+=(iproute2)  # the Swarm harness's namespaces (tests/swarm_cluster.py; tini comes with docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v tmux >/dev/null || missing+=(tmux)  # ragctl top's terminal test (tests/integration/test_top.py)
 command -v chromedriver >/dev/null || missing+=(chromium chromium-driver fonts-nanum)  # the web page's browser tests (Korean font for its screenshots)

@@ -54,8 +54,9 @@ def nodes_label(
     """Label a node for the stack: data=true pins the data services to it, gpu=true takes the GPU workers."""
     from ragctl.runtime.swarm import parse_label
 
+    runtime = swarm_runtime()  # not a project, or not a swarm one: that first
     key, value = parse_label(label)
-    updated = swarm_runtime().label_node(node, key, value)
+    updated = runtime.label_node(node, key, value)
     emit(updated.to_dict(), lambda: console.print(
         f"{updated.hostname}: ragctl.{key} {'set' if value else 'removed'} (labels: "
         f"{', '.join(f'{k}={v}' for k, v in sorted(updated.labels.items())) or 'none'})", markup=False),

@@ -10,6 +10,7 @@ service, secret, config, network or volume that is not in this project's stack.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import uuid
@@ -45,6 +46,8 @@ NODE_LABELS = {"data": DATA_LABEL, "gpu": GPU_LABEL}
 DATA_SERVICES = ("postgres", "redis", "chroma")
 #: Task states that will not become running by waiting (the swarm gave up on the task).
 ENDED = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
+#: A service's rolling update still going (its old and new replicas both run meanwhile).
+UPDATING = ("updating", "rollback_started")
 #: The secrets a probe job mounts (the app services' own).
 APP_SECRETS = ("REDIS_URL", "RAG_DATABASE_URL", "CHROMA_TOKEN")
 
@@ -88,6 +91,9 @@ class SwarmService:
     service: str
     wanted: int
     tasks: list[TaskState] = field(default_factory=list)
+    #: The swarm's rolling update of the service: updating, completed, paused, rollback_started,
+    #: rollback_completed… (None: never updated).
+    update: str | None = None
 
     @property
     def name(self) -> str:
@@ -99,7 +105,8 @@ class SwarmService:
 
     @property
     def ready(self) -> bool:
-        return self.running >= self.wanted and (self.wanted > 0 or self.running == 0)
+        return (self.running >= self.wanted and (self.wanted > 0 or self.running == 0)
+                and self.update not in UPDATING)
 
     @property
     def problems(self) -> list[str]:
@@ -118,6 +125,8 @@ class SwarmService:
         """running, starting, pending (no node fits), failing, missing or stopped."""
         if not self.tasks:
             return "missing" if self.wanted else "stopped"
+        if self.update in UPDATING:
+            return "updating"
         if self.ready:
             return "running"
         live = [t for t in self.tasks if t.live and t.state != "running"]
@@ -147,7 +156,7 @@ class SwarmService:
 
     def to_dict(self) -> dict[str, Any]:
         return {"service": self.service, "state": self.state, "replicas": self.running, "wanted": self.wanted,
-                "ready": self.ready, "nodes": self.nodes, "problems": self.problems,
+                "ready": self.ready, "nodes": self.nodes, "problems": self.problems, "update": self.update,
                 "tasks": [asdict(t) for t in self.tasks if t.live]}
 
 
@@ -275,7 +284,8 @@ class SwarmRuntime(DockerRuntime):
                                        error=status.get("Err") or "", slot=task.get("Slot")))
             if global_mode:  # one a node: as many as the swarm wants running now
                 wanted = len({t.node for t in tasks if t.live})
-            by_name[short] = SwarmService(short, wanted, tasks)
+            update = (service.attrs.get("UpdateStatus") or {}).get("State")
+            by_name[short] = SwarmService(short, wanted, tasks, update)
         wanted = self.wanted()
         order = list(wanted) + sorted(set(by_name) - set(wanted))
         return [by_name.get(name) or SwarmService(name, wanted.get(name, 0)) for name in order
@@ -578,10 +588,22 @@ class SwarmRuntime(DockerRuntime):
             raise DockerError(f"Unknown service {service!r}.", hint=f"one of: {', '.join(self.wanted())}")
         if not any(s.service == service and s.tasks for s in self.services()):
             raise NotRunning(f"{service} is not deployed in {self.name}.", hint="ragctl up")
-        docker_cli(["service", "update", "--force", "--detach", f"{self.name}_{service}"], timeout_s=120)
-        time.sleep(3.0)  # the update starts replacing tasks: do not read the old ones as ready
-        ready = self.wait_ready([service], wait_s=wait_s)
-        return [s for s in ready if s.service == service]
+        full_name = f"{self.name}_{service}"
+        began = self._update_started(full_name)
+        docker_cli(["service", "update", "--force", "--detach", full_name], timeout_s=120)
+        deadline = time.monotonic() + 15  # until the swarm records the new update (else the last one reads done)
+        while self._update_started(full_name) == began and time.monotonic() < deadline:
+            time.sleep(0.5)
+        ready = self.wait_ready([service], wait_s=wait_s)  # the update's state says when it is over
+        done = next(s for s in ready if s.service == service)
+        if done.update and done.update.startswith("rollback"):
+            raise DockerError(f"The restart of {service} was rolled back: a new replica did not get healthy.",
+                              hint=f"ragctl logs {service}")
+        return [done]
+
+    @staticmethod
+    def _update_started(full_name: str) -> str | None:
+        return (engine().services.get(full_name).attrs.get("UpdateStatus") or {}).get("StartedAt")
 
     def scale(self, replicas: dict[str, int], *, wait_s: float = 300,
               progress: Callable[[list[SwarmService]], None] | None = None) -> list[SwarmService]:
@@ -706,13 +728,62 @@ class SwarmRuntime(DockerRuntime):
 
         return swarm_checks(self)
 
+    def global_job(self, command: list[str], *, timeout_s: float = 120) -> list[dict[str, Any]]:
+        """Run ``command`` once on every active node (a global job on the stack's network); for each
+        node that got a task: {"node", "state", "error", "output" (its last JSON line, or None)}.
+        The command prints one JSON object carrying ``"node"`` (NODE in its environment)."""
+        name = f"{self.name}_nodecheck-{uuid.uuid4().hex[:8]}"
+        uid = self.config.uid or IMAGE_UID
+        docker_cli(["service", "create", "--name", name, "--mode", "global-job", "--restart-condition", "none",
+                    "--network", f"{self.name}_rag-network", "--label", f"{LABEL_KEY}={self.name}",
+                    "--container-label", f"{LABEL_KEY}={self.name}", "--user", f"{uid}:{uid}", "--read-only",
+                    "--cap-drop", "ALL", "--env", "NODE={{.Node.Hostname}}", "--detach",
+                    f"{self.config.image}:{self.config.tag}", *command], timeout_s=60)
+        client = engine()
+        names = self.node_names(client)
+        expected = [n for n in self.nodes() if n.state == "ready" and n.availability == "active"]
+        tasks: list[dict[str, Any]] = []
+        try:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                tasks = client.services.get(name).tasks()
+                if len(tasks) >= len(expected) and all((t.get("Status") or {}).get("State") in ENDED for t in tasks):
+                    break
+                time.sleep(1.0)
+            output = docker_cli(["service", "logs", "--raw", "--no-trunc", name], timeout_s=60, check=False).stdout
+        finally:
+            docker_cli(["service", "rm", name], timeout_s=60, check=False)
+        reports = {}
+        for line in output.splitlines():
+            try:
+                report = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(report, dict) and report.get("node"):
+                reports[report["node"]] = report
+        found = []
+        for task in tasks:
+            node = names.get(task.get("NodeID", ""), task.get("NodeID", "?")[:12])
+            status = task.get("Status") or {}
+            found.append({"node": node, "state": status.get("State"), "error": status.get("Err") or "",
+                          "output": reports.get(node)})
+        seen = {f["node"] for f in found}
+        found += [{"node": n.hostname, "state": None, "error": "no task ran there", "output": None}
+                  for n in expected if n.hostname not in seen]
+        return found
+
     def diagnose_redis(self, probe: dict[str, Any]) -> tuple[str, str, tuple[str, str] | None]:
         return ("Redis is unreachable from the stack's network", ("ragctl restart redis   (then ragctl nodes: is the "
                 "data node up?)"), ("restart", "redis"))
 
     def anonymous_redis_ping(self) -> tuple[str, str] | None:
-        _code, output = self.job(["sh", "-c", "redis-cli -h redis ping"], secrets=())
-        return ("redis-cli -h redis ping", output.strip()[-200:])
+        """(answer, where) of Redis to ``redis-cli ping`` without the password, from a job on the stack's
+        network (``NOAUTH …`` when it is protected); None when the job could not run."""
+        try:
+            _code, output = self.job(["redis-cli", "-h", "redis", "ping"], secrets=())
+        except RagctlError:
+            return None
+        return output.strip()[-200:], "a job on the stack's network"
 
     # -- backup and restore: through the data node's engine ----------------------------------------
     def store_members(self, redis_dump: str | None) -> Iterator[tuple[str, IO[bytes], int]]:

@@ -9,14 +9,10 @@ drained come from the manager's node list.
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ragctl.checks import Check
-from ragctl.deploy import IMAGE_UID, LABEL_KEY
-from ragctl.engine import engine
 from ragctl.errors import RagctlError
 
 if TYPE_CHECKING:
@@ -52,8 +48,7 @@ def swarm_checks(runtime: SwarmRuntime) -> list[Check]:
     else:
         checks.append(Check("data node", "ok", f"{data[0].hostname} is ready"))
     if any(s.running for s in runtime.services()):
-        checks += node_probe_checks(runtime, [n.hostname for n in nodes if n.state == "ready" and
-                                              n.availability == "active"])
+        checks += node_probe_checks(runtime)
     return checks
 
 
@@ -70,52 +65,20 @@ def _node_check(node) -> Check:
                  + (f", {', '.join(f'{k}×{v}' for k, v in sorted(node.replicas.items()))}" if node.replicas else ""))
 
 
-def node_probe_checks(runtime: SwarmRuntime, expected: list[str], *, timeout_s: float = 120) -> list[Check]:
+def node_probe_checks(runtime: SwarmRuntime) -> list[Check]:
     """Run NODE_PROBE once on every active node; a check per node and concern."""
-    from ragctl.runtime.swarm import ENDED, docker_cli
-
-    config = runtime.config
-    uid = config.uid or IMAGE_UID
-    name = f"{runtime.name}_nodecheck-{uuid.uuid4().hex[:8]}"
-    image = f"{config.image}:{config.tag}"
+    image = f"{runtime.config.image}:{runtime.config.tag}"
     started = time.time()
-    docker_cli(["service", "create", "--name", name, "--mode", "global-job", "--restart-condition", "none",
-                "--network", f"{runtime.name}_rag-network", "--label", f"{LABEL_KEY}={runtime.name}",
-                "--container-label", f"{LABEL_KEY}={runtime.name}", "--user", f"{uid}:{uid}", "--read-only",
-                "--cap-drop", "ALL", "--env", "NODE={{.Node.Hostname}}", "--detach", image,
-                "python3", "-c", NODE_PROBE], timeout_s=60)
-    client = engine()
-    names = runtime.node_names(client)
-    tasks: list[dict[str, Any]] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            tasks = client.services.get(name).tasks()
-            if len(tasks) >= len(expected) and all((t.get("Status") or {}).get("State") in ENDED for t in tasks):
-                break
-            time.sleep(1.0)
-        finished = time.time()
-        output = docker_cli(["service", "logs", "--raw", "--no-trunc", name], timeout_s=60, check=False).stdout
-    finally:
-        docker_cli(["service", "rm", name], timeout_s=60, check=False)
-    reports = {}
-    for line in output.splitlines():
-        try:
-            report = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(report, dict) and report.get("node"):
-            reports[report["node"]] = report
+    results = runtime.global_job(["python3", "-c", NODE_PROBE])
+    finished = time.time()
     checks = []
-    for task in tasks:
-        node = names.get(task.get("NodeID", ""), task.get("NodeID", "?")[:12])
-        error = (task.get("Status") or {}).get("Err") or ""
+    for result in results:
+        node, error, report = result["node"], result["error"], result["output"]
         if "No such image" in error or "not found" in error.lower() and "image" in error.lower():
             checks.append(Check(f"image on {node}", "fail", f"{node} lacks {image}", error,
                                 hint=f"on {node}: ragctl bundle load FILE   (or push to your registry: ragctl build "
                                 "--push, with image = \"REGISTRY/ragctl\" under [stack])"))
             continue
-        report = reports.get(node)
         if report is None:
             checks.append(Check(f"node probe {node}", "warn", f"no answer from {node}: {error or 'the job did not run'}",
                                 hint="ragctl nodes"))
@@ -134,7 +97,4 @@ def node_probe_checks(runtime: SwarmRuntime, expected: list[str], *, timeout_s: 
             checks.append(Check(f"overlay from {node}", "fail", f"{node} cannot reach Redis over the overlay network: "
                                 f"{report.get('redis')}", "VXLAN (UDP 4789) or the swarm's gossip (7946) is blocked "
                                 "between the hosts", hint="open UDP 4789 and TCP/UDP 7946 between the nodes"))
-    missing = sorted(set(expected) - {names.get(t.get("NodeID", ""), "") for t in tasks})
-    for node in missing:
-        checks.append(Check(f"node probe {node}", "warn", f"no task ran on {node}", hint="ragctl nodes"))
     return checks

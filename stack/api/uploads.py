@@ -4,13 +4,14 @@ Starlette's own form parsing spools every file to disk before the route runs, so
 would be written in full before anyone could refuse it.  Here the request body is parsed as it
 streams: each file goes to a temporary file under ``data/uploads/.incoming/`` with its SHA-256
 computed on the way, and the first byte past the limit aborts the request (413) and removes every
-temporary file of it, so nothing is left half-written.
+temporary file of it, so nothing is left half-written.  A received file is then the blob store's
+(``pipeline.blobs.adopt``: a rename into ``data/uploads/<id>/`` on one host, the database with
+``RAG_DATABASE_URL``); ``.incoming`` is only the API's own scratch.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -178,23 +179,3 @@ async def receive_form(request, incoming: Path, max_bytes: int) -> ReceivedForm:
         raise UploadError(422, "no_files", "No file in the request: send one or more in the field 'files'.",
                           "curl -F files=@report.hwp …")
     return form
-
-
-def move_into_place(received: ReceivedFile, uploads: Path, document_id: str) -> Path:
-    """Move a received file to ``uploads/<document id>/<safe name>``; on any failure remove the temporary
-    file and a folder this call created, so a failed upload leaves nothing behind."""
-    target_dir = uploads / document_id
-    created = not target_dir.exists()
-    try:
-        target_dir.mkdir(parents=True, exist_ok=True)
-        target = target_dir / safe_file_name(received.file_name)
-        os.replace(received.path, target)
-    except BaseException:
-        received.path.unlink(missing_ok=True)
-        if created:
-            try:
-                target_dir.rmdir()
-            except OSError:
-                pass
-        raise
-    return target

@@ -28,12 +28,19 @@ def database_url(settings: Settings) -> str | None:
     return secret.get_secret_value() if secret is not None and secret.get_secret_value() else None
 
 
+def _database(settings: Settings, url: str):
+    """The process's one pool of connections to ``url``, sized by RAG_DATABASE_POOL."""
+    from stack.pipeline.postgres import database
+
+    return database(url, pool_size=settings.database_pool, timeout_s=settings.database_pool_timeout_s)
+
+
 def open_catalog(settings: Settings) -> DocumentCatalog:
     url = database_url(settings)
     if url:
-        from stack.pipeline.postgres import PostgresCatalog, database
+        from stack.pipeline.postgres import PostgresCatalog
 
-        return PostgresCatalog(database(url))
+        return PostgresCatalog(_database(settings, url))
     from stack.pipeline.catalog import Catalog
 
     return Catalog(settings.data_path / "catalog.sqlite")
@@ -43,9 +50,9 @@ def open_lexical(settings: Settings, collection: str, *, chunk_texts: ChunkSourc
                  version: int | None = None) -> PostingsIndex:
     url = database_url(settings)
     if url:
-        from stack.pipeline.postgres import PostgresLexicalIndex, database
+        from stack.pipeline.postgres import PostgresLexicalIndex
 
-        return PostgresLexicalIndex(database(url), collection, chunk_texts=chunk_texts, version=version)
+        return PostgresLexicalIndex(_database(settings, url), collection, chunk_texts=chunk_texts, version=version)
     from stack.pipeline.lexical import LexicalIndex
 
     return LexicalIndex(settings.data_path / "lexical" / f"{collection}.sqlite", chunk_texts=chunk_texts,
@@ -55,16 +62,16 @@ def open_lexical(settings: Settings, collection: str, *, chunk_texts: ChunkSourc
 def open_texts(settings: Settings) -> ExtractedTexts:
     url = database_url(settings)
     if url:
-        from stack.pipeline.postgres import PostgresTexts, database
+        from stack.pipeline.postgres import PostgresTexts
 
-        return PostgresTexts(database(url))
+        return PostgresTexts(_database(settings, url))
     return FolderTexts(settings.extracted_path)
 
 
 def open_blobs(settings: Settings) -> BlobStore:
     url = database_url(settings)
     if url:
-        from stack.pipeline.postgres import PostgresBlobs, database
+        from stack.pipeline.postgres import PostgresBlobs
 
-        return PostgresBlobs(database(url))
+        return PostgresBlobs(_database(settings, url))
     return FolderBlobs(settings.data_path / "uploads")

@@ -6,9 +6,12 @@ Each is the same contract as its SQLite counterpart (:class:`~stack.pipeline.cat
 chosen in one place, :mod:`stack.pipeline.backends`.  The SQL of the shared methods is written
 with ``?`` placeholders; :class:`_Transaction` turns them into psycopg's ``%s``.
 
-Connections: one per thread and process (uvicorn's threadpool and Celery's threads each get their
-own; a process forked with one inherited never touches the parent's socket), autocommit with an
-explicit transaction per ``with`` block, reopened when the server dropped it.  The schema is made
+Connections: a small pool per process, at most ``RAG_DATABASE_POOL`` (uvicorn's threadpool and
+Celery's threads share it).  A ``with db.transaction()`` block holds one connection (a nested block
+in the same thread reuses it); a thread that finds them all taken waits up to
+``RAG_DATABASE_POOL_TIMEOUT_S`` and then fails with ``store_unavailable``, naming the limit.  A
+forked process starts with an empty pool and never touches its parent's sockets.  Autocommit with an
+explicit transaction per block; a connection the server dropped is replaced.  The schema is made
 idempotently (CREATE … IF NOT EXISTS under an advisory lock, and a version row) the first time a
 process opens the database.  Writes of one document are serialised by a transaction-level
 advisory lock on it: the catalog's fencing rule reads, then writes, as SQLite's file lock
@@ -25,6 +28,8 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
+import weakref
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -50,7 +55,7 @@ from stack.pipeline.lexical import (
     field_lengths,
     field_of,
 )
-from stack.pipeline.storage import BlobStore, ExtractedTexts, safe_file_name
+from stack.pipeline.storage import BlobMissing, BlobStore, ExtractedTexts, safe_file_name
 
 #: The schema's version, recorded in ``ragctl_schema``; a later version adds its migrations to _MIGRATIONS.
 SCHEMA_VERSION = 1
@@ -158,14 +163,38 @@ class _Transaction:
         self.connection.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("\x1f".join(key),))
 
 
-class Database:
-    """One PostgreSQL database, shared by the catalog, the postings and the texts of a process."""
+#: Connections one process may hold, and how long a thread waits for one (RAG_DATABASE_POOL, _TIMEOUT_S).
+DEFAULT_POOL_SIZE = 8
+DEFAULT_POOL_TIMEOUT_S = 30.0
 
-    def __init__(self, url: str) -> None:
+
+class Database:
+    """One PostgreSQL database, shared by the catalog, the postings, the texts and the blobs of a
+    process, through a bounded pool of connections (see the module's docstring)."""
+
+    def __init__(self, url: str, *, pool_size: int = DEFAULT_POOL_SIZE,
+                 timeout_s: float = DEFAULT_POOL_TIMEOUT_S) -> None:
         self.url = url
-        self._local = threading.local()
+        self.pool_size, self.timeout_s = max(1, pool_size), timeout_s
         self._ready = False
         self._lock = threading.Lock()
+        self._reset()
+        _all_databases.add(self)
+
+    def _reset(self) -> None:
+        """An empty pool (a new process: whatever the parent held is its own)."""
+        self._cond = threading.Condition(threading.Lock())
+        self._idle: list[psycopg.Connection] = []
+        self._open = 0  # connections of this process: idle + checked out
+        self._pid = os.getpid()
+        self._local = threading.local()  # this thread's checked-out connection and its nesting depth
+
+    def _after_fork(self) -> None:
+        _INHERITED.extend(self._idle)
+        held = getattr(self._local, "connection", None)
+        if held is not None:
+            _INHERITED.append(held)
+        self._reset()
 
     @property
     def where(self) -> str:
@@ -173,45 +202,107 @@ class Database:
         info = psycopg.conninfo.conninfo_to_dict(self.url)
         return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
-    def _connection(self) -> psycopg.Connection:
-        connection, pid = getattr(self._local, "connection", None), getattr(self._local, "pid", None)
-        if connection is not None and pid != os.getpid():
-            _INHERITED.append(connection)
-            connection = None
-        if connection is not None and (connection.closed or connection.broken):
-            connection = None
-        if connection is None:
+    @property
+    def in_use(self) -> int:
+        """Connections this process holds (idle in the pool or checked out)."""
+        with self._cond:
+            return self._open
+
+    def _connect(self) -> psycopg.Connection:
+        try:
+            return psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(
+                f"The database at {self.where} is unreachable: {_first_line(exc)}",
+                hint="check RAG_DATABASE_URL and that PostgreSQL runs (ragctl doctor)",
+            ) from exc
+
+    def _acquire(self) -> psycopg.Connection:
+        """A connection of the pool: an idle one, a new one while under the limit, or wait for one."""
+        if self._pid != os.getpid():
+            self._after_fork()
+        deadline = time.monotonic() + self.timeout_s
+        with self._cond:
+            while True:
+                while self._idle:
+                    connection = self._idle.pop()
+                    if not (connection.closed or connection.broken):
+                        return connection
+                    self._open -= 1
+                if self._open < self.pool_size:
+                    self._open += 1
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise StoreUnavailable(
+                        f"All {self.pool_size} connections to the database at {self.where} stayed busy for "
+                        f"{self.timeout_s:g} s (RAG_DATABASE_POOL={self.pool_size}).",
+                        hint="raise RAG_DATABASE_POOL (and the server's max_connections) or "
+                             "RAG_DATABASE_POOL_TIMEOUT_S; the operation can be retried",
+                    )
+                self._cond.wait(left)
+        try:
+            return self._connect()
+        except BaseException:
+            self._give_back(None)
+            raise
+
+    def _give_back(self, connection: psycopg.Connection | None) -> None:
+        """Return a connection to the pool (None, closed or broken: its place is free again)."""
+        if self._pid != os.getpid():
+            return  # a connection of the parent's pool: never ours to pool
+        reusable = (connection is not None and not connection.closed and not connection.broken
+                    and connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE)
+        if connection is not None and not reusable:
+            connection.close()
+        with self._cond:
+            if reusable:
+                self._idle.append(connection)
+            else:
+                self._open -= 1
+            self._cond.notify()
+
+    @contextmanager
+    def _held(self) -> Iterator[psycopg.Connection]:
+        """This thread's connection for the block: the one it already holds (nested), or one from the pool."""
+        if self._pid != os.getpid():
+            self._after_fork()
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            self._local.depth += 1
             try:
-                connection = psycopg.connect(self.url, autocommit=True, row_factory=dict_row, connect_timeout=10)
-            except psycopg.OperationalError as exc:
-                raise StoreUnavailable(
-                    f"The database at {self.where} is unreachable: {_first_line(exc)}",
-                    hint="check RAG_DATABASE_URL and that PostgreSQL runs (ragctl doctor)",
-                ) from exc
-            self._local.connection, self._local.pid = connection, os.getpid()
-        return connection
+                yield connection
+            finally:
+                self._local.depth -= 1
+            return
+        connection = self._acquire()
+        self._local.connection, self._local.depth = connection, 1
+        try:
+            yield connection
+        finally:
+            self._local.connection, self._local.depth = None, 0
+            self._give_back(connection)
 
     @contextmanager
     def transaction(self) -> Iterator[_Transaction]:
         if not self._ready:
             self._migrate()
-        connection = self._connection()
-        try:
-            with connection.transaction():
-                yield _Transaction(connection)
-        except psycopg.OperationalError as exc:
-            raise StoreUnavailable(
-                f"The database at {self.where} failed: {_first_line(exc)}",
-                hint="check that PostgreSQL runs (ragctl doctor); the operation can be retried",
-            ) from exc
+        with self._held() as connection:
+            try:
+                with connection.transaction():
+                    yield _Transaction(connection)
+            except psycopg.OperationalError as exc:
+                raise StoreUnavailable(
+                    f"The database at {self.where} failed: {_first_line(exc)}",
+                    hint="check that PostgreSQL runs (ragctl doctor); the operation can be retried",
+                ) from exc
 
     def _migrate(self) -> None:
         """Create or upgrade the schema, once per process; one process at a time (advisory lock)."""
         with self._lock:
             if self._ready:
                 return
-            connection = self._connection()
-            with connection.transaction():
+            with self._held() as connection, connection.transaction():
                 connection.execute("SELECT pg_advisory_xact_lock(hashtextextended('ragctl schema', 0))")
                 connection.execute("CREATE TABLE IF NOT EXISTS ragctl_schema (version INTEGER NOT NULL)")
                 row = connection.execute("SELECT max(version) AS version FROM ragctl_schema").fetchone()
@@ -222,23 +313,42 @@ class Database:
             self._ready = True
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their thread's objects go)."""
-        connection = getattr(self._local, "connection", None)
-        if connection is not None and getattr(self._local, "pid", None) == os.getpid():
+        """Close the pool's idle connections (one checked out returns to the pool when its block ends)."""
+        if self._pid != os.getpid():
+            return
+        with self._cond:
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+            self._cond.notify_all()
+        for connection in idle:
             connection.close()
-        self._local.connection = None
 
 
 _databases: dict[str, Database] = {}
 _databases_lock = threading.Lock()
+_all_databases: weakref.WeakSet[Database] = weakref.WeakSet()
 
 
-def database(url: str) -> Database:
-    """The process's one :class:`Database` for ``url``."""
+def _reset_after_fork() -> None:
+    global _databases_lock
+    _databases_lock = threading.Lock()  # another thread may have held it at the fork
+    for db in list(_all_databases):
+        db._after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def database(url: str, *, pool_size: int = DEFAULT_POOL_SIZE, timeout_s: float = DEFAULT_POOL_TIMEOUT_S) -> Database:
+    """The process's one :class:`Database` for ``url`` (the pool's limits: the latest settings)."""
     with _databases_lock:
         if url not in _databases:
-            _databases[url] = Database(url)
-        return _databases[url]
+            _databases[url] = Database(url, pool_size=pool_size, timeout_s=timeout_s)
+        db = _databases[url]
+    with db._cond:
+        db.pool_size, db.timeout_s = max(1, pool_size), timeout_s
+        db._cond.notify_all()
+    return db
 
 
 def _first_line(exc: Exception) -> str:
@@ -424,14 +534,29 @@ class PostgresTexts(ExtractedTexts):
         with self.db.transaction() as tx:
             tx.execute("DELETE FROM extracted WHERE document_id = ?", (document_id,))
 
+    def where(self, document_id: str) -> str | None:
+        with self.db.transaction() as tx:
+            row = tx.execute("SELECT 1 AS found FROM extracted WHERE document_id = ?", (document_id,)).fetchone()
+        return f"postgresql {self.db.where} extracted/{document_id}" if row else None
+
 
 #: How the catalog's ``stored_path`` names a file kept in the database.
 BLOB_REF = "postgresql-blob:"
+#: Bytes per round trip when a blob is written or read: a file of any size (up to the upload limit)
+#: passes through this much memory at a time, never whole.
+BLOB_CHUNK = 1024 * 1024
+
+
+def _copy_text(value: str) -> str:
+    """A value in COPY's text format (backslash, tab and line breaks escaped)."""
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 class PostgresBlobs(BlobStore):
     """Uploaded bytes in the ``blobs`` table (``bytea``, stored uncompressed: documents are mostly
-    compressed already).  A reference is ``postgresql-blob:<document id>/<file name>``."""
+    compressed already, and ``substring`` then reads a slice without the rest).  A reference is
+    ``postgresql-blob:<document id>/<file name>``.  Bytes go in through ``COPY`` and come out by
+    slices, :data:`BLOB_CHUNK` at a time, so neither the API nor a worker holds a whole file in memory."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -439,16 +564,26 @@ class PostgresBlobs(BlobStore):
     def put(self, document_id: str, file_name: str, source: Path) -> str:
         name = safe_file_name(file_name)  # local() writes it to a scratch folder
         with self.db.transaction() as tx:
+            tx.lock("blob", document_id)  # two uploads of the same bytes: one row, the other waits and sees it
             known = tx.execute("SELECT 1 AS found FROM blobs WHERE document_id = ?", (document_id,)).fetchone()
             if known is None:  # the id is the bytes' SHA-256: stored once
-                data = source.read_bytes()
-                tx.execute("INSERT INTO blobs (document_id, file_name, size, data) VALUES (?, ?, ?, ?) "
-                           "ON CONFLICT (document_id) DO NOTHING", (document_id, name, len(data), data))
+                size = source.stat().st_size
+                head = f"{_copy_text(document_id)}\t{_copy_text(name)}\t{size}\t\\\\x"
+                with tx.connection.cursor().copy("COPY blobs (document_id, file_name, size, data) FROM STDIN") as copy, \
+                        source.open("rb") as handle:
+                    copy.write(head)
+                    while chunk := handle.read(BLOB_CHUNK):
+                        copy.write(chunk.hex())
+                    copy.write("\n")
         return f"{BLOB_REF}{document_id}/{name}"
 
     @staticmethod
     def _document_id(ref: str) -> str | None:
         return ref[len(BLOB_REF):].split("/", 1)[0] if ref and ref.startswith(BLOB_REF) else None
+
+    def where(self, ref: str) -> str:
+        document_id = self._document_id(ref)
+        return f"postgresql {self.db.where} blobs/{document_id}" if document_id else f"{ref!r} (not a database blob)"
 
     def exists(self, ref: str) -> bool:
         document_id = self._document_id(ref)
@@ -459,15 +594,22 @@ class PostgresBlobs(BlobStore):
 
     def local(self, ref: str, scratch: Path) -> Path:
         document_id = self._document_id(ref)
-        row = None
-        if document_id is not None:
-            with self.db.transaction() as tx:
-                row = tx.execute("SELECT file_name, data FROM blobs WHERE document_id = ?", (document_id,)).fetchone()
-        if row is None:
-            raise FileNotFoundError(ref)
-        target = scratch / document_id / row["file_name"]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(row["data"])
+        missing = BlobMissing(f"No stored bytes at {self.where(ref)}.")
+        if document_id is None:
+            raise missing
+        with self.db.transaction() as tx:
+            row = tx.execute("SELECT file_name, size FROM blobs WHERE document_id = ?", (document_id,)).fetchone()
+            if row is None:
+                raise missing
+            target = scratch / document_id / row["file_name"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("wb") as handle:
+                for offset in range(0, row["size"], BLOB_CHUNK):
+                    part = tx.execute("SELECT substring(data FROM ? FOR ?) AS part FROM blobs WHERE document_id = ?",
+                                      (offset + 1, BLOB_CHUNK, document_id)).fetchone()
+                    if part is None:  # deleted while it was read
+                        raise missing
+                    handle.write(part["part"])
         return target
 
     def delete(self, document_id: str) -> None:

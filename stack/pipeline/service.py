@@ -557,8 +557,7 @@ class Pipeline:
         if record.status == DocumentStatus.DONE or record.chunks:
             self.store(record.collection).delete_document(record.id)
         self.lexical(record.collection).delete(record.id)
-        shutil.rmtree(self.settings.data_path / "uploads" / record.id, ignore_errors=True)  # the API's copy
-        self.blobs.delete(record.id)
+        self.blobs.delete(record.id)  # the API stored the upload there too
         self.texts.delete(record.id)
         self.catalog.delete(record.collection, record.id)
         return record

@@ -11,6 +11,8 @@ import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from stack.pipeline.errors import PipelineError
+
 # Characters no file system (or terminal) likes: controls (C0, DEL, C1), path separators and Windows' reserved set.
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\:*?\"<>|]")
 #: A stored name's limit in UTF-8 bytes: file systems allow 255; the rest is headroom (".part", tools' suffixes).
@@ -60,6 +62,10 @@ class ExtractedTexts(ABC):
     def delete(self, document_id: str) -> None:
         """Remove what was saved for the document (nothing saved: nothing to do)."""
 
+    @abstractmethod
+    def where(self, document_id: str) -> str | None:
+        """Where the document's text is kept (a path, or a place in the database), or None: none saved."""
+
 
 class FolderTexts(ExtractedTexts):
     """``<id>.txt`` and ``<id>.json`` in a folder (``extracted_results/``), as the guide lays it out."""
@@ -87,6 +93,17 @@ class FolderTexts(ExtractedTexts):
         for suffix in (".txt", ".json"):
             (self.folder / f"{document_id}{suffix}").unlink(missing_ok=True)
 
+    def where(self, document_id: str) -> str | None:
+        path = self.folder / f"{document_id}.txt"
+        return str(path) if path.is_file() else None
+
+
+class BlobMissing(PipelineError, FileNotFoundError):
+    """The bytes a reference names are not in the store (deleted, never stored, another store's
+    reference).  A FileNotFoundError too, for callers that only ask whether the bytes are there."""
+
+    code = "blob_missing"
+
 
 class BlobStore(ABC):
     """The uploaded files' bytes, by document id (the SHA-256 of the bytes), where every worker can
@@ -99,13 +116,26 @@ class BlobStore(ABC):
     def put(self, document_id: str, file_name: str, source: Path) -> str:
         """Store the bytes of ``source`` for the document (the same id: the same bytes, kept once)."""
 
+    def adopt(self, document_id: str, file_name: str, source: Path) -> str:
+        """Take ownership of a received temporary file: store its bytes and remove it.  Whatever
+        happens, ``source`` is gone afterwards and a failure leaves nothing of it in the store."""
+        try:
+            return self.put(document_id, file_name, source)
+        finally:
+            source.unlink(missing_ok=True)
+
     @abstractmethod
     def exists(self, ref: str) -> bool:
         """Whether the bytes a reference names are stored."""
 
     @abstractmethod
     def local(self, ref: str, scratch: Path) -> Path:
-        """A readable path on this host with the bytes of ``ref`` (in ``scratch`` when copied)."""
+        """A readable path on this host with the bytes of ``ref`` (in ``scratch`` when copied);
+        :class:`BlobMissing` when they are not stored."""
+
+    @abstractmethod
+    def where(self, ref: str) -> str:
+        """Where the bytes of ``ref`` are (or should be), for messages; never a password."""
 
     @abstractmethod
     def delete(self, document_id: str) -> None:
@@ -127,12 +157,35 @@ class FolderBlobs(BlobStore):
             os.replace(partial, target)
         return str(target)
 
+    def adopt(self, document_id: str, file_name: str, source: Path) -> str:
+        """Move a received file (on the same file system: ``<uploads>/.incoming``) to
+        ``<uploads>/<document id>/<safe name>`` with one rename; on any failure remove the temporary
+        file and a folder this call created, so a failed upload leaves nothing behind."""
+        target_dir = self.folder / document_id
+        created = not target_dir.exists()
+        try:
+            target_dir.mkdir(parents=True, exist_ok=True)
+            target = target_dir / safe_file_name(file_name)
+            os.replace(source, target)
+        except BaseException:
+            source.unlink(missing_ok=True)
+            if created:
+                try:
+                    target_dir.rmdir()
+                except OSError:
+                    pass
+            raise
+        return str(target)
+
     def exists(self, ref: str) -> bool:
         return bool(ref) and Path(ref).is_file()
 
+    def where(self, ref: str) -> str:
+        return ref or str(self.folder)
+
     def local(self, ref: str, scratch: Path) -> Path:
         if not self.exists(ref):
-            raise FileNotFoundError(ref)
+            raise BlobMissing(f"No stored file at {self.where(ref)}.")
         return Path(ref)
 
     def delete(self, document_id: str) -> None:

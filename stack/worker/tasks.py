@@ -6,19 +6,25 @@ import collections
 import contextlib
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 import uuid
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from celery.signals import worker_ready, worker_shutdown
 
 from stack import coordination
-from stack.names import INGEST_TASK, REAP_TASK, DocumentStatus
+from stack.names import INGEST_TASK, REAP_TASK, DocumentStatus, IngestOutcome
 from stack.settings import service_settings
 from stack.worker.app import app, enqueue
+
+if TYPE_CHECKING:
+    from stack.pipeline.service import IngestResult
 
 log = logging.getLogger("ragctl.worker")
 
@@ -292,6 +298,30 @@ def _limits(task, soft_limit_s: float, collection: str, document_id: str, check_
     return on_progress, should_cancel
 
 
+def _unreadable_blob(p, collection: str, document_id: str, file_name: str, ref: str, exc) -> IngestResult:
+    """The document's bytes could not be had from the blob store: gone (``blob_missing``: the document
+    fails, naming where they should have been) or the store unreachable (``store_unavailable``: the
+    task retries, as for any store).  Either way the result the task reports, never a traceback."""
+    from stack.pipeline.errors import PipelineError
+    from stack.pipeline.service import IngestResult
+    from stack.pipeline.storage import BlobMissing
+
+    if isinstance(exc, BlobMissing):
+        exc = BlobMissing(f"The uploaded bytes of {file_name} (document {document_id[:12]}) are missing from the "
+                          f"blob store: {exc.message}", hint="upload the file again (POST /api/documents)")
+    result = IngestResult(path=ref, file_name=file_name, status=IngestOutcome.FAILED, document_id=document_id,
+                          error=exc.to_dict())
+    try:  # (a store_unavailable that is retried is queued again by the caller)
+        record = p.catalog.get(collection, document_id)
+        if record is not None:
+            record.status, record.error_code, record.error = DocumentStatus.FAILED, exc.code, exc.message
+            record.note(f"failed: {exc.message}")
+            p.catalog.upsert(record)
+    except PipelineError as error:  # the catalog is in the same unreachable database
+        log.warning("could not record the failure of %s: %s", document_id, error.message)
+    return result
+
+
 @app.task(name=INGEST_TASK, bind=True, max_retries=5, throws=(DocumentFailed, DocumentCancelled))
 def ingest_document(self, collection: str, document_id: str, path: str, file_name: str) -> dict:
     """Parse, chunk, embed and store one uploaded document (queued by the API).
@@ -299,6 +329,8 @@ def ingest_document(self, collection: str, document_id: str, path: str, file_nam
     Returns the result when the document is done (or the message was superseded); a document that
     failed or was cancelled raises DocumentFailed / DocumentCancelled, so that Celery reports the
     task as failed, with the reason, and not as "succeeded"."""
+    from stack.pipeline.errors import PipelineError
+
     p = pipeline()
     catalog = p.catalog
     record = catalog.get(collection, document_id)
@@ -322,17 +354,29 @@ def ingest_document(self, collection: str, document_id: str, path: str, file_nam
     settings = p.settings
     on_progress, should_cancel = _limits(self, settings.stage_soft_limit_s, collection, document_id,
                                          settings.worker_heartbeat_s)
+    # ``path`` is the blob store's reference (what the API stored, kept in the record's stored_path):
+    # the bytes are copied here from the store, never read from the API's disk.
+    scratch = Path(tempfile.mkdtemp(prefix="ragctl-task-"))
     try:
         with document_heartbeat(collection, document_id, worker, settings.task_hard_limit_s, self.request.id,
-                                file_name), _sharing_batches(p, collection):
-            result = p.ingest_file(
-                Path(path), collection=collection, force=True, display_name=file_name,
-                progress=on_progress, should_cancel=should_cancel,
-                on_chunks=lambda done, total: liveness.progress(self.request.id, chunks_done=done, chunks=total),
-            )
+                                file_name):
+            try:
+                local = p.blobs.local(path, scratch)
+            except PipelineError as exc:
+                result = _unreadable_blob(p, collection, document_id, file_name, path, exc)
+            else:
+                with _sharing_batches(p, collection):  # announced once the bytes are here to parse
+                    result = p.ingest_file(
+                        local, collection=collection, force=True, display_name=file_name,
+                        progress=on_progress, should_cancel=should_cancel,
+                        on_chunks=lambda done, total: liveness.progress(self.request.id, chunks_done=done,
+                                                                        chunks=total),
+                    )
     except Superseded as exc:
         log.warning("task %s stops: %s", self.request.id, exc)
         return {"status": "superseded", "document_id": document_id}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     if result.error and result.error.get("code") == "store_unavailable" and self.request.retries < self.max_retries:
         delay = min(60, 2 ** (self.request.retries + 1))
         record = catalog.get(collection, document_id)

@@ -1,12 +1,12 @@
 """Documents: upload (registered at once, ingested by the workers), list, show, chunks, delete, retry.
 
 Whether an upload is new, a duplicate or a retry is the pipeline's intake policy
-(``stack.pipeline.intake``); these routes only move the received file into place and queue it.
+(``stack.pipeline.intake``); these routes only hand the received file to the blob store
+(``pipeline.blobs``: a folder on one host, the database with RAG_DATABASE_URL, where a worker on
+another host reads it) and queue its reference.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -26,7 +26,7 @@ from stack.api.deps import (
     collection_of,
 )
 from stack.api.errors import ERRORS, PipelineErrorWithStatus, error_response
-from stack.api.uploads import ReceivedForm, move_into_place, receive_form
+from stack.api.uploads import ReceivedForm, receive_form
 from stack.names import ACTIVE, RETRYABLE, DocumentStatus
 from stack.pipeline import intake
 from stack.pipeline.catalog import DocumentRecord
@@ -87,15 +87,15 @@ async def upload(request: Request, settings: SettingsDep, pipeline: PipelineDep,
     if paused:
         raise PipelineErrorWithStatus(503, "intake_paused", f"Uploads are paused ({paused}).",
                                       "retry in a few minutes; nothing was received")
-    uploads = settings.data_path / "uploads"
-    form = await receive_form(request, uploads / ".incoming", settings.max_upload_bytes)
+    # The API's own scratch: received files wait here until the blob store takes them.
+    form = await receive_form(request, settings.data_path / "uploads" / ".incoming", settings.max_upload_bytes)
     try:
         name = collection_of(settings, form.fields.get("collection") or collection)
         replace_all = replace or form.fields.get("replace", "").lower() in ("1", "true", "yes", "on")
     except PipelineError:
         form.discard()
         raise
-    response = await run_in_threadpool(register_all, form, name, replace_all, uploads, pipeline, settings)
+    response = await run_in_threadpool(register_all, form, name, replace_all, pipeline, settings)
     await run_in_threadpool(audit_upload, audit, response, name)
     return response
 
@@ -136,17 +136,17 @@ def intake_pause_reason(redis) -> str | None:
         return None
 
 
-def register_all(form: ReceivedForm, collection: str, replace: bool, uploads: Path, pipeline: Pipeline,
+def register_all(form: ReceivedForm, collection: str, replace: bool, pipeline: Pipeline,
                  settings: Settings) -> JSONResponse:
     """Sniff each received file, ask the intake policy, and queue the ones it admits.  Whatever happens,
-    no temporary file of the request outlives it (a file moved into place is no longer temporary)."""
+    no temporary file of the request outlives it (a file the blob store adopted is no longer temporary)."""
     try:
-        return _register_all(form, collection, replace, uploads, pipeline, settings)
+        return _register_all(form, collection, replace, pipeline, settings)
     finally:
         form.discard()
 
 
-def _register_all(form: ReceivedForm, collection: str, replace: bool, uploads: Path, pipeline: Pipeline,
+def _register_all(form: ReceivedForm, collection: str, replace: bool, pipeline: Pipeline,
                   settings: Settings) -> JSONResponse:
     from stack.pipeline.sniff import sniff_file
 
@@ -165,9 +165,9 @@ def _register_all(form: ReceivedForm, collection: str, replace: bool, uploads: P
             received.path.unlink(missing_ok=True)
             results.append(registered(decision.existing, duplicate=True))
             continue
-        stored = move_into_place(received, uploads, received.sha256)
+        stored = pipeline.blobs.adopt(received.sha256, received.file_name, received.path)
         record = intake.queued_record(decision, document_id=received.sha256, collection=collection,
-                                      file_name=received.file_name, size=received.size, stored_path=str(stored),
+                                      file_name=received.file_name, size=received.size, stored_path=stored,
                                       embed_model=settings.embed_model)
         enqueue(pipeline, record)
         results.append(registered(record, duplicate=False))
