@@ -90,19 +90,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _catalog_documents(root: Path) -> dict[str, list[str]]:
-    """Collection → document ids, read from the catalog (read-only; no catalog, no documents)."""
-    path = root / "data" / "catalog.sqlite"
-    if not path.is_file():
-        return {}
-    from stack.pipeline.catalog import Catalog
-
-    documents: dict[str, list[str]] = {}
-    for record in sorted(Catalog(path).list(), key=lambda r: (r.collection, r.id)):
-        documents.setdefault(record.collection, []).append(record.id)
-    return documents
-
-
 def _host_files(root: Path) -> Iterator[tuple[str, Path]]:
     for name in ("ragctl.toml", ".env"):
         if (root / name).is_file():
@@ -189,7 +176,7 @@ def backup(root: Path, out: Path, *, progress: Callable[[str], None] | None = No
         manifest = Manifest(format=FORMAT, ragctl_version=__version__,
                             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), project=runtime.project_config.name,
                             runtime=runtime.kind, embed_model=settings.embed_model,
-                            documents=_catalog_documents(root), vectors=runtime.vector_counts())
+                            documents=runtime.catalog_documents(), vectors=runtime.vector_counts())
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(out.name + ".partial")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the archive holds .env
@@ -356,7 +343,7 @@ def verify_files(root: Path, manifest: Manifest) -> list[str]:
 def verify_contents(root: Path, runtime: Runtime, manifest: Manifest) -> list[str]:
     """What the running deployment holds, against the manifest: document ids and vector counts."""
     problems = []
-    if _catalog_documents(root) != manifest.documents:
+    if runtime.catalog_documents() != manifest.documents:
         problems.append("the catalog's documents differ from the backup's")
     try:
         counts = runtime.vector_counts()

@@ -103,7 +103,7 @@ def legacy_chroma(root: Path) -> Path:
 
 
 def inventory(root: Path) -> dict[str, Any]:
-    from ragctl.ops.backup import _catalog_documents
+    from ragctl.runtime.base import sqlite_catalog_documents
     from stack.probe import probe_chroma
     from stack.settings import load_settings
 
@@ -114,7 +114,7 @@ def inventory(root: Path) -> dict[str, Any]:
                              f"move them there (mkdir -p data/chroma && mv {chroma}/chroma.sqlite3 {chroma}/*-* "
                              "data/chroma/), then ragctl migrate")
     counts = {name: info["count"] for name, info in probe_chroma(settings)["collections"].items()}
-    documents = _catalog_documents(root)
+    documents = sqlite_catalog_documents(root)
     return {"vectors": counts, "documents": {c: len(ids) for c, ids in documents.items()}}
 
 

@@ -247,6 +247,10 @@ class Runtime(ABC):
         return logs
 
     # -- backup and restore -------------------------------------------------------------------
+    def catalog_documents(self) -> dict[str, list[str]]:
+        """Collection → document ids, as the catalog holds them (backup's manifest, restore's check)."""
+        return sqlite_catalog_documents(self.root)
+
     def store_members(self, redis_dump: str | None) -> Iterator[tuple[str, IO[bytes], int]]:
         """(arcname, reader, size) for the vector store's files and the Redis snapshot."""
         data = self.root / "data"
@@ -281,6 +285,19 @@ class Runtime(ABC):
     def start_after_restore(self, was_running: bool) -> bool:
         """Start the stack again when restore stopped it; True when it was started."""
         return False
+
+
+def sqlite_catalog_documents(root: Path) -> dict[str, list[str]]:
+    """Collection → document ids, read from the project's SQLite catalog (read-only; none: no documents)."""
+    path = root / "data" / "catalog.sqlite"
+    if not path.is_file():
+        return {}
+    from stack.pipeline.catalog import Catalog
+
+    documents: dict[str, list[str]] = {}
+    for record in sorted(Catalog(path).list(), key=lambda r: (r.collection, r.id)):
+        documents.setdefault(record.collection, []).append(record.id)
+    return documents
 
 
 def write_file(target: Path, reader: IO[bytes] | None) -> None:

@@ -656,10 +656,7 @@ class DockerRuntime(Runtime):
     def _container_files(self, service: str, path: str, prefix: str) -> Iterator[tuple[str, IO[bytes], int]]:
         import tarfile
 
-        container = next((c for c in self.containers(engine(timeout_s=600))
-                          if c.labels.get(SERVICE_LABEL) == service), None)
-        if container is None:
-            raise NotRunning(f"No {service} container in {self.name}.", "ragctl up")
+        container = self.service_container(service, engine(timeout_s=600))
         stream, _ = container.get_archive(path)
         with tarfile.open(fileobj=_ChunkReader(stream), mode="r|") as tar:
             for member in tar:
@@ -667,6 +664,13 @@ class DockerRuntime(Runtime):
                     continue
                 relative = member.name.split("/", 1)[1] if "/" in member.name else member.name
                 yield f"{prefix}/{relative}", tar.extractfile(member), member.size
+
+    def service_container(self, service: str, client: docker.DockerClient | None = None) -> Container:
+        """A container of ``service`` on this engine (what backup and restore copy files through)."""
+        container = next((c for c in self.containers(client) if c.labels.get(SERVICE_LABEL) == service), None)
+        if container is None:
+            raise NotRunning(f"No {service} container in {self.name}.", "ragctl up")
+        return container
 
     def stop_for_restore(self) -> bool:
         was_running = self.running

@@ -786,12 +786,137 @@ class SwarmRuntime(DockerRuntime):
         return output.strip()[-200:], "a job on the stack's network"
 
     # -- backup and restore: through the data node's engine ----------------------------------------
+    # The data services' volumes are on the data node: backup and restore copy files through its
+    # containers, so the CLI must talk to that node's engine (the manager, in the usual layout; else
+    # DOCKER_HOST at the data node).  The catalog, postings, extracted text and uploads are one
+    # PostgreSQL dump (pg_dump -Fc), restored with pg_restore into the fresh server.
+    def catalog_documents(self) -> dict[str, list[str]]:
+        code, output = self.job(["python", "-c", CATALOG_DOCUMENTS])
+        return parse_last_json("the catalog", code, output, where="a job on the swarm")
+
+    def service_container(self, service: str, client: docker.DockerClient | None = None):
+        container = self.container_of(service, client)
+        if container is None:
+            data = [n.hostname for n in self.nodes() if n.data]
+            raise NotRunning(f"No running {service} container on the engine ragctl talks to; the data services run "
+                             f"on {', '.join(data) or 'the data node'}.",
+                             f"run it against the data node's engine: DOCKER_HOST=ssh://USER@{data[0] if data else 'NODE'} "
+                             "ragctl …   (or from that node)")
+        return container
+
     def store_members(self, redis_dump: str | None) -> Iterator[tuple[str, IO[bytes], int]]:
-        raise UsageError("Backing up a swarm stack is not built yet: the data services' volumes are on the data "
-                         "node.", "on the data node: docker run --rm -v <stack>_pg_data:/v … (docs/swarm.md, Backup)")
+        postgres = self.service_container("postgres")
+        code, output = postgres.exec_run(["sh", "-c", (f"PGPASSWORD=\"$(cat /run/secrets/POSTGRES_PASSWORD)\" pg_dump "
+                                          f"-Fc -h 127.0.0.1 -U ragctl -f {PG_DUMP} ragctl")])
+        if code != 0:
+            raise RagctlError(f"pg_dump failed in {postgres.name}: {output.decode(errors='replace')[-800:]}",
+                              "ragctl logs postgres", code="backup_error")
+        try:
+            for _, reader, size in self._container_files("postgres", PG_DUMP, "postgres"):
+                yield "postgres/ragctl.dump", reader, size
+        finally:
+            postgres.exec_run(["rm", "-f", PG_DUMP])
+        yield from super().store_members(redis_dump)
 
     def stop_for_restore(self) -> bool:
-        raise UsageError("Restoring a swarm stack is not built yet.", "docs/swarm.md, Backup")
+        was_running = self.running
+        self.preflight()  # the swarm, the labels and the image: refused before anything is removed
+        if was_running:
+            self.service_container("postgres")  # restore writes the volumes through this engine
+        self.down(volumes=True)
+        return was_running
+
+    def restore_stores(self, archive: Path) -> None:
+        """Fresh volumes for Chroma and Redis with the archive's files (through a container that mounts
+        them on this engine, the data node's); the PostgreSQL dump waits for the server (start_after_restore)."""
+        import io
+        import tarfile
+
+        from ragctl.runtime.base import redis_restore_files
+
+        client = engine(timeout_s=600)
+        image = f"{self.config.image}:{self.config.tag}"
+        uid = self.config.uid or IMAGE_UID
+        labels = {NAMESPACE_LABEL: self.name, LABEL_KEY: self.name}
+        mounts = {"chroma": "/chroma", "redis": "/data"}
+        for tree in mounts:
+            client.volumes.create(f"{self.name}_{tree}_data", labels=labels)
+        helper = client.containers.create(image, ["true"], user=f"{uid}:{uid}", labels={LABEL_KEY: self.name},
+                                          volumes={f"{self.name}_{t}_data": {"bind": m, "mode": "rw"}
+                                                   for t, m in mounts.items()})
+        try:
+            for tree, mount in mounts.items():
+                buffer = io.BytesIO()
+                with tarfile.open(archive, mode="r:gz") as source, tarfile.open(fileobj=buffer, mode="w") as out:
+                    folders: set[str] = set()
+                    for member in source:
+                        if not (member.isfile() and member.name.startswith(tree + "/")):
+                            continue
+                        relative = member.name.split("/", 1)[1]
+                        contents = {relative: source.extractfile(member).read()}
+                        if tree == "redis" and relative == "dump.rdb":
+                            contents = redis_restore_files(contents[relative])
+                        for name, content in contents.items():
+                            for parent in reversed(Path(name).parents[:-1]):
+                                if parent.as_posix() not in folders:
+                                    folders.add(parent.as_posix())
+                                    folder = tarfile.TarInfo(parent.as_posix())
+                                    folder.type, folder.mode, folder.uid, folder.gid = tarfile.DIRTYPE, 0o700, uid, uid
+                                    out.addfile(folder)
+                            info = tarfile.TarInfo(name)
+                            info.size, info.mode, info.mtime, info.uid, info.gid = len(content), 0o600, member.mtime, uid, uid
+                            out.addfile(info, io.BytesIO(content))
+                if buffer.tell():
+                    helper.put_archive(mount, buffer.getvalue())
+        finally:
+            helper.remove(force=True)
+        self._restore_archive = archive
+
+    def start_after_restore(self, was_running: bool) -> bool:
+        """Deploy again, then load the PostgreSQL dump into the fresh server and restart the services
+        that read it (their caches hold the empty catalog's collections)."""
+        import tarfile
+
+        self.up(wait_s=900)
+        archive = getattr(self, "_restore_archive", None)
+        if archive is None:
+            return True
+        with tarfile.open(archive, mode="r:gz") as tar:
+            try:
+                member = tar.getmember("postgres/ragctl.dump")
+            except KeyError:
+                return True
+            dump = tar.extractfile(member).read()
+        postgres = self.service_container("postgres")
+        import io
+
+        buffer = io.BytesIO()
+        uid = self.config.uid or IMAGE_UID
+        with tarfile.open(fileobj=buffer, mode="w") as out:
+            info = tarfile.TarInfo(PG_DUMP.rsplit("/", 1)[1])
+            info.size, info.mode, info.uid, info.gid = len(dump), 0o600, uid, uid
+            out.addfile(info, io.BytesIO(dump))
+        postgres.put_archive(PG_DUMP.rsplit("/", 1)[0], buffer.getvalue())
+        code, output = postgres.exec_run(["sh", "-c", ("PGPASSWORD=\"$(cat /run/secrets/POSTGRES_PASSWORD)\" pg_restore "
+                                          f"--clean --if-exists --no-owner -h 127.0.0.1 -U ragctl -d ragctl {PG_DUMP}; "
+                                          f"code=$?; rm -f {PG_DUMP}; exit $code")])
+        if code != 0:
+            raise RagctlError(f"pg_restore failed in {postgres.name}: {output.decode(errors='replace')[-800:]}",
+                              "ragctl logs postgres", code="restore_mismatch")
+        for service in ("api", "worker", "beat"):
+            self.restart(service)
+        return True
+
+
+#: Where pg_dump writes (and pg_restore reads) inside the postgres container: its volume, not /tmp.
+PG_DUMP = "/pgdata/ragctl.dump"
+CATALOG_DOCUMENTS = (
+    "import json; from stack.settings import service_settings; from stack.pipeline.backends import open_catalog; "
+    "documents = {}; "
+    "[documents.setdefault(r.collection, []).append(r.id) for r in "
+    "sorted(open_catalog(service_settings()).list(), key=lambda r: (r.collection, r.id))]; "
+    "print(json.dumps(documents))"
+)
 
 
 def node_table_rows(nodes: list[NodeInfo]) -> list[dict[str, str]]:

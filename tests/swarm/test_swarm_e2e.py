@@ -13,6 +13,7 @@ chunks in the Postgres postings as the documents hold.  Then: doctor across the 
 from __future__ import annotations
 
 import json
+import tarfile
 import threading
 import time
 from pathlib import Path
@@ -195,3 +196,23 @@ def test_restart_the_api_under_questions_drops_none(deployed):
         stop.set()
         asker.join(timeout=180)
     assert answered and failures == [], failures[:3]
+
+
+def test_backup_and_restore_the_cluster(deployed, tmp_path):
+    """A backup through the data node's engine (a PostgreSQL dump, Chroma's and Redis's files); the
+    stack removed with its volumes; the restore brings back the same documents and vectors."""
+    _, root, env = deployed
+    ids_before = sorted(d["id"] for d in ragctl_json("documents", "list", root=root, env=env)[0])
+    assert ids_before
+    archive = tmp_path / "swarm-backup.tar.gz"
+    made, _ = ragctl_json("backup", "--out", str(archive), root=root, env=env, timeout=1200)
+    assert made["runtime"] == "swarm" and made["vectors"]["default"] > 0
+    assert sum(made["documents"].values()) == len(ids_before)
+    with tarfile.open(archive) as tar:
+        assert tar.getmember("postgres/ragctl.dump").size > 0
+    ragctl("down", "--volumes", "--yes", root=root, env=env, timeout=600)
+    restored, _ = ragctl_json("restore", str(archive), "--yes", root=root, env=env, timeout=2400)
+    assert restored["verified"] and restored["started"], restored
+    assert sorted(d["id"] for d in ragctl_json("documents", "list", root=root, env=env)[0]) == ids_before
+    answer, _ = ragctl_json("search", "휴가", root=root, env=env, timeout=300)
+    assert answer
