@@ -188,28 +188,56 @@ def registry_of(image: str) -> str | None:
     return first if slash and ("." in first or ":" in first or first == "localhost") else None
 
 
-def push_image(image: str, *, timeout_s: float = 1800) -> dict[str, str]:
-    """Push a built image to the registry its name carries (a private one: Debian's docker-registry);
-    {"image", "digest"}.  ImageError with the registry's words when it refuses."""
+def split_tag(image: str) -> tuple[str, str]:
+    """``HOST:PORT/name:tag`` → (``HOST:PORT/name``, ``tag``); a name without a tag is ``latest``
+    (the colon of a registry's port is not a tag's)."""
+    repository, colon, tag = image.rpartition(":")
+    return (repository, tag) if colon and "/" not in tag else (image, "latest")
+
+
+def check_pushable(image: str) -> str:
+    """The registry ``image`` would be pushed to; ImageError (how to name one) when it names none.
+    ``ragctl build --push`` asks this before its build, which takes minutes."""
     registry = registry_of(image)
     if registry is None:
         raise ImageError(f"{image} names no registry, so there is nowhere to push it.",
                          hint="set image = \"REGISTRY_HOST:PORT/ragctl\" under [stack] in ragctl.toml (then ragctl "
                               "build --push), or copy it: ragctl bundle save FILE, then ragctl bundle load FILE on "
                               "each node")
-    repository, _, tag = image.rpartition(":")
+    return registry
+
+
+def push_image(image: str, *, timeout_s: float = 1800) -> dict[str, str]:
+    """Push a built image to the registry its name carries (a private one: Debian's docker-registry);
+    {"image", "digest"}.  ImageError with the registry's words when it refuses."""
+    from docker.errors import APIError, ImageNotFound
+
+    registry = check_pushable(image)
+    repository, tag = split_tag(image)
+    client = engine(timeout_s=timeout_s)
+    try:
+        client.images.get(image)
+    except ImageNotFound as exc:  # else the engine's complaint would read as the registry's refusal
+        raise ImageError(f"The image {image} is not on this engine, so there is nothing to push.",
+                         hint="ragctl build --push") from exc
+    except APIError as exc:
+        raise ImageError(f"The engine refused the name {image}: {exc.explanation or exc}",
+                         hint="[stack] image = \"REGISTRY_HOST:PORT/ragctl\" (lower case)") from exc
     digest, errors = "", []
     watch = Inactivity(f"pushing {image}", hint=f"is the registry {registry} up?  curl http://{registry}/v2/",
-                       limit_s=inactivity_limit())
-    for event in watch.stream(lambda: engine(timeout_s=timeout_s).api.push(repository, tag=tag, stream=True,
-                                                                              decode=True)):
-        if event.get("error"):
-            errors.append(str(event["error"]))
-        digest = (event.get("aux") or {}).get("Digest") or digest
+                       limit_s=inactivity_limit(), cancel=client.close)
+    try:
+        for event in watch.stream(lambda: client.api.push(repository, tag=tag, stream=True, decode=True)):
+            if event.get("error"):
+                errors.append(str(event["error"]))
+            digest = (event.get("aux") or {}).get("Digest") or digest
+    except APIError as exc:
+        errors.append(str(exc.explanation or exc))
     if errors or not digest:
         raise ImageError(f"The registry {registry} refused {image}.", stderr="\n".join(errors)[-1500:],
                          hint=f"check the registry (curl http://{registry}/v2/); a plain-HTTP registry must be in "
-                              "the engine's insecure-registries (daemon.json) on this host and every node")
+                              "the engine's insecure-registries (daemon.json) on this host and every node "
+                              "(127.0.0.0/8 is by default)")
     return {"image": image, "digest": digest}
 
 

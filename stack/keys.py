@@ -2,12 +2,15 @@
 
 A key is ``rk_`` + ``secrets.token_urlsafe(32)``; it is shown once, when it is made, and stored only
 as its SHA-256 hash plus a short display prefix.  Roles: ``admin`` (everything) and ``ask``
-(search, ask and read).  The store is a small interface (:class:`KeyStore`) with one backend today,
-a SQLite file under the project's data folder (``data/keys.sqlite``), which every API replica
-shares; a PostgreSQL backend comes with the multi-host catalog (issue #12).
+(search, ask and read).  The store is a small interface (:class:`KeyStore`) with two backends, chosen
+by stack.pipeline.backends.open_keys: a SQLite file under the project's data folder
+(``data/keys.sqlite``), which every API replica of one host shares, and, with ``RAG_DATABASE_URL``
+set, the table ``api_keys`` of the stack's PostgreSQL schema (stack.pipeline.postgres), which API
+replicas on different hosts share (issue #12).
 
-Lookups read the file on every request, so a revoked key stops working at once on every replica.
-No transport here: the API (stack.api.deps, stack.api.routes.keys) and the CLI (over the API) use it.
+Lookups read the store on every request (no cache), so a revoked key stops working at once on every
+replica.  No transport here: the API (stack.api.deps, stack.api.routes.keys) and the CLI (over the
+API) use it.  psycopg is never imported here: the Postgres store runs on a ``Database`` it is given.
 """
 
 from __future__ import annotations
@@ -23,9 +26,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from stack.pipeline.errors import PipelineError
+
+if TYPE_CHECKING:
+    from stack.pipeline.postgres import Database
 
 Role = Literal["admin", "ask"]
 ROLES: tuple[Role, ...] = ("admin", "ask")
@@ -129,11 +135,6 @@ class SqliteKeyStore:
         with db:
             yield db
 
-    @staticmethod
-    def _record(row) -> ApiKey:
-        return ApiKey(name=row["name"], role=row["role"], prefix=row["prefix"], created_at=row["created_at"],
-                      last_used_at=row["last_used_at"], revoked_at=row["revoked_at"])
-
     def create(self, name: str, role: str) -> tuple[ApiKey, str]:
         name, role = check_name(name), check_role(role)
         key = new_key()
@@ -143,9 +144,7 @@ class SqliteKeyStore:
                 db.execute("INSERT INTO api_keys (name, role, hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)",
                            (record.name, record.role, hash_key(key), record.prefix, record.created_at))
         except sqlite3.IntegrityError as exc:
-            raise KeyRefused("key_exists", f"A key named {name!r} exists already (names stay taken after a "
-                            "revocation, so that the audit log names one key).", "choose another name",
-                            status=409) from exc
+            raise _taken(name) from exc
         return record, key
 
     def lookup(self, key: str) -> ApiKey | None:
@@ -155,7 +154,7 @@ class SqliteKeyStore:
             row = db.execute("SELECT * FROM api_keys WHERE hash = ?", (hash_key(key),)).fetchone()
             if row is None:
                 return None
-            record = self._record(row)
+            record = _record(row)
             now = time.time()
             if record.active and (record.last_used_at or 0) < now - TOUCH_EVERY_S:
                 try:
@@ -166,7 +165,7 @@ class SqliteKeyStore:
 
     def list(self) -> list[ApiKey]:
         with self._connect() as db:
-            return [self._record(row) for row in db.execute("SELECT * FROM api_keys ORDER BY created_at, name")]
+            return [_record(row) for row in db.execute("SELECT * FROM api_keys ORDER BY created_at, name")]
 
     def revoke(self, name: str) -> ApiKey:
         with self._connect() as db:
@@ -174,10 +173,82 @@ class SqliteKeyStore:
                        (time.time(), name))
             row = db.execute("SELECT * FROM api_keys WHERE name = ?", (name,)).fetchone()
         if row is None:
-            raise KeyRefused("key_not_found", f"No key named {name!r}.", "ragctl keys list", status=404)
-        return self._record(row)
+            raise _not_found(name)
+        return _record(row)
+
+
+class PostgresKeyStore:
+    """The key store in PostgreSQL: table ``api_keys`` (created with the stack's schema, version 2),
+    through the process's capped pool (:class:`stack.pipeline.postgres.Database`).
+
+    Every call is one short transaction on the server, so what one replica writes the next request
+    of any other sees: no cache.  A duplicate name is refused by the primary key (``ON CONFLICT DO
+    NOTHING``: of concurrent creates of one name exactly one wins, on any number of hosts)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(self, name: str, role: str) -> tuple[ApiKey, str]:
+        name, role = check_name(name), check_role(role)
+        key = new_key()
+        record = ApiKey(name=name, role=role, prefix=key[:len(PREFIX) + 6], created_at=time.time())
+        with self.db.transaction() as tx:
+            row = tx.execute("INSERT INTO api_keys (name, role, hash, prefix, created_at) VALUES (?, ?, ?, ?, ?) "
+                             "ON CONFLICT (name) DO NOTHING RETURNING name",
+                             (record.name, record.role, hash_key(key), record.prefix, record.created_at)).fetchone()
+        if row is None:
+            raise _taken(name)
+        return record, key
+
+    def lookup(self, key: str) -> ApiKey | None:
+        if not key.startswith(PREFIX):
+            return None
+        with self.db.transaction() as tx:
+            row = tx.execute("SELECT * FROM api_keys WHERE hash = ?", (hash_key(key),)).fetchone()
+            if row is None:
+                return None
+            record = _record(row)
+            now = time.time()
+            if record.active and (record.last_used_at or 0) < now - TOUCH_EVERY_S:
+                # One replica writes it; one that finds the row locked (another touch, a revocation)
+                # skips rather than waits, as SQLite's busy timeout does: the next request records it.
+                tx.execute("UPDATE api_keys SET last_used_at = ? WHERE name IN (SELECT name FROM api_keys "
+                           "WHERE name = ? AND revoked_at IS NULL AND coalesce(last_used_at, 0) < ? "
+                           "FOR UPDATE SKIP LOCKED)", (now, record.name, now - TOUCH_EVERY_S))
+        return record
+
+    def list(self) -> list[ApiKey]:
+        with self.db.transaction() as tx:
+            rows = tx.execute('SELECT * FROM api_keys ORDER BY created_at, name COLLATE "C"').fetchall()
+        return [_record(row) for row in rows]
+
+    def revoke(self, name: str) -> ApiKey:
+        with self.db.transaction() as tx:
+            tx.execute("UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                       (time.time(), name))
+            row = tx.execute("SELECT * FROM api_keys WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise _not_found(name)
+        return _record(row)
+
+
+def _record(row) -> ApiKey:
+    """A stored row (sqlite3.Row or psycopg's dict row) as a record."""
+    return ApiKey(name=row["name"], role=row["role"], prefix=row["prefix"], created_at=row["created_at"],
+                  last_used_at=row["last_used_at"], revoked_at=row["revoked_at"])
+
+
+def _taken(name: str) -> KeyRefused:
+    return KeyRefused("key_exists", f"A key named {name!r} exists already (names stay taken after a "
+                      "revocation, so that the audit log names one key).", "choose another name", status=409)
+
+
+def _not_found(name: str) -> KeyRefused:
+    return KeyRefused("key_not_found", f"No key named {name!r}.", "ragctl keys list", status=404)
 
 
 def key_store(data_path: Path) -> KeyStore:
-    """The project's key store (SQLite under its data folder, shared by every API replica)."""
+    """The SQLite key store under a project's data folder (shared by every API replica on its host).
+    Which store a stack uses is stack.pipeline.backends.open_keys's choice (PostgreSQL with
+    RAG_DATABASE_URL)."""
     return SqliteKeyStore(data_path / "keys.sqlite")

@@ -26,7 +26,7 @@ def build(
 ) -> None:
     """Build the stack's image from the rendered Dockerfile (renders first)."""
     from ragctl.deploy import write_rendered
-    from ragctl.images import BuildOptions, ImageError, build_image, push_image
+    from ragctl.images import BuildOptions, ImageError, build_image, check_pushable, push_image
     from ragctl.runtime import rendered_files
 
     root = project_root()
@@ -34,6 +34,8 @@ def build(
     options = BuildOptions.for_project(root, base_image=base_image, torch_variant=torch,
                                        wheelhouse=wheelhouse, ca_bundle=ca_bundle)
     try:
+        if push:  # refused before the build (minutes), not after it
+            check_pushable(options.image)
         if as_json or not console.is_terminal:
             def report(step: int, steps: int, what: str) -> None:
                 if not as_json:

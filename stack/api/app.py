@@ -21,8 +21,8 @@ from stack.api.errors import ERRORS, PipelineErrorWithStatus, error_response  # 
 from stack.api.limits import Limiter
 from stack.api.metrics import ApiMetrics
 from stack.api.routes import documents, health, keys, openai_compat, questions, tasks, web
-from stack.keys import key_store
 from stack.names import INGEST_QUEUE
+from stack.pipeline.backends import open_keys
 from stack.settings import Settings, service_settings
 from stack.version import version
 
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = False) -> Fa
         docs_url=None, redoc_url=None,  # served by install_docs, from the package: no CDN
     )
     app.state.settings, app.state.pipeline, app.state.redis, app.state.metrics = settings, pipeline, redis, metrics
-    app.state.keys, app.state.limiter = key_store(settings.data_path), Limiter(redis, settings.rate_window_s)
+    app.state.keys, app.state.limiter = open_keys(settings), Limiter(redis, settings.rate_window_s)
 
     @app.middleware("http")
     async def measure(request: Request, call_next):

@@ -4,7 +4,8 @@ With ``RAG_DATABASE_URL`` unset (embedded and local runtimes, one host): SQLite 
 ``data/`` (the catalog, one postings file per collection), the extracted text under
 ``extracted_results/`` and the uploaded bytes under ``data/uploads/``.  With it set: all four in
 PostgreSQL (:mod:`stack.pipeline.postgres`), so that API and workers on different hosts share them
-through the network, never a filesystem.
+through the network, never a filesystem.  The API keys (:func:`open_keys`) follow the same rule:
+``data/keys.sqlite``, or the table ``api_keys`` in PostgreSQL.
 
 Each kind of state has one contract, whatever holds it: :class:`~stack.pipeline.catalog.DocumentCatalog`,
 :class:`~stack.pipeline.lexical.PostingsIndex`, and :class:`~stack.pipeline.storage.ExtractedTexts` and
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 from stack.pipeline.storage import BlobStore, ExtractedTexts, FolderBlobs, FolderTexts
 
 if TYPE_CHECKING:
+    from stack.keys import KeyStore
     from stack.pipeline.catalog import DocumentCatalog
     from stack.pipeline.lexical import ChunkSource, PostingsIndex
     from stack.settings import Settings
@@ -75,3 +77,16 @@ def open_blobs(settings: Settings) -> BlobStore:
 
         return PostgresBlobs(_database(settings, url))
     return FolderBlobs(settings.data_path / "uploads")
+
+
+def open_keys(settings: Settings) -> KeyStore:
+    """The API key store: PostgreSQL's ``api_keys`` with a database URL (replicas on any host share
+    it), else ``data/keys.sqlite`` (replicas on one host)."""
+    url = database_url(settings)
+    if url:
+        from stack.keys import PostgresKeyStore
+
+        return PostgresKeyStore(_database(settings, url))
+    from stack.keys import key_store
+
+    return key_store(settings.data_path)

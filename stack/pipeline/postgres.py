@@ -58,7 +58,8 @@ from stack.pipeline.lexical import (
 from stack.pipeline.storage import BlobMissing, BlobStore, ExtractedTexts, safe_file_name
 
 #: The schema's version, recorded in ``ragctl_schema``; a later version adds its migrations to _MIGRATIONS.
-SCHEMA_VERSION = 1
+#: 2: ``api_keys`` (stack.keys.PostgresKeyStore).
+SCHEMA_VERSION = 2
 
 _MIGRATIONS = {
     1: """
@@ -124,6 +125,12 @@ ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTERNAL;
 CREATE TABLE IF NOT EXISTS extracted (
     document_id TEXT PRIMARY KEY, file_name TEXT NOT NULL, text TEXT NOT NULL, data TEXT NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+""",
+    2: """
+CREATE TABLE IF NOT EXISTS api_keys (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL, last_used_at DOUBLE PRECISION, revoked_at DOUBLE PRECISION
 );
 """,
 }
