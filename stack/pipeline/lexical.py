@@ -259,7 +259,11 @@ class PostingsIndex(ABC):
     def add(self, document_id: str, chunks: Iterable[tuple[str, str]]) -> None:
         """Index (chunk id, text) pairs of one document, replacing what it had."""
         chunks = list(chunks)
-        terms = analyse_many([text for _, text in chunks], self.version)
+        self.add_analysed(document_id, chunks, analyse_many([text for _, text in chunks], self.version))
+
+    def add_analysed(self, document_id: str, chunks: list[tuple[str, str]], terms: list[list[str]]) -> None:
+        """:meth:`add` with each chunk's terms already known (their analysis by ``self.version``):
+        a move between backends copies postings without analysing the texts again (state_move.py)."""
         with self._connect() as db:
             self._lock_document(db, document_id)
             self._delete(db, document_id)
