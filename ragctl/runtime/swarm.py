@@ -33,7 +33,7 @@ from ragctl.engine import engine
 from ragctl.errors import DockerError, NotRunning, PreflightFailed, RagctlError, StartTimeout, UsageError
 from ragctl.project import ProjectConfig, set_config_value
 from ragctl.runtime.base import parse_last_json
-from ragctl.runtime.docker import DockerRuntime
+from ragctl.runtime.docker import DockerRuntime, DockerStatus
 
 if TYPE_CHECKING:
     import docker
@@ -161,24 +161,15 @@ class SwarmService:
 
 
 @dataclass
-class SwarmStatus:
-    running: bool
-    project_root: Path
-    project: str
-    services: list[SwarmService]
-    api_url: str | None = None
-    flower_url: str | None = None
-    flower_auth: str | None = None
+class SwarmStatus(DockerStatus):
+    """``status``: the Compose stack's shape, named as a swarm stack."""
+
     runtime: str = "swarm"
 
-    @property
-    def mode(self) -> str:
-        return "stack" if self.running else "embedded"
-
     def to_dict(self) -> dict[str, Any]:
-        return {"running": self.running, "mode": self.mode, "runtime": self.runtime,
-                "project": str(self.project_root), "stack": self.project, "api_url": self.api_url,
-                "flower_url": None, "flower_auth": None, "services": [s.to_dict() for s in self.services]}
+        data = super().to_dict()
+        data["stack"] = data.pop("compose_project")
+        return data
 
 
 @dataclass
