@@ -145,3 +145,36 @@ def test_nodes_command_needs_a_swarm_project(tmp_path):
     result = CliRunner().invoke(app, ["-p", str(root), "nodes", "list", "--json"])
     assert result.exit_code != 0
     assert "for a swarm project" in result.output and "Traceback" not in result.output
+
+
+def test_a_service_is_ready_only_with_its_replicas_running_and_no_update_going():
+    from ragctl.runtime.swarm import SwarmService, TaskState
+
+    running = TaskState("n2", "running", "running", "")
+    pending = TaskState("", "pending", "running", "no suitable node (scheduling constraints not satisfied on 3 nodes)")
+    service = SwarmService("worker", 2, [running, pending])
+    assert not service.ready and service.state == "pending"
+    assert service.problems == ["no node: no suitable node (scheduling constraints not satisfied on 3 nodes)"]
+    assert service.columns()["replicas"] == "1/2" and service.columns()["nodes"] == "n2"
+    rolling = SwarmService("api", 1, [running, TaskState("n3", "running", "shutdown", "")], update="updating")
+    assert not rolling.ready and rolling.state == "updating"  # the old replica still runs meanwhile
+    done = SwarmService("api", 1, [TaskState("n3", "running", "running", "")], update="completed")
+    assert done.ready and done.state == "running" and done.nodes == ["n3"]
+    lacking = SwarmService("worker", 1, [TaskState("n3", "rejected", "shutdown", "No such image: ragctl:0.1.0")])
+    assert lacking.state == "failing" and "No such image" in lacking.summary()
+
+
+def test_node_labels_parse_and_render():
+    from ragctl.errors import UsageError
+    from ragctl.runtime.swarm import NodeInfo, node_table_rows, parse_label
+
+    assert parse_label("data=true") == ("data", True) and parse_label("gpu=FALSE") == ("gpu", False)
+    for bad in ("data", "color=red", "gpu=yes"):
+        with pytest.raises(UsageError):
+            parse_label(bad)
+    node = NodeInfo(id="abc", hostname="n1", role="manager", leader=True, availability="active", state="ready",
+                    address="10.0.0.11", labels={"ragctl.data": "true"}, gpus=0, engine="27.0",
+                    replicas={"postgres": 1, "nginx": 1})
+    row = node_table_rows([node])[0]
+    assert row["node"] == "n1 (leader)" and row["labels"] == "data" and row["replicas"] == "nginx×1, postgres×1"
+    assert node.to_dict()["data"] is True and node.to_dict()["gpu"] is False
