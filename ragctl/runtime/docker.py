@@ -532,6 +532,15 @@ class DockerRuntime(Runtime):
         """Set worker and/or API replicas live: recorded in ragctl.toml, re-rendered, applied without
         recreating running containers; Nginx re-reads the API replicas."""
 
+        self.record_replicas(replicas)
+        args = ["up", "-d", "--no-deps", "--no-recreate", *replicas]
+        ready = self._run_and_wait(args, list(replicas), wait_s=wait_s, progress=progress)
+        if "api" in replicas:
+            self.reload_nginx()
+        return ready
+
+    def record_replicas(self, replicas: dict[str, int]) -> None:
+        """Check a scale request against a running stack, record it in ragctl.toml and re-render."""
         keys = {"worker": "workers", "api": "api_replicas"}
         unknown = set(replicas) - set(keys)
         if unknown:
@@ -544,11 +553,6 @@ class DockerRuntime(Runtime):
             set_config_value(self.project_root, "stack", keys[service], count)
         self.config = load_deploy_config(self.project_root)
         write_rendered(self.project_root, files=self.rendered_files)
-        args = ["up", "-d", "--no-deps", "--no-recreate", *replicas]
-        ready = self._run_and_wait(args, list(replicas), wait_s=wait_s, progress=progress)
-        if "api" in replicas:
-            self.reload_nginx()
-        return ready
 
     def reload_nginx(self) -> bool:
         """Make Nginx resolve the API service again (after scale or restart); False when it is off."""

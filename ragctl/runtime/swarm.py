@@ -24,7 +24,6 @@ from ragctl.deploy import (
     IMAGE_UID,
     LABEL_KEY,
     SWARM_RENDERED,
-    DeployConfig,
     load_deploy_config,
     stack_swarm_objects,
     write_rendered,
@@ -598,18 +597,7 @@ class SwarmRuntime(DockerRuntime):
 
     def scale(self, replicas: dict[str, int], *, wait_s: float = 300,
               progress: Callable[[list[SwarmService]], None] | None = None) -> list[SwarmService]:
-        keys = {"worker": "workers", "api": "api_replicas"}
-        unknown = set(replicas) - set(keys)
-        if unknown:
-            raise DockerError(f"Only worker and api scale (not {', '.join(sorted(unknown))}).",
-                              hint="ragctl scale worker=3 api=2")
-        DeployConfig(**(self.config.model_dump() | {keys[k]: v for k, v in replicas.items()}))  # validates
-        if not any(s.running for s in self.services()):
-            raise NotRunning(f"The stack {self.name} is not running.", hint="ragctl up")
-        for service, count in replicas.items():
-            set_config_value(self.project_root, "stack", keys[service], count)
-        self.config = load_deploy_config(self.project_root)
-        write_rendered(self.project_root, files=self.rendered_files)
+        self.record_replicas(replicas)
         docker_cli(["service", "scale", "--detach", *(f"{self.name}_{k}={v}" for k, v in replicas.items())],
                    timeout_s=120)
         return self.wait_ready(list(replicas), wait_s=wait_s, progress=progress)
