@@ -546,7 +546,14 @@ class DockerRuntime(Runtime):
         if unknown:
             raise DockerError(f"Only worker and api scale (not {', '.join(sorted(unknown))}).",
                               hint="ragctl scale worker=3 api=2")
-        DeployConfig(**(self.config.model_dump() | {keys[k]: v for k, v in replicas.items()}))  # validates
+        from pydantic import ValidationError
+
+        try:
+            DeployConfig(**(self.config.model_dump() | {keys[k]: v for k, v in replicas.items()}))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise UsageError(f"{error['loc'][0]}: {error['msg']} (asked {error.get('input')!r}).",
+                             "ragctl scale worker=N api=M   (workers 0–64, API replicas 1–16)") from exc
         if not any(s.running for s in self.services()):
             raise NotRunning(f"The stack {self.name} is not running.", hint="ragctl up")
         for service, count in replicas.items():

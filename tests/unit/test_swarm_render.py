@@ -178,3 +178,17 @@ def test_node_labels_parse_and_render():
     row = node_table_rows([node])[0]
     assert row["node"] == "n1 (leader)" and row["labels"] == "data" and row["replicas"] == "nginx×1, postgres×1"
     assert node.to_dict()["data"] is True and node.to_dict()["gpu"] is False
+
+
+@pytest.mark.parametrize("runtime", ["docker", "swarm"])
+def test_scale_beyond_the_limits_is_a_usage_error_not_a_traceback(tmp_path, runtime):
+    from typer.testing import CliRunner
+
+    from ragctl.cli import app
+
+    root = tmp_path / runtime
+    init_project(root, {}, runtime=runtime, stack={"workers": 1})
+    result = CliRunner().invoke(app, ["-p", str(root), "scale", "worker=100", "--json"])
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "usage" and "less than or equal to 64" in error["message"]
+    assert "Traceback" not in result.output and "bug in ragctl" not in result.output
