@@ -287,6 +287,42 @@ class Runtime(ABC):
         return False
 
 
+def store_tree_tar(archive: Path, tree: str, *, owner: int | None = None) -> bytes:
+    """A tar (for ``put_archive``) of one store tree of a backup archive (``chroma`` or ``redis``), its
+    members relative to the tree, Redis's snapshot laid out for AOF (:func:`redis_restore_files`), and
+    every parent folder listed (tar extractors differ on missing parents).  With ``owner``, files and
+    folders belong to that uid:gid and are private to it; else root's, readable by all.  b"" when the
+    archive holds nothing of the tree."""
+    buffer, folders, added = io.BytesIO(), set(), False
+    file_mode, folder_mode = (0o600, 0o700) if owner is not None else (0o644, 0o755)
+    with tarfile.open(archive, mode="r:gz") as source, tarfile.open(fileobj=buffer, mode="w") as out:
+        def add(info: tarfile.TarInfo, content: bytes | None = None) -> None:
+            nonlocal added
+            added = True
+            if owner is not None:
+                info.uid = info.gid = owner
+            out.addfile(info, io.BytesIO(content) if content is not None else None)
+
+        for member in source:
+            if not (member.isfile() and member.name.startswith(tree + "/")):
+                continue
+            relative = member.name.split("/", 1)[1]
+            contents = {relative: source.extractfile(member).read()}
+            if tree == "redis" and relative == "dump.rdb":
+                contents = redis_restore_files(contents[relative])
+            for name, content in contents.items():
+                for parent in reversed(Path(name).parents[:-1]):
+                    if parent.as_posix() not in folders:
+                        folders.add(parent.as_posix())
+                        folder = tarfile.TarInfo(parent.as_posix())
+                        folder.type, folder.mode = tarfile.DIRTYPE, folder_mode
+                        add(folder)
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.mtime = len(content), file_mode, member.mtime
+                add(info, content)
+    return buffer.getvalue() if added else b""
+
+
 def sqlite_catalog_documents(root: Path) -> dict[str, list[str]]:
     """Collection → document ids, read from the project's SQLite catalog (read-only; none: no documents)."""
     path = root / "data" / "catalog.sqlite"

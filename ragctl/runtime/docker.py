@@ -692,36 +692,15 @@ class DockerRuntime(Runtime):
 
     def restore_stores(self, archive: Path) -> None:
         """Create (not start) redis and chroma with their fresh volumes, and copy the files in."""
-        import io
-        import tarfile
-
-        from ragctl.runtime.base import redis_restore_files
+        from ragctl.runtime.base import store_tree_tar
 
         compose(self.project_root, ["up", "--no-start", "redis", "chroma"], profiles=self.profiles, timeout_s=300)
         targets = {"chroma": "/chroma", "redis": "/data"}
         containers = {c.labels.get(SERVICE_LABEL): c for c in self.containers(engine(timeout_s=600))}
         for tree, mount in targets.items():
-            buffer, folders = io.BytesIO(), set()
-            with tarfile.open(archive, mode="r:gz") as source, tarfile.open(fileobj=buffer, mode="w") as out:
-                for member in source:
-                    if not (member.isfile() and member.name.startswith(tree + "/")):
-                        continue
-                    relative = member.name.split("/", 1)[1]
-                    contents = {relative: source.extractfile(member).read()}
-                    if tree == "redis" and relative == "dump.rdb":
-                        contents = redis_restore_files(contents[relative])
-                    for name, content in contents.items():
-                        for parent in reversed(Path(name).parents[:-1]):  # tar extractors differ on missing parents
-                            if parent.as_posix() not in folders:
-                                folders.add(parent.as_posix())
-                                folder = tarfile.TarInfo(parent.as_posix())
-                                folder.type, folder.mode = tarfile.DIRTYPE, 0o755
-                                out.addfile(folder)
-                        info = tarfile.TarInfo(name)
-                        info.size, info.mode, info.mtime = len(content), 0o644, member.mtime
-                        out.addfile(info, io.BytesIO(content))
-            if buffer.tell():
-                containers[tree].put_archive(mount, buffer.getvalue())
+            content = store_tree_tar(archive, tree)
+            if content:
+                containers[tree].put_archive(mount, content)
 
     def start_after_restore(self, was_running: bool) -> bool:
         self.up(wait_s=600)  # the volumes were recreated: the stack starts whatever it was before

@@ -808,10 +808,7 @@ class SwarmRuntime(DockerRuntime):
     def restore_stores(self, archive: Path) -> None:
         """Fresh volumes for Chroma and Redis with the archive's files (through a container that mounts
         them on this engine, the data node's); the PostgreSQL dump waits for the server (start_after_restore)."""
-        import io
-        import tarfile
-
-        from ragctl.runtime.base import redis_restore_files
+        from ragctl.runtime.base import store_tree_tar
 
         client = engine(timeout_s=600)
         image = f"{self.config.image}:{self.config.tag}"
@@ -825,28 +822,9 @@ class SwarmRuntime(DockerRuntime):
                                                    for t, m in mounts.items()})
         try:
             for tree, mount in mounts.items():
-                buffer = io.BytesIO()
-                with tarfile.open(archive, mode="r:gz") as source, tarfile.open(fileobj=buffer, mode="w") as out:
-                    folders: set[str] = set()
-                    for member in source:
-                        if not (member.isfile() and member.name.startswith(tree + "/")):
-                            continue
-                        relative = member.name.split("/", 1)[1]
-                        contents = {relative: source.extractfile(member).read()}
-                        if tree == "redis" and relative == "dump.rdb":
-                            contents = redis_restore_files(contents[relative])
-                        for name, content in contents.items():
-                            for parent in reversed(Path(name).parents[:-1]):
-                                if parent.as_posix() not in folders:
-                                    folders.add(parent.as_posix())
-                                    folder = tarfile.TarInfo(parent.as_posix())
-                                    folder.type, folder.mode, folder.uid, folder.gid = tarfile.DIRTYPE, 0o700, uid, uid
-                                    out.addfile(folder)
-                            info = tarfile.TarInfo(name)
-                            info.size, info.mode, info.mtime, info.uid, info.gid = len(content), 0o600, member.mtime, uid, uid
-                            out.addfile(info, io.BytesIO(content))
-                if buffer.tell():
-                    helper.put_archive(mount, buffer.getvalue())
+                content = store_tree_tar(archive, tree, owner=uid)
+                if content:
+                    helper.put_archive(mount, content)
         finally:
             helper.remove(force=True)
         self._restore_archive = archive
