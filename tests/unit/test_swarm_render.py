@@ -192,3 +192,26 @@ def test_scale_beyond_the_limits_is_a_usage_error_not_a_traceback(tmp_path, runt
     error = json.loads(result.stdout)["error"]
     assert error["code"] == "usage" and "less than or equal to 64" in error["message"]
     assert "Traceback" not in result.output and "bug in ragctl" not in result.output
+
+
+def test_a_store_tree_is_laid_out_for_put_archive(tmp_path):
+    """Restore's one tar builder (Compose and swarm): the tree's files relative to it, parents listed,
+    Redis's snapshot as the base of an AOF, owned by the services' user when one is given."""
+    import io
+    import tarfile
+
+    from ragctl.runtime.base import AOF_DIR, store_tree_tar
+
+    archive = tmp_path / "backup.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in {"chroma/x/y.bin": b"abc", "redis/dump.rdb": b"RDB", "data/c": b"1"}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with tarfile.open(fileobj=io.BytesIO(store_tree_tar(archive, "chroma"))) as tar:
+        assert [(m.name, m.isdir(), m.mode, m.uid) for m in tar] == [("x", True, 0o755, 0), ("x/y.bin", False, 0o644, 0)]
+    with tarfile.open(fileobj=io.BytesIO(store_tree_tar(archive, "redis", owner=10001))) as tar:
+        members = {m.name: m for m in tar}
+    assert f"{AOF_DIR}/appendonly.aof.manifest" in members and members["dump.rdb"].mode == 0o600
+    assert {m.uid for m in members.values()} == {10001}
+    assert store_tree_tar(archive, "postgres") == b""
