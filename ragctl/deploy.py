@@ -109,6 +109,12 @@ class DeployConfig(BaseModel):
     #: 10001:10001 (the image's ``ragctl`` user) when root owns it.
     uid: int | None = Field(default=None, ge=1)
     gid: int | None = Field(default=None, ge=1)
+    #: Where a Compose stack keeps its catalog, postings, extracted text, uploads and API keys: its own
+    #: PostgreSQL service ("postgres", what ragctl init writes), or SQLite files in the project's data/
+    #: folder ("sqlite": a stack from before PostgreSQL; ragctl upgrade moves it).  Left out: "postgres",
+    #: unless data/ already holds SQLite state (load_deploy_config; ragctl up then writes it down).
+    #: A swarm stack is always "postgres".
+    database: Literal["postgres", "sqlite"] | None = None
     # -- the swarm runtime (docs/swarm.md) ----------------------------------------------------------
     #: CPU workers on nodes without the ragctl.data label ("apart", the default: the data node's cores
     #: serve Postgres, Redis and Chroma), or on any node ("any": a one-node swarm).
@@ -221,10 +227,17 @@ def load_deploy_config(root: Path) -> DeployConfig:
 
     table = ProjectConfig.load(root).table("stack")
     try:
-        return DeployConfig(**table)
+        config = DeployConfig(**table)
     except ValidationError as exc:
         raise ConfigError(f"[stack] in {root / 'ragctl.toml'} is invalid: {exc}",
                           f"fix [stack] in {root / 'ragctl.toml'}") from exc
+    if config.database is None:
+        from stack.pipeline.state_move import local_state_files
+
+        # A project that ran before (embedded, local, or a Compose stack from before PostgreSQL) keeps
+        # its SQLite files until ragctl upgrade moves them: never an empty database over them.
+        config.database = "sqlite" if local_state_files(root / "data") else "postgres"
+    return config
 
 
 def render_files(root: Path, files: dict[str, str] | None = None) -> dict[str, str]:

@@ -85,9 +85,40 @@ def bgsave(settings: Settings, *, wait_s: float = 120) -> dict[str, Any]:
             "keys": r.dbsize()}
 
 
+def documents(settings: Settings) -> dict[str, list[str]]:
+    """Collection → document ids, sorted, as the catalog holds them (backup's manifest, restore's and
+    upgrade's checks), read through the backend this process is configured with."""
+    from stack.pipeline.backends import open_catalog
+
+    found: dict[str, list[str]] = {}
+    for record in sorted(open_catalog(settings).list(), key=lambda r: (r.collection, r.id)):
+        found.setdefault(record.collection, []).append(record.id)
+    return found
+
+
+def move_state(settings: Settings, *, replace: bool = False) -> dict[str, Any]:
+    """The project folder's one-host state (SQLite files, extracted text, uploads) moved into the
+    database RAG_DATABASE_URL names, verified, or rolled back (``ragctl upgrade``, in a container of
+    the stopped stack).  Errors are returned, with their code and differences, not raised."""
+    from stack.pipeline.errors import PipelineError
+    from stack.pipeline.state_move import MoveMismatch, move_to_postgres
+
+    url = settings.database_url.get_secret_value() if settings.database_url else ""
+    if not url:
+        return {"moved": False, "code": "no_database", "error": "RAG_DATABASE_URL is not set here"}
+    try:
+        report = move_to_postgres(settings.model_copy(update={"database_url": None}), url, replace=replace)
+    except MoveMismatch as exc:
+        return {"moved": False, "code": exc.code, "error": exc.message, "differences": exc.differences}
+    except PipelineError as exc:
+        return {"moved": False, "code": exc.code, "error": exc.message, "hint": exc.hint}
+    return {"moved": True, **report.to_dict()}
+
+
 if __name__ == "__main__":
     action = sys.argv[1] if len(sys.argv) > 1 else ""
-    actions = {"pause": pause, "hold": hold, "resume": resume, "bgsave": bgsave}
+    actions = {"pause": pause, "hold": hold, "resume": resume, "bgsave": bgsave, "documents": documents,
+               "move-state": move_state, "move-state-replace": lambda s: move_state(s, replace=True)}
     if action not in actions:
-        sys.exit("usage: python -m stack.maintenance pause|hold|resume|bgsave")
-    sys.stdout.write(json.dumps(actions[action](service_settings())) + "\n")
+        sys.exit(f"usage: python -m stack.maintenance {'|'.join(actions)}")
+    sys.stdout.write(json.dumps(actions[action](service_settings()), ensure_ascii=False) + "\n")

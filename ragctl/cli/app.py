@@ -143,7 +143,7 @@ def _nodes(ctx: typer.Context) -> None:
 
 for command in (stack.up, stack.down, stack.ps, stack.status, stack.logs, stack.restart, stack.scale):
     app.command(cls=RagctlCommand)(command)
-for command in (ops.health, ops.doctor, ops.backup, ops.restore, ops.migrate):
+for command in (ops.health, ops.doctor, ops.backup, ops.restore, ops.migrate, ops.upgrade):
     app.command(cls=RagctlCommand)(command)
 app.command("support-bundle", cls=RagctlCommand)(ops.support_bundle)
 app.command(cls=RagctlCommand)(top.top)

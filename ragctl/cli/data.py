@@ -83,10 +83,10 @@ def init(
         try:
             config = DeployConfig(workers=2 if workers is None else workers,
                                   gpu=gpu_available() if gpu is None else gpu, flower=bool(flower),
-                                  nginx=bool(nginx), env=env or "prod")
+                                  nginx=bool(nginx), env=env or "prod", database="postgres")
         except ValidationError as exc:
             raise UsageError(f"Invalid option: {exc.errors()[0]['msg']}", "ragctl init --help") from exc
-        keys = {"workers", "gpu", "flower", "nginx", "env"}
+        keys = {"workers", "gpu", "flower", "nginx", "env", "database"}
         if "gpu" in kind.init_questions:  # CPU and memory limits only bind a Compose stack
             config, fitted = fit_to_host(config)
             keys |= set(fitted)

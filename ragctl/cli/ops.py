@@ -1,5 +1,5 @@
 """Operations: ``ragctl health``, ``doctor``, ``backup``, ``restore``, ``support-bundle`` and
-``migrate``.  Thin layers over ``ragctl.ops``."""
+``migrate`` and ``upgrade``.  Thin layers over ``ragctl.ops``."""
 
 from __future__ import annotations
 
@@ -256,6 +256,37 @@ def migrate(
         console.print("Next: ragctl migrate --finalize   (or ragctl migrate --rollback)")
 
     emit(ledger, human, as_json=as_json)
+
+
+def upgrade(
+    replace: Annotated[bool, typer.Option("--replace", help="Empty ragctl's tables in the stack's PostgreSQL first "
+                                          "(they hold state from an earlier upgrade).")] = False,
+    yes: YesOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Move a Compose stack's SQLite state (catalog, postings, text, uploads, keys) into its PostgreSQL.
+
+    Stops the stack for the move (checked, one transaction), starts it on PostgreSQL and checks the
+    document ids; on any failure it goes back to the SQLite files, which it only reads."""
+    runtime = current_runtime()
+    if runtime.has_services and not runtime.uses_postgres:
+        confirm(f"Stop the {runtime.kind} stack of {runtime.root}, move its state into PostgreSQL and start it "
+                "again?", yes=yes, as_json=as_json)
+    result = runtime.upgrade_state(replace=replace, progress=None if as_json else _say)
+
+    def human() -> None:
+        if not result["upgraded"]:
+            console.print(f"Nothing to upgrade: {result['reason']}.", markup=False)
+            return
+        move = result["move"]
+        console.print(f"Upgraded: {result['documents']} documents in {len(result['collections'])} collection(s), "
+                      f"{move['task_ids']} task ids and {move['keys']} API keys moved into PostgreSQL and checked "
+                      f"({result['seconds']:.0f} s).", markup=False)
+        console.print(f"The stack runs on PostgreSQL{'' if result['running'] else ' (stopped again, as it was)'}; the "
+                      f"SQLite files in {runtime.root / 'data'} were only read: keep them until you have a backup "
+                      "(ragctl backup).", markup=False)
+
+    emit(result, human, as_json=as_json)
 
 
 def _say(text: str) -> None:

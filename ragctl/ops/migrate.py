@@ -184,6 +184,9 @@ def migrate(root: Path, *, container_names: list[str] | None = None, wait_s: flo
     if "configure" not in done:
         say("configure")
         set_config_value(root, "project", "runtime", "docker")
+        # The stack keeps its state in its PostgreSQL: the restore below moves the old layout's SQLite
+        # catalog, postings, text and uploads into it (checked), as ragctl upgrade does.
+        set_config_value(root, "stack", "database", "postgres")
         write_rendered(root)
         finish("configure")
     if "image" not in done:

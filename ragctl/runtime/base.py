@@ -264,6 +264,18 @@ class Runtime(ABC):
                 with path.open("rb") as handle:
                     yield f"{tree}/{path.relative_to(base).as_posix()}", handle, path.stat().st_size
 
+    @property
+    def uses_postgres(self) -> bool:
+        """The state lives in the stack's PostgreSQL service (else in SQLite files under data/)."""
+        return False
+
+    def upgrade_state(self, *, replace: bool = False, wait_s: float | None = None,
+                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Move state kept in files on this host into the stack's PostgreSQL (``ragctl upgrade``)."""
+        return {"upgraded": False, "database": "sqlite",
+                "reason": f"the {self.kind} runtime keeps its state in SQLite files on this host by design "
+                          "(one host, no database server)"}
+
     def stop_for_restore(self) -> bool:
         """Stop what must not run while the data is replaced; True when it ran before."""
         return False

@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ragctl.checks import Check, disk_check, memory_check
 from ragctl.deploy import (
+    IMAGE_UID,
     LABEL_KEY,
     NGINX_HTTP_PORT,
     NGINX_HTTPS_PORT,
@@ -41,8 +42,12 @@ if TYPE_CHECKING:
 
 #: Services that run once before the others and exit (compose.yaml.j2): shown only when they failed.
 ONE_SHOT = ("fix-owner",)
-FIXED_NAMES = {"redis": "rag-redis", "chroma": "rag-chroma", "beat": "rag-beat", "flower": "rag-flower",
-               "nginx": "rag-nginx"}
+FIXED_NAMES = {"redis": "rag-redis", "chroma": "rag-chroma", "postgres": "rag-postgres", "beat": "rag-beat",
+               "flower": "rag-flower", "nginx": "rag-nginx"}
+#: Where pg_dump writes (and pg_restore reads) inside the postgres container: its volume, not /tmp.
+PG_DUMP = "/pgdata/ragctl.dump"
+#: The backup archive's member holding that dump.
+PG_MEMBER = "postgres/ragctl.dump"
 
 
 @dataclass
@@ -194,6 +199,11 @@ class DockerRuntime(Runtime):
     def gpu_wanted(self) -> bool:
         return self.config.gpu
 
+    @property
+    def uses_postgres(self) -> bool:
+        """The stack keeps its state in its PostgreSQL service (else in SQLite files under data/)."""
+        return self.config.database == "postgres"
+
     # -- reading state ------------------------------------------------------------------------
     def containers(self, client: docker.DockerClient | None = None) -> list[Container]:
         client = client or engine()
@@ -204,8 +214,8 @@ class DockerRuntime(Runtime):
 
     def wanted(self) -> dict[str, int]:
         """Compose service → replicas this configuration asks for."""
-        wanted = {"redis": 1, "chroma": 1, "api": self.config.api_replicas, "worker": self.config.workers,
-                  "beat": 1}
+        wanted = {"redis": 1, "chroma": 1, **({"postgres": 1} if self.uses_postgres else {}),
+                  "api": self.config.api_replicas, "worker": self.config.workers, "beat": 1}
         if self.config.flower:
             wanted["flower"] = 1
         if self.config.nginx:
@@ -456,10 +466,17 @@ class DockerRuntime(Runtime):
             set_config_value(self.project_root, "stack", "workers", workers)
             self.config = load_deploy_config(self.project_root)
         wait_s = 300 if wait_s is None else wait_s
+        self._pin_database()
         write_rendered(self.project_root, files=self.rendered_files)
         self.preflight()
         args = ["up", "-d", "--remove-orphans", *(services or [])]
         return self._run_and_wait(args, services, wait_s=wait_s, progress=progress)
+
+    def _pin_database(self) -> None:
+        """Write down where the state lives when ragctl.toml leaves it to the data folder's contents
+        (load_deploy_config): a stack that started on one never finds itself on the other."""
+        if "database" not in ProjectConfig.load(self.project_root).table("stack"):
+            set_config_value(self.project_root, "stack", "database", self.config.database)
 
     def _run_and_wait(self, args: list[str], services: list[str] | None, *, wait_s: float,
                       progress: Callable[[list[ServiceStatus]], None] | None) -> list[ServiceStatus]:
@@ -659,10 +676,40 @@ class DockerRuntime(Runtime):
         return anonymous_redis_ping(self)
 
     # -- backup and restore -------------------------------------------------------------------
+    # With PostgreSQL, the catalog, postings, extracted text, uploads and keys are one pg_dump -Fc,
+    # made and loaded inside the postgres container (python -m stack.db_server --dump/--load).
+    #: How stack.db_server finds the password in the postgres container (compose.yaml: from .env).
+    postgres_password_args: tuple[str, ...] = ("--password-env", "POSTGRES_PASSWORD")
+    restore_wait_s = 600
+
+    def catalog_documents(self) -> dict[str, list[str]]:
+        if not self.uses_postgres:
+            return super().catalog_documents()
+        return self.maintenance("documents")
+
     def store_members(self, redis_dump: str | None) -> Iterator[tuple[str, IO[bytes], int]]:
+        if self.uses_postgres:
+            yield from self._postgres_dump()
         yield from self._container_files("chroma", "/chroma", "chroma")
         if redis_dump:
             yield from self._container_files("redis", redis_dump, "redis")
+
+    def _db_server(self, container: Container, action: str, path: str) -> None:
+        code, output = container.exec_run(["python", "-m", "stack.db_server", *self.postgres_password_args,
+                                           action, path])
+        if code != 0:
+            tool = "pg_dump" if action == "--dump" else "pg_restore"
+            raise RagctlError(f"{tool} failed in {container.name}: {output.decode(errors='replace')[-800:]}",
+                              "ragctl logs postgres", code="backup_error" if action == "--dump" else "restore_mismatch")
+
+    def _postgres_dump(self) -> Iterator[tuple[str, IO[bytes], int]]:
+        postgres = self.service_container("postgres")
+        self._db_server(postgres, "--dump", PG_DUMP)
+        try:
+            for _, reader, size in self._container_files("postgres", PG_DUMP, "postgres"):
+                yield PG_MEMBER, reader, size
+        finally:
+            postgres.exec_run(["rm", "-f", PG_DUMP])
 
     def _container_files(self, service: str, path: str, prefix: str) -> Iterator[tuple[str, IO[bytes], int]]:
         import tarfile
@@ -691,7 +738,8 @@ class DockerRuntime(Runtime):
         return was_running
 
     def restore_stores(self, archive: Path) -> None:
-        """Create (not start) redis and chroma with their fresh volumes, and copy the files in."""
+        """Create (not start) redis and chroma with their fresh volumes, and copy the files in; the
+        PostgreSQL dump waits for its server (start_after_restore)."""
         from ragctl.runtime.base import store_tree_tar
 
         compose(self.project_root, ["up", "--no-start", "redis", "chroma"], profiles=self.profiles, timeout_s=300)
@@ -701,10 +749,150 @@ class DockerRuntime(Runtime):
             content = store_tree_tar(archive, tree)
             if content:
                 containers[tree].put_archive(mount, content)
+        self._restore_archive = archive
 
     def start_after_restore(self, was_running: bool) -> bool:
-        self.up(wait_s=600)  # the volumes were recreated: the stack starts whatever it was before
+        """Start the stack (its volumes were recreated), then fill PostgreSQL: the archive's dump, or
+        for an archive of a stack from before PostgreSQL, its SQLite state moved in (checked, as
+        ``ragctl upgrade`` does); the services that cache the catalog restart."""
+        self.up(wait_s=self.restore_wait_s)
+        archive = getattr(self, "_restore_archive", None)
+        if archive is not None and self.uses_postgres and self._restore_database(archive):
+            for service in ("api", "worker", "beat"):
+                self.restart(service)
         return True
+
+    def _restore_database(self, archive: Path) -> bool:
+        """Load the archive's database into the fresh server; False when the archive has none."""
+        import tarfile
+
+        with tarfile.open(archive, mode="r:gz") as tar:
+            names = set(tar.getnames())
+            if PG_MEMBER not in names:
+                if not any(name.startswith(("data/catalog.sqlite", "data/keys.sqlite", "data/lexical/"))
+                           for name in names):
+                    return False
+                self._move_state(replace=False)  # restore wrote those files into data/
+                return True
+            dump = tar.extractfile(PG_MEMBER).read()
+        postgres = self.service_container("postgres")
+        user = (postgres.attrs.get("Config") or {}).get("User") or f"{IMAGE_UID}:{IMAGE_UID}"
+        uid, _, gid = user.partition(":")
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as out:
+            info = tarfile.TarInfo(PG_DUMP.rsplit("/", 1)[1])
+            info.size, info.mode, info.uid, info.gid = len(dump), 0o600, int(uid), int(gid or uid)
+            out.addfile(info, io.BytesIO(dump))
+        postgres.put_archive(PG_DUMP.rsplit("/", 1)[0], buffer.getvalue())
+        try:
+            self._db_server(postgres, "--load", PG_DUMP)
+        finally:
+            postgres.exec_run(["rm", "-f", PG_DUMP])
+        return True
+
+    def _move_state(self, *, replace: bool) -> dict[str, Any]:
+        """The project folder's SQLite state moved into the stack's PostgreSQL (stack.maintenance
+        move-state, where the services run); UpgradeFailed with the move's reason when it did not."""
+        result = self.run_module("stack.maintenance", ["move-state-replace" if replace else "move-state"],
+                                 timeout_s=3600)
+        if not result.get("moved"):
+            raise UpgradeFailed(result)
+        return result
+
+
+    # -- ragctl upgrade: a stack from before PostgreSQL moves its state in -------------------------
+    def upgrade_state(self, *, replace: bool = False, wait_s: float | None = None,
+                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Move a Compose stack's SQLite state into its own PostgreSQL service, in place.
+
+        The stack stops; ragctl.toml switches to ``database = "postgres"``; PostgreSQL starts alone;
+        a one-off container of the stopped stack moves the catalog, postings, text, uploads and keys
+        (one transaction, verified, rolled back on a difference); the stack starts on PostgreSQL and
+        its document ids are checked against the SQLite catalog's.  On any failure the switch is
+        undone (the SQLite files were only read), a PostgreSQL volume this run created is removed, and
+        the stack starts again as it was."""
+        from ragctl.runtime.base import sqlite_catalog_documents
+
+        say = progress or (lambda _text: None)
+        if self.uses_postgres:
+            return {"upgraded": False, "database": "postgres",
+                    "reason": "the stack keeps its state in PostgreSQL already"}
+        started = time.monotonic()
+        before = sqlite_catalog_documents(self.project_root)
+        was_running = self.running
+        client = engine()
+        volume = f"{self.name}_postgres_data"
+        had_volume = bool(client.volumes.list(filters={"name": volume, "label": f"{LABEL_KEY}={self.name}"}))
+        if was_running:
+            say("stopping the stack")
+            self.down()
+        try:
+            set_config_value(self.project_root, "stack", "database", "postgres")
+            self.config = load_deploy_config(self.project_root)
+            write_rendered(self.project_root, files=self.rendered_files)
+            self.preflight()
+            say("starting PostgreSQL")
+            compose(self.project_root, ["up", "-d", "postgres"], profiles=self.profiles, timeout_s=300)
+            self.wait_ready(["postgres"], wait_s=300)
+            say("moving the catalog, postings, extracted text, uploads and keys (checked, one transaction)")
+            done = compose(self.project_root, ["run", "--rm", "--no-deps", "-T", "api", "python", "-m",
+                                               "stack.maintenance", "move-state-replace" if replace else "move-state"],
+                           profiles=self.profiles, timeout_s=3600)
+            moved = parse_last_json("stack.maintenance", 0, done.stdout, where="a one-off api container")
+            if not moved.get("moved"):
+                raise UpgradeFailed(moved)
+            say("starting the stack on PostgreSQL")
+            self.up(wait_s=wait_s)
+            after = self.catalog_documents()
+            if after != before:
+                raise UpgradeFailed({"code": "documents_differ", "error": (
+                    f"the stack on PostgreSQL lists {sum(map(len, after.values()))} documents, the SQLite catalog "
+                    f"{sum(map(len, before.values()))}")})
+        except BaseException as exc:
+            say("rolling back: the stack goes back to its SQLite files")
+            self._undo_upgrade(volume if not had_volume else None, restart=was_running)
+            if isinstance(exc, RagctlError):
+                exc.message = f"Upgrade rolled back, the stack is on its SQLite files again (nothing lost): {exc.message}"
+                exc.args = (exc.message,)
+            raise
+        if not was_running:
+            self.down()
+        return {"upgraded": True, "database": "postgres", "documents": sum(map(len, before.values())),
+                "collections": sorted(before), "move": moved, "running": was_running,
+                "seconds": round(time.monotonic() - started, 1)}
+
+    def _undo_upgrade(self, created_volume: str | None, *, restart: bool) -> None:
+        set_config_value(self.project_root, "stack", "database", "sqlite")
+        self.config = load_deploy_config(self.project_root)
+        write_rendered(self.project_root, files=self.rendered_files)
+        self.down()  # --remove-orphans: the postgres container, no longer in compose.yaml, goes too
+        if created_volume:
+            from docker.errors import NotFound
+
+            try:
+                found = engine().volumes.get(created_volume)
+                if (found.attrs.get("Labels") or {}).get(LABEL_KEY) == self.name:
+                    found.remove()
+            except NotFound:
+                pass
+        if restart:
+            self.up()
+
+
+class UpgradeFailed(RagctlError):
+    """The move into PostgreSQL did not happen (rolled back inside the database)."""
+
+    code = "upgrade_failed"
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        differences = result.get("differences") or []
+        hints = {"target_not_empty": "if that state is an earlier, abandoned upgrade of this project: ragctl upgrade "
+                                     "--replace --yes   (it is deleted first; the SQLite files stay as they are)",
+                 "move_mismatch": "fix the cause named above, then ragctl upgrade again"}
+        super().__init__(result.get("error") or "the move into PostgreSQL failed",
+                         hints.get(result.get("code"), "ragctl doctor   (then ragctl upgrade again)"))
+        self.move_code = result.get("code")
+        self.differences = differences
 
 
 class _ChunkReader(io.RawIOBase):

@@ -52,7 +52,16 @@ def environment_checks(runtime: DockerRuntime, *, running: bool) -> list[Check]:
                              c.hint) for c in runtime.port_checks(client)]
     checks += _upload_limit_checks(runtime)
     checks += _gpu_checks(runtime, client)
+    checks.append(_state_check(runtime))
     return checks
+
+
+def _state_check(runtime: DockerRuntime) -> Check:
+    if runtime.uses_postgres:
+        return Check("state store", "ok", "the catalog, postings, text, uploads and keys are in the stack's PostgreSQL")
+    return Check("state store", "warn", "the catalog, postings, text, uploads and keys are SQLite files in data/ "
+                 "(a stack from before PostgreSQL)", "API and workers can then never leave this host",
+                 hint="ragctl backup, then ragctl upgrade   (moves them into the stack's PostgreSQL, checked)")
 
 
 def _docker_root(client):

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from ragctl.checks import Check
 from ragctl.deploy import (
@@ -769,10 +769,6 @@ class SwarmRuntime(DockerRuntime):
     # containers, so the CLI must talk to that node's engine (the manager, in the usual layout; else
     # DOCKER_HOST at the data node).  The catalog, postings, extracted text and uploads are one
     # PostgreSQL dump (pg_dump -Fc), restored with pg_restore into the fresh server.
-    def catalog_documents(self) -> dict[str, list[str]]:
-        code, output = self.job(["python", "-c", CATALOG_DOCUMENTS])
-        return parse_last_json("the catalog", code, output, where="a job on the swarm")
-
     def service_container(self, service: str, client: docker.DockerClient | None = None):
         container = self.container_of(service, client)
         if container is None:
@@ -782,20 +778,6 @@ class SwarmRuntime(DockerRuntime):
                              f"run it against the data node's engine: DOCKER_HOST=ssh://USER@{data[0] if data else 'NODE'} "
                              "ragctl …   (or from that node)")
         return container
-
-    def store_members(self, redis_dump: str | None) -> Iterator[tuple[str, IO[bytes], int]]:
-        postgres = self.service_container("postgres")
-        code, output = postgres.exec_run(["sh", "-c", (f"PGPASSWORD=\"$(cat /run/secrets/POSTGRES_PASSWORD)\" pg_dump "
-                                          f"-Fc -h 127.0.0.1 -U ragctl -f {PG_DUMP} ragctl")])
-        if code != 0:
-            raise RagctlError(f"pg_dump failed in {postgres.name}: {output.decode(errors='replace')[-800:]}",
-                              "ragctl logs postgres", code="backup_error")
-        try:
-            for _, reader, size in self._container_files("postgres", PG_DUMP, "postgres"):
-                yield "postgres/ragctl.dump", reader, size
-        finally:
-            postgres.exec_run(["rm", "-f", PG_DUMP])
-        yield from super().store_members(redis_dump)
 
     def stop_for_restore(self) -> bool:
         was_running = self.running
@@ -829,51 +811,13 @@ class SwarmRuntime(DockerRuntime):
             helper.remove(force=True)
         self._restore_archive = archive
 
-    def start_after_restore(self, was_running: bool) -> bool:
-        """Deploy again, then load the PostgreSQL dump into the fresh server and restart the services
-        that read it (their caches hold the empty catalog's collections)."""
-        import tarfile
+    restore_wait_s = 900
+    #: The postgres service reads its password from the Swarm secret (stack.db_server's default).
+    postgres_password_args: tuple[str, ...] = ()
 
-        self.up(wait_s=900)
-        archive = getattr(self, "_restore_archive", None)
-        if archive is None:
-            return True
-        with tarfile.open(archive, mode="r:gz") as tar:
-            try:
-                member = tar.getmember("postgres/ragctl.dump")
-            except KeyError:
-                return True
-            dump = tar.extractfile(member).read()
-        postgres = self.service_container("postgres")
-        import io
-
-        buffer = io.BytesIO()
-        uid = self.config.uid or IMAGE_UID
-        with tarfile.open(fileobj=buffer, mode="w") as out:
-            info = tarfile.TarInfo(PG_DUMP.rsplit("/", 1)[1])
-            info.size, info.mode, info.uid, info.gid = len(dump), 0o600, uid, uid
-            out.addfile(info, io.BytesIO(dump))
-        postgres.put_archive(PG_DUMP.rsplit("/", 1)[0], buffer.getvalue())
-        code, output = postgres.exec_run(["sh", "-c", ("PGPASSWORD=\"$(cat /run/secrets/POSTGRES_PASSWORD)\" pg_restore "
-                                          f"--clean --if-exists --no-owner -h 127.0.0.1 -U ragctl -d ragctl {PG_DUMP}; "
-                                          f"code=$?; rm -f {PG_DUMP}; exit $code")])
-        if code != 0:
-            raise RagctlError(f"pg_restore failed in {postgres.name}: {output.decode(errors='replace')[-800:]}",
-                              "ragctl logs postgres", code="restore_mismatch")
-        for service in ("api", "worker", "beat"):
-            self.restart(service)
-        return True
-
-
-#: Where pg_dump writes (and pg_restore reads) inside the postgres container: its volume, not /tmp.
-PG_DUMP = "/pgdata/ragctl.dump"
-CATALOG_DOCUMENTS = (
-    "import json; from stack.settings import service_settings; from stack.pipeline.backends import open_catalog; "
-    "documents = {}; "
-    "[documents.setdefault(r.collection, []).append(r.id) for r in "
-    "sorted(open_catalog(service_settings()).list(), key=lambda r: (r.collection, r.id))]; "
-    "print(json.dumps(documents))"
-)
+    @property
+    def uses_postgres(self) -> bool:
+        return True  # stack.yaml always runs PostgreSQL: nodes share no disk
 
 
 def node_table_rows(nodes: list[NodeInfo]) -> list[dict[str, str]]:

@@ -80,7 +80,7 @@ def test_up_reports_every_service_healthy_and_the_api_behind_nginx(stack):
     port = [line for line in (stack / "ragctl.toml").read_text().splitlines() if line.startswith("nginx_port")]
     assert status["api_url"] == f"https://127.0.0.1:{port[0].split('=')[1].strip()}"
     services = {s["service"]: s for s in status["services"]}
-    assert set(services) == {"redis", "chroma", "api", "worker", "beat", "nginx"}
+    assert set(services) == {"redis", "chroma", "postgres", "api", "worker", "beat", "nginx"}
     for name, service in services.items():
         assert service["ready"] and service["replicas"] == service["wanted"], (name, service)
     assert services["redis"]["containers"][0]["name"] == "rag-redis"
@@ -106,7 +106,8 @@ def test_every_service_runs_unprivileged_on_a_read_only_root(stack):
     by_service = {}
     for container in containers:
         by_service.setdefault(container.labels[SERVICE_LABEL], []).append(container)
-    assert set(by_service) == {"fix-owner", "redis", "chroma", "api", "worker", "beat", "nginx"}, set(by_service)
+    assert set(by_service) == {"fix-owner", "redis", "chroma", "postgres", "api", "worker", "beat", "nginx"}, \
+        set(by_service)
     for service, members in by_service.items():
         for container in members:
             config, host = container.attrs["Config"], container.attrs["HostConfig"]
@@ -131,7 +132,7 @@ def test_every_service_runs_unprivileged_on_a_read_only_root(stack):
     client = engine()
     assert client.networks.get(f"{stack.name}_rag-network").attrs["Internal"] is True
     assert client.networks.get(f"{stack.name}_rag-edge").attrs["Internal"] is False
-    for service in ("redis", "chroma", "worker", "beat"):
+    for service in ("redis", "chroma", "postgres", "worker", "beat"):
         for container in by_service[service]:
             assert set(container.attrs["NetworkSettings"]["Networks"]) == {f"{stack.name}_rag-network"}, service
             assert not any(container.attrs["NetworkSettings"]["Ports"].values()), service
@@ -456,7 +457,8 @@ def test_down_keeps_volumes_and_down_volumes_asks(stack):
     client = engine()
     assert client.containers.list(all=True, filters={"label": f"{LABEL_KEY}={stack.name}"}) == []
     volumes = client.volumes.list(filters={"label": f"{LABEL_KEY}={stack.name}"})
-    assert {v.name for v in volumes} == {f"{stack.name}_redis_data", f"{stack.name}_chroma_data"}
+    assert {v.name for v in volumes} == {f"{stack.name}_redis_data", f"{stack.name}_chroma_data",
+                                         f"{stack.name}_postgres_data"}
     not_running, code = ragctl_json("ask", "연차 휴가는 며칠인가요?", root=stack, check=False)
     assert code == 5 and not_running["error"]["code"] == "not_running"
     _, code = ragctl_json("down", "--volumes", root=stack, check=False)
@@ -541,6 +543,65 @@ def test_migrate_from_the_single_container_layout(stack, tmp_path):
         ragctl("down", "--volumes", "--yes", root=legacy, timeout=300, check=False)
         for leftover in client.containers.list(all=True, filters={"name": name}):
             leftover.remove(force=True)
+
+
+def test_upgrade_moves_a_sqlite_stack_into_postgres_in_place(stack, tmp_path):
+    """A Compose stack from before PostgreSQL (database = "sqlite": its state in data/) is upgraded in
+    place: documents, answers and API keys are the same after; a second upgrade into a database that
+    already holds state is refused and rolled back (the stack answers on SQLite again), and
+    --replace then moves it."""
+    from ragctl.deploy import LABEL_KEY, load_deploy_config
+    from ragctl.engine import engine
+
+    client = engine()
+    old = tmp_path / f"pre-pg-{os.getpid()}"
+    ragctl("init", str(old), "--runtime", "docker", "--workers", "1", "--no-gpu", "--yes")
+    set_stack(old, tag=IMAGE_TAG, database="sqlite", api_cpus=1, worker_cpus=1, worker_memory="3g",
+              api_port=free_port(), api_bind="127.0.0.1")
+    try:
+        ragctl("up", "--wait", "600", root=old, timeout=900)
+        assert "rag-postgres" not in {c.name for c in client.containers.list()}
+        files = [SAMPLES / "휴가_규정.hwpx", SAMPLES / "expense-policy.docx"]
+        report, _ = ragctl_json("ingest", *map(str, files), root=old, timeout=900)
+        assert [r["status"] for r in report["results"]] == ["done", "done"], report
+        assert (old / "data" / "catalog.sqlite").is_file()
+        key, _ = ragctl_json("keys", "create", "--role", "ask", "--name", "reader", root=old)
+        ids = sorted(d["id"] for d in ragctl_json("documents", "list", root=old)[0])
+        before = ragctl_json("ask", "연차 휴가는 며칠인가요?", root=old, timeout=300)[0]["answer"]
+        sqlite_bytes = {p.name: p.read_bytes() for p in (old / "data").glob("*.sqlite")}
+
+        upgraded, _ = ragctl_json("upgrade", "--yes", root=old, timeout=1800)
+        assert upgraded["upgraded"] and upgraded["documents"] == 2 and upgraded["running"], upgraded
+        assert upgraded["move"]["verified"] and upgraded["move"]["keys"] == 1
+        assert load_deploy_config(old).database == "postgres"
+        assert client.containers.get("rag-postgres").status == "running"
+        assert sorted(d["id"] for d in ragctl_json("documents", "list", root=old)[0]) == ids
+        assert ragctl_json("ask", "연차 휴가는 며칠인가요?", root=old, timeout=300)[0]["answer"] == before
+        url = ragctl_json("status", root=old)[0]["api_url"]
+        asked = httpx.post(f"{url}/api/search", json={"query": "연차 휴가"}, timeout=60,
+                           headers={"Authorization": f"Bearer {key['key']}"})
+        assert asked.status_code == 200 and asked.json()["hits"], asked.text[:500]
+        # The SQLite files were only read.
+        assert {p.name: p.read_bytes() for p in (old / "data").glob("*.sqlite")} == sqlite_bytes
+        again, _ = ragctl_json("upgrade", "--yes", root=old)
+        assert again["upgraded"] is False and "already" in again["reason"]
+
+        # Back on SQLite by hand, then upgraded again: the database holds the first move's state.
+        set_stack(old, database="sqlite")
+        ragctl("up", "--wait", "600", root=old, timeout=900)
+        refused, code = ragctl_json("upgrade", "--yes", root=old, timeout=1800, check=False)
+        assert code != 0 and refused["error"]["code"] == "upgrade_failed", refused
+        assert "rolled back" in refused["error"]["message"] and "--replace" in refused["error"]["hint"]
+        assert load_deploy_config(old).database == "sqlite"
+        assert "rag-postgres" not in {c.name for c in client.containers.list(all=True)}
+        assert client.volumes.list(filters={"name": f"{old.name}_postgres_data", "label": f"{LABEL_KEY}={old.name}"})
+        assert ragctl_json("ask", "연차 휴가는 며칠인가요?", root=old, timeout=300)[0]["answer"] == before
+
+        replaced, _ = ragctl_json("upgrade", "--replace", "--yes", root=old, timeout=1800)
+        assert replaced["upgraded"] and replaced["documents"] == 2
+        assert sorted(d["id"] for d in ragctl_json("documents", "list", root=old)[0]) == ids
+    finally:
+        ragctl("down", "--volumes", "--yes", root=old, timeout=300, check=False)
 
 
 def test_bundle_save_and_load_round_trip(stack, tmp_path):

@@ -196,3 +196,24 @@ def _blob_hashes(url: str) -> dict[str, str]:
 
     with psycopg.connect(url) as db:
         return dict(db.execute("SELECT document_id, encode(sha256(data), 'hex') FROM blobs").fetchall())
+
+
+def test_the_stack_side_commands_move_list_and_report_a_refusal_as_data(source, postgres_url):  # noqa: F811
+    """What ``ragctl upgrade`` and a restore run inside the stack's container (``python -m
+    stack.maintenance move-state|documents``): the move's report, or its refusal as data with its
+    code (the CLI reads the last JSON line); the catalog's ids through either backend."""
+    from pydantic import SecretStr
+
+    from stack.maintenance import documents, move_state
+
+    pipeline, _ = source
+    on_postgres = pipeline.settings.model_copy(update={"database_url": SecretStr(postgres_url)})
+    assert move_state(pipeline.settings.model_copy(update={"database_url": None}))["code"] == "no_database"
+    moved = move_state(on_postgres)
+    assert moved["moved"] and moved["verified"] and moved["keys"] == 1
+    assert documents(on_postgres) == documents(pipeline.settings) != {}
+    refused = move_state(on_postgres)
+    assert refused == {"moved": False, "code": "target_not_empty", "error": refused["error"],
+                       "hint": refused["hint"]} and "holds ragctl state already" in refused["error"]
+    assert move_state(on_postgres, replace=True)["moved"]
+    assert documents(on_postgres) == documents(pipeline.settings)

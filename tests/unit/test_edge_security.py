@@ -35,7 +35,7 @@ except DockerError as exc:
     reason = f"Docker Compose v2 not found ({exc.hint})"
     skip_or_fail(reason, "render", module=True)
 
-SERVICES = {"redis", "chroma", "api", "worker", "beat", "flower", "nginx"}
+SERVICES = {"redis", "chroma", "postgres", "api", "worker", "beat", "flower", "nginx"}
 
 
 def project(tmp_path, **stack):
@@ -72,9 +72,10 @@ def test_every_service_is_unprivileged_read_only_and_without_capabilities(tmp_pa
     assert "ports" not in owner and "restart" not in owner
     assert f"chown -h {uid}:{gid}" in owner["command"][-1]
     assert {v["target"] for v in owner["volumes"]} == {"/own/data", "/own/logs", "/own/extracted_results",
-                                                       "/own/hwp_data", "/own/certs", "/own/redis", "/own/chroma"}
-    # Redis and Chroma start after it; everything else after them.
-    for name in ("redis", "chroma"):
+                                                       "/own/hwp_data", "/own/certs", "/own/redis", "/own/chroma",
+                                                       "/own/postgres"}
+    # The data services start after it; everything else after them.
+    for name in ("redis", "chroma", "postgres"):
         assert services[name]["depends_on"]["fix-owner"]["condition"] == "service_completed_successfully"
 
 
@@ -87,6 +88,7 @@ def test_each_service_mounts_only_what_it_needs(tmp_path):
 
     assert mounts("redis") == {("redis_data", "/data", False), (str(root / "redis.conf"), "/app/redis.conf", True)}
     assert mounts("chroma") == {("chroma_data", "/chroma", False)}
+    assert mounts("postgres") == {("postgres_data", "/pgdata", False)}
     assert mounts("beat") == set() and mounts("flower") == set()
     project_dirs = {(str(root / d), f"/app/project/{d}", False) for d in ("data", "logs", "extracted_results")}
     assert mounts("api") == project_dirs  # prod: no code, no hwp_data
@@ -102,7 +104,7 @@ def test_data_services_are_on_an_internal_network_and_never_published(tmp_path):
     assert model["networks"]["rag-network"]["internal"] is True
     assert not model["networks"]["rag-edge"].get("internal")
     services = model["services"]
-    for name in ("redis", "chroma", "worker", "beat"):
+    for name in ("redis", "chroma", "postgres", "worker", "beat"):
         assert set(services[name]["networks"]) == {"rag-network"}, name
         assert "ports" not in services[name], name
     assert set(services["nginx"]["networks"]) == {"rag-edge"}

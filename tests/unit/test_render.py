@@ -35,7 +35,7 @@ def project(tmp_path, gpu: bool, flower: bool, nginx: bool, env: str, **stack):
 def test_every_combination_is_valid_compose(tmp_path, gpu, flower, nginx, env):
     _, model = project(tmp_path, gpu, flower, nginx, env)
     services = model["services"]
-    expected = {"fix-owner", "redis", "chroma", "api", "worker", "beat"} | ({"flower"} if flower else set()) | (
+    expected = {"fix-owner", "redis", "chroma", "postgres", "api", "worker", "beat"} | ({"flower"} if flower else set()) | (
         {"nginx"} if nginx else set())
     assert set(services) == expected
     edge = {"nginx": {"rag-edge"}, "api": {"rag-network", "rag-edge"}, "flower": {"rag-network", "rag-edge"}}
@@ -126,7 +126,8 @@ def test_cli_init_render_config(tmp_path):
     assert {k: stack[k] for k in ("workers", "gpu", "flower", "nginx", "env")} == {
         "workers": 4, "gpu": False, "flower": False, "nginx": True, "env": "prod"}
     # The guide's limits, lowered only where this host has less (pre-flight would refuse them).
-    assert set(stack) - {"workers", "gpu", "flower", "nginx", "env"} <= {"api_cpus", "worker_cpus", "api_memory",
+    assert stack["database"] == "postgres"  # written down: a new stack never depends on what data/ holds
+    assert set(stack) - {"workers", "gpu", "flower", "nginx", "env", "database"} <= {"api_cpus", "worker_cpus", "api_memory",
                                                                           "worker_memory"}
     if (os.cpu_count() or 1) < 4:
         assert stack["worker_cpus"] == os.cpu_count()
