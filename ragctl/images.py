@@ -12,6 +12,7 @@ default), and report progress while they run.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -31,6 +32,8 @@ from ragctl.engine import DockerError, Inactivity, engine, inactivity_limit
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 SOURCE_ITEMS = ("pyproject.toml", "README.md", "ragctl", "stack", "templates")
 BUNDLE_MANIFEST = "ragctl-bundle.json"
+#: The image's label (and RAGCTL_BUILD_ID in its environment) that holds its build id (``build_id``).
+BUILD_LABEL = "io.ragctl.build"
 #: Slack between the inactivity watch and the client's socket timeout (the watch speaks first).
 SOCKET_SLACK_S = 5
 LOAD_BLOCK_BYTES = 4 << 20
@@ -102,8 +105,7 @@ def write_build_context(root: Path, options: BuildOptions, out) -> list[str]:
     names: list[str] = []
 
     def skip(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-        parts = Path(info.name).parts
-        if "__pycache__" in parts or info.name.endswith((".pyc", ".pyo")):
+        if _left_out(info.name):
             return None
         info.uid = info.gid = 0
         info.uname = info.gname = "root"
@@ -127,6 +129,64 @@ def write_build_context(root: Path, options: BuildOptions, out) -> list[str]:
         tar.addfile(info, io.BytesIO(ca))
         names.append("build/ca.crt")
     return names
+
+
+def _left_out(name: str) -> bool:
+    """Files the build context leaves out (compiled Python)."""
+    return "__pycache__" in Path(name).parts or name.endswith((".pyc", ".pyo"))
+
+
+def build_id(root: Path, options: BuildOptions, *, base_image_id: str = "", source: Path | None = None) -> str:
+    """The build id ``ragctl build`` bakes into the image (``RAGCTL_BUILD_ID``, label ``io.ragctl.build``):
+    a SHA-256 over what goes into it — the rendered Dockerfile, every file of the source tree the build
+    context carries (path and bytes), the wheelhouse's wheel names and sizes, the CA bundle, the base
+    image (name and id) and the torch index.  The same inputs give the same id, so a rebuild with nothing
+    changed keeps the image and its id; a change to any of them changes it.  Doctor compares it across
+    a swarm's nodes, which may hold different images under one tag."""
+    source = source or source_root()
+    digest = hashlib.sha256()
+
+    def add(kind: str, name: str, data: bytes) -> None:
+        digest.update(f"{kind}\0{name}\0{len(data)}\0".encode())
+        digest.update(data)
+
+    add("dockerfile", "Dockerfile", (root / "Dockerfile").read_bytes())
+    for item in SOURCE_ITEMS:
+        top = source / item
+        files = [top] if top.is_file() else [p for p in top.rglob("*") if p.is_file()]
+        for path in sorted(files, key=lambda p: p.relative_to(source).as_posix()):
+            name = path.relative_to(source).as_posix()
+            if not _left_out(name):
+                add("src", name, path.read_bytes())
+    if options.wheelhouse is not None:
+        for wheel in sorted(options.wheelhouse.glob("*.whl")):
+            add("wheel", wheel.name, str(wheel.stat().st_size).encode())
+    add("ca", "build/ca.crt", options.ca_bundle.read_bytes() if options.ca_bundle is not None else b"")
+    add("base", options.base_image, base_image_id.encode())
+    from ragctl.deploy import TORCH_INDEXES
+
+    add("torch", options.torch_variant, TORCH_INDEXES.get(options.torch_variant, "").encode())
+    return digest.hexdigest()
+
+
+def build_of(attrs: dict) -> str:
+    """The build id an image carries (its ``docker inspect``): RAGCTL_BUILD_ID in its environment, which
+    is what its containers see (an image made ``FROM`` it keeps the label but may set another), else the
+    label; "" for an image built before ragctl recorded one."""
+    config = attrs.get("Config") or {}
+    env = dict(item.partition("=")[::2] for item in config.get("Env") or [])
+    return env.get("RAGCTL_BUILD_ID") or (config.get("Labels") or {}).get(BUILD_LABEL) or ""
+
+
+def image_build(name: str) -> str | None:
+    """The build id of the image ``name`` on the engine ragctl talks to ("" when it carries none),
+    or None when that engine does not hold it."""
+    from docker.errors import ImageNotFound
+
+    try:
+        return build_of(engine().images.get(name).attrs)
+    except ImageNotFound:
+        return None
 
 
 def check_base_image(base_image: str, timeout_s: float = 120) -> str:
@@ -163,6 +223,7 @@ def check_base_image(base_image: str, timeout_s: float = 120) -> str:
 class BuiltImage:
     image: str
     id: str
+    build: str  # the build id baked into it (build_id)
     size_bytes: int
     seconds: float
     base_image: str
@@ -252,19 +313,22 @@ def build_image(root: Path, options: BuildOptions, *, progress: Progress | None 
     client = engine(timeout_s=limit + SOCKET_SLACK_S)
     started = time.monotonic()
     log: list[str] = []
+    build = build_id(root, options, base_image_id=client.images.get(options.base_image).id)
     # The build stage first, tagged, so that it stays the layer cache of the next build; then the image.
     for target, tag in (("build", f"{options.image}-build"), (None, options.image)):
-        _build_target(client, root, options, target=target, tag=tag, log=log, progress=progress, limit_s=limit)
+        _build_target(client, root, options, target=target, tag=tag, log=log, progress=progress, limit_s=limit,
+                      build=build)
     _remove_stale_images(client)
     image = client.images.get(options.image)
-    return BuiltImage(image=options.image, id=image.id, size_bytes=int(image.attrs.get("Size", 0)),
+    return BuiltImage(image=options.image, id=image.id, build=build_of(image.attrs),
+                      size_bytes=int(image.attrs.get("Size", 0)),
                       seconds=round(time.monotonic() - started, 1), base_image=options.base_image,
                       torch_variant=options.torch_variant,
                       wheelhouse=str(options.wheelhouse) if options.wheelhouse else None, python=python, log=log)
 
 
 def _build_target(client, root: Path, options: BuildOptions, *, target: str | None, tag: str, log: list[str],
-                  progress: Progress | None, limit_s: float) -> None:
+                  progress: Progress | None, limit_s: float, build: str) -> None:
     from docker.errors import APIError
 
     from ragctl.deploy import TORCH_INDEXES
@@ -282,7 +346,9 @@ def _build_target(client, root: Path, options: BuildOptions, *, target: str | No
                 fileobj=context, custom_context=True, tag=tag, target=target, rm=True, forcerm=True, decode=True,
                 # Host networking: pip reaches the index (or the proxy) the way the host does.
                 network_mode="host", timeout=int(limit_s + SOCKET_SLACK_S),
-                buildargs={"BASE_IMAGE": options.base_image, "TORCH_INDEX": TORCH_INDEXES[options.torch_variant]},
+                buildargs={"BASE_IMAGE": options.base_image, "TORCH_INDEX": TORCH_INDEXES[options.torch_variant],
+                           # The final stage's only (the build stage would warn of an unused argument).
+                           **({"RAGCTL_BUILD_ID": build} if target is None else {})},
                 labels={"io.ragctl.version": __version__}))
             for chunk in stream:
                 if "error" in chunk:
@@ -389,7 +455,7 @@ def _requirements_only_for(wheelhouse: Path, python_version: str) -> set[str]:
 class BundleManifest:
     ragctl_version: str
     created: str
-    images: list[dict]  # {"name", "id", "size_bytes"}
+    images: list[dict]  # {"name", "id", "size_bytes", "build" (the build id; absent in older bundles)}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -409,7 +475,8 @@ def save_bundle(root: Path, path: Path, *, progress: Callable[[int], None] | Non
         raise ImageError(f"The image {name} is not on this engine.", hint="ragctl build") from exc
     size = int(image.attrs.get("Size", 0))
     manifest = BundleManifest(ragctl_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                              images=[{"name": name, "id": image.id, "size_bytes": size}])
+                              images=[{"name": name, "id": image.id, "size_bytes": size,
+                                       "build": build_of(image.attrs)}])
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     written = 0

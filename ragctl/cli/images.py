@@ -62,7 +62,8 @@ def build(
     if as_json:
         print_json(built.to_dict() | ({"pushed": pushed} if push else {}))
     else:
-        console.print(f"[green]Built {built.image}[/] ({built.id[:19]}, {built.size_bytes / 1e9:.2f} GB, "
+        console.print(f"[green]Built {built.image}[/] ({built.id[:19]}, build {built.build[:12] or '?'}, "
+                      f"{built.size_bytes / 1e9:.2f} GB, "
                       f"{built.seconds:.0f} s, python {built.python}, torch {built.torch_variant}"
                       f"{', wheelhouse ' + built.wheelhouse if built.wheelhouse else ''}).")
         if pushed:

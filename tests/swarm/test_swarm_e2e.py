@@ -6,13 +6,15 @@ n1 is the manager and the data node (Postgres, Redis, Chroma); the workers run o
 50 real documents go in through Nginx and the API; n3 loses power mid-ingest (its engine, containerd
 and containers SIGKILLed at once) and every document still ends as a clean run ends it (status and
 chunk count, from an embedded ingest of the same files), with exactly as many vectors in Chroma and
-chunks in the Postgres postings as the documents hold.  Then: doctor across the nodes, scale workers
-2 → 4 → 1 live, restart the API under a question load with zero failed questions.
+chunks in the Postgres postings as the documents hold.  Then: doctor across the nodes (a node holding
+another build under the image's tag, a node down), scale workers 2 → 4 → 1 live, restart the API under
+a question load with zero failed questions.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import tarfile
 import threading
 import time
@@ -161,6 +163,63 @@ def test_ingest_through_both_worker_nodes_survives_a_node_lost_mid_ingest(deploy
         assert json.loads(output.strip().splitlines()[-1]) == {"chunks": total, "documents": len(
             [1 for status, chunks in got.values() if chunks])}
     cluster.start_node("n3")
+
+
+def image_rows(root: Path, env) -> tuple[dict[str, dict], int]:
+    """doctor's ``image on NODE`` rows (waiting, once, for a node that has just rejoined to answer)."""
+    for attempt in range(2):
+        report, code = ragctl_json("doctor", root=root, env=env, timeout=600, check=False)
+        rows = {f["name"]: f for f in report["findings"] if f["name"].startswith("image on ")}
+        if len(rows) == 3 or attempt:
+            return rows, code
+        time.sleep(15)
+    raise AssertionError("unreachable")
+
+
+def test_doctor_finds_a_node_holding_another_build_under_the_tag(deployed):
+    """Without a registry the swarm names the image by its tag only; doctor reads the build id that
+    ragctl build baked into it on every node.  A node whose tag names another image fails, by name."""
+    cluster, root, env = deployed
+    inspect = ["image", "inspect", "--format"]
+    built = cluster.docker("n1", *inspect, '{{index .Config.Labels "io.ragctl.build"}}', IMAGE).stdout.strip()
+    assert len(built) == 64, built
+    rows, _ = image_rows(root, env)
+    assert set(rows) == {"image on n1", "image on n2", "image on n3"}, rows
+    for row in rows.values():
+        assert row["status"] == "ok" and row["data"]["build"] == built and built[:12] in row["detail"], row
+    # On n2 only: the same name:tag for another image (FROM the real one, another RAGCTL_BUILD_ID).
+    original = cluster.docker("n2", *inspect, "{{.Id}}", IMAGE).stdout.strip()
+    made = subprocess.run(["docker", "build", "--quiet", "--tag", IMAGE, "-"], capture_output=True, text=True,
+                          input=f"FROM {IMAGE}\nENV RAGCTL_BUILD_ID=different\n", timeout=300, check=False,
+                          env={**cluster.env("n2"), "DOCKER_BUILDKIT": "0"})
+    other = made.stdout.strip().splitlines()[-1] if made.stdout.strip() else ""
+    try:
+        assert made.returncode == 0 and other.startswith("sha256:") and other != original, made.stderr[-2000:]
+        rows, code = image_rows(root, env)
+        print(f"\nimage on n2: {rows['image on n2']['detail']}")
+        assert code != 0 and rows["image on n2"]["status"] == "fail", rows
+        assert "n2" in rows["image on n2"]["detail"] and "different" in rows["image on n2"]["detail"]
+        assert built[:12] in rows["image on n2"]["detail"] and "ragctl bundle load FILE on n2" in rows[
+            "image on n2"]["hint"]
+        assert rows["image on n1"]["status"] == rows["image on n3"]["status"] == "ok"
+    finally:  # the real image back under the tag on n2, the other one gone: later tests see one build
+        cluster.docker("n2", "tag", original, IMAGE, check=False)
+        # doctor's one-shot jobs (its probe, its checks) that the swarm placed on n2 ran that image: their
+        # ended containers stay after the job's service is removed; remove those (ragctl's jobs only).
+        users = refused = ""
+        for _ in range(30) if other.startswith("sha256:") else ():
+            removed = cluster.docker("n2", "image", "rm", other, check=False)
+            if removed.returncode == 0:
+                break
+            refused = removed.stderr
+            users = cluster.docker("n2", "ps", "-a", "--filter", f"ancestor={other}", "--format",
+                                   '{{.ID}} {{.State}} {{.Label "com.docker.swarm.service.name"}}').stdout
+            for container, state, service in ((line.split() + ["", ""])[:3] for line in users.splitlines()):
+                if state != "running" and ("_nodecheck-" in service or "_job-" in service):
+                    cluster.docker("n2", "rm", container, check=False)
+            time.sleep(3)
+    assert cluster.docker("n2", *inspect, "{{.Id}}", IMAGE).stdout.strip() == original
+    assert cluster.docker("n2", "image", "inspect", other, check=False).returncode != 0, (refused, users)
 
 
 def test_doctor_names_a_node_that_is_down(deployed):
