@@ -10,6 +10,9 @@ The extractive answer (``extractive_answer``) quotes sentences of the retrieved 
 * its score: the IDF-weighted share of the question's content terms it holds (English words
   stemmed, ``_stem``, so "enforces" meets "enforced") + the embedding model's cosine to the
   question (min-max scaled over the front-runners) + its chunk's retrieval score (``_score``);
+  for a question that is not Korean, when the embedding model gives a cosine, the front-runners
+  are instead scored by a small learned ranker (``sentence_ranker``: its probability that the
+  sentence answers; ``ranker_rows``), and a second sentence joins more readily (SECOND_SENTENCE_RATIO);
 * the best sentence is quoted; a sentence that points back ("It", "However", "이는") brings the
   one before, one that ends with ":" the one after, and a short one a neighbour
   (SHORT_SENTENCE_CHARS / SHORT_NEIGHBOURS / SHORT_NEIGHBOUR_SHARE);
@@ -27,6 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from stack.pipeline import sentence_ranker
 from stack.pipeline.chunk import split_sentences
 from stack.pipeline.errors import PipelineError
 from stack.pipeline.lexical import tokenize_many
@@ -103,20 +107,27 @@ DENSE_CANDIDATES = 12
 #: Another sentence joins the best one only when its score is at least this share of the best,
 #: and while the quoted text stays within MAX_ANSWER_CHARS.  Korean sentences are shorter and
 #: denser than English ones (a Hangul syllable carries what two or three Latin letters do), so a
-#: Korean answer may take a second sentence more readily, within a smaller budget.
-SECOND_SENTENCE_RATIO = {"ko": 0.55, "other": 0.8}
-MAX_ANSWER_CHARS = {"ko": 250, "other": 350}
+#: Korean answer may take a second sentence more readily, within a smaller budget.  "ranker": the
+#: values where the learned ranker scores (English with a cosine); its scores are probabilities that
+#: sum to 1, so a second sentence with a tenth of the best one's is a real doubt (tuned by 5-fold
+#: cross-validation on 1,804 SQuAD questions outside the reported sample; docs/benchmarks.md).
+SECOND_SENTENCE_RATIO = {"ko": 0.55, "other": 0.8, "ranker": 0.1}
+MAX_ANSWER_CHARS = {"ko": 250, "other": 350, "ranker": 350}
 #: A quoted sentence shorter than this (characters) is quoted with a neighbour that completes it,
 #: tried in the order of SHORT_NEIGHBOURS (-1: the sentence before, 1: the one after).  A short
 #: Korean sentence is mostly a fragment that continues the one before.  A short English
 #: sentence is mostly a topic sentence whose facts follow ("Bowman was the director of the
 #: society." -> the next sentence says what he did), and it costs few characters to complete:
 #: on SQuAD questions outside the reported sample this gained 1.5 points for 10 characters more.
-SHORT_SENTENCE_CHARS = {"ko": 20, "other": 100}
-SHORT_NEIGHBOURS = {"ko": (-1, 1), "other": (1,)}
+SHORT_SENTENCE_CHARS = {"ko": 20, "other": 100, "ranker": 100}
+SHORT_NEIGHBOURS = {"ko": (-1, 1), "other": (1,), "ranker": (1,)}
 #: ... and only by a neighbour that scores at least this share of the short sentence: one on the
-#: question's subject, not the next topic of the passage ("Entry is free on Sundays.").
-SHORT_NEIGHBOUR_SHARE = {"ko": 0.0, "other": 0.5}
+#: question's subject, not the next topic of the passage ("Entry is free on Sundays.").  A neighbour
+#: outside the ranker's shortlist scores 0 there.
+SHORT_NEIGHBOUR_SHARE = {"ko": 0.0, "other": 0.5, "ranker": 0.1}
+#: How many sentences (the best by lexical overlap and retrieval score) the learned ranker judges;
+#: the embedding model encodes each of them.
+RANKER_CANDIDATES = 12
 
 Similarity = Callable[[str, Sequence[str]], Sequence[float]]
 
@@ -253,15 +264,21 @@ def _normalised(values: Sequence[float]) -> list[float]:
     return [(value - low) / span if span > 1e-9 else 0.0 for value in values]
 
 
-def _score(question: str, candidates: list[_Candidate], sources: Sequence[Source],
-           similarity: Similarity | None) -> None:
-    """Set each candidate's score: lexical + dense + retrieval rank, each in [0, 1] before weights."""
-    question_terms = {_stem(term) for term in tokenize_many([question])[0]}
+def _idf(question_terms: set[str], candidates: Sequence[_Candidate]) -> dict[str, float]:
+    """The question's terms weighted by how rare they are among the candidate sentences."""
     document_frequency: Counter[str] = Counter()
     for candidate in candidates:
         document_frequency.update(set(candidate.terms))
     total = len(candidates)
-    idf = {term: math.log(1 + total / document_frequency[term]) for term in question_terms if document_frequency[term]}
+    return {term: math.log(1 + total / document_frequency[term]) for term in question_terms if document_frequency[term]}
+
+
+def _score(question: str, candidates: list[_Candidate], sources: Sequence[Source],
+           similarity: Similarity | None) -> None:
+    """Set each candidate's score: lexical + dense + retrieval rank, each in [0, 1] before weights."""
+    question_terms = {_stem(term) for term in tokenize_many([question])[0]}
+    total = len(candidates)
+    idf = _idf(question_terms, candidates)
     question_weight = sum(idf.values()) or 1.0
     lexical = [sum(idf.get(term, 0.0) for term in question_terms & set(c.terms)) / question_weight for c in candidates]
 
@@ -277,6 +294,69 @@ def _score(question: str, candidates: list[_Candidate], sources: Sequence[Source
     dense = _normalised([float(s) for s in similarity(question, [c.text for c in shortlist])])
     for c, den in zip(shortlist, dense, strict=True):
         c.score += DENSE_WEIGHT * den
+
+
+def _candidates(sources: Sequence[Source]) -> tuple[dict[int, list[str]], list[_Candidate]]:
+    """Each source's sentences, and the candidates: every sentence that is not a heading, once."""
+    per_source: dict[int, list[str]] = {}
+    candidates: list[_Candidate] = []
+    seen: set[str] = set()
+    for rank, source in enumerate(sources):
+        sentences = [_LEADING_ARTICLE.sub("", sentence) for sentence in _sentences(source.text)]
+        per_source[source.n] = sentences
+        for index, (sentence, heading) in enumerate(zip(sentences, heading_flags(sentences), strict=True)):
+            key = _key(sentence)
+            if heading or not key or key in seen:  # overlapping chunks repeat sentences: count each once
+                continue
+            seen.add(key)
+            candidates.append(_Candidate(source.n, rank, index, sentence, []))
+    return per_source, candidates
+
+
+def _set_terms(candidates: Sequence[_Candidate], per_source: dict[int, list[str]] | None = None) -> dict[str, list[str]]:
+    """Stemmed content terms of each candidate (and of every sentence of ``per_source``, when given),
+    analysed in one call; returns them by sentence text."""
+    texts = list(dict.fromkeys([c.text for c in candidates] + [t for ss in (per_source or {}).values() for t in ss]))
+    terms_of = {text: [_stem(term) for term in terms] for text, terms in zip(texts, tokenize_many(texts), strict=True)}
+    for candidate in candidates:
+        candidate.terms = terms_of[candidate.text]
+    return terms_of
+
+
+def _use_ranker(korean: bool, similarity: Similarity | None, candidates: Sequence[_Candidate]) -> bool:
+    """The learned ranker chooses English sentences when the embedding model gives a cosine."""
+    return not korean and similarity is not None and len(candidates) >= 2 and sentence_ranker.available()
+
+
+def ranker_rows(question: str, candidates: list[_Candidate], sources: Sequence[Source],
+                per_source: dict[int, list[str]], similarity: Similarity) -> tuple[list[_Candidate], list[list[float]]]:
+    """The shortlist the learned ranker judges (the RANKER_CANDIDATES best by the hand-set lexical and
+    retrieval score, as the dense shortlist is), and its feature rows (``sentence_ranker.features``).
+    Candidates' terms must be set (``_set_terms`` with ``per_source``).  bench/train_sentence_ranker.py
+    calls this too, so that training and answering see the same features."""
+    terms_of = {c.text: c.terms for c in candidates}
+    missing = [t for ss in per_source.values() for t in ss if t not in terms_of]
+    if missing:
+        terms_of.update(_set_terms([_Candidate(0, 0, 0, t, []) for t in dict.fromkeys(missing)]))
+    _score(question, candidates, sources, None)
+    shortlist = sorted(candidates, key=lambda c: (-c.score, c.rank, c.index))[:RANKER_CANDIDATES]
+    cosines = [float(value) for value in similarity(question, [c.text for c in shortlist])]
+    question_terms = [_stem(term) for term in tokenize_many([question])[0]]
+    idf = _idf(set(question_terms), candidates)
+    best_source = max((source.score for source in sources), default=0.0)
+    by_number = {source.n: source for source in sources}
+    sentences = []
+    for c, cosine in zip(shortlist, cosines, strict=True):
+        around = per_source[c.n]
+        sentences.append(sentence_ranker.Sentence(
+            text=c.text, terms=c.terms, rank=c.rank, index=c.index, count=len(around),
+            retrieval=by_number[c.n].score / best_source if best_source > 0 else 1.0 / (1 + c.rank),
+            cosine=cosine,
+            before=terms_of.get(around[c.index - 1]) if c.index > 0 else None,
+            after=terms_of.get(around[c.index + 1]) if c.index + 1 < len(around) else None,
+            points_back=_points_back(c.text, False),
+        ))
+    return shortlist, sentence_ranker.features(question, question_terms, sentences, idf)
 
 
 def extractive_answer(
@@ -300,28 +380,24 @@ def extractive_answer(
     korean = is_korean(question)
     if not sources:
         return Answer(question, NO_SOURCES_KO if korean else NO_SOURCES_EN, "extractive", [])
-    per_source: dict[int, list[str]] = {}
-    candidates: list[_Candidate] = []
-    seen: set[str] = set()
-    for rank, source in enumerate(sources):
-        sentences = [_LEADING_ARTICLE.sub("", sentence) for sentence in _sentences(source.text)]
-        per_source[source.n] = sentences
-        for index, (sentence, heading) in enumerate(zip(sentences, heading_flags(sentences), strict=True)):
-            key = _key(sentence)
-            if heading or not key or key in seen:  # overlapping chunks repeat sentences: count each once
-                continue
-            seen.add(key)
-            candidates.append(_Candidate(source.n, rank, index, sentence, []))
+    per_source, candidates = _candidates(sources)
     label = EXTRACTIVE_LABEL_KO if korean else EXTRACTIVE_LABEL_EN
     if not candidates:  # only headings were found: quote the best passage as it is
         return Answer(question, f"{label}\n{sources[0].text.strip()} [{sources[0].n}]", "extractive", sources)
-    for candidate, terms in zip(candidates, tokenize_many([c.text for c in candidates]), strict=True):
-        candidate.terms = [_stem(term) for term in terms]
-    _score(question, candidates, sources, similarity)
+    learned = _use_ranker(korean, similarity, candidates)
+    _set_terms(candidates, per_source if learned else None)
+    if learned:
+        shortlist, rows = ranker_rows(question, candidates, sources, per_source, similarity)
+        for c in candidates:
+            c.score = 0.0
+        for c, probability in zip(shortlist, sentence_ranker.probabilities(rows), strict=True):
+            c.score = probability
+    else:
+        _score(question, candidates, sources, similarity)
     ranked = sorted(candidates, key=lambda c: (-c.score, c.rank, c.index))
     best = ranked[0]
     chosen = [best]
-    length, language = len(best.text), "ko" if korean else "other"
+    length, language = len(best.text), "ranker" if learned else "ko" if korean else "other"
     for other in ranked[1:max_sentences]:
         if best.score <= 0 or other.score < SECOND_SENTENCE_RATIO[language] * best.score:
             break

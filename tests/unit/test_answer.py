@@ -209,3 +209,53 @@ def test_a_name_cut_at_an_initial_is_one_sentence_again():
         "Dr. Smith moved to St. Louis in 1901.",
     ]
     assert _sentences("연차 휴가는 15일이다. 입사 1년 미만은 11일이다.") == ["연차 휴가는 15일이다.", "입사 1년 미만은 11일이다."]
+
+
+def test_the_learned_sentence_ranker_ships_its_weights_and_ranks_the_answering_sentence_first():
+    from stack.pipeline import sentence_ranker
+    from stack.pipeline.answer import _candidates, _set_terms, ranker_rows, sources_from_hits
+
+    # The weights are a constant in the project (bench/train_sentence_ranker.py made them): one per feature.
+    assert sentence_ranker.available() and set(sentence_ranker.WEIGHTS) == set(sentence_ranker.FEATURES)
+    assert all(isinstance(value, float) and abs(value) < 100 for value in sentence_ranker.WEIGHTS.values())
+
+    question = "When did the museum of modern art open its east wing?"
+    text = ("The museum of modern art is famous for its east wing and its garden. "
+            "The east wing of the museum opened in 1962, designed by Anna Berg. "
+            "Entry to the garden is free on Sundays.")
+    # The distractor holds more of the question's words and is as close by cosine; only the answer
+    # holds what a "when" question asks for.
+    vectors = {"famous": 0.84, "opened": 0.84, "Sundays": 0.70}
+
+    def similarity(_question, sentences):
+        return [next(v for word, v in vectors.items() if word in sentence) for sentence in sentences]
+
+    sources = sources_from_hits([hit(text)])
+    per_source, candidates = _candidates(sources)
+    _set_terms(candidates, per_source)
+    shortlist, rows = ranker_rows(question, candidates, sources, per_source, similarity)
+    assert len(rows) == 3 and all(len(row) == len(sentence_ranker.FEATURES) for row in rows)
+    probabilities = dict(zip((c.text for c in shortlist), sentence_ranker.probabilities(rows), strict=True))
+    answering = "The east wing of the museum opened in 1962, designed by Anna Berg."
+    assert abs(sum(probabilities.values()) - 1) < 1e-9
+    assert probabilities[answering] == max(probabilities.values())
+    assert probabilities[answering] > probabilities["The museum of modern art is famous for its east wing and its garden."]
+
+    answer = extractive_answer(question, [hit(text)], similarity=similarity)
+    assert answering in " ".join(body_lines(answer))
+    assert "Sundays" not in answer.answer.split("\n", 1)[1]
+
+
+def test_korean_questions_keep_the_hand_set_score():
+    from stack.pipeline import answer as answer_module
+
+    calls = []
+
+    def similarity(question, sentences):
+        calls.append(len(sentences))
+        return [0.5] * len(sentences)
+
+    text = "한빛소프트는 2010년 본사를 판교로 이전했다. 판교 사옥은 10층이다. 직원은 300명이다."
+    assert not answer_module._use_ranker(True, similarity, [None, None])  # type: ignore[list-item]
+    answer = extractive_answer("한빛소프트의 본사는 어느 도시로 이전했나?", [hit(text)], similarity=similarity)
+    assert body_lines(answer) == ["한빛소프트는 2010년 본사를 판교로 이전했다."] and calls
