@@ -29,3 +29,15 @@ def api_url():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    """A rendered Compose deployment (ragctl.toml, compose.yaml, Dockerfile …) with one worker."""
+    from ragctl.deploy import write_rendered
+    from ragctl.project import init_project
+
+    root = tmp_path / "deploy"
+    init_project(root, runtime="docker", stack={"workers": 1})
+    write_rendered(root)
+    return root

@@ -10,21 +10,11 @@ import time
 
 import pytest
 
-from ragctl.deploy import write_rendered
 from ragctl.images import SOURCE_ITEMS, BuildOptions, build_id, build_of
-from ragctl.project import init_project
 from ragctl.runtime.swarm_checks import NODE_PROBE, build_checks, probe_checks
 
 IMAGE = "ragctl:e2e"
 A, B, C = "a" * 64, "b" * 64, "c" * 64
-
-
-@pytest.fixture
-def deployment(tmp_path):
-    root = tmp_path / "deploy"
-    init_project(root, runtime="docker", stack={"workers": 1})
-    write_rendered(root)
-    return root
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import zipfile
 
 import pytest
 
-from ragctl.deploy import write_rendered
 from ragctl.images import (
     BUNDLE_MANIFEST,
     BuildOptions,
@@ -20,14 +19,6 @@ from ragctl.images import (
 )
 from ragctl.project import init_project, set_config_value
 from ragctl.runtime.docker import ContainerState, ServiceStatus, parse_bytes
-
-
-@pytest.fixture
-def deployment(tmp_path):
-    root = tmp_path / "deploy"
-    init_project(root, runtime="docker", stack={"workers": 1})
-    write_rendered(root)
-    return root
 
 
 def test_build_context_carries_the_wheelhouse_and_ca_in_the_build_folder_only(deployment, tmp_path):
