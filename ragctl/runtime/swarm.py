@@ -45,6 +45,11 @@ NODE_LABELS = {"data": DATA_LABEL, "gpu": GPU_LABEL}
 DATA_SERVICES = ("postgres", "redis", "chroma")
 #: Task states that will not become running by waiting (the swarm gave up on the task).
 ENDED = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
+#: How a one-shot task runs (``job``, ``global_job``): a plain service whose tasks are never restarted,
+#: not a Swarm job (replicated-job, global-job), whose ended task containers stay on the nodes after
+#: the service is removed (moby/moby#42789); a plain service's go with it.
+ONE_SHOT_MODES = {"replicated": ("--mode", "replicated", "--replicas", "1", "--restart-condition", "none"),
+                  "global": ("--mode", "global", "--restart-condition", "none")}
 #: A service's rolling update still going (its old and new replicas both run meanwhile).
 UPDATING = ("updating", "rollback_started")
 #: The secrets a probe job mounts (the app services' own).
@@ -628,12 +633,12 @@ class SwarmRuntime(DockerRuntime):
     # -- the services' own view: one-shot jobs on the stack's network ---------------------------
     def job(self, command: list[str], *, timeout_s: float = 180, secrets: tuple[str, ...] = APP_SECRETS,
             constraint: str | None = None) -> tuple[int, str]:
-        """Run ``command`` once as a replicated job on the stack's data network, with the app services'
-        environment and secrets, wherever the swarm places it; (exit code, output)."""
+        """Run ``command`` once (one task, never restarted) on the stack's data network, with the app
+        services' environment and secrets, wherever the swarm places it; (exit code, output)."""
         objects = self.create_objects()["names"]
         name = f"{self.name}_job-{uuid.uuid4().hex[:8]}"
         uid = self.config.uid or IMAGE_UID
-        args = ["service", "create", "--name", name, "--mode", "replicated-job", "--restart-condition", "none",
+        args = ["service", "create", "--name", name, *ONE_SHOT_MODES["replicated"],
                 "--network", f"{self.name}_rag-network", "--label", f"{LABEL_KEY}={self.name}",
                 "--container-label", f"{LABEL_KEY}={self.name}", "--user", f"{uid}:{self.config.gid or uid}",
                 "--read-only", "--cap-drop", "ALL", "--mount", "type=tmpfs,destination=/tmp",
@@ -708,12 +713,12 @@ class SwarmRuntime(DockerRuntime):
         return swarm_checks(self)
 
     def global_job(self, command: list[str], *, timeout_s: float = 120) -> list[dict[str, Any]]:
-        """Run ``command`` once on every active node (a global job on the stack's network); for each
+        """Run ``command`` once on every active node (one task a node, on the stack's network); for each
         node that got a task: {"node", "state", "error", "output" (its last JSON line, or None)}.
         The command prints one JSON object carrying ``"node"`` (NODE in its environment)."""
         name = f"{self.name}_nodecheck-{uuid.uuid4().hex[:8]}"
         uid = self.config.uid or IMAGE_UID
-        docker_cli(["service", "create", "--name", name, "--mode", "global-job", "--restart-condition", "none",
+        docker_cli(["service", "create", "--name", name, *ONE_SHOT_MODES["global"],
                     "--network", f"{self.name}_rag-network", "--label", f"{LABEL_KEY}={self.name}",
                     "--container-label", f"{LABEL_KEY}={self.name}", "--user", f"{uid}:{uid}", "--read-only",
                     "--cap-drop", "ALL", "--env", "NODE={{.Node.Hostname}}", "--detach",

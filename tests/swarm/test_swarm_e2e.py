@@ -220,6 +220,20 @@ def test_doctor_finds_a_node_holding_another_build_under_the_tag(deployed):
             time.sleep(3)
     assert cluster.docker("n2", *inspect, "{{.Id}}", IMAGE).stdout.strip() == original
     assert cluster.docker("n2", "image", "inspect", other, check=False).returncode != 0, (refused, users)
+    # The one-shot tasks doctor ran (its probes, its checks) left no container on any node.
+    deadline = time.monotonic() + 90
+    while (left := one_shot_containers(cluster)) and time.monotonic() < deadline:
+        time.sleep(3)
+    assert not left, left
+
+
+def one_shot_containers(cluster) -> dict[str, list[str]]:
+    """Node → the containers of ragctl's one-shot tasks (``job``, ``global_job``) still on it."""
+    found = {}
+    for node in ("n1", "n2", "n3"):
+        names = cluster.docker(node, "ps", "-a", "--format", "{{.Names}}").stdout.split()
+        found[node] = [name for name in names if "_job-" in name or "_nodecheck-" in name]
+    return {node: names for node, names in found.items() if names}
 
 
 def test_doctor_names_a_node_that_is_down(deployed):
