@@ -251,7 +251,9 @@ def test_queued_tasks_survive_a_redis_restart(stack, tmp_path):
     assert any(stack.task(e["task_id"])["status"] == "queued" for e in small)
     stack.runtime.restart("redis")
     for entry in long_entries + small:
-        assert stack.wait_for(entry["task_id"], ("done", "failed"), 300)["status"] == "done"
+        # A bound, not a speed goal: two 1,200-paragraph documents embed on a CPU that CI's other
+        # stages share (over 300 s when the Docker suite's swarm runs at the same time).
+        assert stack.wait_for(entry["task_id"], ("done", "failed"), 900)["status"] == "done"
 
 
 def test_cli_talks_to_the_running_stack(stack):
@@ -310,6 +312,9 @@ def test_openapi_schema_holds_with_zero_server_errors(stack):
     command = [
         sys.executable, "-m", "schemathesis.cli", "run", f"{stack.api_url}/openapi.json",
         "--checks", "not_a_server_error", "--max-examples", "25", "--workers", "1",
+        # Server errors are the check; a long generated question on a shared CPU may take over
+        # schemathesis's default 10 s to answer without being one.
+        "--request-timeout", "60",
         "--header", f"Authorization: Bearer {stack.key}",
     ]
     out = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
