@@ -232,7 +232,7 @@ def load_deploy_config(root: Path) -> DeployConfig:
         raise ConfigError(f"[stack] in {root / 'ragctl.toml'} is invalid: {exc}",
                           f"fix [stack] in {root / 'ragctl.toml'}") from exc
     if config.database is None:
-        from stack.pipeline.state_move import local_state_files
+        from stack.names import local_state_files
 
         # A project that ran before (embedded, local, or a Compose stack from before PostgreSQL) keeps
         # its SQLite files until ragctl upgrade moves them: never an empty database over them.

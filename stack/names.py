@@ -7,6 +7,7 @@ extra: no Celery, no Chroma, no torch) to read a running stack's queue or a cata
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 
 #: The Celery queue every ingest (and reaper) task goes through.
 INGEST_QUEUE = "ingest"
@@ -54,3 +55,11 @@ class IngestOutcome(StrEnum):
     SKIPPED = "skipped"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+def local_state_files(data: Path) -> list[Path]:
+    """The one-host state files under ``data`` (the catalog, the API keys, the postings): what a move
+    reads, and what makes a project's folder hold state of its own."""
+    found = [path for path in (data / "catalog.sqlite", data / "keys.sqlite") if path.is_file()]
+    lexical = data / "lexical"
+    return found + (sorted(lexical.glob("*.sqlite")) if lexical.is_dir() else [])

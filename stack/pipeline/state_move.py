@@ -123,14 +123,6 @@ class _Source:
         return sorted(set(self.records) | set(self.lexical))
 
 
-def local_state_files(data: Path) -> list[Path]:
-    """The one-host state files under ``data`` (the catalog, the API keys, the postings): what a move
-    reads, and what makes a project's folder hold state of its own."""
-    found = [path for path in (data / "catalog.sqlite", data / "keys.sqlite") if path.is_file()]
-    lexical = data / "lexical"
-    return found + (sorted(lexical.glob("*.sqlite")) if lexical.is_dir() else [])
-
-
 def move_to_postgres(settings_from: Settings, database_url: str, *, replace: bool = False,
                      progress: Progress | None = None) -> MoveReport:
     """Copy the project's one-host state (``settings_from``, no RAG_DATABASE_URL) into the database
