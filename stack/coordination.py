@@ -6,7 +6,10 @@
   ``worker_dead_after_s``; it names the process (pid, a boot id) and the document it holds.  Read
   by readiness and health checks, and by the reaper: a document is only re-queued when no live key
   holds it (the evidence of death), never for a late document heartbeat alone;
-- the reaper's lock (one pass at a time) and its counters (``rag:metrics:reaper``);
+- the reaper's lock (one pass at a time), its counters (``rag:metrics:reaper``) and the queued
+  task ids it found unaccounted for (``rag:reaper:unaccounted``): a queued document whose message
+  is in no queue and in no live worker's hands (lost in a broker restart, or never sent) is re-sent
+  when two passes agree;
 - stage timings and failure counts (``rag:metrics:*``), exposed by the API's /metrics;
 - the intake pause (``rag:intake:paused``: short-lived, renewed, tied to one Redis run) that a
   backup sets: uploads get 503 meanwhile.
@@ -29,6 +32,10 @@ FAILURES = "rag:metrics:failures"
 INTAKE_PAUSED = "rag:intake:paused"
 REAPER_LOCK = "rag:reaper:lock"
 REAPER_COUNTS = "rag:metrics:reaper"
+REAPER_UNACCOUNTED = "rag:reaper:unaccounted"
+#: How kombu's Redis transport names a queue's lists, one per priority step (0, 3, 6, 9).
+PRIORITY_SEPARATOR = "\x06\x16"
+PRIORITY_STEPS = (0, 3, 6, 9)
 #: The key's lifetime when the caller does not say (Settings.worker_dead_after_s is what services pass).
 WORKER_TTL_S = 60
 DAY_S = 24 * 3600
@@ -50,20 +57,29 @@ def cancel_requested(r, task_id: str) -> bool:
 
 
 def beat_worker(r, name: str, current: dict | None = None, *, ttl_s: float = WORKER_TTL_S,
-                boot: str | None = None, holding: list[dict] | None = None, stats: dict | None = None) -> None:
+                boot: str | None = None, holding: list[dict] | None = None, stats: dict | None = None,
+                accepted: list[str] | None = None) -> None:
     """This worker process is alive (for ``ttl_s``) and holds ``holding`` (each {collection, document,
-    task}, and for people: name, stage, started; ``current`` is the first of them).  ``stats``: the
-    process's throughput (``chunks_done``, ``chunks_per_s``), shown by /metrics and ``ragctl top``."""
+    task}, and for people: name, stage, started; ``current`` is the first of them).  ``accepted``: the
+    task ids its consumer took from the queue and still means to run (reserved, waiting for their
+    countdown, running).  ``stats``: the process's throughput (``chunks_done``, ``chunks_per_s``),
+    shown by /metrics and ``ragctl top``."""
     payload = {"pid": os.getpid(), "host": socket.gethostname(), "boot": boot, "at": time.time(), "current": current,
-               "holding": holding if holding is not None else ([current] if current else []), **(stats or {})}
+               "holding": holding if holding is not None else ([current] if current else []),
+               "accepted": accepted or [], **(stats or {})}
     r.set(WORKER_PREFIX + name, json.dumps(payload), ex=max(1, round(ttl_s)))
 
 
 def holders(r) -> dict[tuple[str, str], tuple[str, dict]]:
     """(collection, document id) → (name, key payload) of the worker that holds it, from the
     workers' own unexpired keys."""
+    return holders_of(live_workers(r))
+
+
+def holders_of(workers: dict[str, dict]) -> dict[tuple[str, str], tuple[str, dict]]:
+    """``holders`` from keys already read (``live_workers``)."""
     held = {}
-    for name, payload in live_workers(r).items():
+    for name, payload in workers.items():
         claims = payload.get("holding") or ([payload.get("current")] if payload.get("current") else [])
         for claim in claims:
             if isinstance(claim, dict) and claim.get("document"):
@@ -89,6 +105,62 @@ def process_gone(payload: dict) -> bool:
         return False
 
 
+def claimed_tasks(workers: dict[str, dict]) -> set[str]:
+    """The task ids that live workers (``live_workers``) hold or have accepted."""
+    claimed = set()
+    for payload in workers.values():
+        claimed.update(str(task) for task in payload.get("accepted") or [])
+        claimed.update(str(claim.get("task")) for claim in payload.get("holding") or [] if isinstance(claim, dict))
+    return claimed
+
+
+def waiting_tasks(r, queue: str, task_ids: set[str], page: int = 500) -> set[str]:
+    """Which of ``task_ids`` still wait in ``queue``'s broker lists (a message of kombu's Redis
+    transport names its task in ``headers.id``).  Read a page at a time: a backlog is legitimate."""
+    waiting: set[str] = set()
+    if not task_ids:
+        return waiting
+    for step in PRIORITY_STEPS:
+        key = queue if step == 0 else f"{queue}{PRIORITY_SEPARATOR}{step}"
+        start = 0
+        while len(waiting) < len(task_ids):
+            raw_messages = r.lrange(key, start, start + page - 1)
+            for raw in raw_messages:
+                try:
+                    task_id = json.loads(raw).get("headers", {}).get("id")
+                except (ValueError, AttributeError):
+                    continue
+                if task_id in task_ids:
+                    waiting.add(task_id)
+            if len(raw_messages) < page:
+                break
+            start += page
+    return waiting
+
+
+def unaccounted_twice(r, task_ids: set[str], min_gap_s: float, now: float | None = None) -> set[str]:
+    """Of ``task_ids`` (unaccounted for in this pass), those also unaccounted for in a pass at least
+    ``min_gap_s`` earlier: a message on its way from the queue to a worker is in neither place for a
+    moment, never across two passes.  Ids accounted for again are forgotten."""
+    now = time.time() if now is None else now
+    seen = {key.decode(): float(value) for key, value in r.hgetall(REAPER_UNACCOUNTED).items()}
+    pipe = r.pipeline()
+    gone = [task_id for task_id in seen if task_id not in task_ids]
+    if gone:
+        pipe.hdel(REAPER_UNACCOUNTED, *gone)
+    fresh = {task_id: now for task_id in task_ids if task_id not in seen}
+    if fresh:
+        pipe.hset(REAPER_UNACCOUNTED, mapping=fresh)
+    pipe.expire(REAPER_UNACCOUNTED, DAY_S)
+    pipe.execute()
+    return {task_id for task_id in task_ids if task_id in seen and now - seen[task_id] >= min_gap_s}
+
+
+def forget_unaccounted(r) -> None:
+    """Nothing is queued for long: no earlier pass's suspicion stands."""
+    r.delete(REAPER_UNACCOUNTED)
+
+
 def redis_uptime_s(r) -> float:
     """How long this Redis has run: liveness keys younger than a restart are not yet evidence."""
     return float(r.info("server").get("uptime_in_seconds", 0))
@@ -104,7 +176,8 @@ def reaper_unlock(r) -> None:
 
 
 def count_reaper(r, **counts: int) -> None:
-    """Add to the reaper's counters: requeued, failed, spared (late heartbeat, live worker)."""
+    """Add to the reaper's counters: requeued, failed, spared (late heartbeat, live worker), resent
+    (a queued document whose message was lost)."""
     pipe = r.pipeline()
     for name, value in counts.items():
         if value:

@@ -251,6 +251,13 @@ class DocumentCatalog(ABC):
             ).fetchall()
         return [_record(row) for row in rows]
 
+    def queued_before(self, updated_before: float) -> list[DocumentRecord]:
+        """Documents queued (waiting for a worker) since before ``updated_before``."""
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM documents WHERE status = ? AND updated_at < ?",
+                              (DocumentStatus.QUEUED, updated_before)).fetchall()
+        return [_record(row) for row in rows]
+
     def touch(self, collection: str, document_id: str, worker: str | None = None, *,
               task_id: str | None = None) -> None:
         """A worker's heartbeat on the document it is working on (only while ``task_id``, when

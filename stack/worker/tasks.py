@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from celery.signals import worker_ready, worker_shutdown
 
 from stack import coordination
-from stack.names import INGEST_TASK, REAP_TASK, DocumentStatus, IngestOutcome
+from stack.names import INGEST_QUEUE, INGEST_TASK, REAP_TASK, DocumentStatus, IngestOutcome
 from stack.settings import service_settings
 from stack.worker.app import app, enqueue
 
@@ -161,7 +161,7 @@ class Liveness:
         claims = [{k: h[k] for k in ("collection", "document", "task", "name", "stage", "started",
                                      "chunks_done", "chunks")} for h in self.holding()]
         coordination.beat_worker(_redis(), self.name, claims[0] if claims else None, ttl_s=ttl, boot=self.boot,
-                                 holding=claims, stats=self.stats())
+                                 holding=claims, stats=self.stats(), accepted=accepted_task_ids())
 
     def beat(self) -> None:
         """One round: the worker key, then each held document's heartbeat, then the hard limit."""
@@ -197,6 +197,20 @@ class Liveness:
             except Exception:  # the thread must outlive any one bad round
                 log.exception("liveness round failed")
             self._wake.wait(max(0.05, every - (time.monotonic() - self._last_full)))
+
+
+def accepted_task_ids() -> list[str]:
+    """The task ids this process's Celery consumer took from the queue and still means to run:
+    reserved, waiting for a countdown, or running (the worker's own registry; a consumer that
+    loses its connection drops the ones it had not started, whose messages the broker keeps)."""
+    from celery.worker import state
+
+    for _ in range(3):  # the consumer's thread may change the registry while we copy it
+        try:
+            return list(state.requests)
+        except RuntimeError:
+            continue
+    return []
 
 
 @lru_cache(maxsize=1)
@@ -298,6 +312,17 @@ def _limits(task, soft_limit_s: float, collection: str, document_id: str, check_
     return on_progress, should_cancel
 
 
+def _already_running(r, collection: str, document_id: str, task_id: str) -> str | None:
+    """The live worker that already runs ``task_id`` on this document (this process or another), if any."""
+    if any(held["task"] == task_id for held in liveness.holding()):
+        return liveness.name
+    holder, payload = coordination.holders(r).get((collection, document_id), (None, None))
+    if holder is None or coordination.process_gone(payload):
+        return None
+    claims = payload.get("holding") or []
+    return holder if any(isinstance(c, dict) and c.get("task") == task_id for c in claims) else None
+
+
 def _unreadable_blob(p, collection: str, document_id: str, file_name: str, ref: str, exc) -> IngestResult:
     """The document's bytes could not be had from the blob store: gone (``blob_missing``: the document
     fails, naming where they should have been) or the store unreachable (``store_unavailable``: the
@@ -342,6 +367,10 @@ def ingest_document(self, collection: str, document_id: str, path: str, file_nam
     if record.status == DocumentStatus.CANCELLED:
         raise DocumentCancelled(f"{record.file_name}: cancelled")
     r = _redis()
+    running = _already_running(r, collection, document_id, self.request.id)
+    if running:  # a message the broker gave out twice (restored after a lost connection)
+        log.warning("task %s is already running on %s; this delivery is dropped", self.request.id, running)
+        return {"status": "duplicate", "document_id": document_id, "worker": running}
     if coordination.cancel_requested(r, self.request.id):
         record.status = DocumentStatus.CANCELLED
         record.note("cancelled before it started")
@@ -401,55 +430,87 @@ def ingest_document(self, collection: str, document_id: str, path: str, file_nam
 
 @app.task(name=REAP_TASK)
 def reap_stale_documents() -> dict:
-    """Re-queue (or, after ``max_attempts``, fail) documents whose worker is dead.
+    """Re-queue (or, after ``max_attempts``, fail) documents whose worker is dead, and re-send
+    queued documents whose message was lost.
 
-    A document is a candidate when its heartbeat is older than ``stale_after_s``; it is re-queued
-    only on evidence of death: no live worker key holds it (the process that held it stopped
-    renewing its key for ``worker_dead_after_s``: killed, crashed, its host gone), or the key's
-    process ran on this host and no longer exists (seen at once, without waiting).  A candidate
-    that a live worker holds (starved of CPU, frozen, in a long C call) is left alone and counted
-    as spared.  One pass at a time (a Redis lock); just after a Redis restart, no verdicts."""
+    A document in progress is a candidate when its heartbeat is older than ``stale_after_s``; it is
+    re-queued only on evidence of death: no live worker key holds it (the process that held it
+    stopped renewing its key for ``worker_dead_after_s``: killed, crashed, its host gone), or the
+    key's process ran on this host and no longer exists (seen at once, without waiting).  A
+    candidate that a live worker holds (starved of CPU, frozen, in a long C call) is left alone and
+    counted as spared.  A document queued for longer than ``stale_after_s`` whose task is neither
+    waiting in the queue nor accepted by a live worker, in two passes, is re-sent (see
+    ``_resend_lost``).  One pass at a time (a Redis lock); just after a Redis restart, no verdicts."""
     settings = pipeline().settings
     catalog = pipeline().catalog  # Pipeline is light until a document needs the model
     r = _redis()
-    requeued, failed, spared = [], [], []
-    if not catalog.stale(time.time() - settings.stale_after_s):
-        return {"requeued": requeued, "failed": failed, "spared": spared}
+    verdicts: dict = {"requeued": [], "failed": [], "spared": [], "resent": []}
+    cutoff = time.time() - settings.stale_after_s
+    stale, queued = catalog.stale(cutoff), catalog.queued_before(cutoff)
+    if not stale and not queued:
+        coordination.forget_unaccounted(r)
+        return verdicts
     if not coordination.reaper_lock(r, max(60.0, 3 * settings.reap_interval_s)):
-        return {"requeued": requeued, "failed": failed, "spared": spared, "skipped": "another pass is running"}
+        return {**verdicts, "skipped": "another pass is running"}
     try:
         # Keys outlive a restart in the AOF; without it every live worker writes its key again
         # within one heartbeat.  Until then, an absent key is not evidence.
         if coordination.redis_uptime_s(r) < 2 * settings.worker_heartbeat_s + 1:
-            return {"requeued": requeued, "failed": failed, "spared": spared,
-                    "skipped": "redis restarted recently; liveness keys are not evidence yet"}
-        held = coordination.holders(r)  # first the holders, then the candidates (see the docstring)
-        for record in catalog.stale(time.time() - settings.stale_after_s):
-            stage, worker = record.status, record.worker or "a worker"
-            holder, payload = held.get((record.collection, record.id), (None, None))
-            if holder is not None and not coordination.process_gone(payload):
-                late = time.time() - (record.heartbeat_at or record.updated_at)
-                log.info("reaper: %s's heartbeat is %.0f s late, but %s is alive and holds it; left alone",
-                         record.id[:12], late, holder)
-                spared.append(record.id)
-                continue
-            evidence = "its process is gone" if holder is not None else "no live worker holds it"
-            if record.attempts + 1 >= settings.max_attempts:
-                record.status, record.error_code = DocumentStatus.FAILED, "worker_lost"
-                record.error = (f"{worker} stopped responding during {stage}, {record.attempts + 1} times; "
-                                "the document may be too large or crash the parser")
-                record.note(f"failed: {record.error}")
-                if not catalog.upsert(record).fenced:
-                    failed.append(record.id)
-                continue
-            record.attempts += 1
-            record.note(f"{worker} stopped responding during {stage} ({evidence}); "
-                        f"re-queued (attempt {record.attempts + 1})")
-            enqueue(catalog, record, record.stored_path or "", reason=f"re-queued: {worker} died during {stage}")
-            requeued.append(record.id)
-        coordination.count_reaper(r, requeued=len(requeued), failed=len(failed), spared=len(spared))
+            return {**verdicts, "skipped": "redis restarted recently; liveness keys are not evidence yet"}
+        workers = coordination.live_workers(r)  # first the workers, then the candidates (see the docstring)
+        _reap_dead_holders(catalog, settings, coordination.holders_of(workers), verdicts)
+        _resend_lost(catalog, r, settings, coordination.claimed_tasks(workers), verdicts)
+        coordination.count_reaper(r, **{name: len(ids) for name, ids in verdicts.items()})
     finally:
         coordination.reaper_unlock(r)
-    if requeued or failed:
-        log.warning("reaper: re-queued %s, failed %s", requeued, failed)
-    return {"requeued": requeued, "failed": failed, "spared": spared}
+    if verdicts["requeued"] or verdicts["failed"] or verdicts["resent"]:
+        log.warning("reaper: re-queued %s, failed %s, re-sent %s", verdicts["requeued"], verdicts["failed"],
+                    verdicts["resent"])
+    return verdicts
+
+
+def _reap_dead_holders(catalog, settings, held: dict, verdicts: dict) -> None:
+    for record in catalog.stale(time.time() - settings.stale_after_s):
+        stage, worker = record.status, record.worker or "a worker"
+        holder, payload = held.get((record.collection, record.id), (None, None))
+        if holder is not None and not coordination.process_gone(payload):
+            late = time.time() - (record.heartbeat_at or record.updated_at)
+            log.info("reaper: %s's heartbeat is %.0f s late, but %s is alive and holds it; left alone",
+                     record.id[:12], late, holder)
+            verdicts["spared"].append(record.id)
+            continue
+        evidence = "its process is gone" if holder is not None else "no live worker holds it"
+        if record.attempts + 1 >= settings.max_attempts:
+            record.status, record.error_code = DocumentStatus.FAILED, "worker_lost"
+            record.error = (f"{worker} stopped responding during {stage}, {record.attempts + 1} times; "
+                            "the document may be too large or crash the parser")
+            record.note(f"failed: {record.error}")
+            if not catalog.upsert(record).fenced:
+                verdicts["failed"].append(record.id)
+            continue
+        record.attempts += 1
+        record.note(f"{worker} stopped responding during {stage} ({evidence}); "
+                    f"re-queued (attempt {record.attempts + 1})")
+        enqueue(catalog, record, record.stored_path or "", reason=f"re-queued: {worker} died during {stage}")
+        verdicts["requeued"].append(record.id)
+
+
+def _resend_lost(catalog, r, settings, claimed: set[str], verdicts: dict) -> None:
+    """A queued document's message can be lost: a worker's consumer that loses its Redis connection
+    drops the tasks it had reserved but not started, whose messages stay in the broker's unacked set
+    until the visibility timeout (an hour); an API that dies between writing the record and sending
+    the message leaves none.  Such a document is in no queue and in no live worker's hands; after
+    two passes that agree, it gets a new task id and a new message (the attempt is not counted:
+    the document did nothing wrong).  The old id keeps answering; its message, if it ever comes
+    back, finds itself superseded."""
+    queued = {record.task_id: record for record in catalog.queued_before(time.time() - settings.stale_after_s)
+              if record.task_id}
+    unclaimed = set(queued) - claimed
+    lost = unclaimed - coordination.waiting_tasks(r, INGEST_QUEUE, unclaimed)
+    for task_id in coordination.unaccounted_twice(r, lost, min_gap_s=2 * settings.worker_heartbeat_s):
+        record = catalog.get(queued[task_id].collection, queued[task_id].id)
+        if record is None or record.task_id != task_id or record.status != DocumentStatus.QUEUED:
+            continue  # it moved on since the first read
+        record.note("its queue message was lost (a broker restart, or never sent); sent again")
+        enqueue(catalog, record, record.stored_path or "", reason="re-sent: its queue message was lost")
+        verdicts["resent"].append(record.id)

@@ -156,6 +156,38 @@ def test_a_task_id_answers_after_its_worker_is_killed_and_the_document_requeued(
         assert data["task_id"] == entry["task_id"] and data["status"] == "done" and data["superseded"]
 
 
+def test_a_queued_document_whose_message_never_reached_the_queue_is_sent_again(stack, tmp_path):
+    """The API wrote the record, then its message was lost (the API died before sending it, or a
+    worker's consumer dropped it when Redis went away): the running stack's own reaper finds the
+    document in no queue and in no worker's hands, sends it again under a new id, and it ends done;
+    the lost id keeps answering."""
+    import uuid
+
+    from stack.pipeline.backends import open_catalog
+    from stack.settings import load_settings
+
+    note = tmp_path / "lost-note.md"
+    note.write_text("# 분실\n\n메시지를 잃은 문서도 다시 보내져 색인됩니다. Lost messages are re-sent.\n", encoding="utf-8")
+    entry = stack.upload(note)[0]
+    stack.wait_for(entry["task_id"], ("done",), 180)
+    catalog = open_catalog(load_settings(stack.root))  # the stack's own catalog, as the API writes it
+    record = catalog.get("default", entry["document_id"])
+    lost_id = str(uuid.uuid4())
+    record.task_id, record.status = lost_id, "queued"
+    assert not catalog.upsert(record, reason="registered again (retry or replace)").fenced  # and no message
+    resent_before = reaper_counts(stack).get("resent", 0)
+    body = answers(stack, lost_id)
+    deadline = time.monotonic() + 300
+    while body["status"] != "done" and time.monotonic() < deadline:
+        assert body["status"] != "failed", body
+        time.sleep(1)
+        body = answers(stack, lost_id)
+    assert body["status"] == "done", body
+    assert body["superseded"] and body["current_task_id"] != lost_id, body
+    assert any("lost" in line for line in body["log"]) and body["attempts"] == 0, body["log"]
+    assert reaper_counts(stack).get("resent", 0) == resent_before + 1
+
+
 def _app():
     from ragctl.cli import app
 
