@@ -21,21 +21,10 @@ from stack.api.app import create_app
 from stack.settings import load_settings
 from tests.conftest import SAMPLES
 from tests.postgres_server import postgres_server, postgres_url  # noqa: F401 - fixtures
-from tests.unit.test_top import _redis_server
 
 pytestmark = pytest.mark.slow
 
 SAMPLE = SAMPLES / "backup-procedure.pdf"
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    server, client = _redis_server(tmp_path_factory)
-    try:
-        yield f"redis://127.0.0.1:{client.connection_pool.connection_kwargs['port']}/0"
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 class Host:

@@ -25,22 +25,11 @@ from stack import coordination
 from stack.names import INGEST_QUEUE, INGEST_TASK, DocumentStatus
 from stack.pipeline.catalog import DocumentRecord
 from stack.settings import load_settings
-from tests.unit.test_top import _redis_server
 
 pytestmark = pytest.mark.slow
 
 STALE_S = 0.5
 HEARTBEAT_S = 0.2
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory):
-    server, client = _redis_server(tmp_path_factory)
-    try:
-        yield f"redis://127.0.0.1:{client.connection_pool.connection_kwargs['port']}/0"
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 @pytest.fixture
