@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from stack.pipeline.errors import PipelineError
+from stack.pipeline.sqlite import use_wal
 
 if TYPE_CHECKING:
     from stack.pipeline.postgres import Database
@@ -126,7 +127,7 @@ class SqliteKeyStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
+            use_wal(db)
             with db:
                 db.execute("""CREATE TABLE IF NOT EXISTS api_keys (
                     name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL,

@@ -37,7 +37,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from stack.pipeline.sqlite import connect
+from stack.pipeline.sqlite import connect, use_wal
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +338,7 @@ class LexicalIndex(PostingsIndex):
         transaction: another process opening the file meanwhile waits, then finds it done."""
         db = sqlite3.connect(self.path, timeout=600, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            use_wal(db)
             db.execute("BEGIN IMMEDIATE")
             try:
                 stored = _stored_version(db)  # again, inside the transaction: another may have done it
