@@ -294,31 +294,37 @@ def test_restart_worker_while_the_api_keeps_answering(stack):
 
     url = DockerRuntime(stack).api_url()
     headers = {"Authorization": f"Bearer {api_key(stack)}"}
-    stop, outcomes = threading.Event(), []
+    stop, outcomes = threading.Event(), []  # (when it was answered, status or error)
 
     def ask_forever() -> None:
         with httpx.Client(base_url=url, headers=headers, timeout=30, verify=cert(stack)) as client:
             while not stop.is_set():
                 try:
                     response = client.post("/api/ask", json={"question": "연차 휴가는 며칠인가요?"})
-                    outcomes.append(response.status_code)
+                    outcomes.append((time.monotonic(), response.status_code))
                 except httpx.HTTPError as exc:
-                    outcomes.append(repr(exc))
+                    outcomes.append((time.monotonic(), repr(exc)))
                 time.sleep(0.05)
 
     asker = threading.Thread(target=ask_forever, daemon=True)
     asker.start()
     try:
         time.sleep(2)
+        started = time.monotonic()
         restarted, _ = ragctl_json("restart", "worker", root=stack, timeout=600)
+        ended = time.monotonic()
         time.sleep(2)
     finally:
         stop.set()
         asker.join(60)
     assert restarted[0]["service"] == "worker" and restarted[0]["replicas"] == 3
-    failures = [o for o in outcomes if o != 200]
-    print(f"\nrestart worker: {len(outcomes)} questions during the restart, {len(failures)} failed")
-    assert len(outcomes) > 20 and failures == []
+    failures = [outcome for _, outcome in outcomes if outcome != 200]
+    during = [outcome for at, outcome in outcomes if started <= at <= ended]
+    print(f"\nrestart worker: {len(outcomes)} questions, {len(during)} answered during the "
+          f"{ended - started:.0f} s restart, {len(failures)} failed")
+    # Answered while the workers restarted, every time: how many depends on the machine's load
+    # (each answer is a search and an embedding on a shared CPU), so only "some" is asserted.
+    assert len(during) >= 3 and failures == []
 
 
 def test_health_deep_on_the_docker_stack(stack):
