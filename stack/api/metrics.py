@@ -9,6 +9,9 @@ shows up in one place.  ``ragctl top`` shows these same numbers (it reads this p
   ``rag_worker_chunks_per_second`` (over its last 10 s), ``rag_worker_chunks_total`` (since it
   started), and ``rag_worker_document_started_timestamp_seconds{worker,collection,document,name,
   stage}`` for each document it holds now;
+- ``rag_reaper_documents_total{verdict}``: what the reaper did: ``requeued`` (its worker died),
+  ``failed`` (after ``max_attempts``), ``spared`` (late heartbeat, live worker), ``resent`` (a
+  queued document whose message was lost);
 - ``rag_recent_failure_timestamp_seconds{collection,document,name,code,message}``: the last
   ``RECENT_FAILURES`` documents that failed, with their reason (the message cut to 200 characters);
 - API p95 and request rate: from the ``rag_api_request_seconds`` histogram.
@@ -63,6 +66,7 @@ class StackCollector:
             stage_count = {k.decode(): int(v) for k, v in self.redis.hgetall(coordination.STAGE_COUNT).items()}
             failures = {k.decode(): int(v) for k, v in self.redis.hgetall(coordination.FAILURES).items()}
             workers = coordination.live_workers(self.redis)
+            reaper = coordination.reaper_counts(self.redis)
         except Exception:  # noqa: BLE001 - Redis down: serve what we have; readiness reports it
             return
         yield GaugeMetricFamily("rag_queue_depth", "Tasks waiting in the ingest queue", value=depth)
@@ -76,6 +80,11 @@ class StackCollector:
         for code, count in sorted(failures.items()):
             failed.add_metric([code], count)
         yield failed
+        reaped = CounterMetricFamily("rag_reaper_documents", "What the reaper did with documents, by verdict",
+                                     labels=["verdict"])
+        for verdict, count in sorted(reaper.items()):
+            reaped.add_metric([verdict], count)
+        yield reaped
 
 
 def _worker_metrics(workers: dict[str, dict]):

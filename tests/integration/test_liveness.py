@@ -186,6 +186,7 @@ def test_a_queued_document_whose_message_never_reached_the_queue_is_sent_again(s
     assert body["superseded"] and body["current_task_id"] != lost_id, body
     assert any("lost" in line for line in body["log"]) and body["attempts"] == 0, body["log"]
     assert reaper_counts(stack).get("resent", 0) == resent_before + 1
+    assert f'rag_reaper_documents_total{{verdict="resent"}} {resent_before + 1}.0' in stack.http.get("/metrics").text
 
 
 def _app():

@@ -76,6 +76,7 @@ def served(tmp_path_factory):
                  "stage": "embedding", "started": time.time() - 42, "chunks_done": 10, "chunks": 40}
         coordination.beat_worker(r, "worker-2@host-b", claim, ttl_s=60, holding=[claim],
                                  stats={"chunks_done": 120, "chunks_per_s": 12.5})
+        coordination.count_reaper(r, requeued=2, resent=1)
         metrics = ApiMetrics(r, catalog, queue)
         for n in range(100):  # 90 fast requests, 10 slow ones: p95 in the 0.1-0.25 s bucket
             metrics.observe("GET", "/api/documents", 200, time.perf_counter() - (0.003 if n < 90 else 0.2))
@@ -111,6 +112,8 @@ def test_snapshot_reads_what_api_metrics_serves(served):
     assert snap.api_requests == 100
     assert snap.api_p95_s == pytest.approx(0.1 + 0.15 * (95 - 90) / 10)
     assert snap.api_requests_per_s is None  # one sample: no rate yet
+    assert 'rag_reaper_documents_total{verdict="resent"} 1.0' in served["text"]
+    assert 'rag_reaper_documents_total{verdict="requeued"} 2.0' in served["text"]
 
 
 @pytest.mark.slow  # starts a redis-server
