@@ -446,8 +446,7 @@ def reap_stale_documents() -> dict:
     r = _redis()
     verdicts: dict = {"requeued": [], "failed": [], "spared": [], "resent": []}
     cutoff = time.time() - settings.stale_after_s
-    stale, queued = catalog.stale(cutoff), catalog.queued_before(cutoff)
-    if not stale and not queued:
+    if not catalog.stale(cutoff) and not catalog.queued_before(cutoff):  # the usual pass: nothing to judge
         coordination.forget_unaccounted(r)
         return verdicts
     if not coordination.reaper_lock(r, max(60.0, 3 * settings.reap_interval_s)):
