@@ -33,9 +33,6 @@ INTAKE_PAUSED = "rag:intake:paused"
 REAPER_LOCK = "rag:reaper:lock"
 REAPER_COUNTS = "rag:metrics:reaper"
 REAPER_UNACCOUNTED = "rag:reaper:unaccounted"
-#: How kombu's Redis transport names a queue's lists, one per priority step (0, 3, 6, 9).
-PRIORITY_SEPARATOR = "\x06\x16"
-PRIORITY_STEPS = (0, 3, 6, 9)
 #: The key's lifetime when the caller does not say (Settings.worker_dead_after_s is what services pass).
 WORKER_TTL_S = 60
 DAY_S = 24 * 3600
@@ -117,11 +114,13 @@ def claimed_tasks(workers: dict[str, dict]) -> set[str]:
 def waiting_tasks(r, queue: str, task_ids: set[str], page: int = 500) -> set[str]:
     """Which of ``task_ids`` still wait in ``queue``'s broker lists (a message of kombu's Redis
     transport names its task in ``headers.id``).  Read a page at a time: a backlog is legitimate."""
+    from kombu.transport.redis import Channel  # its names for a queue's lists, one per priority step
+
     waiting: set[str] = set()
     if not task_ids:
         return waiting
-    for step in PRIORITY_STEPS:
-        key = queue if step == 0 else f"{queue}{PRIORITY_SEPARATOR}{step}"
+    for step in Channel.priority_steps:
+        key = f"{queue}{Channel.sep}{step}" if step else queue
         start = 0
         while len(waiting) < len(task_ids):
             raw_messages = r.lrange(key, start, start + page - 1)
