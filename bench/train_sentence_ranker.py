@@ -1,7 +1,8 @@
 """Train the extractive answer's sentence ranker (``stack/pipeline/sentence_ranker.py``), numpy only.
 
     python bench/train_sentence_ranker.py --dataset ../shared/corpus/eval/squad_v1.1_dev_a.json \\
-        --project /tmp/proj_squad [--questions 600] [--cache /tmp/ranker.pkl] [--write]
+        --project /tmp/proj_squad [--questions 600] [--cache /tmp/ranker.pkl] \
+        [--readers SKIP_EVEN.safetensors SKIP_ODD.safetensors] [--write]
 
 Questions: never the reported benchmark sample (``random.Random(0).sample(questions, 300)``, what
 bench/answers.py reports); of the rest, a validation sample (``random.Random(1)``, 150 questions,
@@ -16,6 +17,10 @@ Label: a candidate is right when it contains a gold answer text (whitespace and 
 Model: a softmax over each question's candidates (conditional logistic regression) on
 standardised features, L2-regularised (``--l2``), full-batch Adam; the loss is minus the log of the
 probability given to the right candidates; questions where no candidate is right are left out.
+The sentence reader's score is a feature: with ``--readers`` each question is read by a reader
+that never saw its article (bench/train_sentence_reader.py --skip-articles even / odd), so that the
+ranker learns how far to trust the reader on text it has not seen (the validation answers printed
+at the end use the shipped reader, which saw those articles: they are optimistic).
 The weights are folded back to the raw features and printed as the ``WEIGHTS`` constant;
 ``--write`` puts them into stack/pipeline/sentence_ranker.py.  On the last line: JSON with
 top-1 accuracy (the best candidate is right) of the hand-set score and of the ranker on the
@@ -75,8 +80,9 @@ def cached_similarity(data: dict, question: str):
     return similarity
 
 
-def rows_for(question: str, entry: dict, similarity):
-    """(rows, labels, hand-set best is right) for one question, as extractive_answer sees it."""
+def rows_for(question: str, entry: dict, similarity, reader=None):
+    """(rows, labels, hand-set best is right) for one question, as extractive_answer sees it;
+    ``reader``: the sentence reader to use (the shipped one by default)."""
     from stack.pipeline import answer as A
 
     sources = A.sources_from_hits(entry["hits"])
@@ -84,7 +90,8 @@ def rows_for(question: str, entry: dict, similarity):
     if len(candidates) < 2:
         return None
     A._set_terms(candidates, per_source)
-    shortlist, rows = A.ranker_rows(question, candidates, sources, per_source, similarity)
+    extra = {"reader": reader} if reader is not None else {}
+    shortlist, rows = A.ranker_rows(question, candidates, sources, per_source, similarity, **extra)
     labels = [1.0 if contains_gold(c.text, entry["answers"]) else 0.0 for c in shortlist]
     A._score(question, candidates, sources, similarity)  # the hand-set score, for comparison
     hand_best = max(candidates, key=lambda c: (c.score, -c.rank, -c.index))
@@ -133,6 +140,11 @@ def main() -> None:
     parser.add_argument("--l2", type=float, default=0.01)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--write", action="store_true", help="write the weights into sentence_ranker.py")
+    parser.add_argument("--readers", nargs=2, metavar=("SKIP_EVEN", "SKIP_ODD"), default=None,
+                        help="sentence readers trained without the even / the odd articles "
+                             "(bench/train_sentence_reader.py --skip-articles): each question's features "
+                             "then come from the one that never saw its article, as on data the ranker "
+                             "will meet (without them, the shipped reader, which saw these questions)")
     args = parser.parse_args()
 
     import numpy as np
@@ -171,11 +183,22 @@ def main() -> None:
                 pickle.dump(data, handle)
             os.replace(args.cache + ".tmp", args.cache)
 
+    from stack.pipeline import sentence_reader
+
+    with open(args.dataset, encoding="utf-8") as handle:
+        article_of = [n for n, article in enumerate(json.load(handle)["data"]) for _ in article["paragraphs"]]
+
+    def reader_for(qa):
+        if not args.readers:
+            return None
+        weights_file = Path(args.readers[article_of[qa["paragraph"]] % 2])
+        return lambda question, sentences: sentence_reader.scores(question, sentences, weights_file)
+
     def groups_of(sample):
         groups, hand = [], []
         for qa in sample:
             question = qa["question"]
-            made = rows_for(question, data["qs"][question], cached_similarity(data, question))
+            made = rows_for(question, data["qs"][question], cached_similarity(data, question), reader_for(qa))
             if made is None:
                 continue
             rows, labels, hand_right = made

@@ -12,7 +12,8 @@ The extractive answer (``extractive_answer``) quotes sentences of the retrieved 
   question (min-max scaled over the front-runners) + its chunk's retrieval score (``_score``);
   for a question that is not Korean, when the embedding model gives a cosine, the front-runners
   are instead scored by a small learned ranker (``sentence_ranker``: its probability that the
-  sentence answers; ``ranker_rows``), and a second sentence joins more readily (SECOND_SENTENCE_RATIO);
+  sentence answers, with the score of a cross-encoder that reads question and sentence together,
+  ``sentence_reader``; ``ranker_rows``), and a second sentence joins more readily (SECOND_SENTENCE_RATIO);
 * the best sentence is quoted; a sentence that points back ("It", "However", "이는") brings the
   one before, one that ends with ":" the one after, and a short one a neighbour
   (SHORT_SENTENCE_CHARS / SHORT_NEIGHBOURS / SHORT_NEIGHBOUR_SHARE);
@@ -30,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from stack.pipeline import sentence_ranker
+from stack.pipeline import sentence_ranker, sentence_reader
 from stack.pipeline.chunk import split_sentences
 from stack.pipeline.errors import PipelineError
 from stack.pipeline.lexical import tokenize_many
@@ -109,9 +110,10 @@ DENSE_CANDIDATES = 12
 #: denser than English ones (a Hangul syllable carries what two or three Latin letters do), so a
 #: Korean answer may take a second sentence more readily, within a smaller budget.  "ranker": the
 #: values where the learned ranker scores (English with a cosine); its scores are probabilities that
-#: sum to 1, so a second sentence with a tenth of the best one's is a real doubt (tuned by 5-fold
-#: cross-validation on 1,804 SQuAD questions outside the reported sample; docs/benchmarks.md).
-SECOND_SENTENCE_RATIO = {"ko": 0.55, "other": 0.8, "ranker": 0.1}
+#: sum to 1, so a second sentence with a twentieth of the best one's is a real doubt (the most
+#: answers within 250 characters by 5-fold cross-validation on 1,804 SQuAD questions outside the
+#: reported sample; docs/benchmarks.md).
+SECOND_SENTENCE_RATIO = {"ko": 0.55, "other": 0.8, "ranker": 0.05}
 MAX_ANSWER_CHARS = {"ko": 250, "other": 350, "ranker": 350}
 #: A quoted sentence shorter than this (characters) is quoted with a neighbour that completes it,
 #: tried in the order of SHORT_NEIGHBOURS (-1: the sentence before, 1: the one after).  A short
@@ -296,17 +298,32 @@ def _score(question: str, candidates: list[_Candidate], sources: Sequence[Source
         c.score += DENSE_WEIGHT * den
 
 
+def _passage_sentences(text: str) -> list[str]:
+    return [_LEADING_ARTICLE.sub("", sentence) for sentence in _sentences(text)]
+
+
+def _quotable(sentences: Sequence[str]) -> list[tuple[int, str]]:
+    """(index, sentence) of each sentence that may be quoted: not a heading, not empty."""
+    return [(index, sentence) for index, (sentence, heading) in enumerate(zip(sentences, heading_flags(sentences), strict=True))
+            if not heading and _key(sentence)]
+
+
+def quotable_sentences(text: str) -> list[str]:
+    """The sentences of one passage that an extractive answer may quote, once each
+    (bench/train_sentence_reader.py trains the reader on these)."""
+    return list(dict.fromkeys(sentence for _, sentence in _quotable(_passage_sentences(text))))
+
+
 def _candidates(sources: Sequence[Source]) -> tuple[dict[int, list[str]], list[_Candidate]]:
     """Each source's sentences, and the candidates: every sentence that is not a heading, once."""
     per_source: dict[int, list[str]] = {}
     candidates: list[_Candidate] = []
     seen: set[str] = set()
     for rank, source in enumerate(sources):
-        sentences = [_LEADING_ARTICLE.sub("", sentence) for sentence in _sentences(source.text)]
-        per_source[source.n] = sentences
-        for index, (sentence, heading) in enumerate(zip(sentences, heading_flags(sentences), strict=True)):
+        sentences = per_source[source.n] = _passage_sentences(source.text)
+        for index, sentence in _quotable(sentences):
             key = _key(sentence)
-            if heading or not key or key in seen:  # overlapping chunks repeat sentences: count each once
+            if key in seen:  # overlapping chunks repeat sentences: count each once
                 continue
             seen.add(key)
             candidates.append(_Candidate(source.n, rank, index, sentence, []))
@@ -329,11 +346,13 @@ def _use_ranker(korean: bool, similarity: Similarity | None, candidates: Sequenc
 
 
 def ranker_rows(question: str, candidates: list[_Candidate], sources: Sequence[Source],
-                per_source: dict[int, list[str]], similarity: Similarity) -> tuple[list[_Candidate], list[list[float]]]:
+                per_source: dict[int, list[str]], similarity: Similarity,
+                reader: Similarity = sentence_reader.scores) -> tuple[list[_Candidate], list[list[float]]]:
     """The shortlist the learned ranker judges (the RANKER_CANDIDATES best by the hand-set lexical and
     retrieval score, as the dense shortlist is), and its feature rows (``sentence_ranker.features``).
-    Candidates' terms must be set (``_set_terms`` with ``per_source``).  bench/train_sentence_ranker.py
-    calls this too, so that training and answering see the same features."""
+    Candidates' terms must be set (``_set_terms`` with ``per_source``).  ``reader`` scores each
+    sentence against the question (bench/train_sentence_ranker.py passes readers that never saw the
+    question's article), which calls this too, so that training and answering see the same features."""
     terms_of = {c.text: c.terms for c in candidates}
     missing = [t for ss in per_source.values() for t in ss if t not in terms_of]
     if missing:
@@ -341,17 +360,19 @@ def ranker_rows(question: str, candidates: list[_Candidate], sources: Sequence[S
     _score(question, candidates, sources, None)
     shortlist = sorted(candidates, key=lambda c: (-c.score, c.rank, c.index))[:RANKER_CANDIDATES]
     cosines = [float(value) for value in similarity(question, [c.text for c in shortlist])]
+    read = [float(value) for value in reader(question, [c.text for c in shortlist])]
     question_terms = [_stem(term) for term in tokenize_many([question])[0]]
     idf = _idf(set(question_terms), candidates)
     best_source = max((source.score for source in sources), default=0.0)
     by_number = {source.n: source for source in sources}
     sentences = []
-    for c, cosine in zip(shortlist, cosines, strict=True):
+    for c, cosine, score in zip(shortlist, cosines, read, strict=True):
         around = per_source[c.n]
         sentences.append(sentence_ranker.Sentence(
             text=c.text, terms=c.terms, rank=c.rank, index=c.index, count=len(around),
             retrieval=by_number[c.n].score / best_source if best_source > 0 else 1.0 / (1 + c.rank),
             cosine=cosine,
+            reader=score,
             before=terms_of.get(around[c.index - 1]) if c.index > 0 else None,
             after=terms_of.get(around[c.index + 1]) if c.index + 1 < len(around) else None,
             points_back=_points_back(c.text, False),

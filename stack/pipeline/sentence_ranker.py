@@ -4,8 +4,10 @@ A linear model (a softmax over one question's candidate sentences: conditional l
 regression) over general features of each candidate: how much of the question it holds (stemmed,
 IDF-weighted; word pairs), the embedding model's cosine to the question (raw, and against the
 other candidates), its passage's retrieval score and rank, its place in the passage, its length,
-what its neighbours hold of the question, whether it points back, and answer-type cues (a year for
-"when", a number for "how many", a capitalised name the question does not hold for "who"/"where").
+what its neighbours hold of the question, whether it points back, answer-type cues (a year for
+"when", a number for "how many", a capitalised name the question does not hold for "who"/"where"),
+and the score of the sentence reader (``sentence_reader``: a cross-encoder that reads question and
+sentence together, which none of the other signals does).
 
 The weights are a constant here, not a download.  They were made by ``bench/train_sentence_ranker.py``
 (numpy only) on SQuAD questions outside the reported benchmark sample (see docs/benchmarks.md,
@@ -51,39 +53,49 @@ FEATURES = (
     "count_x_number",  # question asks how many / how much / what percentage, sentence holds a number
     "who_x_name",  # question asks who / whom / whose, sentence holds a new name
     "where_x_name",  # question asks where / what country|city..., sentence holds a new name
+    "reader",  # the sentence reader's score (a cross-encoder's logit: sentence_reader)
+    "reader_vs_best",  # ... minus the best candidate's
+    "reader_rank",  # 1 / (1 + place by the reader's score)
+    "reader_share",  # softmax of the reader's scores over the candidates
 )
 
 #: Weights per feature, for the raw (unscaled) features (a softmax needs no bias).  Made by
 #: ``python bench/train_sentence_ranker.py --dataset ../shared/corpus/eval/squad_v1.1_dev_a.json
-#: --questions 1500 --l2 0.1 --write``: 1,500 SQuAD dev questions outside the reported sample
-#: (1,434 with a right sentence among the candidates), numpy, 1,500 full-batch Adam steps.  Do not edit by hand.
+#: --questions 1654 --l2 0.1 --readers SKIP_EVEN SKIP_ODD --write``: 1,804 SQuAD dev questions outside
+#: the reported sample (1,654 training + 150 validation), each with the scores of a sentence reader
+#: that never saw its article (bench/train_sentence_reader.py --skip-articles), numpy, full-batch
+#: Adam.  Do not edit by hand.
 WEIGHTS: dict[str, float] = {
-    "lexical": 1.16297,
-    "lexical_vs_best": 0.79741,
-    "matched_share": 0.24218,
-    "pairs": 0.89977,
-    "cosine": 5.12173,
-    "cosine_vs_best": 5.13712,
-    "cosine_scaled": 0.76198,
-    "lexical_rank": 1.08091,
-    "cosine_rank": 1.09322,
-    "retrieval": 1.27992,
-    "top_passage": 0.33263,
-    "passage_rank": -0.29823,
-    "first_sentence": -0.16952,
-    "position": 0.11647,
-    "log_chars": -0.12914,
-    "novel_share": -0.55671,
-    "before_lexical": 0.74357,
-    "after_lexical": -0.06855,
-    "points_back": 0.18432,
-    "has_number": 0.03088,
-    "has_year": -0.13011,
-    "new_names": 0.02906,
-    "when_x_year": 1.42225,
-    "count_x_number": 0.55731,
-    "who_x_name": 0.30259,
-    "where_x_name": 0.5581,
+    "lexical": 0.70432,
+    "lexical_vs_best": 0.45347,
+    "matched_share": -0.13172,
+    "pairs": 0.85405,
+    "cosine": 3.34329,
+    "cosine_vs_best": 3.35646,
+    "cosine_scaled": 0.50472,
+    "lexical_rank": 0.81433,
+    "cosine_rank": 0.79151,
+    "retrieval": 1.13401,
+    "top_passage": 0.32763,
+    "passage_rank": -0.27322,
+    "first_sentence": -0.15695,
+    "position": 0.14801,
+    "log_chars": -0.19568,
+    "novel_share": 0.15342,
+    "before_lexical": 0.52497,
+    "after_lexical": -0.07995,
+    "points_back": 0.1595,
+    "has_number": 0.09337,
+    "has_year": -0.08122,
+    "new_names": 0.03956,
+    "when_x_year": 1.07575,
+    "count_x_number": 0.39589,
+    "who_x_name": 0.25806,
+    "where_x_name": 0.50034,
+    "reader": 0.05048,
+    "reader_vs_best": 0.04309,
+    "reader_rank": 0.56027,
+    "reader_share": 0.79878,
 }
 
 
@@ -98,6 +110,7 @@ class Sentence:
     count: int  # sentences in its passage
     retrieval: float  # its passage's retrieval score / the best passage's
     cosine: float
+    reader: float = 0.0  # sentence_reader's score
     before: Sequence[str] | None = None  # terms of the sentence before, if any
     after: Sequence[str] | None = None  # ... after
     points_back: bool = False
@@ -149,6 +162,11 @@ def features(question: str, question_terms: Sequence[str], sentences: Sequence[S
     best_cosine, low = max(cosines, default=0.0), min(cosines, default=0.0)
     span = best_cosine - low
     lexical_place, cosine_place = _places(lexical), _places(cosines)
+    readers = [s.reader for s in sentences]
+    best_reader = max(readers, default=0.0)
+    reader_place = _places(readers)
+    reader_exp = [math.exp(r - best_reader) for r in readers]
+    reader_total = sum(reader_exp) or 1.0
     rows = []
     for i, s in enumerate(sentences):
         terms = set(s.terms)
@@ -184,13 +202,19 @@ def features(question: str, question_terms: Sequence[str], sentences: Sequence[S
             1.0 if count and has_number else 0.0,
             name_share if who else 0.0,
             name_share if where else 0.0,
+            s.reader,
+            s.reader - best_reader,
+            reader_place[i],
+            reader_exp[i] / reader_total,
         ])
     return rows
 
 
 def available() -> bool:
-    """Whether weights are shipped (always, once trained)."""
-    return bool(WEIGHTS)
+    """Whether the ranker can score: its weights are shipped, and so is the reader it takes features from."""
+    from stack.pipeline import sentence_reader
+
+    return bool(WEIGHTS) and sentence_reader.available()
 
 
 def probabilities(rows: Sequence[Sequence[float]], weights: dict[str, float] | None = None) -> list[float]:
