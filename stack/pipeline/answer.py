@@ -351,8 +351,8 @@ def ranker_rows(question: str, candidates: list[_Candidate], sources: Sequence[S
     """The shortlist the learned ranker judges (the RANKER_CANDIDATES best by the hand-set lexical and
     retrieval score, as the dense shortlist is), and its feature rows (``sentence_ranker.features``).
     Candidates' terms must be set (``_set_terms`` with ``per_source``).  ``reader`` scores each
-    sentence against the question (bench/train_sentence_ranker.py passes readers that never saw the
-    question's article), which calls this too, so that training and answering see the same features."""
+    sentence against the question.  bench/train_sentence_ranker.py calls this too, so that training
+    and answering see the same features (it passes readers that never saw the question's article)."""
     terms_of = {c.text: c.terms for c in candidates}
     missing = [t for ss in per_source.values() for t in ss if t not in terms_of]
     if missing:
