@@ -380,6 +380,20 @@ def ranker_rows(question: str, candidates: list[_Candidate], sources: Sequence[S
     return shortlist, sentence_ranker.features(question, question_terms, sentences, idf)
 
 
+def _chosen(ranked: Sequence[_Candidate], language: str, max_sentences: int) -> list[_Candidate]:
+    """The best sentence, and the next best while they score nearly as well (SECOND_SENTENCE_RATIO)."""
+    best = ranked[0]
+    chosen = [best]
+    length = len(best.text)
+    for other in ranked[1:max_sentences]:
+        if best.score <= 0 or other.score < SECOND_SENTENCE_RATIO[language] * best.score:
+            break
+        if length + len(other.text) <= MAX_ANSWER_CHARS[language]:  # short sentences may join
+            chosen.append(other)
+            length += len(other.text)
+    return chosen
+
+
 def extractive_answer(
     question: str,
     hits: Sequence[Hit],
@@ -416,15 +430,8 @@ def extractive_answer(
     else:
         _score(question, candidates, sources, similarity)
     ranked = sorted(candidates, key=lambda c: (-c.score, c.rank, c.index))
-    best = ranked[0]
-    chosen = [best]
-    length, language = len(best.text), "ranker" if learned else "ko" if korean else "other"
-    for other in ranked[1:max_sentences]:
-        if best.score <= 0 or other.score < SECOND_SENTENCE_RATIO[language] * best.score:
-            break
-        if length + len(other.text) <= MAX_ANSWER_CHARS[language]:  # short sentences may join
-            chosen.append(other)
-            length += len(other.text)
+    language = "ranker" if learned else "ko" if korean else "other"
+    chosen = _chosen(ranked, language, max_sentences)
     quoted_keys = {_key(c.text) for c in chosen}
 
     def joinable(sentences: list[str], index: int) -> str | None:
