@@ -2,7 +2,8 @@
 
 Every paragraph is ingested as its own document (as bench/retrieval.py does); a fixed sample of
 questions (random.Random(0), default 300; ``--seed``, and ``--holdout`` for questions outside
-that sample, are for tuning) is then asked through ``Pipeline.ask`` with no LLM
+that sample, and ``--unseen-paragraphs`` for those of them that share its paragraphs, which the
+sentence reader never trained on, are for tuning) is then asked through ``Pipeline.ask`` with no LLM
 configured, so each answer is the extractive one.
 
     python bench/answers.py --dataset ../shared/corpus/eval/korquad_v1_dev_a.json --json
@@ -63,6 +64,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the sample's random seed (default 0: the reported sample)")
     parser.add_argument("--holdout", action="store_true",
                         help="sample only questions outside the reported sample (seed 0): for tuning")
+    parser.add_argument("--unseen-paragraphs", action="store_true",
+                        help="sample only questions outside the reported sample whose paragraph holds one of "
+                             "its questions: text the sentence reader never trained on, as on the reported "
+                             "sample (for tuning; --questions 2000 takes all of them)")
     parser.add_argument("--json", action="store_true", help="print only the result (JSON, last line)")
     parser.add_argument("--details", default=None, help="write one JSON line per question to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary project")
@@ -73,9 +78,11 @@ def main() -> None:
     # Extractive answers only: an LLM key in the environment would beat the project's settings.
     os.environ.pop("OPENAI_API_KEY", None)
     paragraphs, questions = load_squad_qas(args.dataset, args.limit)
-    if args.holdout:  # tune on these, report on the standard sample: never tune on what is reported
-        reported = {id(qa) for qa in random.Random(0).sample(questions, min(300, len(questions)))}
-        questions = [qa for qa in questions if id(qa) not in reported]
+    if args.holdout or args.unseen_paragraphs:  # tune on these, report on the standard sample
+        reported = random.Random(0).sample(questions, min(300, len(questions)))
+        ids, paragraphs_of_reported = {id(qa) for qa in reported}, {qa["paragraph"] for qa in reported}
+        questions = [qa for qa in questions if id(qa) not in ids
+                     and (not args.unseen_paragraphs or qa["paragraph"] in paragraphs_of_reported)]
     sample = random.Random(args.seed).sample(questions, min(args.questions, len(questions)))
     if args.project:  # paragraphs already ingested there are skipped (same bytes, same id)
         from pathlib import Path
