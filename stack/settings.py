@@ -8,7 +8,7 @@ table of ``ragctl.toml``, a ``.env`` file in the project, then the process envir
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     embed_model: str = _env("RAG_EMBED_MODEL", default=DEFAULT_EMBED_MODEL)
     device: str = _env("RAG_DEVICE", default="auto")
     embed_batch_size: int = _env("RAG_EMBED_BATCH_SIZE", default=32, gt=0)
+    #: The default model's arithmetic: auto (fp16 on CUDA; bf16 on CPUs that multiply bf16 natively,
+    #: AMX or AVX512-BF16; fp32 elsewhere), or fp32 / bf16 / fp16 (issue #25).
+    embed_precision: Literal["auto", "fp32", "bf16", "fp16"] = _env("RAG_EMBED_PRECISION", default="auto")
     #: CPU threads the embedding model may use in this process (None: all cores).  The local
     #: runtime gives each of N workers cores/N, so that they do not fight over the same cores.
     torch_threads: int | None = _env("RAG_TORCH_THREADS", default=None, gt=0)

