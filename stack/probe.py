@@ -33,9 +33,12 @@ def probe_redis(settings: Settings) -> dict[str, Any]:
     r = coordination.redis_client(settings.redis_url)
     r.ping()
     info = r.info("persistence")
+    workers = coordination.live_workers(r)
     return {"ping": True, "aof_enabled": bool(info.get("aof_enabled")),
             "queue_depth": coordination.queue_depth(r, INGEST_QUEUE),
-            "heartbeats": sorted(coordination.live_workers(r)), "intake_paused": coordination.intake_paused(r)}
+            "heartbeats": sorted(workers), "intake_paused": coordination.intake_paused(r),
+            # Where each worker encodes (issue #25): backend, engine, device, precision, threads.
+            "embedding": {name: payload.get("embedding") for name, payload in sorted(workers.items())}}
 
 
 def probe_celery(settings: Settings, timeout_s: float = 3.0) -> dict[str, Any]:

