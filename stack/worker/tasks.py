@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,6 +92,8 @@ class Liveness:
                 self._stop.clear()
                 self._thread = threading.Thread(target=self._run, daemon=True, name="rag-liveness")
                 self._thread.start()
+                if self._embedding is None:
+                    threading.Thread(target=self._learn_embedding, daemon=True, name="rag-embedding-info").start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -152,22 +154,21 @@ class Liveness:
             span = min(self.RATE_WINDOW_S, now - self._embedding_since) if self._embedding_since else 0.0
             rate = sum(n for _, n in self._recent) / span if span > 0 else 0.0
             stats = {"chunks_done": self._chunks_done, "chunks_per_s": round(rate, 2)}
-        return stats | {"embedding": self.embedding()}
+        return stats | ({"embedding": self._embedding} if self._embedding else {})
 
-    @cached_property
-    def embedding_runtime(self) -> dict:
+    #: Where this process encodes (backend, engine, device, precision, threads; issue #25), once known.
+    _embedding: dict | None = None
+
+    def _learn_embedding(self) -> None:
+        """Work out where this process encodes, on a thread of its own: it may import torch (a
+        second or more), and the key that proves the worker alive must not wait for that."""
         from stack.pipeline.embed import embedding_runtime
 
         s = service_settings_cached()
-        return embedding_runtime(s.embed_model, s.device, s.embed_precision, s.torch_threads)
-
-    def embedding(self) -> dict:
-        """Where this process encodes (backend, engine, device, precision, threads; issue #25); an
-        error reading it is reported, never raised from the liveness thread."""
         try:
-            return self.embedding_runtime
+            self._embedding = embedding_runtime(s.embed_model, s.device, s.embed_precision, s.torch_threads)
         except Exception as exc:  # noqa: BLE001 - reported in the key, not raised
-            return {"error": f"{type(exc).__name__}: {exc}"}
+            self._embedding = {"error": f"{type(exc).__name__}: {exc}"}
 
     def publish(self) -> None:
         """Write this process's key now: alive, what it holds, its throughput."""

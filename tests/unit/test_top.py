@@ -194,10 +194,15 @@ def test_a_worker_s_progress_reaches_metrics(served, monkeypatch, tmp_path):
         payload = coordination.live_workers(r)["worker-3@host-c"]
         assert payload["chunks_done"] == 48 and payload["chunks_per_s"] > 48 / tasks.Liveness.RATE_WINDOW_S
         assert payload["current"]["stage"] == "embedding" and payload["current"]["chunks"] == 100
-        assert payload["embedding"]["backend"] == "e5-torch" and payload["embedding"]["device"] == "cpu"
         row = next(w for w in snapshot(metrics.render().decode()).workers if w.name == "worker-3@host-c")
         assert row.chunks_total == 48 and row.chunks_per_s == payload["chunks_per_s"]
         assert [(d.name, d.stage, d.document) for d in row.documents] == [("[i]큰 문서[/i].hwp", "embedding", "f" * 64)]
+        deadline = time.monotonic() + 30  # where it encodes: learned on a thread of its own
+        while "embedding" not in coordination.live_workers(r)["worker-3@host-c"] and time.monotonic() < deadline:
+            live.publish()
+            time.sleep(0.2)
+        embedding = coordination.live_workers(r)["worker-3@host-c"]["embedding"]
+        assert embedding["backend"] == "e5-torch" and embedding["device"] == "cpu", embedding
         live.release("t-9")
         live.publish()
         row = next(w for w in snapshot(metrics.render().decode()).workers if w.name == "worker-3@host-c")
