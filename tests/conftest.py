@@ -7,6 +7,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# No warm analyser processes outliving the tests (stack/pipeline/warm.py); its own tests turn it on.
+os.environ["RAGCTL_WARM"] = "0"
 # Tests must not pick up a developer's hosted-LLM key or project.
 for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAGCTL_PROJECT", "RAG_EMBED_MODEL", "CHROMA_URL"):
     os.environ.pop(name, None)

@@ -75,9 +75,12 @@ def open_pipeline() -> Pipeline:
              code="config_invalid", exit_code=2)
 
 
-def open_backend():
+def open_backend(*, warm: bool = False):
     """("stack", StackClient) when this project's stack runs (or RAGCTL_API_URL names one), else
-    ("embedded", Pipeline).  A project set up for a stack that is down is an error (NotRunning, exit 5)."""
+    ("embedded", Pipeline).  A project set up for a stack that is down is an error (NotRunning, exit 5).
+
+    ``warm``: an embedded command that analyses one question (search, ask) uses the warm analyser
+    process, or starts one for the next command (stack/pipeline/warm.py)."""
     runtime = None if os.environ.get("RAGCTL_API_URL") else current_runtime()
     api_url = os.environ.get("RAGCTL_API_URL") or runtime.api_url()
     if api_url:
@@ -87,7 +90,12 @@ def open_backend():
         key = load_settings(project_root()).api_key
         return "stack", StackClient(api_url, key.get_secret_value() if key else None,
                                     verify=runtime.api_verify() if runtime else True)
-    return "embedded", open_pipeline()
+    pipeline = open_pipeline()
+    if warm:
+        from stack.pipeline import warm as warm_process
+
+        warm_process.attach()
+    return "embedded", pipeline
 
 
 def stack_client(command: str):

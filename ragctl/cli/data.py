@@ -349,7 +349,7 @@ def search(
     if mode not in ("hybrid", "bm25", "dense"):
         fail(f"Unknown mode '{mode}'.", hint="use --mode hybrid, bm25 or dense", exit_code=2, as_json=as_json)
     check_question(query, what="query")  # before opening anything: same answer in both modes (exit 2)
-    _, backend = open_backend()
+    _, backend = open_backend(warm=True)
     hits = backend.search(query, collection=collection, top_k=top_k, mode=mode)
     print_model_notice(backend, collection, as_json)
     emit({"query": query, "mode": mode, "hits": [{"rank": i, **h.to_dict()} for i, h in enumerate(hits, start=1)]},
@@ -368,7 +368,7 @@ def ask(
     from stack.pipeline.questions import check_question
 
     check_question(question)  # before opening anything: same answer in both modes (exit 2)
-    _, backend = open_backend()
+    _, backend = open_backend(warm=True)
     answer = backend.ask(question, collection=collection, top_k=top_k)
     print_model_notice(backend, collection, as_json)
     emit(answer.to_dict(), lambda: print_answer(answer), as_json=as_json)

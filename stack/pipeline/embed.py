@@ -322,6 +322,20 @@ class E5Embedder(Embedder):
         overhead = self._overhead
         return [max(0, n - overhead) for n in self.engine.token_counts(list(texts))]
 
+    def encode_query(self, text: str, *, local: bool = False):
+        """The question's vector: from the warm process when this command attached one
+        (``warm.attach``; the same engine there), else encoded here."""
+        from stack.pipeline import warm
+
+        client = None if local else warm.current()
+        if client is not None:
+            try:
+                return client.query_vector(self.model_name, self.precision, text)
+            except warm.WarmUnavailable as exc:
+                log.info("warm process unavailable (%s): encoding here", exc)
+                warm.detach()
+        return super().encode_query(text)
+
     def _encode_batch(self, texts: list[str], *, query: bool):
         import numpy as np
 

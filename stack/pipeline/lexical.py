@@ -42,8 +42,11 @@ from stack.pipeline.sqlite import connect, use_wal
 log = logging.getLogger(__name__)
 
 #: The analyzer new indexes are written with. 1: content morphemes only (before issue #9);
-#: 2: + joined noun runs + Hangul bigrams.  A module attribute so benchmarks can compare.
-ANALYZER_VERSION = 2
+#: 2: + joined noun runs + Hangul bigrams; 3: the same fields from kiwi without its typo and
+#: multi-word dictionaries (issue #25: they cost a cold process 1.9 s of its 2.9 s of kiwi; the
+#: multi-word one made "샤시 타루르" one token, which the compound field already covers).  A module
+#: attribute so benchmarks can compare.
+ANALYZER_VERSION = 3
 
 MORPHEME, COMPOUND, BIGRAM = "", "\x01", "\x02"
 #: BM25 of each field is multiplied by its weight; the compound and bigram weights are for a
@@ -68,10 +71,12 @@ B = 0.75
 _kiwi_lock = threading.Lock()
 
 
-@lru_cache(maxsize=1)
-def _kiwi():
+@lru_cache(maxsize=2)
+def _kiwi(version: int):
     from kiwipiepy import Kiwi
 
+    if version >= 3:
+        return Kiwi(load_typo_dict=False, load_multi_dict=False)
     return Kiwi()
 
 
@@ -145,10 +150,21 @@ def _analyse(tokens, text: str, version: int) -> list[str]:
     return terms
 
 
-def kiwi_tokens(texts: Sequence[str]) -> list:
-    """Kiwi's tokens of each text (form, tag, start, len), from the one shared analyser."""
+def kiwi_tokens(texts: Sequence[str], version: int | None = None, *, local: bool = False) -> list:
+    """Kiwi's tokens of each text (form, tag, start, len), from the shared analyser of ``version``:
+    the warm process's when this command attached one (``warm.attach``) and ``local`` is not set."""
+    from stack.pipeline import warm
+
+    version = ANALYZER_VERSION if version is None else version
+    client = None if local else warm.current()
+    if client is not None:
+        try:
+            return client.kiwi_tokens(list(texts), version)
+        except warm.WarmUnavailable as exc:
+            log.info("warm process unavailable (%s): analysing here", exc)
+            warm.detach()
     with _kiwi_lock:  # a Kiwi instance is not safe to share between threads
-        return list(_kiwi().tokenize(list(texts)))
+        return list(_kiwi(version).tokenize(list(texts)))
 
 
 def analyse_many(texts: Sequence[str], version: int | None = None) -> list[list[str]]:
@@ -157,7 +173,7 @@ def analyse_many(texts: Sequence[str], version: int | None = None) -> list[list[
     texts = list(texts)
     if not texts:
         return []
-    return [_analyse(tokens, text, version) for tokens, text in zip(kiwi_tokens(texts), texts, strict=True)]
+    return [_analyse(tokens, text, version) for tokens, text in zip(kiwi_tokens(texts, version), texts, strict=True)]
 
 
 def tokenize_many(texts: Sequence[str]) -> list[list[str]]:
