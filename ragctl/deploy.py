@@ -10,6 +10,7 @@ API key, the Flower password and the Redis password are generated once and then 
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 import re
@@ -116,9 +117,11 @@ class DeployConfig(BaseModel):
     #: A swarm stack is always "postgres".
     database: Literal["postgres", "sqlite"] | None = None
     # -- the swarm runtime (docs/swarm.md) ----------------------------------------------------------
-    #: CPU workers on nodes without the ragctl.data label ("apart", the default: the data node's cores
-    #: serve Postgres, Redis and Chroma), or on any node ("any": a one-node swarm).
-    worker_placement: Literal["apart", "any"] = "apart"
+    #: Where CPU workers run: on nodes without the ragctl.data label ("apart": the data node's cores
+    #: serve Postgres, Redis and Chroma), on any node ("any"), or "auto" (the default): apart when a
+    #: ready node other than the data node can take them, else with the data services (a one-node
+    #: swarm).  ``ragctl up`` resolves "auto" from the swarm's nodes (ragctl/runtime/swarm_preflight.py).
+    worker_placement: Literal["auto", "apart", "any"] = "auto"
     #: The data overlay network encrypted between nodes (IPsec; needs ESP between the hosts).
     swarm_encrypted: bool = True
 
@@ -240,11 +243,11 @@ def load_deploy_config(root: Path) -> DeployConfig:
     return config
 
 
-def render_files(root: Path, files: dict[str, str] | None = None) -> dict[str, str]:
+def render_files(root: Path, files: dict[str, str] | None = None, *, placement: str | None = None) -> dict[str, str]:
     """File name → content for the deployment in ``root`` (``files``: name → template; the Compose
-    stack's by default)."""
+    stack's by default; ``placement``: see render_context)."""
     files = RENDERED if files is None else files
-    context = render_context(root, swarm="stack.yaml" in files)
+    context = render_context(root, swarm="stack.yaml" in files, placement=placement)
     environment = _templates()
     return {out: environment.get_template(template).render(**context) for out, template in files.items()}
 
@@ -254,8 +257,22 @@ def stack_swarm_objects(root: Path) -> dict[str, SwarmObject]:
     return swarm_objects(root, render_context(root, swarm=True))
 
 
-def render_context(root: Path, *, swarm: bool = False) -> dict:
-    """What the templates are rendered with: ragctl.toml's [stack], the settings, .env's secrets."""
+def worker_constraints(gpu: bool, placement: str) -> list[str]:
+    """The swarm worker service's placement constraints: GPU workers on ragctl.gpu nodes; CPU workers
+    off the data node and the GPU nodes ("apart"), or anywhere ("any": none, so the stack file has no
+    ``placement`` for them: Swarm wants a list there, never an empty key)."""
+    if gpu:
+        return ["node.labels.ragctl.gpu == true"]
+    if placement == "any":
+        return []
+    return ["node.labels.ragctl.data != true", "node.labels.ragctl.gpu != true"]
+
+
+def render_context(root: Path, *, swarm: bool = False, placement: str | None = None) -> dict:
+    """What the templates are rendered with: ragctl.toml's [stack], the settings, .env's secrets.
+    ``placement`` ("apart" or "any") is where the swarm's CPU workers go, as ``ragctl up`` resolved
+    worker_placement = "auto" from the nodes; without it "auto" renders as "apart" (the layout of a
+    swarm of several nodes)."""
     from stack.pipeline.embed import is_packaged_model
     from stack.settings import load_settings
 
@@ -300,6 +317,8 @@ def render_context(root: Path, *, swarm: bool = False) -> dict:
                 "redis_requirepass": None, "redis_password_on_stdin": True}
     environment = _templates()
     context["swarm"] = swarm
+    resolved = placement or (config.worker_placement if config.worker_placement != "auto" else "apart")
+    context |= {"worker_placement_resolved": resolved, "worker_constraints": worker_constraints(config.gpu, resolved)}
     if swarm:
         # Swarm nodes hold no project folder: the services run as the image's user unless [stack] says.
         context |= {"uid": config.uid or IMAGE_UID, "gid": config.gid or config.uid or IMAGE_UID,
@@ -349,6 +368,7 @@ def swarm_objects(root: Path, context: dict) -> dict[str, SwarmObject]:
     return objects
 
 
+@functools.cache  # one environment: jinja2 compiles each template once (its loader reloads a changed file)
 def _templates():
     import jinja2
 
@@ -399,12 +419,14 @@ class RenderedFile:
     diff: str
 
 
-def write_rendered(root: Path, *, dry_run: bool = False, files: dict[str, str] | None = None) -> list[RenderedFile]:
-    """Write the rendered files (and the host folders the compose file mounts); report changes."""
+def write_rendered(root: Path, *, dry_run: bool = False, files: dict[str, str] | None = None,
+                   placement: str | None = None) -> list[RenderedFile]:
+    """Write the rendered files (and the host folders the compose file mounts); report changes
+    (``placement``: see render_context)."""
     results = []
     if not dry_run:  # first: the swarm stack file names the certificate's secret by its content
         ensure_certificate(root, load_deploy_config(root))
-    for name, content in render_files(root, files).items():
+    for name, content in render_files(root, files, placement=placement).items():
         path = root / name
         old = path.read_text(encoding="utf-8") if path.is_file() else ""
         shown = content if name != ".env" else redact_dotenv(content)

@@ -115,11 +115,11 @@ def render(
     from pydantic import ValidationError
 
     from ragctl.deploy import write_rendered
-    from ragctl.runtime import rendered_files
+    from ragctl.runtime import render_placement, rendered_files
 
     root = project_root()
     try:
-        files = write_rendered(root, dry_run=diff, files=rendered_files(root))
+        files = write_rendered(root, dry_run=diff, files=rendered_files(root), placement=render_placement(root))
     except ValidationError as exc:
         fail(f"ragctl.toml [stack] is invalid: {exc}", hint="fix ragctl.toml, then ragctl render", as_json=as_json)
     if as_json:

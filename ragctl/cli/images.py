@@ -27,10 +27,10 @@ def build(
     """Build the stack's image from the rendered Dockerfile (renders first)."""
     from ragctl.deploy import write_rendered
     from ragctl.images import BuildOptions, ImageError, build_image, check_pushable, push_image
-    from ragctl.runtime import rendered_files
+    from ragctl.runtime import render_placement, rendered_files
 
     root = project_root()
-    write_rendered(root, files=rendered_files(root))
+    write_rendered(root, files=rendered_files(root), placement=render_placement(root))
     options = BuildOptions.for_project(root, base_image=base_image, torch_variant=torch,
                                        wheelhouse=wheelhouse, ca_bundle=ca_bundle)
     try:

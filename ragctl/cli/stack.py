@@ -57,6 +57,8 @@ def up(
     from ragctl.project import record_runtime
 
     rt = current_runtime(runtime, starting=True)
+    if not as_json:
+        rt.on_note = lambda text: err_console.print(text, markup=False, highlight=False)
     already = rt.running
     _with_progress(lambda progress: rt.up(services=services or None, workers=workers, flower=flower, wait_s=wait,
                                           progress=progress), as_json=as_json)
@@ -69,7 +71,7 @@ def up(
                       cell(f"The {rt.kind} stack of {rt.root} is up.", "green"))
         print_status(status, rt.root)
 
-    emit({**status.to_dict(), "already_running": already}, human, as_json=as_json)
+    emit({**status.to_dict(), "already_running": already, "notes": rt.notes}, human, as_json=as_json)
 
 
 def down(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ragctl.errors import UsageError
+from ragctl.errors import RagctlError, UsageError
 from ragctl.project import RUNTIMES, ProjectConfig
 from ragctl.runtime.base import Runtime
 
@@ -44,6 +44,22 @@ def rendered_files(root: Path) -> dict[str, str] | None:
     return runtime_class(ProjectConfig.load(root).runtime).rendered_files
 
 
+def render_placement(root: Path) -> str | None:
+    """Where a swarm project's CPU workers go, for ``render`` and ``build`` (``up`` resolves it the same
+    way): worker_placement = "auto" asks the swarm's nodes.  None for the other runtimes, and when the
+    swarm cannot be asked ("auto" then renders as "apart")."""
+    if ProjectConfig.load(root).runtime != "swarm":
+        return None
+    from docker.errors import DockerException
+
+    from ragctl.runtime.swarm import SwarmRuntime
+
+    try:
+        return SwarmRuntime(root).worker_placement().rendered
+    except (RagctlError, DockerException):
+        return None
+
+
 def runtime_for(root: Path, kind: str | None = None, *, config: ProjectConfig | None = None,
                 starting: bool = False) -> Runtime:
     """The runtime of the project at ``root``: ``kind`` when given, else the one ragctl.toml records.
@@ -64,4 +80,4 @@ def runtime_for(root: Path, kind: str | None = None, *, config: ProjectConfig | 
     return runtime_class(kind)(root, config)
 
 
-__all__ = ["STACK_RUNTIMES", "Runtime", "rendered_files", "runtime_class", "runtime_for"]
+__all__ = ["STACK_RUNTIMES", "Runtime", "render_placement", "rendered_files", "runtime_class", "runtime_for"]

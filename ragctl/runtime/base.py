@@ -90,6 +90,15 @@ class Runtime(ABC):
     def __init__(self, root: Path, config: ProjectConfig | None = None) -> None:
         self.root = Path(root)
         self.project_config = config or ProjectConfig.load(self.root)
+        #: What ``up`` decided on its own for the user (a node labelled, a placement chosen): listed in
+        #: ``up``'s output, and handed to ``on_note`` as it happens (the CLI prints it).
+        self.notes: list[str] = []
+        self.on_note: Callable[[str], None] | None = None
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        if self.on_note is not None:
+            self.on_note(text)
 
     # -- state and lifecycle -------------------------------------------------------------------
     @abstractmethod

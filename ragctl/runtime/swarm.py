@@ -29,7 +29,7 @@ from ragctl.deploy import (
     write_rendered,
 )
 from ragctl.engine import engine
-from ragctl.errors import DockerError, NotRunning, PreflightFailed, RagctlError, StartTimeout, UsageError
+from ragctl.errors import DockerError, NotRunning, RagctlError, StartTimeout, UsageError
 from ragctl.project import ProjectConfig, set_config_value
 from ragctl.runtime.base import parse_last_json
 from ragctl.runtime.docker import DockerRuntime, DockerStatus
@@ -305,6 +305,10 @@ class SwarmRuntime(DockerRuntime):
     def edge(self) -> list[tuple[str, str, int, bool]]:
         return [("nginx", "0.0.0.0", int(self.config.nginx_port or 443), self.config.https)]
 
+    def engine_is_manager(self) -> bool:
+        swarm = engine().info().get("Swarm") or {}
+        return swarm.get("LocalNodeState") == "active" and bool(swarm.get("ControlAvailable"))
+
     def _not_manager(self) -> RagctlError:
         return DockerError("This engine is not a manager of a Docker Swarm.",
                            hint="docker swarm init   (or point DOCKER_HOST at a manager of your swarm)",
@@ -378,66 +382,25 @@ class SwarmRuntime(DockerRuntime):
 
     # -- pre-flight ---------------------------------------------------------------------------
     def preflight(self) -> list[Check]:
-        client = engine()
-        info = client.info()
-        swarm = info.get("Swarm") or {}
-        checks: list[Check] = []
-        if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
-            checks.append(Check("swarm", "fail", "this engine is not a manager of an active swarm",
-                                hint="docker swarm init   (or set DOCKER_HOST to a manager's engine)"))
-            raise PreflightFailed(checks=checks)
+        """The swarm, the data node, where the workers go, the image (ragctl/runtime/swarm_preflight.py)."""
+        from ragctl.runtime.swarm_preflight import preflight_checks
+
+        return preflight_checks(self, engine().info())
+
+    def worker_placement(self, *, settle: bool = False):
+        """Where the workers go on this swarm (a swarm_preflight.Placement); with ``settle``, the only
+        node of a one-node swarm is labelled the data node first (and ``note`` says so)."""
+        from ragctl.runtime.swarm_preflight import settle_data_node, worker_placement
+
         nodes = self.nodes()
-        ready = [n for n in nodes if n.state == "ready" and n.availability == "active"]
-        checks.append(Check("swarm", "ok", f"{len(ready)} of {len(nodes)} nodes ready and active"))
-        data = [n for n in ready if n.data]
-        if len(data) == 1:
-            checks.append(Check("data node", "ok", f"{data[0].hostname} holds Postgres, Redis and Chroma"))
-        else:
-            checks.append(Check("data node", "fail",
-                                f"{len(data)} ready nodes carry {DATA_LABEL}=true; exactly one must (the data "
-                                "services' volumes live on it)",
-                                hint="ragctl nodes label NODE data=true   (ragctl nodes lists them)"))
-        if self.config.workers:
-            if self.config.gpu:
-                eligible = [n for n in ready if n.labels.get(GPU_LABEL) == "true"]
-                needs = f"{GPU_LABEL}=true"
-            elif self.config.worker_placement == "apart":
-                eligible = [n for n in ready if not n.data and n.labels.get(GPU_LABEL) != "true"]
-                needs = f"no {DATA_LABEL} (worker_placement = \"apart\")"
-            else:
-                eligible, needs = ready, "any node"
-            if eligible:
-                checks.append(Check("worker nodes", "ok", f"workers can run on {', '.join(n.hostname for n in eligible)}"))
-            else:
-                checks.append(Check("worker nodes", "fail", f"no ready node fits the workers (they need {needs})",
-                                    hint="add a node (ragctl nodes join-command), or label one (ragctl nodes label "
-                                    "NODE gpu=true), or set worker_placement = \"any\" under [stack]"))
-        if self.config.flower:
-            checks.append(Check("flower", "fail", "Flower is not part of a swarm stack (ragctl top shows the queue "
-                                "and the workers)", hint="set flower = false under [stack] in ragctl.toml"))
-        if self.config.uid not in (None, IMAGE_UID):
-            checks.append(Check("user", "fail", f"uid = {self.config.uid}: the swarm's services run as the image's "
-                                f"user ({IMAGE_UID}), whose volumes they own", hint="remove uid/gid under [stack]"))
-        from docker.errors import ImageNotFound
-
-        from ragctl.images import image_name
-
-        image = image_name(self.config)
-        try:
-            client.images.get(image)
-            checks.append(Check("image", "ok", f"{image} is on this node (the others are checked as tasks start)"))
-        except ImageNotFound:
-            checks.append(Check("image", "fail", f"the image {image} is not on this node",
-                                hint="ragctl build   (or ragctl bundle load FILE on every node)"))
-        checks += self._resource_checks(info)
-        if any(c.status == "fail" for c in checks):
-            raise PreflightFailed(checks=checks)
-        return checks
+        if settle:
+            nodes = settle_data_node(self, nodes)
+        return worker_placement(self.config, nodes)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def render(self) -> dict[str, Any]:
         """Write the stack file and .env; create the secrets and configs it names (missing ones)."""
-        write_rendered(self.project_root, files=self.rendered_files)
+        write_rendered(self.project_root, files=self.rendered_files, placement=self.worker_placement().rendered)
         return self.create_objects()
 
     def create_objects(self) -> dict[str, Any]:
@@ -498,7 +461,13 @@ class SwarmRuntime(DockerRuntime):
             self.config = load_deploy_config(self.project_root)
         wait_s = 600 if wait_s is None else wait_s
         self._add_node_addresses()
-        write_rendered(self.project_root, files=self.rendered_files)
+        if not self.engine_is_manager():
+            self.preflight()  # says so, with the command that makes one
+        placement = self.worker_placement(settle=True)
+        if placement.mode != "gpu" and self.config.worker_placement == "auto" and self.config.workers:
+            self.note(f"workers: {placement.reason}" + (f" (on {', '.join(placement.nodes)})" if placement.nodes
+                                                        else ""))
+        write_rendered(self.project_root, files=self.rendered_files, placement=placement.rendered)
         self.preflight()
         objects = self.create_objects()
         self.deploy()

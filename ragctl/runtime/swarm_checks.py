@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ragctl.checks import Check
 from ragctl.errors import RagctlError
+from ragctl.runtime.swarm_preflight import data_node_check
 
 if TYPE_CHECKING:
     from ragctl.runtime.swarm import SwarmRuntime
@@ -43,16 +44,7 @@ def swarm_checks(runtime: SwarmRuntime) -> list[Check]:
     except RagctlError as exc:
         return [Check("swarm", "fail", exc.message, hint=exc.hint)]
     checks = [_node_check(node) for node in nodes]
-    data = [n for n in nodes if n.data]
-    if len(data) != 1:
-        checks.append(Check("data node", "fail", f"{len(data)} nodes carry ragctl.data=true (one must)",
-                            hint="ragctl nodes label NODE data=true"))
-    elif data[0].state != "ready":
-        checks.append(Check("data node", "fail", f"{data[0].hostname}, which holds Postgres, Redis and Chroma, is "
-                            f"{data[0].state}", "the stack cannot store or queue anything until it is back",
-                            hint=f"bring {data[0].hostname}'s engine back (systemctl start docker on it)"))
-    else:
-        checks.append(Check("data node", "ok", f"{data[0].hostname} is ready"))
+    checks.append(data_node_check(nodes))
     if any(s.running for s in runtime.services()):
         checks += node_probe_checks(runtime)
     return checks
