@@ -169,8 +169,13 @@ class E5Engine:
         norms = np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-6)
         return (sums / norms).astype(np.float32)
 
+    #: Batches are padded to a multiple of this many tokens: bf16 matrix units (AMX) work in tiles of
+    #: 16 and 32 rows, and a batch of 32 x 209 tokens ran 2-4x slower than one of 32 x 224.
+    PAD_TO = 32
+
     def _padded(self, windows: Sequence[Window]) -> tuple[np.ndarray, np.ndarray]:
-        length = max(len(w.ids) for w in windows)
+        longest = max(len(w.ids) for w in windows)
+        length = min(-(-longest // self.PAD_TO) * self.PAD_TO, self.weights.max_positions)
         ids = np.full((len(windows), length), self.tokenizer.pad, dtype=np.int64)
         keep = np.zeros((len(windows), length), dtype=bool)
         for row, window in enumerate(windows):
