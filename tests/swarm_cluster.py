@@ -171,6 +171,8 @@ class SwarmCluster:
     """N Docker engines in network namespaces, joined into one swarm: ``with SwarmCluster() as c: …``."""
 
     nodes_wanted: int = 3
+    #: False: the engines start outside any swarm (the test runs ``docker swarm init`` / ``join`` itself).
+    swarm: bool = True
     prefix: str = ""
     root: Path = RUN_ROOT
     nodes: dict[str, Node] = field(default_factory=dict)
@@ -219,7 +221,8 @@ class SwarmCluster:
         for node in self.nodes.values():
             self._wait_engine(node)
         self.timings["engines_start_s"] = time.monotonic() - began
-        self.init_swarm()
+        if self.swarm:
+            self.init_swarm()
 
     def _network(self) -> None:
         # The bridge lives in a "switch" namespace of its own, not in the root one: the host engine's

@@ -387,15 +387,11 @@ class SwarmRuntime(DockerRuntime):
 
         return preflight_checks(self, engine().info())
 
-    def worker_placement(self, *, settle: bool = False):
-        """Where the workers go on this swarm (a swarm_preflight.Placement); with ``settle``, the only
-        node of a one-node swarm is labelled the data node first (and ``note`` says so)."""
-        from ragctl.runtime.swarm_preflight import settle_data_node, worker_placement
+    def worker_placement(self):
+        """Where the workers go on this swarm now (a swarm_preflight.Placement)."""
+        from ragctl.runtime.swarm_preflight import worker_placement
 
-        nodes = self.nodes()
-        if settle:
-            nodes = settle_data_node(self, nodes)
-        return worker_placement(self.config, nodes)
+        return worker_placement(self.config, self.nodes())
 
     # -- lifecycle ----------------------------------------------------------------------------
     def render(self) -> dict[str, Any]:
@@ -463,10 +459,9 @@ class SwarmRuntime(DockerRuntime):
         self._add_node_addresses()
         if not self.engine_is_manager():
             self.preflight()  # says so, with the command that makes one
-        placement = self.worker_placement(settle=True)
-        if placement.mode != "gpu" and self.config.worker_placement == "auto" and self.config.workers:
-            self.note(f"workers: {placement.reason}" + (f" (on {', '.join(placement.nodes)})" if placement.nodes
-                                                        else ""))
+        from ragctl.runtime.swarm_preflight import plan
+
+        placement = plan(self)  # a one-node swarm's node labelled, "auto" resolved: both said (note)
         write_rendered(self.project_root, files=self.rendered_files, placement=placement.rendered)
         self.preflight()
         objects = self.create_objects()

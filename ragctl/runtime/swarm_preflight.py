@@ -145,6 +145,18 @@ def settle_data_node(runtime: SwarmRuntime, nodes: list[NodeInfo]) -> list[NodeI
     return runtime.nodes()
 
 
+def plan(runtime: SwarmRuntime) -> Placement:
+    """What ``up`` settles before it renders stack.yaml: the only node of a one-node swarm labelled the
+    data node, and where the workers go; each said through ``runtime.note`` ("auto"'s choice every
+    time, so that a move of the workers is never silent)."""
+    config = runtime.config
+    nodes = settle_data_node(runtime, runtime.nodes())
+    placement = worker_placement(config, nodes)
+    if config.worker_placement == "auto" and placement.mode != "gpu" and config.workers and placement.nodes:
+        runtime.note(worker_check(config, nodes, placement).detail)
+    return placement
+
+
 def preflight_checks(runtime: SwarmRuntime, info: dict) -> list[Check]:
     """The rows of ``up``'s pre-flight; PreflightFailed when one fails."""
     from docker.errors import ImageNotFound
@@ -183,5 +195,5 @@ def preflight_checks(runtime: SwarmRuntime, info: dict) -> list[Check]:
     return checks
 
 
-__all__ = ["Placement", "data_node_check", "preflight_checks", "settle_data_node", "worker_check",
+__all__ = ["Placement", "data_node_check", "plan", "preflight_checks", "settle_data_node", "worker_check",
            "worker_placement"]
