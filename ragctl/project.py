@@ -170,7 +170,12 @@ class ProjectConfig:
 
 def find_project_root(explicit: Path | None = None, start: Path | None = None) -> Path:
     """The project to use: --project, else $RAGCTL_PROJECT, else the nearest folder upwards
-    holding ragctl.toml, else the current folder (a new project, created on first write)."""
+    holding ragctl.toml, else the current folder (a new project, created on first write).
+
+    The search stops at a repository's root (the folder holding ``.git``), which it still checks:
+    a ragctl.toml committed there is a project on purpose, but one in a folder above a checkout
+    (a home folder, a workspace) must not capture every command run inside the repository and
+    write data/ and logs/ into it."""
     if explicit is not None:
         return explicit.expanduser().resolve()
     if os.environ.get("RAGCTL_PROJECT"):
@@ -179,6 +184,8 @@ def find_project_root(explicit: Path | None = None, start: Path | None = None) -
     for folder in (here, *here.parents):
         if (folder / CONFIG_NAME).is_file():
             return folder
+        if (folder / ".git").exists():
+            break
     return here
 
 
