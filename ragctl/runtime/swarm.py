@@ -221,7 +221,7 @@ class SwarmRuntime(DockerRuntime):
 
     kind = "swarm"
     init_questions = ("workers", "gpu")
-    first_step = "build   (then ragctl nodes, ragctl up)"
+    first_step = "build   (then ragctl up: a one-node swarm needs nothing more; ragctl nodes join-command adds hosts)"
     more_workers_command = "ragctl scale worker=4"
     rendered_files = SWARM_RENDERED
     start_command = "ragctl up"
