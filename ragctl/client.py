@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from stack.contract import Answer, Source
 from stack.names import TERMINAL
-from stack.pipeline.answer import Answer, Source
 from stack.pipeline.catalog import DocumentRecord
 from stack.pipeline.errors import PipelineError
 from stack.pipeline.questions import InvalidQuestion, check_question

@@ -25,7 +25,7 @@ from stack.names import RETRYABLE, TERMINAL
 from stack.pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
-    from stack.pipeline.service import IngestResult
+    from stack.contract import IngestResult
 
 
 # -- init ------------------------------------------------------------------------------------
@@ -261,8 +261,8 @@ def ingest(
 
 def _with_problems(selection, results: list[IngestResult]) -> list[IngestResult]:
     """All rows in the order of the selection: the files read, and the failed rows of ``problem`` items."""
+    from stack.contract import IngestResult
     from stack.pipeline.files import printable
-    from stack.pipeline.service import IngestResult
 
     read = iter(results)
     rows = []
@@ -279,8 +279,8 @@ def _ingest_through_stack(client, files: list[Path], *, collection: str | None, 
                           as_json: bool) -> list[IngestResult]:
     """Upload every file (the API answers at once), then follow the workers' progress."""
     from ragctl.views import ingest_progress, line
+    from stack.contract import IngestResult
     from stack.pipeline.files import printable
-    from stack.pipeline.service import IngestResult
 
     if not as_json:
         err_console.print(line("Mode: ", ("stack", "bold"), f" (API at {client.api_url})"))

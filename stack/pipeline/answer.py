@@ -28,9 +28,9 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
+from stack.contract import Answer, Source
 from stack.pipeline import sentence_ranker, sentence_reader
 from stack.pipeline.chunk import split_sentences
 from stack.pipeline.errors import PipelineError
@@ -47,35 +47,6 @@ SYSTEM_PROMPT = (
     "source number in square brackets, like [1] or [2][3]. If the sources do not contain the "
     "answer, say so. Answer in the language of the question."
 )
-
-
-@dataclass
-class Source:
-    n: int
-    file: str
-    location: str
-    page: int | None
-    section: str | None
-    document_id: str
-    chunk_id: str
-    score: float
-    text: str
-    heading: str | None = None  # the heading path ("제3조(연차 휴가) > ②"); ``location`` shows it
-
-
-@dataclass
-class Answer:
-    question: str
-    answer: str
-    mode: Literal["llm", "extractive"]
-    sources: list[Source] = field(default_factory=list)
-    model: str | None = None
-    #: Source numbers the LLM cited that name no source given to it (outside 1..len(sources));
-    #: their markers are removed from ``answer``, so every [n] left in it can be checked.
-    invalid_citations: list[int] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def sources_from_hits(hits: Sequence[Hit]) -> list[Source]:

@@ -13,10 +13,11 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
+from stack.contract import IngestResult
 from stack.names import DocumentStatus, IngestOutcome
 from stack.pipeline import files, intake
 from stack.pipeline.answer import Answer, extractive_answer, llm_answer
@@ -37,22 +38,6 @@ CancelCheck = Callable[[], bool]
 
 # Share of a document's work each stage ends at, for one progress value per document.
 _STAGE_END = {"parsing": 0.15, "chunking": 0.2, "embedding": 0.9, "storing": 1.0}
-
-
-@dataclass
-class IngestResult:
-    path: str
-    file_name: str
-    status: str  # an IngestOutcome: done | skipped | failed | cancelled (queued: handed to the stack)
-    document_id: str | None = None
-    format: str | None = None
-    chunks: int = 0
-    seconds: float = 0.0
-    error: dict | None = None
-    note: str | None = None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def sha256_file(path: Path) -> str:

@@ -141,3 +141,46 @@ def test_operations_commands_exit_clearly_on_a_base_install(base_venv, projects,
     assert output.strip(), transcript(done)  # says what it found
     if "--json" in command:
         json.loads(done.stdout)  # one JSON document on stdout, errors included
+
+
+@pytest.fixture(scope="module")
+def running_stack(tmp_path_factory):
+    """A local-runtime stack (redis-server, Chroma, uvicorn, one worker) started by the full install:
+    the stack an operator's base install talks to."""
+    if shutil.which("redis-server") is None:
+        from tests.conftest import skip_or_fail
+
+        skip_or_fail("redis-server not installed (apt-get install redis-server)", "stack")
+    from ragctl.runtime.local import LocalRuntime
+
+    root = tmp_path_factory.mktemp("base-stack")
+    (root / "ragctl.toml").write_text('[project]\nname = "base-stack"\nruntime = "local"\n[local]\napi_port = 0\n'
+                                      'redis_port = 0\nchroma_port = 0\nflower_port = 0\n', encoding="utf-8")
+    runtime = LocalRuntime(root)
+    runtime.up(workers=1, wait_s=240)
+    yield root
+    runtime.down()
+
+
+def test_a_base_install_ingests_asks_searches_and_lists_against_a_running_stack(base_venv, running_stack):
+    """Issue #24 item 9: the data commands reach the stack's API with no [stack] extra (no numpy)."""
+    from tests.conftest import SAMPLES
+
+    ragctl = [str(base_venv / "bin" / "ragctl"), "-p", str(running_stack)]
+    ingest = run(base_venv, [*ragctl, "ingest", str(SAMPLES / "휴가_규정.hwpx"), "--json"], cwd=running_stack, timeout=600)
+    assert ingest.returncode == 0, transcript(ingest)
+    assert [row["status"] for row in json.loads(ingest.stdout)["results"]] == ["done"], transcript(ingest)
+
+    for command in (["search", "연차 휴가", "--json"], ["ask", "연차 휴가는 며칠인가요?", "--json"],
+                    ["documents", "list", "--json"]):
+        done = run(base_venv, [*ragctl, *command], cwd=running_stack)
+        for sign in CRASH_SIGNS:
+            assert sign not in done.stdout + done.stderr, transcript(done)
+        assert done.returncode == 0, transcript(done)
+        body = json.loads(done.stdout)
+        if command[0] == "search":
+            assert body["hits"][0]["file"] == "휴가_규정.hwpx", transcript(done)
+        elif command[0] == "ask":
+            assert "15일" in body["answer"] and body["sources"][0]["file"] == "휴가_규정.hwpx", transcript(done)
+        else:
+            assert [d["file_name"] for d in body] == ["휴가_규정.hwpx"], transcript(done)

@@ -1,0 +1,55 @@
+"""What the CLI and the stack say to each other: the wire types, with the standard library only.
+
+The control plane imports these on a base install (``pip install .``, no ``[stack]`` extra), so
+nothing here may import numpy, torch or the pipeline (tests/integration/test_base_install.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+
+@dataclass
+class Source:
+    n: int
+    file: str
+    location: str
+    page: int | None
+    section: str | None
+    document_id: str
+    chunk_id: str
+    score: float
+    text: str
+    heading: str | None = None  # the heading path ("제3조(연차 휴가) > ②"); ``location`` shows it
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    mode: Literal["llm", "extractive"]
+    sources: list[Source] = field(default_factory=list)
+    model: str | None = None
+    #: Source numbers the LLM cited that name no source given to it (outside 1..len(sources));
+    #: their markers are removed from ``answer``, so every [n] left in it can be checked.
+    invalid_citations: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class IngestResult:
+    path: str
+    file_name: str
+    status: str  # an IngestOutcome: done | skipped | failed | cancelled (queued: handed to the stack)
+    document_id: str | None = None
+    format: str | None = None
+    chunks: int = 0
+    seconds: float = 0.0
+    error: dict | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
