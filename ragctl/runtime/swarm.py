@@ -33,13 +33,13 @@ from ragctl.errors import DockerError, NotRunning, RagctlError, StartTimeout, Us
 from ragctl.project import ProjectConfig, set_config_value
 from ragctl.runtime.base import parse_last_json
 from ragctl.runtime.docker import DockerRuntime, DockerStatus
+from ragctl.runtime.swarm_preflight import DATA_LABEL, GPU_LABEL
 
 if TYPE_CHECKING:
     import docker
 
 NAMESPACE_LABEL = "com.docker.stack.namespace"
 SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
-DATA_LABEL, GPU_LABEL = "ragctl.data", "ragctl.gpu"
 #: The node labels ``ragctl nodes label`` sets (NODE data=true → ragctl.data=true).
 NODE_LABELS = {"data": DATA_LABEL, "gpu": GPU_LABEL}
 DATA_SERVICES = ("postgres", "redis", "chroma")

@@ -26,10 +26,12 @@ from typing import TYPE_CHECKING, Literal
 from ragctl.checks import Check
 from ragctl.deploy import IMAGE_UID, DeployConfig
 from ragctl.errors import PreflightFailed
-from ragctl.runtime.swarm import DATA_LABEL, GPU_LABEL
 
 if TYPE_CHECKING:
     from ragctl.runtime.swarm import NodeInfo, SwarmRuntime
+
+#: The node labels that place the stack (here, not in swarm.py, which imports this module: one way).
+DATA_LABEL, GPU_LABEL = "ragctl.data", "ragctl.gpu"
 
 SETTING_HINT = 'set worker_placement = "auto" under [stack] in ragctl.toml'
 
