@@ -37,20 +37,33 @@ _SPACES = re.compile(" {2,}")
 _METASPACE = "\u2581"
 
 
-def allowed_cores() -> int:
+def allowed_cores(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     """The cores this process may use: its CPU affinity, capped by a cgroup (container) CPU limit
-    when one is set — not the host's count, which a container with ``cpus: 4`` also sees."""
+    when one is set — not the host's count, which a container with ``cpus: 4`` also sees.  cgroup v2
+    (``cpu.max``) or v1 (``cpu/cpu.cfs_quota_us`` and ``cpu.cfs_period_us``)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
+    limit = _cgroup_cpu_limit(cgroup)
+    return max(1, min(cores, limit) if limit else cores)
+
+
+def _cgroup_cpu_limit(cgroup: Path) -> int | None:
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            cores = min(cores, max(1, int(int(quota) // int(period))))
+        quota, period = (cgroup / "cpu.max").read_text().split()
     except (OSError, ValueError):
-        pass
-    return max(1, cores)
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    if quota in ("max", "-1"):
+        return None
+    try:
+        return max(1, int(quota) // int(period))
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 def cpu_has_fast_bf16() -> bool:

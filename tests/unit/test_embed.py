@@ -221,3 +221,19 @@ def test_doctor_names_each_workers_device_and_fails_a_gpu_stack_on_cpu():
     failed = check_embedding(seen)[0]
     assert failed.status == "fail" and failed.hint == "ragctl build --torch cuda && ragctl up"
     assert check_embedding(SimpleNamespace(running=False, probe={})) == []
+
+
+def test_the_engine_uses_the_cores_a_container_may_use(tmp_path):
+    from stack.pipeline.e5_engine import allowed_cores
+
+    host = allowed_cores(tmp_path)  # no cgroup files: the affinity alone
+    assert host >= 1
+    (tmp_path / "cpu.max").write_text("100000 100000\n")  # cgroup v2, cpus: 1
+    assert allowed_cores(tmp_path) == 1
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert allowed_cores(tmp_path) == host
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("150000\n")  # cgroup v1, cpus: 1.5
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert allowed_cores(tmp_path) == 1
