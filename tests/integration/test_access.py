@@ -20,8 +20,7 @@ from typer.testing import CliRunner
 
 from ragctl.runtime.local import PLAN_FILE, LocalRuntime, read_dotenv, run_dir
 from tests.conftest import skip_or_fail
-from tests.integration.test_local_runtime import FREE_PORTS
-from tests.integration.test_store_unavailable import free_port
+from tests.support.cli import FREE_PORTS, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

@@ -14,7 +14,7 @@ import pytest
 
 from ragctl.runtime.local import LocalRuntime, read_dotenv
 from tests.conftest import SAMPLES
-from tests.integration.test_local_runtime import make_project, output, ragctl
+from tests.support.cli import make_project, output, ragctl
 
 QUESTION = "연차 휴가는 며칠인가요?"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import SAMPLES
-from tests.integration.test_cli import as_json, ragctl
+from tests.support.cli import as_json, ragctl
 
 pytestmark = pytest.mark.slow
 

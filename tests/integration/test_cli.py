@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from ragctl.cli import app
 from tests.conftest import REPO, SAMPLES
 from tests.fixtures_factory import make_hwp, set_hwp5_flags
+from tests.support.cli import as_json, ragctl, runner
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
-
-
-def ragctl(project: Path, *args: str):
-    return runner.invoke(app, ["--project", str(project), *args], catch_exceptions=False)
-
-
-def as_json(result) -> dict | list:
-    return json.loads(result.stdout)
 
 
 def test_help_is_light_and_fast():

@@ -15,7 +15,7 @@ import pytest
 from ragctl.runtime.local import LocalRuntime, read_state
 from stack.settings import DEFAULT_EMBED_MODEL
 from tests.conftest import SAMPLES
-from tests.integration.test_local_runtime import make_project, output, ragctl
+from tests.support.cli import make_project, output, ragctl
 
 
 @pytest.fixture(scope="module")

@@ -17,41 +17,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-import typer
-from typer.testing import CliRunner
 
 from ragctl.runtime.local import LocalRuntime, is_our_process, load_state_file, pid_alive, read_state
 from tests.conftest import skip_or_fail
+from tests.support.cli import make_project, output, ragctl
 
 pytestmark = pytest.mark.timeout(300)
 
 if shutil.which("redis-server") is None:
     reason = "redis-server not installed (apt-get install redis-server)"
     skip_or_fail(reason, "local runtime", module=True)
-
-runner = CliRunner()
-FREE_PORTS = "[local]\napi_port = 0\nredis_port = 0\nchroma_port = 0\nflower_port = 0\n"
-
-
-def _app() -> typer.Typer:
-    from ragctl.cli import app
-
-    return app
-
-
-def ragctl(project: Path, *args: str):
-    return runner.invoke(_app(), ["--project", str(project), *args], catch_exceptions=False)
-
-
-def output(result) -> str:
-    return result.stdout + (result.stderr or "")
-
-
-def make_project(root: Path, extra: str = "") -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "ragctl.toml").write_text('# test project\n[project]\nname = "t"\n\n' + FREE_PORTS + extra)
-    return root
-
 
 def our_pids(project: Path) -> list[int]:
     raw = load_state_file(project) or {}

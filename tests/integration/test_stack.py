@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from ragctl.runtime.local import LocalRuntime, read_dotenv
 from tests.conftest import SAMPLES, skip_or_fail
 from tests.fixtures_factory import make_hwp, set_hwp5_flags
-from tests.integration.test_local_runtime import FREE_PORTS
+from tests.support.cli import FREE_PORTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -4,7 +4,6 @@ crash and not a bad-input failure.  Real `chroma run` on a free loopback port.""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,14 +15,9 @@ import pytest
 from stack.pipeline.errors import StoreUnavailable
 from stack.pipeline.store import VectorStore, open_chroma
 from stack.settings import load_settings
+from tests.support.cli import free_port
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_a_vanished_chroma_server_is_store_unavailable(tmp_path):

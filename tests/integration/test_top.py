@@ -18,7 +18,7 @@ import pytest
 
 from ragctl.runtime.local import LocalRuntime
 from tests.conftest import skip_or_fail
-from tests.integration.test_local_runtime import FREE_PORTS
+from tests.support.cli import FREE_PORTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -24,7 +24,7 @@ import pytest
 from ragctl.runtime.local import LocalRuntime, read_dotenv
 from tests.conftest import REPO, SAMPLES, corpus_path, skip_or_fail
 from tests.fixtures_factory import make_hwp
-from tests.integration.test_local_runtime import FREE_PORTS
+from tests.support.cli import FREE_PORTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

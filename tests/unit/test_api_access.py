@@ -20,7 +20,7 @@ from stack.api.limits import Limiter, client_address
 from stack.keys import SqliteKeyStore, hash_key
 from stack.settings import load_settings
 from tests.conftest import REPO
-from tests.unit.test_api_documents import FakeRedis
+from tests.support.fake_redis import FakeRedis
 
 ADMIN = "adm1n-k3y"
 

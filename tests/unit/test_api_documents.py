@@ -9,26 +9,7 @@ from fastapi.testclient import TestClient
 from stack.api.app import create_app
 from stack.names import INGEST_QUEUE, INGEST_TASK, DocumentStatus
 from stack.settings import load_settings
-
-
-class FakeRedis:
-    def __init__(self) -> None:
-        self.values: dict[str, bytes] = {}
-
-    def get(self, key):
-        return self.values.get(key)
-
-    def set(self, key, value, ex=None):
-        self.values[key] = value if isinstance(value, bytes) else str(value).encode()
-
-    def exists(self, key):
-        return int(key in self.values)
-
-    def delete(self, key):
-        self.values.pop(key, None)
-
-    def ping(self):
-        return True
+from tests.support.fake_redis import FakeRedis
 
 
 @pytest.fixture

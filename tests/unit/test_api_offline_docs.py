@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from stack.api.app import create_app
 from stack.settings import load_settings
-from tests.unit.test_api_documents import FakeRedis
+from tests.support.fake_redis import FakeRedis
 
 HOST = "testserver"
 URL = re.compile(r"""https?://[^\s"'<>()\\]+""", re.IGNORECASE)

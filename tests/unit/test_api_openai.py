@@ -18,7 +18,7 @@ from stack.pipeline.catalog import DocumentRecord
 from stack.pipeline.errors import StoreUnavailable
 from stack.pipeline.questions import MAX_QUESTION_CHARS, InvalidQuestion
 from stack.settings import load_settings
-from tests.unit.test_api_documents import FakeRedis
+from tests.support.fake_redis import FakeRedis
 
 KEY = "k3y"
 FILE = "휴가_규정.hwpx"

@@ -18,7 +18,7 @@ from stack.api import uploads
 from stack.api.app import create_app
 from stack.api.uploads import MAX_STORED_NAME_BYTES, display_name, safe_file_name
 from stack.settings import load_settings
-from tests.unit.test_api_documents import FakeRedis
+from tests.support.fake_redis import FakeRedis
 
 HOSTILE = '[]/\\:*?"<>|'
 NAMES = [

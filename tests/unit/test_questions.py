@@ -17,7 +17,7 @@ from ragctl.client import StackClient, StackError
 from stack.api.app import create_app
 from stack.pipeline.questions import MAX_QUESTION_CHARS, InvalidQuestion, check_question
 from stack.settings import load_settings
-from tests.unit.test_api_documents import FakeRedis
+from tests.support.fake_redis import FakeRedis
 
 BLANK = ["", " ", "\t\n", "\u3000", " \r\n \u00a0"]  # \u3000: the ideographic (Korean/CJK) space
 TOO_LONG = ["x" * (MAX_QUESTION_CHARS + 1), "가" * 100_000]
