@@ -12,14 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-TOPICS = [
-    "연차 휴가는 입사 1년 이상 직원에게 연 15일이 주어지며, 미사용 휴가는 다음 해 3월까지 쓸 수 있다.",
-    "Nightly full backups of every production server run at 02:00 and are kept for thirty days.",
-    "봉화댐 수위는 매일 오전 9시에 점검하며, 홍수기에는 두 시간마다 기록한다.",
-    "Expense receipts are required for any purchase over fifty dollars, scanned within a week.",
-    "배포 동결 기간은 매년 12월 20일부터 1월 3일까지이며, 긴급 수정만 허용된다.",
-    "The restore test runs every quarter on a spare host and its report goes to the on-call lead.",
-]
+from tests.support.texts import TOPICS
 
 
 def long_text(sentences: int) -> str:

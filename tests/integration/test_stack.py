@@ -187,7 +187,7 @@ def test_small_documents_share_batches_in_a_worker_and_keep_their_own_chunks(sta
 
     from stack.pipeline.embed import get_embedder
     from stack.pipeline.store import open_chroma
-    from tests.integration.test_shared_batches import TOPICS
+    from tests.support.texts import TOPICS
 
     paths = []
     for i in range(12):

@@ -2,14 +2,7 @@ import numpy as np
 import pytest
 
 from stack.pipeline.lexical import LexicalIndex, tokenize, tokenize_many
-
-CORPUS = {
-    "a:0": "연차 휴가는 매년 15일이 주어지며 신청은 3일 전까지 해야 한다.",
-    "a:1": "병가는 연 10일까지 사용할 수 있다.",
-    "b:0": "서버 백업은 매일 새벽 2시에 실행되고 30일 동안 보관한다.",
-    "c:0": "Backups run nightly at 02:00 and are kept for thirty days.",
-    "c:1": "The restore procedure is tested every month by the operations team.",
-}
+from tests.support.texts import COMPOUNDS, CORPUS
 
 
 @pytest.fixture
@@ -69,18 +62,6 @@ def test_empty_query_and_empty_index(tmp_path):
 
 # -- compounds: a lone word is analysed differently from the same word in a sentence ----------
 
-COMPOUNDS = {
-    "k:0": "봉화댐을 점검한 결과 이상이 없었다.",
-    "k:1": "봉화댐관리사무소는 방류 계획을 발표했다.",
-    "k:2": "봉화군의 여러 댐 가운데 봉화 지역 저수지를 점검했다.",
-    "k:3": "연방 수사국에서 발표한 자료에 따르면 수사가 계속된다.",
-    "k:4": "수사 결과를 국 단위로 정리했다.",
-    "k:5": "상주시에서 열린 축제에 상주 인구가 모였다.",
-    "k:6": "상주 직원이 시 청사에서 근무한다.",
-    "k:7": "법인등기부 등본을 제출해야 한다.",
-    "k:8": "법인은 등기 절차를 마친 뒤 기부금을 냈다.",
-    "k:9": "법인등기부를 떼어 보니 임원이 바뀌었다.",
-}
 
 
 @pytest.fixture

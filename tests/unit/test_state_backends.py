@@ -17,7 +17,7 @@ from stack.pipeline.backends import open_catalog, open_lexical, open_texts
 from stack.pipeline.catalog import DocumentRecord
 from stack.settings import load_settings
 from tests.postgres_server import postgres_server, postgres_url  # noqa: F401 - fixtures
-from tests.unit.test_lexical import COMPOUNDS, CORPUS
+from tests.support.texts import COMPOUNDS, CORPUS
 
 T1 = "abcd1111-0000-4000-8000-000000000001"
 T2 = "abcd2222-0000-4000-8000-000000000002"

@@ -4,46 +4,16 @@ The live loop in a terminal is tested in tests/integration/test_top.py (tmux, a 
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
 import time
 
 import pytest
 from rich.console import Console
 
 from ragctl.ops.top import HeldDocument, TopSnapshot, WorkerRow, histogram_quantile, render, snapshot
+from tests.support.redis_server import start_redis_server
 
 NASTY = "[bold]보고서[/bold] [v2].txt"
-
-
-def _redis_server(tmp_path_factory):
-    if shutil.which("redis-server") is None:
-        reason = "redis-server not installed (apt-get install redis-server)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + " (CI=true: these tests must run)")
-        pytest.skip(reason)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    folder = tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
-    import redis
-
-    client = redis.Redis(port=port, socket_timeout=5)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                server.kill()
-                raise
-            time.sleep(0.05)
-    return server, client
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +23,7 @@ def served(tmp_path_factory):
     from stack.api.metrics import ApiMetrics
     from stack.pipeline.catalog import Catalog, DocumentRecord
 
-    server, r = _redis_server(tmp_path_factory)
+    server, r = start_redis_server(tmp_path_factory)
     try:
         catalog = Catalog(tmp_path_factory.mktemp("data") / "catalog.sqlite")
         queue = "ingest"
