@@ -14,8 +14,8 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from tests.integration.test_stack import Stack, long_document
 from tests.support.cli import FREE_PORTS
+from tests.support.local_stack import Stack, long_document
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
