@@ -14,6 +14,9 @@ for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAGCTL_PROJECT", "RAG_EMBED_M
     os.environ.pop(name, None)
 
 REPO = Path(__file__).resolve().parents[1]
+#: Fixtures that several test modules use: ``api`` (the documents API in-process), ``pages`` (the app
+#: for its HTML pages), ``make_app`` (the API with an admin key).
+pytest_plugins = ["tests.support.documents_api", "tests.support.offline_pages", "tests.support.access"]
 SAMPLES = REPO / "samples"
 
 

@@ -23,7 +23,7 @@ from stack.pipeline.errors import StoreUnavailable
 from stack.settings import load_settings
 from tests.conftest import REPO
 from tests.postgres_server import postgres_server, postgres_url  # noqa: F401 - fixtures
-from tests.unit.test_api_access import ADMIN, client, make_app, new_key  # noqa: F401 - fixture
+from tests.support.access import ADMIN, client, new_key
 
 SQLITE, POSTGRES = "sqlite", pytest.param("postgres", marks=pytest.mark.slow)
 

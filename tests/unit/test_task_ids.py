@@ -10,7 +10,7 @@ import pytest
 
 from stack.names import DocumentStatus
 from stack.pipeline.catalog import Catalog, DocumentRecord
-from tests.unit.test_api_documents import api, note, set_status, upload  # noqa: F401 - the fixture
+from tests.support.documents_api import note, set_status, upload
 
 T1 = "abcd1111-0000-4000-8000-000000000001"
 T2 = "abcd2222-0000-4000-8000-000000000002"
@@ -56,7 +56,7 @@ def test_a_catalog_from_before_the_history_keeps_its_task_ids(tmp_path):
     assert Catalog(path).by_task(T1).id == "d1" and Catalog(path).task_ids("default", "d1") == [T1]
 
 
-def test_every_task_id_handed_out_answers_after_a_retry(api, tmp_path):  # noqa: F811
+def test_every_task_id_handed_out_answers_after_a_retry(api, tmp_path):
     path = note(tmp_path, "a.md", "alpha")
     first = upload(api, path).json()["documents"][0]
     set_status(api, first["document_id"], DocumentStatus.FAILED)
@@ -80,7 +80,7 @@ def test_every_task_id_handed_out_answers_after_a_retry(api, tmp_path):  # noqa:
     assert api.get(f"/api/tasks/{first['task_id']}").status_code == 404  # the document is gone
 
 
-def test_an_ambiguous_prefix_names_the_matches(api):  # noqa: F811
+def test_an_ambiguous_prefix_names_the_matches(api):
     api.catalog.upsert(record("d1", T1))
     api.catalog.upsert(record("d2", T2))
     response = api.get("/api/tasks/abcd")
@@ -93,5 +93,5 @@ def test_an_ambiguous_prefix_names_the_matches(api):  # noqa: F811
 
 
 @pytest.mark.parametrize("garbage", ["%", "_", "x" * 300, "한글", "[/]"])
-def test_odd_task_ids_are_404(api, garbage):  # noqa: F811
+def test_odd_task_ids_are_404(api, garbage):
     assert api.get(f"/api/tasks/{garbage}").status_code == 404

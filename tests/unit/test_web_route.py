@@ -11,13 +11,13 @@ import tomllib
 from urllib.parse import urljoin, urlsplit
 
 from tests.conftest import REPO
-from tests.unit.test_api_offline_docs import CSS_REFS, HOST, HTML_REFS, URL, api, foreign, refs  # noqa: F401
+from tests.support.offline_pages import CSS_REFS, HOST, HTML_REFS, URL, foreign, refs
 
 WEB = REPO / "stack" / "api" / "web"
 
 
-def test_the_page_and_its_assets_need_no_key_and_come_from_this_server(api):  # noqa: F811
-    page = api.get("/")
+def test_the_page_and_its_assets_need_no_key_and_come_from_this_server(pages):
+    page = pages.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     csp = page.headers["content-security-policy"]
     for directive in ("default-src 'self'", "script-src 'self'", "style-src 'self'", "connect-src 'self'",
@@ -28,15 +28,15 @@ def test_the_page_and_its_assets_need_no_key_and_come_from_this_server(api):  # 
     assets = {urljoin(f"http://{HOST}/", ref) for ref in refs(html, HTML_REFS) if not ref.startswith(("data:", "#"))}
     assert {urlsplit(a).path for a in assets} == {"/web/app.js", "/web/app.css"}
     for asset in assets:
-        response = api.get(asset)  # no Authorization header
+        response = pages.get(asset)  # no Authorization header
         assert response.status_code == 200 and response.content, asset
         assert foreign(URL.findall(response.text)) == [], asset
         if asset.endswith(".css"):
             assert [ref for ref in refs(response.text, CSS_REFS) if not ref.startswith("data:")] == []
-    assert "javascript" in api.get("/web/app.js").headers["content-type"]
+    assert "javascript" in pages.get("/web/app.js").headers["content-type"]
     # The API itself still wants the key.
-    assert api.get("/api/documents").status_code == 401
-    assert api.get("/web/missing.js").status_code == 404
+    assert pages.get("/api/documents").status_code == 401
+    assert pages.get("/web/missing.js").status_code == 404
 
 
 def test_the_script_inserts_user_text_as_text():
