@@ -102,3 +102,16 @@ def test_only_the_runtime_factory_compares_runtime_names():
             if pattern.search(line) or re.search(r"\bin \(\"(embedded|local|docker)\"", line):
                 offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers and fixtures live in tests/support/ (issue #24 item 7): importing a test module
+    also runs its module-level skips and collects its tests' names into the importer."""
+    offenders = []
+    for path in sorted((REPO / "tests").rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            offenders += [f"{path.relative_to(REPO)}:{node.lineno}: {name}" for name in names
+                          if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_")]
+    assert offenders == []
