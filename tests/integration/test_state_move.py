@@ -51,14 +51,21 @@ def source(tmp_path_factory):
 
 
 def _files(settings) -> dict[str, str]:
-    """SHA-256 of every file of the project's one-host state (the SQLite files' -wal/-shm aside)."""
+    """SHA-256 of every file of the project's one-host state; of a SQLite file, of its rows (a WAL
+    checkpoint, which any connection's close may run, rewrites the bytes but not the content)."""
     roots = [settings.data_path / "catalog.sqlite", settings.data_path / "keys.sqlite",
              settings.data_path / "lexical", settings.data_path / "uploads", settings.extracted_path]
     found = {}
     for root in roots:
         for path in [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()):
-            if not path.name.endswith(("-wal", "-shm")):
-                found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+            if path.name.endswith(("-wal", "-shm")):
+                continue
+            if path.suffix == ".sqlite":
+                with closing(sqlite3.connect(path)) as db:
+                    content = "\n".join(db.iterdump()).encode()
+            else:
+                content = path.read_bytes()
+            found[str(path)] = hashlib.sha256(content).hexdigest()
     return found
 
 
