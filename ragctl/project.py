@@ -224,34 +224,22 @@ def init_project(root: Path, settings: dict | None = None, *, runtime: str = "em
 
 
 def set_config_value(root: Path, table: str, key: str, value: object) -> Path:
-    """Set ``key = value`` under ``[table]`` in ragctl.toml, keeping every other line (comments
-    included); create the project when there is none."""
+    """Set ``key = value`` under ``[table]`` in ragctl.toml, keeping every other line, comment and
+    blank line as the user wrote them (tomlkit edits the document, not its text); create the
+    project when there is none."""
+    import tomlkit
+
     path = root / CONFIG_NAME
     if not path.is_file():
         init_project(root)
-    text = path.read_text(encoding="utf-8")
-    line = f"{key} = {_inline_toml(value)}"
-    header = re.search(rf"(?m)^\[{re.escape(table)}\][ \t]*(#.*)?$", text)
-    if header is None:
-        text = text.rstrip("\n") + f"\n\n[{table}]\n{line}\n"
-    else:
-        start = header.end()
-        following = re.search(r"(?m)^\[", text[start:])
-        end = start + following.start() if following else len(text)
-        body = text[start:end]
-        pattern = rf"(?m)^{re.escape(key)}[ \t]*=.*$"
-        body = re.sub(pattern, line.replace("\\", "\\\\"), body, count=1) if re.search(pattern, body) \
-            else "\n" + line + body
-        text = text[:start] + body + text[end:]
-    path.write_text(text, encoding="utf-8")
+    document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    section = document.get(table)
+    if section is None:
+        section = tomlkit.table()
+        document[table] = section
+    section[key] = list(value) if isinstance(value, tuple) else value
+    path.write_text(tomlkit.dumps(document), encoding="utf-8")
     return path
-
-
-def _inline_toml(value: object) -> str:
-    """A TOML value on one line (tomli_w writes arrays over several, which a line edit would break)."""
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_inline_toml(item) for item in value) + "]"
-    return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
 
 
 def record_runtime(root: Path, runtime: str) -> Path:
