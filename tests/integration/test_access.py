@@ -96,7 +96,7 @@ def start_of_a_window(window_s: int = 60, needed_s: float = 20) -> None:
         time.sleep(left + 0.1)
 
 
-def test_keys_from_the_cli_work_on_both_replicas_and_revocation_holds_within_a_second(replicas):
+def test_keys_from_the_cli_work_on_both_replicas_and_revocation_holds_at_the_next_request(replicas):
     made = ragctl(replicas.root, "keys", "create", "--role", "ask", "--name", "analyst", "--json")
     assert made.exit_code == 0, made.output
     key = json.loads(made.stdout)["key"]
@@ -114,9 +114,11 @@ def test_keys_from_the_cli_work_on_both_replicas_and_revocation_holds_within_a_s
     assert replicas.http(replicas.b, key).get("/api/whoami").status_code == 200
     revoked = ragctl(replicas.root, "keys", "revoke", "analyst", "--yes", "--json")
     assert revoked.exit_code == 0 and json.loads(revoked.stdout)["active"] is False
-    done = time.monotonic()
+    # The very first request to each replica after the revocation is refused: no window at all (the
+    # key store is read on every request). Not timed: on a loaded CI machine one request alone took
+    # 0.6 s, and its latency says nothing about how fast a revocation spreads.
     statuses = {base: replicas.http(base, key).get("/api/documents").status_code for base in (replicas.a, replicas.b)}
-    assert time.monotonic() - done < 1.0 and statuses == {replicas.a: 401, replicas.b: 401}
+    assert statuses == {replicas.a: 401, replicas.b: 401}
     missing = ragctl(replicas.root, "keys", "revoke", "nobody", "--yes")
     assert missing.exit_code == 1 and "No key named 'nobody'" in missing.output
 
