@@ -17,6 +17,7 @@ import json
 import sqlite3
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -139,20 +140,29 @@ class DocumentCatalog(ABC):
 
         ``reason`` (for a new task id): why it was given — registered, re-queued, retry, replace.
         Returns the record; ``record.fenced`` says whether the write was refused."""
+        return self.upsert_many([record], reason=reason)[0]
+
+    def upsert_many(self, records: Sequence[DocumentRecord], *, reason: str | None = None) -> list[DocumentRecord]:
+        """:meth:`upsert` of several records in one transaction (an embedding batch's documents end
+        together: one commit, not one per document).  Each record is fenced on its own."""
         now = time.time()
+        # One order for every writer: two transactions locking the same documents cannot deadlock.
+        ordered = sorted(records, key=lambda r: (r.collection, r.id))
+        with self._connect() as db:
+            for record in ordered:
+                self._write_record(db, record, reason, now)
+        return list(records)
+
+    def _write_record(self, db, record: DocumentRecord, reason: str | None, now: float) -> None:
         record.created_at = record.created_at or now
         record.updated_at = now
         data = record.to_dict()
         for name in _JSON_FIELDS:
             data[name] = json.dumps(data[name], ensure_ascii=False)
-        with self._connect() as db:
-            self._lock_document(db, record.collection, record.id)
-            if record.task_id and not self._may_write(db, record, reason, now):
-                record.fenced = True
-                return record
+        self._lock_document(db, record.collection, record.id)
+        record.fenced = bool(record.task_id) and not self._may_write(db, record, reason, now)
+        if not record.fenced:
             db.execute(self._upsert_sql(list(data)), data)
-        record.fenced = False
-        return record
 
     def _may_write(self, db, record: DocumentRecord, reason: str | None, now: float) -> bool:
         added = db.execute(

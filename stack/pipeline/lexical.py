@@ -274,16 +274,28 @@ class PostingsIndex(ABC):
     # -- documents ------------------------------------------------------------------------
     def add(self, document_id: str, chunks: Iterable[tuple[str, str]]) -> None:
         """Index (chunk id, text) pairs of one document, replacing what it had."""
-        chunks = list(chunks)
-        self.add_analysed(document_id, chunks, analyse_many([text for _, text in chunks], self.version))
+        self.add_many([(document_id, list(chunks))])
+
+    def add_many(self, documents: Sequence[tuple[str, list[tuple[str, str]]]]) -> None:
+        """:meth:`add` for several documents: one analysis call and one transaction (an embedding
+        batch of small files is stored together)."""
+        texts = [text for _, chunks in documents for _, text in chunks]
+        terms = iter(analyse_many(texts, self.version))
+        self._write_documents([(document_id, chunks, [next(terms) for _ in chunks])
+                               for document_id, chunks in documents])
 
     def add_analysed(self, document_id: str, chunks: list[tuple[str, str]], terms: list[list[str]]) -> None:
         """:meth:`add` with each chunk's terms already known (their analysis by ``self.version``):
         a move between backends copies postings without analysing the texts again (state_move.py)."""
+        self._write_documents([(document_id, chunks, terms)])
+
+    def _write_documents(self, documents: list[tuple[str, list[tuple[str, str]], list[list[str]]]]) -> None:
         with self._connect() as db:
-            self._lock_document(db, document_id)
-            self._delete(db, document_id)
-            self._write(db, document_id, chunks, terms)
+            # One order for every writer: two transactions locking the same documents cannot deadlock.
+            for document_id, chunks, terms in sorted(documents, key=lambda d: d[0]):
+                self._lock_document(db, document_id)
+                self._delete(db, document_id)
+                self._write(db, document_id, chunks, terms)
 
     def delete(self, document_id: str) -> None:
         with self._connect() as db:

@@ -69,26 +69,44 @@ class _Ingesting:
         self.record: DocumentRecord | None = None
         self.chunks: list[Chunk] | None = None
         self.snapshot: files.Snapshot | None = None  # the private copy of the file that is read
+        self.vectors = None  # its chunks' vectors, between the embedding and the store
         self.started = time.perf_counter()
         self._report = item.progress or (lambda stage, fraction: None)
         self._last_saved = 0.0
 
     def progress(self, stage_name: str, fraction: float, *, save: bool = False) -> None:
         """Record where the document is (the status record others read), then tell the caller."""
-        record = self.record
-        record.status, record.progress = stage_name, round(fraction, 3)
-        now = time.monotonic()
-        if save or now - self._last_saved >= 1.0:
-            record.heartbeat_at = time.time()
-            self.pipeline.catalog.upsert(record)
-            self._last_saved = now
+        if self.advance(stage_name, fraction) or save:
+            self.save()
+        self.report(stage_name, fraction)
+
+    def advance(self, stage_name: str, fraction: float) -> bool:
+        """Set where the document is; True when its record is due to be saved (once a second)."""
+        self.record.status, self.record.progress = stage_name, round(fraction, 3)
+        return time.monotonic() - self._last_saved >= 1.0
+
+    def save(self) -> None:
+        self.saved()
+        self.pipeline.catalog.upsert(self.record)
+
+    def saved(self) -> None:
+        """The record is being written now (alone, or with its batch's others)."""
+        self.record.heartbeat_at = time.time()
+        self._last_saved = time.monotonic()
+
+    def report(self, stage_name: str, fraction: float) -> None:
         self._report(stage_name, fraction)
 
-    def stage(self, name: str) -> None:
+    def enter(self, name: str) -> float:
+        """Begin stage ``name`` (refused when the ingest was cancelled); returns its first progress value."""
         if self.should_cancel():
             raise Cancelled(f"Ingest of {self.record.file_name} was cancelled before {name}.")
         self.record.note(name)
-        self.progress(name, _STAGE_END[name] - 0.05 if name != "parsing" else 0.0, save=True)
+        return _STAGE_END[name] - 0.05 if name != "parsing" else 0.0
+
+    def stage(self, name: str, *, save: bool = True) -> None:
+        """Begin stage ``name``; ``save=False`` for a stage that ends at once (saved with the next)."""
+        self.progress(name, self.enter(name), save=save)
 
     def timed(self, name: str, started: float) -> None:
         self.record.timings[name] = round(time.perf_counter() - started, 4)
@@ -354,7 +372,7 @@ class Pipeline:
             job.timed("parsing", t)
 
             t = time.perf_counter()
-            job.stage("chunking")
+            job.stage("chunking", save=False)
             job.chunks = self.chunk(document, collection)
             job.timed("chunking", t)
         except PipelineError as exc:
@@ -362,16 +380,14 @@ class Pipeline:
         return job
 
     def _embed_and_store(self, jobs: list[_Ingesting], should_cancel: CancelCheck) -> list[_Ingesting]:
-        """Embed the chunks of ``jobs`` in shared batches, then store each document."""
+        """Embed the chunks of ``jobs`` in shared batches, then store them together.
+
+        A batch of small files is one embedding call, one vector-store write, one lexical-index
+        transaction and one catalog transaction per step, not one of each per file (issue #25:
+        per-file writes cost more than the encode of a one-paragraph file)."""
         if not jobs:
             return []
-        ready = []
-        for job in jobs:
-            try:
-                job.stage("embedding")
-                ready.append(job)
-            except PipelineError as exc:
-                self._fail(job, exc)
+        ready = self._enter_all(jobs, "embedding")
         texts = [chunk.text for job in ready for chunk in job.chunks]
         bounds, start = [], 0
         for job in ready:
@@ -380,11 +396,13 @@ class Pipeline:
         low, high = _STAGE_END["chunking"], _STAGE_END["embedding"]
 
         def on_batch(done: int) -> None:
-            for job, first, last in bounds:
-                if first < done and last > first:
-                    job.progress("embedding", low + (high - low) * min(1.0, (done - first) / (last - first)))
-                    if job.item.on_chunks is not None:
-                        job.item.on_chunks(min(done, last) - first, last - first)
+            moved = [(job, first, last, low + (high - low) * min(1.0, (done - first) / (last - first)))
+                     for job, first, last in bounds if first < done and last > first]
+            self._save_all([job for job, _, _, fraction in moved if job.advance("embedding", fraction)])
+            for job, first, last, fraction in moved:
+                job.report("embedding", fraction)
+                if job.item.on_chunks is not None:
+                    job.item.on_chunks(min(done, last) - first, last - first)
 
         t = time.perf_counter()
         try:
@@ -398,24 +416,69 @@ class Pipeline:
         for job, first, last in bounds:
             # The batch's time, shared by chunk count: what this document cost.
             job.record.timings["embedding"] = round(seconds * (last - first) / max(1, len(texts)), 4)
-            try:
-                self._store(job, vectors[first:last])
-            except PipelineError as exc:
-                self._fail(job, exc)
+            job.vectors = vectors[first:last]
+        self._store_all(self._enter_all(ready, "storing", save=False))
         return jobs
 
-    def _store(self, job: _Ingesting, vectors) -> None:
-        record, chunks, path = job.record, job.chunks, job.item.path
+    def _enter_all(self, jobs: list[_Ingesting], stage: str, *, save: bool = True) -> list[_Ingesting]:
+        """Begin ``stage`` for each job (a cancelled one fails here), saved in one transaction."""
+        entered = []
+        for job in jobs:
+            try:
+                fraction = job.enter(stage)
+            except PipelineError as exc:
+                self._fail(job, exc)
+                continue
+            due = job.advance(stage, fraction)
+            entered.append((job, fraction, due or save))
+        self._save_all([job for job, _, due in entered if due])
+        for job, fraction, _ in entered:
+            job.report(stage, fraction)
+        return [job for job, _, _ in entered]
+
+    def _save_all(self, jobs: list[_Ingesting]) -> None:
+        if jobs:
+            for job in jobs:
+                job.saved()
+            self.catalog.upsert_many([job.record for job in jobs])
+
+    def _store_all(self, jobs: list[_Ingesting]) -> None:
+        """Write the jobs' chunks (vectors, lexical index), their files, then their records as done."""
+        if not jobs:
+            return
         t = time.perf_counter()
-        job.stage("storing")
-        self._write(record, chunks, vectors)
-        # The bytes that were hashed and parsed, not whatever is at the path now.
-        record.stored_path = self.blobs.put(record.id, record.file_name, job.snapshot.path if job.snapshot else path)
-        record.chunks, record.error_code, record.error = len(chunks), None, None
-        job.timed("storing", t)
-        record.note(f"done: {len(chunks)} chunks")
-        job.progress(DocumentStatus.DONE, 1.0, save=True)
-        job.result.status, job.result.chunks, job.result.format = IngestOutcome.DONE, record.chunks, record.format
+        try:
+            self._write([(job.record, job.chunks, job.vectors) for job in jobs])
+        except PipelineError as exc:
+            for job in jobs:
+                self._fail(job, exc)
+            return
+        write_s = (time.perf_counter() - t) / max(1, sum(len(job.chunks) for job in jobs))
+        done = []
+        for job in jobs:
+            record, t = job.record, time.perf_counter()
+            try:
+                # The bytes that were hashed and parsed, not whatever is at the path now.
+                record.stored_path = self.blobs.put(record.id, record.file_name,
+                                                    job.snapshot.path if job.snapshot else job.item.path)
+            except PipelineError as exc:
+                self._fail(job, exc)
+                continue
+            record.chunks, record.error_code, record.error = len(job.chunks), None, None
+            record.timings["storing"] = round(time.perf_counter() - t + write_s * len(job.chunks), 4)
+            record.note(f"done: {len(job.chunks)} chunks")
+            job.advance(DocumentStatus.DONE, 1.0)
+            done.append(job)
+        try:
+            self._save_all(done)
+        except PipelineError as exc:
+            for job in done:
+                self._fail(job, exc)
+            return
+        for job in done:
+            job.report(DocumentStatus.DONE, 1.0)
+            job.result.status, job.result.chunks, job.result.format = (
+                IngestOutcome.DONE, job.record.chunks, job.record.format)
 
     def _fail(self, job: _Ingesting, exc: PipelineError) -> None:
         result, record = job.result, job.record
@@ -440,23 +503,29 @@ class Pipeline:
             overlap_tokens=self.settings.chunk_overlap,
         )
 
-    def _write(self, record: DocumentRecord, chunks: list[Chunk], vectors) -> None:
-        store = self.store(record.collection)
+    def _write(self, documents: list[tuple[DocumentRecord, list[Chunk], object]]) -> None:
+        """Store the chunks of documents of one collection: one vector-store call, one index transaction."""
+        store = self.store(documents[0][0].collection)
         # Replace, never mix: a re-ingest with fewer chunks must not leave old ones behind.
-        store.delete_document(record.id)
-        ids = [f"{record.id}:{chunk.index}" for chunk in chunks]
-        metadatas = []
-        for chunk in chunks:
-            meta = {"doc_id": record.id, "file_name": record.file_name, "n": chunk.index}
-            if chunk.page is not None:
-                meta["page"] = chunk.page
-            if chunk.section:
-                meta["section"] = chunk.section
-            if chunk.heading:
-                meta["heading"] = chunk.heading
-            metadatas.append(meta)
-        store.upsert(ids, vectors, [chunk.text for chunk in chunks], metadatas)
-        self.lexical(record.collection).add(record.id, zip(ids, (chunk.text for chunk in chunks)))
+        store.delete_documents([record.id for record, _, _ in documents])
+        ids, texts, metadatas, vectors, indexed = [], [], [], [], []
+        for record, chunks, chunk_vectors in documents:
+            chunk_ids = [f"{record.id}:{chunk.index}" for chunk in chunks]
+            for chunk in chunks:
+                meta = {"doc_id": record.id, "file_name": record.file_name, "n": chunk.index}
+                if chunk.page is not None:
+                    meta["page"] = chunk.page
+                if chunk.section:
+                    meta["section"] = chunk.section
+                if chunk.heading:
+                    meta["heading"] = chunk.heading
+                metadatas.append(meta)
+            ids += chunk_ids
+            texts += [chunk.text for chunk in chunks]
+            vectors += list(chunk_vectors)
+            indexed.append((record.id, list(zip(chunk_ids, (chunk.text for chunk in chunks)))))
+        store.upsert(ids, vectors, texts, metadatas)
+        self.lexical(documents[0][0].collection).add_many(indexed)
 
     def _undo(self, record: DocumentRecord) -> None:
         """Remove whatever a failed or cancelled ingest wrote, so nothing half-done remains."""

@@ -144,8 +144,16 @@ class VectorStore:
                 )
 
     def delete_document(self, document_id: str) -> None:
+        self.delete_documents([document_id])
+
+    def delete_documents(self, document_ids: Sequence[str]) -> None:
+        """Delete every chunk of these documents, in one call."""
+        if not document_ids:
+            return
+        where = ({"doc_id": document_ids[0]} if len(document_ids) == 1
+                 else {"doc_id": {"$in": list(document_ids)}})
         with reachable("deleting vectors"):
-            self.collection.delete(where={"doc_id": document_id})
+            self.collection.delete(where=where)
 
     def count(self) -> int:
         with reachable("counting vectors"):

@@ -201,3 +201,60 @@ def test_small_files_are_embedded_together_and_a_bad_one_fails_alone(pipeline, t
     assert sorted(r.file_name for r in ended) == sorted(r.file_name for r in results)
     assert pipeline.search("봉화댐", top_k=1)[0].metadata["file_name"] == "note0.txt"
     assert pipeline.search("quarterly audit", top_k=1)[0].metadata["file_name"] == "note1.txt"
+
+
+def test_a_batch_of_small_files_is_stored_in_one_write_each_and_a_failed_file_leaves_nothing(
+        pipeline, tmp_path, monkeypatch):
+    """Issue #25: per-file writes cost more than a one-paragraph file's encode, so a batch is stored
+    with one vector-store call, one lexical-index transaction and one catalog commit for its ends;
+    a file whose own step fails (here its stored copy) still fails alone, with none of its chunks left."""
+    from stack.pipeline.catalog import DocumentCatalog
+    from stack.pipeline.errors import PipelineError
+    from stack.pipeline.lexical import PostingsIndex
+    from stack.pipeline.store import VectorStore
+
+    texts = [f"{n}번 창고의 재고 점검은 매월 {n}일에 한다. Warehouse {n} is checked on day {n}." for n in range(1, 13)]
+    files = []
+    for n, text in enumerate(texts):
+        files.append(tmp_path / f"warehouse{n:02d}.txt")
+        files[-1].write_text(text, encoding="utf-8")
+    calls = {"upsert": 0, "lexical": 0, "catalog": []}
+    real_upsert, real_lexical, real_catalog = VectorStore.upsert, PostingsIndex.add_many, DocumentCatalog.upsert_many
+
+    def counting_upsert(self, *args, **kwargs):
+        calls["upsert"] += 1
+        return real_upsert(self, *args, **kwargs)
+
+    def counting_lexical(self, documents):
+        calls["lexical"] += 1
+        return real_lexical(self, documents)
+
+    def counting_catalog(self, records, **kwargs):
+        calls["catalog"].append(len(records))
+        return real_catalog(self, records, **kwargs)
+
+    real_put = pipeline.blobs.put
+
+    def failing_put(document_id, file_name, source):
+        if file_name == "warehouse05.txt":
+            raise PipelineError("The disk refused the stored copy.")
+        return real_put(document_id, file_name, source)
+
+    monkeypatch.setattr(VectorStore, "upsert", counting_upsert)
+    monkeypatch.setattr(PostingsIndex, "add_many", counting_lexical)
+    monkeypatch.setattr(DocumentCatalog, "upsert_many", counting_catalog)
+    monkeypatch.setattr(pipeline.blobs, "put", failing_put)
+    results = pipeline.ingest_files(files)
+
+    assert [r.status for r in results] == ["done"] * 5 + ["failed"] + ["done"] * 6
+    assert calls["upsert"] == 1 and calls["lexical"] == 1  # twelve one-chunk files, one batch
+    assert 12 in calls["catalog"] and 11 in calls["catalog"]  # all begin embedding, eleven end done: a commit each
+    assert len(calls["catalog"]) < 2 * len(files)  # not one write per stage per file
+    failed = results[5]
+    assert pipeline.store("default").document_chunks(failed.document_id) == []
+    assert pipeline.catalog.get("default", failed.document_id).status == "failed"
+    assert all(hit.metadata["file_name"] != "warehouse05.txt" for hit in pipeline.search("5번 창고", top_k=12))
+    top = pipeline.search("7번 창고의 재고 점검", top_k=1)[0]
+    assert top.metadata["file_name"] == "warehouse06.txt"
+    record = pipeline.catalog.get("default", results[6].document_id)
+    assert record.status == "done" and record.chunks == 1 and set(record.timings) >= {"parsing", "embedding", "storing"}
