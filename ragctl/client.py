@@ -76,6 +76,18 @@ class StackClient:
                         value[1].seek(0)
         return self.http.request(method, path, **kwargs)
 
+    def readiness(self) -> dict:
+        """The API's readiness (``/api/health/ready``): its checks, live workers and where each
+        encodes.  An unready stack answers 503 with the same body, returned as it is."""
+        try:
+            response = self._send("GET", "/api/health/ready")
+        except httpx.TransportError as exc:
+            raise StackError("not_running", f"The stack's API at {self.api_url} is not reachable: {exc}",
+                             "ragctl ps   (then ragctl up)", exit_code=5) from exc
+        if response.status_code == 503:
+            return response.json()
+        return self._call("GET", "/api/health/ready").json() if response.status_code >= 400 else response.json()
+
     # -- documents in -------------------------------------------------------------------------
     def upload(self, path: Path, *, collection: str | None = None, replace: bool = False) -> dict:
         """Register one file; returns the API's entry for it ({document_id, task_id, status, duplicate…}).

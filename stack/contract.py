@@ -53,3 +53,14 @@ class IngestResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def embedding_summary(where: dict | None) -> str:
+    """One line for where a worker encodes, from the ``embedding`` its heartbeat carries (issue #25):
+    backend, engine, device, precision and threads, or why it is not known."""
+    if not where:
+        return "not reported (a worker of an older image)"
+    if where.get("error"):
+        return f"unknown: {where['error']}"
+    return (f"{where.get('backend')} ({where.get('engine')}) on {where.get('device')}, "
+            f"{where.get('precision')}, {where.get('threads')} threads")

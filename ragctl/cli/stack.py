@@ -113,9 +113,10 @@ def ps(as_json: JsonOption = False) -> None:
 
 
 def status(as_json: JsonOption = False) -> None:
-    """Say whether the stack runs, and where: API, Redis, Chroma and Flower URLs."""
+    """Say whether the stack runs, and where: API, Redis, Chroma and Flower URLs, and where each worker encodes."""
     rt = current_runtime()
     current = rt.status()
+    workers, unknown = worker_embedding(rt, current.api_url) if rt.has_services and current.running else (None, None)
 
     def human() -> None:
         if not rt.has_services:
@@ -128,8 +129,35 @@ def status(as_json: JsonOption = False) -> None:
             console.print(f"The {rt.kind} stack of {rt.root} is running; commands go through {current.api_url}.",
                           markup=False)
             print_status(current, rt.root)
+            print_workers(workers, unknown)
 
-    emit(current.to_dict(), human, as_json=as_json)
+    extra = {"workers": workers} if workers is not None else {"workers_error": unknown} if unknown else {}
+    emit(current.to_dict() | extra, human, as_json=as_json)
+
+
+def worker_embedding(rt, api_url: str | None) -> tuple[dict | None, str | None]:
+    """(worker name → where it encodes, None), from the API's readiness (the workers' heartbeats),
+    or (None, why not) when the API cannot say: status still answers."""
+    from ragctl.client import StackClient, StackError
+
+    key = rt.client_settings().api_key
+    try:
+        ready = StackClient(api_url, key.get_secret_value() if key else None, timeout_s=10,
+                            verify=rt.api_verify()).readiness()
+    except StackError as exc:
+        return None, exc.message
+    return dict(ready.get("embedding") or {}), None
+
+
+def print_workers(workers: dict | None, unknown: str | None) -> None:
+    from stack.contract import embedding_summary
+
+    if workers is None:
+        console.print(cell(f"Workers  unknown: {unknown}"))
+    elif not workers:
+        console.print(cell("Workers  none live   (ragctl logs worker)"))
+    for name, where in sorted((workers or {}).items()):
+        console.print(cell(f"Worker   {name}: {embedding_summary(where)}"))
 
 
 def logs(

@@ -25,6 +25,7 @@ from ragctl.checks import Check, disk_check, memory_check, threshold
 from ragctl.errors import RagctlError
 from ragctl.ops import security as _security
 from ragctl.runtime import Runtime, runtime_for
+from stack.contract import embedding_summary
 from stack.names import INGEST_QUEUE, INGEST_TASK
 
 STUCK_QUEUE_S = 300
@@ -276,15 +277,12 @@ def check_embedding(seen: Observed) -> list[Check]:
     checks = []
     for worker, where in sorted((reported or {}).items()):
         if not where or where.get("error"):
-            detail = (where or {}).get("error", "this worker reports no embedding device (an older image)")
-            checks.append(Check(f"embedding {worker}", "warn", detail, data=where or {}))
+            checks.append(Check(f"embedding {worker}", "warn", embedding_summary(where), data=where or {}))
             continue
         on_cpu = not str(where.get("device", "")).startswith("cuda")
         bad = seen.runtime.gpu_wanted and on_cpu
         checks.append(Check(
-            f"embedding {worker}", "fail" if bad else "ok",
-            f"{where.get('backend')} ({where.get('engine')}) on {where.get('device')}, {where.get('precision')}, "
-            f"{where.get('threads')} threads",
+            f"embedding {worker}", "fail" if bad else "ok", embedding_summary(where),
             "gpu = true but the worker encodes on its CPU" if bad else None,
             "ragctl build --torch cuda && ragctl up" if bad else None, data=where))
     return checks

@@ -125,6 +125,8 @@ class Readiness(BaseModel):
     checks: dict[str, str]
     failing: list[str]
     workers: list[str]
+    #: Where each live worker encodes (backend, engine, device, precision, threads): issue #25.
+    embedding: dict[str, dict | None] = {}
 
 
 def document_out(record: DocumentRecord) -> DocumentOut:

@@ -84,6 +84,15 @@ def test_up_starts_every_service_and_the_api_answers(stack_project):
     assert data["running"] is True and data["mode"] == "stack"
     assert data["api_url"].startswith("http://127.0.0.1:")
     assert httpx.get(data["api_url"] + "/api/health", timeout=5).status_code == 200
+    # Where each worker encodes (issue #25), from its heartbeat: the worker learns it as it starts.
+    deadline = time.monotonic() + 120
+    while not all((data.get("workers") or {"": None}).values()) and time.monotonic() < deadline:
+        time.sleep(1)
+        data = json.loads(ragctl(stack_project, "status", "--json").stdout)
+    [(worker, where)] = data["workers"].items()
+    assert worker.startswith("worker-1@") and where["backend"] == "e5-torch" and where["device"] == "cpu", data
+    human = ragctl(stack_project, "status")
+    assert f"Worker   {worker}: e5-torch (" in human.stdout and " on cpu, " in human.stdout, output(human)
 
     toml = (stack_project / "ragctl.toml").read_text()
     assert 'runtime = "local"' in toml and "# test project" in toml and "api_port = 0" in toml

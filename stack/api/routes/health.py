@@ -25,12 +25,12 @@ def health() -> schemas.Health:
             responses={503: {"model": schemas.Readiness}})
 def ready(redis: RedisDep, pipeline: PipelineDep):
     """Readiness: Redis answers, the Chroma server answers, at least one worker is alive."""
-    checks, workers = {}, []
+    checks, live = {}, {}
     try:
         redis.ping()
         checks["redis"] = "ok"
-        workers = sorted(coordination.live_workers(redis))
-        checks["workers"] = f"{len(workers)} live" if workers else "no live worker"
+        live = coordination.live_workers(redis)
+        checks["workers"] = f"{len(live)} live" if live else "no live worker"
     except Exception as exc:  # noqa: BLE001 - any failure is reported, not raised
         checks["redis"] = f"unreachable: {exc}"
         checks["workers"] = "unknown (redis unreachable)"
@@ -41,7 +41,8 @@ def ready(redis: RedisDep, pipeline: PipelineDep):
         checks["chroma"] = f"unreachable: {exc}"
     failing = [name for name, value in checks.items() if value != "ok" and not value.endswith(" live")]
     body = schemas.Readiness(status="unready" if failing else "ready", checks=checks, failing=failing,
-                             workers=workers)
+                             workers=sorted(live),
+                             embedding={name: payload.get("embedding") for name, payload in sorted(live.items())})
     return JSONResponse(body.model_dump(), status_code=503 if failing else 200)
 
 
