@@ -36,6 +36,7 @@ from ragctl.project import (
     read_dotenv,
     redact_dotenv,
 )
+from ragctl.runtimes import COMPOSE_FILES, SWARM_FILES
 
 #: Characters a Redis password may hold: it goes into redis.conf, a shell here-document and a URL.
 REDIS_PASSWORD_RE = STACK_SECRET_RE
@@ -44,23 +45,9 @@ TEMPLATES = Path(__file__).resolve().parents[1] / "templates"  # the package ``t
 LABEL_KEY = "io.ragctl.project"
 #: The label Compose puts on every container: its service's name.
 SERVICE_LABEL = "com.docker.compose.service"
-RENDERED = {
-    "compose.yaml": "compose.yaml.j2",
-    "Dockerfile": "Dockerfile.j2",
-    "nginx.conf": "nginx.conf.j2",
-    ".env": "env.j2",
-    "redis.conf": "redis.conf.j2",
-}
+#: What ``render`` writes, per runtime kind: the registry's lists (ragctl/runtimes.py).
+RENDERED, SWARM_RENDERED = COMPOSE_FILES, SWARM_FILES
 TORCH_INDEXES = {"cpu": "https://download.pytorch.org/whl/cpu", "cuda": "https://pypi.org/simple"}
-#: The swarm runtime's files: the stack file instead of compose.yaml (its nginx.conf resolves the API's
-#: replicas through Docker's DNS).
-SWARM_RENDERED = {
-    "stack.yaml": "stack.yaml.j2",
-    "Dockerfile": "Dockerfile.j2",
-    "nginx.conf": "nginx.conf.j2",
-    ".env": "env.j2",
-    "redis.conf": "redis.conf.j2",
-}
 HOST_FOLDERS = ("data", "logs", "extracted_results", "hwp_data")
 
 

@@ -17,10 +17,10 @@ from typing import Any
 import tomli_w
 
 from ragctl.errors import ConfigError, UsageError
+from ragctl.runtimes import KINDS
 
 CONFIG_NAME = "ragctl.toml"
 ENV_NAME = ".env"
-RUNTIMES = ("embedded", "local", "docker", "swarm")
 #: .env keys whose values are secrets (the API key, Flower's login, a hosted LLM's key…).
 SECRET_KEY = re.compile(r"(KEY|AUTH|SECRET|PASSWORD|TOKEN)", re.IGNORECASE)
 #: Secrets written inline in logs and configuration: "Bearer …", "api_key=…", "password: …".
@@ -149,11 +149,11 @@ class ProjectConfig:
 
     @property
     def runtime(self) -> str:
-        """How the project runs: "embedded" (in the CLI process, the default), "local" or "docker"."""
+        """How the project runs: a kind in the registry (ragctl/runtimes.py); "embedded" by default."""
         runtime = self.table("project").get("runtime", "embedded")
-        if runtime not in RUNTIMES:
+        if runtime not in KINDS:
             raise ConfigError(f"runtime = {runtime!r} in {self.root / CONFIG_NAME} is not one of "
-                              f"{', '.join(RUNTIMES)}.", f"set runtime under [project] in {self.root / CONFIG_NAME}")
+                              f"{', '.join(KINDS)}.", f"set runtime under [project] in {self.root / CONFIG_NAME}")
         return runtime
 
     @property
@@ -206,8 +206,8 @@ def init_project(root: Path, settings: dict | None = None, *, runtime: str = "em
     """Write ragctl.toml with the given settings and ``[stack]`` deployment values (defaults not
     given stay implicit, so upgrades apply).  A project with a stack (``stack`` given, even empty)
     gets its Redis password in .env."""
-    if runtime not in RUNTIMES:
-        raise UsageError(f"Unknown runtime {runtime!r}.", "use --runtime embedded, local or docker")
+    if runtime not in KINDS:
+        raise UsageError(f"Unknown runtime {runtime!r}.", f"use --runtime {'|'.join(KINDS)}")
     root.mkdir(parents=True, exist_ok=True)
     config = {"project": {"name": root.name, "runtime": runtime}, "settings": dict(settings or {})}
     if stack:

@@ -11,6 +11,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from ragctl.runtime.base import Runtime
+from ragctl.runtime.capabilities import BacksUp, Diagnosable, SecurityFacts, Upgradable
+from ragctl.runtimes import KINDS, RuntimeKind
+
+# A test's runtime kind is an entry in the registry like any other (one entry, one module).
+KINDS.setdefault("fake", RuntimeKind("fake", "tests.fakes:FakeRuntime", "a runtime that runs nothing (tests)",
+                                     start_command="ragctl up --runtime fake"))
 
 
 @dataclass
@@ -59,9 +65,8 @@ def healthy_probe(**changes: Any) -> dict[str, Any]:
     return probe
 
 
-class FakeRuntime(Runtime):
+class FakeRuntime(Runtime, Diagnosable, SecurityFacts, BacksUp, Upgradable):
     kind = "fake"
-    start_command = "ragctl up --runtime fake"
 
     def __init__(self, root: Path, *, running: bool = True, services: list[FakeService] | None = None,
                  probe: dict[str, Any] | None = None, api_url: str | None = "http://127.0.0.1:9",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ragctl.output import err_console, fail
+from ragctl.runtime.capabilities import api_verify
 
 if TYPE_CHECKING:
     from ragctl.runtime import Runtime
@@ -89,7 +90,7 @@ def open_backend(*, warm: bool = False):
 
         key = load_settings(project_root()).api_key
         return "stack", StackClient(api_url, key.get_secret_value() if key else None,
-                                    verify=runtime.api_verify() if runtime else True)
+                                    verify=api_verify(runtime) if runtime else True)
     pipeline = open_pipeline()
     if warm:
         from stack.pipeline import warm as warm_process

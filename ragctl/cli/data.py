@@ -21,6 +21,7 @@ from ragctl.cli.context import (
     stack_client,
 )
 from ragctl.output import EXIT_ERROR, confirm, console, emit, err_console, fail, print_json
+from ragctl.runtimes import KINDS, RUNTIMES, choices
 from stack.names import RETRYABLE, TERMINAL
 from stack.pipeline.errors import PipelineError
 
@@ -28,12 +29,16 @@ if TYPE_CHECKING:
     from stack.contract import IngestResult
 
 
+#: --runtime's choices: every runtime in the registry.
+RuntimeName = choices(RUNTIMES)
+
+
 # -- init ------------------------------------------------------------------------------------
 def init(
     directory: Annotated[Path, typer.Argument(help="Project folder to create.")] = Path("."),
-    runtime: Annotated[Literal["embedded", "local", "docker", "swarm"] | None, typer.Option(
-        help="embedded (in the CLI; the default), local (processes), docker (Compose) or swarm (Docker Swarm).",
-        show_default=False)] = None,
+    runtime: Annotated[RuntimeName | None, typer.Option(
+        show_default=False,
+        help="; ".join(f"{name}: {kind.help}" for name, kind in KINDS.items()) + " (default: embedded).")] = None,
     workers: Annotated[int | None, typer.Option(min=0, help="Worker replicas (stack runtimes; default 2).",
                                                 show_default=False)] = None,
     gpu: Annotated[bool | None, typer.Option("--gpu/--no-gpu", help="GPU for workers (default: detect the "
@@ -57,12 +62,13 @@ def init(
     from ragctl.deploy import DeployConfig, fit_to_host, gpu_available
     from ragctl.errors import UsageError
     from ragctl.project import init_project, is_project
-    from ragctl.runtime import runtime_class
+    from ragctl.runtimes import kind_of
 
     ask = not yes and not as_json and sys.stdin.isatty() and console.is_terminal
+    runtime = runtime.value if runtime is not None else None
     if runtime is None:
-        runtime = typer.prompt("Runtime (embedded, local, docker, swarm)", default="embedded") if ask else "embedded"
-    kind = runtime_class(runtime)
+        runtime = typer.prompt(f"Runtime ({', '.join(RUNTIMES)})", default="embedded") if ask else "embedded"
+    kind = kind_of(runtime)
     if ask:
         questions = {
             "workers": lambda: typer.prompt("Workers", default=2, type=int),
@@ -91,17 +97,17 @@ def init(
             config, fitted = fit_to_host(config)
             keys |= set(fitted)
         stack = config.model_dump(include=keys)
-    path = init_project(root, {"embed_model": embed_model} if embed_model else {}, runtime=kind.kind, stack=stack)
+    path = init_project(root, {"embed_model": embed_model} if embed_model else {}, runtime=kind.name, stack=stack)
     for folder in ("data", "logs", "extracted_results"):
         (root / folder).mkdir(exist_ok=True)
 
     def human() -> None:
-        console.print(f"Created project at {root} ({path.name}, runtime {kind.kind}).", markup=False)
+        console.print(f"Created project at {root} ({path.name}, runtime {kind.name}).", markup=False)
         for note in fitted.values():
             console.print(f"Fitted to this host: {note}.", markup=False)
         console.print(f"Next: ragctl -p {root} {kind.first_step}", markup=False)
 
-    emit({"project": str(root), "config": str(path), "runtime": kind.kind, "stack": stack,
+    emit({"project": str(root), "config": str(path), "runtime": kind.name, "stack": stack,
           "fitted": list(fitted.values())},
          human, as_json=as_json)
 

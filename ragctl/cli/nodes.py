@@ -3,7 +3,7 @@ the swarm runtime's methods (ragctl/runtime/swarm.py)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -13,12 +13,16 @@ from ragctl.errors import UsageError
 from ragctl.output import console, emit
 from ragctl.views import cell
 
+if TYPE_CHECKING:
+    from ragctl.runtime.capabilities import HasNodes
 
-def swarm_runtime():
-    from ragctl.runtime.swarm import SwarmRuntime
+
+def swarm_runtime() -> HasNodes:
+    """The project's runtime, when it is a cluster of engines (a swarm)."""
+    from ragctl.runtime.capabilities import HasNodes
 
     runtime = current_runtime()
-    if not isinstance(runtime, SwarmRuntime):
+    if not isinstance(runtime, HasNodes):
         raise UsageError(f"ragctl nodes is for a swarm project; {runtime.root} runs {runtime.kind}.",
                          "ragctl init DIR --runtime swarm   (docs/swarm.md)")
     return runtime

@@ -11,6 +11,7 @@ import typer
 
 from ragctl.cli.context import JsonOption, YesOption, current_runtime, project_root
 from ragctl.output import EXIT_UNHEALTHY, confirm, console, emit, err_console, print_json
+from ragctl.runtimes import kind_of
 from ragctl.views import checks_table, line
 
 
@@ -268,8 +269,10 @@ def upgrade(
 
     Stops the stack for the move (checked, one transaction), starts it on PostgreSQL and checks the
     document ids; on any failure it goes back to the SQLite files, which it only reads."""
-    runtime = current_runtime()
-    if runtime.has_services and not runtime.uses_postgres:
+    from ragctl.runtime.capabilities import Upgradable, require
+
+    runtime = require(current_runtime(), Upgradable, "move its state into PostgreSQL")
+    if kind_of(runtime.kind).has_services and not runtime.uses_postgres:
         confirm(f"Stop the {runtime.kind} stack of {runtime.root}, move its state into PostgreSQL and start it "
                 "again?", yes=yes, as_json=as_json)
     result = runtime.upgrade_state(replace=replace, progress=None if as_json else _say)

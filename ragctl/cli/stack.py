@@ -8,14 +8,20 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 the stack did not become healthy in time, 
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
 from ragctl.cli.context import JsonOption, YesOption, current_runtime
 from ragctl.errors import EXIT_NOT_RUNNING, NotRunning, UsageError
 from ragctl.output import confirm, console, emit, err_console, print_json
+from ragctl.runtime.base import is_running, require_running
+from ragctl.runtime.capabilities import Announces, api_verify, client_settings
+from ragctl.runtimes import KINDS, STACK_RUNTIMES, choices, kind_of
 from ragctl.views import cell, print_status, services_table
+
+#: --runtime's choices: the registry's runtimes that have services.
+StackRuntimeName = choices(STACK_RUNTIMES)
 
 
 def _with_progress(call, *, as_json: bool):
@@ -42,9 +48,9 @@ def _with_progress(call, *, as_json: bool):
 def up(
     services: Annotated[list[str] | None, typer.Argument(help="Docker runtime: only these services "
                                                          "(and what they depend on).")] = None,
-    runtime: Annotated[Literal["local", "docker"] | None, typer.Option("--runtime", help="local (processes on 127.0.0.1) or docker "
-                                                "(the rendered Compose stack); default: the project's.",
-                                                show_default=False)] = None,
+    runtime: Annotated[StackRuntimeName | None, typer.Option(
+        "--runtime", show_default=False,
+        help="; ".join(f"{name}: {KINDS[name].help}" for name in STACK_RUNTIMES) + "; default: the project's.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", "-w", min=0, help="Number of Celery workers "
                                                 "(default 2; docker: recorded in ragctl.toml).")] = None,
     flower: Annotated[bool, typer.Option("--flower", help="Local runtime: also run Flower (Celery UI, basic "
@@ -56,10 +62,10 @@ def up(
     """Start the stack: redis, chroma, the API, workers, beat (and Flower, Nginx), then wait for health."""
     from ragctl.project import record_runtime
 
-    rt = current_runtime(runtime, starting=True)
-    if not as_json:
-        rt.on_note = lambda text: err_console.print(text, markup=False, highlight=False)
-    already = rt.running
+    rt = current_runtime(runtime.value if runtime else None, starting=True)
+    if not as_json and isinstance(rt, Announces):
+        rt.listen(lambda text: err_console.print(text, markup=False, highlight=False))
+    already = is_running(rt)
     _with_progress(lambda progress: rt.up(services=services or None, workers=workers, flower=flower, wait_s=wait,
                                           progress=progress), as_json=as_json)
     # Recorded once the stack answers: a failed pre-flight leaves the project as it was.
@@ -71,7 +77,8 @@ def up(
                       cell(f"The {rt.kind} stack of {rt.root} is up.", "green"))
         print_status(status, rt.root)
 
-    emit({**status.to_dict(), "already_running": already, "notes": rt.notes}, human, as_json=as_json)
+    notes = rt.notes if isinstance(rt, Announces) else []
+    emit({**status.to_dict(), "already_running": already, "notes": notes}, human, as_json=as_json)
 
 
 def down(
@@ -99,12 +106,12 @@ def ps(as_json: JsonOption = False) -> None:
     """List the stack's services with their state (health, replicas on Docker; pid and port locally)."""
     rt = current_runtime()
     status = rt.status()
-    if not status.running and rt.has_services and not status.services:
+    if not status.running and kind_of(rt.kind).has_services and not status.services:
         if as_json:
             print_json([])
             raise typer.Exit(EXIT_NOT_RUNNING)
-        raise NotRunning(f"The {rt.kind} stack of {rt.root} is not running.", rt.start_command)
-    if not rt.has_services:
+        raise NotRunning(f"The {rt.kind} stack of {rt.root} is not running.", kind_of(rt.kind).start_command)
+    if not kind_of(rt.kind).has_services:
         emit([], lambda: console.print(f"{rt.root} runs embedded: there are no services.", markup=False),
              as_json=as_json)
         return
@@ -116,15 +123,16 @@ def status(as_json: JsonOption = False) -> None:
     """Say whether the stack runs, and where: API, Redis, Chroma and Flower URLs, and where each worker encodes."""
     rt = current_runtime()
     current = rt.status()
-    workers, unknown = worker_embedding(rt, current.api_url) if rt.has_services and current.running else (None, None)
+    workers, unknown = (worker_embedding(rt, current.api_url) if kind_of(rt.kind).has_services and current.api_url
+                        else (None, None))
 
     def human() -> None:
-        if not rt.has_services:
+        if not kind_of(rt.kind).has_services:
             console.print(f"{rt.root} runs embedded: commands run in the CLI process; there are no services.  "
                           "To run them: ragctl up --runtime local   (or docker)", markup=False)
         elif not current.running:
             console.print(f"The {rt.kind} stack of {rt.root} is not running; data commands need it.  "
-                          f"Start it with: {rt.start_command}", markup=False)
+                          f"Start it with: {kind_of(rt.kind).start_command}", markup=False)
         else:
             console.print(f"The {rt.kind} stack of {rt.root} is running; commands go through {current.api_url}.",
                           markup=False)
@@ -140,10 +148,10 @@ def worker_embedding(rt, api_url: str | None) -> tuple[dict | None, str | None]:
     or (None, why not) when the API cannot say: status still answers."""
     from ragctl.client import StackClient, StackError
 
-    key = rt.client_settings().api_key
+    key = client_settings(rt).api_key
     try:
         ready = StackClient(api_url, key.get_secret_value() if key else None, timeout_s=10,
-                            verify=rt.api_verify()).readiness()
+                            verify=api_verify(rt)).readiness()
     except StackError as exc:
         return None, exc.message
     return dict(ready.get("embedding") or {}), None
@@ -152,7 +160,7 @@ def worker_embedding(rt, api_url: str | None) -> tuple[dict | None, str | None]:
 def print_workers(workers: dict | None, unknown: str | None) -> None:
     from stack.contract import embedding_summary
 
-    if workers is None:
+    if workers is None and unknown:
         console.print(cell(f"Workers  unknown: {unknown}"))
     elif not workers:
         console.print(cell("Workers  none live   (ragctl logs worker)"))
@@ -185,7 +193,7 @@ def restart(
 ) -> None:
     """Restart one service; the others keep running."""
     rt = current_runtime()
-    rt.require_running()
+    require_running(rt)
     services = rt.restart(service)
     emit([s.ps_row() for s in services],
          lambda: console.print("Restarted " + ", ".join(s.label() for s in services) + ".", markup=False),

@@ -9,6 +9,8 @@ import typer
 
 from ragctl.cli.context import current_runtime
 from ragctl.output import console, emit
+from ragctl.runtime.capabilities import api_verify, client_settings
+from ragctl.runtimes import kind_of
 
 
 def top(
@@ -23,13 +25,13 @@ def top(
 
     runtime = current_runtime()
     env_url = os.environ.get("RAGCTL_API_URL")
-    if not env_url and not runtime.has_services:
+    if not env_url and not kind_of(runtime.kind).has_services:
         raise NotRunning("ragctl top watches a running stack; this project runs embedded (no stack, no queue "
                          "or workers to watch).", "ragctl up --runtime local   (then ragctl top)")
-    key = runtime.client_settings().api_key
-    start = runtime.start_command
+    key = client_settings(runtime).api_key
+    start = kind_of(runtime.kind).start_command
     source = Source(lambda: env_url or runtime.status().api_url, key.get_secret_value() if key else None,
-                    verify=True if env_url else runtime.api_verify())
+                    verify=True if env_url else api_verify(runtime))
     if once or as_json or not console.is_terminal:
         try:
             snap = snapshot(source.fetch())

@@ -36,7 +36,9 @@ from typing import IO, Any
 from ragctl import __version__
 from ragctl.errors import NotRunning, RagctlError
 from ragctl.runtime import Runtime, runtime_for
-from ragctl.runtime.base import STORE_TREES, write_file
+from ragctl.runtime.base import STORE_TREES, is_running, write_file
+from ragctl.runtime.capabilities import BacksUp, Diagnosable, client_settings, require
+from ragctl.runtimes import kind_of
 from stack import audit
 
 MANIFEST = "manifest.json"
@@ -153,11 +155,13 @@ def backup(root: Path, out: Path, *, progress: Callable[[str], None] | None = No
            runtime: Runtime | None = None) -> Manifest:
     say = progress or (lambda _text: None)
     runtime = runtime or runtime_for(root)
-    running = runtime.running
-    if runtime.has_services and not running:
+    require(runtime, BacksUp, "back up its data")
+    require(runtime, Diagnosable, "pause its intake and workers for a backup")
+    running = is_running(runtime)
+    if kind_of(runtime.kind).has_services and not running:
         raise NotRunning(f"The {runtime.kind} stack of {root} is not running; a backup reads its Redis and Chroma.",
                          f"ragctl -p {root} up")
-    settings = runtime.client_settings()
+    settings = client_settings(runtime)
     paused = False
     try:
         if running:
@@ -292,6 +296,8 @@ def restore(root: Path, path: Path, *, progress: Callable[[str], None] | None = 
                 write_file(root / name, tar.extractfile(f"config/{name}"))
                 config_restored.append(name)
     runtime = runtime or runtime_for(root)
+    require(runtime, BacksUp, "restore its data")
+    require(runtime, Diagnosable, "resume its workers after a restore")
     say(f"stopping the {runtime.kind} stack")
     was_running = runtime.stop_for_restore()
     say("writing the host folders")
@@ -320,7 +326,7 @@ def restore(root: Path, path: Path, *, progress: Callable[[str], None] | None = 
         runtime.maintenance("resume")  # the snapshot was taken with intake paused and consumers cancelled
     say("verifying documents and vectors")
     problems = verify_contents(root, runtime, manifest)
-    audit.record_local(runtime.client_settings(), "restore", archive=str(path), created=manifest.created,
+    audit.record_local(client_settings(runtime), "restore", archive=str(path), created=manifest.created,
                        verified=not problems, problems=problems[:5])
     return {"manifest": manifest.to_dict(), "config_restored": config_restored, "started": started,
             "verified": not problems, "problems": problems}

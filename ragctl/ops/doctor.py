@@ -25,6 +25,8 @@ from ragctl.checks import Check, disk_check, memory_check, threshold
 from ragctl.errors import RagctlError
 from ragctl.ops import security as _security
 from ragctl.runtime import Runtime, runtime_for
+from ragctl.runtime.capabilities import Diagnosable, api_verify, client_settings, require, service_checks
+from ragctl.runtimes import kind_of
 from stack.contract import embedding_summary
 from stack.names import INGEST_QUEUE, INGEST_TASK
 
@@ -57,13 +59,20 @@ class Observed:
 
     @cached_property
     def settings(self):
-        return self.runtime.client_settings()
+        return client_settings(self.runtime)
+
+    @property
+    def diagnosable(self) -> Diagnosable | None:
+        """The runtime, when it can run a probe and say more (Diagnosable); None for one that cannot."""
+        return self.runtime if isinstance(self.runtime, Diagnosable) else None
 
     @cached_property
     def probe(self) -> dict[str, Any]:
         if self.status is None:
             return {"error": self.status_error.message}
-        return self.runtime.probe()
+        if self.diagnosable is None:
+            return {}  # nothing to ask where the services are: check_redis says so, once
+        return self.diagnosable.probe()
 
 
 # -- checks on the host --------------------------------------------------------------------------
@@ -73,7 +82,7 @@ def check_host(seen: Observed) -> list[Check]:
 
 
 def check_environment(seen: Observed) -> list[Check]:
-    return seen.runtime.environment_checks(running=seen.running)
+    return seen.diagnosable.environment_checks(running=seen.running) if seen.diagnosable else []
 
 
 # -- security (issue #14; docs/security.md) ------------------------------------------------------
@@ -81,11 +90,12 @@ def check_redis_auth(seen: Observed) -> list[Check]:
     """A stack's Redis has a password of its own, and refuses a client without it."""
     from ragctl.deploy import REDIS_PASSWORD_KEY, REDIS_PASSWORD_RE
     from ragctl.project import read_dotenv
+    from ragctl.runtime.capabilities import GuardsRedis
 
     runtime = seen.runtime
-    anonymous = getattr(runtime, "anonymous_redis_ping", None)
-    if anonymous is None:  # a runtime that starts no Redis (embedded)
+    if not isinstance(runtime, GuardsRedis):  # a runtime that starts no Redis (embedded)
         return []
+    anonymous = runtime.anonymous_redis_ping
     env_path = runtime.root / ".env"
     password = read_dotenv(env_path).get(REDIS_PASSWORD_KEY, "")
     restart = "ragctl down && ragctl up"  # up writes the password into .env and starts Redis with it
@@ -124,17 +134,20 @@ def check_redis_auth(seen: Observed) -> list[Check]:
 
 # -- checks on the stack's state (health runs these) ----------------------------------------------
 def check_services(seen: Observed) -> list[Check]:
-    if not seen.runtime.has_services or seen.status is None:
+    if not kind_of(seen.runtime.kind).has_services or seen.status is None:
         return []
     if not seen.running:
         return [Check("stack", "warn", f"the {seen.runtime.kind} stack is not running", "the stack is down",
-                      seen.runtime.start_command, ("up", ""))]
-    return seen.runtime.service_checks()
+                      kind_of(seen.runtime.kind).start_command, ("up", ""))]
+    return seen.diagnosable.service_checks() if seen.diagnosable else service_checks(seen.runtime)
 
 
 def check_redis(seen: Observed) -> list[Check]:
     if not seen.running:
         return []
+    if seen.diagnosable is None:
+        return [Check("probe", "warn", f"the {seen.runtime.kind} runtime runs no probe: Redis, the workers, the "
+                      "queue and Chroma were not checked")]
     redis = seen.probe.get("redis") or {}
     if redis.get("ok"):
         aof, paused = redis.get("aof_enabled"), redis.get("intake_paused")
@@ -151,7 +164,8 @@ def check_redis(seen: Observed) -> list[Check]:
                   ("resume", "") if paused else None),
         ]
     error = redis.get("error") or seen.probe.get("error", "no answer")
-    cause, fix, action = seen.runtime.diagnose_redis(seen.probe)
+    cause, fix, action = (seen.diagnosable.diagnose_redis(seen.probe) if seen.diagnosable
+                          else ("Redis is unreachable", "ragctl restart redis", ("restart", "redis")))
     return [Check("redis connection", "fail", f"Connection refused or timed out: {error}", cause, fix, action)]
 
 
@@ -160,7 +174,7 @@ def check_tasks(seen: Observed) -> list[Check]:
     if not seen.running or not (seen.probe.get("redis") or {}).get("ok"):
         return []
     celery, queue = seen.probe.get("celery") or {}, seen.probe.get("queue") or {}
-    scale = seen.runtime.more_workers_command
+    scale = kind_of(seen.runtime.kind).more_workers_command
     if not celery.get("ok"):
         return [Check("pending tasks", "fail", celery.get("error", "no answer"), "Celery cannot be asked",
                       "ragctl logs worker")]
@@ -211,13 +225,13 @@ def check_api(seen: Observed) -> list[Check]:
                       "the port mapping is missing (api or nginx not running, or not published)",
                       "ragctl restart api", ("restart", "api"))]
     try:
-        response = httpx.get(f"{url}/api/health", timeout=10, verify=seen.runtime.api_verify())
+        response = httpx.get(f"{url}/api/health", timeout=10, verify=api_verify(seen.runtime))
         if response.status_code == 200:
             return [Check("api reachable", "ok", f"{url}/api/health answered 200")]
         evidence = f"{url}/api/health answered {response.status_code}"
     except httpx.HTTPError as exc:
         evidence = f"{url} does not answer: {exc}"
-    errors = seen.runtime.recent_errors("api")
+    errors = seen.diagnosable.recent_errors("api") if seen.diagnosable else []
     return [Check("api reachable", "fail", evidence + ("; recent errors: " + " | ".join(errors) if errors else ""),
                   "the API process is down, hung, or its port mapping is wrong",
                   "ragctl restart api   (then ragctl logs api)", ("restart", "api"))]
@@ -257,7 +271,7 @@ def check_gpu(seen: Observed) -> list[Check]:
     gpu = seen.probe.get("gpu") if seen.running else None
     if gpu is None:
         return []
-    wanted = seen.runtime.gpu_wanted
+    wanted = bool(seen.diagnosable and seen.diagnosable.gpu_wanted)
     if not gpu.get("ok"):
         return [Check("gpu in worker", "fail" if wanted else "warn", gpu.get("error", "no answer"), data=gpu)]
     available = bool(gpu.get("cuda_available"))
@@ -280,7 +294,7 @@ def check_embedding(seen: Observed) -> list[Check]:
             checks.append(Check(f"embedding {worker}", "warn", embedding_summary(where), data=where or {}))
             continue
         on_cpu = not str(where.get("device", "")).startswith("cuda")
-        bad = seen.runtime.gpu_wanted and on_cpu
+        bad = bool(seen.diagnosable and seen.diagnosable.gpu_wanted) and on_cpu
         checks.append(Check(
             f"embedding {worker}", "fail" if bad else "ok", embedding_summary(where),
             "gpu = true but the worker encodes on its CPU" if bad else None,
@@ -333,7 +347,7 @@ def apply(runtime: Runtime, step: Check) -> str:
     """Apply one safe step of the plan to the runtime; what was done, in words."""
     kind, service = step.action
     if kind == "resume":
-        runtime.maintenance("resume")
+        require(runtime, Diagnosable, "resume its workers").maintenance("resume")
     elif kind == "up":
         runtime.up()
     else:
@@ -426,7 +440,7 @@ def _api_answers(seen: Observed) -> str | None:
     if url is None:
         return "no published port for the API"
     try:
-        code = httpx.get(f"{url}/api/health", timeout=5, verify=seen.runtime.api_verify()).status_code
+        code = httpx.get(f"{url}/api/health", timeout=5, verify=api_verify(seen.runtime)).status_code
     except httpx.HTTPError as exc:
         return f"{url} does not answer: {exc}"
     return None if code == 200 else f"{url}/api/health answered {code}"

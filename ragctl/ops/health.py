@@ -18,6 +18,8 @@ from typing import Any
 from ragctl.checks import Check
 from ragctl.ops.doctor import CANARY_COLLECTION, STATE_CHECKS, Observed, run_checks
 from ragctl.runtime import Runtime, runtime_for
+from ragctl.runtime.base import require_running
+from ragctl.runtime.capabilities import api_verify, client_settings
 
 CANARY_TIMEOUT_S = 180
 
@@ -40,7 +42,7 @@ class HealthReport:
 
 
 def _api_key(runtime: Runtime) -> str | None:
-    key = runtime.client_settings().api_key
+    key = client_settings(runtime).api_key
     return key.get_secret_value() if key else None
 
 
@@ -133,12 +135,12 @@ def _remove_canary(client, document_id: str) -> str | None:
 def collect(root: Path, *, deep: bool = False, runtime: Runtime | None = None) -> HealthReport:
     """Every check for the project's running stack.  Raises NotRunning when there is none."""
     runtime = runtime or runtime_for(root)
-    status = runtime.require_running()
+    status = require_running(runtime)
     seen = Observed(runtime)
     seen.status = status
     key = _api_key(runtime)
     checks = [c for c in run_checks(seen, STATE_CHECKS) if c.name != "api reachable"]
-    verify = runtime.api_verify()
+    verify = api_verify(runtime)
     checks += _http_checks(status.api_url, key, status.flower_url, status.flower_auth, verify)
     if deep:
         checks.append(canary(status.api_url, key, verify=verify))

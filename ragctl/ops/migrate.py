@@ -191,10 +191,11 @@ def migrate(root: Path, *, container_names: list[str] | None = None, wait_s: flo
         finish("configure")
     if "image" not in done:
         from ragctl.errors import PreflightFailed
-        from ragctl.runtime.docker import DockerRuntime
+        from ragctl.runtime import runtime_for
 
         try:
-            DockerRuntime(root).preflight()
+            # The migration's target is the Compose stack, whatever ragctl.toml said before it.
+            runtime_for(root, "docker").preflight()
         except PreflightFailed as exc:
             failed = [c for c in exc.checks if c.status == "fail"]
             raise MigrationError("The stack cannot start yet; the migration stops here (resumable): "
@@ -220,8 +221,9 @@ def migrate(root: Path, *, container_names: list[str] | None = None, wait_s: flo
         finish("health")
     if "verify" not in done:
         from ragctl.runtime import runtime_for
+        from ragctl.runtime.capabilities import Diagnosable, require
 
-        after = runtime_for(root).vector_counts()
+        after = require(runtime_for(root), Diagnosable, "count its vectors").vector_counts()
         before = ledger["before"]["vectors"]
         if after != before:
             raise MigrationError(f"Vector counts differ: before {before}, after {after}.", "ragctl migrate --rollback")
@@ -268,10 +270,10 @@ def rollback(root: Path, *, say: Callable[[str], None] | None = None) -> dict[st
     if ledger.get("state") not in ("in_progress", "migrated"):
         raise MigrationError(f"Nothing to roll back: the migration is {ledger.get('state') or 'not started'}.")
     if "configure" in ledger["done"]:
-        from ragctl.runtime.docker import DockerRuntime
+        from ragctl.runtime import runtime_for
 
         say("removing the new stack and its volumes")
-        DockerRuntime(root).down(volumes=True)
+        runtime_for(root, "docker").down(volumes=True)
     if ledger.get("backup"):
         set_config_value(root, "project", "runtime", "embedded")
         say("restoring data/ from the pre-migration backup")

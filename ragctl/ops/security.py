@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 from ragctl.checks import Check
 from ragctl.project import CHROMA_TOKEN_KEY, ENV_NAME, REDIS_PASSWORD_KEY, read_dotenv
+from ragctl.runtime.capabilities import SecurityFacts
+from ragctl.runtimes import kind_of
 
 if TYPE_CHECKING:
     from ragctl.ops.doctor import Observed
@@ -65,11 +67,11 @@ def weakness(value: str) -> str | None:
 
 def check_secrets(seen: Observed) -> list[Check]:
     runtime = seen.runtime
-    if not runtime.has_services:
+    if not kind_of(runtime.kind).has_services:
         return []
     env_path = runtime.root / ENV_NAME
     env = read_dotenv(env_path)
-    reapply = runtime.reapply_command
+    reapply = kind_of(runtime.kind).reapply_command
     checks = []
     for key in STACK_KEYS:
         value = env.get(key, "")
@@ -134,7 +136,7 @@ def check_file_modes(seen: Observed) -> list[Check]:
 def check_store_ports(seen: Observed) -> list[Check]:
     """No data store on a non-loopback address; Chroma's own port behind its gate."""
     runtime = seen.runtime
-    if not runtime.has_services:
+    if not kind_of(runtime.kind).has_services or not isinstance(runtime, SecurityFacts):
         return []
     checks = []
     ports = runtime.store_ports()
@@ -144,7 +146,7 @@ def check_store_ports(seen: Observed) -> list[Check]:
         checks.append(Check("store ports", "fail", f"published on a non-loopback address: {shown}",
                             "a data store reachable from other machines: its password or token is the only barrier",
                             f"remove those ports (compose.yaml or redis.conf are rendered by ragctl), then "
-                            f"{runtime.reapply_command}"))
+                            f"{kind_of(runtime.kind).reapply_command}"))
     elif ports:
         checks.append(Check("store ports", "ok", "data stores on loopback only: "
                             + ", ".join(f"{s} {h}:{p}" for s, h, p in ports)))
@@ -168,7 +170,7 @@ def check_store_ports(seen: Observed) -> list[Check]:
                             "the docker runtime"))
     else:
         checks.append(Check("chroma token", "fail", guard.get("error") or "Chroma runs without its token gate",
-                            "the stack was started before Chroma had a token", runtime.reapply_command))
+                            "the stack was started before Chroma had a token", kind_of(runtime.kind).reapply_command))
     return checks
 
 
@@ -178,7 +180,8 @@ def _is_root(user: str) -> bool:
 
 
 def check_container_users(seen: Observed) -> list[Check]:
-    users = seen.runtime.container_users() if seen.running else None
+    facts = seen.runtime if isinstance(seen.runtime, SecurityFacts) else None
+    users = facts.container_users() if facts and seen.running else None
     if users is None or not users:
         return []
     root = sorted(name for name, user in users.items() if _is_root(user))
@@ -186,14 +189,15 @@ def check_container_users(seen: Observed) -> list[Check]:
         return [Check("container users", "fail", f"{len(root)} of {len(users)} containers run as root: {', '.join(root)}",
                       "the image has no unprivileged user, or the services were created before uid/gid were set",
                       "set uid and gid under [stack] in ragctl.toml (never 0), then ragctl build && "
-                      f"{seen.runtime.reapply_command}")]
+                      f"{kind_of(seen.runtime.kind).reapply_command}")]
     return [Check("container users", "ok", f"{len(users)} containers, none as root: "
                   + ", ".join(sorted({u for u in users.values()})))]
 
 
 def check_tls(seen: Observed) -> list[Check]:
     checks = []
-    for what, bind, port, tls in seen.runtime.edge():
+    edge = seen.runtime.edge() if isinstance(seen.runtime, SecurityFacts) else []
+    for what, bind, port, tls in edge:
         if tls:
             checks.append(Check(f"tls {what}", "ok", f"{what} on {bind}:{port} serves HTTPS"))
         elif is_loopback(bind):
@@ -202,7 +206,7 @@ def check_tls(seen: Observed) -> list[Check]:
             checks.append(Check(f"tls {what}", "fail", f"{what} listens on {bind or '0.0.0.0'}:{port} with TLS off",
                                 "the API key and the documents travel in clear text over the network",
                                 f'set tls = "self-signed" (or "provided") under [stack] in ragctl.toml, then '
-                                f"{seen.runtime.reapply_command}"))
+                                f"{kind_of(seen.runtime.kind).reapply_command}"))
     return checks
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from ragctl import __version__
 from ragctl.project import ProjectConfig, redact, redact_dotenv
 from ragctl.runtime import Runtime, runtime_for
+from ragctl.runtime.capabilities import Diagnosable
 
 LOG_LINES = 300
 
@@ -68,7 +69,8 @@ def make_support_bundle(root: Path, out: Path, *, runtime: Runtime | None = None
                                       default=str, ensure_ascii=False)
     files["doctor.json"] = json.dumps(_collect("doctor", lambda: [c.to_dict() for c in diagnose(root, runtime=runtime)]),
                                       indent=2, default=str, ensure_ascii=False)
-    for service, text in _collect("logs", lambda: runtime.recent_logs(LOG_LINES)).items():
+    recent = (lambda: runtime.recent_logs(LOG_LINES)) if isinstance(runtime, Diagnosable) else dict
+    for service, text in _collect("logs", recent).items():
         files[f"logs/{service}.log"] = text
     out.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(out, "w:gz") as tar:

@@ -12,36 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from ragctl.errors import RagctlError, UsageError
-from ragctl.project import RUNTIMES, ProjectConfig
+from ragctl.project import ProjectConfig
 from ragctl.runtime.base import Runtime
-
-STACK_RUNTIMES = ("local", "docker", "swarm")
+from ragctl.runtimes import STACK_RUNTIMES, kind_of
 
 
 def runtime_class(kind: str) -> type[Runtime]:
-    """The implementation of a runtime named in ragctl.toml or on the command line."""
-    if kind == "local":
-        from ragctl.runtime.local import LocalRuntime
-
-        return LocalRuntime
-    if kind == "docker":
-        from ragctl.runtime.docker import DockerRuntime
-
-        return DockerRuntime
-    if kind == "swarm":
-        from ragctl.runtime.swarm import SwarmRuntime
-
-        return SwarmRuntime
-    if kind == "embedded":
-        from ragctl.runtime.embedded import EmbeddedRuntime
-
-        return EmbeddedRuntime
-    raise UsageError(f"Unknown runtime {kind!r}.", f"use --runtime {'|'.join(RUNTIMES)}")
+    """The implementation of a runtime named in ragctl.toml or on the command line (the registry's)."""
+    return kind_of(kind).load()
 
 
 def rendered_files(root: Path) -> dict[str, str] | None:
     """What ``render`` and ``build`` write for the project at ``root`` (its runtime's files)."""
-    return runtime_class(ProjectConfig.load(root).runtime).rendered_files
+    return kind_of(ProjectConfig.load(root).runtime).rendered_files
 
 
 def render_placement(root: Path) -> str | None:
@@ -68,9 +51,8 @@ def runtime_for(root: Path, kind: str | None = None, *, config: ProjectConfig | 
     split the project's data); ``starting`` (``ragctl up``) turns an embedded project into a local one.
     """
     config = config or ProjectConfig.load(root)
-    if kind is not None and kind not in (STACK_RUNTIMES if starting else RUNTIMES):
-        choices = STACK_RUNTIMES if starting else RUNTIMES
-        raise UsageError(f"Unknown runtime {kind!r}.", f"use --runtime {'|'.join(choices)}")
+    if kind is not None and not kind_of(kind).has_services and starting:
+        raise UsageError(f"The {kind} runtime has no services to start.", f"use --runtime {'|'.join(STACK_RUNTIMES)}")
     kind = kind or config.runtime
     if kind == "embedded":
         from ragctl.runtime.local import read_state

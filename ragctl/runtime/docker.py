@@ -32,7 +32,16 @@ from ragctl.deploy import (
 from ragctl.engine import compose, compose_argv, engine
 from ragctl.errors import DockerError, NotRunning, PreflightFailed, RagctlError, StartTimeout, UsageError
 from ragctl.project import ProjectConfig, read_dotenv, set_config_value
-from ragctl.runtime.base import Runtime, parse_last_json
+from ragctl.runtime.base import Runtime, is_running, parse_last_json
+from ragctl.runtime.capabilities import (
+    Announces,
+    BacksUp,
+    Diagnosable,
+    GuardsRedis,
+    SecurityFacts,
+    Upgradable,
+)
+from ragctl.runtimes import kind_of
 
 if TYPE_CHECKING:
     import ssl
@@ -180,13 +189,12 @@ def _url_host(host_ip: str) -> str:
     return "127.0.0.1" if host_ip in ("", "0.0.0.0", "::") else host_ip
 
 
-class DockerRuntime(Runtime):
+class DockerRuntime(Runtime, Diagnosable, SecurityFacts, GuardsRedis, BacksUp, Upgradable, Announces):
     """The rendered Compose stack of one project on the local Docker engine."""
 
     kind = "docker"
-    init_questions = ("workers", "gpu", "nginx", "flower", "env")
-    first_step = "build   (then ragctl up)"
-    more_workers_command = "ragctl scale worker=2"
+    #: (engine client, None) or (None, why not), asked once per command (docker_checks._client).
+    _engine_answer: tuple | None = None
 
     def __init__(self, project_root: Path, config: ProjectConfig | None = None) -> None:
         super().__init__(project_root, config)
@@ -333,7 +341,6 @@ class DockerRuntime(Runtime):
         return ports
 
     # -- facts for doctor's security checks (ragctl/ops/security.py) ------------------------------
-    reapply_command = "ragctl render && ragctl up"
 
     def _rendered_services(self) -> dict[str, Any]:
         """compose.yaml's services as written (PyYAML when installed, else ``docker compose config``)."""
@@ -467,7 +474,7 @@ class DockerRuntime(Runtime):
             self.config = load_deploy_config(self.project_root)
         wait_s = 300 if wait_s is None else wait_s
         self._pin_database()
-        write_rendered(self.project_root, files=self.rendered_files)
+        write_rendered(self.project_root, files=kind_of(self.kind).rendered_files)
         self.preflight()
         args = ["up", "-d", "--remove-orphans", *(services or [])]
         return self._run_and_wait(args, services, wait_s=wait_s, progress=progress)
@@ -576,7 +583,7 @@ class DockerRuntime(Runtime):
         for service, count in replicas.items():
             set_config_value(self.project_root, "stack", keys[service], count)
         self.config = load_deploy_config(self.project_root)
-        write_rendered(self.project_root, files=self.rendered_files)
+        write_rendered(self.project_root, files=kind_of(self.kind).rendered_files)
 
     def reload_nginx(self) -> bool:
         """Make Nginx resolve the API service again (after scale or restart); False when it is off."""
@@ -731,8 +738,8 @@ class DockerRuntime(Runtime):
         return container
 
     def stop_for_restore(self) -> bool:
-        was_running = self.running
-        write_rendered(self.project_root, files=self.rendered_files)
+        was_running = is_running(self)
+        write_rendered(self.project_root, files=kind_of(self.kind).rendered_files)
         self.preflight()  # image, names, ports, limits: refused before anything is removed
         self.down(volumes=True)
         return was_running
@@ -819,7 +826,7 @@ class DockerRuntime(Runtime):
                     "reason": "the stack keeps its state in PostgreSQL already"}
         started = time.monotonic()
         before = sqlite_catalog_documents(self.project_root)
-        was_running = self.running
+        was_running = is_running(self)
         client = engine()
         volume = f"{self.name}_postgres_data"
         had_volume = bool(client.volumes.list(filters={"name": volume, "label": f"{LABEL_KEY}={self.name}"}))
@@ -829,7 +836,7 @@ class DockerRuntime(Runtime):
         try:
             set_config_value(self.project_root, "stack", "database", "postgres")
             self.config = load_deploy_config(self.project_root)
-            write_rendered(self.project_root, files=self.rendered_files)
+            write_rendered(self.project_root, files=kind_of(self.kind).rendered_files)
             self.preflight()
             say("starting PostgreSQL")
             compose(self.project_root, ["up", "-d", "postgres"], profiles=self.profiles, timeout_s=300)
@@ -864,7 +871,7 @@ class DockerRuntime(Runtime):
     def _undo_upgrade(self, created_volume: str | None, *, restart: bool) -> None:
         set_config_value(self.project_root, "stack", "database", "sqlite")
         self.config = load_deploy_config(self.project_root)
-        write_rendered(self.project_root, files=self.rendered_files)
+        write_rendered(self.project_root, files=kind_of(self.kind).rendered_files)
         self.down()  # --remove-orphans: the postgres container, no longer in compose.yaml, goes too
         if created_volume:
             from docker.errors import NotFound

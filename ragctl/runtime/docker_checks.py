@@ -30,7 +30,7 @@ def _redis_target(url: str) -> str:
 
 def _client(runtime: DockerRuntime):
     """The engine client, or the reason there is none (cached on the runtime for one command)."""
-    if not hasattr(runtime, "_engine_answer"):
+    if runtime._engine_answer is None:
         from ragctl.engine import engine
 
         try:

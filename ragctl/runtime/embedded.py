@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ragctl.errors import NotRunning, UsageError
+from ragctl.errors import UsageError
 from ragctl.runtime.base import Runtime
+from ragctl.runtime.capabilities import BacksUp, Diagnosable, SecurityFacts, Upgradable
 
 
 @dataclass
@@ -31,21 +32,14 @@ class EmbeddedStatus:
                 "api_url": None, "services": []}
 
 
-class EmbeddedRuntime(Runtime):
+class EmbeddedRuntime(Runtime, Diagnosable, SecurityFacts, BacksUp, Upgradable):
     kind = "embedded"
-    has_services = False
-    first_step = "ingest FILE_OR_FOLDER"
-    start_command = "ragctl up --runtime local"
 
     def status(self) -> EmbeddedStatus:
         return EmbeddedStatus(self.root)
 
     def api_url(self) -> str | None:
         return None
-
-    def require_running(self) -> EmbeddedStatus:
-        raise NotRunning(f"{self.root} runs embedded: there is no stack whose services could be checked.",
-                         "ragctl doctor   (checks the embedded store too), or ragctl up --runtime local")
 
     def up(self, **_options: Any) -> list[Any]:
         raise UsageError("An embedded project has no services to start.", "ragctl up --runtime local   (or docker)")

@@ -32,6 +32,14 @@ from typing import Any
 from ragctl.errors import NotRunning, PreflightFailed, RagctlError, StartTimeout, UsageError
 from ragctl.project import CHROMA_TOKEN_KEY, ProjectConfig, ensure_dotenv_value, read_dotenv, redact_url
 from ragctl.runtime.base import Runtime
+from ragctl.runtime.capabilities import (
+    Announces,
+    BacksUp,
+    Diagnosable,
+    GuardsRedis,
+    SecurityFacts,
+    Upgradable,
+)
 from ragctl.runtime.ports import pick_free_port, port_free, port_holder
 from ragctl.runtime.processes import is_our_process, pid_alive
 
@@ -276,13 +284,10 @@ def _tail(path: Path, lines: int) -> list[str]:
     return [line.decode("utf-8", errors="replace") for line in data.splitlines()[-lines:]]
 
 
-class LocalRuntime(Runtime):
+class LocalRuntime(Runtime, Diagnosable, SecurityFacts, GuardsRedis, BacksUp, Upgradable, Announces):
     """The stack of one project as supervised local processes on 127.0.0.1."""
 
     kind = "local"
-    init_questions = ("workers",)
-    first_step = "up --runtime local"
-    start_command = "ragctl up --runtime local"
 
     def __init__(self, project_root: Path, config: ProjectConfig | None = None) -> None:
         super().__init__(Path(project_root).expanduser().resolve(), config)

@@ -23,7 +23,6 @@ from ragctl.checks import Check
 from ragctl.deploy import (
     IMAGE_UID,
     LABEL_KEY,
-    SWARM_RENDERED,
     load_deploy_config,
     stack_swarm_objects,
     write_rendered,
@@ -31,9 +30,11 @@ from ragctl.deploy import (
 from ragctl.engine import engine
 from ragctl.errors import DockerError, NotRunning, RagctlError, StartTimeout, UsageError
 from ragctl.project import ProjectConfig, set_config_value
-from ragctl.runtime.base import parse_last_json
+from ragctl.runtime.base import is_running, parse_last_json
+from ragctl.runtime.capabilities import HasNodes
 from ragctl.runtime.docker import DockerRuntime, DockerStatus
 from ragctl.runtime.swarm_preflight import DATA_LABEL, GPU_LABEL
+from ragctl.runtimes import kind_of
 
 if TYPE_CHECKING:
     import docker
@@ -216,15 +217,10 @@ def _gpus(description: dict[str, Any]) -> int:
     return total
 
 
-class SwarmRuntime(DockerRuntime):
+class SwarmRuntime(DockerRuntime, HasNodes):
     """The project's stack on the Docker Swarm whose manager ``DOCKER_HOST`` (or the local engine) is."""
 
     kind = "swarm"
-    init_questions = ("workers", "gpu")
-    first_step = "build   (then ragctl up: a one-node swarm needs nothing more; ragctl nodes join-command adds hosts)"
-    more_workers_command = "ragctl scale worker=4"
-    rendered_files = SWARM_RENDERED
-    start_command = "ragctl up"
 
     def __init__(self, project_root: Path, config: ProjectConfig | None = None) -> None:
         super().__init__(project_root, config)
@@ -396,7 +392,7 @@ class SwarmRuntime(DockerRuntime):
     # -- lifecycle ----------------------------------------------------------------------------
     def render(self) -> dict[str, Any]:
         """Write the stack file and .env; create the secrets and configs it names (missing ones)."""
-        write_rendered(self.project_root, files=self.rendered_files, placement=self.worker_placement().rendered)
+        write_rendered(self.project_root, files=kind_of(self.kind).rendered_files, placement=self.worker_placement().rendered)
         return self.create_objects()
 
     def create_objects(self) -> dict[str, Any]:
@@ -462,7 +458,7 @@ class SwarmRuntime(DockerRuntime):
         from ragctl.runtime.swarm_preflight import plan
 
         placement = plan(self)  # a one-node swarm's node labelled, "auto" resolved: both said (note)
-        write_rendered(self.project_root, files=self.rendered_files, placement=placement.rendered)
+        write_rendered(self.project_root, files=kind_of(self.kind).rendered_files, placement=placement.rendered)
         self.preflight()
         objects = self.create_objects()
         self.deploy()
@@ -749,7 +745,7 @@ class SwarmRuntime(DockerRuntime):
         return container
 
     def stop_for_restore(self) -> bool:
-        was_running = self.running
+        was_running = is_running(self)
         self.preflight()  # the swarm, the labels and the image: refused before anything is removed
         if was_running:
             self.service_container("postgres")  # restore writes the volumes through this engine

@@ -212,12 +212,12 @@ def test_doctor_names_each_workers_device_and_fails_a_gpu_stack_on_cpu():
     from ragctl.ops.doctor import check_embedding
 
     cpu = {"backend": "e5-torch", "engine": "torch", "device": "cpu", "precision": "bf16", "threads": 4}
-    seen = SimpleNamespace(running=True, runtime=SimpleNamespace(gpu_wanted=False),
+    seen = SimpleNamespace(running=True, diagnosable=SimpleNamespace(gpu_wanted=False),
                            probe={"redis": {"embedding": {"worker-1@a": cpu, "worker-2@b": None}}})
     first, second = check_embedding(seen)
     assert first.status == "ok" and "e5-torch (torch) on cpu, bf16, 4 threads" in first.detail
     assert second.status == "warn" and "older image" in second.detail
-    seen.runtime.gpu_wanted = True
+    seen.diagnosable.gpu_wanted = True
     failed = check_embedding(seen)[0]
     assert failed.status == "fail" and failed.hint == "ragctl build --torch cuda && ragctl up"
     assert check_embedding(SimpleNamespace(running=False, probe={})) == []

@@ -92,15 +92,49 @@ def test_stack_never_imports_ragctl():
     assert {name: found for name, found in leaks.items() if found} == {}
 
 
-def test_only_the_runtime_factory_compares_runtime_names():
-    pattern = re.compile(r"""[!=]=\s*["'](embedded|local|docker)["']|["'](embedded|local|docker)["']\s*[!=]=""")
-    offenders = []
-    for path in (REPO / "ragctl").rglob("*.py"):
-        if path == REPO / "ragctl" / "runtime" / "__init__.py":
-            continue
+RUNTIME_NAME = "embedded|local|docker|swarm"
+#: The registry (ragctl/runtimes.py) lists the runtimes; the factory (ragctl/runtime/__init__.py) reads it.
+REGISTRY = (REPO / "ragctl" / "runtimes.py", REPO / "ragctl" / "runtime" / "__init__.py")
+
+
+def ragctl_lines():
+    for path in sorted((REPO / "ragctl").rglob("*.py")):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if pattern.search(line) or re.search(r"\bin \(\"(embedded|local|docker)\"", line):
-                offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+            yield path, f"{path.relative_to(REPO)}:{number}: {line.strip()}", line
+
+
+def test_only_the_registry_names_or_compares_runtimes():
+    """Issue #24: runtime names live in one place.  A comparison with a runtime's name, or a list of
+    two or more of them, anywhere else is a switch the next runtime would have to find."""
+    compare = re.compile(rf"""[!=]=\s*["']({RUNTIME_NAME})["']|["']({RUNTIME_NAME})["']\s*[!=]=""")
+    listing = re.compile(rf"""["']({RUNTIME_NAME})["'],\s*["']({RUNTIME_NAME})["']""")
+    offenders = [where for path, where, line in ragctl_lines()
+                 if path not in REGISTRY and (compare.search(line) or listing.search(line))]
+    assert offenders == []
+
+
+def test_the_runtime_is_its_lifecycle():
+    """Issue #24: Runtime has at most ten members (what every runtime must do); the rest are
+    capabilities (ragctl/runtime/capabilities.py) and registry facts (ragctl/runtimes.py)."""
+    import inspect
+
+    from ragctl.runtime.base import Runtime
+
+    source = inspect.getsource(Runtime.__init__)
+    members = ({name for name in vars(Runtime) if not name.startswith("_")}
+               | set(Runtime.__annotations__)
+               | set(re.findall(r"self\.([a-z]\w*)\s*=", source)))
+    assert len(members) <= 10, sorted(members)
+    assert {"status", "up", "down", "restart", "logs", "scale", "api_url"} <= members
+
+
+def test_callers_ask_for_capabilities_not_attributes_or_classes():
+    """No ``hasattr``/``getattr`` probing of a runtime, and no ``isinstance`` against a concrete
+    runtime class: callers ask ``isinstance(runtime, Capability)``."""
+    probing = re.compile(r"\b(hasattr|getattr)\((self\.runtime|seen\.runtime|runtime|rt)\b")
+    concrete = re.compile(r"isinstance\([^)]*\b(Embedded|Local|Docker|Swarm)Runtime\b")
+    offenders = [where for path, where, line in ragctl_lines()
+                 if path not in REGISTRY and (probing.search(line) or concrete.search(line))]
     assert offenders == []
 
 

@@ -22,6 +22,7 @@ from ragctl.deploy import (
 from ragctl.errors import ConfigError
 from ragctl.ops.doctor import diagnose
 from ragctl.project import init_project, read_dotenv, redact, redact_url
+from ragctl.runtime.capabilities import GuardsRedis
 from tests.fakes import FakeRuntime
 
 
@@ -134,7 +135,7 @@ def test_local_status_json_redacts_the_redis_password(tmp_path):
 
 
 # -- doctor's security check, fault-tested on a runtime that runs nothing -------------------------
-class FakeLocal(FakeRuntime):
+class FakeLocal(FakeRuntime, GuardsRedis):
     kind = "local"
 
     def __init__(self, root, answer: str, **kwargs) -> None:

@@ -1,0 +1,68 @@
+"""A runtime with only the lifecycle works with every command (issue #24 items 1 and 7).
+
+tests/support/lifecycle_runtime.py implements :class:`~ragctl.runtime.base.Runtime` and nothing else,
+with one registry entry: the project file accepts it, ``up``/``status``/``ps``/``restart``/``logs``/
+``down`` drive it, doctor and health answer from its status alone, and what needs a capability it
+lacks (backup, upgrade, nodes) says so plainly, with exit 2 and no traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.cli import as_json, output, ragctl
+from tests.support.lifecycle_runtime import KIND, SERVICES
+
+#: Exit codes a command may end with (README "Exit codes"); 1 is also an uncaught exception's.
+DOCUMENTED = {0, 2, 3, 4, 5}
+
+
+@pytest.fixture
+def project(tmp_path):
+    root = tmp_path / "minimal"
+    root.mkdir()
+    (root / "ragctl.toml").write_text(f'[project]\nname = "minimal"\nruntime = "{KIND}"\n')
+    return root
+
+
+def test_the_lifecycle_drives_the_stack(project):
+    up = ragctl(project, "up", "--json")
+    assert up.exit_code == 0, output(up)
+    assert json.loads(up.stdout)["runtime"] == KIND
+    status = as_json(ragctl(project, "status", "--json"))
+    assert status["running"] is True and status["runtime"] == KIND
+    rows = as_json(ragctl(project, "ps", "--json"))
+    assert [row["service"] for row in rows] == list(SERVICES)
+    assert ragctl(project, "restart", "worker-1").exit_code == 0
+    logs = ragctl(project, "logs", "api")
+    assert logs.exit_code == 0 and "api: running" in logs.stdout
+    down = ragctl(project, "down", "--yes", "--json")
+    assert down.exit_code == 0, output(down)
+    assert as_json(ragctl(project, "status", "--json"))["running"] is False
+
+
+def test_doctor_and_health_answer_from_the_status_alone(project):
+    assert ragctl(project, "up", "--json").exit_code == 0
+    doctor = ragctl(project, "doctor", "--json")
+    assert doctor.exit_code in DOCUMENTED, output(doctor)
+    checks = {check["name"]: check for check in json.loads(doctor.stdout)["findings"]}
+    assert {f"service {name}" for name in SERVICES} <= set(checks)
+    assert all(checks[f"service {name}"]["status"] == "ok" for name in SERVICES)
+    assert checks["probe"]["status"] == "warn" and "not checked" in checks["probe"]["detail"]
+    assert "redis connection" not in checks  # not a failure it could not observe
+    health = ragctl(project, "health", "--json")
+    assert health.exit_code in DOCUMENTED, output(health)
+    assert "Traceback" not in output(doctor) + output(health)
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["backup"], "cannot back up its data"),
+    (["upgrade", "--yes"], "cannot move its state into PostgreSQL"),
+    (["nodes", "list"], "ragctl nodes is for a swarm project"),
+])
+def test_what_it_cannot_do_is_said_plainly(project, args, says):
+    assert ragctl(project, "up", "--json").exit_code == 0
+    result = ragctl(project, *args)
+    assert result.exit_code == 2, output(result)
+    assert says in output(result) and "Traceback" not in output(result)
