@@ -53,3 +53,25 @@ class IngestResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class CollectionInfo:
+    """One collection as ``ragctl collections`` and ``/api/collections`` show it (issue #26).
+
+    ``size`` is the bytes of its stored uploads; ``state`` is ``ready``, or ``deleting`` while a
+    deletion runs (or was interrupted: running it again finishes it)."""
+
+    name: str
+    description: str | None = None
+    documents: int = 0
+    chunks: int = 0
+    embed_model: str | None = None
+    size: int = 0
+    created_at: float | None = None
+    updated_at: float | None = None
+    state: str = "ready"
+    default: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)

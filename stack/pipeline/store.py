@@ -25,14 +25,20 @@ log = logging.getLogger("ragctl.store")
 _VALID_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 
 
-def validate_collection_name(name: str) -> str:
-    if not _VALID_NAME.match(name):
-        raise PipelineError(
-            f"'{name}' is not a valid collection name: use 3-512 letters, digits, '.', '_' or '-', "
-            "starting and ending with a letter or digit.",
-            hint="ragctl ingest FILE --collection team-docs",
+def validate_collection_name(name: str, hint: str = "ragctl ingest FILE --collection team-docs") -> str:
+    """A collection name as Chroma accepts it, which is also a safe file name and a model id's tail
+    (``ragctl/<name>``): 3-512 letters, digits, '.', '_' or '-', starting and ending with a letter or digit."""
+    if not isinstance(name, str) or not _VALID_NAME.match(name) or ".." in name:
+        raise InvalidCollectionName(
+            f"{name!r} is not a valid collection name: use 3-512 letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit (and no '..').",
+            hint=hint,
         )
     return name
+
+
+class InvalidCollectionName(PipelineError):
+    code = "invalid_collection_name"
 
 
 def chroma_headers(settings: Settings) -> dict[str, str]:

@@ -55,7 +55,7 @@ def check_sources(extension: dict, text: str, record, chunks: dict) -> None:
 
 def test_models_list_the_ingested_collection(project):
     root, _, _ = project
-    assert [m.id for m in client_for(root).models.list().data] == ["ragctl:default"]
+    assert [m.id for m in client_for(root).models.list().data] == ["ragctl", "ragctl/default"]
 
 
 def test_ask_extractive_with_and_without_streaming(project):

@@ -238,7 +238,7 @@ def test_a_version_1_database_gains_the_keys_table(postgres_url, tmp_path):  # n
 
     from stack.pipeline import postgres
 
-    assert postgres.SCHEMA_VERSION == max(postgres._MIGRATIONS) == 2
+    assert postgres.SCHEMA_VERSION == max(postgres._MIGRATIONS) == 3
     with psycopg.connect(postgres_url, autocommit=True) as db:
         db.execute("CREATE TABLE ragctl_schema (version INTEGER NOT NULL)")
         db.execute(postgres._MIGRATIONS[1])
@@ -250,7 +250,7 @@ def test_a_version_1_database_gains_the_keys_table(postgres_url, tmp_path):  # n
     with psycopg.connect(postgres_url) as db:
         versions = [row[0] for row in db.execute("SELECT version FROM ragctl_schema ORDER BY version")]
         kept = db.execute("SELECT file_name FROM extracted WHERE document_id = 'd1'").fetchone()
-    assert versions == [1, 2] and kept == ("a.md",)
+    assert versions == [1, 2, 3] and kept == ("a.md",)
 
 
 def test_an_unreachable_database_is_store_unavailable_not_a_wrong_key():
@@ -268,7 +268,7 @@ def test_two_api_replicas_without_a_shared_disk_share_keys_through_postgres(make
     app_a = make_app(database_url=postgres_url, data_dir="data-host-a")
     app_b = make_app(database_url=postgres_url, data_dir="data-host-b")
     key = new_key(app_a, "team")
-    assert client(app_b, key).get("/api/whoami").json() == {"name": "team", "role": "ask"}
+    assert client(app_b, key).get("/api/whoami").json() == {"name": "team", "role": "ask", "collections": None}
     assert [k["name"] for k in client(app_b, ADMIN).get("/api/keys").json()] == ["team"]
     assert client(app_b, ADMIN).delete("/api/keys/team").status_code == 200
     response = client(app_a, key).get("/api/whoami")
