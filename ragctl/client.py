@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from stack.contract import Answer, Source
+from stack.contract import Answer, CollectionInfo, Source
 from stack.names import TERMINAL
 from stack.pipeline.catalog import DocumentRecord
 from stack.pipeline.errors import PipelineError
@@ -37,6 +37,11 @@ QUESTION_ERRORS = {"empty_question", "question_too_long"}
 def _record(data: dict) -> DocumentRecord:
     fields = DocumentRecord.__dataclass_fields__
     return DocumentRecord(**{k: v for k, v in data.items() if k in fields})
+
+
+def _collection(data: dict) -> CollectionInfo:
+    fields = CollectionInfo.__dataclass_fields__
+    return CollectionInfo(**{k: v for k, v in data.items() if k in fields})
 
 
 class StackClient:
@@ -196,13 +201,32 @@ class StackClient:
         data["sources"] = [Source(**s) for s in data["sources"]]
         return Answer(**data)
 
+    # -- collections (issue #26): the same methods as the embedded Pipeline's ----------------------
+    def collections(self) -> list[CollectionInfo]:
+        return [_collection(data) for data in self._call("GET", "/api/collections").json()]
+
+    def collection_info(self, name: str) -> CollectionInfo:
+        from urllib.parse import quote
+
+        return _collection(self._call("GET", f"/api/collections/{quote(name, safe='')}").json())
+
+    def create_collection(self, name: str, description: str | None = None) -> CollectionInfo:
+        return _collection(self._call("POST", "/api/collections",
+                                      json={"name": name, "description": description}).json())
+
+    def delete_collection(self, name: str) -> CollectionInfo:
+        from urllib.parse import quote
+
+        return _collection(self._call("DELETE", f"/api/collections/{quote(name, safe='')}").json())
+
     # -- access (the admin key's business) ------------------------------------------------------
     def whoami(self) -> dict:
         return self._call("GET", "/api/whoami").json()
 
-    def create_key(self, name: str, role: str) -> dict:
-        """A new key with a role: its record and, this once, the key itself."""
-        return self._call("POST", "/api/keys", json={"name": name, "role": role}).json()
+    def create_key(self, name: str, role: str, collections: list[str] | None = None) -> dict:
+        """A new key with a role (scoped to ``collections``; None: all): its record and, this once, the key."""
+        body = {"name": name, "role": role} | ({"collections": collections} if collections is not None else {})
+        return self._call("POST", "/api/keys", json=body).json()
 
     def keys(self) -> list[dict]:
         return self._call("GET", "/api/keys").json()

@@ -579,13 +579,13 @@ class Pipeline:
         """Remove a collection's vectors (its Chroma collection); none: nothing to do."""
         from chromadb.errors import NotFoundError
 
-        from stack.pipeline.store import reachable
+        from stack.pipeline.store import chroma_name, reachable
 
         self._stores.pop(collection, None)
         self._recorded_models.pop(collection, None)
         with reachable("deleting a collection"):
             try:
-                self.chroma.delete_collection(collection)
+                self.chroma.delete_collection(chroma_name(collection))
             except (NotFoundError, ValueError):
                 pass
 
@@ -598,13 +598,13 @@ class Pipeline:
         re-ingested from its stored copy.  Interrupted, it resumes: documents already carrying the
         configured model are skipped.
         """
-        from stack.pipeline.store import recorded_model
+        from stack.pipeline.store import chroma_name, recorded_model
 
         collection = self._collection(collection)
         recorded = recorded_model(self.chroma, collection)
         rebuilt = recorded is not None and recorded.get("embed_model") != self.settings.embed_model
         if rebuilt:
-            self.chroma.delete_collection(collection)
+            self.chroma.delete_collection(chroma_name(collection))
             self._stores.pop(collection, None)
             self._recorded_models.pop(collection, None)
         results = []
