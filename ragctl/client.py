@@ -82,7 +82,8 @@ class StackClient:
         return self.http.request(method, path, **kwargs)
 
     # -- documents in -------------------------------------------------------------------------
-    def upload(self, path: Path, *, collection: str | None = None, replace: bool = False) -> dict:
+    def upload(self, path: Path, *, collection: str | None = None, replace: bool = False,
+               path_name: str | None = None) -> dict:
         """Register one file; returns the API's entry for it ({document_id, task_id, status, duplicate…}).
 
         The file is read here first, safely and once (:func:`stack.pipeline.files.spooled`): a FIFO,
@@ -91,6 +92,8 @@ class StackClient:
         from stack.pipeline.files import printable, spooled
 
         params = {"replace": str(replace).lower()} | ({"collection": collection} if collection else {})
+        if path_name is not None:
+            params["path_name"] = path_name
         with spooled(path) as handle:
             response = self._call("POST", "/api/documents", params=params, files={"files": (printable(path.name), handle)})
         return response.json()["documents"][0]
@@ -167,6 +170,11 @@ class StackClient:
         rows = self._call("GET", f"/api/documents/{record.id}/chunks", params={"collection": record.collection}).json()
         return [(row["chunk_id"], row["text"],
                  {"page": row["page"], "section": row["section"], "heading": row.get("heading")}) for row in rows]
+
+    def rename_document(self, document_id: str, file_name: str, *, collection: str | None = None) -> dict:
+        params = {"collection": collection} if collection else {}
+        return self._call("PATCH", f"/api/documents/{document_id}", params=params,
+                          json={"file_name": file_name}).json()
 
     def delete_document(self, id_prefix: str, *, collection: str | None = None) -> None:
         params = {"collection": collection} if collection else {}

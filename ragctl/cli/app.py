@@ -21,6 +21,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from ragctl import __version__
 from ragctl.cli import audit, collection, data, images, keys, nodes, ops, stack, top
+from ragctl.cli import sync as sync_cli
 from ragctl.cli.context import CURRENT, CliState
 from ragctl.errors import RagctlError, UsageError
 from ragctl.output import console, fail
@@ -153,6 +154,7 @@ app.command(cls=RagctlCommand)(images.wheelhouse)
 app.add_typer(bundle_app, name="bundle")
 bundle_app.command("save", cls=RagctlCommand)(images.bundle_save)
 bundle_app.command("load", cls=RagctlCommand)(images.bundle_load)
+app.command("sync", cls=RagctlCommand)(sync_cli.sync)
 app.add_typer(collections_app, name="collections")
 collections_app.command("list", cls=RagctlCommand)(collection.collections_list)
 collections_app.command("show", cls=RagctlCommand)(collection.collections_show)

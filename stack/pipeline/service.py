@@ -547,6 +547,19 @@ class Pipeline:
     def chunks_of(self, record: DocumentRecord) -> list[tuple[str, str, dict]]:
         return self.store(record.collection).document_chunks(record.id)
 
+    def rename_document(self, document_id: str, file_name: str, *, collection: str | None = None) -> DocumentRecord:
+        """A document under another name (``ragctl sync``: a moved or renamed file): the catalog's record
+        and the name its chunks cite; nothing parsed or embedded again."""
+        record = self.document(document_id, collection=collection)
+        if record.chunks:
+            store = self.store(record.collection)
+            rows = store.document_chunks(record.id)
+            if rows:
+                store.rename(record.id, [cid for cid, _, _ in rows],
+                             [{**meta, "file_name": file_name} for _, _, meta in rows])
+        self.catalog.rename(record.collection, record.id, file_name)
+        return self.catalog.get(record.collection, record.id)
+
     def delete_document(self, id_prefix: str, *, collection: str | None = None) -> DocumentRecord:
         """Remove a document's vectors, lexical entries, stored file, extracted text and record."""
         record = self.document(id_prefix, collection=collection)

@@ -165,6 +165,11 @@ class VectorStore:
                     metadatas=list(metadatas[start:end]),
                 )
 
+    def rename(self, document_id: str, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        """New metadata (a new file name) for a document's chunks; vectors and texts unchanged."""
+        with reachable("renaming a document"):
+            self.collection.update(ids=list(ids), metadatas=list(metadatas))
+
     def delete_document(self, document_id: str) -> None:
         with reachable("deleting vectors"):
             self.collection.delete(where={"doc_id": document_id})

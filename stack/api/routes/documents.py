@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from stack import coordination
@@ -28,7 +29,7 @@ from stack.api.deps import (
     writer_auth,
 )
 from stack.api.errors import ERRORS, PipelineErrorWithStatus, error_response
-from stack.api.uploads import ReceivedForm, receive_form
+from stack.api.uploads import ReceivedForm, receive_form, relative_name
 from stack.names import ACTIVE, RETRYABLE, DocumentStatus
 from stack.pipeline import intake
 from stack.pipeline.catalog import DocumentRecord
@@ -84,9 +85,11 @@ def registered(record: DocumentRecord, *, duplicate: bool) -> schemas.Registered
              responses=ERRORS | {200: {"model": schemas.UploadResponse}}, openapi_extra=UPLOAD_BODY,
              dependencies=[*writer_auth, Depends(check_upload_rate)])
 async def upload(request: Request, settings: SettingsDep, pipeline: PipelineDep, redis: RedisDep, audit: AuditDep,
-                 caller: WriterDep, collection: str | None = None, replace: bool = False):
+                 caller: WriterDep, collection: str | None = None, replace: bool = False,
+                 path_name: str | None = None):
     """Register one or more documents and queue them for ingest; answers at once (admin, or an
-    editor in its collections)."""
+    editor in its collections).  ``path_name`` (one file only): the name to record, folders kept
+    (``ragctl sync`` names a file by its path in the synced folder)."""
     paused = await run_in_threadpool(intake_pause_reason, redis)
     if paused:
         raise PipelineErrorWithStatus(503, "intake_paused", f"Uploads are paused ({paused}).",
@@ -97,6 +100,11 @@ async def upload(request: Request, settings: SettingsDep, pipeline: PipelineDep,
         name = collection_of(settings, form.fields.get("collection") or collection, caller)
         await run_in_threadpool(check_writable, pipeline, name)
         replace_all = replace or form.fields.get("replace", "").lower() in ("1", "true", "yes", "on")
+        if path_name is not None:
+            if len(form.files) != 1:
+                raise PipelineErrorWithStatus(422, "invalid_request", "path_name names one file; this upload has "
+                                              f"{len(form.files)}.", "send one file with path_name")
+            form.files[0].file_name = relative_name(path_name)
     except PipelineError:
         form.discard()
         raise
@@ -211,6 +219,21 @@ def document_chunks(record: DocumentDep, pipeline: PipelineDep):
     return [{"chunk_id": cid, "text": text, "page": meta.get("page"), "section": meta.get("section"),
              "heading": meta.get("heading")}
             for cid, text, meta in pipeline.chunks_of(record)]
+
+
+class Rename(BaseModel):
+    file_name: str = Field(min_length=1, max_length=1000, description="The new name (folders kept: a/b.hwpx).")
+
+
+@router.patch("/api/documents/{document_id}", response_model=schemas.DocumentOut, responses=ERRORS,
+              dependencies=writer_auth)
+def rename_document(body: Rename, record: DocumentDep, pipeline: PipelineDep, audit: AuditDep):
+    """Give a document another name (a moved or renamed file of a synced folder); nothing re-parsed or
+    re-embedded: its record and its chunks' citations take the name."""
+    renamed = pipeline.rename_document(record.id, relative_name(body.file_name), collection=record.collection)
+    audit("rename", document_id=record.id, file_name=renamed.file_name, old_file_name=record.file_name,
+          collection=record.collection)
+    return schemas.document_out(renamed)
 
 
 @router.delete("/api/documents/{document_id}", responses=ERRORS, dependencies=writer_auth)
