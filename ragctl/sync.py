@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from stack.names import RETRYABLE
+from stack.names import DocumentStatus
 from stack.pipeline.errors import PipelineError
 
 NEW, CHANGED, MOVED, GONE, UNCHANGED, GROWING, UNREADABLE = (
@@ -180,8 +180,10 @@ def make_plan(files: list[SeenFile], records: list, problems: list[Step] = ()) -
     for f in sorted(files, key=lambda f: f.rel):
         here = by_path.get(f.rel, [])
         same = next((r for r in here if r.id == f.sha256), None)
-        if same is not None and same.status in RETRYABLE:  # an ingest that failed: tried again each pass
-            plan.steps.append(Step(NEW, f.rel, f.sha256, reason=f"its last ingest {same.status}"))
+        if same is not None and same.status != DocumentStatus.DONE:
+            # Failed or cancelled: tried again each pass.  Queued or in progress: the intake policy
+            # follows a live ingest, and takes over one whose process died (a pass killed mid-way).
+            plan.steps.append(Step(NEW, f.rel, f.sha256, reason=f"its last ingest is {same.status}"))
             used.add(same.id)
             continue
         if same is not None:
