@@ -13,7 +13,6 @@ import json
 import shutil
 import statistics
 import time
-from pathlib import Path
 
 from _common import machine, temporary_pipeline
 
@@ -58,7 +57,7 @@ def main() -> None:
             assert plan.counts()["unchanged"] == args.files
         pipeline.warm_up()
         changed = share / "d07" / "note-00007.md"
-        changed.write_bytes("# note 7\n\nrule 7 now says forty-two zebra days.\n".encode())
+        changed.write_bytes(b"# note 7\n\nrule 7 now says forty-two zebra days.\n")
         started = time.perf_counter()
         plan = sync.sync_once(share, target, cache, delete=False, dry_run=False)
         found = any("zebra" in hit.text for hit in pipeline.search("forty-two zebra days", collection="bench"))
