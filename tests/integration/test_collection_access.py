@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from tests.conftest import skip_or_fail
-from tests.support.cli import FREE_PORTS
+from tests.support.cli import FREE_PORTS, as_json, output, ragctl
 from tests.support.local_stack import Stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -46,9 +46,11 @@ def teams(tmp_path_factory):
             owned[collection] = {"document": entry["document_id"], "task": entry["task_id"], "file": name,
                                  "chunks": [c["chunk_id"] for c in chunks]}
         keys = {"admin": stack.key}
-        for name, role, scope in (("hr-team", "editor", ["hr"]), ("finance-readers", "ask", ["finance"])):
-            made = stack.http.post("/api/keys", json={"name": name, "role": role, "collections": scope})
-            keys[role] = made.json()["key"]
+        for name, role, scope in (("hr-team", "editor", "hr"), ("finance-readers", "ask", "finance")):
+            made = ragctl(root, "keys", "create", "--role", role, "--collections", scope, "--name", name, "--json")
+            assert made.exit_code == 0, output(made)
+            assert as_json(made)["collections"] == [scope]
+            keys[role] = as_json(made)["key"]
         yield stack, owned, keys
     finally:
         stack.runtime.down()
@@ -143,3 +145,37 @@ def test_out_of_scope_ids_answer_as_missing_and_the_sdk_sees_models_by_key(teams
     assert {s["file"] for s in chat.ragctl["sources"]} == {"leave.md"} and "15일" in chat.choices[0].message.content
     with pytest.raises(openai.NotFoundError):
         sdk(keys["ask"]).chat.completions.create(model="ragctl/hr", messages=[{"role": "user", "content": "며칠?"}])
+
+
+def test_collections_and_sync_through_the_stack_cli(teams, tmp_path):
+    """The CLI against the running stack: collections list/show/delete over /api/collections, and
+    ``ragctl sync`` through the API (uploads named by their path in the folder, a move renamed with
+    PATCH, the old version of a changed file deleted after the new one is done)."""
+    stack, owned, _ = teams
+    root = stack.root
+    listed = as_json(ragctl(root, "collections", "list", "--json"))
+    assert {c["name"]: c["documents"] for c in listed} == {"default": 0, "finance": 1, "hr": 1, "legal": 1}
+    assert as_json(ragctl(root, "collections", "show", "hr", "--json"))["chunks"] == len(owned["hr"]["chunks"])
+    share = tmp_path / "share"
+    (share / "a").mkdir(parents=True)
+    (share / "a" / "rule.md").write_text("# 규정\n\n복지 포인트는 연 100만 원이다.\n", encoding="utf-8")
+    (share / "a" / "memo.md").write_text("# 메모\n\n회의는 월요일이다.\n", encoding="utf-8")
+    first = ragctl(root, "sync", str(share), "-c", "synced", "--json")
+    assert first.exit_code == 0, output(first)
+    names = {d["file_name"]: d["status"] for d in stack.http.get("/api/documents", params={"collection": "synced"}).json()}
+    assert names == {"a/rule.md": "done", "a/memo.md": "done"}
+    (share / "b").mkdir()
+    (share / "a" / "memo.md").rename(share / "b" / "memo.md")
+    (share / "a" / "rule.md").write_text("# 규정\n\n복지 포인트는 연 200만 원으로 올랐다.\n", encoding="utf-8")
+    second = ragctl(root, "sync", str(share), "-c", "synced", "--json")
+    assert second.exit_code == 0, output(second)
+    summary = as_json(second)["summary"]
+    assert (summary["changed"], summary["moved"]) == (1, 1)
+    documents = stack.http.get("/api/documents", params={"collection": "synced"}).json()
+    assert sorted(d["file_name"] for d in documents) == ["a/rule.md", "b/memo.md"]
+    hits = stack.http.post("/api/search", json={"query": "회의 월요일", "collection": "synced"}).json()["hits"]
+    assert hits[0]["file"] == "b/memo.md"  # the citation follows the move
+    deleted = ragctl(root, "collections", "delete", "synced", "--yes", "--json")
+    assert deleted.exit_code == 0 and as_json(deleted)["documents"] == 2
+    assert stack.http.get("/api/collections/synced").status_code == 404
+    assert stack.http.get("/api/documents", params={"collection": "synced"}).json() == []
