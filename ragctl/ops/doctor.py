@@ -25,11 +25,10 @@ from ragctl.checks import Check, disk_check, memory_check, threshold
 from ragctl.errors import RagctlError
 from ragctl.ops import security as _security
 from ragctl.runtime import Runtime, runtime_for
-from stack.names import INGEST_QUEUE, INGEST_TASK
+from stack.names import CANARY_COLLECTION, INGEST_QUEUE, INGEST_TASK
 
 STUCK_QUEUE_S = 300
 #: Where ``health --deep`` puts its canary document (and removes it): empty, it is not listed.
-CANARY_COLLECTION = "ragctl-canary"
 #: How long verification after --fix waits for the fixed services to be ready (a slow worker boot).
 FIX_WAIT_S = 180
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from stack.contract import CollectionInfo
+from stack.names import CANARY_COLLECTION
 from stack.pipeline.catalog import DELETING, READY
 from stack.pipeline.errors import NotFound, PipelineError
 
@@ -69,6 +70,8 @@ def info_all(pipeline: Pipeline, *, only: set[str] | None = None, models: bool =
         if only is not None and name not in only:
             continue
         row, stat = rows.get(name, {}), stats.get(name, {})
+        if name == CANARY_COLLECTION and not stat.get("documents") and only is None:
+            continue  # ragctl health --deep's, emptied after each check
         result.append(CollectionInfo(
             name=name, description=row.get("description"), documents=stat.get("documents", 0),
             chunks=stat.get("chunks", 0), size=stat.get("size", 0),

@@ -130,3 +130,11 @@ def test_pipeline_error_names_the_next_command():
     with pytest.raises(PipelineError) as caught:
         validate_collection_name("a b")
     assert caught.value.hint and caught.value.hint.startswith("ragctl ")
+
+
+def test_the_health_canary_is_not_listed_while_empty(lib):
+    from stack.names import CANARY_COLLECTION
+
+    lib.catalog.register_collection(CANARY_COLLECTION)  # health --deep's ingest records it
+    assert [c.name for c in lib.collections()] == ["default"]
+    assert lib.collection_info(CANARY_COLLECTION).documents == 0  # asked by name, it answers

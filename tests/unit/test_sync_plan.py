@@ -148,3 +148,20 @@ def test_a_bad_interval_names_the_flag():
     with pytest.raises(UsageError) as caught:
         parse_interval("soon")
     assert "--interval 30s" in caught.value.hint
+
+
+def test_five_thousand_files_first_and_unchanged_passes(tmp_path):
+    share = tmp_path / "share"
+    texts = {f"d{n % 50:02}/n{n:04}.md": f"# {n}\n\n{n}\n" for n in range(5000)}
+    for rel, text in texts.items():
+        write(share, rel, text)
+    cache = sync.StatCache(tmp_path / "c.json")
+    files, problems = sync.scan(share, cache)
+    assert len(files) == 5000 and not problems
+    plan = sync.make_plan(files, [], problems)
+    assert plan.counts()["new"] == 5000
+    cache.save(files)
+    records = [record(rel, text) for rel, text in texts.items()]
+    again, _ = sync.scan(share, sync.StatCache(tmp_path / "c.json"))
+    assert sync.make_plan(again, records).counts() == {"new": 0, "changed": 0, "moved": 0, "gone": 0,
+                                                       "unchanged": 5000, "growing": 0, "unreadable": 0}
