@@ -25,30 +25,38 @@ def parse_interval(text: str) -> float:
 
 
 def target_for(mode: str, backend, collection: str):
-    """The collection as ragctl/sync.py's SyncTarget: the embedded pipeline's, or the stack's API."""
+    """The collection as ragctl/sync.py's SyncTarget: the running stack's API (``mode`` "stack"), or
+    the embedded pipeline."""
     from ragctl.sync import SyncTarget
 
-    if mode == "embedded":
-        from stack.pipeline.service import IngestItem
+    ingest = _stack_ingest(backend, collection) if mode == "stack" else _embedded_ingest(backend, collection)
+    return SyncTarget(records=lambda: backend.documents(collection=collection), ingest=ingest,
+                      rename=lambda doc, name: backend.rename_document(doc, name, collection=collection),
+                      delete=lambda doc: backend.delete_document(doc, collection=collection))
 
-        def ingest(items):
-            return backend.ingest_files([IngestItem(path, display_name=name) for path, name in items],
-                                        collection=collection)
 
-        return SyncTarget(records=lambda: backend.documents(collection=collection), ingest=ingest,
-                          rename=lambda doc, name: backend.rename_document(doc, name, collection=collection),
-                          delete=lambda doc: backend.delete_document(doc, collection=collection))
+def _embedded_ingest(pipeline, collection: str):
+    from stack.pipeline.service import IngestItem
 
+    def ingest(items):
+        return pipeline.ingest_files([IngestItem(path, display_name=name) for path, name in items],
+                                     collection=collection)
+
+    return ingest
+
+
+def _stack_ingest(client, collection: str):
+    """Upload each file under its path in the folder, then follow the workers until each is stored."""
     from stack.contract import IngestResult
     from stack.names import TERMINAL
     from stack.pipeline.errors import PipelineError
 
-    def ingest_stack(items):
+    def ingest(items):
         results, waiting = [], {}
         for path, name in items:
             result = IngestResult(str(path), name, "failed")
             try:
-                entry = backend.upload(path, collection=collection, path_name=name)
+                entry = client.upload(path, collection=collection, path_name=name)
                 result.document_id = entry["document_id"]
                 if entry["duplicate"] and entry["status"] in TERMINAL:
                     result.status = "skipped"
@@ -58,16 +66,14 @@ def target_for(mode: str, backend, collection: str):
                 result.error = exc.to_dict()
             results.append(result)
         if waiting:
-            for task_id, record in backend.wait(list(waiting), lambda record: None).items():
+            for task_id, record in client.wait(list(waiting), lambda record: None).items():
                 result = waiting[task_id]
                 result.status, result.chunks = record.status, record.chunks
                 if record.error:
                     result.error = {"code": record.error_code, "message": record.error, "hint": None}
         return results
 
-    return SyncTarget(records=lambda: backend.documents(collection=collection), ingest=ingest_stack,
-                      rename=lambda doc, name: backend.rename_document(doc, name, collection=collection),
-                      delete=lambda doc: backend.delete_document(doc, collection=collection))
+    return ingest
 
 
 def _summary(plan, *, dry_run: bool) -> None:
