@@ -276,3 +276,31 @@ def test_two_api_replicas_without_a_shared_disk_share_keys_through_postgres(make
     assert client(app_a, ADMIN).post("/api/keys", json={"name": "team", "role": "ask"}).status_code == 409
     for app in (app_a, app_b):
         assert not (app.state.settings.data_path / "keys.sqlite").exists()
+
+
+def test_a_key_keeps_its_collections_in_both_stores(settings):
+    store = open_keys(settings)
+    scoped, key = store.create("hr-team", "editor", ["policies", "hr", "hr"])
+    assert scoped.collections == ("hr", "policies")  # sorted, once each
+    assert store.lookup(key).collections == ("hr", "policies") and store.lookup(key).role == "editor"
+    _, everything = store.create("readers", "ask")
+    assert store.lookup(everything).collections is None  # no list: every collection, as keys made before
+    assert {k.name: k.to_dict()["collections"] for k in store.list()} == {"hr-team": ["hr", "policies"],
+                                                                         "readers": None}
+    for role, scope, code in (("admin", ["hr"], "invalid_scope"), ("ask", [], "invalid_scope"),
+                              ("ask", ["a b"], "invalid_scope"), ("owner", None, "invalid_role")):
+        with pytest.raises(KeyRefused) as caught:
+            store.create(f"x-{code}-{role}", role, scope)
+        assert caught.value.code == code
+
+
+def test_a_key_store_made_before_scopes_gains_the_column(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "keys.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE api_keys (name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, "
+                   "prefix TEXT NOT NULL, created_at REAL NOT NULL, last_used_at REAL, revoked_at REAL)")
+        db.execute("INSERT INTO api_keys VALUES ('old', 'ask', ?, 'rk_old', 1.0, NULL, NULL)", (hash_key("rk_old"),))
+    store = SqliteKeyStore(path)
+    assert store.lookup("rk_old").collections is None  # an existing key keeps every collection
