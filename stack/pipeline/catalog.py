@@ -70,9 +70,10 @@ CREATE TABLE IF NOT EXISTS collections (
 );
 """
 
-#: A collection's states in the ``collections`` table: ``ready``, or ``deleting`` from the moment its
-#: deletion starts until its last row goes (a deletion a crash interrupted is finished by running it again).
-READY, DELETING = "ready", "deleting"
+#: A collection's states in the ``collections`` table: ``ready``; ``deleting`` from the moment its
+#: deletion starts until its last document row goes (a deletion a crash interrupted is finished by
+#: running it again); ``deleted`` after (not listed: the row remembers that the name held data once).
+READY, DELETING, DELETED = "ready", "deleting", "deleted"
 
 #: The shortest task id prefix that is looked up (as for document ids).
 MIN_PREFIX = 4
@@ -281,10 +282,14 @@ class DocumentCatalog(ABC):
 
     # -- collections (issue #26) ------------------------------------------------------------
     def register_collection(self, name: str, description: str | None = None) -> bool:
-        """Record a collection (nothing when it is recorded already); True when this call added it."""
+        """Record a collection, or one that was deleted again (nothing when it is recorded and not
+        deleted); True when this call added it."""
         with self._connect() as db:
-            added = db.execute("INSERT INTO collections (name, description, state, created_at) VALUES (?, ?, ?, ?) "
-                               "ON CONFLICT (name) DO NOTHING", (name, description, READY, time.time())).rowcount
+            added = db.execute(
+                "INSERT INTO collections (name, description, state, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET state = excluded.state, description = excluded.description, "
+                "created_at = excluded.created_at WHERE collections.state = ?",
+                (name, description, READY, time.time(), DELETED)).rowcount
         return bool(added)
 
     def collection_rows(self) -> dict[str, dict]:
@@ -306,11 +311,12 @@ class DocumentCatalog(ABC):
                        "ON CONFLICT (name) DO UPDATE SET state = ?", (name, DELETING, time.time(), DELETING))
 
     def drop_collection(self, name: str) -> int:
-        """The last step of a collection's deletion: its document rows and its record, in one transaction.
-        The task history stays (its ids answer 404, and fence any worker still holding one)."""
+        """The last step of a collection's deletion: its document rows go and its record says
+        ``deleted``, in one transaction.  The task history stays (its ids answer 404, and fence any
+        worker still holding one)."""
         with self._connect() as db:
             gone = db.execute("DELETE FROM documents WHERE collection = ?", (name,)).rowcount
-            db.execute("DELETE FROM collections WHERE name = ?", (name,))
+            db.execute("UPDATE collections SET state = ?, description = NULL WHERE name = ?", (DELETED, name))
         return gone
 
     def collection_stats(self) -> dict[str, dict]:

@@ -5,7 +5,8 @@ ingest), when documents are filed under it, or when it is the configured default
 removes, in this order, each step repeatable: the catalog marks it ``deleting`` (from then on it
 takes no documents and says so); its vectors (the Chroma collection); its lexical index; the stored
 upload and extracted text of each of its documents that no other collection holds; then its
-document rows and its record, in one transaction.  A crash between two steps leaves a collection
+document rows, in one transaction with its record turning ``deleted`` (made again, the name starts
+empty: see :func:`_register`).  A crash between two steps leaves a collection
 listed as ``deleting``, and the same command finishes it.
 
 No transport here: :class:`stack.pipeline.service.Pipeline` exposes these as methods, which the CLI's
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from stack.contract import CollectionInfo
 from stack.names import CANARY_COLLECTION
-from stack.pipeline.catalog import DELETING, READY
+from stack.pipeline.catalog import DELETED, DELETING, READY
 from stack.pipeline.errors import NotFound, PipelineError
 
 if TYPE_CHECKING:
@@ -49,21 +50,35 @@ def check_writable(pipeline: Pipeline, name: str) -> None:
     from stack.pipeline.store import validate_collection_name
 
     validate_collection_name(name)
-    if pipeline.catalog.collection_state(name) == DELETING:
+    state = pipeline.catalog.collection_state(name)
+    if state == DELETING:
         raise CollectionBusy(f"The collection '{name}' is being deleted; it takes no documents.",
                              hint=f"ragctl collections delete {name} --yes   (finishes the deletion), then ingest again")
-    pipeline.catalog.register_collection(name)
+    if state in (None, DELETED):
+        _register(pipeline, name, None, state)
+
+
+def _register(pipeline: Pipeline, name: str, description: str | None, state: str | None) -> None:
+    """Record a collection.  One made again after a deletion starts empty: vectors or postings left
+    under its name (an ingest past its last cancel check when the deletion ran) are removed first, so
+    they can never answer for a document the catalog does not hold."""
+    if state == DELETED:
+        pipeline.drop_vectors(name)
+        pipeline.lexical(name).drop()
+    pipeline.catalog.register_collection(name, description)
 
 
 def names(pipeline: Pipeline) -> list[str]:
     """Every collection that exists (deleting ones too), sorted; the default always."""
-    found = set(pipeline.catalog.collection_rows()) | set(pipeline.catalog.collection_stats())
-    return sorted(found | {pipeline.settings.collection})
+    rows = {name for name, row in pipeline.catalog.collection_rows().items() if row["state"] != DELETED}
+    return sorted(rows | set(pipeline.catalog.collection_stats()) | {pipeline.settings.collection})
 
 
 def info_all(pipeline: Pipeline, *, only: set[str] | None = None, models: bool = True) -> list[CollectionInfo]:
     """Every collection (or those in ``only`` that exist), with its counts."""
-    rows, stats = pipeline.catalog.collection_rows(), pipeline.catalog.collection_stats()
+    stats = pipeline.catalog.collection_stats()
+    rows = {name: row for name, row in pipeline.catalog.collection_rows().items()
+            if row["state"] != DELETED or name in stats}
     default = pipeline.settings.collection
     result = []
     for name in sorted(set(rows) | set(stats) | {default}):
@@ -106,10 +121,10 @@ def create(pipeline: Pipeline, name: str, description: str | None = None) -> Col
     if state == DELETING:
         raise CollectionBusy(f"The collection '{name}' is being deleted.",
                              hint=f"ragctl collections delete {name} --yes   (finishes it), then create it again")
-    if state is not None or name in pipeline.catalog.collection_stats():
+    if state not in (None, DELETED) or name in pipeline.catalog.collection_stats():
         raise CollectionExists(f"A collection named '{name}' exists already.",
                                hint=f"ragctl collections show {name}")
-    pipeline.catalog.register_collection(name, description)
+    _register(pipeline, name, description, state)
     return info(pipeline, name)
 
 

@@ -71,7 +71,7 @@ def test_delete_removes_vectors_lexical_uploads_texts_and_rows_but_not_what_anot
     assert not lexical_file.exists()
     assert not Path(hr.stored_path).exists() and lib.texts.where(hr.id) is None
     assert Path(shared.stored_path).is_file() and lib.texts.where(shared.id) is not None  # finance keeps it
-    assert lib.catalog.list("hr") == [] and "hr" not in lib.catalog.collection_rows()
+    assert lib.catalog.list("hr") == [] and lib.catalog.collection_state("hr") == "deleted"
     assert [c.name for c in lib.collections()] == ["default", "finance"]
     assert lib.collection_info("finance").documents == 1 and recorded_model(lib.chroma, "finance") is not None
     with pytest.raises(NotFound):
@@ -138,3 +138,24 @@ def test_the_health_canary_is_not_listed_while_empty(lib):
     lib.catalog.register_collection(CANARY_COLLECTION)  # health --deep's ingest records it
     assert [c.name for c in lib.collections()] == ["default"]
     assert lib.collection_info(CANARY_COLLECTION).documents == 0  # asked by name, it answers
+
+
+def test_a_new_collection_starts_empty_even_where_an_interrupted_ingest_left_vectors(lib, tmp_path):
+    """An ingest past its last cancel check when its collection was deleted may still write vectors and
+    postings under the name; the collection made again (or first ingested into) does not show them."""
+    filed(lib, "hr", "d" * 64, "오래된 문서", tmp_path)
+    lib.delete_collection("hr")
+    store = VectorStore(lib.chroma, "hr", model_name=lib.settings.embed_model, dimension=4)  # the late writer
+    store.upsert(["e" * 64 + ":0"], [[0.0, 1.0, 0.0, 0.0]], ["늦게 쓴 조각"], [{"doc_id": "e" * 64, "n": 0}])
+    lib.lexical("hr").add("e" * 64, [("e" * 64 + ":0", "늦게 쓴 조각")])
+    lib.create_collection("hr")
+    assert recorded_model(lib.chroma, "hr") is None and lib.lexical("hr").document_ids() == set()
+    # A collection never recorded, holding documents (a project from before collections were): kept.
+    filed(lib, "legacy", "f" * 64, "예전 문서", tmp_path)
+    with lib.catalog._connect() as db:
+        db.execute("DELETE FROM collections WHERE name = 'legacy'")  # as a catalog from before issue #26
+    from stack.pipeline.collection_admin import check_writable
+
+    check_writable(lib, "legacy")
+    assert lib.catalog.collection_state("legacy") == "ready"
+    assert recorded_model(lib.chroma, "legacy") is not None and lib.collection_info("legacy").documents == 1

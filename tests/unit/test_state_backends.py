@@ -319,4 +319,6 @@ def test_collections_in_the_catalog_and_a_dropped_lexical_index(settings):
     lexical.drop()
     assert open_lexical(settings, "hr").document_ids() == set()
     assert catalog.drop_collection("hr") == 2
-    assert "hr" not in catalog.collection_rows() and catalog.list("hr") == [] and catalog.holders_of("d2") == ["finance"]
+    assert catalog.collection_state("hr") == "deleted" and catalog.list("hr") == []
+    assert catalog.holders_of("d2") == ["finance"]
+    assert catalog.register_collection("hr") and catalog.collection_state("hr") == "ready"  # made again
