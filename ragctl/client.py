@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from stack.contract import Answer, Source
+from stack.contract import Answer, CollectionInfo, Source
 from stack.names import TERMINAL
 from stack.pipeline.catalog import DocumentRecord
 from stack.pipeline.errors import PipelineError
@@ -37,6 +37,11 @@ QUESTION_ERRORS = {"empty_question", "question_too_long"}
 def _record(data: dict) -> DocumentRecord:
     fields = DocumentRecord.__dataclass_fields__
     return DocumentRecord(**{k: v for k, v in data.items() if k in fields})
+
+
+def _collection(data: dict) -> CollectionInfo:
+    fields = CollectionInfo.__dataclass_fields__
+    return CollectionInfo(**{k: v for k, v in data.items() if k in fields})
 
 
 class StackClient:
@@ -89,7 +94,8 @@ class StackClient:
         return self._call("GET", "/api/health/ready").json() if response.status_code >= 400 else response.json()
 
     # -- documents in -------------------------------------------------------------------------
-    def upload(self, path: Path, *, collection: str | None = None, replace: bool = False) -> dict:
+    def upload(self, path: Path, *, collection: str | None = None, replace: bool = False,
+               path_name: str | None = None) -> dict:
         """Register one file; returns the API's entry for it ({document_id, task_id, status, duplicate…}).
 
         The file is read here first, safely and once (:func:`stack.pipeline.files.spooled`): a FIFO,
@@ -98,6 +104,8 @@ class StackClient:
         from stack.pipeline.files import printable, spooled
 
         params = {"replace": str(replace).lower()} | ({"collection": collection} if collection else {})
+        if path_name is not None:
+            params["path_name"] = path_name
         with spooled(path) as handle:
             response = self._call("POST", "/api/documents", params=params, files={"files": (printable(path.name), handle)})
         return response.json()["documents"][0]
@@ -175,6 +183,11 @@ class StackClient:
         return [(row["chunk_id"], row["text"],
                  {"page": row["page"], "section": row["section"], "heading": row.get("heading")}) for row in rows]
 
+    def rename_document(self, document_id: str, file_name: str, *, collection: str | None = None) -> dict:
+        params = {"collection": collection} if collection else {}
+        return self._call("PATCH", f"/api/documents/{document_id}", params=params,
+                          json={"file_name": file_name}).json()
+
     def delete_document(self, id_prefix: str, *, collection: str | None = None) -> None:
         params = {"collection": collection} if collection else {}
         self._call("DELETE", f"/api/documents/{id_prefix}", params=params)
@@ -208,13 +221,32 @@ class StackClient:
         data["sources"] = [Source(**s) for s in data["sources"]]
         return Answer(**data)
 
+    # -- collections (issue #26): the same methods as the embedded Pipeline's ----------------------
+    def collections(self) -> list[CollectionInfo]:
+        return [_collection(data) for data in self._call("GET", "/api/collections").json()]
+
+    def collection_info(self, name: str) -> CollectionInfo:
+        from urllib.parse import quote
+
+        return _collection(self._call("GET", f"/api/collections/{quote(name, safe='')}").json())
+
+    def create_collection(self, name: str, description: str | None = None) -> CollectionInfo:
+        return _collection(self._call("POST", "/api/collections",
+                                      json={"name": name, "description": description}).json())
+
+    def delete_collection(self, name: str) -> CollectionInfo:
+        from urllib.parse import quote
+
+        return _collection(self._call("DELETE", f"/api/collections/{quote(name, safe='')}").json())
+
     # -- access (the admin key's business) ------------------------------------------------------
     def whoami(self) -> dict:
         return self._call("GET", "/api/whoami").json()
 
-    def create_key(self, name: str, role: str) -> dict:
-        """A new key with a role: its record and, this once, the key itself."""
-        return self._call("POST", "/api/keys", json={"name": name, "role": role}).json()
+    def create_key(self, name: str, role: str, collections: list[str] | None = None) -> dict:
+        """A new key with a role (scoped to ``collections``; None: all): its record and, this once, the key."""
+        body = {"name": name, "role": role} | ({"collections": collections} if collections is not None else {})
+        return self._call("POST", "/api/keys", json=body).json()
 
     def keys(self) -> list[dict]:
         return self._call("GET", "/api/keys").json()

@@ -64,3 +64,25 @@ def embedding_summary(where: dict | None) -> str:
         return f"unknown: {where['error']}"
     return (f"{where.get('backend')} ({where.get('engine')}) on {where.get('device')}, "
             f"{where.get('precision')}, {where.get('threads')} threads")
+
+
+@dataclass
+class CollectionInfo:
+    """One collection as ``ragctl collections`` and ``/api/collections`` show it (issue #26).
+
+    ``size`` is the bytes of its stored uploads; ``state`` is ``ready``, or ``deleting`` while a
+    deletion runs (or was interrupted: running it again finishes it)."""
+
+    name: str
+    description: str | None = None
+    documents: int = 0
+    chunks: int = 0
+    embed_model: str | None = None
+    size: int = 0
+    created_at: float | None = None
+    updated_at: float | None = None
+    state: str = "ready"
+    default: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)

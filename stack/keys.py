@@ -1,8 +1,11 @@
 """API keys besides the admin key (``RAG_API_KEY``): named keys with a role, kept hashed.
 
 A key is ``rk_`` + ``secrets.token_urlsafe(32)``; it is shown once, when it is made, and stored only
-as its SHA-256 hash plus a short display prefix.  Roles: ``admin`` (everything) and ``ask``
-(search, ask and read).  The store is a small interface (:class:`KeyStore`) with two backends, chosen
+as its SHA-256 hash plus a short display prefix.  Roles: ``admin`` (everything), ``editor``
+(upload, re-ingest and delete documents; search, ask and read) and ``ask`` (search, ask and read).
+A key may be scoped to a list of collections (issue #26): it sees nothing else, and anything
+outside its scope answers as if it did not exist.  A key with no list (every key made before
+scopes existed) sees every collection; an admin key always does.  The store is a small interface (:class:`KeyStore`) with two backends, chosen
 by stack.pipeline.backends.open_keys: a SQLite file under the project's data folder
 (``data/keys.sqlite``), which every API replica of one host shares, and, with ``RAG_DATABASE_URL``
 set, the table ``api_keys`` of the stack's PostgreSQL schema (stack.pipeline.postgres), which API
@@ -16,6 +19,7 @@ API) use it.  psycopg is never imported here: the Postgres store runs on a ``Dat
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -34,8 +38,10 @@ from stack.pipeline.sqlite import use_wal
 if TYPE_CHECKING:
     from stack.pipeline.postgres import Database
 
-Role = Literal["admin", "ask"]
-ROLES: tuple[Role, ...] = ("admin", "ask")
+Role = Literal["admin", "editor", "ask"]
+ROLES: tuple[Role, ...] = ("admin", "editor", "ask")
+#: Roles that may upload, re-ingest and delete documents (in their collections).
+WRITERS = frozenset({"admin", "editor"})
 PREFIX = "rk_"
 #: The admin key's name (``RAG_API_KEY``); no stored key may take it.
 ADMIN_NAME = "admin"
@@ -62,13 +68,16 @@ class ApiKey:
     created_at: float
     last_used_at: float | None = None
     revoked_at: float | None = None
+    #: The collections the key may see; None: every collection.
+    collections: tuple[str, ...] | None = None
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"active": self.active}
+        return asdict(self) | {"active": self.active,
+                               "collections": list(self.collections) if self.collections is not None else None}
 
 
 def hash_key(key: str) -> str:
@@ -92,15 +101,43 @@ def check_name(name: str) -> str:
 def check_role(role: str) -> Role:
     if role not in ROLES:
         raise KeyRefused("invalid_role", f"Unknown role {role!r}: the roles are {', '.join(ROLES)}.",
-                        "--role ask (search, ask, read) or --role admin (everything)")
+                        "--role ask (search, ask, read), --role editor (also upload and delete documents) "
+                        "or --role admin (everything)")
     return role  # type: ignore[return-value]
+
+
+def check_scope(role: str, collections) -> tuple[str, ...] | None:
+    """A key's collections: None (all), or a sorted tuple of valid, distinct names; an admin key has no scope."""
+    from stack.pipeline.store import validate_collection_name
+
+    if collections is None:
+        return None
+    names = sorted({name.strip() for name in collections if name and name.strip()})
+    if not names:
+        raise KeyRefused("invalid_scope", "A scoped key needs at least one collection.",
+                         "ragctl keys create --role ask --collections hr,policies --name NAME")
+    if role == "admin":
+        raise KeyRefused("invalid_scope", "An admin key sees every collection; it takes no --collections.",
+                         "ragctl keys create --role editor --collections " + ",".join(names) + " --name NAME")
+    for name in names:
+        try:
+            validate_collection_name(name)
+        except PipelineError as exc:
+            raise KeyRefused("invalid_scope", exc.message,
+                             "ragctl keys create --role ask --collections hr,policies --name NAME") from exc
+    return tuple(names)
+
+
+def _scope_text(scope: tuple[str, ...] | None) -> str | None:
+    return json.dumps(list(scope)) if scope is not None else None
 
 
 class KeyStore(Protocol):
     """What the API needs from a key store, whatever keeps it."""
 
-    def create(self, name: str, role: str) -> tuple[ApiKey, str]:
-        """A new key: its record, and the key itself (the only time it is seen)."""
+    def create(self, name: str, role: str, collections=None) -> tuple[ApiKey, str]:
+        """A new key (scoped to ``collections``, None: all): its record, and the key itself (the only
+        time it is seen)."""
 
     def lookup(self, key: str) -> ApiKey | None:
         """The record of a presented key (revoked ones too: the caller tells 401 apart), or None."""
@@ -131,19 +168,23 @@ class SqliteKeyStore:
             with db:
                 db.execute("""CREATE TABLE IF NOT EXISTS api_keys (
                     name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL,
-                    created_at REAL NOT NULL, last_used_at REAL, revoked_at REAL)""")
+                    created_at REAL NOT NULL, last_used_at REAL, revoked_at REAL, collections TEXT)""")
+                if "collections" not in {row[1] for row in db.execute("PRAGMA table_info(api_keys)")}:
+                    db.execute("ALTER TABLE api_keys ADD COLUMN collections TEXT")  # a store made before scopes
             self._local.db, self._local.pid = db, os.getpid()
         with db:
             yield db
 
-    def create(self, name: str, role: str) -> tuple[ApiKey, str]:
+    def create(self, name: str, role: str, collections=None) -> tuple[ApiKey, str]:
         name, role = check_name(name), check_role(role)
+        scope = check_scope(role, collections)
         key = new_key()
-        record = ApiKey(name=name, role=role, prefix=key[:len(PREFIX) + 6], created_at=time.time())
+        record = ApiKey(name=name, role=role, prefix=key[:len(PREFIX) + 6], created_at=time.time(), collections=scope)
         try:
             with self._connect() as db:
-                db.execute("INSERT INTO api_keys (name, role, hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)",
-                           (record.name, record.role, hash_key(key), record.prefix, record.created_at))
+                db.execute("INSERT INTO api_keys (name, role, hash, prefix, created_at, collections) "
+                           "VALUES (?, ?, ?, ?, ?, ?)", (record.name, record.role, hash_key(key), record.prefix,
+                                                         record.created_at, _scope_text(scope)))
         except sqlite3.IntegrityError as exc:
             raise _taken(name) from exc
         return record, key
@@ -189,14 +230,16 @@ class PostgresKeyStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, name: str, role: str) -> tuple[ApiKey, str]:
+    def create(self, name: str, role: str, collections=None) -> tuple[ApiKey, str]:
         name, role = check_name(name), check_role(role)
+        scope = check_scope(role, collections)
         key = new_key()
-        record = ApiKey(name=name, role=role, prefix=key[:len(PREFIX) + 6], created_at=time.time())
+        record = ApiKey(name=name, role=role, prefix=key[:len(PREFIX) + 6], created_at=time.time(), collections=scope)
         with self.db.transaction() as tx:
-            row = tx.execute("INSERT INTO api_keys (name, role, hash, prefix, created_at) VALUES (?, ?, ?, ?, ?) "
-                             "ON CONFLICT (name) DO NOTHING RETURNING name",
-                             (record.name, record.role, hash_key(key), record.prefix, record.created_at)).fetchone()
+            row = tx.execute("INSERT INTO api_keys (name, role, hash, prefix, created_at, collections) "
+                             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING RETURNING name",
+                             (record.name, record.role, hash_key(key), record.prefix, record.created_at,
+                              _scope_text(scope))).fetchone()
         if row is None:
             raise _taken(name)
         return record, key
@@ -235,8 +278,10 @@ class PostgresKeyStore:
 
 def _record(row) -> ApiKey:
     """A stored row (sqlite3.Row or psycopg's dict row) as a record."""
+    scope = row["collections"]
     return ApiKey(name=row["name"], role=row["role"], prefix=row["prefix"], created_at=row["created_at"],
-                  last_used_at=row["last_used_at"], revoked_at=row["revoked_at"])
+                  last_used_at=row["last_used_at"], revoked_at=row["revoked_at"],
+                  collections=tuple(json.loads(scope)) if scope else None)
 
 
 def _taken(name: str) -> KeyRefused:

@@ -9,6 +9,10 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
+#: The collection ``ragctl health --deep`` ingests its canary document into (and empties after): not
+#: listed among the collections while it holds nothing.
+CANARY_COLLECTION = "ragctl-canary"
+
 #: The Celery queue every ingest (and reaper) task goes through.
 INGEST_QUEUE = "ingest"
 #: Celery task names (what a worker registers; what the API and the reaper send).

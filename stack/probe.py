@@ -62,14 +62,14 @@ def probe_celery(settings: Settings, timeout_s: float = 3.0) -> dict[str, Any]:
 
 
 def probe_chroma(settings: Settings) -> dict[str, Any]:
-    from stack.pipeline.store import open_chroma
+    from stack.pipeline.store import collection_of_chroma, open_chroma
 
     client = open_chroma(settings)
     client.heartbeat()
     collections = {}
     for collection in client.list_collections():
         name = collection if isinstance(collection, str) else collection.name
-        collections[name] = {"count": client.get_collection(name).count(),
+        collections[collection_of_chroma(name)] = {"count": client.get_collection(name).count(),
                              "embed_model": (client.get_collection(name).metadata or {}).get("embed_model")}
     return {"heartbeat": True, "collections": collections}
 

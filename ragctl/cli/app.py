@@ -20,7 +20,8 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from ragctl import __version__
-from ragctl.cli import audit, data, images, keys, nodes, ops, stack, top
+from ragctl.cli import audit, collection, data, images, keys, nodes, ops, stack, top
+from ragctl.cli import sync as sync_cli
 from ragctl.cli.context import CURRENT, CliState
 from ragctl.errors import RagctlError, UsageError
 from ragctl.output import console, fail
@@ -88,7 +89,8 @@ app = _typer(name="ragctl", help="Question answering over your own documents (HW
 documents_app = _typer(help="List, show and delete ingested documents.")
 tasks_app = _typer(help="Follow and cancel ingest tasks of a running stack.")
 bundle_app = _typer(help="Move the stack's images to a machine with no registry.")
-keys_app = _typer(help="The stack's API keys: create (with a role), list, revoke.")
+keys_app = _typer(help="The stack's API keys: create (with a role and collections), list, revoke.")
+collections_app = _typer(help="Collections (one knowledge base each): create, list, show, delete.")
 nodes_app = _typer(help="The Docker Swarm's nodes (swarm runtime): list, label, the join command.")
 
 
@@ -152,6 +154,12 @@ app.command(cls=RagctlCommand)(images.wheelhouse)
 app.add_typer(bundle_app, name="bundle")
 bundle_app.command("save", cls=RagctlCommand)(images.bundle_save)
 bundle_app.command("load", cls=RagctlCommand)(images.bundle_load)
+app.command("sync", cls=RagctlCommand)(sync_cli.sync)
+app.add_typer(collections_app, name="collections")
+collections_app.command("list", cls=RagctlCommand)(collection.collections_list)
+collections_app.command("show", cls=RagctlCommand)(collection.collections_show)
+collections_app.command("create", cls=RagctlCommand)(collection.collections_create)
+collections_app.command("delete", cls=RagctlCommand)(collection.collections_delete)
 app.add_typer(keys_app, name="keys")
 keys_app.command("create", cls=RagctlCommand)(keys.keys_create)
 keys_app.command("list", cls=RagctlCommand)(keys.keys_list)

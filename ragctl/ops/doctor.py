@@ -28,11 +28,10 @@ from ragctl.runtime import Runtime, runtime_for
 from ragctl.runtime.capabilities import Diagnosable, api_verify, client_settings, require, service_checks
 from ragctl.runtimes import kind_of
 from stack.contract import embedding_summary
-from stack.names import INGEST_QUEUE, INGEST_TASK
+from stack.names import CANARY_COLLECTION, INGEST_QUEUE, INGEST_TASK
 
 STUCK_QUEUE_S = 300
 #: Where ``health --deep`` puts its canary document (and removes it): empty, it is not listed.
-CANARY_COLLECTION = "ragctl-canary"
 #: How long verification after --fix waits for the fixed services to be ready (a slow worker boot).
 FIX_WAIT_S = 180
 

@@ -20,7 +20,7 @@ from stack.api import errors
 from stack.api.errors import ERRORS, PipelineErrorWithStatus, error_response  # noqa: F401 - re-exported
 from stack.api.limits import Limiter
 from stack.api.metrics import ApiMetrics
-from stack.api.routes import documents, health, keys, openai_compat, questions, tasks, web
+from stack.api.routes import collections, documents, health, keys, openai_compat, questions, tasks, web
 from stack.names import INGEST_QUEUE
 from stack.pipeline.backends import open_keys
 from stack.settings import Settings, service_settings
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = False) -> Fa
     install_docs(app)
     web.install(app)  # the page for colleagues at / (public; its API calls carry the key)
     for router in (health.router, documents.router, tasks.router, questions.router, openai_compat.router,
-                   keys.router):
+                   keys.router, collections.router):
         app.include_router(router)
     if warm_up:
         threading.Thread(target=pipeline.warm_up, daemon=True, name="rag-warm-up").start()

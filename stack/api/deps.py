@@ -56,11 +56,22 @@ bearer = HTTPBearer(auto_error=False, description="RAG_API_KEY (role admin), or 
 
 @dataclass(frozen=True)
 class Caller:
-    """Who sent a request: the key's name (``admin`` for RAG_API_KEY), its role, the client's address."""
+    """Who sent a request: the key's name (``admin`` for RAG_API_KEY), its role, the client's address,
+    and the collections it may see (None: every one)."""
 
     name: str
     role: str
     client: str
+    collections: frozenset[str] | None = None
+
+    def sees(self, collection: str) -> bool:
+        return self.collections is None or collection in self.collections
+
+    def default_collection(self, settings: Settings) -> str:
+        """The configured default when the key sees it, else the first of its collections."""
+        if self.sees(settings.collection):
+            return settings.collection
+        return min(self.collections)
 
 
 def get_keys(request: Request) -> KeyStore:
@@ -101,7 +112,8 @@ def current_caller(request: Request, settings: SettingsDep,
         return Caller(ADMIN_NAME, "admin", client)
     record = get_keys(request).lookup(token)
     if record is not None and record.active:
-        return Caller(record.name, record.role, client)
+        scope = frozenset(record.collections) if record.collections is not None else None
+        return Caller(record.name, record.role, client, scope)
     if record is None and admin_key is None:
         return Caller("anonymous", "admin", client)
     failures = limiter.hit("authfail", client)
@@ -134,8 +146,14 @@ def require_role(*roles: str) -> Callable[[Caller], Caller]:
 require_admin = require_role("admin")
 AdminDep = Annotated[Caller, Depends(require_admin)]
 
-#: ``dependencies=`` of routes that only an admin may use (uploads, deletes, tasks, keys, operations).
+require_writer = require_role("admin", "editor")
+WriterDep = Annotated[Caller, Depends(require_writer)]
+
+#: ``dependencies=`` of routes that only an admin may use (keys, collections' creation, operations).
 auth = [Depends(require_admin)]
+#: ``dependencies=`` of routes an admin or an editor may use: uploads, deletes, retries, tasks (an
+#: editor only in its collections: the routes check the scope).
+writer_auth = [Depends(require_writer)]
 #: ``dependencies=`` of routes that any valid key may use: search, ask, reading documents, /v1.
 ask_auth = [Depends(current_caller)]
 
@@ -173,17 +191,30 @@ def get_auditor(settings: SettingsDep, caller: CallerDep) -> Auditor:
 AuditDep = Annotated[Auditor, Depends(get_auditor)]
 
 
-def collection_of(settings: Settings, name: str | None) -> str:
-    """A collection name from a request (validated), or the configured default."""
+def collection_of(settings: Settings, name: str | None, caller: Caller | None = None) -> str:
+    """A collection name from a request (validated), or the default (the caller's, when it is scoped).
+    A collection outside the caller's scope is ``collection_not_found``, as one that does not exist."""
+    from stack.pipeline.collection_admin import not_found
     from stack.pipeline.store import validate_collection_name
 
-    return validate_collection_name(name or settings.collection)
+    if not name:
+        return caller.default_collection(settings) if caller is not None else settings.collection
+    validate_collection_name(name)
+    if caller is not None and not caller.sees(name):
+        raise not_found(name)
+    return name
 
 
-def find_document(document_id: str, pipeline: PipelineDep, settings: SettingsDep,
+def find_document(document_id: str, pipeline: PipelineDep, settings: SettingsDep, caller: CallerDep,
                   collection: str | None = None) -> DocumentRecord:
-    """The document a path names: its id, or the first 8+ characters of it (404 when none)."""
-    return pipeline.document(document_id, collection=collection_of(settings, collection))
+    """The document a path names: its id, or the first 8+ characters of it (404 when none).  A
+    collection outside the caller's scope answers exactly as a document that is not there."""
+    from stack.pipeline.store import validate_collection_name
+
+    name = validate_collection_name(collection) if collection else caller.default_collection(settings)
+    if not caller.sees(name):
+        raise pipeline.document_not_found(document_id, name)
+    return pipeline.document(document_id, collection=name)
 
 
 DocumentDep = Annotated[DocumentRecord, Depends(find_document)]

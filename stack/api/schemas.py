@@ -84,7 +84,8 @@ class SearchRequest(BaseModel):
     query: str = Field(description=QUESTION_RULE, json_schema_extra={"minLength": 1, "maxLength": MAX_QUESTION_CHARS})
     top_k: int | None = Field(default=None, ge=1, le=100)
     mode: Literal["hybrid", "bm25", "dense"] = "hybrid"
-    collection: str | None = Field(default=None, min_length=3, max_length=512, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*[a-zA-Z0-9]$")
+    collection: str | None = Field(default=None, min_length=1, max_length=508,
+                                      pattern=r"^[a-zA-Z0-9](?:[a-zA-Z0-9._-]*[a-zA-Z0-9])?$")
 
 
 class HitOut(BaseModel):
@@ -111,7 +112,8 @@ class SearchResponse(BaseModel):
 class AskRequest(BaseModel):
     question: str = Field(description=QUESTION_RULE, json_schema_extra={"minLength": 1, "maxLength": MAX_QUESTION_CHARS})
     top_k: int | None = Field(default=None, ge=1, le=50)
-    collection: str | None = Field(default=None, min_length=3, max_length=512, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]*[a-zA-Z0-9]$")
+    collection: str | None = Field(default=None, min_length=1, max_length=508,
+                                      pattern=r"^[a-zA-Z0-9](?:[a-zA-Z0-9._-]*[a-zA-Z0-9])?$")
     stream: bool = Field(default=False, description="Server-sent events when an LLM is configured.")
 
 

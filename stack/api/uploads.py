@@ -62,6 +62,13 @@ def display_name(name: str) -> str:
     return cleaned or "upload"
 
 
+def relative_name(name: str) -> str:
+    """A name that keeps its folders (``policies/leave.hwpx``, as ``ragctl sync`` records a file of a
+    synced folder): each part as :func:`display_name` makes it; no empty, '.' or '..' parts."""
+    parts = [display_name(part) for part in name.replace("\\", "/").split("/") if part not in ("", ".", "..")]
+    return "/".join(parts)[:MAX_DISPLAY_NAME_CHARS] or "upload"
+
+
 class _Collector:
     """python-multipart callbacks writing file parts to disk and keeping small fields in memory."""
 

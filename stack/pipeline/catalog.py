@@ -63,7 +63,18 @@ CREATE TABLE IF NOT EXISTS task_ids (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS task_ids_document ON task_ids (collection, document_id, seq);
+CREATE TABLE IF NOT EXISTS collections (
+    name TEXT PRIMARY KEY,
+    description TEXT,
+    state TEXT NOT NULL DEFAULT 'ready',
+    created_at REAL NOT NULL
+);
 """
+
+#: A collection's states in the ``collections`` table: ``ready``; ``deleting`` from the moment its
+#: deletion starts until its last document row goes (a deletion a crash interrupted is finished by
+#: running it again); ``deleted`` after (not listed: the row remembers that the name held data once).
+READY, DELETING, DELETED = "ready", "deleting", "deleted"
 
 #: The shortest task id prefix that is looked up (as for document ids).
 MIN_PREFIX = 4
@@ -278,6 +289,67 @@ class DocumentCatalog(ABC):
                 "AND (CAST(? AS TEXT) IS NULL OR task_id = ?)",
                 (time.time(), worker, collection, document_id, task_id, task_id),
             )
+
+    # -- collections (issue #26) ------------------------------------------------------------
+    def register_collection(self, name: str, description: str | None = None) -> bool:
+        """Record a collection, or one that was deleted again (nothing when it is recorded and not
+        deleted); True when this call added it."""
+        with self._connect() as db:
+            added = db.execute(
+                "INSERT INTO collections (name, description, state, created_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET state = excluded.state, description = excluded.description, "
+                "created_at = excluded.created_at WHERE collections.state = ?",
+                (name, description, READY, time.time(), DELETED)).rowcount
+        return bool(added)
+
+    def collection_rows(self) -> dict[str, dict]:
+        """name → {description, state, created_at} of every recorded collection."""
+        with self._connect() as db:
+            rows = db.execute("SELECT name, description, state, created_at FROM collections").fetchall()
+        return {row["name"]: {k: row[k] for k in ("description", "state", "created_at")} for row in rows}
+
+    def collection_state(self, name: str) -> str | None:
+        with self._connect() as db:
+            row = db.execute("SELECT state FROM collections WHERE name = ?", (name,)).fetchone()
+        return row["state"] if row else None
+
+    def mark_deleting(self, name: str) -> None:
+        """The first step of a collection's deletion: from now on it is listed as ``deleting`` and takes
+        no new documents, whatever happens to the steps after it."""
+        with self._connect() as db:
+            db.execute("INSERT INTO collections (name, description, state, created_at) VALUES (?, NULL, ?, ?) "
+                       "ON CONFLICT (name) DO UPDATE SET state = ?", (name, DELETING, time.time(), DELETING))
+
+    def drop_collection(self, name: str) -> int:
+        """The last step of a collection's deletion: its document rows go and its record says
+        ``deleted``, in one transaction.  The task history stays (its ids answer 404, and fence any
+        worker still holding one)."""
+        with self._connect() as db:
+            gone = db.execute("DELETE FROM documents WHERE collection = ?", (name,)).rowcount
+            db.execute("UPDATE collections SET state = ?, description = NULL WHERE name = ?", (DELETED, name))
+        return gone
+
+    def collection_stats(self) -> dict[str, dict]:
+        """name → {documents, chunks, size, updated_at} of every collection that has documents."""
+        with self._connect() as db:
+            rows = db.execute("SELECT collection, count(*) AS documents, coalesce(sum(chunks), 0) AS chunks, "
+                              "coalesce(sum(size), 0) AS size, max(updated_at) AS updated_at, "
+                              "min(created_at) AS created_at FROM documents GROUP BY collection").fetchall()
+        return {row["collection"]: {k: row[k] for k in ("documents", "chunks", "size", "updated_at", "created_at")}
+                for row in rows}
+
+    def holders_of(self, document_id: str) -> list[str]:
+        """The collections that hold a document id (the same bytes may be in several)."""
+        with self._connect() as db:
+            rows = db.execute("SELECT collection FROM documents WHERE id = ?", (document_id,)).fetchall()
+        return [row["collection"] for row in rows]
+
+    def rename(self, collection: str, document_id: str, file_name: str) -> None:
+        """Give a document another name (``ragctl sync``: a moved or renamed file), nothing else changed."""
+        with self._connect() as db:
+            self._lock_document(db, collection, document_id)
+            db.execute("UPDATE documents SET file_name = ?, updated_at = ? WHERE collection = ? AND id = ?",
+                       (file_name, time.time(), collection, document_id))
 
     def delete(self, collection: str, document_id: str) -> None:
         # The task history stays: its ids answer 404 (their document is gone), and a worker still

@@ -302,6 +302,11 @@ class PostingsIndex(ABC):
             self._lock_document(db, document_id)
             self._delete(db, document_id)
 
+    def drop(self) -> None:
+        """Remove the whole index (a collection's deletion); nothing indexed: nothing to do."""
+        for document_id in sorted(self.document_ids()):
+            self.delete(document_id)
+
     # -- queries --------------------------------------------------------------------------
     def search(self, query: str, n: int = 50) -> list[tuple[str, float]]:
         """(chunk id, score) of the best ``n`` chunks, best first."""
@@ -359,6 +364,14 @@ class LexicalIndex(PostingsIndex):
 
     def _connect(self):
         return connect(self.path)
+
+    def drop(self) -> None:
+        """Empty the index, then remove its file (and its WAL): a collection deleted leaves no file."""
+        if not self.path.exists():
+            return
+        super().drop()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
     # -- the analyzer version, and rebuilding ------------------------------------------------
     def _upgrade(self, chunk_texts: ChunkSource | None) -> None:

@@ -59,7 +59,8 @@ from stack.pipeline.storage import BlobMissing, BlobStore, ExtractedTexts, safe_
 
 #: The schema's version, recorded in ``ragctl_schema``; a later version adds its migrations to _MIGRATIONS.
 #: 2: ``api_keys`` (stack.keys.PostgresKeyStore).
-SCHEMA_VERSION = 2
+#: 3: ``collections`` (the catalog's record of collections) and ``api_keys.collections`` (a key's scope).
+SCHEMA_VERSION = 3
 
 _MIGRATIONS = {
     1: """
@@ -132,6 +133,13 @@ CREATE TABLE IF NOT EXISTS api_keys (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL,
     created_at DOUBLE PRECISION NOT NULL, last_used_at DOUBLE PRECISION, revoked_at DOUBLE PRECISION
 );
+""",
+    3: """
+CREATE TABLE IF NOT EXISTS collections (
+    name TEXT PRIMARY KEY, description TEXT, state TEXT NOT NULL DEFAULT 'ready',
+    created_at DOUBLE PRECISION NOT NULL
+);
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS collections TEXT;
 """,
 }
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
-from stack.contract import IngestResult
+from stack.contract import CollectionInfo, IngestResult
 from stack.names import DocumentStatus, IngestOutcome
-from stack.pipeline import files, intake
+from stack.pipeline import collection_admin, files, intake
 from stack.pipeline.answer import Answer, extractive_answer, llm_answer
 from stack.pipeline.backends import BlobStore, ExtractedTexts, open_blobs, open_catalog, open_texts
 from stack.pipeline.catalog import DocumentCatalog, DocumentRecord
@@ -305,6 +305,11 @@ class Pipeline:
         full, so a folder of one-paragraph files is encoded in full batches, like one big file.
         Bad input still fails only its own file."""
         collection = self._collection(collection)
+        try:  # not a collection being deleted (each file fails with why); recorded when new
+            collection_admin.check_writable(self, collection)
+            refused = None
+        except PipelineError as exc:
+            refused = exc
         cancel = should_cancel or (lambda: False)
         batch_size = self.settings.embed_batch_size
         results: list[IngestResult] = []
@@ -327,7 +332,7 @@ class Pipeline:
         try:
             for item in items:
                 item = item if isinstance(item, IngestItem) else IngestItem(Path(item))
-                job = self._prepare(item, collection, force, cancel, scratch)
+                job = self._prepare(item, collection, force, cancel, scratch, refused)
                 results.append(job.result)
                 if job.chunks is None:  # skipped or failed already
                     finish(job)
@@ -341,11 +346,13 @@ class Pipeline:
         return results
 
     def _prepare(self, item: IngestItem, collection: str, force: bool, should_cancel: CancelCheck,
-                 scratch: Path) -> _Ingesting:
+                 scratch: Path, refused: PipelineError | None = None) -> _Ingesting:
         """Everything before embedding: read (once, into ``scratch``), identify, skip or register, parse,
         chunk.  Whatever is wrong with the file (vanished, unreadable, a FIFO…) fails this file only."""
         job = _Ingesting(self, item, collection, should_cancel)
         try:
+            if refused is not None:
+                raise refused
             job.snapshot = files.snapshot(item.path, scratch, max_bytes=self.settings.max_upload_bytes)
             size, document_id = job.snapshot.size, job.snapshot.sha256
             job.result.document_id = document_id
@@ -594,17 +601,33 @@ class Pipeline:
         if len(matches) == 1:
             return matches[0]
         if not matches:
-            raise NotFound(
-                f"No document with id '{id_prefix}' in collection '{collection}'.",
-                hint="ragctl documents list   (ids may be shortened to their first 8 characters)",
-            )
+            raise self.document_not_found(id_prefix, collection)
         raise PipelineError(
             f"'{id_prefix}' matches {len(matches)} documents; give more of the id.",
             hint="ragctl documents list",
         )
 
+    @staticmethod
+    def document_not_found(id_prefix: str, collection: str) -> NotFound:
+        """The one answer for a document that is not there (or that the caller may not see)."""
+        return NotFound(f"No document with id '{id_prefix}' in collection '{collection}'.",
+                        hint="ragctl documents list   (ids may be shortened to their first 8 characters)")
+
     def chunks_of(self, record: DocumentRecord) -> list[tuple[str, str, dict]]:
         return self.store(record.collection).document_chunks(record.id)
+
+    def rename_document(self, document_id: str, file_name: str, *, collection: str | None = None) -> DocumentRecord:
+        """A document under another name (``ragctl sync``: a moved or renamed file): the catalog's record
+        and the name its chunks cite; nothing parsed or embedded again."""
+        record = self.document(document_id, collection=collection)
+        if record.chunks:
+            store = self.store(record.collection)
+            rows = store.document_chunks(record.id)
+            if rows:
+                store.rename(record.id, [cid for cid, _, _ in rows],
+                             [{**meta, "file_name": file_name} for _, _, meta in rows])
+        self.catalog.rename(record.collection, record.id, file_name)
+        return self.catalog.get(record.collection, record.id)
 
     def delete_document(self, id_prefix: str, *, collection: str | None = None) -> DocumentRecord:
         """Remove a document's vectors, lexical entries, stored file, extracted text and record."""
@@ -612,10 +635,41 @@ class Pipeline:
         if record.status == DocumentStatus.DONE or record.chunks:
             self.store(record.collection).delete_document(record.id)
         self.lexical(record.collection).delete(record.id)
-        self.blobs.delete(record.id)  # the API stored the upload there too
-        self.texts.delete(record.id)
+        if set(self.catalog.holders_of(record.id)) <= {record.collection}:  # the same bytes elsewhere keep theirs
+            self.blobs.delete(record.id)  # the API stored the upload there too
+            self.texts.delete(record.id)
         self.catalog.delete(record.collection, record.id)
         return record
+
+    # -- collections (stack/pipeline/collection_admin.py) -----------------------------------
+    def collections(self, *, only: set[str] | None = None, models: bool = True) -> list[CollectionInfo]:
+        """Every collection (or those of ``only`` that exist) with its documents, chunks, size and
+        (``models``: read from the vector store) embedding model."""
+        return collection_admin.info_all(self, only=only, models=models)
+
+    def collection_info(self, name: str | None = None) -> CollectionInfo:
+        return collection_admin.info(self, self._collection(name))
+
+    def create_collection(self, name: str, description: str | None = None) -> CollectionInfo:
+        return collection_admin.create(self, name, description)
+
+    def delete_collection(self, name: str) -> CollectionInfo:
+        """Its vectors, lexical index, stored uploads, extracted texts and catalog rows (crash-safe order)."""
+        return collection_admin.delete(self, name)
+
+    def drop_vectors(self, collection: str) -> None:
+        """Remove a collection's vectors (its Chroma collection); none: nothing to do."""
+        from chromadb.errors import NotFoundError
+
+        from stack.pipeline.store import chroma_name, reachable
+
+        self._stores.pop(collection, None)
+        self._recorded_models.pop(collection, None)
+        with reachable("deleting a collection"):
+            try:
+                self.chroma.delete_collection(chroma_name(collection))
+            except (NotFoundError, ValueError):
+                pass
 
     def reindex(
         self, *, collection: str | None = None, on_document: Callable[[IngestResult], None] | None = None
@@ -626,13 +680,13 @@ class Pipeline:
         re-ingested from its stored copy.  Interrupted, it resumes: documents already carrying the
         configured model are skipped.
         """
-        from stack.pipeline.store import recorded_model
+        from stack.pipeline.store import chroma_name, recorded_model
 
         collection = self._collection(collection)
         recorded = recorded_model(self.chroma, collection)
         rebuilt = recorded is not None and recorded.get("embed_model") != self.settings.embed_model
         if rebuilt:
-            self.chroma.delete_collection(collection)
+            self.chroma.delete_collection(chroma_name(collection))
             self._stores.pop(collection, None)
             self._recorded_models.pop(collection, None)
         results = []

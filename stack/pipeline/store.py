@@ -22,17 +22,39 @@ from stack.settings import Settings
 
 log = logging.getLogger("ragctl.store")
 
-_VALID_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+_VALID_NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9._-]{0,506}[a-zA-Z0-9])?$")
+_IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
+#: Chroma wants names of 3+ characters; a shorter ragctl name (``hr``) is kept in Chroma under this
+#: prefix (``rc--hr``), which no ragctl name may start with.
+SHORT_PREFIX = "rc--"
 
 
-def validate_collection_name(name: str) -> str:
-    if not _VALID_NAME.match(name):
-        raise PipelineError(
-            f"'{name}' is not a valid collection name: use 3-512 letters, digits, '.', '_' or '-', "
-            "starting and ending with a letter or digit.",
-            hint="ragctl ingest FILE --collection team-docs",
+def validate_collection_name(name: str, hint: str = "ragctl ingest FILE --collection team-docs") -> str:
+    """A collection name: 1-508 letters, digits, '.', '_' or '-', starting and ending with a letter or
+    digit, no '..', not an IPv4 address, not starting with 'rc--'.  It is also a safe file name, a
+    model id's tail (``ragctl/<name>``), and (through :func:`chroma_name`) a Chroma collection's name."""
+    if (not isinstance(name, str) or not _VALID_NAME.match(name) or ".." in name or _IPV4.match(name)
+            or name.startswith(SHORT_PREFIX)):
+        raise InvalidCollectionName(
+            f"{name!r} is not a valid collection name: use 1-508 letters, digits, '.', '_' or '-', "
+            f"starting and ending with a letter or digit (no '..', no IPv4 address, not starting with '{SHORT_PREFIX}').",
+            hint=hint,
         )
     return name
+
+
+def chroma_name(collection: str) -> str:
+    """The name of a collection's vectors in Chroma (the collection's own, when Chroma accepts it)."""
+    return collection if len(collection) >= 3 else SHORT_PREFIX + collection
+
+
+def collection_of_chroma(name: str) -> str:
+    """The collection a Chroma collection holds (the inverse of :func:`chroma_name`)."""
+    return name.removeprefix(SHORT_PREFIX)
+
+
+class InvalidCollectionName(PipelineError):
+    code = "invalid_collection_name"
 
 
 def chroma_headers(settings: Settings) -> dict[str, str]:
@@ -82,7 +104,7 @@ def recorded_model(client, collection: str) -> dict[str, Any] | None:
     from chromadb.errors import NotFoundError
 
     try:
-        existing = client.get_collection(collection)
+        existing = client.get_collection(chroma_name(collection))
     except NotFoundError:
         return None
     return dict(existing.metadata or {})
@@ -110,7 +132,7 @@ class VectorStore:
             check_model(collection, recorded, model_name, dimension)
         self.name = collection
         self.collection = client.get_or_create_collection(
-            collection,
+            chroma_name(collection),
             metadata={"embed_model": model_name, "dimension": dimension}
             | ({"embed_backend": backend} if backend else {}),
             configuration={"hnsw": {"space": "cosine"}},
@@ -142,6 +164,11 @@ class VectorStore:
                     documents=list(texts[start:end]),
                     metadatas=list(metadatas[start:end]),
                 )
+
+    def rename(self, document_id: str, ids: Sequence[str], metadatas: Sequence[dict[str, Any]]) -> None:
+        """New metadata (a new file name) for a document's chunks; vectors and texts unchanged."""
+        with reachable("renaming a document"):
+            self.collection.update(ids=list(ids), metadatas=list(metadatas))
 
     def delete_document(self, document_id: str) -> None:
         self.delete_documents([document_id])

@@ -102,7 +102,7 @@ def test_keys_from_the_cli_work_on_both_replicas_and_revocation_holds_at_the_nex
     key = json.loads(made.stdout)["key"]
     assert key.startswith("rk_")
     for base in (replicas.a, replicas.b):
-        assert replicas.http(base, key).get("/api/whoami").json() == {"name": "analyst", "role": "ask"}
+        assert replicas.http(base, key).get("/api/whoami").json() == {"name": "analyst", "role": "ask", "collections": None}
     listed = ragctl(replicas.root, "keys", "list", "--json")
     assert [(k["name"], k["role"], k["active"]) for k in json.loads(listed.stdout)] == [("analyst", "ask", True)]
     assert key not in listed.stdout
@@ -131,7 +131,7 @@ def test_an_ask_key_searches_asks_and_uses_the_openai_sdk_but_changes_nothing(re
     answer = asker.post("/api/ask", json={"question": "How long are backups kept?"})
     assert answer.status_code == 200 and answer.json()["mode"] == "extractive"
     sdk = openai.OpenAI(base_url=f"{replicas.b}/v1", api_key=key, max_retries=0, timeout=120)
-    assert [m.id for m in sdk.models.list().data] == ["ragctl:default"]
+    assert [m.id for m in sdk.models.list().data] == ["ragctl", "ragctl/default"]
     completion = sdk.chat.completions.create(model="ragctl:default",
                                              messages=[{"role": "user", "content": "How long are backups kept?"}])
     assert completion.object == "chat.completion" and completion.choices[0].message.content

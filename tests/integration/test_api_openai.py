@@ -55,7 +55,7 @@ def check_sources(extension: dict, text: str, record, chunks: dict) -> None:
 
 def test_models_list_the_ingested_collection(project):
     root, _, _ = project
-    assert [m.id for m in client_for(root).models.list().data] == ["ragctl:default"]
+    assert [m.id for m in client_for(root).models.list().data] == ["ragctl", "ragctl/default"]
 
 
 def test_ask_extractive_with_and_without_streaming(project):
@@ -109,3 +109,37 @@ def test_wrong_key_unknown_model_and_empty_question(project):
     with pytest.raises(openai.BadRequestError) as raised:
         client.chat.completions.create(model="ragctl:default", messages=[{"role": "user", "content": "  "}])
     assert raised.value.code == "empty_question"
+
+
+def test_the_model_name_picks_the_collection_and_a_scoped_key_sees_only_its_own(tmp_path):
+    """Issue #26: two collections, HR's sample and a finance note; ``ragctl/hr`` cites only HR's
+    document; a key scoped to finance lists only its model and gets OpenAI's 404 for ``ragctl/hr``."""
+    root = tmp_path / "teams"
+    pipeline = Pipeline(load_settings(root, {"api_key": KEY}))
+    finance = tmp_path / "finance.md"
+    finance.write_text("# 경비 규정\n\n출장 경비는 하루 10만 원까지 정산한다. 연차 휴가와 무관하다.\n", encoding="utf-8")
+    assert pipeline.ingest_file(SAMPLE, collection="hr").status == "done"
+    assert pipeline.ingest_file(finance, collection="finance").status == "done"
+    app = create_app(load_settings(root, {"api_key": KEY}))
+    http = TestClient(app)
+    made = http.post("/api/keys", json={"name": "fin", "role": "ask", "collections": ["finance"]},
+                     headers={"Authorization": f"Bearer {KEY}"})
+    finance_key = made.json()["key"]
+
+    def sdk(key):
+        return openai.OpenAI(base_url="http://testserver/v1", api_key=key, http_client=TestClient(app), max_retries=0)
+
+    assert [m.id for m in sdk(KEY).models.list().data] == ["ragctl", "ragctl/default", "ragctl/finance", "ragctl/hr"]
+    assert [m.id for m in sdk(finance_key).models.list().data] == ["ragctl", "ragctl/finance"]
+    answer = sdk(KEY).chat.completions.create(model="ragctl/hr", messages=[{"role": "user", "content": QUESTION}])
+    assert answer.ragctl["collection"] == "hr" and answer.ragctl["sources"]
+    assert {s["file"] for s in answer.ragctl["sources"]} == {SAMPLE.name}
+    assert "15일" in answer.choices[0].message.content
+    mine = sdk(finance_key).chat.completions.create(model="ragctl", messages=[{"role": "user", "content": QUESTION}])
+    assert {s["file"] for s in mine.ragctl["sources"]} <= {"finance.md"} and mine.ragctl["collection"] == "finance"
+    with pytest.raises(openai.NotFoundError) as hidden:
+        sdk(finance_key).chat.completions.create(model="ragctl/hr", messages=[{"role": "user", "content": QUESTION}])
+    with pytest.raises(openai.NotFoundError) as missing:
+        sdk(finance_key).chat.completions.create(model="ragctl/zzz", messages=[{"role": "user", "content": QUESTION}])
+    assert hidden.value.body["code"] == missing.value.body["code"] == "model_not_found"
+    assert hidden.value.body["message"].replace("ragctl/hr", "M") == missing.value.body["message"].replace("ragctl/zzz", "M")

@@ -376,3 +376,39 @@ def _alert(driver) -> bool:
         return True
     except Exception:  # noqa: BLE001 - NoAlertPresentException
         return False
+
+
+def test_a_scoped_key_sees_only_its_collections_and_uploads_into_the_chosen_one(stack, ingested, page_at, tmp_path):
+    """Issue #26: the collection picker lists the key's collections and nothing else; an editor's
+    upload lands in the chosen one; the documents list shows only the chosen collection's."""
+    for name in ("web-hr", "web-finance"):
+        assert stack.http.post("/api/collections", json={"name": name}).status_code in (201, 409)
+    secret = tmp_path / "finance-only.md"
+    secret.write_text("# 재무\n\n재무 전용 문서.\n", encoding="utf-8")
+    assert stack.http.post("/api/documents", params={"collection": "web-finance"},
+                           files=[("files", (secret.name, secret.read_bytes()))]).status_code in (200, 202)
+    created = stack.http.post("/api/keys", json={"name": "web-page-hr", "role": "editor",
+                                                 "collections": ["web-hr", "default"]})
+    assert created.status_code == 201, created.text
+    page = page_at(1280, 900, "scoped")
+    page.enter_key(created.json()["key"])
+    page.wait(lambda d: page.by_id("key-status").get_attribute("data-role") == "editor")
+    options = [o.get_attribute("value") for o in page.driver.find_elements(By.CSS_SELECTOR, "#collection option")]
+    assert options == ["default", "web-hr"]
+    assert page.by_id("collection").get_attribute("value") == "default"  # the stack's default first
+    page.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#docs tbody tr[data-status='done']"))
+    assert "finance-only.md" not in page.by_id("docs").text
+    assert page.driver.find_elements(By.CSS_SELECTOR, "#docs button.delete")  # an editor deletes in its own
+    from selenium.webdriver.support.ui import Select
+
+    Select(page.by_id("collection")).select_by_value("web-hr")
+    page.wait(lambda d: page.by_id("docs-status").text)  # "no documents yet" in web-hr
+    note = tmp_path / "hr-note.md"
+    note.write_text("# 인사\n\n인사 발령은 매달 1일이다.\n", encoding="utf-8")
+    page.by_id("files").send_keys(str(note))
+    page.wait(lambda d: d.find_elements(By.CSS_SELECTOR, "#uploads li.upload[data-status='done']"), 180)
+    in_hr = stack.http.get("/api/documents", params={"collection": "web-hr"}).json()
+    assert [d["file_name"] for d in in_hr] == ["hr-note.md"]
+    page.wait(lambda d: "hr-note.md" in page.by_id("docs").text)
+    page.shot("scoped-picker")
+    page.assert_nothing_foreign()

@@ -35,7 +35,8 @@ def client(app, key: str | None = None, address: str = "198.51.100.7", **headers
     return c
 
 
-def new_key(app, name: str, role: str = "ask") -> str:
-    response = client(app, ADMIN).post("/api/keys", json={"name": name, "role": role})
+def new_key(app, name: str, role: str = "ask", collections: list[str] | None = None) -> str:
+    body = {"name": name, "role": role} | ({"collections": collections} if collections is not None else {})
+    response = client(app, ADMIN).post("/api/keys", json=body)
     assert response.status_code == 201, response.text
     return response.json()["key"]

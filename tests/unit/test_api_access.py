@@ -30,11 +30,11 @@ def note(tmp_path, name="a.md"):
 def test_an_ask_key_reads_and_asks_but_changes_nothing(make_app, tmp_path):
     app = make_app()
     admin = client(app, ADMIN)
-    assert admin.get("/api/whoami").json() == {"name": "admin", "role": "admin"}
+    assert admin.get("/api/whoami").json() == {"name": "admin", "role": "admin", "collections": None}
     key = new_key(app, "reader")
     assert key.startswith("rk_") and len(key) > 40
     asker = client(app, key)
-    assert asker.get("/api/whoami").json() == {"name": "reader", "role": "ask"}
+    assert asker.get("/api/whoami").json() == {"name": "reader", "role": "ask", "collections": None}
     # Reads: the documents list, one document, its chunks, the models.
     document = admin.post("/api/documents", files=[("files", ("a.md", note(tmp_path).read_bytes()))]).json()
     document_id = document["documents"][0]["document_id"]
@@ -43,7 +43,7 @@ def test_an_ask_key_reads_and_asks_but_changes_nothing(make_app, tmp_path):
     assert asker.get(f"/api/documents/{document_id}").json()["id"] == document_id
     assert asker.get(f"/api/documents/{document_id}/chunks").status_code == 200
     sdk = openai.OpenAI(base_url="http://testserver/v1", api_key=key, http_client=asker, max_retries=0)
-    assert [m.id for m in sdk.models.list().data] == ["ragctl:default"]
+    assert [m.id for m in sdk.models.list().data] == ["ragctl", "ragctl/default"]
     # Everything that changes the stack, task logs, metrics and keys: 403 in the envelope.
     refused = [("POST", "/api/documents"), ("DELETE", f"/api/documents/{document_id}"),
                ("POST", f"/api/documents/{document_id}/retry"), ("DELETE", f"/api/tasks/{task_id}"),
@@ -92,7 +92,7 @@ def test_an_admin_role_key_may_do_everything(make_app, tmp_path):
     app = make_app()
     key = new_key(app, "ops", role="admin")
     ops = client(app, key)
-    assert ops.get("/api/whoami").json() == {"name": "ops", "role": "admin"}
+    assert ops.get("/api/whoami").json() == {"name": "ops", "role": "admin", "collections": None}
     assert ops.get("/api/keys").status_code == 200
     assert ops.post("/api/documents", files=[("files", ("a.md", note(tmp_path).read_bytes()))]).status_code == 202
 

@@ -67,11 +67,13 @@ def test_models_lists_one_model_per_collection_default_first_known(app):
     models = sdk(app).models.list()
     assert models.object == "list"
     assert [(m.id, m.object, m.owned_by) for m in models.data] == [
-        ("ragctl:default", "model", "ragctl"), ("ragctl:team-docs", "model", "ragctl")]
-    assert {m.id: m.created for m in models.data} == {"ragctl:default": 0, "ragctl:team-docs": 1_700_000_000}
-    assert sdk(app).models.retrieve("ragctl:team-docs").id == "ragctl:team-docs"
+        ("ragctl", "model", "ragctl"), ("ragctl/default", "model", "ragctl"), ("ragctl/team-docs", "model", "ragctl")]
+    assert {m.id: m.created for m in models.data} == {"ragctl": 0, "ragctl/default": 0,
+                                                      "ragctl/team-docs": 1_700_000_000}
+    assert sdk(app).models.retrieve("ragctl/team-docs").id == "ragctl/team-docs"
+    assert sdk(app).models.retrieve("ragctl:team-docs").id == "ragctl/team-docs"  # the spelling before #26
     with pytest.raises(openai.NotFoundError):
-        sdk(app).models.retrieve("ragctl:nothing-here")
+        sdk(app).models.retrieve("ragctl/nothing-here")
 
 
 def test_a_completion_has_openai_shape_sources_in_text_and_the_extension(app):

@@ -238,7 +238,7 @@ def test_a_version_1_database_gains_the_keys_table(postgres_url, tmp_path):  # n
 
     from stack.pipeline import postgres
 
-    assert postgres.SCHEMA_VERSION == max(postgres._MIGRATIONS) == 2
+    assert postgres.SCHEMA_VERSION == max(postgres._MIGRATIONS) == 3
     with psycopg.connect(postgres_url, autocommit=True) as db:
         db.execute("CREATE TABLE ragctl_schema (version INTEGER NOT NULL)")
         db.execute(postgres._MIGRATIONS[1])
@@ -250,7 +250,7 @@ def test_a_version_1_database_gains_the_keys_table(postgres_url, tmp_path):  # n
     with psycopg.connect(postgres_url) as db:
         versions = [row[0] for row in db.execute("SELECT version FROM ragctl_schema ORDER BY version")]
         kept = db.execute("SELECT file_name FROM extracted WHERE document_id = 'd1'").fetchone()
-    assert versions == [1, 2] and kept == ("a.md",)
+    assert versions == [1, 2, 3] and kept == ("a.md",)
 
 
 def test_an_unreachable_database_is_store_unavailable_not_a_wrong_key():
@@ -268,7 +268,7 @@ def test_two_api_replicas_without_a_shared_disk_share_keys_through_postgres(make
     app_a = make_app(database_url=postgres_url, data_dir="data-host-a")
     app_b = make_app(database_url=postgres_url, data_dir="data-host-b")
     key = new_key(app_a, "team")
-    assert client(app_b, key).get("/api/whoami").json() == {"name": "team", "role": "ask"}
+    assert client(app_b, key).get("/api/whoami").json() == {"name": "team", "role": "ask", "collections": None}
     assert [k["name"] for k in client(app_b, ADMIN).get("/api/keys").json()] == ["team"]
     assert client(app_b, ADMIN).delete("/api/keys/team").status_code == 200
     response = client(app_a, key).get("/api/whoami")
@@ -276,3 +276,31 @@ def test_two_api_replicas_without_a_shared_disk_share_keys_through_postgres(make
     assert client(app_a, ADMIN).post("/api/keys", json={"name": "team", "role": "ask"}).status_code == 409
     for app in (app_a, app_b):
         assert not (app.state.settings.data_path / "keys.sqlite").exists()
+
+
+def test_a_key_keeps_its_collections_in_both_stores(settings):
+    store = open_keys(settings)
+    scoped, key = store.create("hr-team", "editor", ["policies", "hr", "hr"])
+    assert scoped.collections == ("hr", "policies")  # sorted, once each
+    assert store.lookup(key).collections == ("hr", "policies") and store.lookup(key).role == "editor"
+    _, everything = store.create("readers", "ask")
+    assert store.lookup(everything).collections is None  # no list: every collection, as keys made before
+    assert {k.name: k.to_dict()["collections"] for k in store.list()} == {"hr-team": ["hr", "policies"],
+                                                                         "readers": None}
+    for role, scope, code in (("admin", ["hr"], "invalid_scope"), ("ask", [], "invalid_scope"),
+                              ("ask", ["a b"], "invalid_scope"), ("owner", None, "invalid_role")):
+        with pytest.raises(KeyRefused) as caught:
+            store.create(f"x-{code}-{role}", role, scope)
+        assert caught.value.code == code
+
+
+def test_a_key_store_made_before_scopes_gains_the_column(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "keys.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE api_keys (name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, "
+                   "prefix TEXT NOT NULL, created_at REAL NOT NULL, last_used_at REAL, revoked_at REAL)")
+        db.execute("INSERT INTO api_keys VALUES ('old', 'ask', ?, 'rk_old', 1.0, NULL, NULL)", (hash_key("rk_old"),))
+    store = SqliteKeyStore(path)
+    assert store.lookup("rk_old").collections is None  # an existing key keeps every collection

@@ -296,3 +296,29 @@ def test_blobs_put_read_and_delete(settings, tmp_path):
     ref = blobs.put("d4", long_name, source)
     local = blobs.local(ref, tmp_path / "scratch4")
     assert local.name == safe_file_name(long_name) and local.read_bytes() == source.read_bytes()
+
+
+def test_collections_in_the_catalog_and_a_dropped_lexical_index(settings):
+    """Issue #26: the catalog's record of collections and the steps of a deletion, on either backend."""
+    catalog = open_catalog(settings)
+    assert catalog.register_collection("hr", "HR") and not catalog.register_collection("hr", "again")
+    catalog.upsert(record("d1", None, DocumentStatus.DONE, collection="hr", chunks=2))
+    catalog.upsert(record("d2", None, DocumentStatus.DONE, collection="hr", chunks=3))
+    catalog.upsert(record("d2", None, DocumentStatus.DONE, collection="finance", chunks=3))
+    assert catalog.collection_rows()["hr"]["description"] == "HR" and catalog.collection_state("hr") == "ready"
+    stats = catalog.collection_stats()
+    assert (stats["hr"]["documents"], stats["hr"]["chunks"], stats["finance"]["documents"]) == (2, 5, 1)
+    assert sorted(catalog.holders_of("d2")) == ["finance", "hr"]
+    catalog.rename("hr", "d1", "folder/d1.md")
+    assert catalog.get("hr", "d1").file_name == "folder/d1.md"
+    lexical = open_lexical(settings, "hr")
+    lexical.add("d1", [("d1:0", "연차 휴가는 15일이다")])
+    assert lexical.document_ids() == {"d1"}
+    catalog.mark_deleting("hr")
+    assert catalog.collection_state("hr") == "deleting"
+    lexical.drop()
+    assert open_lexical(settings, "hr").document_ids() == set()
+    assert catalog.drop_collection("hr") == 2
+    assert catalog.collection_state("hr") == "deleted" and catalog.list("hr") == []
+    assert catalog.holders_of("d2") == ["finance"]
+    assert catalog.register_collection("hr") and catalog.collection_state("hr") == "ready"  # made again

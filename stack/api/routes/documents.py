@@ -10,26 +10,30 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from stack import coordination
 from stack.api import schemas
 from stack.api.deps import (
     AuditDep,
+    CallerDep,
     DocumentDep,
     PipelineDep,
     RedisDep,
     SettingsDep,
+    WriterDep,
     ask_auth,
-    auth,
     check_upload_rate,
     collection_of,
+    writer_auth,
 )
 from stack.api.errors import ERRORS, PipelineErrorWithStatus, error_response
-from stack.api.uploads import ReceivedForm, receive_form
+from stack.api.uploads import ReceivedForm, receive_form, relative_name
 from stack.names import ACTIVE, RETRYABLE, DocumentStatus
 from stack.pipeline import intake
 from stack.pipeline.catalog import DocumentRecord
+from stack.pipeline.collection_admin import check_writable
 from stack.pipeline.errors import PipelineError, UnsupportedFormat
 from stack.pipeline.service import Pipeline
 from stack.settings import Settings
@@ -79,10 +83,13 @@ def registered(record: DocumentRecord, *, duplicate: bool) -> schemas.Registered
 
 @router.post("/api/documents", response_model=schemas.UploadResponse, status_code=202,
              responses=ERRORS | {200: {"model": schemas.UploadResponse}}, openapi_extra=UPLOAD_BODY,
-             dependencies=[*auth, Depends(check_upload_rate)])
+             dependencies=[*writer_auth, Depends(check_upload_rate)])
 async def upload(request: Request, settings: SettingsDep, pipeline: PipelineDep, redis: RedisDep, audit: AuditDep,
-                 collection: str | None = None, replace: bool = False):
-    """Register one or more documents and queue them for ingest; answers at once."""
+                 caller: WriterDep, collection: str | None = None, replace: bool = False,
+                 path_name: str | None = None):
+    """Register one or more documents and queue them for ingest; answers at once (admin, or an
+    editor in its collections).  ``path_name`` (one file only): the name to record, folders kept
+    (``ragctl sync`` names a file by its path in the synced folder)."""
     paused = await run_in_threadpool(intake_pause_reason, redis)
     if paused:
         raise PipelineErrorWithStatus(503, "intake_paused", f"Uploads are paused ({paused}).",
@@ -90,8 +97,14 @@ async def upload(request: Request, settings: SettingsDep, pipeline: PipelineDep,
     # The API's own scratch: received files wait here until the blob store takes them.
     form = await receive_form(request, settings.data_path / "uploads" / ".incoming", settings.max_upload_bytes)
     try:
-        name = collection_of(settings, form.fields.get("collection") or collection)
+        name = collection_of(settings, form.fields.get("collection") or collection, caller)
+        await run_in_threadpool(check_writable, pipeline, name)
         replace_all = replace or form.fields.get("replace", "").lower() in ("1", "true", "yes", "on")
+        if path_name is not None:
+            if len(form.files) != 1:
+                raise PipelineErrorWithStatus(422, "invalid_request", "path_name names one file; this upload has "
+                                              f"{len(form.files)}.", "send one file with path_name")
+            form.files[0].file_name = relative_name(path_name)
     except PipelineError:
         form.discard()
         raise
@@ -182,11 +195,12 @@ def _register_all(form: ReceivedForm, collection: str, replace: bool, pipeline: 
 
 
 @router.get("/api/documents", response_model=list[schemas.DocumentOut], dependencies=ask_auth)
-def list_documents(pipeline: PipelineDep, settings: SettingsDep, status: schemas.Status | None = None,
-                   collection: str | None = None):
-    """Documents, oldest first; filter by status and collection."""
-    name = collection_of(settings, collection) if collection else None
-    return [schemas.document_out(r) for r in pipeline.documents(collection=name, status=status)]
+def list_documents(pipeline: PipelineDep, settings: SettingsDep, caller: CallerDep,
+                   status: schemas.Status | None = None, collection: str | None = None):
+    """Documents, oldest first, of the collections the key sees; filter by status and collection."""
+    name = collection_of(settings, collection, caller) if collection else None
+    return [schemas.document_out(r) for r in pipeline.documents(collection=name, status=status)
+            if caller.sees(r.collection)]
 
 
 @router.get("/api/documents/{document_id}", response_model=schemas.DocumentOut, responses=ERRORS,
@@ -207,7 +221,22 @@ def document_chunks(record: DocumentDep, pipeline: PipelineDep):
             for cid, text, meta in pipeline.chunks_of(record)]
 
 
-@router.delete("/api/documents/{document_id}", responses=ERRORS, dependencies=auth)
+class Rename(BaseModel):
+    file_name: str = Field(min_length=1, max_length=1000, description="The new name (folders kept: a/b.hwpx).")
+
+
+@router.patch("/api/documents/{document_id}", response_model=schemas.DocumentOut, responses=ERRORS,
+              dependencies=writer_auth)
+def rename_document(body: Rename, record: DocumentDep, pipeline: PipelineDep, audit: AuditDep):
+    """Give a document another name (a moved or renamed file of a synced folder); nothing re-parsed or
+    re-embedded: its record and its chunks' citations take the name."""
+    renamed = pipeline.rename_document(record.id, relative_name(body.file_name), collection=record.collection)
+    audit("rename", document_id=record.id, file_name=renamed.file_name, old_file_name=record.file_name,
+          collection=record.collection)
+    return schemas.document_out(renamed)
+
+
+@router.delete("/api/documents/{document_id}", responses=ERRORS, dependencies=writer_auth)
 def delete_document(record: DocumentDep, pipeline: PipelineDep, redis: RedisDep, audit: AuditDep) -> dict[str, str]:
     """Delete a document: vectors, lexical entries, stored file, extracted text and record."""
     if record.task_id and record.status in ACTIVE:
@@ -218,7 +247,7 @@ def delete_document(record: DocumentDep, pipeline: PipelineDep, redis: RedisDep,
 
 
 @router.post("/api/documents/{document_id}/retry", response_model=schemas.Registered, status_code=202,
-             responses=ERRORS, dependencies=auth)
+             responses=ERRORS, dependencies=writer_auth)
 def retry_document(record: DocumentDep, pipeline: PipelineDep, audit: AuditDep):
     """Queue a failed or cancelled document again, from its stored copy."""
     if record.status not in RETRYABLE:

@@ -14,12 +14,17 @@ router = APIRouter(tags=["keys"])
 
 class WhoAmI(BaseModel):
     name: str = Field(description="The key's name: 'admin' for RAG_API_KEY, 'anonymous' on an open API.")
-    role: str = Field(description="admin (everything) or ask (search, ask, read documents, /v1).")
+    role: str = Field(description="admin (everything), editor (also upload and delete documents) or ask "
+                      "(search, ask, read documents, /v1).")
+    collections: list[str] | None = Field(default=None, description="The collections the key sees; null: all.")
 
 
 class KeyRequest(BaseModel):
     name: str = Field(min_length=1, max_length=64, description="Unique; letters, digits, '.', '_', '@', '-'.")
-    role: str = Field(default="ask", description="ask or admin.")
+    role: str = Field(default="ask", description="ask, editor or admin.")
+    collections: list[str] | None = Field(default=None, max_length=1000,
+                                          description="The collections the key may see; null or absent: all "
+                                          "(an admin key always sees all).")
 
 
 class KeyOut(BaseModel):
@@ -30,6 +35,7 @@ class KeyOut(BaseModel):
     last_used_at: float | None = None
     revoked_at: float | None = None
     active: bool
+    collections: list[str] | None = Field(default=None, description="The collections it sees; null: all.")
 
 
 class NewKey(KeyOut):
@@ -43,14 +49,16 @@ def key_out(record: ApiKey) -> dict:
 @router.get("/api/whoami", response_model=WhoAmI, responses=ERRORS)
 def whoami(caller: CallerDep) -> WhoAmI:
     """The name and role of the key this request carries (any valid key)."""
-    return WhoAmI(name=caller.name, role=caller.role)
+    scope = sorted(caller.collections) if caller.collections is not None else None
+    return WhoAmI(name=caller.name, role=caller.role, collections=scope)
 
 
 @router.post("/api/keys", response_model=NewKey, status_code=201, dependencies=auth, responses=ERRORS)
 def create_key(body: KeyRequest, request: Request, audit: AuditDep):
     """Make a key with a role; the answer holds the key, once."""
-    record, key = get_keys(request).create(body.name, body.role)
-    audit("key_create", key_name=record.name, key_role=record.role, key_prefix=record.prefix)
+    record, key = get_keys(request).create(body.name, body.role, body.collections)
+    audit("key_create", key_name=record.name, key_role=record.role, key_prefix=record.prefix,
+          key_collections=list(record.collections) if record.collections is not None else None)
     return key_out(record) | {"key": key}
 
 

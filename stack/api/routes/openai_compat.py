@@ -2,7 +2,8 @@
 
 Chat front-ends (Open WebUI, LibreChat, Chatbox, IDE plugins) and every OpenAI SDK speak this
 interface; pointed at ``<api>/v1`` with the stack's API key they ask the documents.  Each collection
-is a model, ``ragctl:<collection>``.  A chat completion answers the last user message through
+the key may see is a model, ``ragctl/<collection>``, and ``ragctl`` is the default collection (the
+key's own default when it is scoped); the older spelling ``ragctl:<collection>`` is still accepted.  A chat completion answers the last user message through
 ``Pipeline.ask`` (an LLM when one is configured, else the extractive answer, labelled), with its
 ``[n]`` citations, a "Sources" list appended to the text (most clients show no extra fields), and
 the structured sources in the extension field ``ragctl``.  Errors on these routes are in OpenAI's
@@ -27,7 +28,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from stack.api.deps import AuditDep, PipelineDep, SettingsDep, ask_auth
+from stack.api.deps import AuditDep, Caller, CallerDep, PipelineDep, SettingsDep, ask_auth
 from stack.api.errors import status_of
 from stack.pipeline.answer import Answer
 from stack.pipeline.errors import PipelineError
@@ -38,8 +39,10 @@ from stack.settings import Settings
 
 log = logging.getLogger("stack.api")
 
-#: A model id is this prefix and a collection name: ``ragctl:default``.
-MODEL_PREFIX = "ragctl:"
+#: A model id is this prefix and a collection name: ``ragctl/hr``; plain ``ragctl`` is the default collection.
+MODEL_PREFIX = "ragctl/"
+#: The spelling of ragctl before issue #26, still accepted in requests: ``ragctl:hr``.
+OLD_MODEL_PREFIX = "ragctl:"
 OWNED_BY = "ragctl"
 
 
@@ -150,24 +153,32 @@ def text_of(message: ChatMessage) -> str:
 
 
 # -- models ---------------------------------------------------------------------------------------
-def collections(pipeline: Pipeline, settings: Settings) -> dict[str, int]:
-    """Every collection the catalog knows (any document in it, whatever its status) and the
-    configured default, with when its first document was registered (0 for an empty default)."""
-    known: dict[str, int] = {settings.collection: 0}
-    for record in pipeline.catalog.list():  # ordered by created_at: the first record of each is its oldest
-        known[record.collection] = known.get(record.collection) or int(record.created_at)
+def collections(pipeline: Pipeline, settings: Settings, caller: Caller | None = None) -> dict[str, int]:
+    """The collections the caller may see that exist (recorded, holding documents, or the default),
+    with when each was made (0 when unknown)."""
+    from stack.pipeline.catalog import DELETING
+
+    known = {}
+    for info in pipeline.collections(models=False):
+        if info.state != DELETING and (caller is None or caller.sees(info.name)):
+            known[info.name] = int(info.created_at or 0)
+    if caller is not None and caller.collections is not None:
+        for name in caller.collections:  # a collection named in the key's scope is its to fill
+            known.setdefault(name, 0)
     return known
 
 
-def collection_of_model(model: str, pipeline: Pipeline, settings: Settings) -> str:
-    """The collection a model id names; 404 (``model_not_found``) for any other id."""
+def collection_of_model(model: str, pipeline: Pipeline, settings: Settings, caller: Caller | None = None) -> str:
+    """The collection a model id names; 404 (``model_not_found``) for any other id, and for a
+    collection the caller may not see (the same answer)."""
     name = model.strip()
-    if name == OWNED_BY:  # plain "ragctl": the default collection
-        return settings.collection
-    if name.startswith(MODEL_PREFIX) and name[len(MODEL_PREFIX):] in collections(pipeline, settings):
-        return name[len(MODEL_PREFIX):]
-    raise ModelNotFound(f"The model '{model}' does not exist: ragctl's models are ragctl:<collection>, "
-                        "one per collection (GET /v1/models lists them).")
+    if name == OWNED_BY:  # plain "ragctl": the default collection (the key's own default)
+        return caller.default_collection(settings) if caller is not None else settings.collection
+    for prefix in (MODEL_PREFIX, OLD_MODEL_PREFIX):
+        if name.startswith(prefix) and name[len(prefix):] in collections(pipeline, settings, caller):
+            return name[len(prefix):]
+    raise ModelNotFound(f"The model '{model}' does not exist: ragctl's models are 'ragctl' (the default "
+                        "collection) and ragctl/<collection>, one per collection (GET /v1/models lists them).")
 
 
 class ModelNotFound(PipelineError):
@@ -175,20 +186,25 @@ class ModelNotFound(PipelineError):
     status = 404
 
 
-@router.get("/v1/models", summary="List models (one per collection)")
-def list_models(pipeline: PipelineDep, settings: SettingsDep) -> dict:
-    """``{"object": "list", "data": [{"id": "ragctl:<collection>", "object": "model", "created", "owned_by"}]}``."""
-    return {"object": "list", "data": [
-        {"id": f"{MODEL_PREFIX}{name}", "object": "model", "created": created, "owned_by": OWNED_BY}
-        for name, created in sorted(collections(pipeline, settings).items())
-    ]}
+def model_entry(model_id: str, created: int) -> dict:
+    return {"id": model_id, "object": "model", "created": created, "owned_by": OWNED_BY}
 
 
-@router.get("/v1/models/{model}", summary="One model")
-def get_model(model: str, pipeline: PipelineDep, settings: SettingsDep) -> dict:
-    collection = collection_of_model(model, pipeline, settings)
-    created = collections(pipeline, settings).get(collection, 0)
-    return {"id": f"{MODEL_PREFIX}{collection}", "object": "model", "created": created, "owned_by": OWNED_BY}
+@router.get("/v1/models", summary="List models (one per collection the key may see)")
+def list_models(pipeline: PipelineDep, settings: SettingsDep, caller: CallerDep) -> dict:
+    """``{"object": "list", "data": [{"id": "ragctl" | "ragctl/<collection>", "object": "model", "created",
+    "owned_by"}]}``: ``ragctl`` (the default collection), then one per collection the key may see."""
+    known = collections(pipeline, settings, caller)
+    default = caller.default_collection(settings)
+    return {"object": "list", "data": [model_entry(OWNED_BY, known.get(default, 0))] + [
+        model_entry(f"{MODEL_PREFIX}{name}", created) for name, created in sorted(known.items())]}
+
+
+@router.get("/v1/models/{model:path}", summary="One model")
+def get_model(model: str, pipeline: PipelineDep, settings: SettingsDep, caller: CallerDep) -> dict:
+    collection = collection_of_model(model, pipeline, settings, caller)
+    created = collections(pipeline, settings, caller).get(collection, 0)
+    return model_entry(model.strip() if model.strip() == OWNED_BY else f"{MODEL_PREFIX}{collection}", created)
 
 
 # -- the question a conversation asks -------------------------------------------------------------
@@ -289,11 +305,12 @@ def sse(payload: dict | str) -> str:
 
 
 @router.post("/v1/chat/completions", summary="Ask (OpenAI chat completions; streamed or not)")
-def chat_completions(body: ChatCompletionRequest, pipeline: PipelineDep, settings: SettingsDep, audit: AuditDep):
+def chat_completions(body: ChatCompletionRequest, pipeline: PipelineDep, settings: SettingsDep, audit: AuditDep,
+                     caller: CallerDep):
     """The last user message is the question; the collection is the model's.  Answers with a
     ``chat.completion`` (or, with ``stream``, ``chat.completion.chunk`` server-sent events and
     ``[DONE]``) carrying the ``ragctl`` extension field."""
-    collection = collection_of_model(body.model, pipeline, settings)
+    collection = collection_of_model(body.model, pipeline, settings, caller)
     question, query = retrieval_query(body.messages)
     audit.question(question, route="chat.completions", collection=collection)
     # A sync route: FastAPI runs it in its thread pool, off the event loop, as /api/ask.

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from stack.api import schemas
-from stack.api.deps import AuditDep, PipelineDep, SettingsDep, ask_auth, collection_of
+from stack.api.deps import AuditDep, CallerDep, PipelineDep, SettingsDep, ask_auth, collection_of
 from stack.api.errors import ERRORS
 from stack.pipeline.answer import Answer
 from stack.pipeline.questions import check_question
@@ -19,10 +19,11 @@ router = APIRouter(tags=["questions"], dependencies=ask_auth)
 
 
 @router.post("/api/search", response_model=schemas.SearchResponse, responses=ERRORS)
-def search(body: schemas.SearchRequest, pipeline: PipelineDep, settings: SettingsDep, audit: AuditDep):
+def search(body: schemas.SearchRequest, pipeline: PipelineDep, settings: SettingsDep, audit: AuditDep,
+           caller: CallerDep):
     """Ranked passages with scores and provenance (same JSON as ``ragctl search --json``)."""
     check_question(body.query, what="query")
-    collection = collection_of(settings, body.collection)
+    collection = collection_of(settings, body.collection, caller)
     audit.question(body.query, route="search", collection=collection)
     hits = pipeline.search(body.query, collection=collection, top_k=body.top_k, mode=body.mode)
     return {"query": body.query, "mode": body.mode,
@@ -30,10 +31,10 @@ def search(body: schemas.SearchRequest, pipeline: PipelineDep, settings: Setting
 
 
 @router.post("/api/ask", response_model=Answer, responses=ERRORS)
-def ask(body: schemas.AskRequest, pipeline: PipelineDep, settings: SettingsDep, audit: AuditDep):
+def ask(body: schemas.AskRequest, pipeline: PipelineDep, settings: SettingsDep, audit: AuditDep, caller: CallerDep):
     """An answer with sources [n] (same JSON as ``ragctl ask --json``); ``stream`` gives SSE with an LLM."""
     check_question(body.question)  # blank or over-long: 422 in the error envelope, as the CLI says it
-    collection = collection_of(settings, body.collection)
+    collection = collection_of(settings, body.collection, caller)
     audit.question(body.question, route="ask", collection=collection)
     if body.stream and settings.llm_configured:
         return stream_answer(body, collection, pipeline, settings)

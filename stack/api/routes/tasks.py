@@ -11,13 +11,22 @@ from pydantic import BaseModel, Field
 
 from stack import coordination
 from stack.api import schemas
-from stack.api.deps import AuditDep, CatalogDep, RedisDep, auth
+from stack.api.deps import (
+    AuditDep,
+    Caller,
+    CallerDep,
+    CatalogDep,
+    RedisDep,
+    SettingsDep,
+    collection_of,
+    writer_auth,
+)
 from stack.api.errors import ERRORS, PipelineErrorWithStatus
 from stack.names import TERMINAL, DocumentStatus
 from stack.pipeline.catalog import MIN_PREFIX, Catalog, DocumentRecord, TaskEntry
 from stack.pipeline.errors import NotFound
 
-router = APIRouter(tags=["tasks"], dependencies=auth)
+router = APIRouter(tags=["tasks"], dependencies=writer_auth)
 
 
 class TaskView(schemas.TaskOut):
@@ -47,13 +56,17 @@ class TaskSummary(BaseModel):
     error: str | None = None
 
 
-def resolve(catalog: Catalog, task_id: str) -> tuple[str, DocumentRecord]:
+def resolve(catalog: Catalog, task_id: str, caller: Caller | None = None) -> tuple[str, DocumentRecord]:
     """The full task id and its document, from a task id or a prefix of one (MIN_PREFIX+ characters).
-    404 when none; 409 ``ambiguous`` naming the matches when a prefix fits several."""
+    404 when none; 409 ``ambiguous`` naming the matches when a prefix fits several.  A task of a
+    collection outside the caller's scope is not there, for the lookup and for the prefix's matches."""
+    def visible(record: DocumentRecord) -> bool:
+        return caller is None or caller.sees(record.collection)
+
     record = catalog.by_task(task_id)
-    if record is not None:
+    if record is not None and visible(record):
         return task_id, record
-    matches = catalog.find_tasks(task_id)
+    matches = [m for m in catalog.find_tasks(task_id) if visible(m.record)]
     if len(matches) == 1:
         return matches[0].task_id, matches[0].record
     if not matches:
@@ -81,26 +94,34 @@ def summary(entry: TaskEntry) -> TaskSummary:
 
 
 @router.get("/api/tasks", response_model=list[TaskSummary], responses=ERRORS)
-def list_tasks(catalog: CatalogDep, limit: int = Query(default=20, ge=1, le=1000),
+def list_tasks(catalog: CatalogDep, settings: SettingsDep, caller: CallerDep,
+               limit: int = Query(default=20, ge=1, le=1000),
                collection: str | None = Query(default=None, max_length=512)):
-    """Recent task ids, newest first, each with its document's current state."""
-    return [summary(entry) for entry in catalog.recent_tasks(limit, collection)]
+    """Recent task ids, newest first, each with its document's current state (of the key's collections)."""
+    if collection:
+        entries = catalog.recent_tasks(limit, collection_of(settings, collection, caller))
+    elif caller.collections is None:
+        entries = catalog.recent_tasks(limit)
+    else:
+        entries = [e for name in caller.collections for e in catalog.recent_tasks(limit, name)]
+        entries = sorted(entries, key=lambda e: e.created_at, reverse=True)[:limit]
+    return [summary(entry) for entry in entries]
 
 
 @router.get("/api/tasks/{task_id}", response_model=TaskView, responses=ERRORS)
-def get_task(task_id: str, catalog: CatalogDep):
+def get_task(task_id: str, catalog: CatalogDep, caller: CallerDep):
     """Where a document's ingest stands: status, progress, stage log, error, timings, worker.
 
     Any task id the document was ever given answers (or a prefix of one, 4+ characters)."""
-    full_id, record = resolve(catalog, task_id)
+    full_id, record = resolve(catalog, task_id, caller)
     return view(catalog, full_id, record)
 
 
 @router.delete("/api/tasks/{task_id}", response_model=TaskView, responses=ERRORS)
-def cancel_task(task_id: str, catalog: CatalogDep, redis: RedisDep, audit: AuditDep):
+def cancel_task(task_id: str, catalog: CatalogDep, redis: RedisDep, audit: AuditDep, caller: CallerDep):
     """Cancel the document's current task: a queued one never starts; a running one stops at its
     next stage or batch."""
-    full_id, record = resolve(catalog, task_id)
+    full_id, record = resolve(catalog, task_id, caller)
     if record.status in TERMINAL:
         raise PipelineErrorWithStatus(409, "finished", f"The task already ended ({record.status}).",
                                       f"DELETE /api/documents/{record.id} removes the document")

@@ -7,7 +7,8 @@ const TEXT = {
     skip: "질문으로 건너뛰기", title: "문서에 묻기", other: "English",
     "key.title": "API 키", "key.label": "API 키 (관리자에게 받은 키, 또는 프로젝트 .env의 RAG_API_KEY)", "key.save": "사용",
     "key.forget": "지우기", "key.none": "먼저 API 키를 넣으세요.",
-    "key.ok": "키를 이 탭에 보관했습니다 ({role}).", "role.admin": "관리자 키", "role.ask": "질문 전용 키", "key.forgotten": "키를 지웠습니다.",
+    "key.ok": "키를 이 탭에 보관했습니다 ({role}).", "role.admin": "관리자 키", "role.ask": "질문 전용 키", "role.editor": "편집자 키",
+    "coll.label": "컬렉션 (질문하고 올릴 문서 모음)", "key.forgotten": "키를 지웠습니다.",
     "ask.title": "질문", "ask.label": "문서에 대한 질문", "ask.submit": "묻기", "ask.sources": "출처",
     "ask.asking": "답을 찾는 중…", "ask.done": "답변 완료 (출처 {n}개).", "ask.none": "출처 없음",
     "ask.open": "{n}번 출처 보기",
@@ -27,7 +28,8 @@ const TEXT = {
     skip: "Skip to the question", title: "Ask the documents", other: "한국어",
     "key.title": "API key", "key.label": "API key (one your administrator made for you, or RAG_API_KEY in the project's .env)", "key.save": "Use",
     "key.forget": "Forget", "key.none": "Enter the API key first.",
-    "key.ok": "Key kept for this tab ({role}).", "role.admin": "admin key", "role.ask": "ask-only key", "key.forgotten": "Key forgotten.",
+    "key.ok": "Key kept for this tab ({role}).", "role.admin": "admin key", "role.ask": "ask-only key", "role.editor": "editor key",
+    "coll.label": "Collection (the documents you ask and upload to)", "key.forgotten": "Key forgotten.",
     "ask.title": "Question", "ask.label": "Your question about the documents", "ask.submit": "Ask",
     "ask.sources": "Sources", "ask.asking": "Looking for the answer…", "ask.done": "Answered ({n} sources).",
     "ask.none": "No sources", "ask.open": "Open source {n}",
@@ -47,11 +49,13 @@ const TEXT = {
 const TERMINAL = new Set(["done", "failed", "cancelled"]);
 const KEY = "ragctl.key";
 const LANG = "ragctl.lang";
+const COLLECTION = "ragctl.collection";
 const $ = (id) => document.getElementById(id);
 
 let lang = sessionStorage.getItem(LANG) || ((navigator.language || "").toLowerCase().startsWith("ko") ? "ko" : "en");
 let role = null;        // "admin", another role, or null (not known yet)
 let sources = [];       // the last answer's sources (the ragctl extension field)
+let collection = null;  // the chosen collection (one the key may see), or null: the key's default
 
 function t(id, values) {
   let text = (TEXT[lang] && TEXT[lang][id]) || TEXT.en[id] || id;
@@ -125,10 +129,36 @@ async function loadRole() {
   }
 }
 
+async function loadCollections() {
+  // GET /api/collections → the collections this key may see, and nothing else: the picker's options.
+  const select = $("collection");
+  let names = [];
+  let preferred = null;
+  try {
+    const found = (await (await call("api/collections")).json()).filter((c) => c.state !== "deleting");
+    names = found.map((c) => c.name);
+    preferred = (found.find((c) => c.default) || {}).name || null;
+  } catch (exc) {
+    if (!(exc instanceof ApiError) || exc.status !== 404) throw exc;  // a server from before collections
+  }
+  select.replaceChildren();
+  for (const name of names) {
+    const option = document.createElement("option");
+    option.value = name;
+    option.textContent = name;
+    select.append(option);
+  }
+  const kept = sessionStorage.getItem(COLLECTION);
+  collection = names.includes(kept) ? kept : (preferred || names[0] || null);
+  if (collection) select.value = collection;
+  $("collection-row").hidden = names.length === 0;
+}
+
 async function useKey() {
   const status = $("key-status");
   try {
     role = await loadRole();
+    await loadCollections();
     await refreshDocuments();
     show(status, t("key.ok", { role: TEXT[lang][`role.${role}`] || role }));
     status.dataset.role = role;
@@ -245,7 +275,8 @@ async function ask(question) {
     const response = await call("v1/chat/completions", {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-      body: JSON.stringify({ model: "ragctl", stream: true, messages: [{ role: "user", content: question }] }),
+      body: JSON.stringify({ model: collection ? `ragctl/${collection}` : "ragctl", stream: true,
+                             messages: [{ role: "user", content: question }] }),
     });
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
@@ -326,6 +357,7 @@ async function uploadOne(file) {
   try {
     const form = new FormData();
     form.append("files", file, file.name);
+    if (collection) form.append("collection", collection);
     const response = await call("api/documents", { method: "POST", body: form });
     const body = await response.json();
     if ((body.rejected || []).length && !(body.documents || []).length) {
@@ -363,7 +395,8 @@ async function uploadAll(files) {
 
 // -- documents -----------------------------------------------------------------------------------
 async function refreshDocuments() {
-  const documents = await (await call("api/documents")).json();
+  const query = collection ? `?collection=${encodeURIComponent(collection)}` : "";
+  const documents = await (await call(`api/documents${query}`)).json();
   const body = document.querySelector("#docs tbody");
   body.replaceChildren();
   for (const doc of documents) {
@@ -387,7 +420,7 @@ async function refreshDocuments() {
     const chunks = document.createElement("td");
     chunks.textContent = String(doc.chunks);
     const actions = document.createElement("td");
-    if (role === "admin") {
+    if (role === "admin" || role === "editor") {
       const remove = document.createElement("button");
       remove.type = "button";
       remove.className = "delete";
@@ -451,6 +484,11 @@ function init() {
     const question = $("question").value.trim();
     if (!question || needKey($("ask-status"))) return;
     ask(question);
+  });
+  $("collection").addEventListener("change", () => {
+    collection = $("collection").value || null;
+    if (collection) sessionStorage.setItem(COLLECTION, collection);
+    refreshDocuments().catch((exc) => show($("docs-status"), exc.message, true));
   });
   $("passage-close").addEventListener("click", () => {
     const n = Number($("passage").dataset.n);

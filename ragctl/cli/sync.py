@@ -1,0 +1,174 @@
+"""``ragctl sync DIR``: keep a collection the same as a folder (the library is ragctl/sync.py)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ragctl.cli.context import CollectionOption, JsonOption, YesOption, open_backend, project_root
+from ragctl.output import EXIT_ERROR, confirm, console, err_console, fail, print_json
+
+
+def parse_interval(text: str) -> float:
+    """``30s``, ``5m``, ``1h`` or a number of seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text or "")
+    if not match or float(match.group(1)) <= 0:
+        from ragctl.errors import UsageError
+
+        raise UsageError(f"Invalid interval {text!r}: a number of seconds, or 30s, 5m, 1h.",
+                         "ragctl sync DIR --watch --interval 30s")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def target_for(mode: str, backend, collection: str):
+    """The collection as ragctl/sync.py's SyncTarget: the running stack's API (``mode`` "stack"), or
+    the embedded pipeline."""
+    from ragctl.sync import SyncTarget
+
+    ingest = _stack_ingest(backend, collection) if mode == "stack" else _embedded_ingest(backend, collection)
+    return SyncTarget(records=lambda: backend.documents(collection=collection), ingest=ingest,
+                      rename=lambda doc, name: backend.rename_document(doc, name, collection=collection),
+                      delete=lambda doc: backend.delete_document(doc, collection=collection))
+
+
+def _embedded_ingest(pipeline, collection: str):
+    from stack.pipeline.service import IngestItem
+
+    def ingest(items):
+        return pipeline.ingest_files([IngestItem(path, display_name=name) for path, name in items],
+                                     collection=collection)
+
+    return ingest
+
+
+def _stack_ingest(client, collection: str):
+    """Upload each file under its path in the folder, then follow the workers until each is stored."""
+    from stack.contract import IngestResult
+    from stack.names import TERMINAL
+    from stack.pipeline.errors import PipelineError
+
+    def ingest(items):
+        results, waiting = [], {}
+        for path, name in items:
+            result = IngestResult(str(path), name, "failed")
+            try:
+                entry = client.upload(path, collection=collection, path_name=name)
+                result.document_id = entry["document_id"]
+                if entry["duplicate"] and entry["status"] in TERMINAL:
+                    result.status = "skipped"
+                else:
+                    waiting[entry["task_id"]] = result
+            except PipelineError as exc:
+                result.error = exc.to_dict()
+            results.append(result)
+        if waiting:
+            for task_id, record in client.wait(list(waiting), lambda record: None).items():
+                result = waiting[task_id]
+                result.status, result.chunks = record.status, record.chunks
+                if record.error:
+                    result.error = {"code": record.error_code, "message": record.error, "hint": None}
+        return results
+
+    return ingest
+
+
+def _summary(plan, *, dry_run: bool) -> None:
+    from rich.table import Table
+
+    from ragctl.views import cell
+
+    counts = plan.counts()
+    table = Table(box=None, pad_edge=False, title=None)
+    for column in ("action", "path", "outcome", "detail"):
+        table.add_column(column, overflow="fold")
+    style = {"done": "green", "failed": "red", "kept": "yellow", "skipped": "cyan"}
+    for step in plan.steps:
+        if step.action == "unchanged":
+            continue
+        detail = (f"from {step.old_path}" if step.old_path else "") or (step.error or {}).get("message") or \
+            step.reason or ""
+        outcome = "planned" if dry_run else (step.outcome or "")
+        table.add_row(cell(step.action), cell(step.path), cell(outcome, style.get(outcome, "")), cell(detail))
+    if table.row_count:
+        console.print(table)
+    words = ", ".join(f"{n} {name}" for name, n in counts.items() if n or name in ("new", "unchanged"))
+    console.print(f"{'Plan' if dry_run else 'Synced'}: {words} ({plan.seconds:.1f} s).", markup=False,
+                  highlight=False)
+    gone = counts["gone"]
+    if gone and not dry_run and any(s.outcome == "kept" for s in plan.steps):
+        console.print(f"{gone} documents are no longer in the folder and were kept; remove them with "
+                      "ragctl sync DIR --delete", markup=False, highlight=False)
+
+
+def sync(
+    folder: Annotated[Path, typer.Argument(help="The folder to follow.", show_default=False)],
+    collection: CollectionOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
+    delete: Annotated[bool, typer.Option("--delete", help="Also delete documents whose files are gone from "
+                                         "the folder (asks first; --yes).")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Keep syncing until Ctrl-C (polling, with the stat "
+                                        "cache: an unchanged tree reads no file).")] = False,
+    interval: Annotated[str, typer.Option("--interval", help="With --watch: time between passes (30s, 5m).")]
+    = "30s",
+    include: Annotated[list[str] | None, typer.Option("--include", metavar="GLOB", show_default=False,
+                                                      help="Also take files matching GLOB (as ingest).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", metavar="GLOB", show_default=False,
+                                                      help="Leave out files matching GLOB (as ingest).")] = None,
+    yes: YesOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Make a collection hold what a folder holds: new files ingested, changed ones re-ingested (the old
+    version answers until the new one is stored), moved ones renamed, gone ones listed (--delete removes
+    them). Exit 1 when any file failed."""
+    from ragctl import sync as library
+    from ragctl.errors import UsageError
+
+    root = project_root()
+    seconds = parse_interval(interval) if watch else 0.0
+    if not folder.is_dir():
+        fail(UsageError(f"{folder} is not a folder.", "ragctl sync FOLDER --collection NAME", code="not_found"),
+             as_json=as_json)
+    if watch and delete and not yes:
+        fail(UsageError("--watch with --delete deletes documents without asking on every pass: add --yes.",
+                        f"ragctl sync {folder} --watch --delete --yes"), as_json=as_json)
+    mode, backend = open_backend()
+    from stack.settings import load_settings
+
+    name = collection or load_settings(root).collection
+    from stack.pipeline.store import validate_collection_name
+
+    try:
+        validate_collection_name(name)
+    except Exception as exc:  # noqa: BLE001 - a PipelineError: the usual error output
+        fail(exc, as_json=as_json)
+    target = target_for(mode, backend, name)
+    cache = library.StatCache.for_folder(load_settings(root).data_path, folder, name)
+    options = {"include": include or (), "exclude": exclude or ()}
+    if delete and not dry_run and not yes:
+        plan = library.sync_once(folder, target, cache, delete=False, dry_run=True, **options)
+        gone = plan.of(library.GONE)
+        if gone:
+            confirm(f"Delete {len(gone)} documents whose files are gone from {folder} "
+                    f"({', '.join(s.path for s in gone[:3])}{'…' if len(gone) > 3 else ''})?", yes=yes,
+                    as_json=as_json)
+    while True:
+        plan = library.sync_once(folder, target, cache, delete=delete, dry_run=dry_run, **options)
+        if as_json:
+            print_json({"folder": str(folder), "collection": name, "mode": mode, "dry_run": dry_run,
+                        "summary": plan.counts(), "seconds": plan.seconds,
+                        "steps": [s.to_dict() for s in plan.steps if s.action != library.UNCHANGED]})
+        else:
+            _summary(plan, dry_run=dry_run)
+        if not watch:
+            break
+        try:
+            time.sleep(seconds)
+        except KeyboardInterrupt:
+            err_console.print("Stopped.")
+            return
+    if library.failed(plan):
+        raise typer.Exit(EXIT_ERROR)
