@@ -1,4 +1,5 @@
-"""Every error ragctl reports: one tree under :class:`RagctlError`, with the documented exit codes.
+"""The control plane's errors: :class:`RagctlError` and its kinds, under the one root every error of
+ragctl and its stack shares (``stack.contract.RagError``), with the documented exit codes.
 
 An error says what happened (``message``), the next command to run (``hint``), a stable ``code``
 for scripts and the exit code; ``command`` and ``stderr`` are set when an external program ran.
@@ -9,6 +10,8 @@ The CLI turns any of them into human output or one JSON document in one place
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from stack.contract import RagError
 
 if TYPE_CHECKING:
     from ragctl.checks import Check
@@ -22,20 +25,16 @@ EXIT_NOT_RUNNING = 5
 EXIT_NEEDS_CONFIRMATION = 6
 
 
-class RagctlError(Exception):
-    """An operation failed; see the module docstring."""
+class RagctlError(RagError):
+    """An operation of the control plane failed; see the module docstring."""
 
     code = "error"
     exit_code = EXIT_ERROR
 
     def __init__(self, message: str, hint: str | None = None, *, code: str | None = None,
                  exit_code: int | None = None, command: list[str] | None = None, stderr: str = "") -> None:
-        super().__init__(message)
-        self.message, self.hint, self.command, self.stderr = message, hint, command, stderr
-        if code is not None:
-            self.code = code
-        if exit_code is not None:
-            self.exit_code = exit_code
+        super().__init__(message, hint, code=code, exit_code=exit_code)
+        self.command, self.stderr = command, stderr
 
     def detail(self) -> str:
         """The message, with the command and the tail of its stderr when there was one."""

@@ -28,6 +28,7 @@ from ragctl.errors import (  # noqa: F401 - the exit codes are part of this modu
     NeedsConfirmation,
     RagctlError,
 )
+from stack.contract import RagError
 
 
 def print_json(data: Any) -> None:
@@ -46,12 +47,9 @@ def emit(data: Any, human: Callable[[], None], *, as_json: bool) -> None:
 def _as_error(error: BaseException | str, hint: str | None, code: str | None, exit_code: int | None) -> RagctlError:
     if isinstance(error, RagctlError):
         return error
-    if isinstance(error, str):
-        return RagctlError(error, hint, code=code, exit_code=exit_code)
-    # A pipeline error (stack.pipeline.errors) or the client's: the same four attributes.
-    return RagctlError(getattr(error, "message", None) or str(error), getattr(error, "hint", None) or hint,
-                       code=getattr(error, "code", None) or code,
-                       exit_code=getattr(error, "exit_code", None) or exit_code)
+    if isinstance(error, RagError):  # the pipeline's, the client's, the stack's: one root, the same fields
+        return RagctlError(error.message, error.hint or hint, code=error.code, exit_code=error.exit_code)
+    return RagctlError(str(error), hint, code=code, exit_code=exit_code)
 
 
 def fail(error: BaseException | str, *, hint: str | None = None, code: str | None = None,

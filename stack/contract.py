@@ -10,6 +10,32 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 
+class RagError(Exception):
+    """The one root of every error ragctl and its stack raise (issue #24 item 5).
+
+    ``message`` says what happened and why, ``hint`` the next command to run, ``code`` is stable
+    for scripts and the API, ``exit_code`` is the CLI's (README "Exit codes") and ``http_status``
+    the API's.  The CLI, the API and the workers read these five and nothing else."""
+
+    code = "error"
+    exit_code = 1
+    http_status = 500
+
+    def __init__(self, message: str, hint: str | None = None, *, code: str | None = None,
+                 exit_code: int | None = None, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.message, self.hint = message, hint
+        if code is not None:
+            self.code = code
+        if exit_code is not None:
+            self.exit_code = exit_code
+        if http_status is not None:
+            self.http_status = http_status
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "hint": self.hint}
+
+
 @dataclass
 class Source:
     n: int

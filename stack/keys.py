@@ -55,7 +55,7 @@ class KeyRefused(PipelineError):
 
     def __init__(self, code: str, message: str, hint: str | None = None, status: int = 422) -> None:
         super().__init__(message, hint=hint)
-        self.code, self.status = code, status
+        self.code, self.http_status = code, status
 
 
 @dataclass(frozen=True)

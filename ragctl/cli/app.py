@@ -58,12 +58,12 @@ class RagctlGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: typer.Context):
-        from stack.pipeline.errors import PipelineError
+        from stack.contract import RagError
 
         as_json = "--json" in ctx.meta.get("ragctl.argv", [])
         try:
             return super().invoke(ctx)
-        except (RagctlError, PipelineError) as exc:
+        except RagError as exc:
             fail(exc, as_json=as_json)
         except ClickUsageError as exc:
             if not as_json:

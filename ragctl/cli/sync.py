@@ -11,6 +11,7 @@ import typer
 
 from ragctl.cli.context import CollectionOption, JsonOption, YesOption, open_backend, project_root
 from ragctl.output import EXIT_ERROR, confirm, console, err_console, fail, print_json
+from stack.contract import RagError
 
 
 def parse_interval(text: str) -> float:
@@ -143,7 +144,7 @@ def sync(
 
     try:
         validate_collection_name(name)
-    except Exception as exc:  # noqa: BLE001 - a PipelineError: the usual error output
+    except RagError as exc:
         fail(exc, as_json=as_json)
     target = target_for(mode, backend, name)
     cache = library.StatCache.for_folder(load_settings(root).data_path, folder, name)

@@ -28,6 +28,7 @@ from rich.console import Console, Group
 from rich.table import Table
 
 from ragctl.views import cell, line
+from stack.contract import RagError
 
 #: The route whose requests are the view's own polling: left out of the API's p95 and request rate.
 OWN_ROUTE = "/metrics"
@@ -278,7 +279,7 @@ class Source:
             try:
                 url = self.locate()
             except Exception as exc:  # a runtime that cannot say where: the stack is down for us
-                raise StackDown(getattr(exc, "message", None) or str(exc)) from exc
+                raise StackDown(exc.message if isinstance(exc, RagError) else str(exc)) from exc
             if not url:
                 raise StackDown("the stack is not running")
             self.client = StackClient(url, self.api_key, timeout_s=self.timeout_s, verify=self.verify)
@@ -292,8 +293,11 @@ class Source:
             raise StackDown(f"the API at {url} answered {exc.code}: {exc.message}") from exc
 
 
-class StackDown(Exception):
-    pass
+class StackDown(RagError):
+    """``top`` cannot read the stack's metrics: it is down, or its API refused."""
+
+    code = "not_running"
+    exit_code = 5
 
 
 @contextlib.contextmanager

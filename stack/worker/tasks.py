@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from celery.signals import worker_ready, worker_shutdown
 
 from stack import coordination
+from stack.contract import RagError
 from stack.names import INGEST_QUEUE, INGEST_TASK, REAP_TASK, DocumentStatus, IngestOutcome
 from stack.settings import service_settings
 from stack.worker.app import app, enqueue
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ragctl.worker")
 
 
-class DocumentNotDone(Exception):
+class DocumentNotDone(RagError):
     """The document did not end done: Celery logs the task as failed ("raised expected"), never as
     "succeeded" (issue #10 item 7).  The catalog record holds the reason; nothing is retried."""
 
@@ -279,7 +280,7 @@ def _sharing_batches(p, collection: str):
         return contextlib.nullcontext()
 
 
-class Superseded(Exception):
+class Superseded(RagError):
     """This task's document was given to another task (the reaper took this worker for dead, or the
     document was replaced or deleted): stop, and leave the document to its current task.  Not a
     PipelineError, so the pipeline undoes nothing on its way out."""

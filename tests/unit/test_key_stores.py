@@ -116,11 +116,11 @@ def test_refusals_are_the_same_in_both(settings):
     store = open_keys(settings)
     store.create("web-team", "ask")
     taken = refused(lambda: store.create("web-team", "admin"))
-    assert (taken.code, taken.status) == ("key_exists", 409) and "web-team" in str(taken)
+    assert (taken.code, taken.http_status) == ("key_exists", 409) and "web-team" in str(taken)
     store.revoke("web-team")
     assert refused(lambda: store.create("web-team", "ask")).code == "key_exists"  # names stay taken
     missing = refused(lambda: store.revoke("nobody"))
-    assert (missing.code, missing.status) == ("key_not_found", 404)
+    assert (missing.code, missing.http_status) == ("key_not_found", 404)
     assert refused(lambda: store.create("admin", "ask")).code == "invalid_key_name"
     assert refused(lambda: store.create("-x", "ask")).code == "invalid_key_name"
     assert refused(lambda: store.create("x" * 65, "ask")).code == "invalid_key_name"
@@ -223,7 +223,7 @@ def test_concurrent_creates_of_one_name_let_exactly_one_win(settings, replica):
     for thread in threads:
         thread.join(60)
     assert len(won) == 1 and len(lost) == len(stores) - 1, (won, lost)
-    assert {(e.code, e.status) for e in lost} == {("key_exists", 409)}
+    assert {(e.code, e.http_status) for e in lost} == {("key_exists", 409)}
     (listed,) = open_keys(settings).list()
     assert open_keys(settings).lookup(won[0]).name == listed.name == "shared"
 

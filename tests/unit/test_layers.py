@@ -149,3 +149,23 @@ def test_no_test_module_imports_another():
             offenders += [f"{path.relative_to(REPO)}:{node.lineno}: {name}" for name in names
                           if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_")]
     assert offenders == []
+
+
+def test_every_error_has_one_root():
+    """Issue #24 item 5: every exception class of ragctl and stack descends from
+    ``stack.contract.RagError`` (message, hint, code, exit code, HTTP status): a class whose bases
+    are only built-in exceptions is a second root."""
+    import builtins
+
+    builtin_errors = {name for name, value in vars(builtins).items()
+                      if isinstance(value, type) and issubclass(value, BaseException)}
+    offenders = []
+    for package in ("ragctl", "stack"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+                if not isinstance(node, ast.ClassDef) or not node.bases:
+                    continue
+                bases = [base.id if isinstance(base, ast.Name) else getattr(base, "attr", "") for base in node.bases]
+                if all(base in builtin_errors for base in bases) and node.name != "RagError":
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.name}({', '.join(bases)})")
+    assert offenders == []

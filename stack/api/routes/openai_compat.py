@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stack.api.deps import AuditDep, Caller, CallerDep, PipelineDep, SettingsDep, ask_auth
-from stack.api.errors import status_of
+from stack.api.errors import headers_of, status_of
 from stack.pipeline.answer import Answer
 from stack.pipeline.errors import PipelineError
 from stack.pipeline.questions import MAX_QUESTION_CHARS, InvalidQuestion, check_question
@@ -83,7 +83,7 @@ def _pipeline_error(exc: PipelineError) -> JSONResponse:
         return openai_error(403, message, code=exc.code, kind="permission_error")
     if status == 429:  # too many failed authentications from this address
         return openai_error(429, message, code="rate_limit_exceeded", kind="requests",
-                            headers=getattr(exc, "headers", None))
+                            headers=headers_of(exc))
     if status == 422:  # a pipeline error of no particular kind (an LLM that failed, say): not the client's
         status = 500
     return openai_error(status, message, code=exc.code)
@@ -183,7 +183,7 @@ def collection_of_model(model: str, pipeline: Pipeline, settings: Settings, call
 
 class ModelNotFound(PipelineError):
     code = "model_not_found"
-    status = 404
+    http_status = 404
 
 
 def model_entry(model_id: str, created: int) -> dict:
