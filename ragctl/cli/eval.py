@@ -18,6 +18,7 @@ from rich.table import Table
 from ragctl.cli.context import CollectionOption, JsonOption, open_backend, project_root
 from ragctl.output import EXIT_ERROR, console, emit, err_console, print_json
 from ragctl.views import cell, line
+from stack.pipeline.errors import PipelineError
 
 #: How many questions a running stack answers at once (its API serves several; embedded: one at a time,
 #: the pipeline already uses every core for one question).
@@ -125,9 +126,12 @@ def eval_run(
         err_console.print(line(f"Asking {len(questions)} questions ", (f"({mode} mode)", "dim")))
         for row in errors:
             err_console.print(line(("malformed ", "red"), f"line {row.line}: ", row.message))
-    warm_up = getattr(backend, "warm_up", None)  # embedded: load the model first, so that the first
-    if warm_up:                                  # question's latency is not the model's loading time
-        warm_up()
+    if getattr(backend, "warm_up", None):  # embedded: load the model and the analyser first, so that the
+        backend.warm_up()                    # first question's latency is not their loading time
+        try:
+            backend.search("warm-up", collection=collection, top_k=1)
+        except PipelineError:
+            pass  # an unknown collection: each question reports it
     started = time.perf_counter()
     with _progress(len(questions), enabled=not as_json) as advance:
         outcomes = run_questions(backend, questions, collection=collection, top_k=top_k,

@@ -357,7 +357,7 @@ def fingerprint(backend, mode: str, settings, collection: str | None) -> dict:
     except Exception:  # noqa: BLE001 - a fingerprint never stops a run; it says what it could not read
         records = None
     embedding: dict = {"model": settings.embed_model}
-    if mode == "embedded":
+    if hasattr(backend, "model_name"):  # the embedded pipeline: the collection's own recorded model
         from stack.pipeline.embed import backend_for
 
         model = backend.model_name(name)
@@ -485,8 +485,8 @@ METRICS = ("answer_has_gold", "source_has_gold", "mean_file_rank", "mean_answer_
 def compare_runs(a: dict, b: dict) -> dict:
     """What changed from run ``a`` to run ``b``: questions that went from right to wrong (answer_has_gold
     or source_has_gold) and back, the metric deltas, and the fingerprint's differences."""
-    def key(row: dict) -> tuple:
-        return (row["question"], row.get("collection"))
+    def key(row: dict) -> tuple:  # the same question with other expectations is another row
+        return (row["question"], row.get("collection"), tuple(row["answers"]), row.get("file"))
 
     before = {key(r): r for r in a["results"]}
     after = {key(r): r for r in b["results"]}
