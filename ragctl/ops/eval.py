@@ -363,11 +363,10 @@ def fingerprint(backend, mode: str, settings, collection: str | None) -> dict:
         model = backend.model_name(name)
         embedding = {"model": model, "backend": backend_for(model)}
     else:
-        try:
-            workers = backend.readiness().get("workers") or {}
-            seen = next((w.get("embedding") for w in workers.values() if isinstance(w, dict) and w.get("embedding")),
-                        None)
-        except Exception:  # noqa: BLE001
+        try:  # the readiness names where each live worker encodes (issue #25): {worker: {backend, …}}
+            where = backend.readiness().get("embedding") or {}
+            seen = next((w for w in where.values() if isinstance(w, dict) and w.get("backend")), None)
+        except Exception:  # noqa: BLE001 - a fingerprint never stops a run
             seen = None
         if seen:
             embedding |= {"backend": seen.get("backend"), "engine": seen.get("engine"), "device": seen.get("device")}
