@@ -6,10 +6,13 @@ and ``eval generate`` writing questions that cite the real files."""
 from __future__ import annotations
 
 import json
+import shutil
 from html.parser import HTMLParser
 
-from tests.conftest import SAMPLES
-from tests.support.cli import as_json, output, ragctl
+import pytest
+
+from tests.conftest import SAMPLES, skip_or_fail
+from tests.support.cli import as_json, make_project, output, ragctl
 
 HAND_SET = [
     {"question": "연차 휴가는 며칠인가요?", "answer": "15일", "file": "휴가_규정.hwpx"},  # right
@@ -25,9 +28,7 @@ def test_eval_runs_scores_stores_and_compares(tmp_path):
     assert ragctl(project, "init", str(project), "--yes").exit_code == 0
     assert ragctl(project, "ingest", str(SAMPLES)).exit_code == 0
     questions = tmp_path / "questions.jsonl"
-    lines = [json.dumps(row, ensure_ascii=False) for row in HAND_SET]
-    lines.insert(3, '{"question": "a row with no answer"}')  # line 4
-    questions.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _write_hand_set(questions)
 
     first = as_json(ragctl(project, "eval", str(questions), "--json", "--html", str(tmp_path / "report.html")))
     summary = first["summary"]
@@ -63,6 +64,37 @@ def test_eval_runs_scores_stores_and_compares(tmp_path):
     assert "Failed" in shown and "line 4: no 'answer'" in shown
     missing = ragctl(project, "eval", "show", "nope", "--json")
     assert missing.exit_code == 2 and "ragctl eval list" in json.loads(missing.stdout)["error"]["hint"]
+
+
+def _write_hand_set(path) -> None:
+    lines = [json.dumps(row, ensure_ascii=False) for row in HAND_SET]
+    lines.insert(3, '{"question": "a row with no answer"}')  # line 4
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.timeout(300)
+def test_eval_through_a_running_stack_gives_the_same_counts(tmp_path):
+    """The same set through the local runtime's API (four questions at a time): what ask answers there."""
+    if shutil.which("redis-server") is None:
+        skip_or_fail("redis-server not installed (apt-get install redis-server)", "local runtime")
+    project = make_project(tmp_path / "stack")
+    try:
+        assert ragctl(project, "up", "--runtime", "local", "--workers", "1", "--wait", "120").exit_code == 0
+        assert ragctl(project, "ingest", str(SAMPLES)).exit_code == 0
+        questions = tmp_path / "questions.jsonl"
+        _write_hand_set(questions)
+        run = as_json(ragctl(project, "eval", str(questions), "--json"))
+        summary = run["summary"]
+        assert (summary["questions"], summary["passed"], summary["answer_has_gold"], summary["source_has_gold"],
+                summary["malformed_rows"]) == (5, 3, 0.8, 0.75, 1)
+        assert run["fingerprint"]["mode"] == "stack" and run["fingerprint"]["embedding"]["backend"] == "e5-torch"
+        assert run["fingerprint"]["documents"] == 4
+        generated = as_json(ragctl(project, "eval", "generate", "-n", "4", "--json"))
+        assert {q["file"] for q in generated["questions"]} == {p.name for p in SAMPLES.iterdir()}
+    finally:
+        from ragctl.runtime.local import LocalRuntime
+
+        LocalRuntime(project).down()
 
 
 def test_generate_writes_a_reviewable_set_from_real_files(tmp_path):
