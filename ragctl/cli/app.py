@@ -21,6 +21,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from ragctl import __version__
 from ragctl.cli import audit, data, images, keys, nodes, ops, stack, top
+from ragctl.cli import config as config_cli
 from ragctl.cli import eval as eval_cli
 from ragctl.cli.context import CURRENT, CliState
 from ragctl.errors import RagctlError, UsageError
@@ -82,11 +83,21 @@ class RagctlGroup(TyperGroup):
 class EvalGroup(RagctlGroup):
     """``ragctl eval FILE`` is ``ragctl eval run FILE``: a first word that names no sub-command is a file."""
 
+    default = "run"
+    bare = False  # bare ``ragctl eval`` shows the help
+
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         words = [a for a in args if not a.startswith("-")]
-        if words and words[0] not in self.commands:
-            args = ["run", *args]
+        if (words and words[0] not in self.commands) or (self.bare and not words and not {"-h", "--help"} & set(args)):
+            args = [self.default, *args]
         return super().parse_args(ctx, args)
+
+
+class ConfigGroup(EvalGroup):
+    """Bare ``ragctl config`` (and ``ragctl config --json``) is ``ragctl config check``."""
+
+    default = "check"
+    bare = True
 
 
 def _typer(cls: type = RagctlGroup, **kwargs) -> typer.Typer:
@@ -128,7 +139,11 @@ def root(
 
 for command in (data.init, data.render, data.extract, data.ingest, data.search, data.ask, data.reindex):
     app.command(cls=RagctlCommand)(command)
-app.command("config", cls=RagctlCommand)(data.config_check)
+config_app = _typer(ConfigGroup, help="Check the rendered stack (bare `ragctl config`), "
+                    "or change a setting, gated on your questions: ragctl config set KEY VALUE --eval FILE.")
+app.add_typer(config_app, name="config", no_args_is_help=False)
+config_app.command("check", cls=RagctlCommand)(data.config_check)
+config_app.command("set", cls=RagctlCommand)(config_cli.config_set)
 app.add_typer(documents_app, name="documents")
 documents_app.command("list", cls=RagctlCommand)(data.documents_list)
 documents_app.command("show", cls=RagctlCommand)(data.documents_show)

@@ -110,34 +110,12 @@ def eval_run(
 
     Also `ragctl eval FILE`.  A question passes when its answer holds one of the expected texts and,
     when it names a file, the answer cites that file."""
-    from ragctl.errors import UsageError
-    from ragctl.ops.eval import fingerprint, load_questions, new_run, run_questions, save_run
-    from stack.settings import load_settings
+    from ragctl.ops.eval import save_run
 
-    root = project_root()
-    questions, errors = load_questions(file)
-    if not questions:
-        raise UsageError(f"No question in {file} can be run: {len(errors)} malformed rows (first: line "
-                         f"{errors[0].line}: {errors[0].message}).", f"fix {file}, then ragctl eval {file}",
-                         code="questions_malformed")
+    project_root()
+    questions, errors = load_questions_or_fail(file)
     mode, backend = open_backend(warm=True)
-    settings = load_settings(root)
-    if not as_json:
-        err_console.print(line(f"Asking {len(questions)} questions ", (f"({mode} mode)", "dim")))
-        for row in errors:
-            err_console.print(line(("malformed ", "red"), f"line {row.line}: ", row.message))
-    if getattr(backend, "warm_up", None):  # embedded: load the model and the analyser first, so that the
-        backend.warm_up()                    # first question's latency is not their loading time
-        try:
-            backend.search("warm-up", collection=collection, top_k=1)
-        except PipelineError:
-            pass  # an unknown collection: each question reports it
-    started = time.perf_counter()
-    with _progress(len(questions), enabled=not as_json) as advance:
-        outcomes = run_questions(backend, questions, collection=collection, top_k=top_k,
-                                 parallel=STACK_PARALLEL if mode == "stack" else 1, on_result=advance)
-    run = new_run(file, questions, errors, outcomes, fingerprint(backend, mode, settings, collection),
-                  time.perf_counter() - started)
+    run = run_set(backend, mode, file, questions, errors, collection=collection, top_k=top_k, as_json=as_json)
     path = save_run(_runs_folder(), run)
     if html:
         _write_html(run, html)
@@ -153,6 +131,44 @@ def eval_run(
                            "run before)"))
     if run["summary"]["answered"] == 0:
         raise typer.Exit(EXIT_ERROR)
+
+
+def load_questions_or_fail(file: Path):
+    """The set's questions and malformed rows; an error when no row can be run."""
+    from ragctl.errors import UsageError
+    from ragctl.ops.eval import load_questions
+
+    questions, errors = load_questions(file)
+    if not questions:
+        raise UsageError(f"No question in {file} can be run: {len(errors)} malformed rows (first: line "
+                         f"{errors[0].line}: {errors[0].message}).", f"fix {file}, then ragctl eval {file}",
+                         code="questions_malformed")
+    return questions, errors
+
+
+def run_set(backend, mode: str, file: Path, questions, errors, *, collection: str | None = None,
+            top_k: int | None = None, as_json: bool = False, label: str = "") -> dict:
+    """Ask the set through ``backend`` with a progress bar; the run (not yet stored)."""
+    from ragctl.ops.eval import fingerprint, new_run, run_questions
+    from stack.settings import load_settings
+
+    settings = getattr(backend, "settings", None) or load_settings(project_root())
+    if not as_json:
+        err_console.print(line(f"Asking {len(questions)} questions ", (f"({mode} mode{label})", "dim")))
+        for row in errors:
+            err_console.print(line(("malformed ", "red"), f"line {row.line}: ", row.message))
+    if getattr(backend, "warm_up", None):  # embedded: load the model and the analyser first, so that the
+        backend.warm_up()                    # first question's latency is not their loading time
+        try:
+            backend.search("warm-up", collection=collection, top_k=1)
+        except PipelineError:
+            pass  # an unknown collection: each question reports it
+    started = time.perf_counter()
+    with _progress(len(questions), enabled=not as_json) as advance:
+        outcomes = run_questions(backend, questions, collection=collection, top_k=top_k,
+                                 parallel=STACK_PARALLEL if mode == "stack" else 1, on_result=advance)
+    return new_run(file, questions, errors, outcomes, fingerprint(backend, mode, settings, collection),
+                   time.perf_counter() - started)
 
 
 class _progress:

@@ -515,3 +515,38 @@ def compare_runs(a: dict, b: dict) -> dict:
         "right_to_wrong": broke, "wrong_to_right": fixed,
         "metrics": deltas, "fingerprint_changes": changed,
     }
+
+
+# -- the gate --------------------------------------------------------------------------------
+GATED = ("answer_has_gold", "source_has_gold")
+
+
+def gate_scores(run: dict) -> dict:
+    """The gated shares over every question of a run: a question that failed to run counts as wrong."""
+    rows = run["results"]
+    with_file = [r for r in rows if r.get("file")]
+    return {
+        "answer_has_gold": round(sum(bool(r["answer_has_gold"]) and not r.get("error") for r in rows) / len(rows), 4)
+        if rows else None,
+        "source_has_gold": round(sum(r.get("source_has_gold") is True for r in with_file) / len(with_file), 4)
+        if with_file else None,
+    }
+
+
+def gate(before: dict, after: dict, max_drop: float) -> dict:
+    """Whether ``after`` keeps ``before``'s quality: neither answer_has_gold nor source_has_gold (over every
+    question; one that failed to run counts as wrong) drops by more than ``max_drop`` (a share: 0.02 is
+    two points); the drops and the questions that broke."""
+    diff = compare_runs(before, after)
+    old, new = gate_scores(before), gate_scores(after)
+    drops = {}
+    for metric in GATED:
+        a, b = old[metric], new[metric]
+        if a is not None and b is not None and a - b > max_drop + 1e-9:
+            drops[metric] = {"before": a, "after": b, "drop": round(a - b, 4)}
+    broke = diff["right_to_wrong"] + [
+        {"question": r["question"], "line": r.get("line"), "metric": "error", "error": r["error"]}
+        for r in after["results"] if r.get("error") and not any(
+            x["question"] == r["question"] and not x.get("error") for x in before["results"])]
+    return {"passed": not drops, "max_drop": max_drop, "drops": drops, "right_to_wrong": broke,
+            "wrong_to_right": diff["wrong_to_right"], "before": before["id"], "after": after["id"]}

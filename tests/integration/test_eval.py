@@ -124,3 +124,35 @@ class _Links(HTMLParser):
 
     def handle_data(self, data):
         self.text += data
+
+
+def test_config_set_with_a_gate_keeps_the_old_setting_when_answers_get_worse(tmp_path):
+    project = tmp_path / "project"
+    assert ragctl(project, "init", str(project), "--yes").exit_code == 0
+    assert ragctl(project, "ingest", str(SAMPLES)).exit_code == 0
+    questions = tmp_path / "gate.jsonl"
+    questions.write_text(json.dumps({"question": "연차 휴가: 며칠?", "answer": "15일", "file": "휴가_규정.hwpx"},
+                                    ensure_ascii=False) + "\n" + json.dumps(HAND_SET[1]) + "\n", encoding="utf-8")
+    config = project / "ragctl.toml"
+    config.write_text(config.read_text(encoding="utf-8") + "# ask Mina before changing the settings\n",
+                      encoding="utf-8")
+    written = config.read_bytes()
+
+    # The project pointed at a collection that holds nothing: every answer is lost.
+    refused = ragctl(project, "config", "set", "collection", "empty", "--eval", str(questions), "--json")
+    assert refused.exit_code == 1, output(refused)
+    verdict = json.loads(refused.stdout)
+    assert verdict["applied"] is False and verdict["gate"]["drops"]["answer_has_gold"] == {
+        "before": 1.0, "after": 0.0, "drop": 1.0}
+    assert {r["question"] for r in verdict["gate"]["right_to_wrong"]} == {"연차 휴가: 며칠?", HAND_SET[1]["question"]}
+    assert config.read_bytes() == written  # as it was, comment and all
+
+    kept = ragctl(project, "config", "set", "top_k", "6", "--eval", str(questions))
+    assert kept.exit_code == 0 and "the answers held" in kept.stdout
+    assert "top_k = 6" in config.read_text(encoding="utf-8") and "ask Mina" in config.read_text(encoding="utf-8")
+    assert len(as_json(ragctl(project, "eval", "list", "--json"))) == 4  # before and after, twice
+
+    index = ragctl(project, "config", "set", "chunk_tokens", "40", "--eval", str(questions), "--json")
+    assert index.exit_code == 2 and json.loads(index.stdout)["error"]["code"] == "gate_needs_reindex"
+    plain = as_json(ragctl(project, "config", "set", "chunk_tokens", "120", "--json"))
+    assert plain["reindex_needed"] and "chunk_tokens = 120" in config.read_text(encoding="utf-8")
