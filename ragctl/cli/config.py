@@ -26,7 +26,7 @@ def _typed(key: str, value: str):
     from pydantic import SecretStr, ValidationError
 
     from ragctl.errors import UsageError
-    from stack.settings import Settings, load_settings
+    from stack.settings import Settings
 
     fields = Settings.model_fields
     if key not in fields or key in NOT_SETTABLE:
@@ -35,17 +35,40 @@ def _typed(key: str, value: str):
         close = difflib.get_close_matches(key, [f for f in fields if f not in NOT_SETTABLE], n=3)
         raise UsageError(f"'{key}' is not a setting." + (f" Did you mean {', '.join(close)}?" if close else ""),
                          "the settings are listed in docs/configuration.md", code="unknown_setting", exit_code=2)
-    try:
-        settings = load_settings(project_root(), {key: value})
+    from typing import Annotated as Constrained
+
+    from pydantic import TypeAdapter
+
+    field = fields[key]
+    try:  # the field's own type and constraints (ge, gt …), not load_settings: the environment beats an override
+        kind = Constrained[field.annotation, *field.metadata] if field.metadata else field.annotation
+        typed = TypeAdapter(kind).validate_python(value)
     except ValidationError as exc:
         problem = exc.errors()[0]["msg"]
         raise UsageError(f"{key} = {value!r} is not valid: {problem}.", f"ragctl config set {key} VALUE   "
                          "(see docs/configuration.md)", code="invalid_setting", exit_code=2) from None
-    typed = getattr(settings, key)
     if isinstance(typed, SecretStr):
         raise UsageError(f"{key} is a secret: it does not belong in ragctl.toml.",
                          f"put it in .env ({key.upper()}=…) or a secret file", code="secret_setting", exit_code=2)
     return str(typed) if isinstance(typed, Path) else typed
+
+
+def overridden_by(root: Path, key: str) -> str | None:
+    """Where a value that beats ragctl.toml's for ``key`` comes from (the environment or .env), if any."""
+    import os
+
+    from ragctl.project import read_dotenv
+    from stack.settings import Settings
+
+    alias = Settings.model_fields[key].validation_alias
+    names = list(getattr(alias, "choices", None) or [key])
+    dotenv = read_dotenv(root / ".env") if (root / ".env").is_file() else {}
+    for name in names:
+        if name in os.environ:
+            return f"the environment variable {name}"
+        if name in dotenv:
+            return f"{name} in {root / '.env'}"
+    return None
 
 
 def config_set(
@@ -67,6 +90,11 @@ def config_set(
 
     root = project_root()
     typed = _typed(key, value)
+    beaten = overridden_by(root, key)
+    if beaten and eval_file:
+        raise UsageError(f"{key} is set by {beaten}, which beats ragctl.toml: the change would not be what the "
+                         "questions are asked with.", f"remove it from there, then ragctl config set {key} {value} "
+                         f"--eval {eval_file}", code="setting_overridden", exit_code=2)
     config = root / CONFIG_NAME
     before_text = config.read_text(encoding="utf-8")
     before = None
@@ -88,7 +116,11 @@ def config_set(
     set_config_value(root, "settings", key, typed)
     if before is None:
         note = " (takes effect after ragctl reindex)" if key in INDEX_SETTINGS else ""
-        emit({"key": key, "value": typed, "config": str(config), "reindex_needed": key in INDEX_SETTINGS},
+        if beaten:
+            note += f"; but {beaten} beats it"
+
+        emit({"key": key, "value": typed, "config": str(config), "reindex_needed": key in INDEX_SETTINGS,
+              "overridden_by": beaten},
              lambda: console.print(line("Set ", (key, "bold"), " = ", repr(typed), f" in {config}{note}.")),
              as_json=as_json)
         return
