@@ -12,7 +12,7 @@ The answer's *body* is its text without the label line and without the [n] marke
 line of output is one JSON object with
 
 * ``answer_has_gold`` — share of answers whose body contains a gold answer text (whitespace
-  ignored, case ignored);
+  ignored, case ignored: ``stack.gold``, which ``ragctl eval`` scores with too);
 * ``mean_answer_chars`` — mean length of the body;
 * ``source_has_gold`` — share where the text of some source the answer lists contains a gold
   answer (what the answer could have quoted: the ceiling retrieval sets), and
@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import random
-import re
 import shutil
 import sys
 import time
@@ -34,26 +33,7 @@ import time
 from _common import machine, temporary_pipeline
 from retrieval import ingest_paragraphs, load_squad_qas
 
-_MARKER = re.compile(r"\s*\[(\d+)\]")
-_SPACE = re.compile(r"\s+")
-
-
-def answer_body(text: str) -> str:
-    """The answer without its label line and without its [n] markers."""
-    from stack.pipeline.answer import EXTRACTIVE_LABEL_EN, EXTRACTIVE_LABEL_KO
-
-    lines = [line for line in text.splitlines() if line.strip() not in (EXTRACTIVE_LABEL_EN, EXTRACTIVE_LABEL_KO)]
-    return _MARKER.sub("", "\n".join(lines)).strip()
-
-
-def squash(text: str) -> str:
-    """Whitespace removed, case folded: how gold answers are matched."""
-    return _SPACE.sub("", text).casefold()
-
-
-def contains_gold(text: str, golds: list[str]) -> bool:
-    haystack = squash(text)
-    return any(squash(gold) and squash(gold) in haystack for gold in golds)
+from stack.gold import answer_body, cited_numbers, contains_gold
 
 
 def main() -> None:
@@ -108,7 +88,7 @@ def main() -> None:
         if answer.mode != "extractive":
             raise SystemExit(f"expected an extractive answer, got {answer.mode}")
         body = answer_body(answer.answer)
-        cited = {int(n) for n in _MARKER.findall(answer.answer)}
+        cited = cited_numbers(answer.answer)
         found = contains_gold(body, qa["answers"])
         in_source = any(contains_gold(s.text, qa["answers"]) for s in answer.sources)
         in_cited = any(contains_gold(s.text, qa["answers"]) for s in answer.sources if s.n in cited)

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+#: The first line of an extractive answer (no LLM configured), by the question's language.
+EXTRACTIVE_LABEL_EN = "Extractive answer (no LLM configured): the sentences that best match the question, quoted."
+EXTRACTIVE_LABEL_KO = "추출형 답변 (LLM 미설정): 질문과 가장 관련 있는 문장을 그대로 인용합니다."
+
 
 class RagError(Exception):
     """The one root of every error ragctl and its stack raise (issue #24 item 5).

@@ -21,6 +21,8 @@ from typer.core import TyperCommand, TyperGroup
 
 from ragctl import __version__
 from ragctl.cli import audit, collection, data, images, keys, nodes, ops, stack, top
+from ragctl.cli import config as config_cli
+from ragctl.cli import eval as eval_cli
 from ragctl.cli import sync as sync_cli
 from ragctl.cli.context import CURRENT, CliState
 from ragctl.errors import RagctlError, UsageError
@@ -79,8 +81,28 @@ class RagctlGroup(TyperGroup):
                              "ragctl support-bundle for a report", code="internal_error"), as_json=as_json)
 
 
-def _typer(**kwargs) -> typer.Typer:
-    return typer.Typer(cls=RagctlGroup, no_args_is_help=True, add_completion=False, rich_markup_mode=None,  # help text is shown as written: "[stack]" stays
+class EvalGroup(RagctlGroup):
+    """``ragctl eval FILE`` is ``ragctl eval run FILE``: a first word that names no sub-command is a file."""
+
+    default = "run"
+    bare = False  # bare ``ragctl eval`` shows the help
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        words = [a for a in args if not a.startswith("-")]
+        if (words and words[0] not in self.commands) or (self.bare and not words and not {"-h", "--help"} & set(args)):
+            args = [self.default, *args]
+        return super().parse_args(ctx, args)
+
+
+class ConfigGroup(EvalGroup):
+    """Bare ``ragctl config`` (and ``ragctl config --json``) is ``ragctl config check``."""
+
+    default = "check"
+    bare = True
+
+
+def _typer(cls: type = RagctlGroup, **kwargs) -> typer.Typer:
+    return typer.Typer(cls=cls, no_args_is_help=True, add_completion=False, rich_markup_mode=None,  # help text is shown as written: "[stack]" stays
                        context_settings={"help_option_names": ["-h", "--help"]}, **kwargs)
 
 
@@ -92,6 +114,8 @@ bundle_app = _typer(help="Move the stack's images to a machine with no registry.
 keys_app = _typer(help="The stack's API keys: create (with a role and collections), list, revoke.")
 collections_app = _typer(help="Collections (one knowledge base each): create, list, show, delete.")
 nodes_app = _typer(help="The Docker Swarm's nodes (swarm runtime): list, label, the join command.")
+eval_app = _typer(EvalGroup, help="Is it still answering right? Run your question set (ragctl eval FILE), list, "
+                  "show and compare stored runs, generate a first set.")
 
 
 def _version(value: bool) -> None:
@@ -117,7 +141,11 @@ def root(
 
 for command in (data.init, data.render, data.extract, data.ingest, data.search, data.ask, data.reindex):
     app.command(cls=RagctlCommand)(command)
-app.command("config", cls=RagctlCommand)(data.config_check)
+config_app = _typer(ConfigGroup, help="Check the rendered stack (bare `ragctl config`), "
+                    "or change a setting, gated on your questions: ragctl config set KEY VALUE --eval FILE.")
+app.add_typer(config_app, name="config", no_args_is_help=False)
+config_app.command("check", cls=RagctlCommand)(data.config_check)
+config_app.command("set", cls=RagctlCommand)(config_cli.config_set)
 app.add_typer(documents_app, name="documents")
 documents_app.command("list", cls=RagctlCommand)(data.documents_list)
 documents_app.command("show", cls=RagctlCommand)(data.documents_show)
@@ -165,6 +193,12 @@ keys_app.command("create", cls=RagctlCommand)(keys.keys_create)
 keys_app.command("list", cls=RagctlCommand)(keys.keys_list)
 keys_app.command("revoke", cls=RagctlCommand)(keys.keys_revoke)
 app.command("audit", cls=RagctlCommand)(audit.audit)
+app.add_typer(eval_app, name="eval")
+eval_app.command("run", cls=RagctlCommand)(eval_cli.eval_run)
+eval_app.command("list", cls=RagctlCommand)(eval_cli.eval_list)
+eval_app.command("show", cls=RagctlCommand)(eval_cli.eval_show)
+eval_app.command("compare", cls=RagctlCommand)(eval_cli.eval_compare)
+eval_app.command("generate", cls=RagctlCommand)(eval_cli.eval_generate)
 app.add_typer(nodes_app, name="nodes", no_args_is_help=False, invoke_without_command=True)
 nodes_app.command("list", cls=RagctlCommand)(nodes.nodes_list)
 nodes_app.command("label", cls=RagctlCommand)(nodes.nodes_label)

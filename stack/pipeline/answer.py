@@ -30,15 +30,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from stack.contract import Answer, Source
+from stack.contract import EXTRACTIVE_LABEL_EN, EXTRACTIVE_LABEL_KO, Answer, Source
 from stack.pipeline import sentence_ranker, sentence_reader
 from stack.pipeline.chunk import split_sentences
 from stack.pipeline.errors import PipelineError
 from stack.pipeline.lexical import tokenize_many
 from stack.pipeline.retrieve import Hit, is_korean
 
-EXTRACTIVE_LABEL_EN = "Extractive answer (no LLM configured): the sentences that best match the question, quoted."
-EXTRACTIVE_LABEL_KO = "추출형 답변 (LLM 미설정): 질문과 가장 관련 있는 문장을 그대로 인용합니다."
 NO_SOURCES_EN = "No passage in the indexed documents matches this question."
 NO_SOURCES_KO = "색인된 문서에서 이 질문과 관련된 내용을 찾지 못했습니다."
 

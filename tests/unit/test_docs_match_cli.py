@@ -62,6 +62,9 @@ def check(snippet: str) -> list[str]:
         command = command.commands[tokens.pop(0)]
     if not path:
         return [f"no command {tokens[0]!r}"]
+    if getattr(command, "commands", None) and "run" in command.commands and tokens and not tokens[0].startswith("-"):
+        path.append("run")  # "ragctl eval FILE" is "ragctl eval run FILE" (ragctl.cli.app.EvalGroup)
+        command = command.commands["run"]
     if getattr(command, "commands", None):
         if tokens and re.fullmatch(r"[a-z][a-z-]*", tokens[0]):
             return [f"no command {' '.join(path)} {tokens[0]!r}"]
@@ -89,3 +92,5 @@ def test_the_checker_catches_a_wrong_command_and_a_wrong_flag():
     assert check("ragctl ingest x --forse") == ["ragctl ingest has no option --forse"]
     assert check("ragctl documents lst") == ["no command documents 'lst'"]
     assert check("ragctl -p demo ask \"q\" --json") == []
+    assert check("ragctl eval q.jsonl --html r.html") == [] and check("ragctl eval q.csv --htm x") == [
+        "ragctl eval run has no option --htm"]
