@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePath
 
 from ragctl.errors import UsageError
+from stack.contract import RagError
 from stack.gold import answer_body, answer_has_gold, cited_numbers
 
 #: Column names accepted in a CSV header (case and surrounding spaces ignored), and JSONL keys.
@@ -288,12 +289,11 @@ def run_questions(backend, questions: list[Question], *, collection: str | None 
         started = time.perf_counter()
         try:
             answer = backend.ask(question.question, collection=question.collection or collection, top_k=top_k)
-        except Exception as exc:
-            if getattr(exc, "exit_code", 1) not in (1, 2) or not hasattr(exc, "exit_code"):
+        except RagError as exc:
+            if exc.exit_code not in (1, 2):  # the stack is down, say: every question would fail alike
                 raise
             outcome = Outcome(question.line, question.question, question.answers, question.file,
-                              question.collection, error={"code": getattr(exc, "code", "error"),
-                                                          "message": getattr(exc, "message", None) or str(exc)},
+                              question.collection, error={"code": exc.code, "message": exc.message},
                               latency_ms=round(1000 * (time.perf_counter() - started), 1))
         else:
             outcome = score(question, answer, 1000 * (time.perf_counter() - started))
