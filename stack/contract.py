@@ -86,6 +86,11 @@ class IngestResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def lost_parts(self) -> bool:
+        """True when the parser could not read some parts of the file (``report`` says which)."""
+        return bool(ParseReport.from_dict(self.report))
+
 
 #: Every kind of part a parser can skip, with how a person reads it (plural, for counts).  A parser
 #: that learns to detect a new kind adds one line here and calls ``ParseReport.add`` with it.
@@ -170,6 +175,21 @@ class ParseReport:
         findings = [ParseFinding(str(f.get("kind", "")), str(f.get("where", "")), str(f.get("reason", "")),
                                  int(f.get("count") or 1)) for f in data.get("findings") or []]
         return cls(findings, {str(k): int(v) for k, v in (data.get("unlisted") or {}).items()})
+
+
+def count_lost_parts(reports) -> int:
+    """How many of ``reports`` (ParseReport dicts, or None) say that parts of their file were not read."""
+    return sum(1 for report in reports if ParseReport.from_dict(report))
+
+
+def lost_parts_note(reports) -> str | None:
+    """The summary line of ``ingest`` and ``sync`` for the files whose ``reports`` (ParseReport dicts,
+    or None) say that parts could not be read; None when every file was read whole."""
+    lost = count_lost_parts(reports)
+    if not lost:
+        return None
+    which = "1 file had" if lost == 1 else f"{lost} files had"
+    return f"{which} parts we could not read: ragctl documents show ID says which and why."
 
 
 def summarize_counts(counts: dict[str, int]) -> str:
