@@ -68,6 +68,7 @@ class Step:
     reason: str | None = None
     outcome: str | None = None  # after apply: done, skipped, failed, kept (gone without --delete)
     error: dict | None = None
+    report: dict | None = None  # after an ingest: the parts of the file that could not be read
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -242,6 +243,7 @@ def apply(plan: Plan, target: SyncTarget, files: list[SeenFile], *, delete: bool
         for step, result in zip(ingest_steps, results, strict=True):
             step.outcome = result.status
             step.error = result.error
+            step.report = result.report
             if result.document_id and result.document_id != step.document_id:
                 step.document_id = result.document_id  # the bytes read are the bytes stored
             if step.action == CHANGED and result.status in ("done", "skipped") and step.replaces:

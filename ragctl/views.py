@@ -20,6 +20,7 @@ from rich.text import Text
 
 from ragctl.console import console, err_console
 from ragctl.project import redact_url
+from stack.contract import FINDING_KINDS, ParseReport
 from stack.pipeline.document import location_label
 
 #: Without a terminal, a file in a long stage (embedding a big document) still prints a line this often.
@@ -120,6 +121,8 @@ def results_table(results: Sequence) -> Table:
     for r in results:
         style = _STATUS_STYLE.get(r.status, "")
         reason = r.error["message"] if r.error else (r.note or "")
+        if not reason and r.lost_parts:
+            reason = "not read: " + ParseReport.from_dict(r.report).summary()
         table.add_row(cell(r.path or r.file_name), cell(r.status, style), cell(r.format), cell(r.chunks),
                       cell((r.document_id or "")[:12]), cell(f"{r.seconds:.2f}"), cell(reason))
     return table
@@ -157,12 +160,14 @@ def print_answer(answer) -> None:
 
 def documents_table(records: Sequence) -> Table:
     table = Table(title="Documents")
-    for column in ("id", "file", "status", "format", "chunks", "collection", "added"):
-        table.add_column(column, justify="right" if column == "chunks" else "left")
+    for column in ("id", "file", "status", "format", "chunks", "not read", "collection", "added"):
+        table.add_column(column, justify="right" if column in ("chunks", "not read") else "left")
     for r in records:
         style = _STATUS_STYLE.get(r.status, "")
+        lost = sum(ParseReport.from_dict(r.report).counts().values())
         table.add_row(cell(r.id[:12]), cell(r.file_name), cell(r.status, style), cell(r.format), cell(r.chunks),
-                      cell(r.collection), cell(datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M")))
+                      cell(lost or "", "yellow"), cell(r.collection),
+                      cell(datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M")))
     return table
 
 
@@ -179,10 +184,28 @@ def print_document(record, extracted: str | Path | None, chunks: Sequence) -> No
         table.add_row("timings", cell(", ".join(f"{k} {v:.2f}s" for k, v in record.timings.items())))
     if extracted:
         table.add_row("extracted text", cell(extracted))
+    report = ParseReport.from_dict(record.report)
+    if report:
+        table.add_row("not read", cell(report.summary(), "yellow"))
     console.print(table)
+    if report:
+        console.print(parse_report_table(report))
     for chunk_id, text, meta in chunks:
         where = location_label(meta.get("page"), meta.get("section"), meta.get("heading"))
         console.print(line((chunk_id, "bold"), " ", (where, "dim"), "\n", text, "\n"))
+
+
+def parse_report_table(report: ParseReport) -> Table:
+    """The parts of one file the parser could not read: what, where, how many, why."""
+    table = Table(title="Parts we could not read", box=None, pad_edge=False)
+    for column in ("what", "where", "count", "why"):
+        table.add_column(column, justify="right" if column == "count" else "left")
+    for finding in report.findings:
+        table.add_row(cell(FINDING_KINDS.get(finding.kind, finding.kind)), cell(finding.where or "—"),
+                      cell(finding.count), cell(finding.reason))
+    for kind, n in report.unlisted.items():
+        table.add_row(cell(FINDING_KINDS.get(kind, kind)), cell("(not listed)"), cell(n), cell(""))
+    return table
 
 
 _CHECK_MARKS = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}

@@ -22,6 +22,7 @@ from ragctl.cli.context import (
 )
 from ragctl.output import EXIT_ERROR, confirm, console, emit, err_console, fail, print_json
 from ragctl.runtimes import KINDS, RUNTIMES, choices
+from stack.contract import count_lost_parts, lost_parts_note
 from stack.names import RETRYABLE, TERMINAL
 from stack.pipeline.errors import PipelineError
 
@@ -249,6 +250,7 @@ def ingest(
     failed = [r for r in results if r.status in RETRYABLE]
     counts = {s: sum(1 for r in results if r.status == s) for s in ("done", "queued", "skipped", "failed", "cancelled")}
     counts["skipped_files"] = len(selection.skipped)  # folder entries not taken: type, --exclude, hidden
+    counts["lost_parts"] = count_lost_parts(r.report for r in results)  # files read, but not whole
     if as_json:
         print_json({"mode": mode, "results": [r.to_dict() for r in results], "summary": counts,
                     "skipped_files": selection.skipped_groups()})
@@ -256,6 +258,8 @@ def ingest(
         console.print(results_table(results))
         if selection.skipped:
             console.print(selection.describe_skipped(), markup=False, highlight=False)
+        if lost_parts_note(r.report for r in results):
+            console.print(lost_parts_note(r.report for r in results), markup=False, highlight=False)
         console.print(", ".join(f"{n} {label}" for label, n in (
             ("ingested", counts["done"]), ("queued", counts["queued"]), ("skipped", counts["skipped"]),
             ("failed", counts["failed"]), ("cancelled", counts["cancelled"])) if n or label in ("ingested", "failed")) + ".")
@@ -285,7 +289,7 @@ def _ingest_through_stack(client, files: list[Path], *, collection: str | None, 
                           as_json: bool) -> list[IngestResult]:
     """Upload every file (the API answers at once), then follow the workers' progress."""
     from ragctl.views import ingest_progress, line
-    from stack.contract import IngestResult
+    from stack.contract import IngestResult, ParseReport
     from stack.pipeline.files import printable
 
     if not as_json:
@@ -329,6 +333,7 @@ def _ingest_through_stack(client, files: list[Path], *, collection: str | None, 
                 finished.add(record.task_id)
                 result = results[str(file)]
                 result.status, result.chunks, result.format = record.status, record.chunks, record.format
+                result.report = record.report if ParseReport.from_dict(record.report) else None
                 result.seconds = round(sum(record.timings.values()), 3)
                 if record.error:
                     result.error = {"code": record.error_code, "message": record.error, "hint": None}
@@ -395,7 +400,7 @@ def documents_list(
         print_json([
             {"id": r.id, "file_name": r.file_name, "status": r.status, "chunks": r.chunks, "progress": r.progress,
              "collection": r.collection, "format": r.format, "size": r.size, "error": r.error,
-             "task_id": r.task_id}
+             "task_id": r.task_id, "not_read": (r.report or {}).get("counts") or {}}
             for r in records])
     else:
         console.print(documents_table(records) if records else "No documents yet. Next: ragctl ingest FILE")

@@ -11,7 +11,7 @@ import typer
 
 from ragctl.cli.context import CollectionOption, JsonOption, YesOption, open_backend, project_root
 from ragctl.output import EXIT_ERROR, confirm, console, err_console, fail, print_json
-from stack.contract import RagError
+from stack.contract import ParseReport, RagError, count_lost_parts, lost_parts_note
 
 
 def parse_interval(text: str) -> float:
@@ -70,6 +70,7 @@ def _stack_ingest(client, collection: str):
             for task_id, record in client.wait(list(waiting), lambda record: None).items():
                 result = waiting[task_id]
                 result.status, result.chunks = record.status, record.chunks
+                result.report = record.report or None
                 if record.error:
                     result.error = {"code": record.error_code, "message": record.error, "hint": None}
         return results
@@ -92,6 +93,8 @@ def _summary(plan, *, dry_run: bool) -> None:
             continue
         detail = (f"from {step.old_path}" if step.old_path else "") or (step.error or {}).get("message") or \
             step.reason or ""
+        if step.report and ParseReport.from_dict(step.report):
+            detail = (detail + "; " if detail else "") + "not read: " + ParseReport.from_dict(step.report).summary()
         outcome = "planned" if dry_run else (step.outcome or "")
         table.add_row(cell(step.action), cell(step.path), cell(outcome, style.get(outcome, "")), cell(detail))
     if table.row_count:
@@ -99,6 +102,9 @@ def _summary(plan, *, dry_run: bool) -> None:
     words = ", ".join(f"{n} {name}" for name, n in counts.items() if n or name in ("new", "unchanged"))
     console.print(f"{'Plan' if dry_run else 'Synced'}: {words} ({plan.seconds:.1f} s).", markup=False,
                   highlight=False)
+    lost = lost_parts_note(step.report for step in plan.steps)
+    if lost and not dry_run:
+        console.print(lost, markup=False, highlight=False)
     gone = counts["gone"]
     if gone and not dry_run and any(s.outcome == "kept" for s in plan.steps):
         console.print(f"{gone} documents are no longer in the folder and were kept; remove them with "
@@ -161,6 +167,7 @@ def sync(
         if as_json:
             print_json({"folder": str(folder), "collection": name, "mode": mode, "dry_run": dry_run,
                         "summary": plan.counts(), "seconds": plan.seconds,
+                        "lost_parts": count_lost_parts(s.report for s in plan.steps),
                         "steps": [s.to_dict() for s in plan.steps if s.action != library.UNCHANGED]})
         else:
             _summary(plan, dry_run=dry_run)

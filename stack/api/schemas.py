@@ -25,6 +25,23 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+class FindingOut(BaseModel):
+    kind: str = Field(description="What was not read: a key of stack.contract.FINDING_KINDS (image_no_text, "
+                                  "ole_object, chart, equation, form_control, page_no_text, …).")
+    where: str = Field(description="Where in the file: 'p. 3', 'section 2' or a heading path; '' for the whole file.")
+    reason: str
+    count: int = 1
+
+
+class ParseReportOut(BaseModel):
+    """What the parser could not read in this file (empty until it is parsed, and when nothing was lost)."""
+
+    findings: list[FindingOut] = []
+    unlisted: dict[str, int] = Field(default={}, description="Parts counted past the listing cap, by kind.")
+    counts: dict[str, int] = Field(default={}, description="Parts not read, by kind.")
+    summary: str = ""
+
+
 class DocumentOut(BaseModel):
     id: str
     collection: str
@@ -44,6 +61,7 @@ class DocumentOut(BaseModel):
     attempts: int = 0
     embed_model: str | None = None
     heartbeat_at: float | None = None
+    report: ParseReportOut = Field(default_factory=ParseReportOut)
     created_at: float
     updated_at: float
 

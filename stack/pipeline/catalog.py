@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS documents (
     worker TEXT,
     heartbeat_at REAL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    report TEXT NOT NULL DEFAULT '{}',
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     PRIMARY KEY (collection, id)
@@ -79,7 +80,7 @@ READY, DELETING, DELETED = "ready", "deleting", "deleted"
 #: The shortest task id prefix that is looked up (as for document ids).
 MIN_PREFIX = 4
 
-_JSON_FIELDS = ("timings", "log")
+_JSON_FIELDS = ("timings", "log", "report")
 
 
 @dataclass
@@ -103,6 +104,8 @@ class DocumentRecord:
     worker: str | None = None
     heartbeat_at: float | None = None
     attempts: int = 0
+    #: What the parser could not read: a ParseReport's dict ({} until the file is parsed).
+    report: dict = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
 
@@ -384,6 +387,7 @@ class Catalog(DocumentCatalog):
         wanted = {
             "task_id": "TEXT", "progress": "REAL NOT NULL DEFAULT 0", "log": "TEXT NOT NULL DEFAULT '[]'",
             "worker": "TEXT", "heartbeat_at": "REAL", "attempts": "INTEGER NOT NULL DEFAULT 0",
+            "report": "TEXT NOT NULL DEFAULT '{}'",
         }
         for column, kind in wanted.items():
             if column not in have:
@@ -418,5 +422,5 @@ class TaskEntry:
 def _record(row: sqlite3.Row | dict) -> DocumentRecord:
     data = dict(row)
     for name in _JSON_FIELDS:
-        data[name] = json.loads(data[name]) if data[name] else ({} if name == "timings" else [])
+        data[name] = json.loads(data[name]) if data[name] else ([] if name == "log" else {})
     return DocumentRecord(**data)

@@ -6,6 +6,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from stack.contract import ParseReport
+
 BlockKind = Literal["paragraph", "heading", "table", "header", "footer", "note", "caption", "list"]
 Format = Literal["hwp", "hwpx", "pdf", "docx", "html", "markdown", "text"]
 
@@ -46,6 +48,8 @@ class ParsedDocument:
     parser: str
     blocks: list[Block]
     metadata: dict = field(default_factory=dict)
+    #: The parts the parser skipped, and why (images with no text, OLE objects, pages without text…).
+    report: ParseReport = field(default_factory=ParseReport)
 
     @property
     def text(self) -> str:
@@ -56,6 +60,7 @@ class ParsedDocument:
             "format": self.format,
             "parser": self.parser,
             "metadata": self.metadata,
+            "report": self.report.to_dict(),
             "blocks": [block.to_dict() for block in self.blocks],
         }
 

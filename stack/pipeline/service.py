@@ -365,7 +365,8 @@ class Pipeline:
                 return job
             self.check_model(collection)
             fresh = {"file_name": job.result.file_name, "size": size, "status": DocumentStatus.PARSING, "progress": 0.0,
-                     "timings": {}, "embed_model": self.model_name(collection), "error": None, "error_code": None}
+                     "timings": {}, "embed_model": self.model_name(collection), "error": None, "error_code": None,
+                     "report": {}}
             # A record the API queued keeps its task id, attempts, worker and log.
             job.record = (replace(existing, **fresh) if existing is not None
                           else DocumentRecord(id=document_id, collection=collection, **fresh))
@@ -375,6 +376,8 @@ class Pipeline:
             document = self.parse(job.snapshot.path)
             document.metadata["filename"] = files.printable(item.path.name)
             job.record.format, job.record.parser = document.format, document.parser
+            job.record.report = document.report.to_dict()
+            job.result.report = job.record.report if document.report else None
             self.save_extracted(job.record.id, job.record.file_name, document)
             job.timed("parsing", t)
 

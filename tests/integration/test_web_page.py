@@ -412,3 +412,25 @@ def test_a_scoped_key_sees_only_its_collections_and_uploads_into_the_chosen_one(
     page.wait(lambda d: "hr-note.md" in page.by_id("docs").text)
     page.shot("scoped-picker")
     page.assert_nothing_foreign()
+
+
+def test_a_document_with_parts_not_read_is_marked_in_the_list(stack, page_at, tmp_path):
+    """Issue #26 part 5: the API's document body carries the parse report, and the page's document
+    list marks the file, with what was not read in the marker's tooltip."""
+    from tests.fixtures_factory import make_pdf
+
+    pdf = make_pdf(tmp_path / "scan-inside.pdf", ["Budget figures for the second quarter.", ""])
+    assert stack.http.post("/api/documents", files=[("files", (pdf.name, pdf.read_bytes()))]).status_code in (200, 202)
+    deadline = time.monotonic() + 180
+    while stack.documents().get(pdf.name, {}).get("status") != "done":
+        assert time.monotonic() < deadline, stack.documents().get(pdf.name)
+        time.sleep(0.5)
+    body = stack.documents()[pdf.name]
+    assert body["report"]["counts"] == {"page_no_text": 1} and body["report"]["findings"][0]["where"] == "p. 2"
+    page = page_at(1280, 900, "lost")
+    page.enter_key(stack.key)
+    page.wait(lambda d: pdf.name in page.by_id("docs").text)
+    row = page.driver.find_element(By.XPATH, f"//*[@id='docs']//tr[td[contains(., '{pdf.name}')]]")
+    mark = row.find_element(By.CSS_SELECTOR, ".lost")
+    assert mark.text == "일부 못 읽음" and "p. 2" in mark.get_attribute("title")
+    page.shot("parts-not-read")

@@ -17,7 +17,7 @@ const TEXT = {
     "upload.choose": "파일 고르기", "upload.sending": "보내는 중", "upload.duplicate": "이미 있는 문서입니다",
     "docs.title": "문서", "docs.refresh": "새로 고침", "docs.name": "파일", "docs.status": "상태", "docs.chunks": "조각",
     "docs.actions": "작업", "docs.delete": "삭제", "docs.confirm": "{name} 문서를 지울까요?", "docs.empty": "문서가 없습니다.",
-    "docs.deleted": "{name} 문서를 지웠습니다.",
+    "docs.deleted": "{name} 문서를 지웠습니다.", "docs.lost": "일부 못 읽음",
     "err.401": "API 키가 없거나, 틀렸거나, 폐기되었습니다. 관리자에게 받은 키(ragctl keys create)나 프로젝트 .env 파일의 RAG_API_KEY 값을 위에 넣으세요.",
     "err.403": "이 키로는 할 수 없는 일입니다 (예: 질문 전용 키는 올리거나 지울 수 없습니다). 관리자에게 문의하세요.",
     "err.network": "서버에 연결할 수 없습니다: {msg}",
@@ -38,7 +38,7 @@ const TEXT = {
     "upload.choose": "Choose files", "upload.sending": "sending", "upload.duplicate": "already there",
     "docs.title": "Documents", "docs.refresh": "Refresh", "docs.name": "File", "docs.status": "Status",
     "docs.chunks": "Chunks", "docs.actions": "Actions", "docs.delete": "Delete", "docs.confirm": "Delete {name}?",
-    "docs.empty": "No documents yet.", "docs.deleted": "{name} deleted.",
+    "docs.empty": "No documents yet.", "docs.deleted": "{name} deleted.", "docs.lost": "parts not read",
     "err.401": "The API key is missing, wrong or revoked. Enter a key your administrator made for you (ragctl keys create) or the RAG_API_KEY value from the project's .env file above.",
     "err.403": "This key may not do that (an ask-only key cannot upload or delete, for one). Ask an administrator.",
     "err.network": "Cannot reach the server: {msg}",
@@ -410,6 +410,16 @@ async function refreshDocuments() {
       why.className = "message";
       why.textContent = doc.error;
       name.append(document.createElement("br"), why);
+    }
+    const lost = doc.report && doc.report.summary;
+    if (lost) {  // parts the parser could not read: a marker, the list in its tooltip
+      const mark = document.createElement("span");
+      mark.className = "lost";
+      mark.dataset.i18n = "docs.lost";
+      mark.textContent = t("docs.lost");
+      mark.title = [lost, ...doc.report.findings.map((f) => `${f.where || "—"}: ${f.reason} (×${f.count})`)].join("\n");
+      mark.setAttribute("aria-label", `${t("docs.lost")}: ${lost}`);
+      name.append(" ", mark);
     }
     const state = document.createElement("td");
     const label = document.createElement("span");

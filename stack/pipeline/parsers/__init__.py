@@ -39,7 +39,8 @@ def parse_file(
         document.metadata.setdefault("encoding", sniffed.encoding)
     if not any(block.text.strip() for block in document.blocks):
         raise NoText(
-            f"{path.name} was read as {sniffed.format.upper()} but holds no text.",
+            f"{path.name} was read as {sniffed.format.upper()} but holds no text"
+            + (f" (only {document.report.summary()})." if document.report else "."),
             hint="Check the file has text (not only images); OCR of scans is not supported.",
         )
     return document

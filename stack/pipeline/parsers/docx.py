@@ -15,7 +15,8 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from stack.pipeline.document import Block, ParsedDocument, heading_path, table_block
+from stack.contract import ParseReport
+from stack.pipeline.document import Block, ParsedDocument, heading_path, location_label, table_block
 from stack.pipeline.errors import CorruptDocument, PipelineError
 from stack.pipeline.parsers.clean import clean_text
 from stack.pipeline.parsers.headings import cap
@@ -98,13 +99,30 @@ def heading_levels(styles_xml: bytes | None) -> dict[str, int]:
     return levels
 
 
+def _skipped_part(drawing: ET.Element) -> tuple[str, str] | None:
+    """(finding kind, why) of a w:drawing, w:pict or w:object whose content is not text, else None
+    (a text box: its paragraphs are read)."""
+    names = {_local(e.tag) for e in drawing.iter()}
+    if "txbxContent" in names:
+        return None
+    if _local(drawing.tag) == "object" or "OLEObject" in names:
+        return "ole_object", "an embedded object (OLE: another program's data) is not read"
+    if "chart" in names:
+        return "chart", "a chart's data is not read"
+    if "pic" in names or "imagedata" in names:
+        return "image_no_text", "a picture: text inside an image is not read"
+    return None
+
+
 class _XmlWalker:
-    def __init__(self, section: str | None = None, levels: dict[str, int] | None = None, track: bool = False) -> None:
+    def __init__(self, section: str | None = None, levels: dict[str, int] | None = None, track: bool = False,
+                 report: ParseReport | None = None) -> None:
         self.section = section
         self.levels = levels or {}
         self.track = track  # the body: headings open a path (cells, headers and footers do not)
         self.trail: list[tuple[int, str]] = []
         self.blocks: list[Block] = []
+        self.report = report if report is not None else ParseReport()  # what was skipped, and why
 
     @property
     def heading(self) -> str | None:
@@ -136,11 +154,16 @@ class _XmlWalker:
                 self.trail.append((level, cap(text.split("\n", 1)[0], HEADING_PART)))
             self.blocks.append(Block(text=text, kind=kind, section=self.section, heading=self.heading))  # type: ignore[arg-type]
         for box in p.iter():
-            if _local(box.tag) == "txbxContent":
+            tag = _local(box.tag)
+            if tag == "txbxContent":
                 self.walk(box)
+            elif tag in ("drawing", "pict", "object"):
+                skipped = _skipped_part(box)
+                if skipped is not None:
+                    self.report.add(skipped[0], location_label(None, self.section, self.heading), skipped[1])
 
     def cell_text(self, tc: ET.Element) -> str:
-        inner = _XmlWalker(self.section, self.levels)
+        inner = _XmlWalker(self.section, self.levels, report=self.report)
         inner.walk(tc)
         return "\n".join(block.text for block in inner.blocks)
 
@@ -195,19 +218,22 @@ def _fallback(path: Path, files: dict[str, bytes], reason: str) -> ParsedDocumen
             hint="Open it in Word or LibreOffice and save it again as .docx.",
         )
     blocks: list[Block] = []
+    report = ParseReport()
     folder = part.rsplit("/", 1)[0] + "/" if "/" in part else ""
     for name in sorted(files):
         if name.startswith(folder) and re.match(r".*/header\d*\.xml$", name):
-            blocks.extend(_xml_blocks(files[name], "header", path, kind="header"))
-    blocks.extend(_xml_blocks(files[part], None, path, levels=heading_levels(files.get(folder + "styles.xml"))))
+            blocks.extend(_xml_blocks(files[name], "header", path, report, kind="header"))
+    blocks.extend(_xml_blocks(files[part], None, path, report, levels=heading_levels(files.get(folder + "styles.xml"))))
     for name in sorted(files):
         if name.startswith(folder) and re.match(r".*/footer\d*\.xml$", name):
-            blocks.extend(_xml_blocks(files[name], "footer", path, kind="footer"))
-    return ParsedDocument(format="docx", parser="docx-xml", blocks=blocks, metadata={"fallback": reason})
+            blocks.extend(_xml_blocks(files[name], "footer", path, report, kind="footer"))
+    return ParsedDocument(format="docx", parser="docx-xml", blocks=blocks, metadata={"fallback": reason},
+                          report=report)
 
 
 def _xml_blocks(
-    data: bytes, section: str | None, path: Path, kind: str | None = None, levels: dict[str, int] | None = None
+    data: bytes, section: str | None, path: Path, report: ParseReport, kind: str | None = None,
+    levels: dict[str, int] | None = None,
 ) -> list[Block]:
     try:
         root = ET.fromstring(data)
@@ -216,7 +242,7 @@ def _xml_blocks(
             f"{path.name}: its document XML is malformed ({exc}).",
             hint="Open it in Word or LibreOffice and save it again as .docx.",
         ) from exc
-    walker = _XmlWalker(section, levels, track=kind is None)
+    walker = _XmlWalker(section, levels, track=kind is None, report=report)
     walker.walk(root)
     if kind:
         return [Block(text=b.text, kind=kind, section=section, rows=b.rows) for b in walker.blocks]  # type: ignore[arg-type]
@@ -226,7 +252,7 @@ def _xml_blocks(
 # ------------------------------------------------------------------------------ python-docx
 
 
-def _margin_blocks(document, kind: str) -> list[Block]:
+def _margin_blocks(document, kind: str, report: ParseReport) -> list[Block]:
     """Blocks of every distinct, unlinked header or footer (``kind``) of the document's sections."""
     blocks: list[Block] = []
     seen_parts: set[int] = set()
@@ -240,20 +266,20 @@ def _margin_blocks(document, kind: str) -> list[Block]:
             if linked or element is None or id(element) in seen_parts:
                 continue
             seen_parts.add(id(element))
-            walker = _XmlWalker(kind)
+            walker = _XmlWalker(kind, report=report)
             walker.walk(element)
             blocks.extend(Block(text=b.text, kind=kind, section=kind, rows=b.rows) for b in walker.blocks)
     return blocks
 
 
-def _docx_blocks(document, levels: dict[str, int]) -> list[Block]:
+def _docx_blocks(document, levels: dict[str, int], report: ParseReport) -> list[Block]:
     """Headers, body, footers.  ``levels``: heading level by style id, from the styles part (style
     ids may be localised, e.g. "1" for 제목 1, so names decide)."""
-    blocks = _margin_blocks(document, "header")
-    body = _XmlWalker(None, levels, track=True)
+    blocks = _margin_blocks(document, "header", report)
+    body = _XmlWalker(None, levels, track=True, report=report)
     body.walk(document.element.body)
     blocks.extend(body.blocks)
-    blocks.extend(_margin_blocks(document, "footer"))
+    blocks.extend(_margin_blocks(document, "footer", report))
     return blocks
 
 
@@ -264,7 +290,8 @@ def parse_docx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
 
         document = docx.Document(io.BytesIO(repack(files)))
         styles = next((data for name, data in files.items() if name.lower().endswith("word/styles.xml")), None)
-        blocks = _docx_blocks(document, heading_levels(styles))
+        report = ParseReport()
+        blocks = _docx_blocks(document, heading_levels(styles), report)
     except PipelineError:
         raise
     except Exception as exc:  # Strict OOXML, renamed parts, odd packages: read the XML ourselves  # noqa: BLE001 - library boundary
@@ -278,4 +305,4 @@ def parse_docx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
         if block.section is None and current is not None and block.kind != "heading":
             block = Block(text=block.text, kind=block.kind, section=current, rows=block.rows, heading=block.heading)
         named.append(block)
-    return ParsedDocument(format="docx", parser="python-docx", blocks=named, metadata={})
+    return ParsedDocument(format="docx", parser="python-docx", blocks=named, metadata={}, report=report)

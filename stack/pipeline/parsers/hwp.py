@@ -14,7 +14,8 @@ import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from stack.pipeline.document import Block, ParsedDocument, table_block
+from stack.contract import ParseReport
+from stack.pipeline.document import Block, ParsedDocument, location_label, table_block
 from stack.pipeline.errors import (
     CorruptDocument,
     DistributionProtected,
@@ -73,6 +74,15 @@ _SKIP = {
     "parameters",
 }
 _FORM = {"btn", "checkBtn", "radioBtn", "comboBox", "listBox", "edit", "scrollBar"}
+
+#: Drawing objects whose content is not text, as (finding kind, why): reported when skipped.
+_OPAQUE = {
+    "ole": ("ole_object", "an embedded object (OLE: another program's data) is binary: only its caption is read"),
+    "chart": ("chart", "a chart's data is not read, only its caption"),
+    "video": ("media", "a video is not read"),
+}
+_PICTURE_WHY = "a picture with no caption or text box: text inside an image is not read"
+_EQUATION_WHY = "an equation (수식) is not read as text"
 
 
 def _local(tag: str) -> str:
@@ -315,11 +325,13 @@ class _Walker:
     """
 
     def __init__(
-        self, section: str | None, numbering: Numbering | None = None, tracker: HeadingTracker | None = None
+        self, section: str | None, numbering: Numbering | None = None, tracker: HeadingTracker | None = None,
+        report: ParseReport | None = None,
     ) -> None:
         self.section = section
         self.numbering = numbering if numbering is not None else Numbering()
         self.tracker = tracker
+        self.report = report if report is not None else ParseReport()  # what was skipped, and why
         self.blocks: list[Block] = []
         self._prefix = ""  # the number of the paragraph being walked, until its first text is emitted
         self._outline: int | None = None
@@ -329,6 +341,10 @@ class _Walker:
     @property
     def heading(self) -> str | None:
         return self.tracker.path if self.tracker is not None else None
+
+    def skipped(self, kind: str, reason: str) -> None:
+        """A part not read into text: told to the document's parse report, with where it was."""
+        self.report.add(kind, location_label(None, self.section, self.heading), reason)
 
     # -- emitting
     def emit(self, text: str, kind: str = "paragraph") -> None:
@@ -372,7 +388,7 @@ class _Walker:
         """All text under a sub-list (cell, note, text box) flattened, one line per paragraph."""
         if element is None:
             return ""
-        inner = _Walker(self.section, self.numbering)
+        inner = _Walker(self.section, self.numbering, report=self.report)
         inner.paragraphs(element)
         return "\n".join(block.text for block in inner.blocks)
 
@@ -435,7 +451,11 @@ class _Walker:
             main = _child(child, "mainText")
             if main is not None and main.text:
                 buf.append(main.text)
-        elif tag in _SKIP or tag in _FORM:
+        elif tag == "equation":
+            self.skipped("equation", _EQUATION_WHY)
+        elif tag in _FORM:
+            self.skipped("form_control", f"a form control ({tag}) is not read")
+        elif tag in _SKIP:
             return
         else:
             # Unknown element: keep any paragraphs it holds rather than lose text.
@@ -445,6 +465,8 @@ class _Walker:
                     if _local(sub.tag) == "subList":
                         self.paragraphs(sub)
                         break
+            else:
+                self.skipped("unsupported_control", f"an element this parser does not know ({tag}) was skipped")
 
     def text_element(self, t: ET.Element, buf: list[str]) -> None:
         if t.text:
@@ -509,8 +531,13 @@ class _Walker:
                     self.shape(child)
         finally:
             self._tracking = tracking
-        if caption is not None:
-            self.emit(self.sublist_text(_child(caption, "subList")), "caption")
+        caption_text = self.sublist_text(_child(caption, "subList")) if caption is not None else ""
+        if caption_text:
+            self.emit(caption_text, "caption")
+        if tag in _OPAQUE:
+            self.skipped(*_OPAQUE[tag])
+        elif tag == "pic" and not caption_text and draw is None:
+            self.skipped("image_no_text", _PICTURE_WHY)
 
     def table(self, tbl: ET.Element) -> None:
         caption = _child(tbl, "caption")
@@ -550,17 +577,20 @@ class _Walker:
 
 
 def blocks_from_sections(
-    sections: list[bytes], master_pages: list[bytes] | None = None, header: bytes | None = None
+    sections: list[bytes], master_pages: list[bytes] | None = None, header: bytes | None = None,
+    report: ParseReport | None = None,
 ) -> list[Block]:
     """Blocks of a document's sections (and master pages); ``header`` (Contents/header.xml) gives
-    the paragraph shapes and numberings that outline and paragraph numbers are generated from."""
+    the paragraph shapes and numberings that outline and paragraph numbers are generated from.
+    ``report`` collects the parts skipped (pictures, OLE objects, equations, form controls)."""
+    report = report if report is not None else ParseReport()
     blocks: list[Block] = []
     numbering = Numbering(header)
     tracker = HeadingTracker()  # headings run on across sections
     for index, data in enumerate(sections):
         root = ET.fromstring(data)
         numbering.set_outline(root)
-        walker = _Walker(f"section {index + 1}", numbering, tracker)
+        walker = _Walker(f"section {index + 1}", numbering, tracker, report)
         walker.paragraphs(root)
         blocks.extend(walker.blocks)
     # 바탕쪽 (master pages): text printed on every page, kept once as header blocks.
@@ -570,7 +600,7 @@ def blocks_from_sections(
             root = ET.fromstring(data)
         except ET.ParseError:
             continue
-        walker = _Walker("master page")
+        walker = _Walker("master page", report=report)
         walker.paragraphs(root)
         for block in walker.blocks:
             if block.text not in seen:
@@ -647,6 +677,7 @@ def parse_hwp5(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
     data = path.read_bytes()
     parser = "python-hwpx"
     warnings_seen: list[str] = []
+    report = ParseReport()
     try:
         from hwpx.hwp5.package import convert
 
@@ -657,11 +688,11 @@ def parse_hwp5(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
         sections = _section_parts(converted.files)
         if sum(len(s) for s in sections) > max_unzipped_bytes:
             raise _corrupt(path.name, "its sections expand past the size limit")
-        blocks = blocks_from_sections(sections, _master_parts(converted.files), _header_part(converted.files))
+        blocks = blocks_from_sections(sections, _master_parts(converted.files), _header_part(converted.files), report)
     except PipelineError:
         raise
     except Exception as primary:  # python-hwpx failed on this file: try unhwp  # noqa: BLE001 - library boundary
-        parser = "unhwp"
+        parser, report = "unhwp", ParseReport()
         try:
             blocks = _unhwp_blocks(path)
         except PipelineError:
@@ -669,9 +700,10 @@ def parse_hwp5(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
         except Exception as exc:
             raise _corrupt(path.name, f"python-hwpx failed ({primary}) and so did unhwp ({exc})") from exc
         warnings_seen = [f"python-hwpx failed: {primary}"]
+        report.add("fallback_parser", "", _fallback_why(primary))
     if not blocks:
         raise NoText(
-            f"{path.name} parsed as HWP but contains no text (an empty document, or only images).",
+            f"{path.name} parsed as HWP but contains no text ({_only(report)}).",
             hint="If the text is in images, OCR is not supported: export text from the original instead.",
         )
     return ParsedDocument(
@@ -679,7 +711,18 @@ def parse_hwp5(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
         parser=parser,
         blocks=blocks,
         metadata={"warnings": warnings_seen} if warnings_seen else {},
+        report=report,
     )
+
+
+def _only(report: ParseReport) -> str:
+    """What a document with no text holds instead, for its NoText message."""
+    return f"only {report.summary()}" if report else "an empty document, or only images"
+
+
+def _fallback_why(primary: Exception) -> str:
+    return (f"python-hwpx could not read it ({type(primary).__name__}: {primary}); unhwp read its text "
+            "without its tables as tables, its headings or notes, and without a list of the pictures or objects it skipped")
 
 
 # ------------------------------------------------------------------------------------ HWPX
@@ -705,12 +748,14 @@ def parse_hwpx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
         raise password_error(path.name)
     sections = _section_parts(files)
     parser = "python-hwpx"
+    report = ParseReport()
     try:
         if not sections:
             raise ValueError("no Contents/section*.xml part")
-        blocks = blocks_from_sections(sections, _master_parts(files), _header_part(files))
+        blocks = blocks_from_sections(sections, _master_parts(files), _header_part(files), report)
     except ET.ParseError as primary:
-        parser = "unhwp"
+        parser, report = "unhwp", ParseReport()
+        report.add("fallback_parser", "", _fallback_why(primary))
         try:
             blocks = _unhwp_blocks(path)
         except PipelineError:
@@ -723,7 +768,7 @@ def parse_hwpx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
         raise _corrupt(path.name, str(exc)) from exc
     if not blocks:
         raise NoText(
-            f"{path.name} parsed as HWPX but contains no text (an empty document, or only images).",
+            f"{path.name} parsed as HWPX but contains no text ({_only(report)}).",
             hint="If the text is in images, OCR is not supported: export text from the original instead.",
         )
-    return ParsedDocument(format="hwpx", parser=parser, blocks=blocks, metadata={})
+    return ParsedDocument(format="hwpx", parser=parser, blocks=blocks, metadata={}, report=report)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from stack.contract import ParseReport
 from stack.pipeline.document import Block, ParsedDocument, heading_path
 from stack.pipeline.errors import CorruptDocument, NoText, PasswordProtected
 from stack.pipeline.parsers.clean import clean_text
@@ -272,6 +273,10 @@ def parse_pdf(path: Path) -> ParsedDocument:
             if text:
                 blocks.append(Block(text=text, page=number + 1))
     blocks = heading_paths(blocks)
+    report = ParseReport()
+    for number in sorted(set(range(1, pages + 1)) - {block.page for block in blocks}):
+        report.add("page_no_text", f"p. {number}",
+                   "the page has no text layer (a scan or an image of text), so nothing on it is indexed")
     if not blocks:
         if pages == 0:
             raise CorruptDocument(
@@ -283,4 +288,4 @@ def parse_pdf(path: Path) -> ParsedDocument:
             "text. OCR is not supported.",
             hint="Run OCR on it first (e.g. ocrmypdf) or upload the original document it was made from.",
         )
-    return ParsedDocument(format="pdf", parser="pypdfium2", blocks=blocks, metadata={"pages": pages})
+    return ParsedDocument(format="pdf", parser="pypdfium2", blocks=blocks, metadata={"pages": pages}, report=report)
