@@ -67,3 +67,17 @@ def memory_check() -> list[Check]:
     return [Check("memory", status, f"{available:.1f} GiB available",
                   None if status == "ok" else "low memory: workers get killed loading the model",
                   None if status == "ok" else "stop other work, or lower workers / worker_memory")]
+
+
+def ocr_check(mode: str, languages: str) -> Check:
+    """OCR where the pipeline runs on this host (embedded, local): tesseract and its language models.
+    Missing is a warning, not a failure: text documents still ingest, scans fail with the same line."""
+    from stack.pipeline.ocr import INSTALL_LINE, missing
+
+    if mode == "off":
+        return Check("ocr", "ok", 'off (ocr = "off"): scanned pages and images are not read')
+    reason = missing(languages)
+    if reason:
+        return Check("ocr", "warn", f"{reason}: scanned PDFs and image files cannot be read",
+                     "tesseract (or its Korean/English model) is not installed on this host", INSTALL_LINE)
+    return Check("ocr", "ok", f"tesseract reads {languages} (scanned PDF pages and image files)")

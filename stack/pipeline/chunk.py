@@ -42,9 +42,10 @@ class Chunk:
     page: int | None = None
     section: str | None = None
     heading: str | None = None
+    ocr: bool = False
 
     def location(self) -> str:
-        return location_label(self.page, self.section, self.heading)
+        return location_label(self.page, self.section, self.heading, ocr=self.ocr)
 
 
 # A list or outline marker ("1.", "가.", "3.1.", "IV.", "표 1."): the start of its line, not a sentence.
@@ -113,9 +114,9 @@ def chunk_document(
     current: list[tuple[str, int, Block]] = []
     Unit = tuple[str, int, Block]
 
-    def key_of(unit: Unit) -> tuple[int | None, str | None, str | None]:
+    def key_of(unit: Unit) -> tuple[int | None, str | None, str | None, bool]:
         block = unit[2]
-        return block.page, block.section, heading_anchor(block.heading)
+        return block.page, block.section, heading_anchor(block.heading), block.ocr
 
     def is_lead(unit: Unit) -> bool:
         return unit[2].kind == "heading"
@@ -130,7 +131,8 @@ def chunk_document(
         first = body[0][2]
         heading = common_heading(unit[2].heading for unit in body)
         text = "\n".join(text for text, _, _ in units)
-        chunks.append(Chunk(len(chunks), text, sum(t for _, t, _ in units), first.page, first.section, heading))
+        chunks.append(Chunk(len(chunks), text, sum(t for _, t, _ in units), first.page, first.section, heading,
+                            ocr=first.ocr))
 
     def flush(keep_overlap: bool) -> None:
         nonlocal current

@@ -9,7 +9,7 @@ from typing import Literal
 from stack.contract import ParseReport
 
 BlockKind = Literal["paragraph", "heading", "table", "header", "footer", "note", "caption", "list"]
-Format = Literal["hwp", "hwpx", "pdf", "docx", "html", "markdown", "text"]
+Format = Literal["hwp", "hwpx", "pdf", "docx", "html", "markdown", "text", "image"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,7 @@ class Block:
     ("제3조(연차 휴가) > ②", "1. 개요 > 가. 목적", "Expense Policy > Daily limits"); a table's
     caption is the last part of its table's heading.
     Tables keep their ``rows``; their ``text`` is the rows joined by " | " and newlines.
+    ``ocr`` marks text read from a page image, with ``confidence`` its words' mean confidence (0-100).
     """
 
     text: str
@@ -30,10 +31,12 @@ class Block:
     section: str | None = None
     rows: tuple[tuple[str, ...], ...] | None = None
     heading: str | None = None
+    ocr: bool = False
+    confidence: float | None = None
 
     def location(self) -> str:
-        """Human label for citations: "p. 3", "p. 3 · 2. Method", "제3조(연차 휴가) > ②", "section 2", or ""."""
-        return location_label(self.page, self.section, self.heading)
+        """Human label for citations: "p. 3", "p. 3 (OCR)", "p. 3 · 2. Method", "제3조(연차 휴가) > ②", "section 2"."""
+        return location_label(self.page, self.section, self.heading, ocr=self.ocr)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -126,9 +129,12 @@ def common_heading(headings) -> str | None:
     return HEADING_SEPARATOR.join(common) if common else None
 
 
-def location_label(page: int | None, section: str | None, heading: str | None) -> str:
+def location_label(page: int | None, section: str | None, heading: str | None, *, ocr: bool = False) -> str:
     """Citation label: PDF "p. 3" (with " · heading" when known); otherwise the heading path, else
-    the section label ("section 1", "header"), else ""."""
+    the section label ("section 1", "header"), else "".  Text read by OCR says so ("p. 3 (OCR)"): a
+    reader should know a quote may hold misread characters."""
     if page is not None:
-        return f"p. {page} · {heading}" if heading else f"p. {page}"
-    return heading or section or ""
+        label = f"p. {page} · {heading}" if heading else f"p. {page}"
+    else:
+        label = heading or section or ""
+    return f"{label} (OCR)" if ocr and label else ("OCR" if ocr else label)

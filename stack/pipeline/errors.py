@@ -60,6 +60,13 @@ class NoText(PipelineError):
     code = "no_text"
 
 
+class OcrUnavailable(PipelineError):
+    """A scanned page or an image needs OCR and this machine has no tesseract (or not its language
+    models); the hint is the apt-get line that installs it."""
+
+    code = "ocr_unavailable"
+
+
 class ModelMismatch(PipelineError):
     code = "model_mismatch"
     http_status = 409

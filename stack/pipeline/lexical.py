@@ -150,6 +150,13 @@ def _analyse(tokens, text: str, version: int) -> list[str]:
     return terms
 
 
+def korean_spacing(texts: Sequence[str]) -> list[str]:
+    """``texts`` with their Korean word spacing put right by kiwi (OCR adds spaces between syllables
+    and drops others: "출 근 한 근 로 자" → "출근한 근로자"), English left as it is."""
+    with _kiwi_lock:
+        return [_kiwi(ANALYZER_VERSION).space(text, reset_whitespace=True) for text in texts]
+
+
 def kiwi_tokens(texts: Sequence[str], version: int | None = None, *, local: bool = False) -> list:
     """Kiwi's tokens of each text (form, tag, start, len), from the shared analyser of ``version``:
     the warm process's when this command attached one (``warm.attach``) and ``local`` is not set."""

@@ -87,7 +87,8 @@ class Hit:
 
     @property
     def location(self) -> str:
-        return location_label(self.metadata.get("page"), self.metadata.get("section"), self.metadata.get("heading"))
+        return location_label(self.metadata.get("page"), self.metadata.get("section"), self.metadata.get("heading"),
+                              ocr=bool(self.metadata.get("ocr")))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -108,6 +108,25 @@ class _Ingesting:
         """Begin stage ``name``; ``save=False`` for a stage that ends at once (saved with the next)."""
         self.progress(name, self.enter(name), save=save)
 
+    def ocr_page(self, done: int, total: int) -> None:
+        """One more page read by OCR: the caller sees the stage "ocr 12/200"; the record stays parsing."""
+        if done == 1:
+            self.record.note(f"ocr {total} page(s)")
+        fraction = _STAGE_END["parsing"] * done / max(total, 1)
+        if self.advance(DocumentStatus.PARSING, fraction):
+            self.save()
+        self.report(f"ocr {done}/{total}", fraction)
+
+    def note_ocr(self, report: dict | None) -> None:
+        """The stage log names the pages OCR read badly or not at all (the report is in the metadata)."""
+        if not report:
+            return
+        if report["low_confidence_pages"]:
+            pages = ", ".join(map(str, report["low_confidence_pages"][:20]))
+            self.record.note(f"ocr: low confidence (< {report['min_confidence']:.0f}) on page(s) {pages}")
+        if report["failed_pages"]:
+            self.record.note("ocr: page(s) not read: " + ", ".join(map(str, report["failed_pages"][:20])))
+
     def timed(self, name: str, started: float) -> None:
         self.record.timings[name] = round(time.perf_counter() - started, 4)
 
@@ -239,12 +258,17 @@ class Pipeline:
         return collection or self.settings.collection
 
     # -- documents in -------------------------------------------------------------------------
-    def parse(self, path: Path) -> ParsedDocument:
+    def parse(self, path: Path, *, on_page: Callable[[int, int], None] | None = None,
+              should_cancel: CancelCheck | None = None) -> ParsedDocument:
+        """Parse one file; ``on_page(done, total)`` after each page read by OCR, cancel checked between them."""
+        from stack.pipeline.ocr import OcrOptions
         from stack.pipeline.parsers import parse_file
 
+        ocr = OcrOptions.from_settings(self.settings, on_page=on_page, should_cancel=should_cancel)
         try:
             return parse_file(
-                path, max_bytes=self.settings.max_upload_bytes, max_unzipped_bytes=self.settings.max_unzipped_bytes
+                path, max_bytes=self.settings.max_upload_bytes, max_unzipped_bytes=self.settings.max_unzipped_bytes,
+                ocr=ocr,
             )
         except PipelineError:
             raise
@@ -373,8 +397,9 @@ class Pipeline:
 
             t = time.perf_counter()
             job.stage("parsing")
-            document = self.parse(job.snapshot.path)
+            document = self.parse(job.snapshot.path, on_page=job.ocr_page, should_cancel=should_cancel)
             document.metadata["filename"] = files.printable(item.path.name)
+            job.note_ocr(document.metadata.get("ocr"))
             job.record.format, job.record.parser = document.format, document.parser
             job.record.report = document.report.to_dict()
             job.result.report = job.record.report if document.report else None
@@ -529,6 +554,8 @@ class Pipeline:
                     meta["section"] = chunk.section
                 if chunk.heading:
                     meta["heading"] = chunk.heading
+                if chunk.ocr:
+                    meta["ocr"] = True
                 metadatas.append(meta)
             ids += chunk_ids
             texts += [chunk.text for chunk in chunks]

@@ -15,19 +15,20 @@ HWPX_MIMETYPE = "application/hwp+zip"
 _SAMPLE = 64 * 1024
 _MARKDOWN_EXT = {".md", ".markdown", ".mdown", ".mkd", ".mkdn"}
 _HTML_EXT = {".html", ".htm", ".xhtml"}
+#: Image files read by OCR (their content decides; these only pick them out of a folder).
+IMAGE_EXT = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 
-_SUPPORTED = "HWP, HWPX, PDF, DOCX, HTML, Markdown and plain text"
+_SUPPORTED = "HWP, HWPX, PDF, DOCX, HTML, Markdown, plain text and scanned images (PNG, JPEG, TIFF, BMP)"
 _HINT_CONVERT = f"Save or export it as one of the supported formats ({_SUPPORTED}) and upload that."
 
 # Known binary formats, to name what was uploaded instead of saying only "binary".
+#: Images read by OCR (stack/pipeline/parsers/image.py).
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")
+#: A BMP's info-header sizes (BITMAPCOREHEADER … BITMAPV5HEADER): "BM" alone is too short to trust.
+_BMP_INFO_SIZES = (12, 40, 52, 56, 64, 108, 124)
 _MAGIC = [
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
     (b"GIF87a", "a GIF image"),
     (b"GIF89a", "a GIF image"),
-    (b"II*\x00", "a TIFF image"),
-    (b"MM\x00*", "a TIFF image"),
-    (b"BM", None),  # too short to trust on its own; see below
     (b"Rar!\x1a\x07", "a RAR archive"),
     (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
     (b"\x1f\x8b", "a gzip archive"),
@@ -64,6 +65,10 @@ def sniff_file(path: Path, name: str | None = None) -> Sniffed:
         return Sniffed(_sniff_zip(path, name))
     if b"%PDF-" in head[:1024]:
         return Sniffed("pdf")
+    if head.startswith(_IMAGE_MAGIC) or (
+        head.startswith(b"BM") and len(head) >= 18 and int.from_bytes(head[14:18], "little") in _BMP_INFO_SIZES
+    ):
+        return Sniffed("image")
     for magic, label in _MAGIC:
         if label and head.startswith(magic):
             raise UnsupportedFormat(

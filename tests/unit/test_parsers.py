@@ -326,9 +326,9 @@ def test_unknown_binary(tmp_path):
     assert_helpful(info.value)
 
 
-def test_png_named_hwp(tmp_path):
+def test_gif_named_hwp(tmp_path):
     path = tmp_path / "photo.hwp"
-    path.write_bytes(ff.PNG_1PX)
+    path.write_bytes(b"GIF89a" + bytes(64))
     with pytest.raises(UnsupportedFormat):
         parse_file(path)
 

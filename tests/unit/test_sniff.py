@@ -81,10 +81,19 @@ def test_control_characters_rejected(tmp_path):
         sniff_file(write(tmp_path, "c.txt", b"abc\x01\x02\x03\x04\x05\x06def\x07\x08" * 20))
 
 
-def test_png_named_hwp_rejected(tmp_path):
+def test_gif_named_hwp_rejected(tmp_path):
     with pytest.raises(UnsupportedFormat) as info:
-        sniff_file(write(tmp_path, "scan.hwp", ff.PNG_1PX))
-    assert "PNG" in info.value.message
+        sniff_file(write(tmp_path, "scan.hwp", b"GIF89a" + bytes(64)))
+    assert "GIF" in info.value.message
+
+
+def test_scanned_images_are_images_whatever_their_name(tmp_path):
+    """PNG, JPEG, TIFF (both byte orders) and BMP go to OCR; "BM" alone (a text file) does not."""
+    bmp = b"BM" + bytes(12) + (40).to_bytes(4, "little") + bytes(40)
+    for name, data in [("a.hwp", ff.PNG_1PX), ("b.pdf", b"\xff\xd8\xff\xe0" + bytes(32)),
+                       ("c.tif", b"II*\x00" + bytes(32)), ("d", b"MM\x00*" + bytes(32)), ("e.bmp", bmp)]:
+        assert sniff_file(write(tmp_path, name, data)).format == "image", name
+    assert sniff_file(write(tmp_path, "f.txt", b"BMW and Audi\n")).format == "text"
 
 
 def test_hwp5_and_legacy_doc(tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from stack.pipeline.document import ParsedDocument
 from stack.pipeline.errors import EmptyFile, FileTooLarge, NoText
+from stack.pipeline.ocr import OcrOptions
 from stack.pipeline.parsers.clean import clean_text
 from stack.pipeline.sniff import Sniffed, sniff_file
 
@@ -20,8 +21,10 @@ def parse_file(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_unzipped_bytes: int = DEFAULT_MAX_UNZIPPED_BYTES,
+    ocr: OcrOptions | None = None,
 ) -> ParsedDocument:
-    """Parse ``path`` (any supported format, decided by content) into ordered blocks.
+    """Parse ``path`` (any supported format, decided by content) into ordered blocks; scanned PDF
+    pages and image files are read by OCR as ``ocr`` says (default: ``auto``, no progress).
 
     Raises a :class:`~stack.pipeline.errors.PipelineError` subclass for every bad input.
     """
@@ -33,7 +36,7 @@ def parse_file(
             hint="Check that the upload or copy finished, then add the file again.",
         )
     sniffed = sniff_file(path)
-    document = _dispatch(path, sniffed, max_unzipped_bytes=max_unzipped_bytes)
+    document = _dispatch(path, sniffed, max_unzipped_bytes=max_unzipped_bytes, ocr=ocr)
     document.metadata.setdefault("filename", path.name)
     if sniffed.encoding:
         document.metadata.setdefault("encoding", sniffed.encoding)
@@ -41,7 +44,7 @@ def parse_file(
         raise NoText(
             f"{path.name} was read as {sniffed.format.upper()} but holds no text"
             + (f" (only {document.report.summary()})." if document.report else "."),
-            hint="Check the file has text (not only images); OCR of scans is not supported.",
+            hint="Check the file has text; images inside HWP, HWPX and DOCX files are not read by OCR yet.",
         )
     return document
 
@@ -58,7 +61,7 @@ def check_size(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> int:
     return size
 
 
-def _dispatch(path: Path, sniffed: Sniffed, *, max_unzipped_bytes: int) -> ParsedDocument:
+def _dispatch(path: Path, sniffed: Sniffed, *, max_unzipped_bytes: int, ocr: OcrOptions | None) -> ParsedDocument:
     fmt = sniffed.format
     if fmt == "hwp":
         from stack.pipeline.parsers.hwp import parse_hwp5
@@ -71,7 +74,11 @@ def _dispatch(path: Path, sniffed: Sniffed, *, max_unzipped_bytes: int) -> Parse
     if fmt == "pdf":
         from stack.pipeline.parsers.pdf import parse_pdf
 
-        return parse_pdf(path)
+        return parse_pdf(path, ocr)
+    if fmt == "image":
+        from stack.pipeline.parsers.image import parse_image
+
+        return parse_image(path, ocr)
     if fmt == "docx":
         from stack.pipeline.parsers.docx import parse_docx
 

@@ -10,105 +10,22 @@ contents).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from stack.contract import ParseReport
 from stack.pipeline.document import Block, ParsedDocument, heading_path
 from stack.pipeline.errors import CorruptDocument, NoText, PasswordProtected
+from stack.pipeline.ocr import OcrOptions
 from stack.pipeline.parsers.clean import clean_text
+from stack.pipeline.parsers.lines import Vocabulary, join_lines
+from stack.pipeline.parsers.lines import is_hangul as _is_hangul
 
-_HANGUL = re.compile("[\uac00-\ud7a3\u3131-\u318e]")
 _SENTENCE_END = tuple('.!?。:;)」』”"')
 # pdfium error codes (FPDF_ERR_*)
 _ERR_FORMAT = 3
 _ERR_PASSWORD = 4
 _ERR_SECURITY = 5
-
-
-def _is_hangul(ch: str) -> bool:
-    return bool(ch) and bool(_HANGUL.match(ch))
-
-
-# Hangul syllables that end most 어절 (particles, verb endings): a line ending in one is usually
-# wrapped at a word boundary, not inside a word.
-_WORD_FINAL = set("은는이가을를에의로와과도만서고며면다요한할된인적들께및등")
-_PARTICLES = set("은는이가을를의에도만로와과")
-_PUNCT = re.compile(r"^[\W_]+|[\W_]+$")
-
-
-class _Vocabulary:
-    """Which words a document uses, to decide whether a wrapped Hangul line split a word."""
-
-    def __init__(self, lines: list[str]) -> None:
-        self.text = "\n".join(lines)
-        self.tokens: set[str] = set()
-        for line in lines:
-            for token in line.split():
-                token = _PUNCT.sub("", token)
-                if token:
-                    self.tokens.add(token)
-
-    def joins(self, left: str, right: str) -> bool:
-        """True when ``left`` + ``right`` (the end of one line, the start of the next) is one word."""
-        a = _PUNCT.sub("", left.split()[-1]) if left.split() else ""
-        b = _PUNCT.sub("", right.split()[0]) if right.split() else ""
-        if not a or not b:
-            return True
-        if a + b in self.text or (len(b) >= 2 and a + b[:-1] in self.text):
-            return True
-        if len(b) == 1 and b in _PARTICLES:
-            return True  # a particle wrapped onto the next line belongs to the word before it
-        if len(a) == 1:
-            return True
-        if a in self.tokens and (b in self.tokens or b[:-1] in self.tokens):
-            return False
-        return a[-1] not in _WORD_FINAL
-
-
-def join_lines(lines: list[tuple[str, bool]], vocabulary: _Vocabulary | None = None) -> list[str]:
-    """Join wrapped lines into paragraphs.
-
-    ``lines`` holds (text, full) pairs where ``full`` says the line reaches the right margin (it was
-    wrapped, not ended). A line that is not full ends its paragraph. Within a paragraph:
-    Hangul|Hangul across a full line joins without a space when the wrap split a word (judged from
-    the words the document uses elsewhere), an English word hyphenated across the break loses its
-    hyphen, anything else joins with one space.
-    """
-    paragraphs: list[str] = []
-    current = ""
-    previous_full = False
-    for text, full in lines:
-        text = text.strip()
-        if not text:
-            if current:
-                paragraphs.append(current)
-            current, previous_full = "", False
-            continue
-        if not current:
-            current = text
-        elif (
-            previous_full
-            and _is_hangul(current[-1])
-            and _is_hangul(text[0])
-            and (vocabulary is None or vocabulary.joins(current, text))
-        ):
-            current += text
-        elif (
-            len(current) >= 2
-            and current[-1] in "-\u2010\u00ad"
-            and current[-2].isalpha()
-            and text[0].islower()
-        ):
-            current = current[:-1] + text
-        else:
-            current += " " + text
-        previous_full = full
-        if not full:
-            paragraphs.append(current)
-            current, previous_full = "", False
-    if current:
-        paragraphs.append(current)
-    return paragraphs
 
 
 def _page_lines(textpage) -> list[tuple[str, bool]]:
@@ -223,12 +140,12 @@ def heading_paths(blocks: list[Block]) -> list[Block]:
                 trail.append((number, block.text.strip()[:HEADING_PART]))
                 kind = "heading"
         heading = heading_path(part for _, part in trail)
-        out.append(Block(text=block.text, kind=kind, page=block.page, section=block.section, rows=block.rows,
-                         heading=heading))
+        out.append(replace(block, kind=kind, heading=heading))
     return out
 
 
-def parse_pdf(path: Path) -> ParsedDocument:
+def parse_pdf(path: Path, ocr: OcrOptions | None = None) -> ParsedDocument:
+    """The text layer of every page; pages without one are read by OCR (``ocr``; see scanned.py)."""
     import pypdfium2 as pdfium
 
     try:
@@ -263,11 +180,18 @@ def parse_pdf(path: Path) -> ParsedDocument:
             finally:
                 textpage.close()
                 page.close()
+        ocr = ocr or OcrOptions()
+        scanned = [number for number, lines in enumerate(page_lines)
+                   if ocr.mode == "always" or not any(line.strip() for line, _ in lines)]
+        ocr_by_page, ocr_report = _ocr_pages(path, pdf, scanned if ocr.mode != "off" else [], ocr)
     finally:
         pdf.close()
-    vocabulary = _Vocabulary([line for lines in page_lines for line, _ in lines])
+    vocabulary = Vocabulary([line for lines in page_lines for line, _ in lines])
     blocks: list[Block] = []
     for number, lines in enumerate(page_lines):
+        if number + 1 in ocr_by_page:
+            blocks += ocr_by_page[number + 1]
+            continue
         for paragraph in join_lines(lines, vocabulary):
             text = clean_text(paragraph)
             if text:
@@ -276,16 +200,51 @@ def parse_pdf(path: Path) -> ParsedDocument:
     report = ParseReport()
     for number in sorted(set(range(1, pages + 1)) - {block.page for block in blocks}):
         report.add("page_no_text", f"p. {number}",
+                   "the page has no text layer and OCR found no text on it" if ocr_report else
                    "the page has no text layer (a scan or an image of text), so nothing on it is indexed")
+    metadata = {"pages": pages} | ({"ocr": ocr_report} if ocr_report else {})
     if not blocks:
         if pages == 0:
             raise CorruptDocument(
                 f"{path.name} is a PDF with no pages.",
                 hint="Get a fresh copy of the file; it may have been saved incompletely.",
             )
+        if ocr.mode == "off":
+            raise NoText(
+                f"{path.name} has {pages} page(s) but no text layer: it is probably a scan or images of "
+                "text, and OCR is off (ocr = \"off\").",
+                hint="Turn OCR on with: ragctl config set ocr auto (or upload the original document).",
+            )
         raise NoText(
-            f"{path.name} has {pages} page(s) but no text layer: it is probably a scan or images of "
-            "text. OCR is not supported.",
-            hint="Run OCR on it first (e.g. ocrmypdf) or upload the original document it was made from.",
+            f"{path.name} has {pages} page(s) with no text layer, and OCR found no text on them "
+            "(blank pages, drawings or photos).",
+            hint="Check the scan shows text; a clearer scan at 300 dpi reads best.",
         )
-    return ParsedDocument(format="pdf", parser="pypdfium2", blocks=blocks, metadata={"pages": pages}, report=report)
+    parser = "pypdfium2+tesseract" if ocr_report else "pypdfium2"
+    return ParsedDocument(format="pdf", parser=parser, blocks=blocks, metadata=metadata, report=report)
+
+
+def _ocr_pages(path: Path, pdf, numbers: list[int], options: OcrOptions) -> tuple[dict[int, list[Block]], dict]:
+    """OCR the pages ``numbers`` (0-based) of the open ``pdf``: their blocks by 1-based page, and the report."""
+    if not numbers:
+        return {}, {}
+    from stack.pipeline.ocr import DPI, require
+    from stack.pipeline.parsers.scanned import read_scanned
+
+    require(options.languages, path.name, f"has {len(numbers)} page(s) with no text layer (scanned)")
+
+    def render(number: int):
+        def page_image():
+            page = pdf[number]
+            try:
+                return page.render(scale=DPI / 72, grayscale=True).to_pil()
+            finally:
+                page.close()
+        return page_image
+
+    blocks, report = read_scanned(path.name, ((n + 1, render(n)) for n in numbers), len(numbers), options,
+                                  empty_ok=True)
+    by_page: dict[int, list[Block]] = {}  # a page OCR found nothing on keeps its text layer, if any
+    for block in blocks:
+        by_page.setdefault(block.page, []).append(block)
+    return by_page, report

@@ -1,0 +1,81 @@
+"""Pages read by OCR, as blocks: one per paragraph tesseract found, with page, ``ocr`` and confidence.
+
+Shared by the image parser (PNG, JPEG, TIFF, BMP) and the PDF parser (pages with no text layer).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from stack.pipeline.document import Block
+from stack.pipeline.errors import NoText
+from stack.pipeline.ocr import OcrOptions, OcrPage, read_pages, report
+from stack.pipeline.parsers.clean import clean_text
+from stack.pipeline.parsers.lines import Vocabulary, join_lines
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+_SENTENCE_END = tuple('.!?。:;)」』”"')
+_HANGUL = re.compile("[\uac00-\ud7a3]")
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 1) if values else None
+
+
+def ocr_blocks(pages: list[OcrPage]) -> list[Block]:
+    """Each page's paragraphs, wrapped lines joined as a text layer's are (a line reaching the
+    paragraph's right edge was wrapped; a Korean word split by the wrap is joined again)."""
+    vocabulary = Vocabulary([line.text for page in pages for paragraph in page.paragraphs for line in paragraph])
+    found: list[tuple[str, int, float | None]] = []
+    for page in pages:
+        for paragraph in page.paragraphs:
+            right = max(line.right for line in paragraph)
+            height = max((line.right - line.left) / max(len(line.text), 1) for line in paragraph)
+            lines = [(line.text, line.right >= right - 2 * height and not line.text.endswith(_SENTENCE_END))
+                     for line in paragraph]
+            confidence = _mean([c for line in paragraph for c in line.confidences])
+            found += [(text, page.page, confidence) for text in join_lines(lines, vocabulary)]
+    texts = _respaced([text for text, _, _ in found])
+    return [Block(text=clean_text(text), page=number, ocr=True, confidence=confidence)
+            for text, (_, number, confidence) in zip(texts, found) if clean_text(text)]
+
+
+def _respaced(texts: list[str]) -> list[str]:
+    """Korean paragraphs with their spacing restored (tesseract reads "출 근 한" for "출근한"; the
+    retriever's morphemes and the reader's quotes need the words whole); others as read."""
+    korean = [i for i, text in enumerate(texts) if _HANGUL.search(text)]
+    if not korean:
+        return texts
+    from stack.pipeline.lexical import korean_spacing
+
+    spaced = korean_spacing([texts[i] for i in korean])
+    out = list(texts)
+    for i, text in zip(korean, spaced):
+        out[i] = text
+    return out
+
+
+def read_scanned(
+    name: str, pages: Iterable[tuple[int, Callable[[], Image]]], total: int, options: OcrOptions,
+    *, empty_ok: bool = False,
+) -> tuple[list[Block], dict]:
+    """OCR ``pages`` of the file ``name``: their blocks and the OCR report for its metadata.
+
+    NoText when every page failed or held no words (a blank scan, a photo without text), unless
+    ``empty_ok`` (a PDF whose other pages have text)."""
+    read = list(read_pages(pages, total, options))
+    blocks = ocr_blocks(read)
+    summary = report(read, options)
+    if not blocks and read and not empty_ok:
+        failed = [page for page in read if page.error]
+        why = (f"tesseract could not read its pages ({failed[0].error})" if len(failed) == len(read)
+               else "OCR found no text on its pages")
+        raise NoText(
+            f"{name} has {len(read)} page image(s) but {why}.",
+            hint="Check the scan shows text (not a blank or a photo); a clearer scan at 300 dpi reads best.",
+        )
+    return blocks, summary
