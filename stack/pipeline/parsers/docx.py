@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 from stack.pipeline.document import Block, ParsedDocument, heading_path, table_block
@@ -276,6 +277,6 @@ def parse_docx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
         if block.kind == "heading":
             current = block.text[:120]
         if block.section is None and current is not None and block.kind != "heading":
-            block = Block(text=block.text, kind=block.kind, section=current, rows=block.rows, heading=block.heading)
+            block = replace(block, section=current)
         named.append(block)
     return ParsedDocument(format="docx", parser="python-docx", blocks=named, metadata={})

@@ -10,6 +10,7 @@ contents).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from stack.pipeline.document import Block, ParsedDocument, heading_path
@@ -222,8 +223,7 @@ def heading_paths(blocks: list[Block]) -> list[Block]:
                 trail.append((number, block.text.strip()[:HEADING_PART]))
                 kind = "heading"
         heading = heading_path(part for _, part in trail)
-        out.append(Block(text=block.text, kind=kind, page=block.page, section=block.section, rows=block.rows,
-                         heading=heading))
+        out.append(replace(block, kind=kind, heading=heading))
     return out
 
 
