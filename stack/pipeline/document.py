@@ -6,7 +6,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from stack.pipeline.tables import Cell, Table, build_table, cell_lines
+from stack.pipeline.tables import Cell, Table, build_table, cell_lines, markdown
 
 BlockKind = Literal["paragraph", "heading", "table", "header", "footer", "note", "caption", "list"]
 Format = Literal["hwp", "hwpx", "pdf", "docx", "html", "markdown", "text"]
@@ -68,6 +68,16 @@ class ParsedDocument:
     @property
     def text(self) -> str:
         return "\n\n".join(block.text for block in self.blocks if block.text)
+
+    def markdown(self) -> str:
+        """The text for a reader: blocks apart by blank lines, tables as Markdown tables."""
+        parts = []
+        for block in self.blocks:
+            table = block.table()
+            # A one-row or one-column table is a box around text on the page, not a table to read.
+            grid = table is not None and len(table.rows) > 1 and len(table.rows[0]) > 1
+            parts.append(markdown(table) if grid else block.text)  # type: ignore[arg-type]
+        return "\n\n".join(part for part in parts if part)
 
     def to_dict(self) -> dict:
         return {
