@@ -114,7 +114,8 @@ def make_hwpx(path: Path, paragraphs: list[str], table: list[list[str]] | None =
 def make_hwp_document(path: Path, items: list[tuple]) -> Path:
     """An HWP 5 (path ending in .hwp) or HWPX file from ``items`` in order:
     ("p", text) a plain paragraph; ("h", level, text) a 개요 (outline) paragraph at level 1–10,
-    which Hancom numbers "1.", "가.", "1)" …; ("table", rows, caption or None)."""
+    which Hancom numbers "1.", "가.", "1)" …; ("table", rows, caption or None[, merges]) where each
+    merge is (first row, first column, last row, last column), merged as Hancom merges cells."""
     from hwpx import HwpxDocument
 
     with warnings.catch_warnings():
@@ -134,6 +135,8 @@ def make_hwp_document(path: Path, items: list[tuple]) -> Path:
                 for r, row in enumerate(rows):
                     for c, text in enumerate(row):
                         table.set_cell_text(r, c, text)
+                for merge in item[3] if len(item) > 3 else ():
+                    table.merge_cells(*merge)
                 if caption:
                     table.set_caption(caption)
             first = False
@@ -169,8 +172,15 @@ def make_docx(
     header: str | None = None,
     table: list[list[str]] | None = None,
     nested: bool = False,
+    merges: list[tuple[int, int, int, int]] = (),
+    header_rows: int = 0,
 ) -> Path:
+    """A DOCX made by python-docx; ``merges`` (first row, first column, last row, last column) are
+    merged as Word merges cells (w:gridSpan, w:vMerge); the first ``header_rows`` rows are marked to
+    repeat as the header (w:tblHeader)."""
     import docx
+    from docx.oxml import OxmlElement
+    from docx.oxml.ns import qn
 
     document = docx.Document()
     if header:
@@ -182,6 +192,12 @@ def make_docx(
         for r, row in enumerate(table):
             for c, text in enumerate(row):
                 t.cell(r, c).text = text
+        for r1, c1, r2, c2 in merges:
+            t.cell(r1, c1).merge(t.cell(r2, c2))
+        for row in t.rows[:header_rows]:
+            mark = OxmlElement("w:tblHeader")
+            mark.set(qn("w:val"), "true")
+            row._tr.get_or_add_trPr().append(mark)
         if nested:
             inner = t.cell(0, 0).add_table(rows=1, cols=2)
             inner.cell(0, 0).text = "inner-a"

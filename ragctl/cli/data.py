@@ -167,11 +167,20 @@ def extract(
     file: Annotated[Path, typer.Argument(help="Document to read (HWP, HWPX, PDF, DOCX, TXT, MD, HTML).")],
     as_json: JsonOption = False,
 ) -> None:
-    """Print the text extracted from a document (saved under extracted_results/ too)."""
+    """Print the text extracted from a document, tables as Markdown (--json: blocks, table rows and
+    cells). Works on any file, in a project or not; in a project it is saved under extracted_results/ too."""
+    from ragctl.project import is_project
+
     _require_file(file, as_json)
-    pipeline = open_pipeline()
-    document = pipeline.extract(file)
-    emit({"file": str(file), **document.to_dict()}, lambda: sys.stdout.write(document.text + "\n"), as_json=as_json)
+    if is_project(project_root(required=False)):
+        document = open_pipeline().extract(file)
+    else:  # a file tool anywhere: parse with the default limits, save nothing
+        from stack.pipeline.service import Pipeline
+        from stack.settings import Settings
+
+        document, _ = Pipeline(Settings()).read(file)
+    emit({"file": str(file), **document.to_dict()}, lambda: sys.stdout.write(document.markdown() + "\n"),
+         as_json=as_json)
 
 
 def _require_file(path: Path, as_json: bool) -> None:

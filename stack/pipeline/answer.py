@@ -36,6 +36,7 @@ from stack.pipeline.chunk import split_sentences
 from stack.pipeline.errors import PipelineError
 from stack.pipeline.lexical import tokenize_many
 from stack.pipeline.retrieve import Hit, is_korean
+from stack.pipeline.tables import is_cell_line
 
 NO_SOURCES_EN = "No passage in the indexed documents matches this question."
 NO_SOURCES_KO = "색인된 문서에서 이 질문과 관련된 내용을 찾지 못했습니다."
@@ -175,7 +176,7 @@ def heading_flags(sentences: Sequence[str]) -> list[bool]:
     korean_suspects: list[int] = []
     for i, sentence in enumerate(sentences):
         text = sentence.strip()
-        if " | " in text:
+        if " | " in text or is_cell_line(text):
             continue
         words = text.split()
         ends_like_sentence = text.endswith(_SENTENCE_PUNCT)
@@ -418,7 +419,8 @@ def extractive_answer(
         text, first, last = c.text, c.index, c.index
         introduces = text.endswith((":", "："))
         points_back = _points_back(text, korean)
-        short = len(text) < SHORT_SENTENCE_CHARS[language] and not (points_back or introduces)
+        # A table cell quoted with its headings stands alone: its neighbours are other cells.
+        short = len(text) < SHORT_SENTENCE_CHARS[language] and not (points_back or introduces or is_cell_line(text))
         order = ((-1,) if points_back else ()) + ((1,) if introduces else SHORT_NEIGHBOURS[language] if short else ())
         for step in order:
             neighbour = joinable(per_source[c.n], c.index + step)

@@ -27,6 +27,7 @@ from stack.pipeline.document import (
     heading_parts,
     location_label,
 )
+from stack.pipeline.tables import header_line, row_lines
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
@@ -76,18 +77,54 @@ def _split_long(sentence: str, tokens: int, limit: int) -> list[str]:
     return [sentence[i : i + per_piece] for i in range(0, len(sentence), per_piece)]
 
 
-def _units(blocks: Sequence[Block], count_tokens: TokenCounter, limit: int) -> list[tuple[str, int, Block]]:
-    """(sentence, tokens, block) in reading order; each at most ``limit`` tokens."""
-    sentences: list[tuple[str, Block]] = []
-    for block in blocks:
-        # A table row is its own unit: rows are what a reader of a table looks up.
-        parts = block.text.split("\n") if block.kind == "table" else split_sentences(block.text)
-        sentences.extend((part, block) for part in parts if part.strip())
-    if not sentences:
+def _table_parts(block: Block) -> list[tuple[str, str]]:
+    """(role, text) of a table with header rows: its header line ("header"), then each data row's
+    cell lines ("row", one text, lines joined), so that a piece of the table always starts with its
+    header and a row is never cut from its cells."""
+    table = block.table()
+    if table is None or not table.header_rows:
         return []
-    counts = count_tokens([text for text, _ in sentences])
+    parts = [("header", header_line(table))]
+    parts.extend(("row", "\n".join(lines)) for lines in row_lines(table))
+    return [(role, text) for role, text in parts if text.strip()]
+
+
+def _units(
+    blocks: Sequence[Block], count_tokens: TokenCounter, limit: int
+) -> tuple[list[tuple[str, int, Block]], dict[int, tuple[str, int, Block]]]:
+    """(sentence, tokens, block) in reading order, each at most ``limit`` tokens; and the header unit
+    of each table with header rows (by ``id`` of its block), which each piece of that table repeats."""
+    sentences: list[tuple[str, Block]] = []
+    headers: dict[int, str] = {}
+    for block in blocks:
+        parts = _table_parts(block)
+        if parts:
+            headers[id(block)] = parts[0][1] if parts[0][0] == "header" else ""
+            sentences.extend((text, block) for role, text in parts if role == "row")
+            continue
+        # A table row is its own unit: rows are what a reader of a table looks up.
+        parts_text = block.text.split("\n") if block.kind == "table" else split_sentences(block.text)
+        sentences.extend((part, block) for part in parts_text if part.strip())
+    if not sentences:
+        return [], {}
+    header_texts = [text for text in headers.values() if text]
+    counts = count_tokens([text for text, _ in sentences] + header_texts)
+    header_counts = dict(zip(header_texts, counts[len(sentences):], strict=True))
+    counts = counts[: len(sentences)]
+    block_of = {id(block): block for _, block in sentences}
+    header_units = {key: (text, header_counts[text], block_of[key])
+                    for key, text in headers.items() if text and key in block_of}
+    # A table row that does not fit beside its header is split into its cell lines, then as any text.
+    pending_rows: list[tuple[tuple[str, Block], int]] = []
+    for (text, block), tokens in zip(sentences, counts, strict=True):
+        room = limit - (header_units[id(block)][1] if id(block) in header_units else 0)
+        if id(block) in headers and tokens > room and "\n" in text:
+            lines = text.split("\n")
+            pending_rows.extend(zip([(line, block) for line in lines], count_tokens(lines), strict=True))
+        else:
+            pending_rows.append(((text, block), tokens))
     units: list[tuple[str, int, Block]] = []
-    pending = list(zip(sentences, counts, strict=True))
+    pending = pending_rows
     while pending:
         (text, block), tokens = pending.pop(0)
         if tokens <= limit:
@@ -98,7 +135,7 @@ def _units(blocks: Sequence[Block], count_tokens: TokenCounter, limit: int) -> l
             units.append((text, tokens, block))  # cannot split further; the model truncates it
             continue
         pending[:0] = list(zip([(p, block) for p in pieces], count_tokens(pieces), strict=True))
-    return units
+    return units, header_units
 
 
 def chunk_document(
@@ -149,7 +186,24 @@ def chunk_document(
                 budget -= unit[1]
         current = carried
 
-    for unit in _units(document.blocks, count_tokens, max_tokens):
+    units, table_headers = _units(document.blocks, count_tokens, max_tokens)
+    for unit in units:
+        header = table_headers.get(id(unit[2]))
+        if header is not None or (current and id(current[-1][2]) in table_headers):
+            # A table with header rows is chunked on its own: whole when it fits, else in pieces that
+            # each start with the header line; no overlap into or out of it.
+            if not current or current[-1][2] is not unit[2]:
+                if not (header is not None and current and all(is_lead(u) for u in current)):
+                    flush(keep_overlap=False)  # heading lines just before the table stay with it
+                if header is not None:
+                    current = [*current, header]
+            if header is not None and current and sum(t for _, t, _ in current) + unit[1] > max_tokens \
+                    and len(current) > 1:
+                flush(keep_overlap=False)
+                current = [header]
+            if header is not None:
+                current.append(unit)
+                continue
         if current and all(is_lead(u) for u in current):
             if not is_lead(unit):
                 # Heading lines wait for their body; those that are not its parents go first.

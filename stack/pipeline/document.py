@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from stack.contract import ParseReport
+from stack.pipeline.tables import Cell, Table, build_table, cell_lines, markdown
 
 BlockKind = Literal["paragraph", "heading", "table", "header", "footer", "note", "caption", "list"]
 Format = Literal["hwp", "hwpx", "pdf", "docx", "html", "markdown", "text", "image"]
@@ -21,8 +22,10 @@ class Block:
     ``heading`` is the heading path a reader can follow to the block, parts joined by " > "
     ("제3조(연차 휴가) > ②", "1. 개요 > 가. 목적", "Expense Policy > Daily limits"); a table's
     caption is the last part of its table's heading.
-    Tables keep their ``rows``; their ``text`` is the rows joined by " | " and newlines.
     ``ocr`` marks text read from a page image, with ``confidence`` its words' mean confidence (0-100).
+    Tables keep their ``rows`` (the full grid, merged cells spread to each position they cover),
+    how many of them are header rows and how many leading columns are row headings
+    (:mod:`stack.pipeline.tables`); their ``text`` is each cell once, rows joined by " | " and newlines.
     """
 
     text: str
@@ -33,6 +36,8 @@ class Block:
     heading: str | None = None
     ocr: bool = False
     confidence: float | None = None
+    header_rows: int = 0
+    row_heading_columns: int = 0
 
     def location(self) -> str:
         """Human label for citations: "p. 3", "p. 3 (OCR)", "p. 3 · 2. Method", "제3조(연차 휴가) > ②", "section 2"."""
@@ -42,7 +47,19 @@ class Block:
         data = asdict(self)
         if self.rows is not None:
             data["rows"] = [list(row) for row in self.rows]
+        table = self.table()
+        if table is not None:
+            data["cells"] = [line.to_dict() for line in cell_lines(table)]
+        else:
+            data.pop("header_rows")
+            data.pop("row_heading_columns")
         return data
+
+    def table(self) -> Table | None:
+        """The table this block holds (None for other blocks)."""
+        if self.kind != "table" or self.rows is None:
+            return None
+        return Table(self.rows, self.header_rows, self.row_heading_columns)
 
 
 @dataclass
@@ -58,6 +75,16 @@ class ParsedDocument:
     def text(self) -> str:
         return "\n\n".join(block.text for block in self.blocks if block.text)
 
+    def markdown(self) -> str:
+        """The text for a reader: blocks apart by blank lines, tables as Markdown tables."""
+        parts = []
+        for block in self.blocks:
+            table = block.table()
+            # A one-row or one-column table is a box around text on the page, not a table to read.
+            grid = table is not None and len(table.rows) > 1 and len(table.rows[0]) > 1
+            parts.append(markdown(table) if grid else block.text)  # type: ignore[arg-type]
+        return "\n\n".join(part for part in parts if part)
+
     def to_dict(self) -> dict:
         return {
             "format": self.format,
@@ -69,12 +96,23 @@ class ParsedDocument:
 
 
 def table_block(
-    rows: list[list[str]], *, page: int | None = None, section: str | None = None, heading: str | None = None
+    rows: list[list[str]], *, page: int | None = None, section: str | None = None, heading: str | None = None,
+    header_rows: int = 0,
 ) -> Block:
-    """A table block: empty rows dropped, text laid out one row per line."""
-    cleaned = tuple(tuple(cell.strip() for cell in row) for row in rows if any(cell.strip() for cell in row))
-    text = "\n".join(" | ".join(cell for cell in row if cell) for row in cleaned)
-    return Block(text=text, kind="table", page=page, section=section, rows=cleaned, heading=heading)
+    """A table block from rows of unmerged cells (``header_rows``: how many the format marks as headers)."""
+    cells = [Cell(text, r, c, header=r < header_rows) for r, row in enumerate(rows) for c, text in enumerate(row)]
+    return table_block_of(cells, page=page, section=section, heading=heading)
+
+
+def table_block_of(
+    cells: list[Cell], *, page: int | None = None, section: str | None = None, heading: str | None = None
+) -> Block:
+    """A table block from its cells (with spans): empty rows dropped, headings found
+    (:func:`stack.pipeline.tables.build_table`), text laid out one row per line, each cell once."""
+    table = build_table(cells)
+    text = "\n".join(" | ".join(row) for row in table.own_rows if row)
+    return Block(text=text, kind="table", page=page, section=section, rows=table.rows, heading=heading,
+                 header_rows=table.header_rows, row_heading_columns=table.row_heading_columns)
 
 
 # ------------------------------------------------------------------------------ heading paths

@@ -279,7 +279,13 @@ class Pipeline:
             ) from exc
 
     def extract(self, path: Path, document_id: str | None = None) -> ParsedDocument:
-        """Parse a file and save its text and blocks under extracted_results/.
+        """Parse a file (:meth:`read`) and save its text and blocks under extracted_results/."""
+        document, sha256 = self.read(path)
+        self.save_extracted(document_id or sha256, document.metadata["filename"], document)
+        return document
+
+    def read(self, path: Path) -> tuple[ParsedDocument, str]:
+        """Parse a file, saving nothing; returns the document and the SHA-256 of the bytes read.
 
         The file is read once, into a private copy (:mod:`stack.pipeline.files`): a FIFO, a
         vanished or unreadable file raises a PipelineError; nothing blocks."""
@@ -291,8 +297,7 @@ class Pipeline:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         document.metadata["filename"] = files.printable(path.name)
-        self.save_extracted(document_id or snap.sha256, files.printable(path.name), document)
-        return document
+        return document, snap.sha256
 
     def save_extracted(self, document_id: str, file_name: str, document: ParsedDocument) -> str:
         """Save a document's text and blocks (extracted_results/, or the database); returns where."""

@@ -243,7 +243,7 @@ def test_hwp_regulation_citations(tmp_path, suffix):
     located = {c.location(): c.text for c in chunks}
     # ① and ② share the article's chunk, which cites the article.
     assert "② 3년 이상" in located["제1장 총칙 > 제3조(연차 휴가)"]
-    assert "병가 | 10일" in located["제1장 총칙 > 제4조(휴가의 종류) > 표 2. 휴가 일수"]
+    assert "병가 · 일수: 10일" in located["제1장 총칙 > 제4조(휴가의 종류) > 표 2. 휴가 일수"]
     assert located["부칙"] == "부칙\n이 규정은 2025년 1월 1일부터 시행한다."
     assert not any(c.text == "제1장 총칙" for c in chunks)  # never a chunk that is only a heading
 

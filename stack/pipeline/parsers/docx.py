@@ -13,14 +13,16 @@ from __future__ import annotations
 import io
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 from stack.contract import ParseReport
-from stack.pipeline.document import Block, ParsedDocument, heading_path, location_label, table_block
+from stack.pipeline.document import Block, ParsedDocument, heading_path, location_label, table_block_of
 from stack.pipeline.errors import CorruptDocument, PipelineError
 from stack.pipeline.parsers.clean import clean_text
 from stack.pipeline.parsers.headings import cap
 from stack.pipeline.parsers.zipsafe import repack, safe_unpack
+from stack.pipeline.tables import Cell
 
 _HEADING_STYLE = re.compile(r"^(heading|title|subtitle|제목)", re.IGNORECASE)
 _HEADING_LEVEL = re.compile(r"^(?:heading|제목)\s*(\d)$", re.IGNORECASE)
@@ -168,14 +170,42 @@ class _XmlWalker:
         return "\n".join(block.text for block in inner.blocks)
 
     def table(self, tbl: ET.Element) -> None:
-        rows = []
-        for tr in tbl:
-            if _local(tr.tag) != "tr":
-                continue
-            rows.append([self.cell_text(tc) for tc in tr if _local(tc.tag) == "tc"])
-        block = table_block(rows, section=self.section, heading=self.heading)
+        block = table_block_of(self.cells(tbl), section=self.section, heading=self.heading)
         if block.text:
             self.blocks.append(block)
+
+    def cells(self, tbl: ET.Element) -> list[Cell]:
+        """The table's cells at their grid positions: w:gridSpan widens a cell, a w:vMerge that
+        continues lengthens the cell above it, a row marked w:tblHeader is a header row."""
+        cells: list[Cell] = []
+        above: dict[int, int] = {}  # grid column → index in cells of the cell that starts a vertical merge there
+        rows = [tr for tr in tbl if _local(tr.tag) == "tr"]
+        for r, tr in enumerate(rows):
+            header = any(_local(child.tag) == "tblHeader" and _val(child) not in ("0", "false")
+                         for prop in tr if _local(prop.tag) == "trPr" for child in prop)
+            col = 0
+            for tc in tr:
+                if _local(tc.tag) != "tc":
+                    continue
+                span, merge = 1, None
+                for prop in tc:
+                    if _local(prop.tag) == "tcPr":
+                        for child in prop:
+                            if _local(child.tag) == "gridSpan" and _val(child).isdigit():
+                                span = max(1, int(_val(child)))
+                            elif _local(child.tag) == "vMerge":
+                                merge = _val(child) or "continue"
+                if merge == "continue" and col in above:
+                    start = cells[above[col]]
+                    cells[above[col]] = replace(start, rowspan=r - start.row + 1)
+                else:
+                    cells.append(Cell(self.cell_text(tc), r, col, 1, span, header))
+                    if merge == "restart":
+                        above[col] = len(cells) - 1
+                    else:
+                        above.pop(col, None)
+                col += span
+        return cells
 
 
 def _paragraph_text_shallow(p: ET.Element) -> str:
@@ -303,6 +333,6 @@ def parse_docx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
         if block.kind == "heading":
             current = block.text[:120]
         if block.section is None and current is not None and block.kind != "heading":
-            block = Block(text=block.text, kind=block.kind, section=current, rows=block.rows, heading=block.heading)
+            block = replace(block, section=current)
         named.append(block)
     return ParsedDocument(format="docx", parser="python-docx", blocks=named, metadata={}, report=report)

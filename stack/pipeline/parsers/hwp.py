@@ -12,10 +12,11 @@ import re
 import struct
 import warnings
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 from stack.contract import ParseReport
-from stack.pipeline.document import Block, ParsedDocument, location_label, table_block
+from stack.pipeline.document import Block, ParsedDocument, location_label, table_block_of
 from stack.pipeline.errors import (
     CorruptDocument,
     DistributionProtected,
@@ -26,6 +27,7 @@ from stack.pipeline.errors import (
 from stack.pipeline.parsers.clean import clean_text
 from stack.pipeline.parsers.headings import HeadingTracker, cap
 from stack.pipeline.parsers.zipsafe import safe_unpack
+from stack.pipeline.tables import Cell
 
 # HWP 5 FileHeader property flags (HWP 5.0 spec, "파일 인식 정보").
 FLAG_COMPRESSED = 1 << 0
@@ -83,6 +85,13 @@ _OPAQUE = {
 }
 _PICTURE_WHY = "a picture with no caption or text box: text inside an image is not read"
 _EQUATION_WHY = "an equation (수식) is not read as text"
+
+
+def _int(element: ET.Element | None, name: str, default: int) -> int:
+    try:
+        return int(element.get(name, default)) if element is not None else default
+    except ValueError:
+        return default
 
 
 def _local(tag: str) -> str:
@@ -380,7 +389,7 @@ class _Walker:
             if block.heading != old:
                 break
             kind = "paragraph" if block.kind == "heading" else block.kind
-            self.blocks[index] = Block(text=block.text, kind=kind, section=block.section, rows=block.rows, heading=new)
+            self.blocks[index] = replace(block, kind=kind, heading=new)
             if block.kind == "heading":
                 break
 
@@ -391,6 +400,32 @@ class _Walker:
         inner = _Walker(self.section, self.numbering, report=self.report)
         inner.paragraphs(element)
         return "\n".join(block.text for block in inner.blocks)
+
+    def cells(self, tbl: ET.Element) -> tuple[list[list[str]], list[Cell], list[str]]:
+        """A table's rows as stored (cell texts), its cells at their addresses with their spans and
+        header marks, and the notes its cells hold."""
+        rows: list[list[str]] = []
+        cells: list[Cell] = []
+        notes: list[str] = []
+        for r, tr in enumerate(_children(tbl, "tr")):
+            row = []
+            for c, tc in enumerate(_children(tr, "tc")):
+                inner = _Walker(self.section, self.numbering)
+                sub = _child(tc, "subList")
+                if sub is not None:
+                    inner.paragraphs(sub)
+                text = clean_text("\n".join(b.text for b in inner.blocks if b.kind != "note"))
+                notes.extend(b.text for b in inner.blocks if b.kind == "note")
+                row.append(text)
+                address, span = _child(tc, "cellAddr"), _child(tc, "cellSpan")
+                cells.append(Cell(
+                    text,
+                    _int(address, "rowAddr", r), _int(address, "colAddr", c),
+                    _int(span, "rowSpan", 1), _int(span, "colSpan", 1),
+                    header=(tc.get("header") or "0") in ("1", "true"),
+                ))
+            rows.append(row)
+        return rows, cells, notes
 
     # -- structure
     def paragraphs(self, container: ET.Element) -> None:
@@ -559,19 +594,19 @@ class _Walker:
                 self.blocks.append(Block(text=previous.text, kind="caption", section=self.section, heading=heading))
         if caption_text and not below:
             self.blocks.append(Block(text=clean_text(caption_text), kind="caption", section=self.section, heading=heading))
-        rows: list[list[str]] = []
-        for tr in _children(tbl, "tr"):
-            rows.append([self.sublist_text(_child(tc, "subList")) for tc in _children(tr, "tc")])
-        block = table_block([[clean_text(cell) for cell in row] for row in rows], section=self.section, heading=heading)
+        rows, cells, notes = self.cells(tbl)
+        block = table_block_of(cells, section=self.section, heading=heading)
         if self.tracker is not None and self._tracking:
             self.tracker.interrupt()
-        if block.text and self.tracker is not None and self._tracking and not caption_text and len(block.rows or ()) == 1:
-            boxed = self.tracker.box(list(block.rows[0]))  # type: ignore[index]
+        if block.text and self.tracker is not None and self._tracking and not caption_text and len(rows) == 1:
+            boxed = self.tracker.box(rows[0])
             if boxed is not None:  # a title box ("Ⅰ | 사업개요"): a heading, not a table
-                text = " ".join(cell for cell in block.rows[0] if cell)  # type: ignore[index]
+                text = " ".join(cell for cell in rows[0] if cell)
                 block = Block(text=text, kind="heading", section=self.section, heading=boxed)
         if block.text:
             self.blocks.append(block)
+        for note in notes:  # notes in cells follow the table, so that headings stay short
+            self.blocks.append(Block(text=note, kind="note", section=self.section, heading=heading))
         if caption_text and below:
             self.blocks.append(Block(text=clean_text(caption_text), kind="caption", section=self.section, heading=heading))
 
