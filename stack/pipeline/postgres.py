@@ -60,7 +60,8 @@ from stack.pipeline.storage import BlobMissing, BlobStore, ExtractedTexts, safe_
 #: The schema's version, recorded in ``ragctl_schema``; a later version adds its migrations to _MIGRATIONS.
 #: 2: ``api_keys`` (stack.keys.PostgresKeyStore).
 #: 3: ``collections`` (the catalog's record of collections) and ``api_keys.collections`` (a key's scope).
-SCHEMA_VERSION = 3
+#: 4: ``collections.generation`` (which index answers for a collection: blue/green reindex).
+SCHEMA_VERSION = 4
 
 _MIGRATIONS = {
     1: """
@@ -140,6 +141,9 @@ CREATE TABLE IF NOT EXISTS collections (
     created_at DOUBLE PRECISION NOT NULL
 );
 ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS collections TEXT;
+""",
+    4: """
+ALTER TABLE collections ADD COLUMN IF NOT EXISTS generation INTEGER NOT NULL DEFAULT 0;
 """,
 }
 
