@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from ragctl.cli import gate as gate_cli
 from ragctl.cli.context import (
     CollectionOption,
     JsonOption,
@@ -550,29 +551,47 @@ def tasks_list(
 # -- reindex ---------------------------------------------------------------------------------
 def reindex(
     collection: CollectionOption = None,
+    eval_file: gate_cli.EvalOption = None,
+    max_drop: gate_cli.MaxDropOption = None,
+    no_eval: gate_cli.NoEvalOption = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Re-embed every document of a collection with the configured embedding model."""
+    """Rebuild a collection's index with the configured model and chunking, beside the one that answers;
+    swap it in when whole and (with --eval or [eval] file) when the answers held."""
+    from ragctl.ops.gate import gated_reindex
     from ragctl.views import cell, ingest_progress, results_table
 
-    mode, pipeline = open_backend()
+    gate, questions = gate_cli.resolve(project_root(), eval_file, max_drop, no_eval)
+    mode, pipeline = open_backend(warm=gate.file is not None)
     if mode == "stack":
         fail("reindex runs in embedded mode only for now: stop the stack first (ragctl down), reindex, then "
              "ragctl up.", hint="ragctl down && ragctl reindex && ragctl up", exit_code=2, as_json=as_json)
     name = collection or pipeline.settings.collection
-    records = pipeline.documents(collection=name)
+    records = [r for r in pipeline.documents(collection=name) if r.status == "done"]
     confirm(
-        f"Re-embed the {len(records)} documents of '{name}' with {pipeline.settings.embed_model}? "
-        "Search is incomplete until it finishes.",
-        yes=yes,
-        as_json=as_json,
+        f"Rebuild the index of the {len(records)} documents of '{name}' with {pipeline.settings.embed_model}"
+        + (f", gated on {gate.file}" if gate.file else "") + "? The current index answers until the new one is "
+        "swapped in.", yes=yes, as_json=as_json,
     )
+    ask = gate_cli.measure(gate.file, questions, as_json=as_json) if gate.file else None
     with ingest_progress(len(records), enabled=not as_json) as bar:
-        results = pipeline.reindex(collection=name, on_document=bar.done)
-    failed = [r for r in results if r.status != "done"]
-    emit({"collection": name, "embed_model": pipeline.settings.embed_model, "results": [r.to_dict() for r in results]},
-         lambda: console.print(results_table(results) if results else cell(
-             f"'{name}' is already built with {pipeline.settings.embed_model}; nothing to do.")), as_json=as_json)
-    if failed:
+        outcome = gated_reindex(pipeline, [name], measure=ask, max_drop=gate.max_drop, on_document=bar.done)
+    model = pipeline.settings.embed_model
+
+    def human() -> None:
+        if outcome.results:
+            console.print(results_table(outcome.results))
+        if outcome.verdict:
+            gate_cli.print_verdict(outcome.verdict)
+        if outcome.applied:
+            console.print(cell(f"'{name}' now answers from its new index ({model}, {len(outcome.results)} "
+                               f"documents){gate_cli.held(outcome.verdict)}.", "green"))
+        elif outcome.reason == "failed documents":
+            gate_cli.refused(f"Not swapped: documents failed to rebuild; '{name}' answers from its old index.")
+        else:
+            gate_cli.refused(f"Not swapped: the answers got worse; '{name}' answers from its old index.")
+
+    emit({"collection": name, "embed_model": model, **outcome.to_dict()}, human, as_json=as_json)
+    if not outcome.applied:
         raise typer.Exit(EXIT_ERROR)

@@ -124,7 +124,7 @@ def _add(pipeline: Pipeline, candidate: Candidate, records: list[DocumentRecord]
 
     for record in records:
         started = time.perf_counter()
-        result = IngestResult(record.stored_path or "", record.file_name, IngestOutcome.DONE, record.id, record.format)
+        result = IngestResult(record.file_name, record.file_name, IngestOutcome.DONE, record.id, record.format)
         scratch = Path(tempfile.mkdtemp(prefix="ragctl-reindex-"))
         try:
             if should_cancel():
