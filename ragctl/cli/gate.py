@@ -31,17 +31,19 @@ def resolve(root: Path, eval_file: Path | None, max_drop: float | None, no_eval:
     return settings, questions
 
 
-def measure(file: Path, questions, *, as_json: bool, mode: str = "embedded"):
+def measure(file: Path, questions, *, as_json: bool, mode: str = "embedded", collection: str | None = None):
     """``measure(backend, label)`` for :func:`ragctl.ops.gate.gated_reindex`: asks the set with a
-    progress bar and stores the run under the project's data/eval/."""
-    from ragctl.cli.eval import run_set
-    from ragctl.ops.eval import eval_folder, save_run
+    progress bar and stores the run under the project's data/eval/.  ``collection``: where the set's
+    questions that name none are asked (default: the project's default collection)."""
+    from ragctl.cli.eval import _runs_folder, run_set
+    from ragctl.ops.eval import save_run
 
     rows, errors = questions
+    folder = _runs_folder()
 
     def ask(backend, label: str) -> dict:
-        run = run_set(backend, mode, file, rows, errors, as_json=as_json, label=label)
-        save_run(eval_folder(backend.settings.data_path), run)
+        run = run_set(backend, mode, file, rows, errors, collection=collection, as_json=as_json, label=label)
+        save_run(folder, run)
         return run
 
     return ask
@@ -68,3 +70,19 @@ def held(verdict: dict | None) -> str:
 
 def refused(what: str) -> None:
     console.print(cell(what, "bold red"))
+
+
+def print_reindex(name: str, outcome, model: str = "") -> None:
+    """A reindex's documents, the gate's verdict, and which index answers now."""
+    from ragctl.views import results_table
+
+    if outcome.results:
+        console.print(results_table(outcome.results))
+    if outcome.verdict:
+        print_verdict(outcome.verdict)
+    if outcome.applied:
+        console.print(cell(f"'{name}' now answers from its new index ({model}{len(outcome.results)} documents)"
+                           f"{held(outcome.verdict)}.", "green"))
+    else:
+        why = "documents failed to rebuild" if outcome.reason == "failed documents" else "the answers got worse"
+        refused(f"Not swapped: {why}; '{name}' answers from its old index.")

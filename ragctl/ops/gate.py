@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragctl.errors import UsageError
+from ragctl.ops.eval import gate
 
 if TYPE_CHECKING:
     from stack.contract import IngestResult
@@ -91,7 +92,6 @@ def gated_reindex(pipeline: Pipeline, collections: list[str], *, measure: Measur
     being changed); ``pipeline`` by default.  Before and after are each asked of the indexes they name
     (:meth:`Pipeline.pinned`), so nothing is swapped to measure.  Interrupted or failed, every new
     index is removed and the old ones answer as before."""
-    from ragctl.ops.eval import gate
     from stack.pipeline import generations
     from stack.pipeline.store import index_name
 
@@ -135,3 +135,76 @@ def gated_reindex(pipeline: Pipeline, collections: list[str], *, measure: Measur
 def collections_with_documents(pipeline: Pipeline) -> list[str]:
     """The collections a setting that shapes the index must rebuild: those holding documents."""
     return sorted(name for name, stats in pipeline.catalog.collection_stats().items() if stats.get("documents"))
+
+
+class _Generation:
+    """The stack's client asking one generation of a collection's index (the gate's "after")."""
+
+    def __init__(self, client, collection: str, generation: int) -> None:
+        self._client, self._collection, self._generation = client, collection, generation
+
+    def ask(self, question: str, *, collection: str | None = None, top_k: int | None = None):
+        pinned = self._generation if (collection or self._collection) == self._collection else None
+        return self._client.ask(question, collection=collection or self._collection, top_k=top_k,
+                                generation=pinned)
+
+    def __getattr__(self, name: str):  # documents, readiness…: the client's own
+        return getattr(self._client, name)
+
+
+#: A reindex step's states that end the wait.
+_SETTLED = {"built", "swapped", "discarded", "failed", "error"}
+
+
+def _wait(client, collection: str, on_state: Callable[[dict], None] | None, poll_s: float) -> dict:
+    import time
+
+    while True:
+        state = client.reindex_state(collection)
+        if on_state:
+            on_state(state)
+        if state.get("state") in _SETTLED:
+            return state
+        time.sleep(poll_s)
+
+
+def gated_reindex_on_stack(client, collection: str, *, measure: Measure | None = None,
+                           max_drop: float = DEFAULT_MAX_DROP, on_state: Callable[[dict], None] | None = None,
+                           poll_s: float = 1.0) -> ReindexOutcome:
+    """:func:`gated_reindex` on a running stack: a worker builds the new index while the API answers from
+    the live one; the set is asked through the API before, and of the new generation after; the worker
+    swaps it in, or removes it."""
+    from stack.contract import IngestResult, RagError
+
+    outcome = ReindexOutcome([collection])
+    baseline = measure(client, ", before") if measure is not None else None
+    client.reindex(collection, "build" if measure is not None else "build_and_swap")
+    state = _wait(client, collection, on_state, poll_s)
+    outcome.results = [IngestResult(**r) for r in state.get("results", [])]
+    if state["state"] == "error":
+        error = state.get("error") or {}
+        raise RagError(f"The reindex of '{collection}' stopped on the worker: {error.get('message')}",
+                       error.get("hint") or f"ragctl logs worker, then ragctl reindex -c {collection} again",
+                       code=error.get("code") or "reindex_failed")
+    if state["state"] == "failed":
+        outcome.reason = "failed documents"
+        return outcome
+    if measure is not None:
+        try:
+            after = measure(_Generation(client, collection, state["generation"]), ", after")
+        except BaseException:
+            client.reindex(collection, "discard")
+            raise
+        outcome.verdict = gate(baseline, after, max_drop)
+        step = "swap" if outcome.verdict["passed"] else "discard"
+        client.reindex(collection, step)
+        state = _wait(client, collection, on_state, poll_s)
+        if outcome.verdict["passed"] and state["state"] != "swapped":
+            raise RagError(f"The new index of '{collection}' passed the gate but was not swapped in: "
+                           f"{(state.get('error') or {}).get('message')}", f"ragctl reindex -c {collection}",
+                           code="reindex_failed")
+        if not outcome.verdict["passed"]:
+            outcome.reason = "answers got worse"
+            return outcome
+    outcome.applied = True
+    return outcome

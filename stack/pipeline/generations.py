@@ -57,6 +57,16 @@ class Candidate:
     def failed(self) -> bool:
         return any(r.status != IngestOutcome.DONE for r in self.results)
 
+    def to_dict(self) -> dict:
+        """What a worker records (the swap may be asked later, of another worker)."""
+        return {"collection": self.collection, "generation": self.generation, "index": self.index,
+                "model": self.model, "results": [r.to_dict() for r in self.results], "chunks": self.chunks}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Candidate:
+        return cls(data["collection"], int(data["generation"]), data["index"], data["model"],
+                   [IngestResult(**r) for r in data.get("results", [])], dict(data.get("chunks", {})))
+
 
 def cleanup(pipeline: Pipeline, collection: str) -> int:
     """Remove every generation of ``collection``'s index that does not answer (what an interrupted

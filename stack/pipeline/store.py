@@ -121,7 +121,7 @@ def recorded_model(client, collection: str) -> dict[str, Any] | None:
 
     try:
         existing = client.get_collection(chroma_name(collection))
-    except NotFoundError:
+    except (NotFoundError, ValueError):  # ValueError: a name Chroma refuses (no such index either)
         return None
     return dict(existing.metadata or {})
 
