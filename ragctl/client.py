@@ -214,12 +214,27 @@ class StackClient:
             for h in hits
         ]
 
-    def ask(self, question: str, *, collection: str | None = None, top_k: int | None = None) -> Answer:
+    def ask(self, question: str, *, collection: str | None = None, top_k: int | None = None,
+            generation: int | None = None) -> Answer:
+        """``generation``: a given generation of the collection's index (the gate asks a reindex's new one)."""
         check_question(question)
-        body = {"question": question, "top_k": top_k, "collection": collection}
+        body = {"question": question, "top_k": top_k, "collection": collection, "generation": generation}
         data = self._question_call("/api/ask", body)
         data["sources"] = [Source(**s) for s in data["sources"]]
         return Answer(**data)
+
+    # -- blue/green reindex (issue #28): a worker builds, the CLI's gate decides ------------------------
+    def reindex(self, collection: str, action: str) -> dict:
+        """Start a reindex step on a worker (build, build_and_swap, swap, discard); where it stands."""
+        from urllib.parse import quote
+
+        return self._call("POST", f"/api/collections/{quote(collection, safe='')}/reindex",
+                          json={"action": action}).json()
+
+    def reindex_state(self, collection: str) -> dict:
+        from urllib.parse import quote
+
+        return self._call("GET", f"/api/collections/{quote(collection, safe='')}/reindex").json()
 
     # -- collections (issue #26): the same methods as the embedded Pipeline's ----------------------
     def collections(self) -> list[CollectionInfo]:

@@ -33,6 +33,7 @@ INTAKE_PAUSED = "rag:intake:paused"
 REAPER_LOCK = "rag:reaper:lock"
 REAPER_COUNTS = "rag:metrics:reaper"
 REAPER_UNACCOUNTED = "rag:reaper:unaccounted"
+REINDEX_PREFIX = "rag:reindex:"
 #: The key's lifetime when the caller does not say (Settings.worker_dead_after_s is what services pass).
 WORKER_TTL_S = 60
 DAY_S = 24 * 3600
@@ -43,6 +44,17 @@ def redis_client(url: str):
     import redis
 
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=30)
+
+
+def set_reindex_state(r, collection: str, state: dict) -> None:
+    """Where a collection's reindex stands (queued, building, built, swapped, discarded, failed, error),
+    for the API to tell the CLI that drives the gate; kept a day."""
+    r.set(REINDEX_PREFIX + collection, json.dumps(state, ensure_ascii=False), ex=DAY_S)
+
+
+def reindex_state(r, collection: str) -> dict | None:
+    raw = r.get(REINDEX_PREFIX + collection)
+    return json.loads(raw) if raw else None
 
 
 def request_cancel(r, task_id: str) -> None:

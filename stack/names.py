@@ -18,6 +18,8 @@ INGEST_QUEUE = "ingest"
 #: Celery task names (what a worker registers; what the API and the reaper send).
 INGEST_TASK = "rag.ingest"
 REAP_TASK = "rag.reap"
+#: A collection's blue/green reindex (stack/pipeline/generations.py), run by a worker.
+REINDEX_TASK = "rag.reindex"
 
 
 class DocumentStatus(StrEnum):

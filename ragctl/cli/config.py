@@ -1,6 +1,7 @@
 """``ragctl config set KEY VALUE``: change a setting in ragctl.toml, optionally gated on a question
-set (issue #28 part 3): ``--eval FILE`` runs the set before and after, and puts the old ragctl.toml
-back when answer_has_gold or source_has_gold drops by more than ``--max-drop``.
+set (issue #28 part 3): ``--eval FILE`` (or ``[eval] file``) runs the set before and after, and puts the
+old ragctl.toml back when answer_has_gold or source_has_gold drops by more than ``--max-drop``.  A
+setting that shapes the index is applied through a gated blue/green reindex (ragctl.ops.gate).
 
 Bare ``ragctl config`` is ``ragctl config check`` (validates the rendered Compose stack)."""
 
@@ -11,9 +12,10 @@ from typing import Annotated
 
 import typer
 
+from ragctl.cli import gate as gate_cli
 from ragctl.cli.context import JsonOption, open_backend, open_pipeline, project_root
-from ragctl.output import EXIT_ERROR, console, emit, err_console, print_json
-from ragctl.views import cell, line
+from ragctl.output import EXIT_ERROR, console, emit, print_json
+from ragctl.views import line
 
 #: Settings that shape the index, not only the answers: a change takes effect after ``ragctl reindex``.
 INDEX_SETTINGS = {"chunk_tokens", "chunk_overlap", "embed_model"}
@@ -74,47 +76,31 @@ def overridden_by(root: Path, key: str) -> str | None:
 def config_set(
     key: Annotated[str, typer.Argument(help="A setting's name, as in [settings] of ragctl.toml (e.g. top_k).")],
     value: Annotated[str, typer.Argument(help="Its new value.")],
-    eval_file: Annotated[Path | None, typer.Option("--eval", help="A question set to run before and after; the "
-                                                   "change is undone when the answers get worse.",
-                                                   show_default=False)] = None,
-    max_drop: Annotated[float, typer.Option("--max-drop", min=0.0, max=1.0, help="The largest drop of "
-                                            "answer_has_gold or source_has_gold the gate lets through (a share).")]
-    = 0.02,
+    eval_file: gate_cli.EvalOption = None,
+    max_drop: gate_cli.MaxDropOption = None,
+    no_eval: gate_cli.NoEvalOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Change a setting in ragctl.toml (comments kept); with --eval, only if the answers do not get worse."""
-    from ragctl.cli.eval import load_questions_or_fail, run_set
+    """Change a setting in ragctl.toml (comments kept); with --eval (or [eval] file), only if the answers do
+    not get worse.  A setting that shapes the index (chunking, model) is then applied by a blue/green
+    reindex of every collection, swapped in only when the answers held."""
     from ragctl.errors import UsageError
-    from ragctl.ops.eval import eval_folder, gate, save_run
+    from ragctl.ops.eval import gate
+    from ragctl.ops.gate import collections_with_documents, gated_reindex
     from ragctl.project import CONFIG_NAME, set_config_value
 
     root = project_root()
     typed = _typed(key, value)
     beaten = overridden_by(root, key)
-    if beaten and eval_file:
+    checked, questions = gate_cli.resolve(root, eval_file, max_drop, no_eval)
+    if beaten and checked.file:
         raise UsageError(f"{key} is set by {beaten}, which beats ragctl.toml: the change would not be what the "
                          "questions are asked with.", f"remove it from there, then ragctl config set {key} {value} "
-                         f"--eval {eval_file}", code="setting_overridden", exit_code=2)
+                         f"--eval {checked.file}", code="setting_overridden", exit_code=2)
     config = root / CONFIG_NAME
     before_text = config.read_text(encoding="utf-8")
-    before = None
-    if eval_file:
-        if key in INDEX_SETTINGS:
-            raise UsageError(f"{key} shapes the index: its effect shows only after ragctl reindex, and a gated "
-                             "reindex is not built yet.", f"ragctl config set {key} {value}, then ragctl reindex, "
-                             f"then ragctl eval {eval_file} and ragctl eval compare", code="gate_needs_reindex",
-                             exit_code=2)
-        questions, errors = load_questions_or_fail(eval_file)
-        mode, backend = open_backend(warm=True)
-        if mode == "stack":
-            raise UsageError("--eval on a running stack is not built yet: its services read their settings when "
-                             "they start.", f"ragctl down, then ragctl config set {key} {value} --eval {eval_file}",
-                             code="gate_needs_embedded", exit_code=2)
-        folder = eval_folder(backend.settings.data_path)
-        before = run_set(backend, mode, eval_file, questions, errors, as_json=as_json, label=", before")
-        save_run(folder, before)
-    set_config_value(root, "settings", key, typed)
-    if before is None:
+    if checked.file is None:
+        set_config_value(root, "settings", key, typed)
         note = " (takes effect after ragctl reindex)" if key in INDEX_SETTINGS else ""
         if beaten:
             note += f"; but {beaten} beats it"
@@ -124,30 +110,51 @@ def config_set(
              lambda: console.print(line("Set ", (key, "bold"), " = ", repr(typed), f" in {config}{note}.")),
              as_json=as_json)
         return
+    mode, old = open_backend(warm=True)
+    if mode == "stack":
+        raise UsageError("--eval on a running stack is not built yet: its services read their settings when "
+                         "they start.", f"ragctl down, then ragctl config set {key} {value} --eval {checked.file}",
+                         code="gate_needs_embedded", exit_code=2)
+    ask = gate_cli.measure(checked.file, questions, as_json=as_json)
+    reindexed = None
     try:
-        after = run_set(open_pipeline(), "embedded", eval_file, questions, errors, as_json=as_json, label=", after")
+        if key in INDEX_SETTINGS:
+            set_config_value(root, "settings", key, typed)
+            from ragctl.views import ingest_progress
+
+            names = collections_with_documents(old) or [old.settings.collection]
+            with ingest_progress(sum(c.documents for c in old.collections(only=set(names), models=False)),
+                                 enabled=not as_json) as bar:
+                reindexed = gated_reindex(open_pipeline(), names, measure=ask, max_drop=checked.max_drop,
+                                          before=old, on_document=bar.done)
+            verdict = reindexed.verdict  # None: documents failed to rebuild, the set was not asked after
+            applied = reindexed.applied
+        else:
+            before = ask(old, ", before")
+            set_config_value(root, "settings", key, typed)
+            verdict = gate(before, ask(open_pipeline(), ", after"), checked.max_drop)
+            applied = verdict["passed"]
     except BaseException:
         config.write_text(before_text, encoding="utf-8")  # interrupted or failed: the old settings stay
         raise
-    save_run(folder, after)
-    verdict = gate(before, after, max_drop)
-    if not verdict["passed"]:
+    if not applied:
         config.write_text(before_text, encoding="utf-8")
-    result = {"key": key, "value": typed, "config": str(config), "applied": verdict["passed"], "gate": verdict}
+    result = {"key": key, "value": typed, "config": str(config), "applied": applied, "gate": verdict,
+              "reindex": reindexed.to_dict() if reindexed else None}
     if as_json:
         print_json(result)
     else:
-        for metric, change in verdict["drops"].items():
-            err_console.print(line((f"{metric} ", "bold red"), f"{change['before']:.1%} → {change['after']:.1%} "
-                                   f"(−{change['drop']:.1%}, more than the {max_drop:.1%} allowed)"))
-        for row in verdict["right_to_wrong"]:
-            err_console.print(line(("  broke ", "red"), (row["metric"], "dim"), f"  line {row['line']}: ",
-                                   row["question"]))
-        if verdict["passed"]:
-            console.print(line(("Set ", "green"), (key, "bold"), " = ", repr(typed),
-                               f": the answers held (runs {verdict['before']} → {verdict['after']})."))
+        if verdict:
+            gate_cli.print_verdict(verdict)
+        if reindexed and reindexed.reason == "failed documents":
+            gate_cli.refused(f"Not applied: documents failed to rebuild with {key} = {typed!r}; {config.name} is "
+                             "as it was and the old indexes answer.")
+        elif applied:
+            swapped = f"; {', '.join(reindexed.collections)} reindexed and swapped in" if reindexed else ""
+            console.print(line(("Set ", "green"), (key, "bold"), " = ", repr(typed), f"{swapped}"
+                               f"{gate_cli.held(verdict)}."))
         else:
-            console.print(cell(f"Not applied: {config.name} is as it was ({key} unchanged).", "bold red"))
-            console.print(line(("Next: ", "dim"), f"ragctl eval compare {verdict['before']} {verdict['after']}"))
-    if not verdict["passed"]:
+            gate_cli.refused(f"Not applied: {config.name} is as it was ({key} unchanged)"
+                             + ("; the old indexes answer." if reindexed else "."))
+    if not applied:
         raise typer.Exit(EXIT_ERROR)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from ragctl.cli import gate as gate_cli
 from ragctl.cli.context import (
     CollectionOption,
     JsonOption,
@@ -564,29 +565,61 @@ def tasks_list(
 # -- reindex ---------------------------------------------------------------------------------
 def reindex(
     collection: CollectionOption = None,
+    eval_file: gate_cli.EvalOption = None,
+    max_drop: gate_cli.MaxDropOption = None,
+    no_eval: gate_cli.NoEvalOption = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Re-embed every document of a collection with the configured embedding model."""
-    from ragctl.views import cell, ingest_progress, results_table
+    """Rebuild a collection's index with the configured model and chunking, beside the one that answers;
+    swap it in when whole and (with --eval or [eval] file) when the answers held."""
+    from ragctl.ops.gate import gated_reindex
+    from ragctl.views import ingest_progress
 
-    mode, pipeline = open_backend()
+    gate, questions = gate_cli.resolve(project_root(), eval_file, max_drop, no_eval)
+    mode, pipeline = open_backend(warm=gate.file is not None)
     if mode == "stack":
-        fail("reindex runs in embedded mode only for now: stop the stack first (ragctl down), reindex, then "
-             "ragctl up.", hint="ragctl down && ragctl reindex && ragctl up", exit_code=2, as_json=as_json)
+        _reindex_on_stack(pipeline, collection, gate, questions, yes=yes, as_json=as_json)
+        return
     name = collection or pipeline.settings.collection
-    records = pipeline.documents(collection=name)
+    records = [r for r in pipeline.documents(collection=name) if r.status == "done"]
     confirm(
-        f"Re-embed the {len(records)} documents of '{name}' with {pipeline.settings.embed_model}? "
-        "Search is incomplete until it finishes.",
-        yes=yes,
-        as_json=as_json,
+        f"Rebuild the index of the {len(records)} documents of '{name}' with {pipeline.settings.embed_model}"
+        + (f", gated on {gate.file}" if gate.file else "") + "? The current index answers until the new one is "
+        "swapped in.", yes=yes, as_json=as_json,
     )
+    ask = gate_cli.measure(gate.file, questions, as_json=as_json, collection=name) if gate.file else None
     with ingest_progress(len(records), enabled=not as_json) as bar:
-        results = pipeline.reindex(collection=name, on_document=bar.done)
-    failed = [r for r in results if r.status != "done"]
-    emit({"collection": name, "embed_model": pipeline.settings.embed_model, "results": [r.to_dict() for r in results]},
-         lambda: console.print(results_table(results) if results else cell(
-             f"'{name}' is already built with {pipeline.settings.embed_model}; nothing to do.")), as_json=as_json)
-    if failed:
+        outcome = gated_reindex(pipeline, [name], measure=ask, max_drop=gate.max_drop, on_document=bar.done)
+    model = pipeline.settings.embed_model
+
+    emit({"collection": name, "embed_model": model, **outcome.to_dict()},
+         lambda: gate_cli.print_reindex(name, outcome, f"{model}, "), as_json=as_json)
+    if not outcome.applied:
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _reindex_on_stack(client, collection: str | None, gate, questions, *, yes: bool, as_json: bool) -> None:
+    """reindex on a running stack: a worker builds the new index while the API answers from the old one."""
+    from ragctl.ops.gate import gated_reindex_on_stack
+    from stack.settings import load_settings
+
+    name = collection or load_settings(project_root()).collection
+    confirm(f"Rebuild the index of '{name}' on the stack's workers" + (f", gated on {gate.file}" if gate.file else "")
+            + "? The current index answers until the new one is swapped in.", yes=yes, as_json=as_json)
+    ask = gate_cli.measure(gate.file, questions, as_json=as_json, mode="stack", collection=name) if gate.file else None
+    seen: dict = {}
+
+    def on_state(state: dict) -> None:  # a line per change, on stderr (the worker does the work)
+        key = (state.get("state"), state.get("done"))
+        if key != seen.get("last") and not as_json:
+            seen["last"] = key
+            err_console.print(f"reindex of {name}: {state.get('state')}"
+                              + (f" ({state['done']} documents rebuilt)" if state.get("done") else ""),
+                              markup=False, highlight=False)
+
+    outcome = gated_reindex_on_stack(client, name, measure=ask, max_drop=gate.max_drop, on_state=on_state)
+
+    emit({"collection": name, **outcome.to_dict()}, lambda: gate_cli.print_reindex(name, outcome), as_json=as_json)
+    if not outcome.applied:
         raise typer.Exit(EXIT_ERROR)

@@ -133,6 +133,9 @@ class AskRequest(BaseModel):
     collection: str | None = Field(default=None, min_length=1, max_length=508,
                                       pattern=r"^[a-zA-Z0-9](?:[a-zA-Z0-9._-]*[a-zA-Z0-9])?$")
     stream: bool = Field(default=False, description="Server-sent events when an LLM is configured.")
+    generation: int | None = Field(default=None, ge=0, description="Ask a given generation of the collection's "
+                                   "index (a reindex's new one, before it is swapped in: the gate); default: the "
+                                   "live one.")
 
 
 class Health(BaseModel):

@@ -68,7 +68,8 @@ CREATE TABLE IF NOT EXISTS collections (
     name TEXT PRIMARY KEY,
     description TEXT,
     state TEXT NOT NULL DEFAULT 'ready',
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    generation INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -329,8 +330,32 @@ class DocumentCatalog(ABC):
         worker still holding one)."""
         with self._connect() as db:
             gone = db.execute("DELETE FROM documents WHERE collection = ?", (name,)).rowcount
-            db.execute("UPDATE collections SET state = ?, description = NULL WHERE name = ?", (DELETED, name))
+            # Made again, it starts at its own name: its generations were dropped before this step.
+            db.execute("UPDATE collections SET state = ?, description = NULL, generation = 0 WHERE name = ?",
+                       (DELETED, name))
         return gone
+
+    def generation(self, name: str) -> int:
+        """Which generation of its index answers for a collection (0: the one under its own name)."""
+        with self._connect() as db:
+            row = db.execute("SELECT generation FROM collections WHERE name = ?", (name,)).fetchone()
+        return int(row["generation"]) if row else 0
+
+    def swap_generation(self, name: str, generation: int, rebuilt: Sequence[tuple[str, int, str]]) -> int:
+        """Make ``generation`` the index that answers for ``name``, in one transaction with its documents'
+        new chunk counts and model (``rebuilt``: document id, chunks, embedding model); the generation
+        that answered until now, returned, is the caller's to drop."""
+        now = time.time()
+        with self._connect() as db:
+            row = db.execute("SELECT generation FROM collections WHERE name = ?", (name,)).fetchone()
+            previous = int(row["generation"]) if row else 0
+            db.execute("INSERT INTO collections (name, description, state, created_at, generation) "
+                       "VALUES (?, NULL, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET generation = excluded.generation",
+                       (name, READY, now, generation))
+            for document_id, chunks, model in rebuilt:
+                db.execute("UPDATE documents SET chunks = ?, embed_model = ?, updated_at = ? "
+                           "WHERE collection = ? AND id = ?", (chunks, model, now, name, document_id))
+        return previous
 
     def collection_stats(self) -> dict[str, dict]:
         """name → {documents, chunks, size, updated_at} of every collection that has documents."""
@@ -392,6 +417,8 @@ class Catalog(DocumentCatalog):
         for column, kind in wanted.items():
             if column not in have:
                 db.execute(f"ALTER TABLE documents ADD COLUMN {column} {kind}")
+        if "generation" not in {row[1] for row in db.execute("PRAGMA table_info(collections)")}:
+            db.execute("ALTER TABLE collections ADD COLUMN generation INTEGER NOT NULL DEFAULT 0")
 
     def _connect(self):
         return connect(self.path, rows_as_dicts=True)

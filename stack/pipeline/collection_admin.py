@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from stack.contract import CollectionInfo
 from stack.names import CANARY_COLLECTION
+from stack.pipeline import generations
 from stack.pipeline.catalog import DELETED, DELETING, READY
 from stack.pipeline.errors import NotFound, PipelineError
 
@@ -99,7 +100,7 @@ def info_all(pipeline: Pipeline, *, only: set[str] | None = None, models: bool =
 def _model(pipeline: Pipeline, name: str) -> str | None:
     from stack.pipeline.store import recorded_model
 
-    return (recorded_model(pipeline.chroma, name) or {}).get("embed_model")
+    return (recorded_model(pipeline.chroma, pipeline.index_of(name)) or {}).get("embed_model")
 
 
 def info(pipeline: Pipeline, name: str) -> CollectionInfo:
@@ -141,6 +142,7 @@ def delete(pipeline: Pipeline, name: str) -> CollectionInfo:
     records = catalog.list(name)
     pipeline.drop_vectors(name)
     pipeline.lexical(name).drop()
+    generations.cleanup(pipeline, name)  # a reindex's index, half-built or not yet dropped
     for record in records:
         if set(catalog.holders_of(record.id)) <= {name}:  # the same bytes elsewhere keep their copy
             pipeline.blobs.delete(record.id)

@@ -60,7 +60,8 @@ from stack.pipeline.storage import BlobMissing, BlobStore, ExtractedTexts, safe_
 #: The schema's version, recorded in ``ragctl_schema``; a later version adds its migrations to _MIGRATIONS.
 #: 2: ``api_keys`` (stack.keys.PostgresKeyStore).
 #: 3: ``collections`` (the catalog's record of collections) and ``api_keys.collections`` (a key's scope).
-#: 4: ``documents.report`` (what the parser could not read, issue #26 part 5).
+#: 4: ``documents.report`` (what the parser could not read, issue #26 part 5) and
+#:    ``collections.generation`` (which index answers for a collection: blue/green reindex, issue #28).
 SCHEMA_VERSION = 4
 
 _MIGRATIONS = {
@@ -144,6 +145,7 @@ ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS collections TEXT;
 """,
     4: """
 ALTER TABLE documents ADD COLUMN IF NOT EXISTS report TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE collections ADD COLUMN IF NOT EXISTS generation INTEGER NOT NULL DEFAULT 0;
 """,
 }
 

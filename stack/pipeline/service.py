@@ -7,6 +7,7 @@ loads each lazily, once.  Every operation the product offers is a method here; t
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import shutil
@@ -134,8 +135,27 @@ class _Ingesting:
 class Pipeline:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._stores: dict[str, object] = {}
-        self._recorded_models: dict[str, dict] = {}
+        self._stores: dict[str, object] = {}  # by index name
+        self._recorded_models: dict[str, dict] = {}  # by index name
+        self._pinned: dict[str, str] = {}  # collection → the index this view reads (see pinned)
+
+    def pinned(self, collection: str, index: str) -> Pipeline:
+        """This pipeline (same settings, same clients) reading and writing ``collection`` in ``index``,
+        whatever the catalog says answers for it, and with the model that index was built with: the
+        gate asks a question set of the index being built, and of the old one, before any swap."""
+        view = copy.copy(self)
+        view._stores, view._recorded_models = {}, {}
+        view._pinned = {**self._pinned, collection: index}
+        return view
+
+    def index_of(self, collection: str) -> str:
+        """The index (Chroma collection and lexical index) that answers for ``collection`` now: one
+        catalog read, so every process sees a reindex's swap at its next call."""
+        from stack.pipeline.store import index_name
+
+        if collection in self._pinned:
+            return self._pinned[collection]
+        return index_name(collection, self.catalog.generation(collection))
 
     # -- the heavy parts, each loaded once --------------------------------------------------
     @property
@@ -170,7 +190,7 @@ class Pipeline:
         its own vectors until ``ragctl reindex`` moves it (see ``model_notice``).  A new
         collection gets the default."""
         s = self.settings
-        if "embed_model" in s.model_fields_set:
+        if "embed_model" in s.model_fields_set and collection not in self._pinned:
             return s.embed_model
         recorded = self._recorded(collection)
         return (recorded or {}).get("embed_model") or s.embed_model
@@ -188,12 +208,13 @@ class Pipeline:
     def _recorded(self, collection: str) -> dict | None:
         from stack.pipeline.store import recorded_model
 
-        if collection not in self._recorded_models:
-            recorded = recorded_model(self.chroma, collection)
+        index = self.index_of(collection)
+        if index not in self._recorded_models:
+            recorded = recorded_model(self.chroma, index)
             if recorded is None:
                 return None  # not cached: the collection may be created any moment
-            self._recorded_models[collection] = recorded
-        return self._recorded_models[collection]
+            self._recorded_models[index] = recorded
+        return self._recorded_models[index]
 
     @cached_property
     def chroma(self):
@@ -217,7 +238,7 @@ class Pipeline:
         from stack.pipeline.backends import open_lexical
 
         return open_lexical(
-            self.settings, collection,
+            self.settings, self.index_of(collection),
             # An index written before the analyzer kept chunk texts is rebuilt from the store's.
             chunk_texts=lambda doc_id: [(cid, text) for cid, text, _ in self.store(collection).document_chunks(doc_id)],
         )
@@ -226,18 +247,19 @@ class Pipeline:
         from stack.pipeline.embed import backend_for
         from stack.pipeline.store import VectorStore
 
-        if collection not in self._stores:
+        index = self.index_of(collection)
+        if index not in self._stores:
             recorded = self.check_model(collection)
             # An existing collection knows its dimension: no need to load the model (the API
             # deletes and lists without ever loading it).
             dimension = recorded.get("dimension") if recorded else None
             model_name = self.model_name(collection)
-            self._stores[collection] = VectorStore(
+            self._stores[index] = VectorStore(
                 self.chroma, collection, model_name=model_name,
                 dimension=dimension or self.embedder_for(collection).dimension,
-                backend=backend_for(model_name),
+                backend=backend_for(model_name), index=index,
             )
-        return self._stores[collection]
+        return self._stores[index]
 
     def check_model(self, collection: str) -> dict | None:
         """Fail fast, before any parsing or model loading, when the collection holds another model.
@@ -246,11 +268,12 @@ class Pipeline:
         from stack.pipeline.store import check_model, recorded_model, validate_collection_name
 
         validate_collection_name(collection)
-        recorded = recorded_model(self.chroma, collection)
+        index = self.index_of(collection)
+        recorded = recorded_model(self.chroma, index)
         if recorded is None:
-            self._recorded_models.pop(collection, None)
+            self._recorded_models.pop(index, None)
         else:
-            self._recorded_models[collection] = recorded
+            self._recorded_models[index] = recorded
             check_model(collection, recorded, self.model_name(collection), None)
         return recorded
 
@@ -534,8 +557,9 @@ class Pipeline:
             if not deleted:
                 self.catalog.upsert(record)
 
-    def chunk(self, document: ParsedDocument, collection: str | None = None) -> list[Chunk]:
-        embedder = self.embedder_for(self._collection(collection))
+    def chunk(self, document: ParsedDocument, collection: str | None = None, *, embedder=None) -> list[Chunk]:
+        """The document's chunks, counted in the tokens of ``embedder`` (default: the collection's)."""
+        embedder = embedder or self.embedder_for(self._collection(collection))
         return chunk_document(
             document,
             embedder.count_tokens,
@@ -572,7 +596,7 @@ class Pipeline:
     def _undo(self, record: DocumentRecord) -> None:
         """Remove whatever a failed or cancelled ingest wrote, so nothing half-done remains."""
         try:
-            if record.collection in self._stores:
+            if self.index_of(record.collection) in self._stores:
                 self.store(record.collection).delete_document(record.id)
             self.lexical(record.collection).delete(record.id)
         except PipelineError:
@@ -693,50 +717,36 @@ class Pipeline:
         return collection_admin.delete(self, name)
 
     def drop_vectors(self, collection: str) -> None:
-        """Remove a collection's vectors (its Chroma collection); none: nothing to do."""
+        """Remove a collection's vectors (the Chroma collection of the index that answers for it)."""
+        self.drop_index_vectors(self.index_of(collection))
+
+    def drop_index_vectors(self, index: str) -> None:
+        """Remove an index's Chroma collection; none: nothing to do."""
         from chromadb.errors import NotFoundError
 
         from stack.pipeline.store import chroma_name, reachable
 
-        self._stores.pop(collection, None)
-        self._recorded_models.pop(collection, None)
+        self._stores.pop(index, None)
+        self._recorded_models.pop(index, None)
         with reachable("deleting a collection"):
             try:
-                self.chroma.delete_collection(chroma_name(collection))
+                self.chroma.delete_collection(chroma_name(index))
             except (NotFoundError, ValueError):
                 pass
 
     def reindex(
         self, *, collection: str | None = None, on_document: Callable[[IngestResult], None] | None = None
     ) -> list[IngestResult]:
-        """Re-embed every document of a collection with the configured model.
-
-        The old vectors go first (they cannot be mixed with the new ones); each document is then
-        re-ingested from its stored copy.  Interrupted, it resumes: documents already carrying the
-        configured model are skipped.
-        """
-        from stack.pipeline.store import chroma_name, recorded_model
+        """Re-embed every document of a collection with the configured model and chunking, blue/green:
+        the new index is built beside the one that answers and swapped in one catalog write when whole
+        (:mod:`stack.pipeline.generations`).  A failure or a kill leaves the old index answering; the
+        next reindex removes what was left half-built."""
+        from stack.pipeline import generations
 
         collection = self._collection(collection)
-        recorded = recorded_model(self.chroma, collection)
-        rebuilt = recorded is not None and recorded.get("embed_model") != self.settings.embed_model
-        if rebuilt:
-            self.chroma.delete_collection(chroma_name(collection))
-            self._stores.pop(collection, None)
-            self._recorded_models.pop(collection, None)
-        results = []
-        for record in self.catalog.list(collection):
-            if not rebuilt and record.status == DocumentStatus.DONE and record.embed_model == self.settings.embed_model:
-                continue
-            if not record.stored_path or not self.blobs.exists(record.stored_path):
-                continue
-            scratch = Path(tempfile.mkdtemp(prefix="ragctl-reindex-"))
-            try:
-                result = self.ingest_file(self.blobs.local(record.stored_path, scratch), collection=collection,
-                                          force=True, display_name=record.file_name)
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
-            results.append(result)
-            if on_document:
-                on_document(result)
-        return results
+        candidate = generations.build(self, collection, on_document=on_document)
+        if candidate.failed:
+            generations.discard(self, candidate)
+            return candidate.results
+        generations.swap(self, candidate)
+        return candidate.results

@@ -44,13 +44,28 @@ def validate_collection_name(name: str, hint: str = "ragctl ingest FILE --collec
 
 
 def chroma_name(collection: str) -> str:
-    """The name of a collection's vectors in Chroma (the collection's own, when Chroma accepts it)."""
+    """The name of a collection's vectors in Chroma (the collection's own, when Chroma accepts it).
+
+    ``collection`` may be an index name (:func:`index_name`): it is taken as it is."""
     return collection if len(collection) >= 3 else SHORT_PREFIX + collection
 
 
+def index_name(collection: str, generation: int) -> str:
+    """The name of a collection's index (Chroma collection and lexical index) of one generation.
+
+    Generation 0 is the collection's own name (every index built before blue/green reindex); a
+    reindex builds generation n+1 beside n under a name no collection can have (``rc--g2--docs``)
+    and swaps by writing the generation in the catalog (:mod:`stack.pipeline.generations`)."""
+    return collection if generation == 0 else f"{SHORT_PREFIX}g{generation}--{collection}"
+
+
+_GENERATION_NAME = re.compile(rf"^{SHORT_PREFIX}g\d+--(.+)$")
+
+
 def collection_of_chroma(name: str) -> str:
-    """The collection a Chroma collection holds (the inverse of :func:`chroma_name`)."""
-    return name.removeprefix(SHORT_PREFIX)
+    """The collection a Chroma collection holds (the inverse of :func:`chroma_name` and :func:`index_name`)."""
+    generation = _GENERATION_NAME.match(name)
+    return generation.group(1) if generation else name.removeprefix(SHORT_PREFIX)
 
 
 class InvalidCollectionName(PipelineError):
@@ -100,12 +115,13 @@ class VectorHit:
 
 
 def recorded_model(client, collection: str) -> dict[str, Any] | None:
-    """The model name and dimension a collection was built with, or None when it does not exist."""
+    """The model name and dimension a collection (or an index: :func:`index_name`) was built with, or
+    None when it does not exist."""
     from chromadb.errors import NotFoundError
 
     try:
         existing = client.get_collection(chroma_name(collection))
-    except NotFoundError:
+    except (NotFoundError, ValueError):  # ValueError: a name Chroma refuses (no such index either)
         return None
     return dict(existing.metadata or {})
 
@@ -125,14 +141,17 @@ def reachable(what: str) -> Iterator[None]:
 
 class VectorStore:
     def __init__(self, client, collection: str, *, model_name: str, dimension: int,
-                 backend: str | None = None) -> None:
+                 backend: str | None = None, index: str | None = None) -> None:
+        """``index``: the index (:func:`index_name`) that holds the collection's vectors; its own name
+        when not given."""
         validate_collection_name(collection)
-        recorded = recorded_model(client, collection)
+        index = index or collection
+        recorded = recorded_model(client, index)
         if recorded is not None:
             check_model(collection, recorded, model_name, dimension)
-        self.name = collection
+        self.name, self.index = collection, index
         self.collection = client.get_or_create_collection(
-            chroma_name(collection),
+            chroma_name(index),
             metadata={"embed_model": model_name, "dimension": dimension}
             | ({"embed_backend": backend} if backend else {}),
             configuration={"hnsw": {"space": "cosine"}},

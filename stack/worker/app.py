@@ -10,10 +10,10 @@ import uuid
 
 from celery import Celery
 
-from stack.names import INGEST_QUEUE, INGEST_TASK, REAP_TASK, DocumentStatus
+from stack.names import INGEST_QUEUE, INGEST_TASK, REAP_TASK, REINDEX_TASK, DocumentStatus
 from stack.settings import service_settings
 
-__all__ = ["INGEST_QUEUE", "INGEST_TASK", "REAP_TASK", "app", "enqueue", "make_celery"]  # names re-exported
+__all__ = ["INGEST_QUEUE", "INGEST_TASK", "REAP_TASK", "REINDEX_TASK", "app", "enqueue", "make_celery"]  # names re-exported
 
 
 def make_celery(settings=None) -> Celery:
@@ -28,7 +28,8 @@ def make_celery(settings=None) -> Celery:
         worker_concurrency=settings.worker_concurrency,
         worker_prefetch_multiplier=1,
         task_default_queue=INGEST_QUEUE,
-        task_routes={INGEST_TASK: {"queue": INGEST_QUEUE}, REAP_TASK: {"queue": INGEST_QUEUE}},
+        task_routes={INGEST_TASK: {"queue": INGEST_QUEUE}, REAP_TASK: {"queue": INGEST_QUEUE},
+                     REINDEX_TASK: {"queue": INGEST_QUEUE}},
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],

@@ -20,7 +20,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 from stack import coordination
 from stack.contract import RagError
-from stack.names import INGEST_QUEUE, INGEST_TASK, REAP_TASK, DocumentStatus, IngestOutcome
+from stack.names import INGEST_QUEUE, INGEST_TASK, REAP_TASK, REINDEX_TASK, DocumentStatus, IngestOutcome
 from stack.settings import service_settings
 from stack.worker.app import app, enqueue
 
@@ -444,6 +444,56 @@ def ingest_document(self, collection: str, document_id: str, path: str, file_nam
         error = result.error or {}
         raise DocumentFailed(f"{file_name}: {error.get('code', 'error')}: {error.get('message', result.status)}")
     return result.to_dict()
+
+
+#: What a reindex task is asked to do: build (and leave the new index for the gate), build and swap (no
+#: gate), or swap / discard the index a build left.
+REINDEX_ACTIONS = ("build", "build_and_swap", "swap", "discard")
+
+
+@app.task(name=REINDEX_TASK)
+def reindex_collection(collection: str, action: str) -> dict:
+    """A collection's blue/green reindex (stack/pipeline/generations.py) on this worker: the API keeps
+    answering from the live index meanwhile.  Where it stands goes to Redis (coordination.reindex_state),
+    which the API shows to the CLI that drives the gate."""
+    from stack.pipeline import generations
+
+    p, r = pipeline(), _redis()
+    state = coordination.reindex_state(r, collection) or {}
+    try:
+        if action in ("build", "build_and_swap"):
+            done: list = []
+
+            def on_document(result) -> None:
+                done.append(result)
+                coordination.set_reindex_state(r, collection, {"state": "building", "action": action,
+                                                               "done": len(done)})
+
+            coordination.set_reindex_state(r, collection, {"state": "building", "action": action, "done": 0})
+            candidate = generations.build(p, collection, on_document=on_document)
+            if candidate.failed:
+                generations.discard(p, candidate)
+                state = {"state": "failed", **candidate.to_dict()}
+            elif action == "build":
+                state = {"state": "built", **candidate.to_dict()}
+            else:
+                generations.swap(p, candidate)
+                state = {"state": "swapped", **candidate.to_dict()}
+        elif action == "swap" and state.get("state") == "built":
+            generations.swap(p, generations.Candidate.from_dict(state))
+            state = {**state, "state": "swapped"}
+        elif action == "discard" and state.get("state") == "built":
+            generations.discard(p, generations.Candidate.from_dict(state))
+            state = {**state, "state": "discarded"}
+        else:
+            state = {**state, "state": "error", "error": {"code": "reindex_state",
+                     "message": f"'{action}' asked of a reindex that is {state.get('state') or 'not started'}."}}
+    except Exception as exc:  # noqa: BLE001 - the CLI waiting on the state hears of any failure
+        error = exc.to_dict() if isinstance(exc, RagError) else {"code": "reindex_failed",
+                                                                  "message": f"{type(exc).__name__}: {exc}"}
+        state = {**state, "state": "error", "error": error}  # a half-built index goes at the next reindex
+    coordination.set_reindex_state(r, collection, state)
+    return {"collection": collection, "state": state["state"]}
 
 
 @app.task(name=REAP_TASK)

@@ -259,6 +259,50 @@ def test_ingest_through_the_stack_fails_bad_files_alone(stack, tmp_path, monkeyp
     assert [g["take_with"] for g in report["skipped_files"]] == ["--include '*.json'"]
 
 
+def test_a_gated_reindex_swaps_while_every_question_answers(stack, tmp_path):
+    """Issue #28: a worker builds the new index beside the old one while the API answers from the old;
+    questions asked in a loop all the while all answer (none fails, none empty); the gate passes and
+    the new index answers."""
+    import json
+    import threading
+
+    from ragctl.cli import app
+
+    runner = CliRunner()
+    ingested = runner.invoke(app, ["--project", str(stack.root), "ingest", str(SAMPLES), "-c", "gate"])
+    assert ingested.exit_code == 0, ingested.stdout
+    questions = tmp_path / "gate.jsonl"
+    questions.write_text(json.dumps({"question": "How long are backups kept?", "answer": "30 days",
+                                     "file": "backup-procedure.pdf"}) + "\n" + json.dumps(
+        {"question": "연차 휴가는 며칠인가요?", "answer": "15일", "file": "휴가_규정.hwpx"}, ensure_ascii=False) + "\n",
+        encoding="utf-8")
+    asked, stop = [], threading.Event()
+
+    def ask_in_a_loop() -> None:
+        while not stop.is_set():
+            response = stack.http.post("/api/ask", json={"question": "What is the hotel limit per night?",
+                                                         "collection": "gate"})
+            body = response.json()
+            asked.append((response.status_code, body.get("answer", ""), len(body.get("sources", []))))
+
+    loop = threading.Thread(target=ask_in_a_loop, daemon=True)
+    loop.start()
+    try:
+        result = runner.invoke(app, ["--project", str(stack.root), "reindex", "-c", "gate", "--eval", str(questions),
+                                     "--yes", "--json"])
+    finally:
+        stop.set()
+        loop.join(120)
+    assert result.exit_code == 0, result.stdout + (result.stderr or "")
+    outcome = json.loads(result.stdout)
+    assert outcome["applied"] and outcome["gate"]["passed"] and len(outcome["results"]) == 4
+    assert len(asked) >= 3 and all(code == 200 and "$180" in answer and sources for code, answer, sources in asked), asked
+    state = stack.http.get("/api/collections/gate/reindex").json()
+    assert state["state"] == "swapped" and state["generation"] == 1
+    after = stack.http.post("/api/ask", json={"question": "연차 휴가는 며칠인가요?", "collection": "gate"}).json()
+    assert "15일" in after["answer"] and after["sources"][0]["file"] == "휴가_규정.hwpx"
+
+
 def test_openapi_schema_holds_with_zero_server_errors(stack):
     command = [
         sys.executable, "-m", "schemathesis.cli", "run", f"{stack.api_url}/openapi.json",

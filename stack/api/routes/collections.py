@@ -6,6 +6,8 @@ the CLI's embedded mode calls too.  A collection outside the caller's scope answ
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -22,7 +24,8 @@ from stack.api.deps import (
     collection_of,
 )
 from stack.api.errors import ERRORS
-from stack.names import ACTIVE
+from stack.names import ACTIVE, INGEST_QUEUE
+from stack.pipeline import collection_admin
 
 router = APIRouter(tags=["collections"])
 
@@ -79,3 +82,53 @@ async def delete_collection(name: str, pipeline: PipelineDep, redis: RedisDep, a
     info = await run_in_threadpool(run)
     audit("collection_delete", collection=info.name, documents=info.documents, chunks=info.chunks)
     return info.to_dict()
+
+
+class ReindexRequest(BaseModel):
+    action: Literal["build", "build_and_swap", "swap", "discard"] = Field(
+        default="build_and_swap", description="build: the new index is built beside the live one and left for a "
+        "gate to ask (POST /api/ask with its generation); build_and_swap: swapped in when whole; swap / "
+        "discard: what to do with the index a build left.")
+
+
+class ReindexState(BaseModel):
+    state: str = Field(description="queued, building, built, swapped, discarded, failed (a document could "
+                       "not be rebuilt; the old index answers) or error.")
+    action: str | None = None
+    generation: int | None = Field(default=None, description="The new index's generation (ask it with "
+                                   "POST /api/ask's generation before it is swapped in).")
+    done: int | None = Field(default=None, description="Documents rebuilt so far (while building).")
+    results: list[dict] = Field(default_factory=list, description="Per document: the ingest result.")
+    error: dict | None = None
+
+
+@router.post("/api/collections/{name}/reindex", response_model=ReindexState, status_code=202, dependencies=auth,
+             responses=ERRORS)
+def reindex_collection(name: str, body: ReindexRequest, pipeline: PipelineDep, redis: RedisDep, audit: AuditDep):
+    """Rebuild a collection's index blue/green on a worker (the live index answers meanwhile); follow it
+    with GET on the same path."""
+    from stack.names import REINDEX_TASK
+    from stack.pipeline.store import validate_collection_name
+    from stack.worker.app import app as celery
+
+    validate_collection_name(name)
+    if name not in collection_admin.names(pipeline):
+        raise collection_admin.not_found(name)
+    state = {"state": "queued", "action": body.action}
+    if body.action in ("swap", "discard"):
+        state = {**(coordination.reindex_state(redis, name) or {}), **state}
+    coordination.set_reindex_state(redis, name, state)
+    celery.send_task(REINDEX_TASK, kwargs={"collection": name, "action": body.action}, queue=INGEST_QUEUE)
+    audit("collection_reindex", collection=name, action=body.action)
+    return state
+
+
+@router.get("/api/collections/{name}/reindex", response_model=ReindexState, dependencies=auth, responses=ERRORS)
+def reindex_state(name: str, redis: RedisDep):
+    """Where the collection's last reindex stands (404 when none ran in the last day)."""
+    from stack.pipeline.errors import NotFound
+
+    state = coordination.reindex_state(redis, name)
+    if state is None:
+        raise NotFound(f"No reindex of '{name}' in the last day.", hint=f"ragctl reindex -c {name}")
+    return state

@@ -36,6 +36,10 @@ def ask(body: schemas.AskRequest, pipeline: PipelineDep, settings: SettingsDep, 
     check_question(body.question)  # blank or over-long: 422 in the error envelope, as the CLI says it
     collection = collection_of(settings, body.collection, caller)
     audit.question(body.question, route="ask", collection=collection)
+    if body.generation is not None:  # the gate asks a reindex's new index before it is swapped in
+        from stack.pipeline.store import index_name
+
+        pipeline = pipeline.pinned(collection, index_name(collection, body.generation))
     if body.stream and settings.llm_configured:
         return stream_answer(body, collection, pipeline, settings)
     return pipeline.ask(body.question, collection=collection, top_k=body.top_k).to_dict()

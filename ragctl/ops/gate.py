@@ -1,0 +1,210 @@
+"""The quality gate (issue #28 part 3): a change that could lower the answers is measured with a
+question set before and after, and undone when ``answer_has_gold`` or ``source_has_gold`` drops by
+more than the limit.
+
+* :func:`gate_settings` says which set gates a command: ``--eval FILE``, else ``[eval] file`` of
+  ragctl.toml (the project's default), unless ``--no-eval``;
+* :func:`gated_reindex` rebuilds collections blue/green (:mod:`stack.pipeline.generations`) and swaps
+  the new indexes in only when the set's answers held (or when no set is given).
+
+The commands (reindex, config set, restore, migrate) are thin layers over these; how a set is asked
+and stored is the caller's ``measure`` (the CLI's progress bar, ``data/eval/``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ragctl.errors import UsageError
+from ragctl.ops.eval import gate
+
+if TYPE_CHECKING:
+    from stack.contract import IngestResult
+    from stack.pipeline.service import Pipeline
+
+#: The largest drop the gate lets through when neither --max-drop nor [eval] max_drop says (a share).
+DEFAULT_MAX_DROP = 0.02
+
+#: measure(backend, label) → a stored eval run (ragctl.ops.eval.new_run's dict)
+Measure = Callable[[Any, str], dict]
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """Which question set gates a command, and the drop it allows; ``file`` None: no gate."""
+
+    file: Path | None
+    max_drop: float
+    source: str  # "--eval", "ragctl.toml [eval]" or "none"
+
+
+def gate_settings(root: Path, option: Path | None, max_drop: float | None, *, skip: bool = False) -> GateSettings:
+    """``--eval FILE`` first, then ``[eval] file`` of ragctl.toml (relative to the project), unless ``--no-eval``."""
+    from ragctl.project import CONFIG_NAME, ProjectConfig
+
+    table = ProjectConfig.load(root).table("eval")
+    limit = max_drop if max_drop is not None else table.get("max_drop", DEFAULT_MAX_DROP)
+    if not isinstance(limit, (int, float)) or not 0 <= limit <= 1:
+        raise UsageError(f"max_drop = {limit!r} under [eval] in {root / CONFIG_NAME} is not a share between 0 and 1.",
+                         f"fix [eval] in {root / CONFIG_NAME} (e.g. max_drop = 0.02)", code="config_invalid",
+                         exit_code=2)
+    if option is not None and skip:
+        raise UsageError("--eval and --no-eval say opposite things.", "give one of them", code="usage", exit_code=2)
+    if option is not None:
+        return GateSettings(option, float(limit), "--eval")
+    configured = table.get("file")
+    if skip or not configured:
+        return GateSettings(None, float(limit), "none")
+    path = Path(configured)
+    path = path if path.is_absolute() else root / path
+    if not path.is_file():
+        raise UsageError(f"[eval] file = {configured!r} in {root / CONFIG_NAME} names no file ({path}): the "
+                         "project's gate cannot run.", f"fix [eval] in {root / CONFIG_NAME}, or add --no-eval to "
+                         "change without it", code="eval_file_missing", exit_code=2)
+    return GateSettings(path, float(limit), "ragctl.toml [eval]")
+
+
+@dataclass
+class ReindexOutcome:
+    """What a (gated) reindex did: per document results, the gate's verdict, and whether it swapped."""
+
+    collections: list[str]
+    results: list[IngestResult] = field(default_factory=list)
+    verdict: dict | None = None
+    applied: bool = False
+    reason: str | None = None  # why not applied: "failed documents" or "answers got worse"
+
+    def to_dict(self) -> dict:
+        return {"collections": self.collections, "applied": self.applied, "reason": self.reason,
+                "gate": self.verdict, "results": [r.to_dict() for r in self.results]}
+
+
+def gated_reindex(pipeline: Pipeline, collections: list[str], *, measure: Measure | None = None,
+                  max_drop: float = DEFAULT_MAX_DROP, before: Pipeline | None = None,
+                  on_document: Callable[[IngestResult], None] | None = None) -> ReindexOutcome:
+    """Rebuild ``collections`` blue/green with ``pipeline``'s settings; swap the new indexes in when every
+    document was rebuilt and, with ``measure``, when the set's answers held.
+
+    ``before``: the pipeline the live indexes answer with now (the old settings, when a setting is
+    being changed); ``pipeline`` by default.  Before and after are each asked of the indexes they name
+    (:meth:`Pipeline.pinned`), so nothing is swapped to measure.  Interrupted or failed, every new
+    index is removed and the old ones answer as before."""
+    from stack.pipeline import generations
+    from stack.pipeline.store import index_name
+
+    before = before or pipeline
+    outcome = ReindexOutcome(list(collections))
+    baseline = None
+    if measure is not None:
+        reading = before
+        for name in collections:
+            reading = reading.pinned(name, index_name(name, before.catalog.generation(name)))
+        baseline = measure(reading, ", before")
+    candidates = []
+    try:
+        for name in collections:
+            candidate = generations.build(pipeline, name, on_document=on_document)
+            candidates.append(candidate)
+            outcome.results += candidate.results
+        if any(c.failed for c in candidates):
+            outcome.reason = "failed documents"
+        elif measure is not None:
+            reading = pipeline
+            for candidate in candidates:
+                reading = reading.pinned(candidate.collection, candidate.index)
+            outcome.verdict = gate(baseline, measure(reading, ", after"), max_drop)
+            if not outcome.verdict["passed"]:
+                outcome.reason = "answers got worse"
+    except BaseException:
+        for candidate in candidates:
+            generations.discard(pipeline, candidate)
+        raise
+    if outcome.reason is not None:
+        for candidate in candidates:
+            generations.discard(pipeline, candidate)
+        return outcome
+    for candidate in candidates:
+        generations.swap(pipeline, candidate)
+    outcome.applied = True
+    return outcome
+
+
+def collections_with_documents(pipeline: Pipeline) -> list[str]:
+    """The collections a setting that shapes the index must rebuild: those holding documents."""
+    return sorted(name for name, stats in pipeline.catalog.collection_stats().items() if stats.get("documents"))
+
+
+class _Generation:
+    """The stack's client asking one generation of a collection's index (the gate's "after")."""
+
+    def __init__(self, client, collection: str, generation: int) -> None:
+        self._client, self._collection, self._generation = client, collection, generation
+
+    def ask(self, question: str, *, collection: str | None = None, top_k: int | None = None):
+        pinned = self._generation if (collection or self._collection) == self._collection else None
+        return self._client.ask(question, collection=collection or self._collection, top_k=top_k,
+                                generation=pinned)
+
+    def __getattr__(self, name: str):  # documents, readiness…: the client's own
+        return getattr(self._client, name)
+
+
+#: A reindex step's states that end the wait.
+_SETTLED = {"built", "swapped", "discarded", "failed", "error"}
+
+
+def _wait(client, collection: str, on_state: Callable[[dict], None] | None, poll_s: float) -> dict:
+    import time
+
+    while True:
+        state = client.reindex_state(collection)
+        if on_state:
+            on_state(state)
+        if state.get("state") in _SETTLED:
+            return state
+        time.sleep(poll_s)
+
+
+def gated_reindex_on_stack(client, collection: str, *, measure: Measure | None = None,
+                           max_drop: float = DEFAULT_MAX_DROP, on_state: Callable[[dict], None] | None = None,
+                           poll_s: float = 1.0) -> ReindexOutcome:
+    """:func:`gated_reindex` on a running stack: a worker builds the new index while the API answers from
+    the live one; the set is asked through the API before, and of the new generation after; the worker
+    swaps it in, or removes it."""
+    from stack.contract import IngestResult, RagError
+
+    outcome = ReindexOutcome([collection])
+    baseline = measure(client, ", before") if measure is not None else None
+    client.reindex(collection, "build" if measure is not None else "build_and_swap")
+    state = _wait(client, collection, on_state, poll_s)
+    outcome.results = [IngestResult(**r) for r in state.get("results", [])]
+    if state["state"] == "error":
+        error = state.get("error") or {}
+        raise RagError(f"The reindex of '{collection}' stopped on the worker: {error.get('message')}",
+                       error.get("hint") or f"ragctl logs worker, then ragctl reindex -c {collection} again",
+                       code=error.get("code") or "reindex_failed")
+    if state["state"] == "failed":
+        outcome.reason = "failed documents"
+        return outcome
+    if measure is not None:
+        try:
+            after = measure(_Generation(client, collection, state["generation"]), ", after")
+        except BaseException:
+            client.reindex(collection, "discard")
+            raise
+        outcome.verdict = gate(baseline, after, max_drop)
+        step = "swap" if outcome.verdict["passed"] else "discard"
+        client.reindex(collection, step)
+        state = _wait(client, collection, on_state, poll_s)
+        if outcome.verdict["passed"] and state["state"] != "swapped":
+            raise RagError(f"The new index of '{collection}' passed the gate but was not swapped in: "
+                           f"{(state.get('error') or {}).get('message')}", f"ragctl reindex -c {collection}",
+                           code="reindex_failed")
+        if not outcome.verdict["passed"]:
+            outcome.reason = "answers got worse"
+            return outcome
+    outcome.applied = True
+    return outcome

