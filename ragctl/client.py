@@ -13,12 +13,17 @@ from pathlib import Path
 
 import httpx
 
-from stack.contract import Answer, CollectionInfo, Source
+from stack.contract import (
+    Answer,
+    CollectionInfo,
+    DocumentRecord,
+    Hit,
+    InvalidQuestion,
+    PipelineError,
+    Source,
+    check_question,
+)
 from stack.names import TERMINAL
-from stack.pipeline.catalog import DocumentRecord
-from stack.pipeline.errors import PipelineError
-from stack.pipeline.questions import InvalidQuestion, check_question
-from stack.pipeline.retrieve import Hit
 
 #: Pauses before trying a refused connection again (3.5 s in all, then the error is the user's).
 CONNECT_RETRY_DELAYS_S = (0.5, 1.0, 2.0)

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from ragctl.console import console, err_console
 from ragctl.project import redact_url
-from stack.pipeline.document import location_label
+from stack.contract import location_label
 
 #: Without a terminal, a file in a long stage (embedding a big document) still prints a line this often.
 PLAIN_EVERY_S = 30.0

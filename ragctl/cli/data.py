@@ -22,8 +22,8 @@ from ragctl.cli.context import (
 )
 from ragctl.output import EXIT_ERROR, confirm, console, emit, err_console, fail, print_json
 from ragctl.runtimes import KINDS, RUNTIMES, choices
+from stack.contract import PipelineError, check_question
 from stack.names import RETRYABLE, TERMINAL
-from stack.pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
     from stack.contract import IngestResult
@@ -233,7 +233,7 @@ def ingest(
         backend.check_model(collection or backend.settings.collection)
         if not as_json:
             err_console.print(line("Mode: ", ("embedded", "bold"), f" (in-process pipeline, project {root})"))
-        from stack.pipeline.files import printable
+        from stack.contract import printable
         from stack.pipeline.service import IngestItem
 
         with ingest_progress(len(files), enabled=not as_json) as bar:
@@ -267,8 +267,7 @@ def ingest(
 
 def _with_problems(selection, results: list[IngestResult]) -> list[IngestResult]:
     """All rows in the order of the selection: the files read, and the failed rows of ``problem`` items."""
-    from stack.contract import IngestResult
-    from stack.pipeline.files import printable
+    from stack.contract import IngestResult, printable
 
     read = iter(results)
     rows = []
@@ -285,8 +284,7 @@ def _ingest_through_stack(client, files: list[Path], *, collection: str | None, 
                           as_json: bool) -> list[IngestResult]:
     """Upload every file (the API answers at once), then follow the workers' progress."""
     from ragctl.views import ingest_progress, line
-    from stack.contract import IngestResult
-    from stack.pipeline.files import printable
+    from stack.contract import IngestResult, printable
 
     if not as_json:
         err_console.print(line("Mode: ", ("stack", "bold"), f" (API at {client.api_url})"))
@@ -350,7 +348,6 @@ def search(
 ) -> None:
     """Show the passages that best match a query, with scores and where they come from."""
     from ragctl.views import hits_table
-    from stack.pipeline.questions import check_question
 
     if mode not in ("hybrid", "bm25", "dense"):
         fail(f"Unknown mode '{mode}'.", hint="use --mode hybrid, bm25 or dense", exit_code=2, as_json=as_json)
@@ -371,7 +368,6 @@ def ask(
 ) -> None:
     """Answer a question from the ingested documents, citing sources as [n]."""
     from ragctl.views import print_answer
-    from stack.pipeline.questions import check_question
 
     check_question(question)  # before opening anything: same answer in both modes (exit 2)
     _, backend = open_backend(warm=True)

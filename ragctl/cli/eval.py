@@ -18,7 +18,7 @@ from rich.table import Table
 from ragctl.cli.context import CollectionOption, JsonOption, open_backend, project_root
 from ragctl.output import EXIT_ERROR, console, emit, err_console, print_json
 from ragctl.views import cell, line
-from stack.pipeline.errors import PipelineError
+from stack.contract import PipelineError
 
 #: How many questions a running stack answers at once (its API serves several; embedded: one at a time,
 #: the pipeline already uses every core for one question).
@@ -75,7 +75,7 @@ def _print_failures(run: dict, limit: int | None) -> None:
         console.print(line(("  ✗ ", "red"), f"line {row['line']}: ", row["question"]))
         console.print(line(("      ", ""), ("; ".join(why), "dim")))
         if not row.get("error"):
-            from stack.gold import answer_body
+            from ragctl.gold import answer_body
 
             body = " ".join(answer_body(row["answer"]).split())
             console.print(line(("      answer: ", "dim"), (body[:160] + ("…" if len(body) > 160 else ""), "dim")))

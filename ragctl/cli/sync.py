@@ -48,9 +48,8 @@ def _embedded_ingest(pipeline, collection: str):
 
 def _stack_ingest(client, collection: str):
     """Upload each file under its path in the folder, then follow the workers until each is stored."""
-    from stack.contract import IngestResult
+    from stack.contract import IngestResult, PipelineError
     from stack.names import TERMINAL
-    from stack.pipeline.errors import PipelineError
 
     def ingest(items):
         results, waiting = [], {}
@@ -140,7 +139,7 @@ def sync(
     from stack.settings import load_settings
 
     name = collection or load_settings(root).collection
-    from stack.pipeline.store import validate_collection_name
+    from stack.contract import validate_collection_name
 
     try:
         validate_collection_name(name)

@@ -10,7 +10,7 @@ and compared (issue #28).
 * :func:`save_run`, :func:`list_runs`, :func:`load_run` keep every run under ``data/eval/``;
   :func:`compare_runs` says which questions flipped between two runs and the metric deltas.
 
-Scoring uses :mod:`stack.gold`, the definition ``bench/answers.py`` reports with.  Standard library
+Scoring uses :mod:`ragctl.gold`, the definition ``bench/answers.py`` reports with.  Standard library
 only at import time: a base install evaluates a running stack.
 """
 
@@ -31,8 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePath
 
 from ragctl.errors import UsageError
+from ragctl.gold import answer_body, answer_has_gold, cited_numbers
 from stack.contract import RagError
-from stack.gold import answer_body, answer_has_gold, cited_numbers
 
 #: Column names accepted in a CSV header (case and surrounding spaces ignored), and JSONL keys.
 COLUMNS = {
@@ -139,7 +139,7 @@ def _answers(value, line: int, errors: list[RowError], *, split: bool) -> list[s
 
 
 def _row(values: dict, line: int, errors: list[RowError], *, split: bool) -> Question | None:
-    from stack.pipeline.questions import MAX_QUESTION_CHARS
+    from stack.contract import MAX_QUESTION_CHARS
 
     question = values.get("question")
     if not isinstance(question, str) or not question.strip():

@@ -6,6 +6,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from stack.contract import location_label
+
 BlockKind = Literal["paragraph", "heading", "table", "header", "footer", "note", "caption", "list"]
 Format = Literal["hwp", "hwpx", "pdf", "docx", "html", "markdown", "text"]
 
@@ -121,9 +123,3 @@ def common_heading(headings) -> str | None:
     return HEADING_SEPARATOR.join(common) if common else None
 
 
-def location_label(page: int | None, section: str | None, heading: str | None) -> str:
-    """Citation label: PDF "p. 3" (with " · heading" when known); otherwise the heading path, else
-    the section label ("section 1", "header"), else ""."""
-    if page is not None:
-        return f"p. {page} · {heading}" if heading else f"p. {page}"
-    return heading or section or ""
