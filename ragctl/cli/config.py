@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ragctl.cli.context import JsonOption, open_backend, open_pipeline, project_root
+from ragctl.cli.context import JsonOption, open_backend, open_embedded, project_root
 from ragctl.output import EXIT_ERROR, console, emit, err_console, print_json
 from ragctl.views import cell, line
 
@@ -105,13 +105,15 @@ def config_set(
                              f"then ragctl eval {eval_file} and ragctl eval compare", code="gate_needs_reindex",
                              exit_code=2)
         questions, errors = load_questions_or_fail(eval_file)
-        mode, backend = open_backend(warm=True)
-        if mode == "stack":
+        from ragctl.backends.embedded import EmbeddedBackend
+
+        backend = open_backend(warm=True)
+        if not isinstance(backend, EmbeddedBackend):
             raise UsageError("--eval on a running stack is not built yet: its services read their settings when "
                              "they start.", f"ragctl down, then ragctl config set {key} {value} --eval {eval_file}",
                              code="gate_needs_embedded", exit_code=2)
         folder = eval_folder(backend.settings.data_path)
-        before = run_set(backend, mode, eval_file, questions, errors, as_json=as_json, label=", before")
+        before = run_set(backend, eval_file, questions, errors, as_json=as_json, label=", before")
         save_run(folder, before)
     set_config_value(root, "settings", key, typed)
     if before is None:
@@ -125,7 +127,7 @@ def config_set(
              as_json=as_json)
         return
     try:
-        after = run_set(open_pipeline(), "embedded", eval_file, questions, errors, as_json=as_json, label=", after")
+        after = run_set(open_embedded(), eval_file, questions, errors, as_json=as_json, label=", after")
     except BaseException:
         config.write_text(before_text, encoding="utf-8")  # interrupted or failed: the old settings stay
         raise

@@ -1,6 +1,7 @@
 """Data commands: ``init``, ``render``, ``config``, ``extract``, ``ingest``, ``search``, ``ask``,
-``documents …``, ``tasks …`` and ``reindex``.  Each is a thin layer over the embedded
-``Pipeline`` or the running stack's ``StackClient`` (``ragctl.cli.context.backend``)."""
+``documents …``, ``tasks …`` and ``reindex``.  Each is a thin layer over a backend
+(``ragctl.backends.Backend``: the embedded pipeline or the running stack's client), from
+``ragctl.cli.context.open_backend``."""
 
 from __future__ import annotations
 
@@ -18,12 +19,11 @@ from ragctl.cli.context import (
     open_pipeline,
     print_model_notice,
     project_root,
-    stack_client,
 )
 from ragctl.output import EXIT_ERROR, confirm, console, emit, err_console, fail, print_json
 from ragctl.runtimes import KINDS, RUNTIMES, choices
-from stack.contract import PipelineError, check_question
-from stack.names import RETRYABLE, TERMINAL
+from stack.contract import check_question
+from stack.names import RETRYABLE
 
 if TYPE_CHECKING:
     from stack.contract import IngestResult
@@ -211,7 +211,7 @@ def ingest(
     from ragctl.errors import UsageError
     from ragctl.views import ingest_progress, line, results_table
 
-    root = project_root()  # only init makes a project: a typo in -p is refused first (exit 2)
+    project_root()  # only init makes a project: a typo in -p is refused first (exit 2)
     selection = expand_paths(paths, include=include, exclude=exclude)
     if selection.nothing_exists:
         fail(UsageError(f"Not found: {', '.join(map(str, selection.missing))}", "check the paths",
@@ -225,32 +225,17 @@ def ingest(
     # are failed rows at once; every other file is read by the pipeline or the upload, which fail
     # it alone whatever is wrong with it.
     files = [item.path for item in selection.items if item.problem is None]
-    mode, backend = open_backend()
-    if mode == "stack":
-        results = _ingest_through_stack(backend, files, collection=collection, replace=force, wait=wait,
-                                        as_json=as_json)
-    else:
-        backend.check_model(collection or backend.settings.collection)
-        if not as_json:
-            err_console.print(line("Mode: ", ("embedded", "bold"), f" (in-process pipeline, project {root})"))
-        from stack.contract import printable
-        from stack.pipeline.service import IngestItem
-
-        with ingest_progress(len(files), enabled=not as_json) as bar:
-
-            def ended(result) -> None:
-                bar.untrack(result.path)
-                bar.done(result)
-
-            # A generator: each file's bar appears when the pipeline takes the file up.
-            items = (IngestItem(file, progress=bar.track(printable(file.name), key=printable(file))) for file in files)
-            results = backend.ingest_files(items, collection=collection, force=force, on_result=ended)
+    backend = open_backend()
+    if not as_json:
+        err_console.print(line("Mode: ", (backend.mode, "bold"), f" ({backend.where()})"))
+    with ingest_progress(len(files), enabled=not as_json) as bar:
+        results = backend.ingest_files(files, collection=collection, force=force, wait=wait, watcher=bar)
     results = _with_problems(selection, results)
     failed = [r for r in results if r.status in RETRYABLE]
     counts = {s: sum(1 for r in results if r.status == s) for s in ("done", "queued", "skipped", "failed", "cancelled")}
     counts["skipped_files"] = len(selection.skipped)  # folder entries not taken: type, --exclude, hidden
     if as_json:
-        print_json({"mode": mode, "results": [r.to_dict() for r in results], "summary": counts,
+        print_json({"mode": backend.mode, "results": [r.to_dict() for r in results], "summary": counts,
                     "skipped_files": selection.skipped_groups()})
     else:
         console.print(results_table(results))
@@ -280,64 +265,6 @@ def _with_problems(selection, results: list[IngestResult]) -> list[IngestResult]
     return rows
 
 
-def _ingest_through_stack(client, files: list[Path], *, collection: str | None, replace: bool, wait: bool,
-                          as_json: bool) -> list[IngestResult]:
-    """Upload every file (the API answers at once), then follow the workers' progress."""
-    from ragctl.views import ingest_progress, line
-    from stack.contract import IngestResult, printable
-
-    if not as_json:
-        err_console.print(line("Mode: ", ("stack", "bold"), f" (API at {client.api_url})"))
-    results: dict[str, IngestResult] = {}
-    tasks: dict[str, Path] = {}
-    reports: dict = {}  # task id → its file's progress bar
-    with ingest_progress(len(files), enabled=not as_json) as bar:
-        for file in files:
-            started = time.perf_counter()
-            result = IngestResult(printable(file), printable(file.name), "failed")
-            try:
-                entry = client.upload(file, collection=collection, replace=replace)
-            except PipelineError as exc:
-                if getattr(exc, "exit_code", 1) != 1:
-                    fail(exc, as_json=as_json)
-                result.error = exc.to_dict()
-                result.seconds = round(time.perf_counter() - started, 3)
-                results[str(file)] = result
-                bar.done(result)
-                continue
-            result.document_id = entry["document_id"]
-            if entry["duplicate"]:
-                result.status, result.note = "skipped", f"already {entry['status']} (use --force to re-ingest)"
-                results[str(file)] = result
-                bar.done(result)
-            elif not wait:
-                result.status, result.note = "queued", f"task {entry['task_id']}"
-                results[str(file)] = result
-                bar.done(result)
-            else:
-                results[str(file)] = result
-                tasks[entry["task_id"]] = file
-                reports[entry["task_id"]] = bar.track(printable(file.name), key=printable(file))
-        finished = set()
-
-        def update(record) -> None:
-            file = tasks[record.task_id]
-            reports[record.task_id](record.status, record.progress)
-            if record.status in TERMINAL and record.task_id not in finished:
-                finished.add(record.task_id)
-                result = results[str(file)]
-                result.status, result.chunks, result.format = record.status, record.chunks, record.format
-                result.seconds = round(sum(record.timings.values()), 3)
-                if record.error:
-                    result.error = {"code": record.error_code, "message": record.error, "hint": None}
-                bar.untrack(printable(file))
-                bar.done(result)
-
-        if tasks:
-            client.wait(list(tasks), update)
-    return [results[str(file)] for file in files]
-
-
 # -- search / ask ----------------------------------------------------------------------------
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
@@ -352,7 +279,7 @@ def search(
     if mode not in ("hybrid", "bm25", "dense"):
         fail(f"Unknown mode '{mode}'.", hint="use --mode hybrid, bm25 or dense", exit_code=2, as_json=as_json)
     check_question(query, what="query")  # before opening anything: same answer in both modes (exit 2)
-    _, backend = open_backend(warm=True)
+    backend = open_backend(warm=True)
     hits = backend.search(query, collection=collection, top_k=top_k, mode=mode)
     print_model_notice(backend, collection, as_json)
     emit({"query": query, "mode": mode, "hits": [{"rank": i, **h.to_dict()} for i, h in enumerate(hits, start=1)]},
@@ -370,7 +297,7 @@ def ask(
     from ragctl.views import print_answer
 
     check_question(question)  # before opening anything: same answer in both modes (exit 2)
-    _, backend = open_backend(warm=True)
+    backend = open_backend(warm=True)
     answer = backend.ask(question, collection=collection, top_k=top_k)
     print_model_notice(backend, collection, as_json)
     emit(answer.to_dict(), lambda: print_answer(answer), as_json=as_json)
@@ -385,7 +312,7 @@ def documents_list(
     """List ingested documents."""
     from ragctl.views import documents_table
 
-    _, backend = open_backend()
+    backend = open_backend()
     records = backend.documents(collection=collection, status=status)
     if as_json:
         print_json([
@@ -406,10 +333,10 @@ def documents_show(
     """Show one document: its record, timings and (with --chunks) its chunks."""
     from ragctl.views import print_document
 
-    _, backend = open_backend()
+    backend = open_backend()
     record = backend.document(document_id, collection=collection)
     rows = backend.chunks_of(record) if chunks and record.status == "done" else []
-    extracted = _extracted_where(backend, record.id)
+    extracted = backend.extracted_where(record.id)
     if as_json:
         # "chunks" is the record's count, and with --chunks the chunks themselves (as in both modes);
         # "chunk_count" is the count either way.
@@ -421,21 +348,6 @@ def documents_show(
         print_document(record, extracted, rows)
 
 
-def _extracted_where(backend, document_id: str) -> str | None:
-    """Where the document's extracted text is kept, through the pipeline's text store (a file under
-    extracted_results/, or the database with RAG_DATABASE_URL): the embedded pipeline's own, or for
-    a stack the one its settings name; None when none is kept, or the store cannot be reached from
-    here (a stack's database on its own network)."""
-    from stack.pipeline.backends import open_texts
-    from stack.settings import load_settings
-
-    try:
-        texts = getattr(backend, "texts", None) or open_texts(load_settings(project_root()))
-        return texts.where(document_id)
-    except PipelineError:
-        return None
-
-
 def documents_delete(
     document_id: Annotated[str, typer.Argument(help="Document id (or its first 8+ characters).")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -443,7 +355,7 @@ def documents_delete(
     as_json: JsonOption = False,
 ) -> None:
     """Delete a document: its vectors, lexical entries, stored file and extracted text."""
-    _, backend = open_backend()
+    backend = open_backend()
     record = backend.document(document_id, collection=collection)
     confirm(f"Delete {record.file_name} ({record.id[:12]}, {record.chunks} chunks)?", yes=yes, as_json=as_json)
     backend.delete_document(record.id, collection=record.collection)
@@ -457,8 +369,7 @@ def documents_retry(
     as_json: JsonOption = False,
 ) -> None:
     """Queue a failed or cancelled document again (stack mode)."""
-    client = stack_client("documents retry")
-    entry = client.retry(document_id, collection=collection)
+    entry = open_backend().retry(document_id, collection=collection)
     emit(entry, lambda: console.print(f"Queued {entry['file_name']} again: task {entry['task_id']}.", markup=False),
          as_json=as_json)
 
@@ -474,8 +385,7 @@ def tasks_show(task_id: TaskIdArgument, as_json: JsonOption = False) -> None:
     from ragctl.client import _record
     from ragctl.views import line, print_document
 
-    client = stack_client("tasks show")
-    data = client.task_view(task_id)
+    data = open_backend().task_view(task_id)
     if as_json:
         print_json(data)
         return
@@ -497,8 +407,7 @@ def tasks_show(task_id: TaskIdArgument, as_json: JsonOption = False) -> None:
 
 def tasks_cancel(task_id: TaskIdArgument, as_json: JsonOption = False) -> None:
     """Cancel a task's document: a queued one never starts, a running one stops at its next stage or batch."""
-    client = stack_client("tasks cancel")
-    record = client.cancel(task_id)
+    record = open_backend().cancel(task_id)
     emit(record.to_dict(),
          lambda: console.print(f"Cancel requested for {record.file_name}: now {record.status}.", markup=False),
          as_json=as_json)
@@ -514,8 +423,7 @@ def tasks_list(
 
     from ragctl.views import cell
 
-    client = stack_client("tasks list")
-    tasks = client.tasks(limit=limit, collection=collection)
+    tasks = open_backend().tasks(limit=limit, collection=collection)
     if as_json:
         print_json(tasks)
         return
@@ -550,12 +458,14 @@ def reindex(
     as_json: JsonOption = False,
 ) -> None:
     """Re-embed every document of a collection with the configured embedding model."""
+    from ragctl.backends.embedded import EmbeddedBackend
     from ragctl.views import cell, ingest_progress, results_table
 
-    mode, pipeline = open_backend()
-    if mode == "stack":
+    backend = open_backend()
+    if not isinstance(backend, EmbeddedBackend):
         fail("reindex runs in embedded mode only for now: stop the stack first (ragctl down), reindex, then "
              "ragctl up.", hint="ragctl down && ragctl reindex && ragctl up", exit_code=2, as_json=as_json)
+    pipeline = backend.pipeline
     name = collection or pipeline.settings.collection
     records = pipeline.documents(collection=name)
     confirm(

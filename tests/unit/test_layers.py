@@ -185,6 +185,9 @@ NOT_YET_BEHIND_THE_CONTRACT = {
     ("ragctl/client.py", "stack.pipeline.files"),
     ("ragctl/inputs.py", "stack.pipeline.files"),
     ("ragctl/sync.py", "stack.pipeline.files"),
+    # Where a stack keeps a document's extracted text (documents show), read from here when its
+    # store is reachable; a base install answers None (ImportError).
+    ("ragctl/client.py", "stack.pipeline.backends"),
     # The audit log's reader and writer (a file format the API writes and the CLI reads).
     ("ragctl/cli/audit.py", "stack.audit"),
     ("ragctl/ops/backup.py", "stack.audit"),
@@ -192,15 +195,7 @@ NOT_YET_BEHIND_THE_CONTRACT = {
     ("ragctl/runtime/embedded.py", "stack.probe"),
     ("ragctl/ops/migrate.py", "stack.probe"),
     ("ragctl/runtime/base.py", "stack.pipeline.catalog"),
-    ("ragctl/ops/eval.py", "stack.pipeline.embed"),
     ("ragctl/deploy.py", "stack.pipeline.embed"),
-    # Where a stack keeps a document's extracted text (documents show), read from here when reachable.
-    ("ragctl/cli/data.py", "stack.pipeline.backends"),
-    # The embedded pipeline, opened by the CLI itself: moves into the embedded backend.
-    ("ragctl/cli/context.py", "stack.pipeline"),
-    ("ragctl/cli/context.py", "stack.pipeline.service"),
-    ("ragctl/cli/data.py", "stack.pipeline.service"),
-    ("ragctl/cli/sync.py", "stack.pipeline.service"),
 }
 
 
