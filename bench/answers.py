@@ -12,7 +12,7 @@ The answer's *body* is its text without the label line and without the [n] marke
 line of output is one JSON object with
 
 * ``answer_has_gold`` — share of answers whose body contains a gold answer text (whitespace
-  ignored, case ignored: ``stack.gold``, which ``ragctl eval`` scores with too);
+  ignored, case ignored: ``ragctl.gold``, which ``ragctl eval`` scores with too);
 * ``mean_answer_chars`` — mean length of the body;
 * ``source_has_gold`` — share where the text of some source the answer lists contains a gold
   answer (what the answer could have quoted: the ceiling retrieval sets), and
@@ -33,7 +33,7 @@ import time
 from _common import machine, temporary_pipeline
 from retrieval import ingest_paragraphs, load_squad_qas
 
-from stack.gold import answer_body, cited_numbers, contains_gold
+from ragctl.gold import answer_body, cited_numbers, contains_gold
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from ragctl import sync
+    from ragctl.backends.embedded import EmbeddedBackend
     from ragctl.cli.sync import target_for
     from stack.pipeline.catalog import DocumentRecord
 
@@ -43,7 +44,7 @@ def main() -> None:
         for record in records:
             pipeline.catalog.upsert(record)
         filled = time.perf_counter() - started
-        target = target_for("embedded", pipeline, "bench")
+        target = target_for(EmbeddedBackend(pipeline, folder), "bench")
         cache = sync.StatCache(folder / "cache.json")
         started = time.perf_counter()
         first = sync.sync_once(share, target, cache, delete=False, dry_run=False)  # hashes every file

@@ -1,24 +1,38 @@
-"""The CLI's client for a running stack: the API over HTTP, returning the pipeline's own types.
+"""The CLI's client for a running stack: the API over HTTP, returning the contract's types.
 
-Same method names and result types as ``stack.pipeline.service.Pipeline`` where the two meet
-(search, ask, documents, document, delete_document), so the CLI renders both modes alike.
+A :class:`ragctl.backends.Backend`, as the embedded backend is: the data commands call the same
+methods whichever they hold, and render both alike.  Only the contract is imported from ``stack``,
+so a base install (no ``[stack]`` extra) drives a running stack.
 """
 
 from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
-from stack.contract import Answer, CollectionInfo, Source
+from ragctl.backends import IngestWatcher
+from stack.contract import (
+    Answer,
+    CollectionInfo,
+    DocumentRecord,
+    Hit,
+    IngestResult,
+    InvalidQuestion,
+    ParseReport,
+    PipelineError,
+    Source,
+    check_question,
+    printable,
+)
 from stack.names import TERMINAL
-from stack.pipeline.catalog import DocumentRecord
-from stack.pipeline.errors import PipelineError
-from stack.pipeline.questions import InvalidQuestion, check_question
-from stack.pipeline.retrieve import Hit
+
+if TYPE_CHECKING:
+    from stack.settings import Settings
 
 #: Pauses before trying a refused connection again (3.5 s in all, then the error is the user's).
 CONNECT_RETRY_DELAYS_S = (0.5, 1.0, 2.0)
@@ -45,11 +59,15 @@ def _collection(data: dict) -> CollectionInfo:
 
 
 class StackClient:
+    mode = "stack"
+
     def __init__(self, api_url: str, api_key: str | None = None, *, timeout_s: float = 60.0,
-                 verify: ssl.SSLContext | bool = True) -> None:
+                 verify: ssl.SSLContext | bool = True, settings: Settings | None = None) -> None:
         """``verify``: an SSL context trusting a stack's self-signed certificate (Runtime.api_verify),
-        or True for the system's trust store.  Never False."""
+        or True for the system's trust store.  Never False.  ``settings``: the project's, to find
+        where the stack keeps extracted text (``extracted_where``)."""
         self.api_url = api_url.rstrip("/")
+        self.settings = settings
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(base_url=self.api_url, headers=headers, timeout=timeout_s, verify=verify)
 
@@ -101,7 +119,7 @@ class StackClient:
         The file is read here first, safely and once (:func:`stack.pipeline.files.spooled`): a FIFO,
         socket, vanished, unreadable or changing file raises that file's PipelineError before any
         request, so a batch fails it alone; the bytes sent are the bytes read."""
-        from stack.pipeline.files import printable, spooled
+        from stack.pipeline.files import spooled
 
         params = {"replace": str(replace).lower()} | ({"collection": collection} if collection else {})
         if path_name is not None:
@@ -109,6 +127,63 @@ class StackClient:
         with spooled(path) as handle:
             response = self._call("POST", "/api/documents", params=params, files={"files": (printable(path.name), handle)})
         return response.json()["documents"][0]
+
+    def ingest_files(self, files: Sequence[Path], *, collection: str | None = None, force: bool = False,
+                     wait: bool = True, names: Mapping[Path, str] | None = None,
+                     watcher: IngestWatcher | None = None) -> list[IngestResult]:
+        """Upload every file (the API answers at once), then, with ``wait``, follow the workers until
+        each document ends.  A file the upload cannot read is its own failed row; an error that is
+        not the file's (the API unreachable, a key refused) ends the batch.  The same bytes already
+        there are ``skipped`` (``force`` replaces them), unless their ingest is still running: then
+        it is followed like a new one."""
+        names = names or {}
+        rows: list[IngestResult] = []
+        waiting: dict[str, tuple[IngestResult, Callable[[str, float], None] | None]] = {}
+        for file in files:
+            started = time.perf_counter()
+            result = IngestResult(printable(file), printable(names.get(file, file.name)), "failed")
+            rows.append(result)
+            try:
+                entry = self.upload(file, collection=collection, replace=force, path_name=names.get(file))
+            except PipelineError as exc:
+                if exc.exit_code != 1:
+                    raise
+                result.error = exc.to_dict()
+                result.seconds = round(time.perf_counter() - started, 3)
+                if watcher:
+                    watcher.ended(result)
+                continue
+            result.document_id = entry["document_id"]
+            # The same bytes: ended already (or another file of this batch, or not waited for) is
+            # skipped; an ingest still running is followed, so the row says how it ends.
+            if entry["duplicate"] and (entry["status"] in TERMINAL or not wait or entry["task_id"] in waiting):
+                result.status, result.note = "skipped", f"already {entry['status']} (use --force to re-ingest)"
+            elif not wait:
+                result.status, result.note = "queued", f"task {entry['task_id']}"
+            else:
+                waiting[entry["task_id"]] = (result, watcher.started(file) if watcher else None)
+                continue
+            if watcher:
+                watcher.ended(result)
+        ended: set[str] = set()
+
+        def update(record: DocumentRecord) -> None:
+            result, report = waiting[record.task_id]
+            if report:
+                report(record.status, record.progress)
+            if record.status in TERMINAL and record.task_id not in ended:
+                ended.add(record.task_id)
+                result.status, result.chunks, result.format = record.status, record.chunks, record.format
+                result.report = record.report if ParseReport.from_dict(record.report) else None
+                result.seconds = round(sum(record.timings.values()), 3)
+                if record.error:
+                    result.error = {"code": record.error_code, "message": record.error, "hint": None}
+                if watcher:
+                    watcher.ended(result)
+
+        if waiting:
+            self.wait(list(waiting), update)
+        return rows
 
     def task(self, task_id: str) -> DocumentRecord:
         """The document a task id (or a 4+ character prefix of one) was given to, as it is now.
@@ -170,6 +245,22 @@ class StackClient:
         return self._call("GET", "/metrics").text
 
     # -- the catalog ----------------------------------------------------------------------------
+    def extracted_where(self, document_id: str) -> str | None:
+        """Where the stack keeps a document's extracted text (a file under extracted_results/, or its
+        database), read through the stack's own text store when this host reaches it; None when none
+        is kept, the store is out of reach (a database on the stack's network) or this is a base
+        install (no ``[stack]``: the store's code is not here)."""
+        if self.settings is None:
+            return None
+        try:
+            from stack.pipeline.backends import open_texts
+        except ImportError:
+            return None
+        try:
+            return open_texts(self.settings).where(document_id)
+        except PipelineError:
+            return None
+
     def documents(self, *, collection: str | None = None, status: str | None = None) -> list[DocumentRecord]:
         params = {k: v for k, v in {"collection": collection, "status": status}.items() if v}
         return [_record(d) for d in self._call("GET", "/api/documents", params=params).json()]
@@ -193,6 +284,24 @@ class StackClient:
         self._call("DELETE", f"/api/documents/{id_prefix}", params=params)
 
     # -- questions ------------------------------------------------------------------------------
+    def where(self) -> str:
+        return f"API at {self.api_url}"
+
+    def warm_up(self, collection: str | None = None) -> None:
+        """Nothing to load here: the stack's services load their models when they start."""
+
+    def model_notice(self, collection: str | None = None) -> str | None:
+        return None  # a stack's collection on an earlier model: ragctl doctor says so
+
+    def embedding(self, collection: str) -> dict:
+        """Where the live workers encode, from the readiness (issue #25); {} when it is not known."""
+        try:
+            where = self.readiness().get("embedding") or {}
+        except PipelineError:
+            return {}
+        seen = next((w for w in where.values() if isinstance(w, dict) and w.get("backend")), None)
+        return {key: seen.get(key) for key in ("backend", "engine", "device")} if seen else {}
+
     def _question_call(self, path: str, body: dict) -> dict:
         try:
             return self._call("POST", path, json={k: v for k, v in body.items() if v is not None}).json()

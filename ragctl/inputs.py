@@ -41,14 +41,11 @@ from functools import cached_property
 from pathlib import Path
 
 from ragctl.errors import UsageError
-from stack.pipeline.errors import PipelineError
-from stack.pipeline.files import os_error, printable
-from stack.pipeline.sniff import _HTML_EXT, _MARKDOWN_EXT, IMAGE_EXT
+from stack.contract import DOCUMENT_SUFFIXES, PipelineError, printable
+from stack.pipeline.files import os_error
 
-#: What a folder ingest takes by default: the formats the parsers read (stack/pipeline/sniff.py).
-DOCUMENT_EXTENSIONS = frozenset(
-    {".hwp", ".hwpx", ".pdf", ".docx", ".txt", ".text"} | _MARKDOWN_EXT | _HTML_EXT | IMAGE_EXT
-)
+#: What a folder ingest takes by default: the formats the parsers read (the contract's list).
+DOCUMENT_EXTENSIONS = DOCUMENT_SUFFIXES
 
 # Why an entry of a folder was not taken (Skipped.reason).
 TYPE, HIDDEN, EXCLUDED, SYMLINKED_FOLDER = "type", "hidden", "excluded", "symlinked folder"

@@ -37,8 +37,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from stack.contract import PipelineError
 from stack.names import DocumentStatus
-from stack.pipeline.errors import PipelineError
 
 NEW, CHANGED, MOVED, GONE, UNCHANGED, GROWING, UNREADABLE = (
     "new", "changed", "moved", "gone", "unchanged", "growing", "unreadable")
@@ -131,7 +131,8 @@ def scan(folder: Path, cache: StatCache, *, include=(), exclude=()) -> tuple[lis
     """The folder's files with their hashes (read only when the stat cache does not know them), and the
     steps for files that could not be taken: unreadable, or growing while they were read."""
     from ragctl.inputs import select
-    from stack.pipeline.files import os_error, printable
+    from stack.contract import printable
+    from stack.pipeline.files import os_error
 
     folder = Path(folder)
     selection = select([folder], include=include, exclude=exclude)
@@ -144,7 +145,7 @@ def scan(folder: Path, cache: StatCache, *, include=(), exclude=()) -> tuple[lis
         try:
             before = os.stat(item.path)
             if not stat.S_ISREG(before.st_mode):  # a FIFO, socket or device: never opened (it could block)
-                from stack.pipeline.files import kind_of
+                from stack.contract import kind_of
 
                 problems.append(Step(UNREADABLE, rel, reason=f"{rel} is a {kind_of(before.st_mode)}, not a file"))
                 continue

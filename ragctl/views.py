@@ -20,8 +20,7 @@ from rich.text import Text
 
 from ragctl.console import console, err_console
 from ragctl.project import redact_url
-from stack.contract import FINDING_KINDS, ParseReport
-from stack.pipeline.document import location_label
+from stack.contract import FINDING_KINDS, ParseReport, location_label, printable
 
 #: Without a terminal, a file in a long stage (embedding a big document) still prints a line this often.
 PLAIN_EVERY_S = 30.0
@@ -85,6 +84,14 @@ class IngestProgress:
         task = self._bars.pop(name, None)
         if task is not None:
             self.progress.remove_task(task)
+
+    # As a backend's IngestWatcher (ragctl/backends): a file's bar from when it is taken up until it ends.
+    def started(self, path: Path):
+        return self.track(printable(path.name), key=printable(path))
+
+    def ended(self, result) -> None:
+        self.untrack(result.path)
+        self.done(result)
 
     @contextmanager
     def file(self, name: str) -> Iterator:

@@ -6,8 +6,12 @@ nothing here may import numpy, torch or the pipeline (tests/integration/test_bas
 
 from __future__ import annotations
 
+import os
+import re
+import stat
+import time
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 #: The first line of an extractive answer (no LLM configured), by the question's language.
 EXTRACTIVE_LABEL_EN = "Extractive answer (no LLM configured): the sentences that best match the question, quoted."
@@ -228,3 +232,263 @@ class CollectionInfo:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# -- error codes (the pipeline's, for bad input or a broken dependency) ------------------------
+# Defined here so that the control plane can catch and show them on a base install;
+# stack/pipeline/errors.py re-exports them for the pipeline's modules.
+
+class PipelineError(RagError):
+    """Bad input or a broken dependency, as the pipeline meets it; the API answers 422 unless the
+    kind says otherwise (``http_status``)."""
+
+    http_status = 422
+    #: Transient errors (a store or broker that is unreachable) may be retried; bad input never.
+    transient = False
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+
+
+class EmptyFile(PipelineError):
+    code = "empty_file"
+
+
+class FileTooLarge(PipelineError):
+    code = "too_large"
+
+
+class UnsupportedFormat(PipelineError):
+    code = "unsupported_format"
+    http_status = 415
+
+
+class CorruptDocument(PipelineError):
+    code = "corrupt"
+
+
+class PasswordProtected(PipelineError):
+    code = "password_protected"
+
+
+class DistributionProtected(PipelineError):
+    """배포용 (distribution) HWP documents: the body is encrypted for viewing only."""
+
+    code = "distribution_protected"
+
+
+class ArchiveTooLarge(PipelineError):
+    """A ZIP container (HWPX, DOCX) that would decompress past the limit: a zip bomb."""
+
+    code = "zip_bomb"
+
+
+class NoText(PipelineError):
+    """The document parsed but holds no text (a scanned PDF without a text layer, say)."""
+
+    code = "no_text"
+
+
+class OcrUnavailable(PipelineError):
+    """A scanned page or an image needs OCR and this machine has no tesseract (or not its language
+    models); the hint is the apt-get line that installs it."""
+
+    code = "ocr_unavailable"
+
+
+class ModelMismatch(PipelineError):
+    code = "model_mismatch"
+    http_status = 409
+
+
+class NotFound(PipelineError):
+    code = "not_found"
+    http_status = 404
+
+
+class StoreUnavailable(PipelineError):
+    code = "store_unavailable"
+    http_status = 503
+    transient = True
+
+
+class Cancelled(PipelineError):
+    """The caller asked to stop (checked between stages and embedding batches)."""
+
+    code = "cancelled"
+
+
+# -- questions -------------------------------------------------------------------------------
+# One check for every way in (the embedded CLI, the stack's client, the API): an empty or absurdly
+# long question gets the same code and message everywhere (exit 2 on the CLI, 422 from the API).
+
+#: The longest question (or search query) accepted, in characters.  Retrieval and the
+#: extractive answer use only the first few hundred tokens of a question; anything longer is a
+#: document pasted by mistake, not a question.  docs/api.md documents this number.
+MAX_QUESTION_CHARS = 4000
+
+
+class InvalidQuestion(PipelineError):
+    """A question that cannot be asked: empty, blank or over the length limit (usage error)."""
+
+    code = "invalid_question"
+    exit_code = 2
+
+    def __init__(self, code: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+
+
+def check_question(text: str | None, *, what: str = "question") -> str:
+    """Return ``text`` unchanged when it can be asked; raise ``InvalidQuestion`` otherwise."""
+    if text is None or not text.strip():
+        raise InvalidQuestion(
+            "empty_question", "question is empty",
+            hint='ask something, e.g. ragctl ask "what is the upload limit?"' if what == "question"
+            else 'search for something, e.g. ragctl search "upload limit"',
+        )
+    if len(text) > MAX_QUESTION_CHARS:
+        raise InvalidQuestion(
+            "question_too_long",
+            f"question is too long: {len(text):,} characters, over the limit of {MAX_QUESTION_CHARS:,}",
+            hint=f"ask a shorter {what} (at most {MAX_QUESTION_CHARS:,} characters)",
+        )
+    return text
+
+
+# -- supported file types --------------------------------------------------------------------
+#: Suffixes that make a text file Markdown or HTML (the content decides between HTML and text).
+MARKDOWN_SUFFIXES = frozenset({".md", ".markdown", ".mdown", ".mkd", ".mkdn"})
+HTML_SUFFIXES = frozenset({".html", ".htm", ".xhtml"})
+#: What a folder gives ``ragctl ingest`` by default (a file named is always taken; the format is
+#: sniffed from its bytes, never from this suffix).
+#: Image files read by OCR (a file's content decides its format; these only pick images out of a folder).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
+DOCUMENT_SUFFIXES = frozenset(
+    {".hwp", ".hwpx", ".pdf", ".docx", ".txt", ".text"} | MARKDOWN_SUFFIXES | HTML_SUFFIXES | IMAGE_SUFFIXES
+)
+SUPPORTED_FORMATS = "HWP, HWPX, PDF, DOCX, HTML, Markdown, plain text and scanned images (PNG, JPEG, TIFF, BMP)"
+
+
+# -- documents and passages, as the catalog and retrieval return them -----------------------
+@dataclass
+class DocumentRecord:
+    id: str
+    collection: str
+    file_name: str
+    size: int
+    status: str
+    stored_path: str | None = None
+    format: str | None = None
+    parser: str | None = None
+    chunks: int = 0
+    error_code: str | None = None
+    error: str | None = None
+    embed_model: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    task_id: str | None = None
+    progress: float = 0.0
+    log: list[str] = field(default_factory=list)
+    worker: str | None = None
+    heartbeat_at: float | None = None
+    attempts: int = 0
+    #: What the parser could not read: a ParseReport's dict ({} until the file is parsed).
+    report: dict = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    #: Set by Catalog.upsert: True when the write was refused (the record's task was superseded).
+    fenced = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def note(self, line: str) -> None:
+        """Add a line to the short stage log (the last 20 lines are kept)."""
+        self.log = [*self.log, f"{time.strftime('%H:%M:%S')} {line}"][-20:]
+
+
+
+def location_label(page: int | None, section: str | None, heading: str | None, *, ocr: bool = False) -> str:
+    """Citation label: PDF "p. 3" (with " · heading" when known); otherwise the heading path, else
+    the section label ("section 1", "header"), else "".  Text read by OCR says so ("p. 3 (OCR)"): a
+    reader should know a quote may hold misread characters."""
+    if page is not None:
+        label = f"p. {page} · {heading}" if heading else f"p. {page}"
+    else:
+        label = heading or section or ""
+    return f"{label} (OCR)" if ocr and label else ("OCR" if ocr else label)
+
+
+@dataclass
+class Hit:
+    chunk_id: str
+    document_id: str
+    text: str
+    metadata: dict[str, Any]
+    score: float
+    bm25: float | None = None
+    dense: float | None = None
+
+    @property
+    def location(self) -> str:
+        return location_label(self.metadata.get("page"), self.metadata.get("section"), self.metadata.get("heading"),
+                              ocr=bool(self.metadata.get("ocr")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chunk_id": self.chunk_id, "document_id": self.document_id, "file": self.metadata.get("file_name"),
+            "page": self.metadata.get("page"), "section": self.metadata.get("section"),
+            "heading": self.metadata.get("heading"), "location": self.location, "score": self.score,
+            "bm25": self.bm25, "dense": self.dense, "text": self.text,
+        }
+
+
+
+# -- names: collections and files --------------------------------------------------------------
+class InvalidCollectionName(PipelineError):
+    code = "invalid_collection_name"
+
+
+_VALID_NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9._-]{0,506}[a-zA-Z0-9])?$")
+_IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
+#: Chroma wants names of 3+ characters; a shorter ragctl name (``hr``) is kept in Chroma under this
+#: prefix (``rc--hr``), which no ragctl name may start with.
+SHORT_PREFIX = "rc--"
+
+
+def validate_collection_name(name: str, hint: str = "ragctl ingest FILE --collection team-docs") -> str:
+    """A collection name: 1-508 letters, digits, '.', '_' or '-', starting and ending with a letter or
+    digit, no '..', not an IPv4 address, not starting with 'rc--'.  It is also a safe file name, a
+    model id's tail (``ragctl/<name>``), and (through :func:`chroma_name`) a Chroma collection's name."""
+    if (not isinstance(name, str) or not _VALID_NAME.match(name) or ".." in name or _IPV4.match(name)
+            or name.startswith(SHORT_PREFIX)):
+        raise InvalidCollectionName(
+            f"{name!r} is not a valid collection name: use 1-508 letters, digits, '.', '_' or '-', "
+            f"starting and ending with a letter or digit (no '..', no IPv4 address, not starting with '{SHORT_PREFIX}').",
+            hint=hint,
+        )
+    return name
+
+
+_KINDS = [
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISDIR, "folder"),
+    (stat.S_ISLNK, "symlink"),
+]
+
+
+def printable(text: str | os.PathLike) -> str:
+    """A name or path as valid Unicode: bytes that are not UTF-8 (``\\udcff`` after ``os`` decoded the
+    name) become U+FFFD, so a record, a JSON document or a terminal can always hold it."""
+    return os.fspath(text).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def kind_of(mode: int) -> str:
+    """What a ``st_mode`` is, in words: "regular file", "FIFO", "socket", "folder"…"""
+    if stat.S_ISREG(mode):
+        return "regular file"
+    return next((label for test, label in _KINDS if test(mode)), "special file")

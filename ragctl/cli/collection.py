@@ -36,7 +36,7 @@ def collections_list(as_json: JsonOption = False) -> None:
 
     from ragctl.views import cell
 
-    _, backend = open_backend()
+    backend = open_backend()
     found = backend.collections()
 
     def human() -> None:
@@ -57,7 +57,7 @@ def collections_show(name: NameArgument, as_json: JsonOption = False) -> None:
     """One collection: its documents, chunks, embedding model, size and last change."""
     from ragctl.views import line
 
-    _, backend = open_backend()
+    backend = open_backend()
     info = backend.collection_info(name)
 
     def human() -> None:
@@ -82,7 +82,7 @@ def collections_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create an empty collection (ingesting into a new name creates it too)."""
-    _, backend = open_backend()
+    backend = open_backend()
     info = backend.create_collection(name, description)
     emit(info.to_dict(), lambda: console.print(f"Created the collection '{info.name}'. Next: ragctl ingest FILE "
                                                f"--collection {info.name}", markup=False, highlight=False),
@@ -91,7 +91,7 @@ def collections_create(
 
 def collections_delete(name: NameArgument, yes: YesOption = False, as_json: JsonOption = False) -> None:
     """Delete a collection and everything in it: vectors, lexical index, stored uploads, catalog rows."""
-    _, backend = open_backend()
+    backend = open_backend()
     info = backend.collection_info(name)
     confirm(f"Delete the collection '{info.name}' with its {info.documents} documents and {info.chunks} chunks?",
             yes=yes, as_json=as_json)

@@ -110,8 +110,10 @@ def config_set(
              lambda: console.print(line("Set ", (key, "bold"), " = ", repr(typed), f" in {config}{note}.")),
              as_json=as_json)
         return
-    mode, old = open_backend(warm=True)
-    if mode == "stack":
+    from ragctl.backends.embedded import EmbeddedBackend
+
+    old = open_backend(warm=True)
+    if not isinstance(old, EmbeddedBackend):
         raise UsageError("--eval on a running stack is not built yet: its services read their settings when "
                          "they start.", f"ragctl down, then ragctl config set {key} {value} --eval {checked.file}",
                          code="gate_needs_embedded", exit_code=2)
@@ -122,15 +124,15 @@ def config_set(
             set_config_value(root, "settings", key, typed)
             from ragctl.views import ingest_progress
 
-            names = collections_with_documents(old) or [old.settings.collection]
-            with ingest_progress(sum(c.documents for c in old.collections(only=set(names), models=False)),
+            names = collections_with_documents(old.pipeline) or [old.settings.collection]
+            with ingest_progress(sum(c.documents for c in old.pipeline.collections(only=set(names), models=False)),
                                  enabled=not as_json) as bar:
                 reindexed = gated_reindex(open_pipeline(), names, measure=ask, max_drop=checked.max_drop,
-                                          before=old, on_document=bar.done)
+                                          before=old.pipeline, on_document=bar.done)
             verdict = reindexed.verdict  # None: documents failed to rebuild, the set was not asked after
             applied = reindexed.applied
         else:
-            before = ask(old, ", before")
+            before = ask(old.pipeline, ", before")
             set_config_value(root, "settings", key, typed)
             verdict = gate(before, ask(open_pipeline(), ", after"), checked.max_drop)
             applied = verdict["passed"]

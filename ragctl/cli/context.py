@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ragctl.output import err_console, fail
+from ragctl.output import err_console
 from ragctl.runtime.capabilities import api_verify
 
 if TYPE_CHECKING:
+    from ragctl.backends import Backend
+    from ragctl.backends.embedded import EmbeddedBackend
     from ragctl.runtime import Runtime
-    from stack.pipeline.service import Pipeline
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document for scripts.")]
 CollectionOption = Annotated[
@@ -61,24 +62,22 @@ def current_runtime(kind: str | None = None, *, starting: bool = False) -> Runti
     return runtime_for(project_root(), kind, starting=starting)
 
 
-def open_pipeline() -> Pipeline:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # closed networks: never wait on the hub
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from pydantic import ValidationError
+def open_embedded() -> EmbeddedBackend:
+    """This project's own pipeline in this process, for what only it can do (extract, reindex, the
+    --eval gate), whatever runs: the same settings, the same data folder."""
+    from ragctl.backends.embedded import EmbeddedBackend
 
-    from stack.pipeline.service import Pipeline
-    from stack.settings import load_settings
-
-    try:
-        return Pipeline(load_settings(project_root()))
-    except (ValidationError, ValueError) as exc:  # a bad value or bad TOML in ragctl.toml, or the environment
-        fail(f"The configuration is invalid: {exc}", hint="fix ragctl.toml or the RAG_* environment variables",
-             code="config_invalid", exit_code=2)
+    return EmbeddedBackend.open(project_root())
 
 
-def open_backend(*, warm: bool = False):
-    """("stack", StackClient) when this project's stack runs (or RAGCTL_API_URL names one), else
-    ("embedded", Pipeline).  A project set up for a stack that is down is an error (NotRunning, exit 5).
+def open_pipeline():
+    """The embedded backend's pipeline (``stack.pipeline.service.Pipeline``): ``extract``."""
+    return open_embedded().pipeline
+
+
+def open_backend(*, warm: bool = False) -> Backend:
+    """The running stack's client when this project's stack runs (or RAGCTL_API_URL names one), else
+    the embedded backend.  A project set up for a stack that is down is an error (NotRunning, exit 5).
 
     ``warm``: an embedded command that analyses one question (search, ask) uses the warm analyser
     process, or starts one for the next command (stack/pipeline/warm.py)."""
@@ -88,33 +87,19 @@ def open_backend(*, warm: bool = False):
         from ragctl.client import StackClient
         from stack.settings import load_settings
 
-        key = load_settings(project_root()).api_key
-        return "stack", StackClient(api_url, key.get_secret_value() if key else None,
-                                    verify=api_verify(runtime) if runtime else True)
-    pipeline = open_pipeline()
-    if warm:
-        from stack.pipeline import warm as warm_process
+        settings = load_settings(project_root())
+        key = settings.api_key
+        return StackClient(api_url, key.get_secret_value() if key else None,
+                           verify=api_verify(runtime) if runtime else True, settings=settings)
+    from ragctl.backends.embedded import EmbeddedBackend
 
-        warm_process.attach()
-    return "embedded", pipeline
+    return EmbeddedBackend.open(project_root(), warm=warm)
 
 
-def stack_client(command: str):
-    """The running stack's client, for commands that only make sense there."""
-    from ragctl.errors import NotRunning
-
-    mode, client = open_backend()
-    if mode != "stack":
-        raise NotRunning(f"{command} needs a running stack; this project works in embedded mode.",
-                         "ragctl up --runtime local")
-    return client
-
-
-def print_model_notice(backend, collection: str | None, as_json: bool) -> None:
+def print_model_notice(backend: Backend, collection: str | None, as_json: bool) -> None:
     """On stderr: the collection still runs on an earlier default embedding model (embedded mode;
     the stack's doctor reports the same)."""
-    model_notice = getattr(backend, "model_notice", None)
-    notice = model_notice(collection) if model_notice and not as_json else None
+    notice = None if as_json else backend.model_notice(collection)
     if notice:
         from rich.text import Text
 

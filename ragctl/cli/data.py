@@ -1,6 +1,7 @@
 """Data commands: ``init``, ``render``, ``config``, ``extract``, ``ingest``, ``search``, ``ask``,
-``documents …``, ``tasks …`` and ``reindex``.  Each is a thin layer over the embedded
-``Pipeline`` or the running stack's ``StackClient`` (``ragctl.cli.context.backend``)."""
+``documents …``, ``tasks …`` and ``reindex``.  Each is a thin layer over a backend
+(``ragctl.backends.Backend``: the embedded pipeline or the running stack's client), from
+``ragctl.cli.context.open_backend``."""
 
 from __future__ import annotations
 
@@ -19,13 +20,11 @@ from ragctl.cli.context import (
     open_pipeline,
     print_model_notice,
     project_root,
-    stack_client,
 )
 from ragctl.output import EXIT_ERROR, confirm, console, emit, err_console, fail, print_json
 from ragctl.runtimes import KINDS, RUNTIMES, choices
-from stack.contract import count_lost_parts, lost_parts_note
-from stack.names import RETRYABLE, TERMINAL
-from stack.pipeline.errors import PipelineError
+from stack.contract import check_question, count_lost_parts, lost_parts_note
+from stack.names import RETRYABLE
 
 if TYPE_CHECKING:
     from stack.contract import IngestResult
@@ -176,10 +175,9 @@ def extract(
     if is_project(project_root(required=False)):
         document = open_pipeline().extract(file)
     else:  # a file tool anywhere: parse with the default limits, save nothing
-        from stack.pipeline.service import Pipeline
-        from stack.settings import Settings
+        from ragctl.backends.embedded import read_file
 
-        document, _ = Pipeline(Settings()).read(file)
+        document = read_file(file)
     emit({"file": str(file), **document.to_dict()}, lambda: sys.stdout.write(document.markdown() + "\n"),
          as_json=as_json)
 
@@ -222,7 +220,7 @@ def ingest(
     from ragctl.errors import UsageError
     from ragctl.views import ingest_progress, line, results_table
 
-    root = project_root()  # only init makes a project: a typo in -p is refused first (exit 2)
+    project_root()  # only init makes a project: a typo in -p is refused first (exit 2)
     selection = expand_paths(paths, include=include, exclude=exclude)
     if selection.nothing_exists:
         fail(UsageError(f"Not found: {', '.join(map(str, selection.missing))}", "check the paths",
@@ -236,33 +234,18 @@ def ingest(
     # are failed rows at once; every other file is read by the pipeline or the upload, which fail
     # it alone whatever is wrong with it.
     files = [item.path for item in selection.items if item.problem is None]
-    mode, backend = open_backend()
-    if mode == "stack":
-        results = _ingest_through_stack(backend, files, collection=collection, replace=force, wait=wait,
-                                        as_json=as_json)
-    else:
-        backend.check_model(collection or backend.settings.collection)
-        if not as_json:
-            err_console.print(line("Mode: ", ("embedded", "bold"), f" (in-process pipeline, project {root})"))
-        from stack.pipeline.files import printable
-        from stack.pipeline.service import IngestItem
-
-        with ingest_progress(len(files), enabled=not as_json) as bar:
-
-            def ended(result) -> None:
-                bar.untrack(result.path)
-                bar.done(result)
-
-            # A generator: each file's bar appears when the pipeline takes the file up.
-            items = (IngestItem(file, progress=bar.track(printable(file.name), key=printable(file))) for file in files)
-            results = backend.ingest_files(items, collection=collection, force=force, on_result=ended)
+    backend = open_backend()
+    if not as_json:
+        err_console.print(line("Mode: ", (backend.mode, "bold"), f" ({backend.where()})"))
+    with ingest_progress(len(files), enabled=not as_json) as bar:
+        results = backend.ingest_files(files, collection=collection, force=force, wait=wait, watcher=bar)
     results = _with_problems(selection, results)
     failed = [r for r in results if r.status in RETRYABLE]
     counts = {s: sum(1 for r in results if r.status == s) for s in ("done", "queued", "skipped", "failed", "cancelled")}
     counts["skipped_files"] = len(selection.skipped)  # folder entries not taken: type, --exclude, hidden
     counts["lost_parts"] = count_lost_parts(r.report for r in results)  # files read, but not whole
     if as_json:
-        print_json({"mode": mode, "results": [r.to_dict() for r in results], "summary": counts,
+        print_json({"mode": backend.mode, "results": [r.to_dict() for r in results], "summary": counts,
                     "skipped_files": selection.skipped_groups()})
     else:
         console.print(results_table(results))
@@ -281,8 +264,7 @@ def ingest(
 
 def _with_problems(selection, results: list[IngestResult]) -> list[IngestResult]:
     """All rows in the order of the selection: the files read, and the failed rows of ``problem`` items."""
-    from stack.contract import IngestResult
-    from stack.pipeline.files import printable
+    from stack.contract import IngestResult, printable
 
     read = iter(results)
     rows = []
@@ -295,66 +277,6 @@ def _with_problems(selection, results: list[IngestResult]) -> list[IngestResult]
     return rows
 
 
-def _ingest_through_stack(client, files: list[Path], *, collection: str | None, replace: bool, wait: bool,
-                          as_json: bool) -> list[IngestResult]:
-    """Upload every file (the API answers at once), then follow the workers' progress."""
-    from ragctl.views import ingest_progress, line
-    from stack.contract import IngestResult, ParseReport
-    from stack.pipeline.files import printable
-
-    if not as_json:
-        err_console.print(line("Mode: ", ("stack", "bold"), f" (API at {client.api_url})"))
-    results: dict[str, IngestResult] = {}
-    tasks: dict[str, Path] = {}
-    reports: dict = {}  # task id → its file's progress bar
-    with ingest_progress(len(files), enabled=not as_json) as bar:
-        for file in files:
-            started = time.perf_counter()
-            result = IngestResult(printable(file), printable(file.name), "failed")
-            try:
-                entry = client.upload(file, collection=collection, replace=replace)
-            except PipelineError as exc:
-                if getattr(exc, "exit_code", 1) != 1:
-                    fail(exc, as_json=as_json)
-                result.error = exc.to_dict()
-                result.seconds = round(time.perf_counter() - started, 3)
-                results[str(file)] = result
-                bar.done(result)
-                continue
-            result.document_id = entry["document_id"]
-            if entry["duplicate"]:
-                result.status, result.note = "skipped", f"already {entry['status']} (use --force to re-ingest)"
-                results[str(file)] = result
-                bar.done(result)
-            elif not wait:
-                result.status, result.note = "queued", f"task {entry['task_id']}"
-                results[str(file)] = result
-                bar.done(result)
-            else:
-                results[str(file)] = result
-                tasks[entry["task_id"]] = file
-                reports[entry["task_id"]] = bar.track(printable(file.name), key=printable(file))
-        finished = set()
-
-        def update(record) -> None:
-            file = tasks[record.task_id]
-            reports[record.task_id](record.status, record.progress)
-            if record.status in TERMINAL and record.task_id not in finished:
-                finished.add(record.task_id)
-                result = results[str(file)]
-                result.status, result.chunks, result.format = record.status, record.chunks, record.format
-                result.report = record.report if ParseReport.from_dict(record.report) else None
-                result.seconds = round(sum(record.timings.values()), 3)
-                if record.error:
-                    result.error = {"code": record.error_code, "message": record.error, "hint": None}
-                bar.untrack(printable(file))
-                bar.done(result)
-
-        if tasks:
-            client.wait(list(tasks), update)
-    return [results[str(file)] for file in files]
-
-
 # -- search / ask ----------------------------------------------------------------------------
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
@@ -365,12 +287,11 @@ def search(
 ) -> None:
     """Show the passages that best match a query, with scores and where they come from."""
     from ragctl.views import hits_table
-    from stack.pipeline.questions import check_question
 
     if mode not in ("hybrid", "bm25", "dense"):
         fail(f"Unknown mode '{mode}'.", hint="use --mode hybrid, bm25 or dense", exit_code=2, as_json=as_json)
     check_question(query, what="query")  # before opening anything: same answer in both modes (exit 2)
-    _, backend = open_backend(warm=True)
+    backend = open_backend(warm=True)
     hits = backend.search(query, collection=collection, top_k=top_k, mode=mode)
     print_model_notice(backend, collection, as_json)
     emit({"query": query, "mode": mode, "hits": [{"rank": i, **h.to_dict()} for i, h in enumerate(hits, start=1)]},
@@ -386,10 +307,9 @@ def ask(
 ) -> None:
     """Answer a question from the ingested documents, citing sources as [n]."""
     from ragctl.views import print_answer
-    from stack.pipeline.questions import check_question
 
     check_question(question)  # before opening anything: same answer in both modes (exit 2)
-    _, backend = open_backend(warm=True)
+    backend = open_backend(warm=True)
     answer = backend.ask(question, collection=collection, top_k=top_k)
     print_model_notice(backend, collection, as_json)
     emit(answer.to_dict(), lambda: print_answer(answer), as_json=as_json)
@@ -404,7 +324,7 @@ def documents_list(
     """List ingested documents."""
     from ragctl.views import documents_table
 
-    _, backend = open_backend()
+    backend = open_backend()
     records = backend.documents(collection=collection, status=status)
     if as_json:
         print_json([
@@ -425,10 +345,10 @@ def documents_show(
     """Show one document: its record, timings and (with --chunks) its chunks."""
     from ragctl.views import print_document
 
-    _, backend = open_backend()
+    backend = open_backend()
     record = backend.document(document_id, collection=collection)
     rows = backend.chunks_of(record) if chunks and record.status == "done" else []
-    extracted = _extracted_where(backend, record.id)
+    extracted = backend.extracted_where(record.id)
     if as_json:
         # "chunks" is the record's count, and with --chunks the chunks themselves (as in both modes);
         # "chunk_count" is the count either way.
@@ -440,21 +360,6 @@ def documents_show(
         print_document(record, extracted, rows)
 
 
-def _extracted_where(backend, document_id: str) -> str | None:
-    """Where the document's extracted text is kept, through the pipeline's text store (a file under
-    extracted_results/, or the database with RAG_DATABASE_URL): the embedded pipeline's own, or for
-    a stack the one its settings name; None when none is kept, or the store cannot be reached from
-    here (a stack's database on its own network)."""
-    from stack.pipeline.backends import open_texts
-    from stack.settings import load_settings
-
-    try:
-        texts = getattr(backend, "texts", None) or open_texts(load_settings(project_root()))
-        return texts.where(document_id)
-    except PipelineError:
-        return None
-
-
 def documents_delete(
     document_id: Annotated[str, typer.Argument(help="Document id (or its first 8+ characters).")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -462,7 +367,7 @@ def documents_delete(
     as_json: JsonOption = False,
 ) -> None:
     """Delete a document: its vectors, lexical entries, stored file and extracted text."""
-    _, backend = open_backend()
+    backend = open_backend()
     record = backend.document(document_id, collection=collection)
     confirm(f"Delete {record.file_name} ({record.id[:12]}, {record.chunks} chunks)?", yes=yes, as_json=as_json)
     backend.delete_document(record.id, collection=record.collection)
@@ -476,8 +381,7 @@ def documents_retry(
     as_json: JsonOption = False,
 ) -> None:
     """Queue a failed or cancelled document again (stack mode)."""
-    client = stack_client("documents retry")
-    entry = client.retry(document_id, collection=collection)
+    entry = open_backend().retry(document_id, collection=collection)
     emit(entry, lambda: console.print(f"Queued {entry['file_name']} again: task {entry['task_id']}.", markup=False),
          as_json=as_json)
 
@@ -493,8 +397,7 @@ def tasks_show(task_id: TaskIdArgument, as_json: JsonOption = False) -> None:
     from ragctl.client import _record
     from ragctl.views import line, print_document
 
-    client = stack_client("tasks show")
-    data = client.task_view(task_id)
+    data = open_backend().task_view(task_id)
     if as_json:
         print_json(data)
         return
@@ -516,8 +419,7 @@ def tasks_show(task_id: TaskIdArgument, as_json: JsonOption = False) -> None:
 
 def tasks_cancel(task_id: TaskIdArgument, as_json: JsonOption = False) -> None:
     """Cancel a task's document: a queued one never starts, a running one stops at its next stage or batch."""
-    client = stack_client("tasks cancel")
-    record = client.cancel(task_id)
+    record = open_backend().cancel(task_id)
     emit(record.to_dict(),
          lambda: console.print(f"Cancel requested for {record.file_name}: now {record.status}.", markup=False),
          as_json=as_json)
@@ -533,8 +435,7 @@ def tasks_list(
 
     from ragctl.views import cell
 
-    client = stack_client("tasks list")
-    tasks = client.tasks(limit=limit, collection=collection)
+    tasks = open_backend().tasks(limit=limit, collection=collection)
     if as_json:
         print_json(tasks)
         return
@@ -573,14 +474,16 @@ def reindex(
 ) -> None:
     """Rebuild a collection's index with the configured model and chunking, beside the one that answers;
     swap it in when whole and (with --eval or [eval] file) when the answers held."""
+    from ragctl.backends.embedded import EmbeddedBackend
     from ragctl.ops.gate import gated_reindex
     from ragctl.views import ingest_progress
 
     gate, questions = gate_cli.resolve(project_root(), eval_file, max_drop, no_eval)
-    mode, pipeline = open_backend(warm=gate.file is not None)
-    if mode == "stack":
-        _reindex_on_stack(pipeline, collection, gate, questions, yes=yes, as_json=as_json)
+    backend = open_backend(warm=gate.file is not None)
+    if not isinstance(backend, EmbeddedBackend):
+        _reindex_on_stack(backend, collection, gate, questions, yes=yes, as_json=as_json)
         return
+    pipeline = backend.pipeline
     name = collection or pipeline.settings.collection
     records = [r for r in pipeline.documents(collection=name) if r.status == "done"]
     confirm(
@@ -607,7 +510,7 @@ def _reindex_on_stack(client, collection: str | None, gate, questions, *, yes: b
     name = collection or load_settings(project_root()).collection
     confirm(f"Rebuild the index of '{name}' on the stack's workers" + (f", gated on {gate.file}" if gate.file else "")
             + "? The current index answers until the new one is swapped in.", yes=yes, as_json=as_json)
-    ask = gate_cli.measure(gate.file, questions, as_json=as_json, mode="stack", collection=name) if gate.file else None
+    ask = gate_cli.measure(gate.file, questions, as_json=as_json, over_pipeline=False, collection=name) if gate.file else None
     seen: dict = {}
 
     def on_state(state: dict) -> None:  # a line per change, on stderr (the worker does the work)

@@ -10,7 +10,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -18,7 +18,9 @@ from rich.table import Table
 from ragctl.cli.context import CollectionOption, JsonOption, open_backend, project_root
 from ragctl.output import EXIT_ERROR, console, emit, err_console, print_json
 from ragctl.views import cell, line
-from stack.pipeline.errors import PipelineError
+
+if TYPE_CHECKING:
+    from ragctl.backends import Backend
 
 #: How many questions a running stack answers at once (its API serves several; embedded: one at a time,
 #: the pipeline already uses every core for one question).
@@ -75,7 +77,7 @@ def _print_failures(run: dict, limit: int | None) -> None:
         console.print(line(("  ✗ ", "red"), f"line {row['line']}: ", row["question"]))
         console.print(line(("      ", ""), ("; ".join(why), "dim")))
         if not row.get("error"):
-            from stack.gold import answer_body
+            from ragctl.gold import answer_body
 
             body = " ".join(answer_body(row["answer"]).split())
             console.print(line(("      answer: ", "dim"), (body[:160] + ("…" if len(body) > 160 else ""), "dim")))
@@ -114,8 +116,8 @@ def eval_run(
 
     project_root()
     questions, errors = load_questions_or_fail(file)
-    mode, backend = open_backend(warm=True)
-    run = run_set(backend, mode, file, questions, errors, collection=collection, top_k=top_k, as_json=as_json)
+    backend = open_backend(warm=True)
+    run = run_set(backend, file, questions, errors, collection=collection, top_k=top_k, as_json=as_json)
     path = save_run(_runs_folder(), run)
     if html:
         _write_html(run, html)
@@ -146,28 +148,26 @@ def load_questions_or_fail(file: Path):
     return questions, errors
 
 
-def run_set(backend, mode: str, file: Path, questions, errors, *, collection: str | None = None,
+def run_set(backend: Backend, file: Path, questions, errors, *, collection: str | None = None,
             top_k: int | None = None, as_json: bool = False, label: str = "") -> dict:
     """Ask the set through ``backend`` with a progress bar; the run (not yet stored)."""
+    from ragctl.backends.embedded import EmbeddedBackend
+    from ragctl.client import StackClient
     from ragctl.ops.eval import fingerprint, new_run, run_questions
     from stack.settings import load_settings
 
-    settings = getattr(backend, "settings", None) or load_settings(project_root())
+    # An embedded backend's own settings: the gate asks an index built under other settings than the file's.
+    settings = backend.settings if isinstance(backend, EmbeddedBackend) else load_settings(project_root())
     if not as_json:
-        err_console.print(line(f"Asking {len(questions)} questions ", (f"({mode} mode{label})", "dim")))
+        err_console.print(line(f"Asking {len(questions)} questions ", (f"({backend.mode} mode{label})", "dim")))
         for row in errors:
             err_console.print(line(("malformed ", "red"), f"line {row.line}: ", row.message))
-    if getattr(backend, "warm_up", None):  # embedded: load the model and the analyser first, so that the
-        backend.warm_up()                    # first question's latency is not their loading time
-        try:
-            backend.search("warm-up", collection=collection, top_k=1)
-        except PipelineError:
-            pass  # an unknown collection: each question reports it
+    backend.warm_up(collection)  # embedded: the model and the analyser load now, not in the first question's time
     started = time.perf_counter()
     with _progress(len(questions), enabled=not as_json) as advance:
         outcomes = run_questions(backend, questions, collection=collection, top_k=top_k,
-                                 parallel=STACK_PARALLEL if mode == "stack" else 1, on_result=advance)
-    return new_run(file, questions, errors, outcomes, fingerprint(backend, mode, settings, collection),
+                                 parallel=STACK_PARALLEL if isinstance(backend, StackClient) else 1, on_result=advance)
+    return new_run(file, questions, errors, outcomes, fingerprint(backend, settings, collection),
                    time.perf_counter() - started)
 
 
@@ -305,7 +305,7 @@ def eval_generate(
     from ragctl.ops.eval_generate import generate
 
     project_root()
-    _, backend = open_backend()
+    backend = open_backend()
     chosen, documents = generate(backend, n, collection=collection, seed=seed)
     if not chosen:
         raise UsageError(f"No sentence with a checkable fact was found in {documents} ingested documents"

@@ -31,18 +31,25 @@ def resolve(root: Path, eval_file: Path | None, max_drop: float | None, no_eval:
     return settings, questions
 
 
-def measure(file: Path, questions, *, as_json: bool, mode: str = "embedded", collection: str | None = None):
-    """``measure(backend, label)`` for :func:`ragctl.ops.gate.gated_reindex`: asks the set with a
-    progress bar and stores the run under the project's data/eval/.  ``collection``: where the set's
-    questions that name none are asked (default: the project's default collection)."""
+def measure(file: Path, questions, *, as_json: bool, over_pipeline: bool = True, collection: str | None = None):
+    """``measure(reading, label)`` for :mod:`ragctl.ops.gate`: asks the set with a progress bar and
+    stores the run under the project's data/eval/.  ``reading`` is what the gate hands over: an embedded
+    pipeline pinned to one index (``over_pipeline``, asked through an EmbeddedBackend over it) or a
+    stack's client.  ``collection``: where the set's questions that name none are asked (default: the
+    project's default collection)."""
+    from ragctl.cli.context import project_root
     from ragctl.cli.eval import _runs_folder, run_set
     from ragctl.ops.eval import save_run
 
     rows, errors = questions
     folder = _runs_folder()
 
-    def ask(backend, label: str) -> dict:
-        run = run_set(backend, mode, file, rows, errors, collection=collection, as_json=as_json, label=label)
+    def ask(reading, label: str) -> dict:
+        if over_pipeline:
+            from ragctl.backends.embedded import EmbeddedBackend
+
+            reading = EmbeddedBackend(reading, project_root())
+        run = run_set(reading, file, rows, errors, collection=collection, as_json=as_json, label=label)
         save_run(folder, run)
         return run
 

@@ -17,8 +17,10 @@ ROLES = ("ask", "editor", "admin")
 
 def keys_client(command: str):
     """The running stack's client; embedded mode has no API, hence no keys."""
-    mode, client = open_backend()
-    if mode != "stack":
+    from ragctl.client import StackClient
+
+    client = open_backend()
+    if not isinstance(client, StackClient):
         raise NotRunning(f"ragctl keys {command}: API keys are for the stack's API, and this project runs "
                          "embedded (no API: the CLI is its only client, so there is nothing to give keys to).",
                          "ragctl up --runtime local   (then: ragctl keys create --role ask --name NAME)")

@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ragctl.cli.context import CollectionOption, JsonOption, YesOption, open_backend, project_root
 from ragctl.output import EXIT_ERROR, confirm, console, err_console, fail, print_json
 from stack.contract import ParseReport, RagError, count_lost_parts, lost_parts_note
+
+if TYPE_CHECKING:
+    from ragctl.backends import Backend
 
 
 def parse_interval(text: str) -> float:
@@ -25,57 +28,17 @@ def parse_interval(text: str) -> float:
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
-def target_for(mode: str, backend, collection: str):
-    """The collection as ragctl/sync.py's SyncTarget: the running stack's API (``mode`` "stack"), or
-    the embedded pipeline."""
+def target_for(backend: Backend, collection: str):
+    """The collection as ragctl/sync.py's SyncTarget, through a backend (the running stack's API or the
+    embedded pipeline): each file is ingested under its path in the folder, and waited for."""
     from ragctl.sync import SyncTarget
 
-    ingest = _stack_ingest(backend, collection) if mode == "stack" else _embedded_ingest(backend, collection)
+    def ingest(items):
+        return backend.ingest_files([path for path, _ in items], collection=collection, names=dict(items))
+
     return SyncTarget(records=lambda: backend.documents(collection=collection), ingest=ingest,
                       rename=lambda doc, name: backend.rename_document(doc, name, collection=collection),
                       delete=lambda doc: backend.delete_document(doc, collection=collection))
-
-
-def _embedded_ingest(pipeline, collection: str):
-    from stack.pipeline.service import IngestItem
-
-    def ingest(items):
-        return pipeline.ingest_files([IngestItem(path, display_name=name) for path, name in items],
-                                     collection=collection)
-
-    return ingest
-
-
-def _stack_ingest(client, collection: str):
-    """Upload each file under its path in the folder, then follow the workers until each is stored."""
-    from stack.contract import IngestResult
-    from stack.names import TERMINAL
-    from stack.pipeline.errors import PipelineError
-
-    def ingest(items):
-        results, waiting = [], {}
-        for path, name in items:
-            result = IngestResult(str(path), name, "failed")
-            try:
-                entry = client.upload(path, collection=collection, path_name=name)
-                result.document_id = entry["document_id"]
-                if entry["duplicate"] and entry["status"] in TERMINAL:
-                    result.status = "skipped"
-                else:
-                    waiting[entry["task_id"]] = result
-            except PipelineError as exc:
-                result.error = exc.to_dict()
-            results.append(result)
-        if waiting:
-            for task_id, record in client.wait(list(waiting), lambda record: None).items():
-                result = waiting[task_id]
-                result.status, result.chunks = record.status, record.chunks
-                result.report = record.report or None
-                if record.error:
-                    result.error = {"code": record.error_code, "message": record.error, "hint": None}
-        return results
-
-    return ingest
 
 
 def _summary(plan, *, dry_run: bool) -> None:
@@ -142,17 +105,17 @@ def sync(
     if watch and delete and not yes:
         fail(UsageError("--watch with --delete deletes documents without asking on every pass: add --yes.",
                         f"ragctl sync {folder} --watch --delete --yes"), as_json=as_json)
-    mode, backend = open_backend()
+    backend = open_backend()
     from stack.settings import load_settings
 
     name = collection or load_settings(root).collection
-    from stack.pipeline.store import validate_collection_name
+    from stack.contract import validate_collection_name
 
     try:
         validate_collection_name(name)
     except RagError as exc:
         fail(exc, as_json=as_json)
-    target = target_for(mode, backend, name)
+    target = target_for(backend, name)
     cache = library.StatCache.for_folder(load_settings(root).data_path, folder, name)
     options = {"include": include or (), "exclude": exclude or ()}
     if delete and not dry_run and not yes:
@@ -165,7 +128,7 @@ def sync(
     while True:
         plan = library.sync_once(folder, target, cache, delete=delete, dry_run=dry_run, **options)
         if as_json:
-            print_json({"folder": str(folder), "collection": name, "mode": mode, "dry_run": dry_run,
+            print_json({"folder": str(folder), "collection": name, "mode": backend.mode, "dry_run": dry_run,
                         "summary": plan.counts(), "seconds": plan.seconds,
                         "lost_parts": count_lost_parts(s.report for s in plan.steps),
                         "steps": [s.to_dict() for s in plan.steps if s.action != library.UNCHANGED]})

@@ -10,7 +10,7 @@ and compared (issue #28).
 * :func:`save_run`, :func:`list_runs`, :func:`load_run` keep every run under ``data/eval/``;
   :func:`compare_runs` says which questions flipped between two runs and the metric deltas.
 
-Scoring uses :mod:`stack.gold`, the definition ``bench/answers.py`` reports with.  Standard library
+Scoring uses :mod:`ragctl.gold`, the definition ``bench/answers.py`` reports with.  Standard library
 only at import time: a base install evaluates a running stack.
 """
 
@@ -31,8 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePath
 
 from ragctl.errors import UsageError
+from ragctl.gold import answer_body, answer_has_gold, cited_numbers
 from stack.contract import RagError
-from stack.gold import answer_body, answer_has_gold, cited_numbers
 
 #: Column names accepted in a CSV header (case and surrounding spaces ignored), and JSONL keys.
 COLUMNS = {
@@ -139,7 +139,7 @@ def _answers(value, line: int, errors: list[RowError], *, split: bool) -> list[s
 
 
 def _row(values: dict, line: int, errors: list[RowError], *, split: bool) -> Question | None:
-    from stack.pipeline.questions import MAX_QUESTION_CHARS
+    from stack.contract import MAX_QUESTION_CHARS
 
     question = values.get("question")
     if not isinstance(question, str) or not question.strip():
@@ -346,7 +346,7 @@ def summarize(outcomes: list[Outcome], *, row_errors: int = 0, wall_s: float | N
 
 
 # -- what shaped the answers -----------------------------------------------------------------
-def fingerprint(backend, mode: str, settings, collection: str | None) -> dict:
+def fingerprint(backend, settings, collection: str | None) -> dict:
     """Everything that shapes the answers, to tell two runs apart: version, embedding, chunking, fusion,
     LLM, and how many documents and chunks the collection holds."""
     from ragctl import __version__
@@ -356,23 +356,13 @@ def fingerprint(backend, mode: str, settings, collection: str | None) -> dict:
         records = [r for r in backend.documents(collection=name) if r.status == "done"]
     except Exception:  # noqa: BLE001 - a fingerprint never stops a run; it says what it could not read
         records = None
-    embedding: dict = {"model": settings.embed_model}
-    if hasattr(backend, "model_name"):  # the embedded pipeline: the collection's own recorded model
-        from stack.pipeline.embed import backend_for
-
-        model = backend.model_name(name)
-        embedding = {"model": model, "backend": backend_for(model)}
-    else:
-        try:  # the readiness names where each live worker encodes (issue #25): {worker: {backend, …}}
-            where = backend.readiness().get("embedding") or {}
-            seen = next((w for w in where.values() if isinstance(w, dict) and w.get("backend")), None)
-        except Exception:  # noqa: BLE001 - a fingerprint never stops a run
-            seen = None
-        if seen:
-            embedding |= {"backend": seen.get("backend"), "engine": seen.get("engine"), "device": seen.get("device")}
+    try:  # embedded: the collection's own recorded model; a stack: where its live workers encode
+        embedding = {"model": settings.embed_model} | backend.embedding(name)
+    except Exception:  # noqa: BLE001 - a fingerprint never stops a run
+        embedding = {"model": settings.embed_model}
     return {
         "ragctl_version": __version__,
-        "mode": mode,
+        "mode": backend.mode,
         "collection": name,
         "embedding": embedding,
         "chunking": {"chunk_tokens": settings.chunk_tokens, "chunk_overlap": settings.chunk_overlap},

@@ -19,10 +19,11 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stack.contract import DocumentRecord
 from stack.names import IN_PROGRESS, DocumentStatus
 from stack.pipeline.sqlite import connect
 
@@ -83,42 +84,6 @@ MIN_PREFIX = 4
 
 _JSON_FIELDS = ("timings", "log", "report")
 
-
-@dataclass
-class DocumentRecord:
-    id: str
-    collection: str
-    file_name: str
-    size: int
-    status: str
-    stored_path: str | None = None
-    format: str | None = None
-    parser: str | None = None
-    chunks: int = 0
-    error_code: str | None = None
-    error: str | None = None
-    embed_model: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    task_id: str | None = None
-    progress: float = 0.0
-    log: list[str] = field(default_factory=list)
-    worker: str | None = None
-    heartbeat_at: float | None = None
-    attempts: int = 0
-    #: What the parser could not read: a ParseReport's dict ({} until the file is parsed).
-    report: dict = field(default_factory=dict)
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-    #: Set by Catalog.upsert: True when the write was refused (the record's task was superseded).
-    fenced = False
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def note(self, line: str) -> None:
-        """Add a line to the short stage log (the last 20 lines are kept)."""
-        self.log = [*self.log, f"{time.strftime('%H:%M:%S')} {line}"][-20:]
 
 
 class DocumentCatalog(ABC):

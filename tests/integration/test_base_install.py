@@ -163,7 +163,8 @@ def running_stack(tmp_path_factory):
 
 
 def test_a_base_install_ingests_asks_searches_and_lists_against_a_running_stack(base_venv, running_stack):
-    """Issue #24 item 9: the data commands reach the stack's API with no [stack] extra (no numpy)."""
+    """Issue #24 item 9: the data commands reach the stack's API with no [stack] extra (no numpy):
+    ingest (new and again), search, ask, documents list and show, tasks list."""
     from tests.conftest import SAMPLES
 
     ragctl = [str(base_venv / "bin" / "ragctl"), "-p", str(running_stack)]
@@ -171,8 +172,10 @@ def test_a_base_install_ingests_asks_searches_and_lists_against_a_running_stack(
     assert ingest.returncode == 0, transcript(ingest)
     assert [row["status"] for row in json.loads(ingest.stdout)["results"]] == ["done"], transcript(ingest)
 
+    document_id = json.loads(ingest.stdout)["results"][0]["document_id"]
     for command in (["search", "연차 휴가", "--json"], ["ask", "연차 휴가는 며칠인가요?", "--json"],
-                    ["documents", "list", "--json"]):
+                    ["documents", "list", "--json"], ["documents", "show", document_id[:12], "--chunks", "--json"],
+                    ["tasks", "list", "--json"], ["ingest", str(SAMPLES / "휴가_규정.hwpx"), "--json"]):
         done = run(base_venv, [*ragctl, *command], cwd=running_stack)
         for sign in CRASH_SIGNS:
             assert sign not in done.stdout + done.stderr, transcript(done)
@@ -182,5 +185,12 @@ def test_a_base_install_ingests_asks_searches_and_lists_against_a_running_stack(
             assert body["hits"][0]["file"] == "휴가_규정.hwpx", transcript(done)
         elif command[0] == "ask":
             assert "15일" in body["answer"] and body["sources"][0]["file"] == "휴가_규정.hwpx", transcript(done)
-        else:
+        elif command[:2] == ["documents", "list"]:
             assert [d["file_name"] for d in body] == ["휴가_규정.hwpx"], transcript(done)
+        elif command[:2] == ["documents", "show"]:
+            assert body["id"] == document_id and len(body["chunks"]) == body["chunk_count"] > 0, transcript(done)
+        elif command[0] == "tasks":
+            assert [task["file_name"] for task in body] == ["휴가_규정.hwpx"], transcript(done)
+        else:  # the same bytes again: the stack's client says so (the Backend's ingest, no pipeline here)
+            assert [(r["status"], r["document_id"]) for r in body["results"]] == [("skipped", document_id)], \
+                transcript(done)

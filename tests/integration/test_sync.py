@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+from ragctl.backends.embedded import EmbeddedBackend
 from ragctl.cli.sync import target_for
 from stack.pipeline.catalog import Catalog
 from stack.pipeline.service import Pipeline
@@ -84,7 +85,7 @@ def test_the_old_version_answers_until_the_new_one_is_stored(tmp_path):
     pipeline = Pipeline(load_settings(root))
     share = tmp_path / "share"
     write(share, "fee.md", "# 수수료\n\n이체 수수료는 500원이다.\n")
-    target = target_for("embedded", pipeline, "hr")
+    target = target_for(EmbeddedBackend(pipeline, root), "hr")
     cache = sync.StatCache(tmp_path / "cache.json")
     sync.sync_once(share, target, cache, delete=False, dry_run=False)
     write(share, "fee.md", "# 수수료\n\n이체 수수료는 무료가 되었다.\n")

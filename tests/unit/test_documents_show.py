@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ragctl.client import StackClient
-from stack.pipeline.catalog import DocumentRecord
+from stack.contract import DocumentRecord
 
 DOC_ID = "ab" * 32
 ROWS = [(f"{DOC_ID}:0", "first chunk", {"page": 1, "section": "Intro", "heading": "Intro"}),
@@ -22,9 +22,16 @@ def record(status: str = "done") -> DocumentRecord:
                           created_at=1.0, updated_at=2.0)
 
 
-class FakePipeline:
+class FakeEmbedded:
+    """The embedded backend's side of ``documents show`` (the stack's is the real client below)."""
+
+    mode = "embedded"
+
     def __init__(self, status: str = "done") -> None:
         self.status = status
+
+    def extracted_where(self, document_id):
+        return None
 
     def document(self, id_prefix, *, collection=None):
         assert DOC_ID.startswith(id_prefix)
@@ -68,7 +75,7 @@ def show(project, monkeypatch, backend, *args):
 
 @pytest.mark.parametrize("mode", ["embedded", "stack"])
 def test_show_with_chunks_json_carries_every_chunk_in_both_modes(project, monkeypatch, mode):
-    backend = (mode, FakePipeline() if mode == "embedded" else stack_client())
+    backend = FakeEmbedded() if mode == "embedded" else stack_client()
     code, out = show(project, monkeypatch, backend, "--chunks", "--json")
     shown = json.loads(out)
     assert code == 0 and shown["id"] == DOC_ID and shown["chunk_count"] == 2
@@ -79,7 +86,7 @@ def test_show_with_chunks_json_carries_every_chunk_in_both_modes(project, monkey
 
 @pytest.mark.parametrize("mode", ["embedded", "stack"])
 def test_show_json_without_chunks_keeps_the_count(project, monkeypatch, mode):
-    backend = (mode, FakePipeline() if mode == "embedded" else stack_client())
+    backend = FakeEmbedded() if mode == "embedded" else stack_client()
     code, out = show(project, monkeypatch, backend, "--json")
     shown = json.loads(out)
     assert code == 0 and shown["chunks"] == 2 and shown["chunk_count"] == 2

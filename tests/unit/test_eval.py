@@ -10,11 +10,11 @@ from html.parser import HTMLParser
 import pytest
 
 from ragctl.errors import UsageError
+from ragctl.gold import answer_body, answer_has_gold
 from ragctl.ops.eval import compare_runs, load_questions, new_run, score, summarize
 from ragctl.ops.eval_generate import candidates_from
 from ragctl.ops.eval_report import render_html
 from stack.contract import EXTRACTIVE_LABEL_KO, Answer, Source
-from stack.gold import answer_body, answer_has_gold
 
 
 def test_jsonl_reports_each_malformed_row_by_line_and_keeps_the_rest(tmp_path):

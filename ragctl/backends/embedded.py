@@ -1,0 +1,177 @@
+"""The embedded backend: the pipeline in this process, over the project's own data folder.
+
+The module of ``ragctl`` that runs the pipeline (``stack.pipeline``), loaded only when a project
+runs embedded: a base install (no ``[stack]`` extra) that drives a running stack never loads it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ragctl.backends import IngestWatcher
+from ragctl.errors import NotRunning
+
+if TYPE_CHECKING:
+    from stack.contract import Answer, CollectionInfo, DocumentRecord, Hit, IngestResult
+    from stack.pipeline.service import Pipeline
+    from stack.settings import Settings
+
+
+def open_pipeline(root: Path) -> Pipeline:
+    """The project's pipeline; a bad value in ragctl.toml or the environment is a usage error (exit 2)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # closed networks: never wait on the hub
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from pydantic import ValidationError
+
+    from ragctl.errors import UsageError
+    from stack.pipeline.service import Pipeline
+    from stack.settings import load_settings
+
+    try:
+        return Pipeline(load_settings(root))
+    except (ValidationError, ValueError) as exc:  # a bad value or bad TOML in ragctl.toml, or the environment
+        raise UsageError(f"The configuration is invalid: {exc}",
+                         "fix ragctl.toml or the RAG_* environment variables", code="config_invalid") from exc
+
+
+def read_file(path: Path):
+    """Parse ``path`` with the default settings and save nothing (``extract`` outside a project: a file tool)."""
+    from stack.pipeline.service import Pipeline
+    from stack.settings import Settings
+
+    document, _ = Pipeline(Settings()).read(path)
+    return document
+
+
+class EmbeddedBackend:
+    """:class:`ragctl.backends.Backend` over an in-process :class:`~stack.pipeline.service.Pipeline`.
+
+    ``pipeline`` and ``settings`` stay reachable for what only this project's own pipeline can do
+    (``extract``, ``reindex``, the ``config set --eval`` gate)."""
+
+    mode = "embedded"
+
+    def __init__(self, pipeline: Pipeline, root: Path) -> None:
+        self.pipeline, self.root = pipeline, root
+
+    @classmethod
+    def open(cls, root: Path, *, warm: bool = False) -> EmbeddedBackend:
+        """``warm``: a command that analyses one question (search, ask) uses the warm analyser process,
+        or starts one for the next command (stack/pipeline/warm.py)."""
+        backend = cls(open_pipeline(root), root)
+        if warm:
+            from stack.pipeline import warm as warm_process
+
+            warm_process.attach()
+        return backend
+
+    @property
+    def settings(self) -> Settings:
+        return self.pipeline.settings
+
+    def where(self) -> str:
+        return f"in-process pipeline, project {self.root}"
+
+    # -- documents in ---------------------------------------------------------------------------
+    def ingest_files(self, files: Sequence[Path], *, collection: str | None = None, force: bool = False,
+                     wait: bool = True, names: Mapping[Path, str] | None = None,
+                     watcher: IngestWatcher | None = None) -> list[IngestResult]:
+        """Each file is parsed, chunked and embedded here; ``wait`` does not apply (nothing is handed on)."""
+        from stack.pipeline.service import IngestItem
+
+        self.pipeline.check_model(collection or self.settings.collection)
+        names = names or {}
+        # A generator: each file's bar appears when the pipeline takes the file up.
+        items = (IngestItem(file, display_name=names.get(file), progress=watcher.started(file) if watcher else None)
+                 for file in files)
+        return self.pipeline.ingest_files(items, collection=collection, force=force,
+                                          on_result=watcher.ended if watcher else None)
+
+    # -- questions ------------------------------------------------------------------------------
+    def search(self, query: str, *, collection: str | None = None, top_k: int | None = None,
+               mode: str = "hybrid") -> list[Hit]:
+        return self.pipeline.search(query, collection=collection, top_k=top_k, mode=mode)
+
+    def ask(self, question: str, *, collection: str | None = None, top_k: int | None = None,
+            generation: int | None = None) -> Answer:
+        if generation is None:
+            return self.pipeline.ask(question, collection=collection, top_k=top_k)
+        from stack.pipeline.store import index_name
+
+        name = collection or self.settings.collection
+        return self.pipeline.pinned(name, index_name(name, generation)).ask(question, collection=name, top_k=top_k)
+
+    def warm_up(self, collection: str | None = None) -> None:
+        from stack.contract import PipelineError
+
+        self.pipeline.warm_up()
+        try:  # the analyser and the collection's index too
+            self.pipeline.search("warm-up", collection=collection, top_k=1)
+        except PipelineError:
+            pass  # an unknown collection: each question reports it
+
+    def model_notice(self, collection: str | None = None) -> str | None:
+        return self.pipeline.model_notice(collection)
+
+    def embedding(self, collection: str) -> dict:
+        from stack.pipeline.embed import backend_for
+
+        model = self.pipeline.model_name(collection)  # the collection's own recorded model
+        return {"model": model, "backend": backend_for(model)}
+
+    # -- the catalog ----------------------------------------------------------------------------
+    def documents(self, *, collection: str | None = None, status: str | None = None) -> list[DocumentRecord]:
+        return self.pipeline.documents(collection=collection, status=status)
+
+    def document(self, id_prefix: str, *, collection: str | None = None) -> DocumentRecord:
+        return self.pipeline.document(id_prefix, collection=collection)
+
+    def chunks_of(self, record: DocumentRecord) -> list[tuple[str, str, dict]]:
+        return self.pipeline.chunks_of(record)
+
+    def extracted_where(self, document_id: str) -> str | None:
+        from stack.contract import PipelineError
+
+        try:
+            return self.pipeline.texts.where(document_id)
+        except PipelineError:  # the text store cannot be reached: nothing to point at
+            return None
+
+    def rename_document(self, document_id: str, file_name: str, *, collection: str | None = None):
+        return self.pipeline.rename_document(document_id, file_name, collection=collection)
+
+    def delete_document(self, id_prefix: str, *, collection: str | None = None):
+        return self.pipeline.delete_document(id_prefix, collection=collection)
+
+    # -- tasks: a stack's (here a document is ingested while the command runs) -----------------
+    def _no_tasks(self, command: str) -> NotRunning:
+        return NotRunning(f"{command} needs a running stack; this project works in embedded mode.",
+                          "ragctl up --runtime local")
+
+    def tasks(self, *, limit: int = 20, collection: str | None = None) -> list[dict]:
+        raise self._no_tasks("tasks list")
+
+    def task_view(self, task_id: str) -> dict:
+        raise self._no_tasks("tasks show")
+
+    def cancel(self, task_id: str) -> DocumentRecord:
+        raise self._no_tasks("tasks cancel")
+
+    def retry(self, document_id: str, *, collection: str | None = None) -> dict:
+        raise self._no_tasks("documents retry")
+
+    # -- collections ----------------------------------------------------------------------------
+    def collections(self) -> list[CollectionInfo]:
+        return self.pipeline.collections()
+
+    def collection_info(self, name: str) -> CollectionInfo:
+        return self.pipeline.collection_info(name)
+
+    def create_collection(self, name: str, description: str | None = None) -> CollectionInfo:
+        return self.pipeline.create_collection(name, description)
+
+    def delete_collection(self, name: str) -> CollectionInfo:
+        return self.pipeline.delete_collection(name)
