@@ -194,8 +194,6 @@ NOT_YET_BEHIND_THE_CONTRACT = {
     # Probes of the project's own stores and models, run where the stack's libraries are installed.
     ("ragctl/runtime/embedded.py", "stack.probe"),
     ("ragctl/ops/migrate.py", "stack.probe"),
-    ("ragctl/runtime/base.py", "stack.pipeline.catalog"),
-    ("ragctl/deploy.py", "stack.pipeline.embed"),
 }
 
 
