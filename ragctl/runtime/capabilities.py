@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+from ragctl.backends.embedded import sqlite_catalog_documents
 from ragctl.checks import Check
 from ragctl.errors import RagctlError, UsageError
 from ragctl.runtime.base import (
@@ -32,7 +33,6 @@ from ragctl.runtime.base import (
     Runtime,
     parse_last_json,
     redis_restore_files,
-    sqlite_catalog_documents,
     write_file,
 )
 

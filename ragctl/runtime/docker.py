@@ -818,7 +818,7 @@ class DockerRuntime(Runtime, Diagnosable, SecurityFacts, GuardsRedis, BacksUp, U
         its document ids are checked against the SQLite catalog's.  On any failure the switch is
         undone (the SQLite files were only read), a PostgreSQL volume this run created is removed, and
         the stack starts again as it was."""
-        from ragctl.runtime.base import sqlite_catalog_documents
+        from ragctl.backends.embedded import sqlite_catalog_documents
 
         say = progress or (lambda _text: None)
         if self.uses_postgres:

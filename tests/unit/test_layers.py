@@ -194,8 +194,6 @@ NOT_YET_BEHIND_THE_CONTRACT = {
     # Probes of the project's own stores and models, run where the stack's libraries are installed.
     ("ragctl/runtime/embedded.py", "stack.probe"),
     ("ragctl/ops/migrate.py", "stack.probe"),
-    ("ragctl/runtime/base.py", "stack.pipeline.catalog"),
-    ("ragctl/deploy.py", "stack.pipeline.embed"),
     # Whether this host can OCR (tesseract and its language models): doctor asks the pipeline's own check.
     ("ragctl/checks.py", "stack.pipeline.ocr"),
     # The embedded blue/green reindex drives the pipeline's generations (to move into the embedded backend).
