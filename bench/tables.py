@@ -16,7 +16,7 @@ The last line of output is one JSON object with
 
 * ``cell_chunk_top3`` — share of questions where one of the first three search hits holds the cell's
   line ("ROW · COLUMN: VALUE": the cell with both its headings);
-* ``answer_has_gold`` — share of answers whose body contains the cell's value (``stack.gold``, as
+* ``answer_has_gold`` — share of answers whose body contains the cell's value (``ragctl.gold``, as
   bench/answers.py scores it);
 * ``answer_quotes_cell`` — share whose body holds the whole cell line (the value with its headings);
 * ``n_questions``, ``n_candidates`` (questions before sampling), ``n_ambiguous`` (left out),
@@ -36,7 +36,7 @@ from pathlib import Path
 
 from _common import machine, temporary_pipeline
 
-from stack.gold import answer_body, contains_gold
+from ragctl.gold import answer_body, contains_gold
 from stack.pipeline.errors import PipelineError
 from stack.pipeline.parsers import parse_file
 from stack.pipeline.tables import cell_lines, is_number
