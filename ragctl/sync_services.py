@@ -116,6 +116,15 @@ def load_sync_folders(root: Path) -> list[SyncFolder]:
     return folders
 
 
+def sync_services_wanted(root: Path) -> dict[str, int]:
+    """Service → replicas (one each) of the project's sync services, for ``ps``, ``health`` and ``up``'s wait.
+    A configuration that no longer reads (a folder gone) wants none: ``render`` says what is wrong."""
+    try:
+        return {folder.service: 1 for folder in load_sync_folders(root)}
+    except ConfigError:
+        return {}
+
+
 def _first(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         error = exc.errors()[0]

@@ -36,7 +36,8 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = False) -> Fa
     settings = settings or service_settings()
     pipeline = Pipeline(settings)
     redis = coordination.redis_client(settings.redis_url)
-    metrics = ApiMetrics(redis, pipeline.catalog, INGEST_QUEUE)
+    key_store = open_keys(settings)
+    metrics = ApiMetrics(redis, pipeline.catalog, INGEST_QUEUE, key_store)
     app = FastAPI(
         title="ragctl API",
         version=version(),
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = False) -> Fa
         docs_url=None, redoc_url=None,  # served by install_docs, from the package: no CDN
     )
     app.state.settings, app.state.pipeline, app.state.redis, app.state.metrics = settings, pipeline, redis, metrics
-    app.state.keys, app.state.limiter = open_keys(settings), Limiter(redis, settings.rate_window_s)
+    app.state.keys, app.state.limiter = key_store, Limiter(redis, settings.rate_window_s)
     _register_sync_keys(app.state.keys, settings)
 
     @app.middleware("http")

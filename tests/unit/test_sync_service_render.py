@@ -161,3 +161,43 @@ def test_a_sync_services_key_works_at_the_api_from_its_first_request(tmp_path, m
     assert me.status_code == 200 and me.json() == {"name": "sync-hr", "role": "editor", "collections": ["hr"]}
     wrong = client.get("/api/whoami", headers={"Authorization": f"Bearer {new_key()}"})
     assert wrong.status_code == 401
+
+
+def test_top_shows_each_sync_service_and_when_its_key_last_called(tmp_path):
+    """/metrics names the registered sync keys with their last call; ``ragctl top`` reads and shows them."""
+    import time
+
+    from rich.console import Console
+
+    from ragctl.ops.top import render, snapshot
+    from stack.api.metrics import ApiMetrics
+    from stack.keys import SqliteKeyStore, hash_key, new_key, register_service_keys
+    from stack.pipeline.catalog import Catalog
+    from tests.support.fake_redis import FakeRedis
+
+    store = SqliteKeyStore(tmp_path / "keys.sqlite")
+    key = new_key()
+    register_service_keys(store, f"sync-hr=hr={hash_key(key)},sync-legal=legal={hash_key(new_key())}")
+    store.create("a-person", "ask")  # a key made by hand is not a sync service
+    store.lookup(key)  # the hr service called
+    text = ApiMetrics(FakeRedis(), Catalog(tmp_path / "catalog.sqlite"), "ingest", store).render().decode()
+    snap = snapshot(text)
+    assert [(s.key, s.collection, bool(s.last_call)) for s in snap.syncs] == [
+        ("sync-hr", "hr", True), ("sync-legal", "legal", False)]
+    assert time.time() - snap.syncs[0].last_call < 60
+    console = Console(width=120, record=True)
+    console.print(render(snap))
+    shown = console.export_text()
+    assert "sync services" in shown and "under a minute ago" in shown and "never" in shown
+    assert "a-person" not in shown
+
+
+@pytest.mark.parametrize("runtime", ["docker", "swarm"])
+def test_ps_and_health_expect_one_replica_of_each_sync_service(tmp_path, runtime):
+    """``ps``, ``health`` and ``up``'s wait read the runtime's wanted services: the sync services are
+    among them (so a stopped one shows as missing, and health fails on it)."""
+    from ragctl.runtime import runtime_for
+
+    root, _ = project(tmp_path, runtime)
+    wanted = runtime_for(root).wanted()
+    assert wanted["sync-hr"] == 1 and wanted["sync-legal-docs"] == 1 and wanted["api"] == 1
