@@ -75,9 +75,10 @@ def test_the_compose_file_runs_one_sync_service_per_folder_with_its_own_key(tmp_
     model = validate(root)
     services = model["services"]
     hr, docs = services["sync-hr"], services["sync-legal-docs"]
-    assert hr["command"] == ["python", "-m", "ragctl", "sync", "/sync", "--watch", "--interval", "10s",
-                             "--collection", "hr"]
-    assert docs["command"][-4:] == ["--collection", "Legal.Docs", "--delete", "--yes"]
+    assert hr["command"][:2] == ["sh", "-c"] and "exec python -m ragctl sync /sync --watch" in hr["command"][2]
+    assert (hr["environment"]["SYNC_INTERVAL"], hr["environment"]["SYNC_COLLECTION"]) == ("10s", "hr")
+    assert "--delete --yes" not in hr["command"][2] and docs["command"][2].endswith("--delete --yes")
+    assert docs["environment"]["SYNC_COLLECTION"] == "Legal.Docs"
     assert [(v["source"], v["target"], v.get("read_only")) for v in hr["volumes"] if v["target"] == "/sync"] == [
         (str((root / "shares" / "hr").resolve()), "/sync", True)]
     assert [v["source"] for v in docs["volumes"] if v["target"] == "/sync"] == [str(legal.resolve())]
@@ -117,7 +118,8 @@ def test_the_stack_file_runs_the_sync_services_on_the_data_node_with_a_secret(tm
     assert hr["environment"]["RAG_SECRETS_DIR"] == "/run/secrets" and set(hr["networks"]) == {"rag-edge"}
     assert "RAG_API_KEY" not in hr["environment"]
     assert "sync-hr=hr=" in services["api"]["environment"]["RAG_SYNC_KEYS"]
-    assert services["sync-legal-docs"]["command"][-2:] == ["--delete", "--yes"]
+    assert services["sync-legal-docs"]["command"][2].endswith("--delete --yes")
+    assert hr["environment"]["SYNC_COLLECTION"] == "hr" and hr["environment"]["SYNC_INTERVAL"] == "10s"
 
 
 def test_the_api_registers_the_sync_keys_and_a_revocation_holds(tmp_path):
