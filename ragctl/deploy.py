@@ -298,6 +298,12 @@ def render_context(root: Path, *, swarm: bool = False, placement: str | None = N
         "nginx_http_inside": NGINX_HTTP_PORT,
         "nginx_https_inside": NGINX_HTTPS_PORT,
     }
+    # Unattended sync ([[sync]] tables): one service per folder, with its own scoped key (ragctl/sync_services.py).
+    from ragctl.sync_services import render_entries
+
+    context |= render_entries(root, existing, https_api=config.https and not config.nginx and not swarm)
+    keys = {service["key_var"] for service in context["sync_services"]}
+    context["extra_env"] = [(k, v) for k, v in context["extra_env"] if k not in keys]
     # Compose's redis.conf holds no password: Compose hands REDIS_PASSWORD (from .env) to the redis
     # container, whose command feeds "requirepass" to redis-server on stdin (compose.yaml.j2).
     context |= {"redis_bind": "0.0.0.0", "redis_port": 6379, "redis_dir": "/data", "redis_protected": False,
@@ -338,6 +344,7 @@ def swarm_objects(root: Path, context: dict) -> dict[str, SwarmObject]:
         REDIS_PASSWORD_KEY: (context["redis_password"].encode(), "secret"),
         CHROMA_TOKEN_KEY: (context["chroma_token"].encode(), "secret"),
         "RAG_API_KEY": (context["api_key"].encode(), "secret"),
+        **{service["key_var"]: (service["key"].encode(), "secret") for service in context["sync_services"]},
         "REDIS_URL": (redis_url("redis", 6379, context["redis_password"]).encode(), "secret"),
         "RAG_DATABASE_URL": (f"postgresql://ragctl:{context['postgres_password']}@postgres:5432/ragctl".encode(),
                              "secret"),
@@ -503,6 +510,11 @@ def ensure_certificate(root: Path, config: DeployConfig) -> Path | None:
                 pass
         return cert
     wanted = certificate_names(config)
+    if not config.nginx:
+        from ragctl.sync_services import load_sync_folders
+
+        if load_sync_folders(root):
+            wanted.append("DNS:api")  # the sync services reach the API by its service name, over TLS
     if cert.is_file() and key.is_file():
         fresh = subprocess.run(["openssl", "x509", "-in", str(cert), "-noout", "-checkend", str(30 * 86400)],
                                capture_output=True, timeout=60, check=False).returncode == 0

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import time
 from collections.abc import Callable
@@ -86,6 +87,18 @@ class Plan:
 
     def counts(self) -> dict[str, int]:
         return {a: len(self.of(a)) for a in (NEW, CHANGED, MOVED, GONE, UNCHANGED, GROWING, UNREADABLE)}
+
+
+def parse_interval(text: str) -> float:
+    """``30s``, ``5m``, ``1h`` or a number of seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text or "")
+    if not match or float(match.group(1)) <= 0:
+        from ragctl.errors import UsageError
+
+        raise UsageError(f"Invalid interval {text!r}: a number of seconds, or 30s, 5m, 1h.",
+                         "ragctl sync DIR --watch --interval 30s")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
 
 
 # -- the stat cache -----------------------------------------------------------------------------

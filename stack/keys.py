@@ -147,6 +147,38 @@ class KeyStore(Protocol):
     def revoke(self, name: str) -> ApiKey:
         """Revoke a key by name (at once, for every replica); NotFound-like error when none."""
 
+    def register(self, name: str, role: str, collections, key_hash: str) -> None:
+        """Record a key made elsewhere, by its hash (a stack's sync service: ragctl/sync_services.py):
+        added when the name is free, its hash, role and scope updated when the name holds an active
+        key, left alone when that key was revoked (a revocation holds across restarts)."""
+
+
+#: register() in the SQL both stores speak.
+_REGISTER_SQL = ("INSERT INTO api_keys (name, role, hash, prefix, created_at, collections) VALUES (?, ?, ?, ?, ?, ?) "
+                 "ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, role = excluded.role, "
+                 "collections = excluded.collections WHERE api_keys.revoked_at IS NULL")
+#: What ``keys list`` shows as the prefix of a registered key (its key is never seen by the store).
+REGISTERED_PREFIX = PREFIX + "(sync)"
+
+
+def _register_args(name: str, role: str, collections, key_hash: str) -> tuple:
+    name, role = check_name(name), check_role(role)
+    scope = check_scope(role, collections)
+    return name, role, key_hash, REGISTERED_PREFIX, time.time(), _scope_text(scope)
+
+
+def register_service_keys(store: KeyStore, spec: str | None) -> list[str]:
+    """Register the keys ``RAG_SYNC_KEYS`` names ("name=collection=sha256,…"): each an ``editor`` key
+    scoped to its one collection.  Returns their names."""
+    names = []
+    for entry in (spec or "").split(","):
+        if not entry.strip():
+            continue
+        name, collection, key_hash = entry.strip().rsplit("=", 2)
+        store.register(name, "editor", [collection], key_hash)
+        names.append(name)
+    return names
+
 
 class SqliteKeyStore:
     """The key store in one SQLite file (WAL, busy timeout: several API processes share it)."""
@@ -218,6 +250,10 @@ class SqliteKeyStore:
             raise _not_found(name)
         return _record(row)
 
+    def register(self, name: str, role: str, collections, key_hash: str) -> None:
+        with self._connect() as db:
+            db.execute(_REGISTER_SQL, _register_args(name, role, collections, key_hash))
+
 
 class PostgresKeyStore:
     """The key store in PostgreSQL: table ``api_keys`` (created with the stack's schema, version 2),
@@ -274,6 +310,10 @@ class PostgresKeyStore:
         if row is None:
             raise _not_found(name)
         return _record(row)
+
+    def register(self, name: str, role: str, collections, key_hash: str) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(_REGISTER_SQL, _register_args(name, role, collections, key_hash))
 
 
 def _record(row) -> ApiKey:

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # The stack: API, workers, beat.
     redis_url: str = _env("REDIS_URL", default="redis://localhost:6379/0")
     api_key: SecretStr | None = _env("RAG_API_KEY", default=None)
+    #: The keys of the stack's sync services, registered by the API at start ("name=collection=sha256,…";
+    #: hashes only, rendered from ragctl.toml's [[sync]] tables: ragctl/sync_services.py).
+    sync_keys: str | None = _env("RAG_SYNC_KEYS", default=None)
     #: A stage that runs longer fails the document (checked between stages and embedding batches).
     stage_soft_limit_s: float = _env("RAG_STAGE_SOFT_LIMIT_S", default=600.0, gt=0)
     #: A task that runs longer ends its worker process; the reaper then re-queues or fails the document.

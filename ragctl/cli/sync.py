@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -11,21 +10,11 @@ import typer
 
 from ragctl.cli.context import CollectionOption, JsonOption, YesOption, open_backend, project_root
 from ragctl.output import EXIT_ERROR, confirm, console, err_console, fail, print_json
+from ragctl.sync import parse_interval
 from stack.contract import ParseReport, RagError, count_lost_parts, lost_parts_note
 
 if TYPE_CHECKING:
     from ragctl.backends import Backend
-
-
-def parse_interval(text: str) -> float:
-    """``30s``, ``5m``, ``1h`` or a number of seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text or "")
-    if not match or float(match.group(1)) <= 0:
-        from ragctl.errors import UsageError
-
-        raise UsageError(f"Invalid interval {text!r}: a number of seconds, or 30s, 5m, 1h.",
-                         "ragctl sync DIR --watch --interval 30s")
-    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
 def target_for(backend: Backend, collection: str):

@@ -57,6 +57,15 @@ class WorkerRow:
 
 
 @dataclass
+class SyncRow:
+    """A sync service (ragctl.toml [[sync]]), seen through its key: when it last called the API."""
+
+    key: str
+    collection: str
+    last_call: float  # Unix time, to the minute; 0: never
+
+
+@dataclass
 class Failure:
     collection: str
     document: str
@@ -82,6 +91,7 @@ class TopSnapshot:
     api_requests_per_s: float | None = None
     #: Bucket counts (upper bound → cumulative count), kept to compute the next rate.
     api_buckets: dict[float, float] = field(default_factory=dict, repr=False)
+    syncs: list[SyncRow] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -126,6 +136,7 @@ def snapshot(metrics_text: str, previous: TopSnapshot | None = None, *, now: flo
     documents: dict[str, int] = {}
     workers: dict[str, WorkerRow] = {}
     failures: list[Failure] = []
+    syncs: list[SyncRow] = []
     buckets: dict[float, float] = {}
     requests = 0.0
     queue_depth: int | None = None
@@ -155,6 +166,8 @@ def snapshot(metrics_text: str, previous: TopSnapshot | None = None, *, now: flo
         elif name == "rag_recent_failure_timestamp_seconds":
             failures.append(Failure(labels.get("collection", ""), labels.get("document", ""), labels.get("name", ""),
                                     labels.get("code", ""), labels.get("message", ""), value))
+        elif name == "rag_sync_last_call_timestamp_seconds":
+            syncs.append(SyncRow(labels.get("key", ""), labels.get("collection", ""), value))
         elif name == "rag_api_request_seconds_bucket" and labels.get("route") != OWN_ROUTE:
             bound = float(labels["le"])
             buckets[bound] = buckets.get(bound, 0.0) + value
@@ -170,6 +183,7 @@ def snapshot(metrics_text: str, previous: TopSnapshot | None = None, *, now: flo
         taken_at=now, queue_depth=queue_depth, oldest_queued_s=oldest, documents=documents,
         workers=sorted(workers.values(), key=lambda w: w.name), failures=failures, api_requests=int(requests),
         api_p95_s=histogram_quantile(0.95, buckets), api_requests_per_s=rate, api_buckets=buckets,
+        syncs=sorted(syncs, key=lambda s: s.key),
     )
 
 
@@ -243,6 +257,16 @@ def render(snap: TopSnapshot | None, *, source: str = "", problem: str | None = 
     if not snap.workers:
         workers.add_row(cell("no live worker", "yellow"), *[cell("")] * 7)
     parts.append(workers)
+    if snap.syncs:
+        syncs = Table(title="sync services", title_justify="left", show_edge=False)
+        for column in ("key", "collection", "last call"):
+            syncs.add_column(column, no_wrap=True)
+        for s in snap.syncs:
+            # The key store records a call at most once a minute: "under a minute" is as fresh as it gets.
+            seen = "never" if not s.last_call else ("under a minute ago" if now - s.last_call < 60
+                                                    else f"{_age(now - s.last_call)} ago")
+            syncs.add_row(cell(s.key), cell(s.collection), cell(seen, "yellow" if not s.last_call else "dim"))
+        parts.append(syncs)
 
     failures = Table(title="recent failures", title_justify="left", show_edge=False)
     for column in ("when", "document", "code", "message"):

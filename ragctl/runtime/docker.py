@@ -42,6 +42,7 @@ from ragctl.runtime.capabilities import (
     Upgradable,
 )
 from ragctl.runtimes import kind_of
+from ragctl.sync_services import sync_services_wanted
 
 if TYPE_CHECKING:
     import ssl
@@ -228,7 +229,7 @@ class DockerRuntime(Runtime, Diagnosable, SecurityFacts, GuardsRedis, BacksUp, U
             wanted["flower"] = 1
         if self.config.nginx:
             wanted["nginx"] = 1
-        return wanted
+        return wanted | sync_services_wanted(self.project_root)
 
     def services(self, client: docker.DockerClient | None = None) -> list[ServiceStatus]:
         states = [s for s in map(ContainerState.of, self.containers(client))

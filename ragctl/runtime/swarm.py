@@ -35,6 +35,7 @@ from ragctl.runtime.capabilities import HasNodes
 from ragctl.runtime.docker import DockerRuntime, DockerStatus
 from ragctl.runtime.swarm_preflight import DATA_LABEL, GPU_LABEL
 from ragctl.runtimes import kind_of
+from ragctl.sync_services import sync_services_wanted
 
 if TYPE_CHECKING:
     import docker
@@ -244,7 +245,7 @@ class SwarmRuntime(DockerRuntime, HasNodes):
     def wanted(self) -> dict[str, int]:
         """Service → replicas; Nginx runs on every node (global), counted from the services' tasks."""
         return {"postgres": 1, "redis": 1, "chroma": 1, "api": self.config.api_replicas,
-                "worker": self.config.workers, "beat": 1, "nginx": 1}
+                "worker": self.config.workers, "beat": 1, "nginx": 1} | sync_services_wanted(self.project_root)
 
     def node_names(self, client: docker.DockerClient) -> dict[str, str]:
         try:

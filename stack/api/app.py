@@ -10,6 +10,7 @@ questions); what they share (settings, the pipeline, Redis, the API key check) c
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -35,7 +36,8 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = False) -> Fa
     settings = settings or service_settings()
     pipeline = Pipeline(settings)
     redis = coordination.redis_client(settings.redis_url)
-    metrics = ApiMetrics(redis, pipeline.catalog, INGEST_QUEUE)
+    key_store = open_keys(settings)
+    metrics = ApiMetrics(redis, pipeline.catalog, INGEST_QUEUE, key_store)
     app = FastAPI(
         title="ragctl API",
         version=version(),
@@ -43,7 +45,8 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = False) -> Fa
         docs_url=None, redoc_url=None,  # served by install_docs, from the package: no CDN
     )
     app.state.settings, app.state.pipeline, app.state.redis, app.state.metrics = settings, pipeline, redis, metrics
-    app.state.keys, app.state.limiter = open_keys(settings), Limiter(redis, settings.rate_window_s)
+    app.state.keys, app.state.limiter = key_store, Limiter(redis, settings.rate_window_s)
+    _register_sync_keys(app.state.keys, settings)
 
     @app.middleware("http")
     async def measure(request: Request, call_next):
@@ -66,6 +69,18 @@ def create_app(settings: Settings | None = None, *, warm_up: bool = False) -> Fa
 
 #: Where the Swagger UI page loads its script, style sheet and icon from (this server, never a CDN).
 DOCS_ASSETS = "/docs/assets"
+
+
+def _register_sync_keys(store, settings: Settings) -> None:
+    """The sync services' keys (ragctl.toml [[sync]]) in the key store before any of them calls; a
+    store that cannot be reached now is said in the log, and the next start registers them."""
+    from stack.keys import register_service_keys
+    from stack.pipeline.errors import PipelineError
+
+    try:
+        register_service_keys(store, settings.sync_keys)
+    except PipelineError as exc:
+        logging.getLogger("ragctl.api").warning("sync service keys not registered: %s", exc.message)
 
 
 def install_docs(app: FastAPI) -> None:

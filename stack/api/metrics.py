@@ -14,6 +14,8 @@ shows up in one place.  ``ragctl top`` shows these same numbers (it reads this p
   queued document whose message was lost);
 - ``rag_recent_failure_timestamp_seconds{collection,document,name,code,message}``: the last
   ``RECENT_FAILURES`` documents that failed, with their reason (the message cut to 200 characters);
+- ``rag_sync_last_call_timestamp_seconds{key,collection}``: when each sync service's key (ragctl.toml
+  ``[[sync]]``) last called the API, to the minute the key store records it;
 - API p95 and request rate: from the ``rag_api_request_seconds`` histogram.
 """
 
@@ -33,10 +35,12 @@ _MESSAGE_CHARS = 200
 
 
 class StackCollector:
-    def __init__(self, redis_client, catalog, queue: str) -> None:
-        self.redis, self.catalog, self.queue = redis_client, catalog, queue
+    def __init__(self, redis_client, catalog, queue: str, keys=None) -> None:
+        self.redis, self.catalog, self.queue, self.keys = redis_client, catalog, queue, keys
 
     def collect(self):
+        if self.keys is not None:
+            yield _sync_metrics(self.keys)
         documents = GaugeMetricFamily("rag_documents", "Documents by status", labels=["status"])
         counts: dict[str, int] = {}
         records = self.catalog.list()
@@ -87,6 +91,22 @@ class StackCollector:
         yield reaped
 
 
+def _sync_metrics(keys) -> GaugeMetricFamily:
+    """The sync services' keys (registered by the API, not made by hand) and when each last called."""
+    from stack.keys import REGISTERED_PREFIX
+    from stack.pipeline.errors import PipelineError
+
+    gauge = GaugeMetricFamily("rag_sync_last_call_timestamp_seconds",
+                              "When each sync service's key last called the API (0: never)", labels=["key", "collection"])
+    try:
+        registered = [k for k in keys.list() if k.prefix == REGISTERED_PREFIX and k.active]
+    except PipelineError:  # the key store unreachable: readiness reports it
+        registered = []
+    for key in registered:
+        gauge.add_metric([key.name, (key.collections or ("",))[0]], float(key.last_used_at or 0))
+    return gauge
+
+
 def _worker_metrics(workers: dict[str, dict]):
     """Per live worker: its heartbeat, throughput and the documents it holds (from its own key)."""
     beat = GaugeMetricFamily("rag_worker_heartbeat_timestamp_seconds", "When each live worker last renewed its key",
@@ -112,14 +132,14 @@ def _worker_metrics(workers: dict[str, dict]):
 
 
 class ApiMetrics:
-    def __init__(self, redis_client, catalog, queue: str) -> None:
+    def __init__(self, redis_client, catalog, queue: str, keys=None) -> None:
         self.registry = CollectorRegistry()
         self.latency = Histogram(
             "rag_api_request_seconds", "API request latency", ["method", "route", "status"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
-        self.registry.register(StackCollector(redis_client, catalog, queue))
+        self.registry.register(StackCollector(redis_client, catalog, queue, keys))
 
     def observe(self, method: str, route: str, status: int, started: float) -> None:
         self.latency.labels(method, route, str(status)).observe(time.perf_counter() - started)

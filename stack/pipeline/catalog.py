@@ -82,7 +82,8 @@ READY, DELETING, DELETED = "ready", "deleting", "deleted"
 #: The shortest task id prefix that is looked up (as for document ids).
 MIN_PREFIX = 4
 
-_JSON_FIELDS = ("timings", "log", "report")
+#: Record fields kept as JSON text, with the value of an empty one.
+JSON_FIELDS = {"timings": {}, "log": [], "report": {}}
 
 
 
@@ -137,7 +138,7 @@ class DocumentCatalog(ABC):
         record.created_at = record.created_at or now
         record.updated_at = now
         data = record.to_dict()
-        for name in _JSON_FIELDS:
+        for name in JSON_FIELDS:
             data[name] = json.dumps(data[name], ensure_ascii=False)
         self._lock_document(db, record.collection, record.id)
         record.fenced = bool(record.task_id) and not self._may_write(db, record, reason, now)
@@ -413,6 +414,6 @@ class TaskEntry:
 
 def _record(row: sqlite3.Row | dict) -> DocumentRecord:
     data = dict(row)
-    for name in _JSON_FIELDS:
-        data[name] = json.loads(data[name]) if data[name] else ([] if name == "log" else {})
+    for name, empty in JSON_FIELDS.items():
+        data[name] = json.loads(data[name]) if data.get(name) else type(empty)()
     return DocumentRecord(**data)

@@ -39,7 +39,7 @@ from pydantic import SecretStr
 
 from stack.pipeline.backends import database_url as configured_database_url
 from stack.pipeline.backends import open_blobs, open_catalog, open_lexical, open_texts
-from stack.pipeline.catalog import DocumentRecord
+from stack.pipeline.catalog import JSON_FIELDS, DocumentRecord
 from stack.pipeline.errors import PipelineError
 from stack.pipeline.storage import safe_file_name
 
@@ -163,7 +163,7 @@ def move_to_postgres(settings_from: Settings, database_url: str, *, replace: boo
                     if record.id in saved:
                         moved.texts += 1
                     row = record.to_dict() | {"stored_path": stored.get(record.id, record.stored_path)}
-                    for name in ("timings", "log"):
+                    for name in JSON_FIELDS:
                         row[name] = json.dumps(row[name], ensure_ascii=False)
                     tx.execute(f"INSERT INTO documents ({', '.join(row)}) "
                                f"VALUES ({', '.join(f'%({name})s' for name in row)})", row)
@@ -221,8 +221,8 @@ def _read_source(data: Path, cat_db: sqlite3.Connection | None, keys_db: sqlite3
     if cat_db is not None:
         for row in cat_db.execute("SELECT * FROM documents ORDER BY created_at, collection, id"):
             values = {name: value for name, value in dict(row).items() if name in _RECORD_FIELDS}
-            for name, empty in (("timings", "{}"), ("log", "[]")):
-                values[name] = json.loads(values.get(name) or empty)
+            for name, empty in JSON_FIELDS.items():
+                values[name] = json.loads(values[name]) if values.get(name) else type(empty)()
             record = DocumentRecord(**values)
             records[record.collection][record.id] = record
         if _has_table(cat_db, "task_ids"):

@@ -2,7 +2,8 @@
 
 A base image is made locally (debootstrap + docker import: there is no registry here), the stack's
 image is built from a wheelhouse (the closed-network path: the build contacts no package index),
-then: up --wait, ingest HWP/HWPX through Nginx, ask, scale worker=3 api=2 (Celery reports 3
+then: up --wait, ingest HWP/HWPX through Nginx, ask, a file copied into the folder of the
+stack's [[sync]] service ingested by it, scale worker=3 api=2 (Celery reports 3
 workers, Nginx spreads over both API replicas), restart the worker service while questions keep
 coming (failures are counted: the goal is 0), pre-flight that names who holds a port, down (volumes
 kept), down --volumes, bundle save/load.  Locally the suite skips with its reason when no engine
@@ -44,6 +45,12 @@ def stack(e2e_wheels, e2e_image):
     # A 2-CPU CI machine: Docker refuses limits above the host's CPUs (pre-flight says so first).
     set_stack(root, tag=IMAGE_TAG, api_cpus=1, worker_cpus=1, worker_memory="3g", nginx_port=free_port(),
               nginx_http_port=free_port(), nginx_bind="127.0.0.1")
+    # Unattended sync (issue #26): a folder kept the same as the collection "shared" by a sync service.
+    share = work / "share"
+    share.mkdir(mode=0o755)
+    share.chmod(0o755)  # the services' user (10001) reads it
+    with (root / "ragctl.toml").open("a", encoding="utf-8") as handle:
+        handle.write(f'\n[[sync]]\npath = "{share}"\ncollection = "shared"\ninterval = "2s"\n')
     try:
         # The session's image: the same Dockerfile, so the layer cache answers.
         built, _ = ragctl_json("build", "--wheelhouse", str(e2e_wheels), root=root, timeout=2400)
@@ -80,7 +87,7 @@ def test_up_reports_every_service_healthy_and_the_api_behind_nginx(stack):
     port = [line for line in (stack / "ragctl.toml").read_text().splitlines() if line.startswith("nginx_port")]
     assert status["api_url"] == f"https://127.0.0.1:{port[0].split('=')[1].strip()}"
     services = {s["service"]: s for s in status["services"]}
-    assert set(services) == {"redis", "chroma", "postgres", "api", "worker", "beat", "nginx"}
+    assert set(services) == {"redis", "chroma", "postgres", "api", "worker", "beat", "nginx", "sync-shared"}
     for name, service in services.items():
         assert service["ready"] and service["replicas"] == service["wanted"], (name, service)
     assert services["redis"]["containers"][0]["name"] == "rag-redis"
@@ -106,7 +113,8 @@ def test_every_service_runs_unprivileged_on_a_read_only_root(stack):
     by_service = {}
     for container in containers:
         by_service.setdefault(container.labels[SERVICE_LABEL], []).append(container)
-    assert set(by_service) == {"fix-owner", "redis", "chroma", "postgres", "api", "worker", "beat", "nginx"}, \
+    assert set(by_service) == {"fix-owner", "redis", "chroma", "postgres", "api", "worker", "beat", "nginx",
+                               "sync-shared"}, \
         set(by_service)
     for service, members in by_service.items():
         for container in members:
@@ -269,6 +277,31 @@ def test_ingest_hwp_through_nginx_and_ask(stack):
     # The requests went through Nginx: its access log has the upload and the question.
     access = "\n".join(ragctl("logs", "nginx", "--lines", "200", root=stack).stdout.splitlines())
     assert "POST /api/documents" in access and "/api/ask" in access
+
+
+def test_the_sync_service_picks_up_a_file_copied_into_its_folder(stack):
+    """Issue #26: the stack's sync service (ragctl.toml [[sync]]: the folder share/, collection
+    shared, every 2 s) ingests a file copied into the folder, with its own key: an editor of shared."""
+    share = stack.parent / "share"
+    status, _ = ragctl_json("status", root=stack)
+    assert {s["service"]: s["ready"] for s in status["services"]}["sync-shared"]
+    (share / "rules").mkdir(mode=0o755)
+    (share / "rules").chmod(0o755)
+    copied = share / "rules" / "휴가_규정.hwpx"
+    shutil.copyfile(SAMPLES / "휴가_규정.hwpx", copied)
+    copied.chmod(0o644)
+    deadline = time.monotonic() + 300
+    while True:
+        documents, _ = ragctl_json("documents", "list", "--collection", "shared", root=stack)
+        if [(d["file_name"], d["status"]) for d in documents] == [("rules/휴가_규정.hwpx", "done")]:
+            break
+        assert time.monotonic() < deadline, (documents, ragctl("logs", "sync-shared", "--lines", "40", root=stack).stdout)
+        time.sleep(2)
+    keys, _ = ragctl_json("keys", "list", root=stack)
+    key = next(k for k in keys if k["name"] == "sync-shared")
+    assert (key["role"], key["collections"], key["active"]) == ("editor", ["shared"], True)
+    hits, _ = ragctl_json("search", "연차 휴가", "--collection", "shared", root=stack)
+    assert hits["hits"][0]["file"] == "rules/휴가_규정.hwpx"
 
 
 def test_scale_workers_and_api_live(stack):
