@@ -45,7 +45,7 @@ class SyncFolder(BaseModel):
     @field_validator("collection")
     @classmethod
     def _collection(cls, value: str) -> str:
-        from stack.pipeline.store import validate_collection_name
+        from stack.contract import validate_collection_name
 
         return validate_collection_name(value, hint=f"set collection in a [[sync]] table of {CONFIG_NAME}")
 
@@ -137,7 +137,7 @@ def render_entries(root: Path, existing_env: dict[str, str], *, https_api: bool)
     has none yet), ``sync_key_hashes`` (what the API registers), ``sync_api_url``."""
     import hashlib
 
-    from stack.keys import new_key
+    from stack.contract import new_key
 
     services = []
     for folder in load_sync_folders(root):

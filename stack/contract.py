@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import stat
 import time
 from dataclasses import asdict, dataclass, field
@@ -492,3 +493,13 @@ def kind_of(mode: int) -> str:
     if stat.S_ISREG(mode):
         return "regular file"
     return next((label for test, label in _KINDS if test(mode)), "special file")
+
+
+# -- API keys ----------------------------------------------------------------------------------
+#: Every API key starts with this; the rest is 32 random bytes, URL-safe base64.
+API_KEY_PREFIX = "rk_"
+
+
+def new_key() -> str:
+    """A new API key (the stack's key store and the control plane's [[sync]] services both make them)."""
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)

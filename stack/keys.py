@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import sqlite3
 import threading
 import time
@@ -32,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from stack.contract import API_KEY_PREFIX, new_key
 from stack.pipeline.errors import PipelineError
 from stack.pipeline.sqlite import use_wal
 
@@ -42,7 +42,7 @@ Role = Literal["admin", "editor", "ask"]
 ROLES: tuple[Role, ...] = ("admin", "editor", "ask")
 #: Roles that may upload, re-ingest and delete documents (in their collections).
 WRITERS = frozenset({"admin", "editor"})
-PREFIX = "rk_"
+PREFIX = API_KEY_PREFIX
 #: The admin key's name (``RAG_API_KEY``); no stored key may take it.
 ADMIN_NAME = "admin"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -82,10 +82,6 @@ class ApiKey:
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def new_key() -> str:
-    return PREFIX + secrets.token_urlsafe(32)
 
 
 def check_name(name: str) -> str:
