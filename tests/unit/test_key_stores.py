@@ -238,7 +238,7 @@ def test_a_version_1_database_gains_the_keys_table(postgres_url, tmp_path):  # n
 
     from stack.pipeline import postgres
 
-    assert postgres.SCHEMA_VERSION == max(postgres._MIGRATIONS) == 3
+    assert postgres.SCHEMA_VERSION == max(postgres._MIGRATIONS) == 4
     with psycopg.connect(postgres_url, autocommit=True) as db:
         db.execute("CREATE TABLE ragctl_schema (version INTEGER NOT NULL)")
         db.execute(postgres._MIGRATIONS[1])
@@ -250,7 +250,7 @@ def test_a_version_1_database_gains_the_keys_table(postgres_url, tmp_path):  # n
     with psycopg.connect(postgres_url) as db:
         versions = [row[0] for row in db.execute("SELECT version FROM ragctl_schema ORDER BY version")]
         kept = db.execute("SELECT file_name FROM extracted WHERE document_id = 'd1'").fetchone()
-    assert versions == [1, 2, 3] and kept == ("a.md",)
+    assert versions == [1, 2, 3, 4] and kept == ("a.md",)
 
 
 def test_an_unreachable_database_is_store_unavailable_not_a_wrong_key():
