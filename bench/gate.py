@@ -100,7 +100,7 @@ def _summary(runs: int, questions: list, plain: list[float], gated: list[float],
         "reindex_s": {"median": round(statistics.median(plain), 2), "all": [round(t, 2) for t in plain]},
         "gated_reindex_s": {"median": round(statistics.median(gated), 2), "all": [round(t, 2) for t in gated]},
         "gate_overhead_s": round(statistics.median(gated) - statistics.median(plain), 2),
-        "eval_questions_per_min": {"median": statistics.median(rates), "all": rates},
+        "eval_questions_per_min": {"median": round(statistics.median(rates), 1), "all": rates},
         "gate_passed": passed,
     }
 
