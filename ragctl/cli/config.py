@@ -157,6 +157,6 @@ def config_set(
                                f"{gate_cli.held(verdict)}."))
         else:
             gate_cli.refused(f"Not applied: {config.name} is as it was ({key} unchanged)"
-                             + ("; the old indexes answer." if reindexed else "."))
+                             + ("; the old indexes answer." if reindexed else "."), verdict)
     if not applied:
         raise typer.Exit(EXIT_ERROR)

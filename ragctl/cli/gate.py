@@ -57,15 +57,13 @@ def measure(file: Path, questions, *, as_json: bool, over_pipeline: bool = True,
 
 
 def print_verdict(verdict: dict) -> None:
-    """The metrics that dropped and the questions that broke (stderr), then which runs to compare."""
+    """The metrics that dropped and the questions that broke (stderr)."""
     max_drop = verdict["max_drop"]
     for metric, change in verdict["drops"].items():
         err_console.print(line((f"{metric} ", "bold red"), f"{change['before']:.1%} → {change['after']:.1%} "
                                f"(−{change['drop']:.1%}, more than the {max_drop:.1%} allowed)"))
     for row in verdict["right_to_wrong"]:
         err_console.print(line(("  broke ", "red"), (row["metric"], "dim"), f"  line {row['line']}: ", row["question"]))
-    if not verdict["passed"]:
-        console.print(line(("Next: ", "dim"), f"ragctl eval compare {verdict['before']} {verdict['after']}"))
 
 
 def held(verdict: dict | None) -> str:
@@ -75,8 +73,11 @@ def held(verdict: dict | None) -> str:
     return f": the answers held (runs {verdict['before']} → {verdict['after']})"
 
 
-def refused(what: str) -> None:
+def refused(what: str, verdict: dict | None = None) -> None:
+    """Why the change was not made, then (after a gate) the runs to compare."""
     console.print(cell(what, "bold red"))
+    if verdict and not verdict["passed"]:
+        console.print(line(("Next: ", "dim"), f"ragctl eval compare {verdict['before']} {verdict['after']}"))
 
 
 def print_reindex(name: str, outcome, model: str = "") -> None:
@@ -92,4 +93,4 @@ def print_reindex(name: str, outcome, model: str = "") -> None:
                            f"{held(outcome.verdict)}.", "green"))
     else:
         why = "documents failed to rebuild" if outcome.reason == "failed documents" else "the answers got worse"
-        refused(f"Not swapped: {why}; '{name}' answers from its old index.")
+        refused(f"Not swapped: {why}; '{name}' answers from its old index.", outcome.verdict)

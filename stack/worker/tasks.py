@@ -479,10 +479,10 @@ def reindex_collection(collection: str, action: str) -> dict:
             else:
                 generations.swap(p, candidate)
                 state = {"state": "swapped", **candidate.to_dict()}
-        elif action == "swap" and state.get("state") == "built":
+        elif action == "swap" and state.get("state") in ("built", "swapping"):
             generations.swap(p, generations.Candidate.from_dict(state))
             state = {**state, "state": "swapped"}
-        elif action == "discard" and state.get("state") == "built":
+        elif action == "discard" and state.get("state") in ("built", "discarding"):
             generations.discard(p, generations.Candidate.from_dict(state))
             state = {**state, "state": "discarded"}
         else:

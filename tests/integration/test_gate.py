@@ -82,11 +82,11 @@ def test_the_gate_refuses_a_worse_index_and_swaps_an_equal_one(tmp_path):
     # [eval] file: the project's default gate; --no-eval skips it.
     config.write_text(config.read_text(encoding="utf-8") + f'\n[eval]\nfile = "{questions}"\nmax_drop = 0.0\n',
                       encoding="utf-8")
-    by_default = as_json(ragctl(project, "config", "set", "chunk_tokens", "160", "--json"))
-    assert by_default["applied"] is True and by_default["gate"]["max_drop"] == 0.0 and _generation(project) == 2
-    assert tomllib.loads(config.read_text(encoding="utf-8"))["settings"]["chunk_tokens"] == 160
-    skipped = as_json(ragctl(project, "config", "set", "top_k", "6", "--no-eval", "--json"))
-    assert skipped["value"] == 6 and "gate" not in skipped
+    by_default = as_json(ragctl(project, "config", "set", "top_k", "6", "--json"))
+    assert by_default["applied"] is True and by_default["gate"]["max_drop"] == 0.0
+    assert tomllib.loads(config.read_text(encoding="utf-8"))["settings"]["top_k"] == 6
+    skipped = as_json(ragctl(project, "config", "set", "top_k", "5", "--no-eval", "--json"))
+    assert skipped["value"] == 5 and "gate" not in skipped
     runs = as_json(ragctl(project, "eval", "list", "--json"))
     assert len(runs) == 6  # before and after, three times
 
@@ -116,6 +116,6 @@ def test_a_killed_reindex_leaves_the_old_index_answering_and_is_cleaned_up(tmp_p
 
     again = ragctl(project, "reindex", "--yes", "--json")
     assert again.exit_code == 0 and json.loads(again.stdout)["applied"] is True, output(again)
-    # The half-built generation 1 was removed first; generation 2 answers, generation 0 is gone.
-    assert _generation(project) == 2 and _indexes(project) == ({"rc--g2--default"}, {"rc--g2--default"})
+    # The half-built generation 1 was removed first and built again whole; it answers, generation 0 is gone.
+    assert _generation(project) == 1 and _indexes(project) == ({"rc--g1--default"}, {"rc--g1--default"})
     assert "90일" in as_json(ragctl(project, "ask", "출산 전후 휴가는 며칠인가요?", "--json"))["answer"]

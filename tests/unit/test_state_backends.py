@@ -311,6 +311,10 @@ def test_collections_in_the_catalog_and_a_dropped_lexical_index(settings):
     assert sorted(catalog.holders_of("d2")) == ["finance", "hr"]
     catalog.rename("hr", "d1", "folder/d1.md")
     assert catalog.get("hr", "d1").file_name == "folder/d1.md"
+    # Issue #28: blue/green reindex's swap, one transaction with the documents' chunks and model.
+    assert catalog.generation("hr") == 0 and catalog.swap_generation("hr", 1, [("d1", 4, "m2")]) == 0
+    assert catalog.generation("hr") == 1 and (catalog.get("hr", "d1").chunks, catalog.get("hr", "d1").embed_model) == (4, "m2")
+    assert catalog.swap_generation("finance", 1, []) == 0 and catalog.generation("finance") == 1  # no row before
     lexical = open_lexical(settings, "hr")
     lexical.add("d1", [("d1:0", "연차 휴가는 15일이다")])
     assert lexical.document_ids() == {"d1"}
@@ -322,3 +326,4 @@ def test_collections_in_the_catalog_and_a_dropped_lexical_index(settings):
     assert catalog.collection_state("hr") == "deleted" and catalog.list("hr") == []
     assert catalog.holders_of("d2") == ["finance"]
     assert catalog.register_collection("hr") and catalog.collection_state("hr") == "ready"  # made again
+    assert catalog.generation("hr") == 0

@@ -92,8 +92,8 @@ class ReindexRequest(BaseModel):
 
 
 class ReindexState(BaseModel):
-    state: str = Field(description="queued, building, built, swapped, discarded, failed (a document could "
-                       "not be rebuilt; the old index answers) or error.")
+    state: str = Field(description="queued, building, built, swapping, swapped, discarding, discarded, failed "
+                       "(a document could not be rebuilt; the old index answers) or error.")
     action: str | None = None
     generation: int | None = Field(default=None, description="The new index's generation (ask it with "
                                    "POST /api/ask's generation before it is swapped in).")
@@ -115,8 +115,14 @@ def reindex_collection(name: str, body: ReindexRequest, pipeline: PipelineDep, r
     if name not in collection_admin.names(pipeline):
         raise collection_admin.not_found(name)
     state = {"state": "queued", "action": body.action}
-    if body.action in ("swap", "discard"):
-        state = {**(coordination.reindex_state(redis, name) or {}), **state}
+    if body.action in ("swap", "discard"):  # what a build left: the worker needs its generation and chunks
+        built = coordination.reindex_state(redis, name) or {}
+        if built.get("state") != "built":
+            from stack.pipeline.collection_admin import CollectionBusy
+
+            raise CollectionBusy(f"No new index of '{name}' waits for a {body.action}: its reindex is "
+                                 f"{built.get('state') or 'not started'}.", hint=f"ragctl reindex -c {name}")
+        state = {**built, "state": "swapping" if body.action == "swap" else "discarding", "action": body.action}
     coordination.set_reindex_state(redis, name, state)
     celery.send_task(REINDEX_TASK, kwargs={"collection": name, "action": body.action}, queue=INGEST_QUEUE)
     audit("collection_reindex", collection=name, action=body.action)
