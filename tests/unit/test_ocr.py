@@ -138,3 +138,12 @@ def test_a_scan_ingests_and_answers_with_an_ocr_citation(pipeline, tmp_path):
     assert hits and hits[0].location == "p. 1 (OCR)" and hits[0].metadata["ocr"] is True
     answer = pipeline.ask("연차 휴가는 며칠인가요?")
     assert "15일" in answer.answer and answer.sources[0].location == "p. 1 (OCR)"
+
+
+def test_doctor_names_a_missing_model_with_the_apt_get_line():
+    from ragctl.checks import ocr_check
+
+    assert ocr_check("auto", "kor+eng").status == "ok"
+    assert ocr_check("off", "kor+xyz").status == "ok"  # off: nothing to check
+    finding = ocr_check("auto", "kor+xyz")
+    assert finding.status == "warn" and "xyz" in finding.detail and finding.hint == INSTALL_LINE
