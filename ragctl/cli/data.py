@@ -164,7 +164,7 @@ def config_check(as_json: JsonOption = False) -> None:
 
 # -- extract ---------------------------------------------------------------------------------
 def extract(
-    file: Annotated[Path, typer.Argument(help="Document to read (HWP, HWPX, PDF, DOCX, TXT, MD, HTML).")],
+    file: Annotated[Path, typer.Argument(help="Document to read (HWP, HWPX, PDF, DOCX, TXT, MD, HTML; scans and images by OCR).")],
     as_json: JsonOption = False,
 ) -> None:
     """Print the text extracted from a document, tables as Markdown (--json: blocks, table rows and

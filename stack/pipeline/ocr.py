@@ -18,6 +18,8 @@ import io
 import os
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -76,11 +78,12 @@ class OcrPage:
     words: int = 0
     rotated: int = 0  # degrees the page was turned (clockwise) before reading
     seconds: float = 0.0
+    tesseract_seconds: float = 0.0  # of ``seconds``, spent waiting for tesseract (OSD and reading)
     error: str | None = None  # why the page could not be read (the file goes on)
 
     def summary(self) -> dict:
         data = {"page": self.page, "confidence": self.confidence, "words": self.words, "rotated": self.rotated,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "tesseract_seconds": round(self.tesseract_seconds, 3)}
         return data | ({"error": self.error} if self.error else {})
 
 
@@ -125,7 +128,19 @@ def _env() -> dict[str, str]:
     return {**os.environ, "OMP_THREAD_LIMIT": "1"}
 
 
+#: Seconds spent in tesseract processes by this thread's current page (bench/ocr_quality.py reads the share).
+_spent = threading.local()
+
+
 def _run(args: list[str], image_bytes: bytes, timeout_s: float) -> str:
+    started = time.perf_counter()
+    try:
+        return _call(args, image_bytes, timeout_s)
+    finally:
+        _spent.seconds = getattr(_spent, "seconds", 0.0) + time.perf_counter() - started
+
+
+def _call(args: list[str], image_bytes: bytes, timeout_s: float) -> str:
     done = subprocess.run(["tesseract", "stdin", "stdout", *args], input=image_bytes, capture_output=True,
                           check=False, timeout=timeout_s, env=_env())
     if done.returncode != 0:
@@ -161,9 +176,8 @@ def read_page(image: Image, page: int, *, languages: str = "kor+eng", timeout_s:
               min_confidence: float = 70.0) -> OcrPage:
     """OCR one page image: turned upright when OSD says so, then read line by line.  A page too
     short for OSD that reads badly is read upside down too, and the better reading kept."""
-    import time
-
     started = time.perf_counter()
+    _spent.seconds = 0.0
     result = OcrPage(page=page)
     try:
         image = image.convert("L")
@@ -186,12 +200,13 @@ def read_page(image: Image, page: int, *, languages: str = "kor+eng", timeout_s:
     except (RuntimeError, OSError, ValueError) as exc:
         result.error = f"tesseract could not read the page ({exc})"
     result.seconds = time.perf_counter() - started
+    result.tesseract_seconds = _spent.seconds
     return result
 
 
 def _fill(page: OcrPage, tsv: str) -> None:
     """Group TSV words into lines and paragraphs (tesseract's block/paragraph/line numbers)."""
-    paragraphs: dict[tuple[str, str], dict[str, list]] = {}
+    paragraphs: dict[str, dict[tuple[str, str], list]] = {}
     confidences: list[float] = []
     for row in csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE):
         text = (row.get("text") or "").strip()
@@ -200,8 +215,10 @@ def _fill(page: OcrPage, tsv: str) -> None:
         confidence = max(float(row["conf"]), 0.0)
         confidences.append(confidence)
         left, width = int(row["left"]), int(row["width"])
-        lines = paragraphs.setdefault((row["block_num"], row["par_num"]), {})
-        lines.setdefault(row["line_num"], []).append((text, left, left + width, confidence))
+        # By block, not tesseract's paragraphs (it splits a paragraph at a short line or a hanging
+        # indent): the wrap rule in parsers/scanned.py finds where paragraphs end.
+        lines = paragraphs.setdefault(row["block_num"], {})
+        lines.setdefault((row["par_num"], row["line_num"]), []).append((text, left, left + width, confidence))
     for lines in paragraphs.values():
         page.paragraphs.append([
             OcrLine(" ".join(w[0] for w in words), min(w[1] for w in words), max(w[2] for w in words),

@@ -94,20 +94,3 @@ def save_scan(pages: list, path: Path, *, dpi: int = 300) -> Path:
     else:
         pages[0].save(path, dpi=(dpi, dpi))
     return path
-
-
-def bigram_f1(reference: str, candidate: str) -> float:
-    """Character-bigram F1 with whitespace removed: a misread character costs, a space tesseract
-    added or dropped between Hangul syllables does not (spacing is scored by the answer benchmark)."""
-    from collections import Counter
-
-    def grams(text: str) -> Counter:
-        text = "".join(text.split())
-        return Counter(text[i : i + 2] for i in range(len(text) - 1))
-
-    ref, got = grams(reference), grams(candidate)
-    overlap = sum((ref & got).values())
-    if not overlap:
-        return 0.0
-    precision, recall = overlap / sum(got.values()), overlap / sum(ref.values())
-    return 2 * precision * recall / (precision + recall)

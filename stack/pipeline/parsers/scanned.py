@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from stack.pipeline.document import Block
 from stack.pipeline.errors import NoText
-from stack.pipeline.ocr import OcrOptions, OcrPage, read_pages, report
+from stack.pipeline.ocr import OcrLine, OcrOptions, OcrPage, read_pages, report
 from stack.pipeline.parsers.clean import clean_text
 from stack.pipeline.parsers.lines import Vocabulary, join_lines
 
@@ -27,21 +27,43 @@ def _mean(values: list[float]) -> float | None:
 
 
 def ocr_blocks(pages: list[OcrPage]) -> list[Block]:
-    """Each page's paragraphs, wrapped lines joined as a text layer's are (a line reaching the
-    paragraph's right edge was wrapped; a Korean word split by the wrap is joined again)."""
+    """Each page's paragraphs, wrapped lines joined as a text layer's are: a line was wrapped when
+    the next line's first word would not have fitted after it (so a short line ends its paragraph),
+    and a Korean word split by the wrap is joined again."""
     vocabulary = Vocabulary([line.text for page in pages for paragraph in page.paragraphs for line in paragraph])
     found: list[tuple[str, int, float | None]] = []
     for page in pages:
         for paragraph in page.paragraphs:
-            right = max(line.right for line in paragraph)
-            height = max((line.right - line.left) / max(len(line.text), 1) for line in paragraph)
-            lines = [(line.text, line.right >= right - 2 * height and not line.text.endswith(_SENTENCE_END))
-                     for line in paragraph]
-            confidence = _mean([c for line in paragraph for c in line.confidences])
-            found += [(text, page.page, confidence) for text in join_lines(lines, vocabulary)]
+            found += [(text, page.page, confidence) for text, confidence in _joined(paragraph, vocabulary)]
     texts = _respaced([text for text, _, _ in found])
     return [Block(text=clean_text(text), page=number, ocr=True, confidence=confidence)
             for text, (_, number, confidence) in zip(texts, found) if clean_text(text)]
+
+
+def _joined(lines: list[OcrLine], vocabulary: Vocabulary) -> list[tuple[str, float | None]]:
+    """(paragraph text, its words' mean confidence) for one block of lines tesseract found."""
+    right_edge = max(line.right for line in lines)
+    flagged = []
+    for i, line in enumerate(lines):
+        # Tesseract splits Korean words into syllables, so the next line's first "word" says nothing
+        # of the word that did not fit: a line ending within a long word's width of the edge
+        # (ten characters) was wrapped.
+        char_width = (line.right - line.left) / max(len(line.text), 1)
+        wrapped = i + 1 < len(lines) and line.right >= right_edge - 10 * char_width
+        flagged.append((line.text, wrapped and not line.text.endswith(_SENTENCE_END)))
+    texts = join_lines(flagged, vocabulary)
+    # Confidence per paragraph: the lines are consumed in order, a paragraph ending at each unwrapped line.
+    out, start = [], 0
+    for text in texts:
+        count, taken = 0, []
+        while start + count < len(lines):
+            taken.append(lines[start + count])
+            count += 1
+            if not flagged[start + count - 1][1]:
+                break
+        start += count
+        out.append((text, _mean([c for line in taken for c in line.confidences])))
+    return out
 
 
 def _respaced(texts: list[str]) -> list[str]:
