@@ -25,7 +25,7 @@ from _common import machine, temporary_pipeline
 from parse_quality import bigram_f1
 from retrieval import ingest_paragraphs, load_squad_qas
 
-from stack.gold import answer_body, contains_gold
+from ragctl.gold import answer_body, contains_gold
 from tests.support import scans
 
 
