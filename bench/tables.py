@@ -125,6 +125,7 @@ def main() -> None:
         results = pipeline.ingest_files(with_tables)
         ingest_s = time.perf_counter() - started
         n_chunks = sum(result.chunks for result in results)
+        print(f"ingested {len(with_tables)} files in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
 
         top3 = has_gold = quotes = 0
         details = []
@@ -142,6 +143,8 @@ def main() -> None:
             has_gold += found
             quotes += quoted
             details.append({**qa, "answer": body, "in_top3": in_top3, "has_gold": found, "quotes_cell": quoted})
+            if len(details) % 25 == 0:
+                print(f"{len(details)}/{len(sample)}: top3 {top3}, has_gold {has_gold}", file=sys.stderr, flush=True)
         query_s = time.perf_counter() - started
     finally:
         if not keep:

@@ -169,10 +169,13 @@ def extract(
 ) -> None:
     """Print the text extracted from a document, tables as Markdown (--json: blocks, table rows and
     cells). Works on any file, in a project or not; in a project it is saved under extracted_results/ too."""
+    from ragctl.cli.context import CURRENT
     from ragctl.project import is_project
 
     _require_file(file, as_json)
-    if is_project(project_root(required=False)):
+    state = CURRENT.get()
+    # A project named with -p must exist (a typo is refused); with none named, any folder will do.
+    if (state is not None and state.project is not None) or is_project(project_root(required=False)):
         document = open_pipeline().extract(file)
     else:  # a file tool anywhere: parse with the default limits, save nothing
         from ragctl.backends.embedded import read_file

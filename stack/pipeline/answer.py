@@ -97,6 +97,10 @@ SHORT_NEIGHBOURS = {"ko": (-1, 1), "other": (1,), "ranker": (1,)}
 #: question's subject, not the next topic of the passage ("Entry is free on Sundays.").  A neighbour
 #: outside the ranker's shortlist scores 0 there.
 SHORT_NEIGHBOUR_SHARE = {"ko": 0.0, "other": 0.5, "ranker": 0.1}
+#: A table cell quoted with its headings ("2011년 10월 · 통합재정수지(누계): 30,050") answers alone:
+#: another sentence joins it only when it scores nearly the same (the question does not tell them
+#: apart), not merely as well as sentences do, since the cells beside it share its row or column words.
+CELL_SECOND_RATIO = 0.95
 #: How many sentences (the best by lexical overlap and retrieval score) the learned ranker judges;
 #: the embedding model encodes each of them.
 RANKER_CANDIDATES = 12
@@ -355,8 +359,11 @@ def _chosen(ranked: Sequence[_Candidate], language: str, max_sentences: int) -> 
     best = ranked[0]
     chosen = [best]
     length = len(best.text)
+    ratio = SECOND_SENTENCE_RATIO[language]
+    if is_cell_line(best.text):  # the other cells of its row and column share most of its words
+        ratio = max(ratio, CELL_SECOND_RATIO)
     for other in ranked[1:max_sentences]:
-        if best.score <= 0 or other.score < SECOND_SENTENCE_RATIO[language] * best.score:
+        if best.score <= 0 or other.score < ratio * best.score:
             break
         if length + len(other.text) <= MAX_ANSWER_CHARS[language]:  # short sentences may join
             chosen.append(other)

@@ -106,3 +106,47 @@ def test_docx_tables_keep_merged_headers(tmp_path):
     assert (block.header_rows, block.row_heading_columns) == (2, 2)
     assert block.rows[3][:2] == ("2011년", "11월")
     assert "2011년 11월 · 관리재정수지(누계): △16,400" in lines_of(block.table())
+
+
+def test_extract_works_outside_a_project_and_prints_markdown_tables(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    path = ff.make_hwp_document(tmp_path / "stats.hwpx", [("p", "통합재정 현황."), ("table", ROWS, "추이", MERGES)])
+    folder = tmp_path / "not-a-project"
+    folder.mkdir()
+    env = {**os.environ, "NO_COLOR": "1"}
+
+    def extract(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ragctl", "extract", str(path), *args], cwd=folder, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    human = extract()
+    assert human.returncode == 0, human.stderr
+    assert "| 2011년 | 10월 | 3,210 | 30,050 | △1,100 | △12,400 |" in human.stdout.splitlines()
+    as_json = extract("--json")
+    assert as_json.returncode == 0, as_json.stderr
+    table = next(b for b in json.loads(as_json.stdout)["blocks"] if b["kind"] == "table")
+    assert table["header_rows"] == 2 and table["rows"][2][:4] == ["2011년", "10월", "3,210", "30,050"]
+    assert {"row": 2, "col": 3, "row_heading": "2011년 10월", "column_heading": "통합재정수지(누계)",
+            "value": "30,050"} in table["cells"]
+    assert list(folder.iterdir()) == []  # a file tool outside a project saves nothing
+
+
+def test_html_th_rowspan_colspan_and_markdown_headers(tmp_path):
+    html = tmp_path / "stats.html"
+    html.write_text(
+        "<html><body><h1>재정</h1><table>"
+        "<tr><th rowspan=2 colspan=2>구 분</th><th colspan=2>통합재정수지</th></tr>"
+        "<tr><th>(당월)</th><th>(누계)</th></tr>"
+        "<tr><td rowspan=2>2011년</td><td>10월</td><td>3,210</td><td>30,050</td></tr>"
+        "<tr><td>11월</td><td>△2,500</td><td>27,550</td></tr></table></body></html>", encoding="utf-8")
+    block = next(b for b in parse_file(html).blocks if b.kind == "table")
+    assert block.header_rows == 2 and block.rows[3][:2] == ("2011년", "11월")
+    assert "2011년 10월 · 통합재정수지(누계): 30,050" in lines_of(block.table())
+    md = tmp_path / "people.md"
+    md.write_text("# 부서\n\n| 이름 | 부서 |\n|---|---|\n| 홍길동 | 총무과 |\n", encoding="utf-8")
+    block = next(b for b in parse_file(md).blocks if b.kind == "table")
+    assert lines_of(block.table()) == ["홍길동 · 부서: 총무과"]  # Markdown always marks its header row

@@ -10,11 +10,12 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from stack.pipeline.document import Block, ParsedDocument, heading_path, table_block
+from stack.pipeline.document import Block, ParsedDocument, heading_path, table_block, table_block_of
 from stack.pipeline.errors import CorruptDocument
 from stack.pipeline.parsers.clean import clean_text
 from stack.pipeline.parsers.headings import cap
 from stack.pipeline.sniff import Sniffed
+from stack.pipeline.tables import Cell
 
 _ATX = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _SETEXT = re.compile(r"^\s{0,3}(=+|-+)\s*$")
@@ -51,6 +52,27 @@ def parse_text(path: Path, sniffed: Sniffed) -> ParsedDocument:
 
 
 HEADING_PART = 60
+
+
+def _span(attrs, name: str) -> int:
+    value = dict(attrs).get(name) or "1"
+    return max(1, min(int(value), 1000)) if value.strip().isdigit() else 1
+
+
+def _placed(rows: list[list[tuple[str, int, int, bool]]]) -> list[Cell]:
+    """HTML cells (text, rowspan, colspan, th) at their grid positions: a cell goes to the first
+    column that a rowspan from above does not already fill."""
+    taken: set[tuple[int, int]] = set()
+    cells = []
+    for r, row in enumerate(rows):
+        col = 0
+        for text, rowspan, colspan, header in row:
+            while (r, col) in taken:
+                col += 1
+            cells.append(Cell(text, r, col, rowspan, colspan, header))
+            taken.update((r + dr, col + dc) for dr in range(rowspan) for dc in range(colspan))
+            col += colspan
+    return cells
 
 
 class _Trail:
@@ -128,12 +150,13 @@ def markdown_blocks(text: str) -> list[Block]:
             continue
         if "|" in line and i + 1 < len(lines) and _TABLE_SEP.match(lines[i + 1]):
             flush()
-            rows = [_split_row(line)]
+            rows = [_split_row(line)]  # a Markdown table's first row is its header
             i += 2
             while i < len(lines) and "|" in lines[i] and lines[i].strip():
                 rows.append(_split_row(lines[i]))
                 i += 1
-            block = table_block([[clean_text(c) for c in row] for row in rows], section=section, heading=trail.path)
+            block = table_block([[clean_text(c) for c in row] for row in rows], section=section, heading=trail.path,
+                                header_rows=1)
             if block.text:
                 blocks.append(block)
             continue
@@ -232,6 +255,7 @@ class _HtmlBlocks(HTMLParser):
             if self.tables[-1]["row"] is None:
                 self.tables[-1]["row"] = []
             self.tables[-1]["cell"] = []
+            self.tables[-1]["spans"] = (_span(attrs, "rowspan"), _span(attrs, "colspan"), tag == "th")
         elif tag == "br":
             self._sink().append("\n")
         elif tag in _BLOCK_TAGS:
@@ -268,7 +292,7 @@ class _HtmlBlocks(HTMLParser):
             if table["cell"] is not None:
                 if table["row"] is None:
                     table["row"] = []
-                table["row"].append(clean_text("".join(table["cell"])))
+                table["row"].append((clean_text("".join(table["cell"])), *table.get("spans", (1, 1, False))))
                 table["cell"] = None
         elif tag == "tr" and self.tables:
             table = self.tables[-1]
@@ -279,7 +303,7 @@ class _HtmlBlocks(HTMLParser):
             table = self.tables.pop()
             if table["row"]:
                 table["rows"].append(table["row"])
-            block = table_block(table["rows"], section=self.section, heading=self.trail.path)
+            block = table_block_of(_placed(table["rows"]), section=self.section, heading=self.trail.path)
             if self.tables and self.tables[-1]["cell"] is not None:
                 self.tables[-1]["cell"].append("\n" + block.text + "\n")  # nested table: into its cell
             elif block.text:

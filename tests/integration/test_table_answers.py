@@ -1,0 +1,43 @@
+"""A question about one table cell, through the real embedded pipeline (parse, chunk, embed, BM25 and
+dense retrieval, the extractive answer): the answer quotes the cell with its row and column headings."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragctl.gold import answer_body
+from tests import fixtures_factory as ff
+
+pytestmark = pytest.mark.slow
+
+ROWS = [
+    ["구 분", "", "통합재정수지", "", "관리재정수지", ""],
+    ["", "", "(당월)", "(누계)", "(당월)", "(누계)"],
+    ["2011년", "10월", "3,210", "30,050", "△1,100", "△12,400"],
+    ["", "11월", "△2,500", "27,550", "△4,000", "△16,400"],
+    ["2010년", "10월", "4,100", "25,000", "△900", "△9,000"],
+    ["", "11월", "△1,800", "23,200", "△3,100", "△12,100"],
+]
+MERGES = [(0, 0, 1, 1), (0, 2, 0, 3), (0, 4, 0, 5), (2, 0, 3, 0), (4, 0, 5, 0)]
+
+
+def test_a_cell_question_is_answered_with_the_cell_and_its_two_headings(pipeline, tmp_path):
+    path = ff.make_hwp_document(tmp_path / "통합재정통계.hwp", [
+        ("p", "기획재정부는 매월 통합재정수지와 관리재정수지를 공표한다."),
+        ("p", "통합재정수지는 통합재정수입에서 통합재정지출 및 순융자를 뺀 값이다."),
+        ("table", ROWS, "통합재정수지 추이(단위: 십억원)", MERGES),
+        ("p", "휴가 규정은 다음 표와 같다."),
+        ("table", [["휴가 종류", "일수", "비고"], ["연차 휴가", "15일", "유급"], ["병가", "10일", "무급"]], "휴가 일수"),
+    ])
+    assert pipeline.ingest_file(path).status == "done"
+
+    answer = pipeline.ask("2011년 10월 누계 통합재정수지는 얼마인가?")
+    body = answer_body(answer.answer)
+    assert answer.mode == "extractive"
+    assert body.splitlines()[0] == "2011년 10월 · 통합재정수지(누계): 30,050", answer.answer
+    assert "2010년" not in body  # not the same month of another year
+    cited = answer.sources[0]
+    assert cited.heading and cited.heading.endswith("통합재정수지 추이")  # the caption (its unit dropped)
+
+    leave = answer_body(pipeline.ask("연차 휴가는 며칠인가요?").answer)
+    assert "연차 휴가 · 일수: 15일" in leave and "휴가 종류 | 일수" not in leave.splitlines()[0]
