@@ -17,6 +17,20 @@ if TYPE_CHECKING:
     from ragctl.backends import Backend
 
 
+#: What ends ``sync --watch`` instead of another try: the key was revoked or may not write here.
+ENDS_A_WATCH = {"unauthorized", "forbidden"}
+
+
+def _wait(seconds: float) -> bool:
+    """Sleep until the next pass; False when Ctrl-C asked to stop."""
+    try:
+        time.sleep(seconds)
+    except KeyboardInterrupt:
+        err_console.print("Stopped.")
+        return False
+    return True
+
+
 def target_for(backend: Backend, collection: str):
     """The collection as ragctl/sync.py's SyncTarget, through a backend (the running stack's API or the
     embedded pipeline): each file is ingested under its path in the folder, and waited for."""
@@ -115,7 +129,18 @@ def sync(
                     f"({', '.join(s.path for s in gone[:3])}{'…' if len(gone) > 3 else ''})?", yes=yes,
                     as_json=as_json)
     while True:
-        plan = library.sync_once(folder, target, cache, delete=delete, dry_run=dry_run, **options)
+        try:
+            plan = library.sync_once(folder, target, cache, delete=delete, dry_run=dry_run, **options)
+        except RagError as exc:
+            # Watching, a pass the stack could not take (its API restarting, Redis down) is tried again
+            # at the next interval, as a service's restart would; a key refused is for good.
+            if not watch or exc.code in ENDS_A_WATCH:
+                raise
+            err_console.print(f"This pass failed: {exc.message} Trying again in {interval}.", markup=False,
+                              highlight=False)
+            if not _wait(seconds):
+                return
+            continue
         if as_json:
             print_json({"folder": str(folder), "collection": name, "mode": backend.mode, "dry_run": dry_run,
                         "summary": plan.counts(), "seconds": plan.seconds,
@@ -125,10 +150,7 @@ def sync(
             _summary(plan, dry_run=dry_run)
         if not watch:
             break
-        try:
-            time.sleep(seconds)
-        except KeyboardInterrupt:
-            err_console.print("Stopped.")
+        if not _wait(seconds):
             return
     if library.failed(plan):
         raise typer.Exit(EXIT_ERROR)
