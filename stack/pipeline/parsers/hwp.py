@@ -410,7 +410,7 @@ class _Walker:
         for r, tr in enumerate(_children(tbl, "tr")):
             row = []
             for c, tc in enumerate(_children(tr, "tc")):
-                inner = _Walker(self.section, self.numbering)
+                inner = _Walker(self.section, self.numbering, report=self.report)  # a cell's parts count too
                 sub = _child(tc, "subList")
                 if sub is not None:
                     inner.paragraphs(sub)
