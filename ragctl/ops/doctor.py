@@ -471,6 +471,8 @@ def readiness_for(step: Check) -> list[Readiness]:
         ready.append(Readiness(WORKERS_ANSWER, _workers_answer, service))
     elif service in own:
         ready.append(own[service])
+    if service == "redis":  # the workers reconnect to their broker on a back-off: fixed when they answer again
+        ready.append(Readiness(WORKERS_ANSWER, _workers_answer, "worker"))
     return ready
 
 

@@ -106,3 +106,16 @@ def test_doctor_fix_json_reports_the_waits(project, api_url, monkeypatch):
     result = CliRunner().invoke(app, ["--project", str(project), "doctor", "--fix", "--yes", "--json"])
     report = json.loads(result.stdout)
     assert result.exit_code == 0 and report["ok"] and all(w["ready"] for w in report["waited"])
+
+
+def test_a_restarted_redis_is_fixed_when_the_workers_answer_again():
+    """Celery workers reconnect to a restarted broker on a back-off: until they answer a ping, tasks
+    stay PENDING, so the fix is not done when Redis alone answers (the Compose e2e saw it under load)."""
+    from ragctl.checks import Check
+    from ragctl.ops.doctor import readiness_for
+
+    awaited = [ready.what for ready in readiness_for(Check("redis connection", "fail", "refused", "down", "fix",
+                                                           ("restart", "redis")))]
+    assert "Redis answering the services' ping" in awaited and WORKERS_ANSWER in awaited
+    chroma = [ready.what for ready in readiness_for(Check("chroma", "fail", "x", "y", "z", ("restart", "chroma")))]
+    assert WORKERS_ANSWER not in chroma
