@@ -7,17 +7,11 @@ import pytest
 
 from ragctl.gold import answer_body
 from tests import fixtures_factory as ff
+from tests.support.texts import FISCAL_ROWS
 
 pytestmark = pytest.mark.slow
 
-ROWS = [
-    ["구 분", "", "통합재정수지", "", "관리재정수지", ""],
-    ["", "", "(당월)", "(누계)", "(당월)", "(누계)"],
-    ["2011년", "10월", "3,210", "30,050", "△1,100", "△12,400"],
-    ["", "11월", "△2,500", "27,550", "△4,000", "△16,400"],
-    ["2010년", "10월", "4,100", "25,000", "△900", "△9,000"],
-    ["", "11월", "△1,800", "23,200", "△3,100", "△12,100"],
-]
+ROWS = FISCAL_ROWS
 MERGES = [(0, 0, 1, 1), (0, 2, 0, 3), (0, 4, 0, 5), (2, 0, 3, 0), (4, 0, 5, 0)]
 
 

@@ -32,3 +32,14 @@ TOPICS = [
     "배포 동결 기간은 매년 12월 20일부터 1월 3일까지이며, 긴급 수정만 허용된다.",
     "The restore test runs every quarter on a spare host and its report goes to the on-call lead.",
 ]
+
+
+#: The issue #27 example: 통합재정통계's two-row header with merged cells over monthly rows (tables tests).
+FISCAL_ROWS = [
+    ["구 분", "", "통합재정수지", "", "관리재정수지", ""],
+    ["", "", "(당월)", "(누계)", "(당월)", "(누계)"],
+    ["2011년", "10월", "3,210", "30,050", "△1,100", "△12,400"],
+    ["", "11월", "△2,500", "27,550", "△4,000", "△16,400"],
+    ["2010년", "10월", "4,100", "25,000", "△900", "△9,000"],
+    ["", "11월", "△1,800", "23,200", "△3,100", "△12,100"],
+]

@@ -9,16 +9,11 @@ from stack.pipeline.answer import heading_flags
 from stack.pipeline.parsers import parse_file
 from stack.pipeline.tables import Cell, build_table, cell_lines, column_headings, is_cell_line, markdown
 from tests import fixtures_factory as ff
+from tests.support.texts import FISCAL_ROWS
 
 # The 통합재정 table: a two-row header with merged cells ("통합재정수지" over "(당월)" and
 # "(누계)"), and a year that spans the months under it.
-ROWS = [
-    ["구 분", "", "통합재정수지", "", "관리재정수지", ""],
-    ["", "", "(당월)", "(누계)", "(당월)", "(누계)"],
-    ["2011년", "10월", "3,210", "30,050", "△1,100", "△12,400"],
-    ["", "11월", "△2,500", "27,550", "△4,000", "△16,400"],
-    ["2010년", "10월", "4,100", "25,000", "△900", "△9,000"],
-]
+ROWS = FISCAL_ROWS[:5]
 MERGES = [(0, 0, 1, 1), (0, 2, 0, 3), (0, 4, 0, 5), (2, 0, 3, 0)]
 
 
