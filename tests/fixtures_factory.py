@@ -294,6 +294,33 @@ def make_pdf(path: Path, pages: list[str], *, encrypt: str | None = None) -> Pat
     return path
 
 
+def make_pdf_document(path: Path, items: list[tuple], *, font: str = "/usr/share/fonts/truetype/nanum/NanumGothic.ttf") -> Path:
+    """A PDF with a real text layer (fonts-nanum embedded, so Korean is text) from ``items`` in order:
+    ("p", text) a paragraph; ("table", rows, merges) a table ruled on every cell border, where each
+    merge is (first row, first column, last row, last column) and the merged cells' lines are not
+    drawn, as a word processor prints a merged cell."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    if "NanumGothic" not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont("NanumGothic", font))
+    style = ParagraphStyle("body", fontName="NanumGothic", fontSize=10, leading=15)
+    story: list = []
+    for item in items:
+        if item[0] == "p":
+            story += [Paragraph(item[1], style), Spacer(1, 6)]
+        elif item[0] == "table":
+            rows, merges = item[1], item[2] if len(item) > 2 else ()
+            commands = [("GRID", (0, 0), (-1, -1), 0.5, (0, 0, 0)), ("FONT", (0, 0), (-1, -1), "NanumGothic", 9)]
+            commands += [("SPAN", (c1, r1), (c2, r2)) for r1, c1, r2, c2 in merges]
+            story += [Table(rows, style=TableStyle(commands)), Spacer(1, 6)]
+    SimpleDocTemplate(str(path), pagesize=A4).build(story)
+    return path
+
+
 def make_image_only_pdf(path: Path) -> Path:
     """A one-page PDF with a drawing and no text layer (what a scan looks like to a text extractor)."""
     from reportlab.lib.pagesizes import A4

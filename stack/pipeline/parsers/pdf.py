@@ -20,6 +20,7 @@ from stack.pipeline.ocr import OcrOptions
 from stack.pipeline.parsers.clean import clean_text
 from stack.pipeline.parsers.lines import Vocabulary, join_lines
 from stack.pipeline.parsers.lines import is_hangul as _is_hangul
+from stack.pipeline.parsers.pdf_tables import page_parts
 
 _SENTENCE_END = tuple('.!?。:;)」』”"')
 # pdfium error codes (FPDF_ERR_*)
@@ -164,6 +165,7 @@ def parse_pdf(path: Path, ocr: OcrOptions | None = None) -> ParsedDocument:
             hint="Get a fresh copy, or open it in a PDF viewer and save/print it as a new PDF.",
         ) from exc
     page_lines: list[list[tuple[str, bool]]] = []
+    pages_parts: list[list] = []  # each page's text runs and ruled tables, in reading order
     try:
         pages = len(pdf)
         for number in range(pages):
@@ -177,6 +179,7 @@ def parse_pdf(path: Path, ocr: OcrOptions | None = None) -> ParsedDocument:
                 ) from exc
             try:
                 page_lines.append(_page_lines(textpage))
+                pages_parts.append(page_parts(page, textpage, page_lines[-1], number + 1))
             finally:
                 textpage.close()
                 page.close()
@@ -188,14 +191,18 @@ def parse_pdf(path: Path, ocr: OcrOptions | None = None) -> ParsedDocument:
         pdf.close()
     vocabulary = Vocabulary([line for lines in page_lines for line, _ in lines])
     blocks: list[Block] = []
-    for number, lines in enumerate(page_lines):
+    for number, parts in enumerate(pages_parts):
         if number + 1 in ocr_by_page:
             blocks += ocr_by_page[number + 1]
             continue
-        for paragraph in join_lines(lines, vocabulary):
-            text = clean_text(paragraph)
-            if text:
-                blocks.append(Block(text=text, page=number + 1))
+        for part in parts:
+            if isinstance(part, Block):
+                blocks.append(part)
+                continue
+            for paragraph in join_lines(part, vocabulary):
+                text = clean_text(paragraph)
+                if text:
+                    blocks.append(Block(text=text, page=number + 1))
     blocks = heading_paths(blocks)
     report = ParseReport()
     for number in sorted(set(range(1, pages + 1)) - {block.page for block in blocks}):

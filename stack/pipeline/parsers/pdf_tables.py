@@ -1,0 +1,327 @@
+"""Ruled tables in a PDF's text layer, read with pypdfium2 alone: the page's ruling lines give the
+grid, the text layer's character boxes fill its cells, and :mod:`stack.pipeline.tables` finds the
+headings as it does for HWP, HWPX and DOCX.
+
+Why pypdfium2 and not pdfplumber: the PDF is already open in pdfium for its text; pdfplumber would
+parse every page a second time in pure Python (pdfminer.six) and add a dependency to the image's
+wheelhouse.  A page's path objects are walked once (cheap, C calls), and the grid is built only
+where they hold ruling lines that cross into at least a 2 × 2 grid, so a page of plain text pays
+for a walk over its objects and nothing more (measured in docs/benchmarks.md).
+
+Only ruled tables (the lattice kind: government statistics, forms, HWP and Word printouts); a table
+laid out by whitespace alone stays text.  A missing outer border (open sides, common in Korean
+statistics tables) is fine: the grid's outer edges are the ends of its rules.  A merged cell is a
+grid cell whose border to its neighbour is not drawn.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import pairwise
+
+from stack.pipeline.document import Block, table_block_of
+from stack.pipeline.tables import Cell
+
+#: Points: rules closer than this are one rule; a rule reaches a crossing within this.
+SNAP = 2.5
+#: Points: a filled rectangle thinner than this is a rule (HWP and some printers draw borders so).
+THIN = 3.0
+#: A page with more axis-aligned segments than this is a drawing or a chart, not tables to read.
+MAX_SEGMENTS = 3000
+
+_SEPARATOR = re.compile(r"\r\n|\n|\r")
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """A horizontal rule (``at`` is its y, ``start``/``end`` its x) or a vertical one (the other way)."""
+
+    at: float
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class PageTable:
+    """A table found on a page: its bounds (left, bottom, right, top in PDF points), its column
+    and row edges (left to right, top to bottom) and its cells (grid positions with spans)."""
+
+    bbox: tuple[float, float, float, float]
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+    cells: tuple[Cell, ...]  # text filled in by :func:`_fill`
+
+
+def _transform(matrix: tuple[float, ...], x: float, y: float) -> tuple[float, float]:
+    a, b, c, d, e, f = matrix
+    return a * x + c * y + e, b * x + d * y + f
+
+
+def _compose(inner: tuple[float, ...], outer: tuple[float, ...]) -> tuple[float, ...]:
+    a, b, c, d, e, f = inner
+    a2, b2, c2, d2, e2, f2 = outer
+    return (a * a2 + b * c2, a * b2 + b * d2, c * a2 + d * c2, c * b2 + d * d2, e * a2 + f * c2 + e2,
+            e * b2 + f * d2 + f2)
+
+
+def _matrix(raw) -> tuple[float, ...]:
+    import pypdfium2.raw as pdfium_c
+
+    m = pdfium_c.FS_MATRIX()
+    if not pdfium_c.FPDFPageObj_GetMatrix(raw, ctypes.byref(m)):
+        return (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
+    return (m.a, m.b, m.c, m.d, m.e, m.f)
+
+
+def _paths(objects: Iterator, outer: tuple[float, ...]) -> Iterator[tuple[object, tuple[float, ...]]]:
+    """Every path object with its matrix to page space, form XObjects (stamps, headers) entered."""
+    import pypdfium2.raw as pdfium_c
+
+    for raw in objects:
+        kind = pdfium_c.FPDFPageObj_GetType(raw)
+        if kind == pdfium_c.FPDF_PAGEOBJ_PATH:
+            yield raw, _compose(_matrix(raw), outer)
+        elif kind == pdfium_c.FPDF_PAGEOBJ_FORM:
+            inner = _compose(_matrix(raw), outer)
+            count = pdfium_c.FPDFFormObj_CountObjects(raw)
+            yield from _paths((pdfium_c.FPDFFormObj_GetObject(raw, i) for i in range(count)), inner)
+
+
+def _subpaths(raw, matrix: tuple[float, ...]) -> Iterator[tuple[list[tuple[float, float]], bool]]:
+    """(points in page space, closed) of each straight-line subpath; curves end a subpath."""
+    import pypdfium2.raw as pdfium_c
+
+    points: list[tuple[float, float]] = []
+    x, y = ctypes.c_float(), ctypes.c_float()
+    for i in range(pdfium_c.FPDFPath_CountSegments(raw)):
+        segment = pdfium_c.FPDFPath_GetPathSegment(raw, i)
+        kind = pdfium_c.FPDFPathSegment_GetType(segment)
+        pdfium_c.FPDFPathSegment_GetPoint(segment, ctypes.byref(x), ctypes.byref(y))
+        point = _transform(matrix, x.value, y.value)
+        if kind == pdfium_c.FPDF_SEGMENT_LINETO and points:
+            points.append(point)
+        else:
+            if len(points) > 1:
+                yield points, False
+            points = [point] if kind != pdfium_c.FPDF_SEGMENT_BEZIERTO else []
+            continue
+        if pdfium_c.FPDFPathSegment_GetClose(segment):
+            yield points + [points[0]], True
+            points = [point]
+    if len(points) > 1:
+        yield points, False
+
+
+def ruling_lines(page) -> tuple[list[_Rule], list[_Rule]]:
+    """The page's horizontal and vertical rules: stroked straight segments, and thin filled
+    rectangles (a border drawn as a filled bar), in page space."""
+    import pypdfium2.raw as pdfium_c
+
+    horizontal: list[_Rule] = []
+    vertical: list[_Rule] = []
+    count = pdfium_c.FPDFPage_CountObjects(page.raw)
+    top_level = (pdfium_c.FPDFPage_GetObject(page.raw, i) for i in range(count))
+    fill, stroke = ctypes.c_int(), ctypes.c_int()
+    for raw, matrix in _paths(top_level, (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)):
+        if not pdfium_c.FPDFPath_GetDrawMode(raw, ctypes.byref(fill), ctypes.byref(stroke)):
+            continue
+        if not fill.value and not stroke.value:
+            continue  # a clipping path: nothing is drawn
+        for points, _closed in _subpaths(raw, matrix):
+            xs = [p[0] for p in points]
+            ys = [p[1] for p in points]
+            width, height = max(xs) - min(xs), max(ys) - min(ys)
+            if len(points) <= 5 and min(width, height) < THIN and max(width, height) >= THIN:
+                # A bar (or a single segment): one rule along its long side.
+                if width >= height:
+                    horizontal.append(_Rule((min(ys) + max(ys)) / 2, min(xs), max(xs)))
+                else:
+                    vertical.append(_Rule((min(xs) + max(xs)) / 2, min(ys), max(ys)))
+                continue
+            for (x0, y0), (x1, y1) in pairwise(points):
+                if abs(y1 - y0) < 0.5 and abs(x1 - x0) >= THIN:
+                    horizontal.append(_Rule((y0 + y1) / 2, min(x0, x1), max(x0, x1)))
+                elif abs(x1 - x0) < 0.5 and abs(y1 - y0) >= THIN:
+                    vertical.append(_Rule((x0 + x1) / 2, min(y0, y1), max(y0, y1)))
+        if len(horizontal) + len(vertical) > MAX_SEGMENTS:
+            return [], []
+    return _merge(horizontal), _merge(vertical)
+
+
+def _merge(rules: list[_Rule]) -> list[_Rule]:
+    """Rules on (nearly) the same line that touch or overlap, as one rule."""
+    out: list[_Rule] = []
+    for rule in sorted(rules, key=lambda r: (round(r.at / SNAP), r.start)):
+        last = out[-1] if out else None
+        if last is not None and abs(last.at - rule.at) <= SNAP and rule.start <= last.end + SNAP:
+            out[-1] = _Rule(last.at, last.start, max(last.end, rule.end))
+        else:
+            out.append(rule)
+    return out
+
+
+def _clusters(values: list[float]) -> list[float]:
+    """Values closer than SNAP as one (their mean), sorted."""
+    groups: list[list[float]] = []
+    for value in sorted(values):
+        if groups and value - groups[-1][-1] <= SNAP:
+            groups[-1].append(value)
+        else:
+            groups.append([value])
+    return [sum(group) / len(group) for group in groups]
+
+
+def _components(horizontal: list[_Rule], vertical: list[_Rule]) -> list[tuple[list[_Rule], list[_Rule]]]:
+    """Groups of rules that cross or touch each other: one group per table."""
+    parent = list(range(len(horizontal) + len(vertical)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, h in enumerate(horizontal):
+        for j, v in enumerate(vertical):
+            if h.start - SNAP <= v.at <= h.end + SNAP and v.start - SNAP <= h.at <= v.end + SNAP:
+                parent[find(i)] = find(len(horizontal) + j)
+    groups: dict[int, tuple[list[_Rule], list[_Rule]]] = {}
+    for i, h in enumerate(horizontal):
+        groups.setdefault(find(i), ([], []))[0].append(h)
+    for j, v in enumerate(vertical):
+        groups.setdefault(find(len(horizontal) + j), ([], []))[1].append(v)
+    return list(groups.values())
+
+
+def _covers(rules: list[_Rule], at: float, point: float) -> bool:
+    return any(abs(rule.at - at) <= SNAP and rule.start - SNAP <= point <= rule.end + SNAP for rule in rules)
+
+
+def _grid(horizontal: list[_Rule], vertical: list[_Rule]) -> PageTable | None:
+    """The table these crossing rules draw, or None when they draw less than 2 × 2 cells."""
+    left = min(min(h.start for h in horizontal), min(v.at for v in vertical))
+    right = max(max(h.end for h in horizontal), max(v.at for v in vertical))
+    bottom = min(min(v.start for v in vertical), min(h.at for h in horizontal))
+    top = max(max(v.end for v in vertical), max(h.at for h in horizontal))
+    # The outer edges count even where no rule is drawn there (a table open at its sides).
+    xs = _clusters([v.at for v in vertical] + [left, right])
+    ys = _clusters([h.at for h in horizontal] + [bottom, top])[::-1]  # top to bottom
+    rows, columns = len(ys) - 1, len(xs) - 1
+    if rows < 2 or columns < 2:
+        return None
+    mid_x = [(xs[c] + xs[c + 1]) / 2 for c in range(columns)]
+    mid_y = [(ys[r] + ys[r + 1]) / 2 for r in range(rows)]
+    parent = list(range(rows * columns))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    # Neighbouring grid cells with no rule drawn between them are one merged cell.
+    for r in range(rows):
+        for c in range(columns):
+            if c + 1 < columns and not _covers(vertical, xs[c + 1], mid_y[r]):
+                parent[find(r * columns + c)] = find(r * columns + c + 1)
+            if r + 1 < rows and not _covers(horizontal, ys[r + 1], mid_x[c]):
+                parent[find(r * columns + c)] = find((r + 1) * columns + c)
+    spans: dict[int, list[int]] = {}
+    for r in range(rows):
+        for c in range(columns):
+            box = spans.setdefault(find(r * columns + c), [r, c, r, c])
+            box[2], box[3] = max(box[2], r), max(box[3], c)
+    cells = tuple(Cell("", r0, c0, r1 - r0 + 1, c1 - c0 + 1) for r0, c0, r1, c1 in sorted(spans.values()))
+    if len(cells) < 2:
+        return None
+    return PageTable((left, bottom, right, top), tuple(xs), tuple(ys), cells)
+
+
+def find_tables(page) -> list[PageTable]:
+    """The ruled tables on ``page`` (their cells still without text), top to bottom."""
+    horizontal, vertical = ruling_lines(page)
+    if len(horizontal) < 2 or len(vertical) < 2:  # not even one box: the common page of text
+        return []
+    tables = []
+    for h, v in _components(horizontal, vertical):
+        if len(h) >= 2 and len(v) >= 2:
+            table = _grid(h, v)
+            if table is not None:
+                tables.append(table)
+    return sorted(tables, key=lambda t: -t.bbox[3])
+
+
+def _locate(tables: list[PageTable], x: float, y: float) -> tuple[int, int] | None:
+    """(table, cell) that the point falls in."""
+    for t, table in enumerate(tables):
+        left, bottom, right, top = table.bbox
+        if not (left <= x <= right and bottom <= y <= top):
+            continue
+        column = next((c for c in range(len(table.xs) - 1) if x <= table.xs[c + 1]), len(table.xs) - 2)
+        row = next((r for r in range(len(table.ys) - 1) if y >= table.ys[r + 1]), len(table.ys) - 2)
+        for i, cell in enumerate(table.cells):
+            if cell.row <= row < cell.row + cell.rowspan and cell.col <= column < cell.col + cell.colspan:
+                return t, i
+    return None
+
+
+def page_parts(page, textpage, lines: list[tuple[str, bool]], number: int) -> list[list[tuple[str, bool]] | Block]:
+    """The page in reading order: runs of its text lines (as ``_page_lines`` gave them) and its
+    tables as table blocks, each where its first line was; a table's lines leave the text, so
+    nothing is said twice.  A page without ruled tables is one run, unchanged."""
+    if not lines:
+        return [lines]
+    tables = find_tables(page)
+    if not tables:
+        return [lines]
+    count = textpage.count_chars()
+    text = textpage.get_text_range(0, count) if count > 0 else ""
+    if len(text) != count:
+        return [lines]  # the text does not map onto character boxes: keep it as text
+    owner: list[tuple[int, int] | None] = [None] * count
+    for i, ch in enumerate(text):
+        if not ch.isspace():
+            left, bottom, right, top = textpage.get_charbox(i)
+            owner[i] = _locate(tables, (left + right) / 2, (bottom + top) / 2)
+    texts = _fill(text, owner, tables)
+    blocks: list[Block | None] = []
+    for t, table in enumerate(tables):
+        cells = [Cell(texts.get((t, i), ""), c.row, c.col, c.rowspan, c.colspan) for i, c in enumerate(table.cells)]
+        filled = [cell for cell in cells if cell.text.strip()]
+        # An empty grid (a form's blank boxes) or a single box of text stays text.
+        blocks.append(table_block_of(cells, page=number) if len(filled) >= 2 else None)
+    parts: list[list[tuple[str, bool]] | Block] = [[]]
+    placed: set[int] = set()
+    starts = [0] + [m.end() for m in _SEPARATOR.finditer(text)]
+    for (line, full), start in zip(lines, starts):
+        inside = [owner[i][0] for i in range(start, start + len(line)) if owner[i] is not None]
+        visible = sum(1 for ch in line if not ch.isspace())
+        table = max(set(inside), key=inside.count) if inside else None
+        if table is None or blocks[table] is None or len(inside) * 2 < visible:
+            if not isinstance(parts[-1], list):
+                parts.append([])
+            parts[-1].append((line, full))  # type: ignore[union-attr]
+        elif table not in placed:
+            placed.add(table)
+            parts.append(blocks[table])  # type: ignore[arg-type]
+    parts += [block for t, block in enumerate(blocks) if block is not None and t not in placed]
+    return [part for part in parts if not isinstance(part, list) or part]
+
+
+def _fill(text: str, owner: list[tuple[int, int] | None], tables: list[PageTable]) -> dict[tuple[int, int], str]:
+    """Each cell's text from the characters inside it, in the text layer's order; a gap in that
+    order (a space, a wrapped line, another cell's text in between) is a space."""
+    parts: dict[tuple[int, int], list[str]] = {}
+    last: dict[tuple[int, int], int] = {}
+    for i, key in enumerate(owner):
+        if key is None:
+            continue
+        chars = parts.setdefault(key, [])
+        if key in last and last[key] != i - 1:
+            chars.append(" ")
+        chars.append(text[i])
+        last[key] = i
+    return {key: "".join(chars) for key, chars in parts.items()}
