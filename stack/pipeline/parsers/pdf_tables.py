@@ -29,8 +29,16 @@ from stack.pipeline.tables import Cell
 SNAP = 2.5
 #: Points: a filled rectangle thinner than this is a rule (HWP and some printers draw borders so).
 THIN = 3.0
+#: Points: grid lines closer than this are one (no cell is narrower than a letter).
+MIN_CELL = 6.0
+#: Points: an empty band narrower than this between grid lines is a gap, not a row or column.
+NARROW = 12.0
 #: A page with more axis-aligned segments than this is a drawing or a chart, not tables to read.
 MAX_SEGMENTS = 3000
+#: A single path with more segments than this is a plot or a drawing.
+MAX_PATH_SEGMENTS = 2000
+#: A page with more boxes and polylines than this (besides its rules) is a page of drawings.
+MAX_SHAPES = 400
 
 _SEPARATOR = re.compile(r"\r\n|\n|\r")
 
@@ -53,6 +61,7 @@ class PageTable:
     xs: tuple[float, ...]
     ys: tuple[float, ...]
     cells: tuple[Cell, ...]  # text filled in by :func:`_fill`
+    vertical: tuple[_Rule, ...] = ()
 
 
 def _transform(matrix: tuple[float, ...], x: float, y: float) -> tuple[float, float]:
@@ -77,21 +86,23 @@ def _matrix(raw) -> tuple[float, ...]:
 
 
 def _paths(objects: Iterator, outer: tuple[float, ...]) -> Iterator[tuple[object, tuple[float, ...]]]:
-    """Every path object with its matrix to page space, form XObjects (stamps, headers) entered."""
+    """Every path object with its container's matrix to page space (the page's, or a form
+    XObject's: stamps, headers), form XObjects entered."""
     import pypdfium2.raw as pdfium_c
 
     for raw in objects:
         kind = pdfium_c.FPDFPageObj_GetType(raw)
         if kind == pdfium_c.FPDF_PAGEOBJ_PATH:
-            yield raw, _compose(_matrix(raw), outer)
+            yield raw, outer
         elif kind == pdfium_c.FPDF_PAGEOBJ_FORM:
             inner = _compose(_matrix(raw), outer)
             count = pdfium_c.FPDFFormObj_CountObjects(raw)
             yield from _paths((pdfium_c.FPDFFormObj_GetObject(raw, i) for i in range(count)), inner)
 
 
-def _subpaths(raw, matrix: tuple[float, ...]) -> Iterator[tuple[list[tuple[float, float]], bool]]:
-    """(points in page space, closed) of each straight-line subpath; curves end a subpath."""
+def _subpaths(raw, matrix: tuple[float, ...]) -> Iterator[list[tuple[float, float]]]:
+    """The points (in page space) of each straight-line subpath, a closed one back to its start;
+    curves end a subpath."""
     import pypdfium2.raw as pdfium_c
 
     points: list[tuple[float, float]] = []
@@ -105,14 +116,27 @@ def _subpaths(raw, matrix: tuple[float, ...]) -> Iterator[tuple[list[tuple[float
             points.append(point)
         else:
             if len(points) > 1:
-                yield points, False
+                yield points
             points = [point] if kind != pdfium_c.FPDF_SEGMENT_BEZIERTO else []
             continue
         if pdfium_c.FPDFPathSegment_GetClose(segment):
-            yield points + [points[0]], True
+            yield [*points, points[0]]
             points = [point]
     if len(points) > 1:
-        yield points, False
+        yield points
+
+
+def _visible(raw, *, fill: bool, stroke: bool) -> bool:
+    """Whether the path paints something other than white or nothing."""
+    import pypdfium2.raw as pdfium_c
+
+    rgba = [ctypes.c_uint() for _ in range(4)]
+    for painted, getter in ((fill, pdfium_c.FPDFPageObj_GetFillColor), (stroke, pdfium_c.FPDFPageObj_GetStrokeColor)):
+        if painted and getter(raw, *(ctypes.byref(v) for v in rgba)):
+            red, green, blue, alpha = (v.value for v in rgba)
+            if alpha > 0 and min(red, green, blue) < 240:
+                return True
+    return False
 
 
 def ruling_lines(page) -> tuple[list[_Rule], list[_Rule]]:
@@ -125,17 +149,45 @@ def ruling_lines(page) -> tuple[list[_Rule], list[_Rule]]:
     count = pdfium_c.FPDFPage_CountObjects(page.raw)
     top_level = (pdfium_c.FPDFPage_GetObject(page.raw, i) for i in range(count))
     fill, stroke = ctypes.c_int(), ctypes.c_int()
-    for raw, matrix in _paths(top_level, (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)):
+    bounds = [ctypes.c_float() for _ in range(4)]
+    shapes: list[tuple[object, tuple[float, ...], int, int]] = []  # paths to walk segment by segment
+    for raw, outer in _paths(top_level, (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)):
         if not pdfium_c.FPDFPath_GetDrawMode(raw, ctypes.byref(fill), ctypes.byref(stroke)):
             continue
         if not fill.value and not stroke.value:
             continue  # a clipping path: nothing is drawn
-        for points, _closed in _subpaths(raw, matrix):
+        if not pdfium_c.FPDFPageObj_GetBounds(raw, *(ctypes.byref(v) for v in bounds)):
+            continue
+        # The bounds first (one call): most paths are dots, glyph-sized marks or single rules, and
+        # walking every path's segments in Python is what would slow a page of figures down.
+        x0, y0 = _transform(outer, bounds[0].value, bounds[1].value)
+        x1, y1 = _transform(outer, bounds[2].value, bounds[3].value)
+        left, right, bottom, top = min(x0, x1), max(x0, x1), min(y0, y1), max(y0, y1)
+        width, height = right - left, top - bottom
+        if max(width, height) < THIN:
+            continue
+        if min(width, height) >= THIN:
+            shapes.append((raw, outer, fill.value, stroke.value))
+            continue
+        if not _visible(raw, fill=bool(fill.value), stroke=bool(stroke.value)):
+            continue  # white boxes behind text lines (LibreOffice, some LaTeX classes) rule nothing
+        if width >= height:  # a rule, or a bar drawn as one
+            horizontal.append(_Rule((bottom + top) / 2, left, right))
+        else:
+            vertical.append(_Rule((left + right) / 2, bottom, top))
+    if len(shapes) > MAX_SHAPES:
+        shapes = []  # a page of drawings: its rectangles and polylines are figures, not table borders
+    for raw, outer, filled, stroked in shapes:
+        if pdfium_c.FPDFPath_CountSegments(raw) > MAX_PATH_SEGMENTS:
+            continue  # a plot or a drawing
+        if not _visible(raw, fill=bool(filled), stroke=bool(stroked)):
+            continue
+        for points in _subpaths(raw, _compose(_matrix(raw), outer)):
             xs = [p[0] for p in points]
             ys = [p[1] for p in points]
             width, height = max(xs) - min(xs), max(ys) - min(ys)
             if len(points) <= 5 and min(width, height) < THIN and max(width, height) >= THIN:
-                # A bar (or a single segment): one rule along its long side.
+                # A bar inside a bigger path: one rule along its long side.
                 if width >= height:
                     horizontal.append(_Rule((min(ys) + max(ys)) / 2, min(xs), max(xs)))
                 else:
@@ -146,32 +198,40 @@ def ruling_lines(page) -> tuple[list[_Rule], list[_Rule]]:
                     horizontal.append(_Rule((y0 + y1) / 2, min(x0, x1), max(x0, x1)))
                 elif abs(x1 - x0) < 0.5 and abs(y1 - y0) >= THIN:
                     vertical.append(_Rule((x0 + x1) / 2, min(y0, y1), max(y0, y1)))
-        if len(horizontal) + len(vertical) > MAX_SEGMENTS:
-            return [], []
+    if len(horizontal) + len(vertical) > MAX_SEGMENTS:
+        return [], []
     return _merge(horizontal), _merge(vertical)
 
 
 def _merge(rules: list[_Rule]) -> list[_Rule]:
     """Rules on (nearly) the same line that touch or overlap, as one rule."""
     out: list[_Rule] = []
-    for rule in sorted(rules, key=lambda r: (round(r.at / SNAP), r.start)):
-        last = out[-1] if out else None
-        if last is not None and abs(last.at - rule.at) <= SNAP and rule.start <= last.end + SNAP:
-            out[-1] = _Rule(last.at, last.start, max(last.end, rule.end))
+    lines: list[list[_Rule]] = []
+    for rule in sorted(rules, key=lambda r: r.at):
+        if lines and rule.at - lines[-1][-1].at <= SNAP:
+            lines[-1].append(rule)
         else:
-            out.append(rule)
+            lines.append([rule])
+    for line in lines:
+        at = sum(rule.at for rule in line) / len(line)
+        for rule in sorted(line, key=lambda r: r.start):
+            if out and out[-1].at == at and rule.start <= out[-1].end + SNAP:
+                out[-1] = _Rule(at, out[-1].start, max(out[-1].end, rule.end))
+            else:
+                out.append(_Rule(at, rule.start, rule.end))
     return out
 
 
-def _clusters(values: list[float]) -> list[float]:
-    """Values closer than SNAP as one (their mean), sorted."""
+def _clusters(values: list[float]) -> list[tuple[float, float]]:
+    """(lowest, highest) of each run of values closer than MIN_CELL, sorted: one grid line each (a
+    border drawn twice, as Hancom prints each cell's own border, is one line)."""
     groups: list[list[float]] = []
     for value in sorted(values):
-        if groups and value - groups[-1][-1] <= SNAP:
+        if groups and value - groups[-1][-1] < MIN_CELL:
             groups[-1].append(value)
         else:
             groups.append([value])
-    return [sum(group) / len(group) for group in groups]
+    return [(group[0], group[-1]) for group in groups]
 
 
 def _components(horizontal: list[_Rule], vertical: list[_Rule]) -> list[tuple[list[_Rule], list[_Rule]]]:
@@ -196,19 +256,37 @@ def _components(horizontal: list[_Rule], vertical: list[_Rule]) -> list[tuple[li
     return list(groups.values())
 
 
-def _covers(rules: list[_Rule], at: float, point: float) -> bool:
-    return any(abs(rule.at - at) <= SNAP and rule.start - SNAP <= point <= rule.end + SNAP for rule in rules)
+def _covers(rules: list[_Rule], at: tuple[float, float], point: float) -> bool:
+    """Whether a rule on the grid line ``at`` (lowest, highest) runs past ``point``."""
+    return any(at[0] - SNAP <= rule.at <= at[1] + SNAP and rule.start - SNAP <= point <= rule.end + SNAP
+               for rule in rules)
 
 
-def _grid(horizontal: list[_Rule], vertical: list[_Rule]) -> PageTable | None:
+def _close_gaps(lines: list[tuple[float, float]], text_at: list[float]) -> list[tuple[float, float]]:
+    """Grid lines with the narrow empty gaps between them closed: shaded cells printed apart (a
+    white gap between two grey boxes) border the same cells, not a column of their own."""
+    out = lines[:1]
+    for lo, hi in lines[1:]:
+        gap_lo = out[-1][1]
+        if lo - gap_lo < NARROW and not any(gap_lo < at < lo for at in text_at):
+            out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _grid(horizontal: list[_Rule], vertical: list[_Rule], centers: list[tuple[float, float]]) -> PageTable | None:
     """The table these crossing rules draw, or None when they draw less than 2 × 2 cells."""
     left = min(min(h.start for h in horizontal), min(v.at for v in vertical))
     right = max(max(h.end for h in horizontal), max(v.at for v in vertical))
     bottom = min(min(v.start for v in vertical), min(h.at for h in horizontal))
     top = max(max(v.end for v in vertical), max(h.at for h in horizontal))
     # The outer edges count even where no rule is drawn there (a table open at its sides).
-    xs = _clusters([v.at for v in vertical] + [left, right])
-    ys = _clusters([h.at for h in horizontal] + [bottom, top])[::-1]  # top to bottom
+    inside = [(x, y) for x, y in centers if left <= x <= right and bottom <= y <= top]
+    x_lines = _close_gaps(_clusters([v.at for v in vertical] + [left, right]), [x for x, _ in inside])
+    y_lines = _close_gaps(_clusters([h.at for h in horizontal] + [bottom, top]), [y for _, y in inside])[::-1]
+    xs = [(lo + hi) / 2 for lo, hi in x_lines]
+    ys = [(lo + hi) / 2 for lo, hi in y_lines]
     rows, columns = len(ys) - 1, len(xs) - 1
     if rows < 2 or columns < 2:
         return None
@@ -225,9 +303,9 @@ def _grid(horizontal: list[_Rule], vertical: list[_Rule]) -> PageTable | None:
     # Neighbouring grid cells with no rule drawn between them are one merged cell.
     for r in range(rows):
         for c in range(columns):
-            if c + 1 < columns and not _covers(vertical, xs[c + 1], mid_y[r]):
+            if c + 1 < columns and not _covers(vertical, x_lines[c + 1], mid_y[r]):
                 parent[find(r * columns + c)] = find(r * columns + c + 1)
-            if r + 1 < rows and not _covers(horizontal, ys[r + 1], mid_x[c]):
+            if r + 1 < rows and not _covers(horizontal, y_lines[r + 1], mid_x[c]):
                 parent[find(r * columns + c)] = find((r + 1) * columns + c)
     spans: dict[int, list[int]] = {}
     for r in range(rows):
@@ -235,20 +313,18 @@ def _grid(horizontal: list[_Rule], vertical: list[_Rule]) -> PageTable | None:
             box = spans.setdefault(find(r * columns + c), [r, c, r, c])
             box[2], box[3] = max(box[2], r), max(box[3], c)
     cells = tuple(Cell("", r0, c0, r1 - r0 + 1, c1 - c0 + 1) for r0, c0, r1, c1 in sorted(spans.values()))
-    if len(cells) < 2:
-        return None
-    return PageTable((left, bottom, right, top), tuple(xs), tuple(ys), cells)
+    if len(cells) < max(2, rows * columns / 2):
+        return None  # mostly merged: a plot's axes and tick lines, a drawing's frame, not a table
+    return PageTable((left, bottom, right, top), tuple(xs), tuple(ys), cells, tuple(vertical))
 
 
-def find_tables(page) -> list[PageTable]:
-    """The ruled tables on ``page`` (their cells still without text), top to bottom."""
-    horizontal, vertical = ruling_lines(page)
-    if len(horizontal) < 2 or len(vertical) < 2:  # not even one box: the common page of text
-        return []
+def find_tables(horizontal: list[_Rule], vertical: list[_Rule], centers: list[tuple[float, float]]) -> list[PageTable]:
+    """The tables a page's rules draw (their cells still without text), top to bottom; ``centers``:
+    the middle of each character on the page."""
     tables = []
     for h, v in _components(horizontal, vertical):
         if len(h) >= 2 and len(v) >= 2:
-            table = _grid(h, v)
+            table = _grid(h, v, centers)
             if table is not None:
                 tables.append(table)
     return sorted(tables, key=lambda t: -t.bbox[3])
@@ -274,25 +350,29 @@ def page_parts(page, textpage, lines: list[tuple[str, bool]], number: int) -> li
     nothing is said twice.  A page without ruled tables is one run, unchanged."""
     if not lines:
         return [lines]
-    tables = find_tables(page)
-    if not tables:
+    horizontal, vertical = ruling_lines(page)
+    if len(horizontal) < 2 or len(vertical) < 2:  # not even one box: the common page of text
         return [lines]
     count = textpage.count_chars()
     text = textpage.get_text_range(0, count) if count > 0 else ""
     if len(text) != count:
         return [lines]  # the text does not map onto character boxes: keep it as text
+    boxes = {i: textpage.get_charbox(i) for i, ch in enumerate(text) if not ch.isspace()}
+    centers = [((left + right) / 2, (bottom + top) / 2) for left, bottom, right, top in boxes.values()]
+    tables = [table for table in find_tables(horizontal, vertical, centers) if not _cuts_text(table, boxes.values())]
+    if not tables:
+        return [lines]
     owner: list[tuple[int, int] | None] = [None] * count
-    for i, ch in enumerate(text):
-        if not ch.isspace():
-            left, bottom, right, top = textpage.get_charbox(i)
-            owner[i] = _locate(tables, (left + right) / 2, (bottom + top) / 2)
+    for i, (left, bottom, right, top) in boxes.items():
+        owner[i] = _locate(tables, (left + right) / 2, (bottom + top) / 2)
     texts = _fill(text, owner, tables)
     blocks: list[Block | None] = []
     for t, table in enumerate(tables):
         cells = [Cell(texts.get((t, i), ""), c.row, c.col, c.rowspan, c.colspan) for i, c in enumerate(table.cells)]
         filled = [cell for cell in cells if cell.text.strip()]
-        # An empty grid (a form's blank boxes) or a single box of text stays text.
-        blocks.append(table_block_of(cells, page=number) if len(filled) >= 2 else None)
+        # An empty grid (a form's blank boxes, a plot's axes and grid lines with a few labels) stays
+        # text: a table to read has text in most of its cells.
+        blocks.append(table_block_of(cells, page=number) if len(filled) >= max(2, len(cells) / 2) else None)
     parts: list[list[tuple[str, bool]] | Block] = [[]]
     placed: set[int] = set()
     starts = [0] + [m.end() for m in _SEPARATOR.finditer(text)]
@@ -309,6 +389,20 @@ def page_parts(page, textpage, lines: list[tuple[str, bool]], number: int) -> li
             parts.append(blocks[table])  # type: ignore[arg-type]
     parts += [block for t, block in enumerate(blocks) if block is not None and t not in placed]
     return [part for part in parts if not isinstance(part, list) or part]
+
+
+def _cuts_text(table: PageTable, boxes) -> bool:
+    """Whether the table's vertical rules run through characters: then they are not borders
+    between cells (a box drawn over text, underlines and strike-throughs joined into a grid)."""
+    cut = 0
+    for left, bottom, right, top in boxes:
+        middle = (bottom + top) / 2
+        for rule in table.vertical:
+            if left + 0.5 < rule.at < right - 0.5 and rule.start <= middle <= rule.end:
+                cut += 1
+                if cut > 2:
+                    return True
+    return False
 
 
 def _fill(text: str, owner: list[tuple[int, int] | None], tables: list[PageTable]) -> dict[tuple[int, int], str]:
