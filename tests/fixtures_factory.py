@@ -296,9 +296,9 @@ def make_pdf(path: Path, pages: list[str], *, encrypt: str | None = None) -> Pat
 
 def make_pdf_document(path: Path, items: list[tuple], *, font: str = "/usr/share/fonts/truetype/nanum/NanumGothic.ttf") -> Path:
     """A PDF with a real text layer (fonts-nanum embedded, so Korean is text) from ``items`` in order:
-    ("p", text) a paragraph; ("table", rows, merges) a table ruled on every cell border, where each
-    merge is (first row, first column, last row, last column) and the merged cells' lines are not
-    drawn, as a word processor prints a merged cell."""
+    ("p", text) a paragraph; ("table", rows, merges[, "open"]) a table ruled on every cell border
+    ("open": no left and right border), where each merge is (first row, first column, last row,
+    last column) and the merged cells' lines are not drawn, as a word processor prints a merged cell."""
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle
     from reportlab.pdfbase import pdfmetrics
@@ -314,7 +314,12 @@ def make_pdf_document(path: Path, items: list[tuple], *, font: str = "/usr/share
             story += [Paragraph(item[1], style), Spacer(1, 6)]
         elif item[0] == "table":
             rows, merges = item[1], item[2] if len(item) > 2 else ()
-            commands = [("GRID", (0, 0), (-1, -1), 0.5, (0, 0, 0)), ("FONT", (0, 0), (-1, -1), "NanumGothic", 9)]
+            if len(item) > 3 and item[3] == "open":  # no left and right border, as statistics tables print
+                rules = [("INNERGRID", (0, 0), (-1, -1), 0.5, (0, 0, 0)), ("LINEABOVE", (0, 0), (-1, 0), 1, (0, 0, 0)),
+                         ("LINEBELOW", (0, -1), (-1, -1), 1, (0, 0, 0))]
+            else:
+                rules = [("GRID", (0, 0), (-1, -1), 0.5, (0, 0, 0))]
+            commands = [*rules, ("FONT", (0, 0), (-1, -1), "NanumGothic", 9)]
             commands += [("SPAN", (c1, r1), (c2, r2)) for r1, c1, r2, c2 in merges]
             story += [Table(rows, style=TableStyle(commands)), Spacer(1, 6)]
     SimpleDocTemplate(str(path), pagesize=A4).build(story)

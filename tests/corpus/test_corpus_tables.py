@@ -82,3 +82,14 @@ def test_a_long_real_table_repeats_its_header_in_every_piece(corpus):
     # each row (no row heading here) is one line of "COLUMN: VALUE" pairs, never cut from its header
     first = table.rows[1]
     assert any(f"순번: {first[0]} | 사용일자: {first[1]}" in chunk.text for chunk in pieces)
+
+
+def test_a_corpus_pdf_table_from_hancom(corpus):
+    """KorQuAD 2.0's paper, printed from Hancom: [표 1] with shaded cells and doubled borders."""
+    document = parse_file(corpus / "pdf/KorQuAD_2.0_paper.pdf")
+    table = next(b for b in document.blocks if b.kind == "table" and b.page == 3)
+    assert table.rows == (("", "학습", "검증", "평가", "합계"), ("문서", "38,496", "4,736", "4,725", "47,957"),
+                          ("질문", "83,486", "10,165", "9,309", "102,960"))
+    assert "문서 · 검증: 4,736" in [line.text for line in cell_lines(table.table())]
+    page_text = "\n".join(b.text for b in document.blocks if b.page == 3 and b.kind != "table")
+    assert "38,496" not in page_text  # the table's numbers are not also in the page's text
