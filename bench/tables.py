@@ -94,13 +94,16 @@ def main() -> None:
     parser.add_argument("--details", default=None, help="write one JSON line per question to this file")
     parser.add_argument("--list", action="store_true", help="only list the files and count the questions")
     parser.add_argument("--project", default=None, help="ingest into (or reuse) this project folder; kept")
+    parser.add_argument("--formats", default=",".join(s.lstrip(".") for s in SUFFIXES),
+                        help="which files' tables, by suffix (default hwp,hwpx,docx,pdf; e.g. --formats pdf)")
     args = parser.parse_args()
 
     os.environ.pop("OPENAI_API_KEY", None)  # extractive answers only
     corpus = corpus_folder()
     if not corpus.is_dir():
         raise SystemExit(f"no corpus at {corpus}: set RAGCTL_CORPUS")
-    files = sorted(p for p in corpus.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+    suffixes = {f".{name.strip().lstrip('.').lower()}" for name in args.formats.split(",")} & set(SUFFIXES)
+    files = sorted(p for p in corpus.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
     with_tables, questions, ambiguous = table_questions(files, args.max_gold_chars)
     sample = random.Random(args.seed).sample(questions, min(args.questions, len(questions)))
     if args.list:

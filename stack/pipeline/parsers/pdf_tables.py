@@ -275,16 +275,21 @@ def _close_gaps(lines: list[tuple[float, float]], text_at: list[float]) -> list[
     return out
 
 
-def _grid(horizontal: list[_Rule], vertical: list[_Rule], centers: list[tuple[float, float]]) -> PageTable | None:
-    """The table these crossing rules draw, or None when they draw less than 2 × 2 cells."""
+def _grid(horizontal: list[_Rule], vertical: list[_Rule], centers: list[tuple[float, float]] | None) -> PageTable | None:
+    """The table these crossing rules draw, or None when they draw less than 2 × 2 cells; ``centers``
+    (the middle of each character) close the empty gaps between shaded cells (None: not yet known)."""
     left = min(min(h.start for h in horizontal), min(v.at for v in vertical))
     right = max(max(h.end for h in horizontal), max(v.at for v in vertical))
     bottom = min(min(v.start for v in vertical), min(h.at for h in horizontal))
     top = max(max(v.end for v in vertical), max(h.at for h in horizontal))
     # The outer edges count even where no rule is drawn there (a table open at its sides).
-    inside = [(x, y) for x, y in centers if left <= x <= right and bottom <= y <= top]
-    x_lines = _close_gaps(_clusters([v.at for v in vertical] + [left, right]), [x for x, _ in inside])
-    y_lines = _close_gaps(_clusters([h.at for h in horizontal] + [bottom, top]), [y for _, y in inside])[::-1]
+    x_lines = _clusters([v.at for v in vertical] + [left, right])
+    y_lines = _clusters([h.at for h in horizontal] + [bottom, top])
+    if centers is not None:
+        inside = [(x, y) for x, y in centers if left <= x <= right and bottom <= y <= top]
+        x_lines = _close_gaps(x_lines, [x for x, _ in inside])
+        y_lines = _close_gaps(y_lines, [y for _, y in inside])
+    y_lines = y_lines[::-1]  # top to bottom
     xs = [(lo + hi) / 2 for lo, hi in x_lines]
     ys = [(lo + hi) / 2 for lo, hi in y_lines]
     rows, columns = len(ys) - 1, len(xs) - 1
@@ -318,9 +323,10 @@ def _grid(horizontal: list[_Rule], vertical: list[_Rule], centers: list[tuple[fl
     return PageTable((left, bottom, right, top), tuple(xs), tuple(ys), cells, tuple(vertical))
 
 
-def find_tables(horizontal: list[_Rule], vertical: list[_Rule], centers: list[tuple[float, float]]) -> list[PageTable]:
+def find_tables(horizontal: list[_Rule], vertical: list[_Rule],
+                centers: list[tuple[float, float]] | None) -> list[PageTable]:
     """The tables a page's rules draw (their cells still without text), top to bottom; ``centers``:
-    the middle of each character on the page."""
+    the middle of each character on the page (None: candidates from the rules alone)."""
     tables = []
     for h, v in _components(horizontal, vertical):
         if len(h) >= 2 and len(v) >= 2:
@@ -357,7 +363,10 @@ def page_parts(page, textpage, lines: list[tuple[str, bool]], number: int) -> li
     text = textpage.get_text_range(0, count) if count > 0 else ""
     if len(text) != count:
         return [lines]  # the text does not map onto character boxes: keep it as text
-    boxes = {i: textpage.get_charbox(i) for i, ch in enumerate(text) if not ch.isspace()}
+    candidates = find_tables(horizontal, vertical, None)
+    if not candidates:
+        return [lines]
+    boxes = _char_boxes(textpage, text, _lines_within(textpage, text, [t.bbox for t in candidates]))
     centers = [((left + right) / 2, (bottom + top) / 2) for left, bottom, right, top in boxes.values()]
     tables = [table for table in find_tables(horizontal, vertical, centers) if not _cuts_text(table, boxes.values())]
     if not tables:
@@ -389,6 +398,39 @@ def page_parts(page, textpage, lines: list[tuple[str, bool]], number: int) -> li
             parts.append(blocks[table])  # type: ignore[arg-type]
     parts += [block for t, block in enumerate(blocks) if block is not None and t not in placed]
     return [part for part in parts if not isinstance(part, list) or part]
+
+
+def _lines_within(textpage, text: str, bounds: list[tuple[float, float, float, float]]) -> list[range]:
+    """The character ranges of the text lines that start inside one of ``bounds``: only their
+    characters need boxes (one box a line to decide, instead of one a character on a page of text)."""
+    out = []
+    starts = [0] + [m.end() for m in _SEPARATOR.finditer(text)]
+    ends = [m.start() for m in _SEPARATOR.finditer(text)] + [len(text)]
+    for start, end in zip(starts, ends):
+        first = next((i for i in range(start, end) if not text[i].isspace()), None)
+        if first is None:
+            continue
+        left, bottom, right, top = textpage.get_charbox(first)
+        x, y = (left + right) / 2, (bottom + top) / 2
+        if any(b[0] - SNAP <= x <= b[2] + SNAP and b[1] - SNAP <= y <= b[3] + SNAP for b in bounds):
+            out.append(range(start, end))
+    return out
+
+
+def _char_boxes(textpage, text: str, spans: list[range]) -> dict[int, tuple[float, float, float, float]]:
+    """(left, bottom, right, top) of each visible character in ``spans``, by index (straight ctypes
+    calls: the wrapper's per-call cost was most of the finder's time on a page of figures)."""
+    import pypdfium2.raw as pdfium_c
+
+    left, right, bottom, top = (ctypes.c_double() for _ in range(4))
+    refs = (ctypes.byref(left), ctypes.byref(right), ctypes.byref(bottom), ctypes.byref(top))
+    raw = textpage.raw
+    boxes = {}
+    for span in spans:
+        for i in span:
+            if not text[i].isspace() and pdfium_c.FPDFText_GetCharBox(raw, i, *refs):
+                boxes[i] = (left.value, bottom.value, right.value, top.value)
+    return boxes
 
 
 def _cuts_text(table: PageTable, boxes) -> bool:
