@@ -91,5 +91,6 @@ def test_a_corpus_pdf_table_from_hancom(corpus):
     assert table.rows == (("", "학습", "검증", "평가", "합계"), ("문서", "38,496", "4,736", "4,725", "47,957"),
                           ("질문", "83,486", "10,165", "9,309", "102,960"))
     assert "문서 · 검증: 4,736" in [line.text for line in cell_lines(table.table())]
+    assert table.heading == "4. 데이터 특징 및 분석 > 4.1 데이터 구성 > [표 1] 문서 및 질문 개수"  # section, caption
     page_text = "\n".join(b.text for b in document.blocks if b.page == 3 and b.kind != "table")
     assert "38,496" not in page_text  # the table's numbers are not also in the page's text

@@ -41,6 +41,7 @@ def test_a_cell_question_about_a_pdf_table_is_answered_the_same_way(pipeline, tm
     path = ff.make_pdf_document(tmp_path / "통합재정통계.pdf", [
         ("p", "기획재정부는 매월 통합재정수지와 관리재정수지를 공표한다."),
         ("p", "통합재정수지는 통합재정수입에서 통합재정지출 및 순융자를 뺀 값이다."),
+        ("p", "통합재정수지 추이(단위: 십억원)"),
         ("table", ROWS, MERGES),
         ("p", "자세한 내용은 누리집을 본다."),
     ])
@@ -49,4 +50,5 @@ def test_a_cell_question_about_a_pdf_table_is_answered_the_same_way(pipeline, tm
     answer = pipeline.ask("2011년 10월 누계 통합재정수지는 얼마인가?")
     assert answer.mode == "extractive"
     assert answer_body(answer.answer).splitlines()[0] == "2011년 10월 · 통합재정수지(누계): 30,050", answer.answer
-    assert answer.sources[0].page == 1
+    cited = answer.sources[0]
+    assert cited.page == 1 and cited.heading == "통합재정수지 추이"  # the caption above, its unit dropped

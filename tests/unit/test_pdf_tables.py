@@ -60,11 +60,12 @@ def test_a_box_around_text_and_an_empty_grid_stay_text(tmp_path):
 def test_a_table_open_at_its_sides_and_two_tables_on_a_page(tmp_path):
     leave = [["휴가 종류", "일수", "비고"], ["연차 휴가", "15일", "유급"], ["병가", "10일", "무급"]]
     path = ff.make_pdf_document(tmp_path / "two.pdf", [
-        ("p", BEFORE), ("table", ROWS, MERGES), ("p", "휴가 규정은 다음과 같다."), ("table", leave, (), "open"),
-        ("p", AFTER),
+        ("p", BEFORE), ("table", ROWS, MERGES), ("p", "휴가 규정은 다음과 같다."), ("p", "[표 2] 휴가 일수"),
+        ("table", leave, (), "open"), ("p", AFTER),
     ])
     document = parse_file(path)
-    assert [b.kind for b in document.blocks] == ["paragraph", "table", "paragraph", "table", "paragraph"]
-    second = document.blocks[3]
+    assert [b.kind for b in document.blocks] == ["paragraph", "table", "paragraph", "caption", "table", "paragraph"]
+    second = document.blocks[4]
+    assert second.heading == "[표 2] 휴가 일수"  # the line above that reads as a caption names the table
     assert second.rows == build_table([Cell(t, r, c) for r, row in enumerate(leave) for c, t in enumerate(row)]).rows
     assert [line.text for line in cell_lines(second.table())][:2] == ["연차 휴가 · 일수: 15일", "연차 휴가 · 비고: 유급"]

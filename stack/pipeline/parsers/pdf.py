@@ -140,7 +140,9 @@ def heading_paths(blocks: list[Block]) -> list[Block]:
                     trail.pop()
                 trail.append((number, block.text.strip()[:HEADING_PART]))
                 kind = "heading"
-        heading = heading_path(part for _, part in trail)
+        # A table's caption (pdf_tables) ends the heading path of the caption and of its table.
+        caption = [block.heading] if block.kind in ("caption", "table") and block.heading else []
+        heading = heading_path([*(part for _, part in trail), *caption])
         out.append(replace(block, kind=kind, heading=heading))
     return out
 

@@ -19,10 +19,13 @@ from __future__ import annotations
 import ctypes
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 from stack.pipeline.document import Block, table_block_of
+from stack.pipeline.parsers.clean import clean_text
+from stack.pipeline.parsers.headings import _UNIT_NOTE
+from stack.pipeline.parsers.hwp import _CAPTION_LIKE, _caption_part
 from stack.pipeline.tables import Cell
 
 #: Points: rules closer than this are one rule; a rule reaches a crossing within this.
@@ -395,7 +398,7 @@ def page_parts(page, textpage, lines: list[tuple[str, bool]], number: int) -> li
             parts[-1].append((line, full))  # type: ignore[union-attr]
         elif table not in placed:
             placed.add(table)
-            parts.append(blocks[table])  # type: ignore[arg-type]
+            parts += _with_caption(parts[-1], blocks[table])  # type: ignore[arg-type]
     parts += [block for t, block in enumerate(blocks) if block is not None and t not in placed]
     return [part for part in parts if not isinstance(part, list) or part]
 
@@ -445,6 +448,21 @@ def _cuts_text(table: PageTable, boxes) -> bool:
                 if cut > 2:
                     return True
     return False
+
+
+def _with_caption(before: list[tuple[str, bool]] | Block, table: Block) -> list[Block]:
+    """The table, and the line just above it as its caption when it reads as one ("[표 1] 문서 및
+    질문 개수", "< 업종별 동향 >", "통합재정수지 추이(단위: 십억원)"): taken out of the text run, it
+    names the table (its heading path ends with it, as an HWP table's caption does)."""
+    if not isinstance(before, list) or not before:
+        return [table]
+    line = before[-1][0].strip()
+    if len(line) > 80 or not (_CAPTION_LIKE.match(line) or _UNIT_NOTE.search(line)) or line.endswith("."):
+        return [table]
+    before.pop()
+    caption = _caption_part(line)
+    return [Block(text=clean_text(line), kind="caption", page=table.page, heading=caption),
+            replace(table, heading=caption)]
 
 
 def _fill(text: str, owner: list[tuple[int, int] | None], tables: list[PageTable]) -> dict[tuple[int, int], str]:
