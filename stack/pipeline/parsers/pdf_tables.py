@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import re
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from itertools import pairwise
@@ -339,17 +340,23 @@ def find_tables(horizontal: list[_Rule], vertical: list[_Rule],
     return sorted(tables, key=lambda t: -t.bbox[3])
 
 
-def _locate(tables: list[PageTable], x: float, y: float) -> tuple[int, int] | None:
+def _slots(table: PageTable) -> dict[tuple[int, int], int]:
+    """Which cell (index into ``table.cells``) covers each grid position."""
+    return {(r, c): i for i, cell in enumerate(table.cells)
+            for r in range(cell.row, cell.row + cell.rowspan) for c in range(cell.col, cell.col + cell.colspan)}
+
+
+def _locate(tables: list[PageTable], slots: list[dict[tuple[int, int], int]], x: float, y: float) -> tuple[int, int] | None:
     """(table, cell) that the point falls in."""
     for t, table in enumerate(tables):
         left, bottom, right, top = table.bbox
         if not (left <= x <= right and bottom <= y <= top):
             continue
-        column = next((c for c in range(len(table.xs) - 1) if x <= table.xs[c + 1]), len(table.xs) - 2)
-        row = next((r for r in range(len(table.ys) - 1) if y >= table.ys[r + 1]), len(table.ys) - 2)
-        for i, cell in enumerate(table.cells):
-            if cell.row <= row < cell.row + cell.rowspan and cell.col <= column < cell.col + cell.colspan:
-                return t, i
+        column = min(max(bisect_left(table.xs, x) - 1, 0), len(table.xs) - 2)
+        row = min(max(len(table.ys) - 1 - bisect_left(table.ys[::-1], y), 0), len(table.ys) - 2)
+        cell = slots[t].get((row, column))
+        if cell is not None:
+            return t, cell
     return None
 
 
@@ -357,6 +364,13 @@ def page_parts(page, textpage, lines: list[tuple[str, bool]], number: int) -> li
     """The page in reading order: runs of its text lines (as ``_page_lines`` gave them) and its
     tables as table blocks, each where its first line was; a table's lines leave the text, so
     nothing is said twice.  A page without ruled tables is one run, unchanged."""
+    try:
+        return _page_parts(page, textpage, lines, number)
+    except Exception:  # noqa: BLE001 - library boundary: a drawing pdfium reads oddly keeps the page as text
+        return [lines]
+
+
+def _page_parts(page, textpage, lines: list[tuple[str, bool]], number: int) -> list[list[tuple[str, bool]] | Block]:
     if not lines:
         return [lines]
     horizontal, vertical = ruling_lines(page)
@@ -375,8 +389,9 @@ def page_parts(page, textpage, lines: list[tuple[str, bool]], number: int) -> li
     if not tables:
         return [lines]
     owner: list[tuple[int, int] | None] = [None] * count
+    slots = [_slots(table) for table in tables]
     for i, (left, bottom, right, top) in boxes.items():
-        owner[i] = _locate(tables, (left + right) / 2, (bottom + top) / 2)
+        owner[i] = _locate(tables, slots, (left + right) / 2, (bottom + top) / 2)
     texts = _fill(text, owner, tables)
     blocks: list[Block | None] = []
     for t, table in enumerate(tables):
