@@ -12,7 +12,7 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v docker-registry >/dev/null || missing+=(docker-registry)  # a private registry for ragctl build --push (tests/compose/test_registry_push.py)
 command -v tmux >/dev/null || missing+=(tmux)  # ragctl top's terminal test (tests/integration/test_top.py)
 command -v chromedriver >/dev/null || missing+=(chromium chromium-driver fonts-nanum)  # the web page's browser tests (Korean font for its screenshots)
-# OCR (issue #27): tesseract with its Korean and English models; fonts-nanum draws the test scans.
+# OCR (issue #27): tesseract with its Korean and English models; fonts-nanum draws the test scans and the Korean text of the test PDFs with ruled tables.
 command -v tesseract >/dev/null || missing+=(tesseract-ocr tesseract-ocr-kor tesseract-ocr-eng)
 [ -e /usr/share/tesseract-ocr/5/tessdata/kor.traineddata ] || missing+=(tesseract-ocr-kor)
 [ -e /usr/share/fonts/truetype/nanum/NanumMyeongjo.ttf ] || missing+=(fonts-nanum)
