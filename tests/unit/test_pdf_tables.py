@@ -69,3 +69,12 @@ def test_a_table_open_at_its_sides_and_two_tables_on_a_page(tmp_path):
     assert second.heading == "[표 2] 휴가 일수"  # the line above that reads as a caption names the table
     assert second.rows == build_table([Cell(t, r, c) for r, row in enumerate(leave) for c, t in enumerate(row)]).rows
     assert [line.text for line in cell_lines(second.table())][:2] == ["연차 휴가 · 일수: 15일", "연차 휴가 · 비고: 유급"]
+
+
+def test_a_cells_wrapped_lines_are_joined_as_the_pages_paragraphs_are(tmp_path):
+    rows = [["구분", "통합재정\n수지", "세입\n세출외"], ["2011년", "30,050", "1,200"], ["2010년", "25,000", "1,100"]]
+    path = ff.make_pdf_document(tmp_path / "wrapped.pdf", [("p", BEFORE), ("table", rows)])
+    table = next(b for b in parse_file(path).blocks if b.kind == "table")
+    # "통합재정수지" is a word the page uses, so the wrap split it; "세입" and "세출외" are two words.
+    assert table.rows[0] == ("구분", "통합재정수지", "세입 세출외")
+    assert "2011년 · 통합재정수지: 30,050" in [line.text for line in cell_lines(table.table())]

@@ -27,6 +27,7 @@ from stack.pipeline.document import Block, table_block_of
 from stack.pipeline.parsers.clean import clean_text
 from stack.pipeline.parsers.headings import _UNIT_NOTE
 from stack.pipeline.parsers.hwp import _CAPTION_LIKE, _caption_part
+from stack.pipeline.parsers.lines import Vocabulary, join_lines
 from stack.pipeline.tables import Cell
 
 #: Points: rules closer than this are one rule; a rule reaches a crossing within this.
@@ -392,7 +393,7 @@ def _page_parts(page, textpage, lines: list[tuple[str, bool]], number: int) -> l
     slots = [_slots(table) for table in tables]
     for i, (left, bottom, right, top) in boxes.items():
         owner[i] = _locate(tables, slots, (left + right) / 2, (bottom + top) / 2)
-    texts = _fill(text, owner, tables)
+    texts = _fill(text, owner, Vocabulary([line for line, _ in lines]))
     blocks: list[Block | None] = []
     for t, table in enumerate(tables):
         cells = [Cell(texts.get((t, i), ""), c.row, c.col, c.rowspan, c.colspan) for i, c in enumerate(table.cells)]
@@ -480,17 +481,23 @@ def _with_caption(before: list[tuple[str, bool]] | Block, table: Block) -> list[
             replace(table, heading=caption)]
 
 
-def _fill(text: str, owner: list[tuple[int, int] | None], tables: list[PageTable]) -> dict[tuple[int, int], str]:
-    """Each cell's text from the characters inside it, in the text layer's order; a gap in that
-    order (a space, a wrapped line, another cell's text in between) is a space."""
-    parts: dict[tuple[int, int], list[str]] = {}
+def _fill(text: str, owner: list[tuple[int, int] | None], vocabulary: Vocabulary) -> dict[tuple[int, int], str]:
+    """Each cell's text from the characters inside it, in the text layer's order.  A gap in that
+    order within a line (a space, another cell's text) is a space; a cell's wrapped lines are joined
+    as the page's paragraphs are (a Korean word split by the wrap joined again: "통합재정" + "수지")."""
+    lines: dict[tuple[int, int], list[list[str]]] = {}
     last: dict[tuple[int, int], int] = {}
     for i, key in enumerate(owner):
         if key is None:
             continue
-        chars = parts.setdefault(key, [])
+        cell = lines.setdefault(key, [[]])
         if key in last and last[key] != i - 1:
-            chars.append(" ")
-        chars.append(text[i])
+            between = text[last[key] + 1 : i]
+            if "\n" in between or "\r" in between:
+                cell.append([])
+            else:
+                cell[-1].append(" ")
+        cell[-1].append(text[i])
         last[key] = i
-    return {key: "".join(chars) for key, chars in parts.items()}
+    return {key: " ".join(join_lines([("".join(line), True) for line in cell], vocabulary))
+            for key, cell in lines.items()}
