@@ -503,3 +503,32 @@ API_KEY_PREFIX = "rk_"
 def new_key() -> str:
     """A new API key (the stack's key store and the control plane's [[sync]] services both make them)."""
     return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+# -- the project file --------------------------------------------------------------------------
+#: A project is a folder holding this file; the CLI's sections and the services' [settings] both come from it.
+PROJECT_FILE = "ragctl.toml"
+
+
+class ProjectFileError(RagError, ValueError):
+    """ragctl.toml cannot be read or is not TOML.  Also a ValueError: the callers of the settings
+    already turn a bad configuration (ValueError, pydantic's ValidationError) into their own message."""
+
+    code = "config_invalid"
+    exit_code = 2
+
+
+def read_project_file(root: str | os.PathLike) -> dict[str, Any]:
+    """The project's ragctl.toml as a dict, {} when there is none: the one parser of that file, used by
+    the control plane (``ragctl.project.ProjectConfig``) and the services (``stack.settings``) alike,
+    so that they never disagree on what it says (issue #24 item 6)."""
+    import tomllib
+    from pathlib import Path
+
+    path = Path(root) / PROJECT_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ProjectFileError(f"{path} cannot be read: {exc}", f"fix {path}") from exc

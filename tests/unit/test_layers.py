@@ -227,3 +227,42 @@ def test_ragctl_imports_only_the_contract_from_stack():
               if module not in CONTRACT and where not in EMBEDDED_BACKEND}
     assert sorted(beyond - NOT_YET_BEHIND_THE_CONTRACT) == []
     assert sorted(NOT_YET_BEHIND_THE_CONTRACT - beyond) == [], "moved behind the contract: take it off the list"
+
+
+def calls(packages: tuple[str, ...] = ("ragctl", "stack")):
+    """(file, call node) for every call in the packages' source."""
+    for package in packages:
+        for path in sorted((REPO / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+                if isinstance(node, ast.Call):
+                    yield str(path.relative_to(REPO)), node
+
+
+def regex_edits_of_config(tree: ast.AST) -> list[int]:
+    """Lines running a regular expression's substitution over text named like the project file's
+    (``re.sub(…, config_text)``): such an edit loses what tomlkit keeps, and breaks on a value it did
+    not foresee (a multi-line array, an inline table, a comment after the value)."""
+    return [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith((".sub", ".subn"))
+            and re.search(r"(?i)toml|config", " ".join(ast.unparse(arg) for arg in node.args))]
+
+
+def test_the_project_file_is_parsed_in_one_function_and_edited_with_tomlkit():
+    """Issue #24 item 6: ragctl.toml is parsed by ``stack.contract.read_project_file`` alone (the CLI's
+    ProjectConfig and the services' settings both call it); TOML is written only in ragctl/project.py
+    (``init_project``, and ``set_config_value`` through tomlkit, which keeps comments and layout); no
+    regular expression edits its text."""
+    found = list(calls())
+    parses = [where for where, call in found if ast.unparse(call.func) in ("tomllib.load", "tomllib.loads")]
+    assert parses == ["stack/contract.py"]
+    writers = {where for where, call in found if ast.unparse(call.func).split(".")[0] in ("tomlkit", "tomli_w")}
+    assert writers == {"ragctl/project.py"}
+    offenders = [f"{path.relative_to(REPO)}:{line}" for package in ("ragctl", "stack")
+                 for path in sorted((REPO / package).rglob("*.py"))
+                 for line in regex_edits_of_config(ast.parse(path.read_text(encoding="utf-8")))]
+    assert offenders == []
+
+
+def test_the_regex_edit_finder_finds_one():
+    tree = ast.parse('text = RUNTIME_LINE.sub(f"runtime = {kind!r}", config_text)\nname = re.sub("-", "_", name)\n')
+    assert regex_edits_of_config(tree) == [1]
