@@ -7,12 +7,13 @@ safely, the ``action`` (``("up", "")``, ``("restart", SERVICE)`` or ``("resume",
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from ragctl.environment import cli_environment
 
 Status = Literal["ok", "warn", "fail"]
 GIB = 1 << 30
@@ -38,7 +39,7 @@ class Check:
 
 def threshold(name: str, default: float) -> float:
     """Thresholds can be raised for a test or a big host (RAGCTL_DOCTOR_MIN_DISK_GB, …)."""
-    return float(os.environ.get(f"RAGCTL_DOCTOR_{name}", default))
+    return cli_environment().doctor_threshold(name, default)
 
 
 def disk_check(name: str, path: Path) -> Check:

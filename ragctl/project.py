@@ -16,6 +16,7 @@ from typing import Any
 
 import tomli_w
 
+from ragctl.environment import cli_environment
 from ragctl.errors import ConfigError, UsageError
 from ragctl.runtimes import KINDS
 from stack.contract import PROJECT_FILE, ProjectFileError, read_project_file
@@ -176,8 +177,9 @@ def find_project_root(explicit: Path | None = None, start: Path | None = None) -
     write data/ and logs/ into it."""
     if explicit is not None:
         return explicit.expanduser().resolve()
-    if os.environ.get("RAGCTL_PROJECT"):
-        return Path(os.environ["RAGCTL_PROJECT"]).expanduser().resolve()
+    named = cli_environment().project
+    if named is not None:
+        return named.resolve()
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / CONFIG_NAME).is_file():

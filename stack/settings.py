@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     openai_base_url: str | None = _env("OPENAI_BASE_URL", default=None)
     llm_model: str = _env("RAG_LLM_MODEL", default="gpt-4o-mini")
     llm_timeout_s: float = _env("RAG_LLM_TIMEOUT_S", default=60.0, gt=0)
+    #: Embedded search and ask use a warm analyser process of this user (stack/pipeline/warm.py).
+    warm: bool = _env("RAGCTL_WARM", default=True)
+    #: That process exits after this long without a request (it reads its own environment: it serves
+    #: every project of the user, so no one project's ragctl.toml sets it).
+    warm_idle_s: float = _env("RAGCTL_WARM_IDLE_S", default=900.0, gt=0)
 
     # The stack: API, workers, beat.
     redis_url: str = _env("REDIS_URL", default="redis://localhost:6379/0")
@@ -207,7 +212,8 @@ def service_settings() -> Settings:
     """Settings of a service process (API, worker, beat): the project named by RAG_PROJECT_ROOT."""
     import os
 
-    return load_settings(Path(os.environ.get("RAG_PROJECT_ROOT", ".")).resolve())
+    # The one read of RAG_PROJECT_ROOT before the settings: it says where their ragctl.toml and .env are.
+    return load_settings(Path(os.environ.get("RAG_PROJECT_ROOT") or ".").resolve())
 
 
 def load_settings(project_root: Path, overrides: dict[str, Any] | None = None) -> Settings:

@@ -79,7 +79,7 @@ class EmbeddedBackend:
         if warm:
             from stack.pipeline import warm as warm_process
 
-            warm_process.attach()
+            warm_process.attach(backend.settings.warm)
         return backend
 
     @property

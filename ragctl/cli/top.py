@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
@@ -24,7 +23,9 @@ def top(
     from ragctl.ops.top import Source, StackDown, render, snapshot, watch
 
     runtime = current_runtime()
-    env_url = os.environ.get("RAGCTL_API_URL")
+    from ragctl.environment import cli_environment
+
+    env_url = cli_environment().api_url
     if not env_url and not kind_of(runtime.kind).has_services:
         raise NotRunning("ragctl top watches a running stack; this project runs embedded (no stack, no queue "
                          "or workers to watch).", "ragctl up --runtime local   (then ragctl top)")

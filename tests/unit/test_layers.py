@@ -266,3 +266,71 @@ def test_the_project_file_is_parsed_in_one_function_and_edited_with_tomlkit():
 def test_the_regex_edit_finder_finds_one():
     tree = ast.parse('text = RUNTIME_LINE.sub(f"runtime = {kind!r}", config_text)\nname = re.sub("-", "_", name)\n')
     assert regex_edits_of_config(tree) == [1]
+
+
+#: The reads of ``os.environ`` allowed outside the settings models (issue #24 item 6): the services'
+#: settings are fields of ``stack.settings.Settings``, the CLI process's are ``ragctl/environment.py``'s
+#: ``CliEnvironment``.  (file, the variable's name as written) → why it is read directly.
+ALLOWED_ENVIRONMENT_READS = {
+    ("ragctl/console.py", "'COLUMNS'"): "the terminal's convention, not a setting of ours",
+    ("ragctl/console.py", "'NO_COLOR'"): "the terminal's convention (no-color.org), not a setting of ours",
+    ("stack/pipeline/warm.py", "'XDG_RUNTIME_DIR'"): "the desktop's runtime folder, not a setting of ours",
+    ("stack/settings.py", "'RAG_PROJECT_ROOT'"): "where the settings' own ragctl.toml and .env are, read before them",
+    ("stack/settings.py", "SECRETS_DIR_ENV"): "where the settings' secret files are, read before them",
+    ("ragctl/cli/config.py", "name"): "config set: does the environment beat ragctl.toml for this setting",
+    ("stack/db_server.py", "password_env"): "a password in a variable the orchestrator names on the command line",
+}
+
+
+def environment_reads(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, the variable as written) for each read of one environment variable: ``os.environ.get(X)``,
+    ``os.getenv(X)``, ``os.environ[X]`` and ``X in os.environ``.  Copies of the whole environment for a
+    child process (``{**os.environ}``) and ``setdefault`` of a library's variable are not reads."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in ("os.environ.get", "os.getenv") and node.args:
+            found.append((node.lineno, ast.unparse(node.args[0])))
+        elif (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load)
+              and ast.unparse(node.value) == "os.environ"):
+            found.append((node.lineno, ast.unparse(node.slice)))
+        elif (isinstance(node, ast.Compare) and isinstance(node.ops[0], ast.In | ast.NotIn)
+              and ast.unparse(node.comparators[0]) == "os.environ"):
+            found.append((node.lineno, ast.unparse(node.left)))
+    return sorted(found)
+
+
+def test_settings_of_ours_are_read_through_the_settings_models():
+    """A new ``os.environ`` read fails here: make it a field of ``stack.settings.Settings`` (a service's
+    setting) or of ``ragctl.environment.CliEnvironment`` (the CLI process's), or list it above with why."""
+    seen, offenders = set(), []
+    for package in ("ragctl", "stack"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            where = str(path.relative_to(REPO))
+            for line, name in environment_reads(ast.parse(path.read_text(encoding="utf-8"))):
+                if (where, name) in ALLOWED_ENVIRONMENT_READS:
+                    seen.add((where, name))
+                else:
+                    offenders.append(f"{where}:{line}: {name}")
+    assert offenders == []
+    assert sorted(set(ALLOWED_ENVIRONMENT_READS) - seen) == [], "no longer read: take it off the list"
+
+
+def test_the_environment_read_finder_finds_each_form():
+    tree = ast.parse('a = os.environ.get("A")\nb = os.getenv("B")\nc = os.environ["C"]\nd = "D" in os.environ\n'
+                     'env = {**os.environ, "E": "1"}\nos.environ.setdefault("F", "1")\nos.environ["G"] = "1"\n')
+    assert environment_reads(tree) == [(1, "'A'"), (2, "'B'"), (3, "'C'"), (4, "'D'")]
+
+
+def test_the_cli_environment_keeps_each_variables_meaning(monkeypatch):
+    """RAGCTL_* keep what they meant when each module read them itself: empty is unset, any non-empty
+    RAGCTL_DEBUG is on, a doctor threshold is a number read when asked."""
+    from ragctl.environment import cli_environment
+
+    env = cli_environment({"RAGCTL_PROJECT": "~/docs", "RAGCTL_API_URL": "", "RAGCTL_DEBUG": "yes",
+                           "RAGCTL_DOCTOR_MIN_DISK_GB": "7.5", "RAGCTL_ENGINE_INACTIVITY_S": " 600 "})
+    assert env.project == Path("~/docs").expanduser() and env.api_url is None and env.debug
+    assert env.doctor_threshold("MIN_DISK_GB", 2) == 7.5 and env.doctor_threshold("WARN_DISK_GB", 10) == 10
+    assert env.engine_inactivity == "600"
+    assert cli_environment({}) == cli_environment({"RAGCTL_PROJECT": "", "RAGCTL_DEBUG": ""})
+    monkeypatch.setenv("RAGCTL_API_URL", "http://127.0.0.1:9")
+    assert cli_environment().api_url == "http://127.0.0.1:9"  # read at each call, not cached
