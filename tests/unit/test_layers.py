@@ -180,11 +180,6 @@ EMBEDDED_BACKEND = {"ragctl/backends/embedded.py"}
 #: Imports of ``stack`` beyond the contract still to be moved behind it (issue #24 item 3, not done
 #: yet): each listed with why it is still there.  The list may only shrink.
 NOT_YET_BEHIND_THE_CONTRACT = {
-    # Reading an input file safely (regular files only, no FIFO, no half-changed file): the upload
-    # and the folder walk share the pipeline's reader.  Light (standard library only).
-    ("ragctl/client.py", "stack.pipeline.files"),
-    ("ragctl/inputs.py", "stack.pipeline.files"),
-    ("ragctl/sync.py", "stack.pipeline.files"),
     # Where a stack keeps a document's extracted text (documents show), read from here when its
     # store is reachable; a base install answers None (ImportError).
     ("ragctl/client.py", "stack.pipeline.backends"),
