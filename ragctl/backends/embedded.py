@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ragctl.backends import IngestWatcher
 from ragctl.errors import NotRunning
@@ -58,6 +58,22 @@ def sqlite_catalog_documents(root: Path) -> dict[str, list[str]]:
     for record in sorted(Catalog(path).list(), key=lambda r: (r.collection, r.id)):
         documents.setdefault(record.collection, []).append(record.id)
     return documents
+
+
+def ocr_missing(languages: str) -> tuple[str, str] | None:
+    """Why the pipeline in this process cannot OCR (no tesseract, or not its ``languages``' models) and the
+    line that installs what is missing; None when it can (doctor's OCR check)."""
+    from stack.pipeline.ocr import INSTALL_LINE, missing
+
+    reason = missing(languages)
+    return (reason, INSTALL_LINE) if reason else None
+
+
+def probe_vectors(settings: Settings) -> dict[str, Any]:
+    """The project's Chroma, read in this process: its collections and their counts (``stack.probe``)."""
+    from stack.probe import probe_chroma
+
+    return probe_chroma(settings)
 
 
 class EmbeddedBackend:
