@@ -140,14 +140,18 @@ def test_callers_ask_for_capabilities_not_attributes_or_classes():
 
 def test_no_test_module_imports_another():
     """Shared helpers and fixtures live in tests/support/ (issue #24 item 7): importing a test module
-    also runs its module-level skips and collects its tests' names into the importer."""
+    also runs its module-level skips and collects its tests' names into the importer.  Nor does any
+    module import a conftest (fixtures come by name; helpers from tests/support/) or a helper outside
+    tests/support/."""
     offenders = []
-    for path in sorted((REPO / "tests").rglob("test_*.py")):
+    for path in sorted((REPO / "tests").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
-                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if node.module != "tests" else [f"tests.{a.name}" for a in node.names]
+            else:
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             offenders += [f"{path.relative_to(REPO)}:{node.lineno}: {name}" for name in names
-                          if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_")]
+                          if name.startswith("tests.") and not name.startswith("tests.support")]
     assert offenders == []
 
 
