@@ -99,12 +99,7 @@ def compose(root: Path, args: list[str], *, profiles: list[str] | None = None,
 # -- long calls: a limit on inactivity, not on length -----------------------------------------
 def inactivity_limit() -> float:
     """``$RAGCTL_ENGINE_INACTIVITY_S`` when set (a positive number), else ENGINE_INACTIVITY_S."""
-    value = cli_environment().engine_inactivity
-    try:
-        limit = float(value) if value else ENGINE_INACTIVITY_S
-    except ValueError:
-        limit = ENGINE_INACTIVITY_S
-    return limit if limit > 0 else ENGINE_INACTIVITY_S
+    return cli_environment().engine_inactivity_s or ENGINE_INACTIVITY_S
 
 
 def is_timeout(exc: BaseException | None) -> bool:

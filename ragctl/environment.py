@@ -8,8 +8,8 @@ These set the ``ragctl`` process, not the services: the services' settings (``RA
 A plain dataclass, not pydantic-settings: nearly every command looks up its project here
 (``RAGCTL_PROJECT``), and importing pydantic-settings costs about 0.16 s on a 2-core machine,
 paid by ``ragctl ps`` as much as by ``ragctl ask``.  The values keep the meaning they always had: an
-empty value is unset, any non-empty ``RAGCTL_DEBUG`` turns tracebacks on, a doctor threshold is
-a number read when its check runs.  Read at each call, not cached: it is a few dictionary lookups,
+empty value is unset, any non-empty ``RAGCTL_DEBUG`` turns tracebacks on, an engine inactivity limit
+that is not a positive number is ignored, a doctor threshold is a number read when its check runs.  Read at each call, not cached: it is a few dictionary lookups,
 and a test's ``monkeypatch.setenv`` (or a long ``sync --watch``) sees the current value.
 """
 
@@ -37,14 +37,22 @@ class CliEnvironment:
     api_url: str | None = None
     #: RAGCTL_DEBUG: show the traceback of an unexpected error.
     debug: bool = False
-    #: RAGCTL_ENGINE_INACTIVITY_S as written (ragctl.engine.inactivity_limit checks it).
-    engine_inactivity: str = ""
+    #: RAGCTL_ENGINE_INACTIVITY_S; None when unset, not a number or not positive (the default then holds).
+    engine_inactivity_s: float | None = None
     #: RAGCTL_DOCTOR_<NAME> → its value as written.
     doctor: Mapping[str, str] = field(default_factory=dict)
 
     def doctor_threshold(self, name: str, default: float) -> float:
         """A doctor threshold (RAGCTL_DOCTOR_MIN_DISK_GB …), raised for a test or a big host."""
         return float(self.doctor.get(name, default))
+
+
+def _positive(text: str) -> float | None:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if value > 0 else None
 
 
 def cli_environment(environ: Mapping[str, str] | None = None) -> CliEnvironment:
@@ -54,6 +62,6 @@ def cli_environment(environ: Mapping[str, str] | None = None) -> CliEnvironment:
         project=Path(env["RAGCTL_PROJECT"]).expanduser() if env.get("RAGCTL_PROJECT") else None,
         api_url=env.get("RAGCTL_API_URL") or None,
         debug=bool(env.get("RAGCTL_DEBUG")),
-        engine_inactivity=env.get(ENGINE_INACTIVITY_ENV, "").strip(),
+        engine_inactivity_s=_positive(env.get(ENGINE_INACTIVITY_ENV, "")),
         doctor={key.removeprefix(DOCTOR_PREFIX): value for key, value in env.items() if key.startswith(DOCTOR_PREFIX)},
     )

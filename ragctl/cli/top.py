@@ -19,12 +19,11 @@ def top(
 ) -> None:
     """Watch the running stack, refreshed every second: queue, documents by stage, workers, recent
     failures, API latency.  The figures are the API's /metrics.  q or Ctrl-C quits."""
+    from ragctl.environment import cli_environment
     from ragctl.errors import NotRunning
     from ragctl.ops.top import Source, StackDown, render, snapshot, watch
 
     runtime = current_runtime()
-    from ragctl.environment import cli_environment
-
     env_url = cli_environment().api_url
     if not env_url and not kind_of(runtime.kind).has_services:
         raise NotRunning("ragctl top watches a running stack; this project runs embedded (no stack, no queue "

@@ -330,7 +330,9 @@ def test_the_cli_environment_keeps_each_variables_meaning(monkeypatch):
                            "RAGCTL_DOCTOR_MIN_DISK_GB": "7.5", "RAGCTL_ENGINE_INACTIVITY_S": " 600 "})
     assert env.project == Path("~/docs").expanduser() and env.api_url is None and env.debug
     assert env.doctor_threshold("MIN_DISK_GB", 2) == 7.5 and env.doctor_threshold("WARN_DISK_GB", 10) == 10
-    assert env.engine_inactivity == "600"
+    assert env.engine_inactivity_s == 600
+    assert cli_environment({"RAGCTL_ENGINE_INACTIVITY_S": "soon"}).engine_inactivity_s is None
+    assert cli_environment({"RAGCTL_ENGINE_INACTIVITY_S": "-5"}).engine_inactivity_s is None
     assert cli_environment({}) == cli_environment({"RAGCTL_PROJECT": "", "RAGCTL_DEBUG": ""})
     monkeypatch.setenv("RAGCTL_API_URL", "http://127.0.0.1:9")
     assert cli_environment().api_url == "http://127.0.0.1:9"  # read at each call, not cached
