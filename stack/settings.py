@@ -1,8 +1,10 @@
-"""One settings model: every environment variable of ragctl is named here, once.
+"""One settings model: every environment variable of the stack is named here, once (the CLI process's
+own few, like RAGCTL_API_URL, are in ragctl/environment.py).
 
 The CLI, the embedded pipeline, and (later) the API, the workers and the compose templates all
 read this model.  Values come from, in rising priority: the defaults below, the ``[settings]``
-table of ``ragctl.toml``, a ``.env`` file in the project, then the process environment.
+table of ``ragctl.toml`` (parsed by ``stack.contract.read_project_file``), a ``.env`` file in the
+project, then the process environment.
 """
 
 from __future__ import annotations
