@@ -60,22 +60,6 @@ def sqlite_catalog_documents(root: Path) -> dict[str, list[str]]:
     return documents
 
 
-def ocr_missing(languages: str) -> tuple[str, str] | None:
-    """Why the pipeline in this process cannot OCR (no tesseract, or not its ``languages``' models) and the
-    line that installs what is missing; None when it can (doctor's OCR check)."""
-    from stack.pipeline.ocr import INSTALL_LINE, missing
-
-    reason = missing(languages)
-    return (reason, INSTALL_LINE) if reason else None
-
-
-def probe_vectors(settings: Settings) -> dict[str, Any]:
-    """The project's Chroma, read in this process: its collections and their counts (``stack.probe``)."""
-    from stack.probe import probe_chroma
-
-    return probe_chroma(settings)
-
-
 class EmbeddedBackend:
     """:class:`ragctl.backends.Backend` over an in-process :class:`~stack.pipeline.service.Pipeline`.
 
@@ -205,3 +189,20 @@ class EmbeddedBackend:
 
     def delete_collection(self, name: str) -> CollectionInfo:
         return self.pipeline.delete_collection(name)
+
+
+# -- what the in-process stack says about this host (doctor, the embedded runtime's probe) --------
+def ocr_missing(languages: str) -> tuple[str, str] | None:
+    """Why the pipeline in this process cannot OCR (no tesseract, or not its ``languages``' models) and the
+    line that installs what is missing; None when it can (doctor's OCR check)."""
+    from stack.pipeline.ocr import INSTALL_LINE, missing
+
+    reason = missing(languages)
+    return (reason, INSTALL_LINE) if reason else None
+
+
+def probe_vectors(settings: Settings) -> dict[str, Any]:
+    """The project's Chroma, read in this process: its collections and their counts (``stack.probe``)."""
+    from stack.probe import probe_chroma
+
+    return probe_chroma(settings)
