@@ -123,7 +123,7 @@ def main() -> None:
     server = None
     url = args.database_url
     if url is None:
-        from tests.postgres_server import start_server
+        from tests.support.postgres_server import start_server
 
         server = start_server()
         url = server.url()
@@ -156,7 +156,7 @@ def main() -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         if server is not None:
-            from tests.postgres_server import stop_server
+            from tests.support.postgres_server import stop_server
 
             stop_server(server)
     print(json.dumps(result, ensure_ascii=False))

@@ -1,6 +1,6 @@
 """End-to-end ingest throughput of a swarm stack with workers on one node vs two (issue #12).
 
-A real three-engine swarm on this machine (tests/swarm_cluster.py: each engine in its own network,
+A real three-engine swarm on this machine (tests/support/swarm_cluster.py: each engine in its own network,
 PID, mount and UTS namespaces): n1 holds the data services, the workers run on n2 (and n3).  Each
 worker replica is limited to ``--worker-cpus`` CPUs.  Phase "1 node": n3 drained, one worker on n2.
 Phase "2 nodes": n3 active, one worker on each of n2 and n3.  Each phase ingests the same corpus
@@ -50,10 +50,10 @@ def main() -> None:
     parser.add_argument("--image", default="ragctl:e2e")
     args = parser.parse_args()
 
-    from tests.swarm.test_swarm_e2e import corpus_documents
-    from tests.swarm_cluster import SwarmCluster
+    from tests.support.suite import corpus_documents
+    from tests.support.swarm_cluster import SwarmCluster
 
-    documents = corpus_documents(args.documents)
+    documents = corpus_documents(args.documents, suite="swarm")
     results: dict[str, list[dict]] = {"1 node": [], "2 nodes": []}
     with SwarmCluster(3) as cluster, tempfile.TemporaryDirectory(prefix="ragctl-bench-swarm-") as work:
         loaded = cluster.load_image(args.image)

@@ -7,12 +7,13 @@ safely, the ``action`` (``("up", "")``, ``("restart", SERVICE)`` or ``("resume",
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from ragctl.environment import cli_environment
 
 Status = Literal["ok", "warn", "fail"]
 GIB = 1 << 30
@@ -38,7 +39,7 @@ class Check:
 
 def threshold(name: str, default: float) -> float:
     """Thresholds can be raised for a test or a big host (RAGCTL_DOCTOR_MIN_DISK_GB, …)."""
-    return float(os.environ.get(f"RAGCTL_DOCTOR_{name}", default))
+    return cli_environment().doctor_threshold(name, default)
 
 
 def disk_check(name: str, path: Path) -> Check:
@@ -72,12 +73,13 @@ def memory_check() -> list[Check]:
 def ocr_check(mode: str, languages: str) -> Check:
     """OCR where the pipeline runs on this host (embedded, local): tesseract and its language models.
     Missing is a warning, not a failure: text documents still ingest, scans fail with the same line."""
-    from stack.pipeline.ocr import INSTALL_LINE, missing
+    from ragctl.backends.embedded import ocr_missing
 
     if mode == "off":
         return Check("ocr", "ok", 'off (ocr = "off"): scanned pages and images are not read')
-    reason = missing(languages)
-    if reason:
+    missing = ocr_missing(languages)
+    if missing:
+        reason, install_line = missing
         return Check("ocr", "warn", f"{reason}: scanned PDFs and image files cannot be read",
-                     "tesseract (or its Korean/English model) is not installed on this host", INSTALL_LINE)
+                     "tesseract (or its Korean/English model) is not installed on this host", install_line)
     return Check("ocr", "ok", f"tesseract reads {languages} (scanned PDF pages and image files)")

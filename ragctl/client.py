@@ -116,10 +116,10 @@ class StackClient:
                path_name: str | None = None) -> dict:
         """Register one file; returns the API's entry for it ({document_id, task_id, status, duplicate…}).
 
-        The file is read here first, safely and once (:func:`stack.pipeline.files.spooled`): a FIFO,
+        The file is read here first, safely and once (:func:`stack.contract.spooled`): a FIFO,
         socket, vanished, unreadable or changing file raises that file's PipelineError before any
         request, so a batch fails it alone; the bytes sent are the bytes read."""
-        from stack.pipeline.files import spooled
+        from stack.contract import spooled
 
         params = {"replace": str(replace).lower()} | ({"collection": collection} if collection else {})
         if path_name is not None:

@@ -15,7 +15,6 @@ next) when the engine sends or takes nothing for ``inactivity_limit()`` seconds
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from ragctl.environment import ENGINE_INACTIVITY_ENV, cli_environment
 from ragctl.errors import EXIT_PREFLIGHT, DockerError, EngineStalled, EngineUnavailable
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 ENGINE_TIMEOUT_S = 30
 #: Seconds a long engine call may go without a byte or a progress message (not a limit on its length).
 ENGINE_INACTIVITY_S = 120
-INACTIVITY_ENV = "RAGCTL_ENGINE_INACTIVITY_S"
+INACTIVITY_ENV = ENGINE_INACTIVITY_ENV
 
 T = TypeVar("T")
 
@@ -99,12 +99,7 @@ def compose(root: Path, args: list[str], *, profiles: list[str] | None = None,
 # -- long calls: a limit on inactivity, not on length -----------------------------------------
 def inactivity_limit() -> float:
     """``$RAGCTL_ENGINE_INACTIVITY_S`` when set (a positive number), else ENGINE_INACTIVITY_S."""
-    value = os.environ.get(INACTIVITY_ENV, "").strip()
-    try:
-        limit = float(value) if value else ENGINE_INACTIVITY_S
-    except ValueError:
-        limit = ENGINE_INACTIVITY_S
-    return limit if limit > 0 else ENGINE_INACTIVITY_S
+    return cli_environment().engine_inactivity_s or ENGINE_INACTIVITY_S
 
 
 def is_timeout(exc: BaseException | None) -> bool:

@@ -2,7 +2,7 @@
 
 :func:`select` is the library function behind ``ragctl ingest PATH… [--include GLOB] [--exclude GLOB]``
 (the CLI is a thin layer over it; tests call it directly).  It only looks at names and ``stat``
-results; reading a file (and every way that can fail) is :mod:`stack.pipeline.files`' job.
+results; reading a file (and every way that can fail) is :func:`stack.contract.copy_to`'s job.
 
 The rules:
 
@@ -41,8 +41,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ragctl.errors import UsageError
-from stack.contract import DOCUMENT_SUFFIXES, PipelineError, printable
-from stack.pipeline.files import os_error
+from stack.contract import DOCUMENT_SUFFIXES, PipelineError, os_error, printable
 
 #: What a folder ingest takes by default: the formats the parsers read (the contract's list).
 DOCUMENT_EXTENSIONS = DOCUMENT_SUFFIXES

@@ -1,25 +1,27 @@
 """A ragctl project: a folder holding ragctl.toml (and .env), read once into a ProjectConfig.
 
-This is the one place that parses ragctl.toml and .env on the control plane's side, and the one
-redactor for what they hold.  (The services read their settings through ``stack.settings``, which
-cannot import ragctl; it reads the same two files with the same rules.)
+ragctl.toml is parsed by one function, ``stack.contract.read_project_file``, which the services'
+settings (``stack.settings``) use too; .env is parsed here and by pydantic-settings with the same
+library (python-dotenv).  Edits go through ``set_config_value`` (tomlkit: comments kept).  This is
+also the one redactor for what the two files hold.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from ragctl.environment import cli_environment
 from ragctl.errors import ConfigError, UsageError
 from ragctl.runtimes import KINDS
+from stack.contract import PROJECT_FILE, ProjectFileError, read_project_file
 
-CONFIG_NAME = "ragctl.toml"
+CONFIG_NAME = PROJECT_FILE
 ENV_NAME = ".env"
 #: .env keys whose values are secrets (the API key, Flower's login, a hosted LLM's key…).
 SECRET_KEY = re.compile(r"(KEY|AUTH|SECRET|PASSWORD|TOKEN)", re.IGNORECASE)
@@ -128,13 +130,10 @@ class ProjectConfig:
     @classmethod
     def load(cls, root: Path) -> ProjectConfig:
         root = Path(root)
-        path = root / CONFIG_NAME
-        data: dict[str, Any] = {}
-        if path.is_file():
-            try:
-                data = tomllib.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-                raise ConfigError(f"{path} cannot be read: {exc}", f"fix {path}") from exc
+        try:
+            data = read_project_file(root)
+        except ProjectFileError as exc:
+            raise ConfigError(exc.message, exc.hint) from exc
         return cls(root, data, read_dotenv(root / ENV_NAME))
 
     @property
@@ -178,8 +177,9 @@ def find_project_root(explicit: Path | None = None, start: Path | None = None) -
     write data/ and logs/ into it."""
     if explicit is not None:
         return explicit.expanduser().resolve()
-    if os.environ.get("RAGCTL_PROJECT"):
-        return Path(os.environ["RAGCTL_PROJECT"]).expanduser().resolve()
+    named = cli_environment().project
+    if named is not None:
+        return named.resolve()
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / CONFIG_NAME).is_file():

@@ -144,8 +144,7 @@ def scan(folder: Path, cache: StatCache, *, include=(), exclude=()) -> tuple[lis
     """The folder's files with their hashes (read only when the stat cache does not know them), and the
     steps for files that could not be taken: unreadable, or growing while they were read."""
     from ragctl.inputs import select
-    from stack.contract import printable
-    from stack.pipeline.files import os_error
+    from stack.contract import os_error, printable
 
     folder = Path(folder)
     selection = select([folder], include=include, exclude=exclude)

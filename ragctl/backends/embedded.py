@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ragctl.backends import IngestWatcher
 from ragctl.errors import NotRunning
@@ -79,7 +79,7 @@ class EmbeddedBackend:
         if warm:
             from stack.pipeline import warm as warm_process
 
-            warm_process.attach()
+            warm_process.attach(backend.settings.warm)
         return backend
 
     @property
@@ -189,3 +189,20 @@ class EmbeddedBackend:
 
     def delete_collection(self, name: str) -> CollectionInfo:
         return self.pipeline.delete_collection(name)
+
+
+# -- what the in-process stack says about this host (doctor, the embedded runtime's probe) --------
+def ocr_missing(languages: str) -> tuple[str, str] | None:
+    """Why the pipeline in this process cannot OCR (no tesseract, or not its ``languages``' models) and the
+    line that installs what is missing; None when it can (doctor's OCR check)."""
+    from stack.pipeline.ocr import INSTALL_LINE, missing
+
+    reason = missing(languages)
+    return (reason, INSTALL_LINE) if reason else None
+
+
+def probe_vectors(settings: Settings) -> dict[str, Any]:
+    """The project's Chroma, read in this process: its collections and their counts (``stack.probe``)."""
+    from stack.probe import probe_chroma
+
+    return probe_chroma(settings)

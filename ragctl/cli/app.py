@@ -12,7 +12,6 @@ Heavy libraries are imported inside the commands that need them, so ``ragctl --h
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +24,7 @@ from ragctl.cli import config as config_cli
 from ragctl.cli import eval as eval_cli
 from ragctl.cli import sync as sync_cli
 from ragctl.cli.context import CURRENT, CliState
+from ragctl.environment import cli_environment
 from ragctl.errors import RagctlError, UsageError
 from ragctl.output import console, fail
 
@@ -73,7 +73,7 @@ class RagctlGroup(TyperGroup):
             command = " ".join(exc.ctx.command_path.split()[1:]) if exc.ctx else ""
             fail(UsageError(exc.format_message(), f"ragctl {command} --help".replace("  ", " ")), as_json=True)
         except Exception as exc:
-            if isinstance(exc, (typer.Exit, typer.Abort, ClickException)) or os.environ.get("RAGCTL_DEBUG"):
+            if isinstance(exc, (typer.Exit, typer.Abort, ClickException)) or cli_environment().debug:
                 raise  # our own exits, Click's errors; RAGCTL_DEBUG=1 shows the traceback
             # Whatever was not foreseen still leaves as one clear error, never as a traceback.
             fail(RagctlError(f"Unexpected {type(exc).__name__}: {exc}",

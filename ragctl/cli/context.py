@@ -7,7 +7,6 @@ import of the app that registers them, and no context parameter to thread throug
 
 from __future__ import annotations
 
-import os
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +80,11 @@ def open_backend(*, warm: bool = False) -> Backend:
 
     ``warm``: an embedded command that analyses one question (search, ask) uses the warm analyser
     process, or starts one for the next command (stack/pipeline/warm.py)."""
-    runtime = None if os.environ.get("RAGCTL_API_URL") else current_runtime()
-    api_url = os.environ.get("RAGCTL_API_URL") or runtime.api_url()
+    from ragctl.environment import cli_environment
+
+    named = cli_environment().api_url
+    runtime = None if named else current_runtime()
+    api_url = named or runtime.api_url()
     if api_url:
         from ragctl.client import StackClient
         from stack.settings import load_settings

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
@@ -20,11 +19,12 @@ def top(
 ) -> None:
     """Watch the running stack, refreshed every second: queue, documents by stage, workers, recent
     failures, API latency.  The figures are the API's /metrics.  q or Ctrl-C quits."""
+    from ragctl.environment import cli_environment
     from ragctl.errors import NotRunning
     from ragctl.ops.top import Source, StackDown, render, snapshot, watch
 
     runtime = current_runtime()
-    env_url = os.environ.get("RAGCTL_API_URL")
+    env_url = cli_environment().api_url
     if not env_url and not kind_of(runtime.kind).has_services:
         raise NotRunning("ragctl top watches a running stack; this project runs embedded (no stack, no queue "
                          "or workers to watch).", "ragctl up --runtime local   (then ragctl top)")

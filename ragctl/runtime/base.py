@@ -6,7 +6,7 @@ for them: their state, their lifecycle, their logs, where clients reach them, a 
 services are, and the data a backup copies.  ``health``, ``doctor``, ``backup``, ``restore``,
 ``migrate`` and ``support`` speak only to this interface, and ``ragctl.runtime.runtime_for`` is
 the one place that picks an implementation.  A new runtime is one module that subclasses
-:class:`Runtime`; ``tests/fakes.py`` has one that runs nothing.
+:class:`Runtime`; ``tests/support/fakes.py`` has one that runs nothing.
 """
 
 from __future__ import annotations

@@ -66,9 +66,9 @@ class EmbeddedRuntime(Runtime, Diagnosable, SecurityFacts, BacksUp, Upgradable):
     def probe(self) -> dict[str, Any]:
         """Only the vector store exists: it is read in this process."""
         try:
-            from stack.probe import probe_chroma
+            from ragctl.backends.embedded import probe_vectors
 
-            return {"chroma": {"ok": True, **probe_chroma(self.client_settings())}}
+            return {"chroma": {"ok": True, **probe_vectors(self.client_settings())}}
         except Exception as exc:  # noqa: BLE001 - reported by the checks that read it
             return {"chroma": {"ok": False, "error": f"{type(exc).__name__}: {exc}"}}
 

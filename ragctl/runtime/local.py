@@ -383,8 +383,12 @@ class LocalRuntime(Runtime, Diagnosable, SecurityFacts, GuardsRedis, BacksUp, Up
                         ports["api_port"], ["uvicorn"], ["redis", "chroma"], 2, log("api"),
                         f"http://127.0.0.1:{ports['api_port']}"),
         ]
-        # Workers share the machine's cores rather than each asking torch for all of them.
-        torch_threads = os.environ.get("RAG_TORCH_THREADS") or str(max(1, (os.cpu_count() or 1) // max(1, workers)))
+        # Workers share the machine's cores rather than each asking torch for all of them, unless the
+        # project's torch_threads (RAG_TORCH_THREADS, ragctl.toml, .env) says how many each may use.
+        from stack.settings import load_settings
+
+        torch_threads = str(load_settings(self.project_root).torch_threads
+                            or max(1, (os.cpu_count() or 1) // max(1, workers)))
         for i in range(1, workers + 1):
             specs.append(ServiceSpec(
                 f"worker-{i}",

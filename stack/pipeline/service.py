@@ -310,7 +310,7 @@ class Pipeline:
     def read(self, path: Path) -> tuple[ParsedDocument, str]:
         """Parse a file, saving nothing; returns the document and the SHA-256 of the bytes read.
 
-        The file is read once, into a private copy (:mod:`stack.pipeline.files`): a FIFO, a
+        The file is read once, into a private copy (:func:`stack.contract.snapshot`): a FIFO, a
         vanished or unreadable file raises a PipelineError; nothing blocks."""
         path = Path(path)
         scratch = Path(tempfile.mkdtemp(prefix="ragctl-extract-"))

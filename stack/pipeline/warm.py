@@ -58,12 +58,12 @@ class Token(NamedTuple):
     len: int
 
 
-def enabled() -> bool:
-    return os.environ.get("RAGCTL_WARM", "1") not in ("0", "false", "no", "off")
-
-
 def idle_seconds() -> float:
-    return float(os.environ.get("RAGCTL_WARM_IDLE_S", "900"))
+    """``warm_idle_s`` (RAGCTL_WARM_IDLE_S) of this process's environment: the warm process serves every
+    project of its user, so it reads no project's files."""
+    from stack.settings import Settings
+
+    return Settings().warm_idle_s
 
 
 def runtime_dir() -> Path:
@@ -153,12 +153,13 @@ def current() -> WarmClient | None:
     return _current
 
 
-def attach() -> WarmClient | None:
+def attach(enabled: bool = True) -> WarmClient | None:
     """Use the warm process if one answers; else start one for the next command as this one exits
     (this one does its own work, and a process loading beside it would slow it on two cores).  For
-    commands that analyse a question and end: ``search`` and ``ask``."""
+    commands that analyse a question and end: ``search`` and ``ask``.  ``enabled``: the project's
+    ``warm`` setting (RAGCTL_WARM)."""
     global _current, _start_on_exit
-    if not enabled():
+    if not enabled:
         return None
     try:
         client = WarmClient(socket_path())

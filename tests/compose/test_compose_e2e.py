@@ -24,14 +24,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, SAMPLES, corpus_path
-from tests.docker_image import (
+from tests.support.docker_image import (
     IMAGE_TAG,
     free_port,
     ragctl,
     ragctl_json,
     set_stack,
 )
+from tests.support.suite import REPO, SAMPLES, corpus_path
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(3600)]
 

@@ -26,8 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import skip_or_fail
-from tests.docker_image import free_port, ragctl, require_engine, set_stack
+from tests.support.docker_image import free_port, ragctl, require_engine, set_stack
+from tests.support.suite import skip_or_fail
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 

@@ -18,7 +18,7 @@ from parse_quality import bigram_f1, reference_text
 
 from stack.pipeline.chunk import chunk_document
 from stack.pipeline.parsers import parse_file
-from tests.conftest import require_corpus
+from tests.support.suite import require_corpus
 
 pytestmark = pytest.mark.corpus
 

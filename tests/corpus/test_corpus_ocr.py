@@ -11,8 +11,8 @@ import pytest
 from stack.pipeline.errors import NoText
 from stack.pipeline.ocr import missing
 from stack.pipeline.parsers import parse_file
-from tests.conftest import skip_or_fail
 from tests.support import scans
+from tests.support.suite import skip_or_fail
 
 sys.path.append(str(Path(__file__).resolve().parents[2] / "bench"))
 from parse_quality import bigram_f1

@@ -23,7 +23,7 @@ from stack.pipeline.errors import (
     PipelineError,
 )
 from stack.pipeline.parsers import parse_file
-from tests.conftest import require_corpus
+from tests.support.suite import require_corpus
 
 pytestmark = pytest.mark.corpus
 

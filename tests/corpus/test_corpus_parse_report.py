@@ -12,7 +12,7 @@ import pytest
 from stack.contract import ParseReport
 from stack.pipeline.errors import NoText
 from stack.pipeline.parsers import parse_file
-from tests.conftest import require_corpus
+from tests.support.suite import require_corpus
 
 pytestmark = pytest.mark.corpus
 

@@ -13,7 +13,7 @@ import pytest
 from stack.pipeline.chunk import chunk_document
 from stack.pipeline.parsers import parse_file
 from stack.pipeline.tables import cell_lines, header_line
-from tests.conftest import require_corpus
+from tests.support.suite import require_corpus
 
 pytestmark = pytest.mark.corpus
 

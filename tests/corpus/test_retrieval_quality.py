@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, require_corpus
+from tests.support.suite import REPO, require_corpus
 
 pytestmark = [pytest.mark.corpus, pytest.mark.slow]
 

@@ -19,8 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ragctl.runtime.local import PLAN_FILE, LocalRuntime, read_dotenv, run_dir
-from tests.conftest import skip_or_fail
 from tests.support.cli import FREE_PORTS, free_port
+from tests.support.suite import skip_or_fail
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

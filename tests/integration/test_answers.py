@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from stack.pipeline.retrieve import default_fusion_weights
-from tests.conftest import SAMPLES
-from tests.llm_server import FakeLLM
+from tests.support.llm_server import FakeLLM
+from tests.support.suite import SAMPLES
 
 pytestmark = pytest.mark.slow
 

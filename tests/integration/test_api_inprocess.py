@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from stack.api.app import create_app
-from tests.conftest import SAMPLES
-from tests.llm_server import FakeLLM
+from tests.support.llm_server import FakeLLM
+from tests.support.suite import SAMPLES
 
 pytestmark = pytest.mark.slow
 

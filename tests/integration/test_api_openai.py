@@ -15,8 +15,8 @@ from stack.api.app import create_app
 from stack.pipeline.answer import EXTRACTIVE_LABEL_KO
 from stack.pipeline.service import Pipeline
 from stack.settings import load_settings
-from tests.conftest import SAMPLES
-from tests.llm_server import FakeLLM
+from tests.support.llm_server import FakeLLM
+from tests.support.suite import SAMPLES
 
 KEY = "k3y"
 SAMPLE = SAMPLES / "휴가_규정.hwpx"

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from ragctl.runtime.local import LocalRuntime, read_dotenv
-from tests.conftest import SAMPLES
 from tests.support.cli import make_project, output, ragctl
+from tests.support.suite import SAMPLES
 
 QUESTION = "연차 휴가는 며칠인가요?"
 

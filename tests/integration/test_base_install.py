@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.suite import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -148,7 +148,7 @@ def running_stack(tmp_path_factory):
     """A local-runtime stack (redis-server, Chroma, uvicorn, one worker) started by the full install:
     the stack an operator's base install talks to."""
     if shutil.which("redis-server") is None:
-        from tests.conftest import skip_or_fail
+        from tests.support.suite import skip_or_fail
 
         skip_or_fail("redis-server not installed (apt-get install redis-server)", "stack")
     from ragctl.runtime.local import LocalRuntime
@@ -165,7 +165,7 @@ def running_stack(tmp_path_factory):
 def test_a_base_install_ingests_asks_searches_and_lists_against_a_running_stack(base_venv, running_stack):
     """Issue #24 item 9: the data commands reach the stack's API with no [stack] extra (no numpy):
     ingest (new and again), search, ask, documents list and show, tasks list."""
-    from tests.conftest import SAMPLES
+    from tests.support.suite import SAMPLES
 
     ragctl = [str(base_venv / "bin" / "ragctl"), "-p", str(running_stack)]
     ingest = run(base_venv, [*ragctl, "ingest", str(SAMPLES / "휴가_규정.hwpx"), "--json"], cwd=running_stack, timeout=600)

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 
 from stack.api.app import create_app
 from stack.settings import load_settings
-from tests.conftest import SAMPLES
-from tests.postgres_server import postgres_server, postgres_url  # noqa: F401 - fixtures
+from tests.support.postgres_server import postgres_server, postgres_url  # noqa: F401 - fixtures
+from tests.support.suite import SAMPLES
 
 pytestmark = pytest.mark.slow
 

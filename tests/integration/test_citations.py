@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import SAMPLES
 from tests.support.cli import as_json, ragctl
+from tests.support.suite import SAMPLES
 
 pytestmark = pytest.mark.slow
 

@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from ragctl.cli import app
-from tests.conftest import REPO, SAMPLES
-from tests.fixtures_factory import make_hwp, set_hwp5_flags
 from tests.support.cli import as_json, ragctl, runner
+from tests.support.fixtures_factory import make_hwp, set_hwp5_flags
+from tests.support.suite import REPO, SAMPLES
 
 pytestmark = pytest.mark.slow
 

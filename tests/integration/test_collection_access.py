@@ -15,9 +15,9 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import skip_or_fail
 from tests.support.cli import FREE_PORTS, as_json, output, ragctl
 from tests.support.local_stack import Stack
+from tests.support.suite import skip_or_fail
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

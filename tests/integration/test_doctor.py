@@ -14,8 +14,8 @@ import pytest
 
 from ragctl.runtime.local import LocalRuntime, read_state
 from stack.settings import DEFAULT_EMBED_MODEL
-from tests.conftest import SAMPLES
 from tests.support.cli import make_project, output, ragctl
+from tests.support.suite import SAMPLES
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_a_foreign_worker_on_the_queue_without_the_task_or_a_backend(local_stack
     import subprocess
     import sys
 
-    from tests.conftest import REPO
+    from tests.support.suite import REPO
 
     rogue = subprocess.Popen([sys.executable, "-m", "celery", "-A", "tests.rogue_worker", "worker", "-Q", "ingest",
                               "--pool", "solo", "-n", "rogue@%h", "--loglevel", "WARNING"], cwd=REPO,
@@ -265,7 +265,7 @@ def test_docker_socket_permission_denied(tmp_path):
     import subprocess
     import sys
 
-    from tests.conftest import REPO
+    from tests.support.suite import REPO
 
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         reason = "needs root and setpriv (util-linux) to make a socket this process may not open"

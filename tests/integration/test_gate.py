@@ -16,8 +16,8 @@ import tomllib
 
 import pytest
 
-from tests.conftest import REPO, SAMPLES
 from tests.support.cli import as_json, make_project, output, ragctl
+from tests.support.suite import REPO, SAMPLES
 
 #: Korean questions the samples answer (the extractive answer holds the fact, the file is cited).
 GATE_SET = [

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 import ragctl.cli.data as data_commands
 from ragctl.cli import app
-from stack.pipeline import files
+from stack import contract
 
 runner = CliRunner()
 
@@ -77,7 +77,7 @@ def test_bad_files_in_a_folder_fail_alone_and_the_batch_goes_on(project, tmp_pat
     expected |= {"locked.txt": "locked.txt: permission denied", "vanishing.txt": "vanishing.txt: not found",
                  "changing.txt": "changing.txt changed while it was being read"}
 
-    real_open, real_read = os.open, files._read
+    real_open, real_read = os.open, contract._read
     if os.geteuid() == 0:  # root reads a chmod 000 file: refuse it as the kernel would anyone else
         def refusing_open(path, flags, *args, **kwargs):
             if Path(path) == locked:
@@ -93,7 +93,7 @@ def test_bad_files_in_a_folder_fail_alone_and_the_batch_goes_on(project, tmp_pat
                 handle.write("더")
         return block
 
-    monkeypatch.setattr(files, "_read", read_and_change)
+    monkeypatch.setattr(contract, "_read", read_and_change)
     real_expand = data_commands.expand_paths
 
     def expand_then_delete(*args, **kwargs):  # the file goes after the folder was listed, before it is read

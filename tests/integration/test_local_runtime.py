@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from ragctl.runtime.local import LocalRuntime, is_our_process, load_state_file, pid_alive, read_state
-from tests.conftest import skip_or_fail
 from tests.support.cli import make_project, output, ragctl
+from tests.support.suite import skip_or_fail
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -137,7 +137,7 @@ def test_redis_refuses_a_client_without_the_password(stack_project, tmp_path):
     from ragctl.project import read_dotenv
     from ragctl.runtime.local import redis_ping
     from ragctl.runtime.ports import pick_free_port
-    from tests.conftest import SAMPLES
+    from tests.support.suite import SAMPLES
 
     password = read_dotenv(stack_project / ".env")["REDIS_PASSWORD"]
     assert len(password) >= 32

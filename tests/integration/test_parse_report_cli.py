@@ -5,8 +5,8 @@ second page has no text layer, and a Markdown file read whole."""
 
 from __future__ import annotations
 
-from tests.fixtures_factory import make_pdf
 from tests.support.cli import as_json, make_project, output, ragctl
+from tests.support.fixtures_factory import make_pdf
 
 
 def test_sync_ingest_and_documents_show_the_parts_not_read(tmp_path):

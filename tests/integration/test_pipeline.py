@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from stack.pipeline.errors import ModelMismatch
-from tests.conftest import SAMPLES
-from tests.llm_server import FakeLLM
+from tests.support.llm_server import FakeLLM
+from tests.support.suite import SAMPLES
 
 pytestmark = pytest.mark.slow
 

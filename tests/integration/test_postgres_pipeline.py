@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import SAMPLES
-from tests.postgres_server import postgres_server, postgres_url  # noqa: F401 - fixtures
+from tests.support.postgres_server import postgres_server, postgres_url  # noqa: F401 - fixtures
+from tests.support.suite import SAMPLES
 
 pytestmark = pytest.mark.slow
 

@@ -16,10 +16,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import SAMPLES, skip_or_fail
-from tests.fixtures_factory import make_hwp, set_hwp5_flags
 from tests.support.cli import FREE_PORTS
+from tests.support.fixtures_factory import make_hwp, set_hwp5_flags
 from tests.support.local_stack import Stack, long_document
+from tests.support.suite import SAMPLES, skip_or_fail
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from stack.pipeline.state_move import STATE_TABLES, MoveMismatch, TargetNotEmpty, move_to_postgres
-from tests.conftest import SAMPLES
-from tests.postgres_server import postgres_server, postgres_url  # noqa: F401 - fixtures
+from tests.support.postgres_server import postgres_server, postgres_url  # noqa: F401 - fixtures
+from tests.support.suite import SAMPLES
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ from ragctl.cli.sync import target_for
 from stack.pipeline.catalog import Catalog
 from stack.pipeline.service import Pipeline
 from stack.settings import load_settings
-from tests.conftest import REPO
 from tests.support.cli import as_json, make_project, output, ragctl
+from tests.support.suite import REPO
 
 
 def write(folder, rel: str, text: str):

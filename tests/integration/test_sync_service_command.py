@@ -22,8 +22,8 @@ import pytest
 from ragctl.runtime.local import LocalRuntime, read_dotenv
 from stack.contract import RagError
 from stack.keys import hash_key
-from tests.conftest import REPO, SAMPLES, skip_or_fail
 from tests.support.cli import FREE_PORTS
+from tests.support.suite import REPO, SAMPLES, skip_or_fail
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

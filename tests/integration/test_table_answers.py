@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ragctl.gold import answer_body
-from tests import fixtures_factory as ff
+from tests.support import fixtures_factory as ff
 from tests.support.texts import FISCAL_ROWS
 
 pytestmark = pytest.mark.slow

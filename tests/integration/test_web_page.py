@@ -22,9 +22,9 @@ import httpx
 import pytest
 
 from ragctl.runtime.local import LocalRuntime, read_dotenv
-from tests.conftest import REPO, SAMPLES, corpus_path, skip_or_fail
-from tests.fixtures_factory import make_hwp
 from tests.support.cli import FREE_PORTS
+from tests.support.fixtures_factory import make_hwp
+from tests.support.suite import REPO, SAMPLES, corpus_path, skip_or_fail
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -83,7 +83,7 @@ def hwp_files(tmp_path_factory) -> list[Path]:
     corpus = corpus_path()
     if corpus is not None:
         return [SAMPLE, corpus / "hwp" / "hwpjs" / "selfintroduce.hwp"]
-    print("corpus not found: the second HWP file is made by python-hwpx (tests/fixtures_factory.make_hwp)")
+    print("corpus not found: the second HWP file is made by python-hwpx (tests/support/fixtures_factory.make_hwp)")
     folder = tmp_path_factory.mktemp("hwp")
     return [SAMPLE, make_hwp(folder / "selfintroduce.hwp", ["나를 소개 합니다", "어린 시절은 작은 동네에서 자랐습니다."])]
 
@@ -417,7 +417,7 @@ def test_a_scoped_key_sees_only_its_collections_and_uploads_into_the_chosen_one(
 def test_a_document_with_parts_not_read_is_marked_in_the_list(stack, page_at, tmp_path):
     """Issue #26 part 5: the API's document body carries the parse report, and the page's document
     list marks the file, with what was not read in the marker's tooltip."""
-    from tests.fixtures_factory import make_pdf
+    from tests.support.fixtures_factory import make_pdf
 
     pdf = make_pdf(tmp_path / "scan-inside.pdf", ["Budget figures for the second quarter.", ""])
     assert stack.http.post("/api/documents", files=[("files", (pdf.name, pdf.read_bytes()))]).status_code in (200, 202)

@@ -1,4 +1,4 @@
-"""The multi-engine Swarm harness (tests/swarm_cluster.py) proven on its own (issue #12).
+"""The multi-engine Swarm harness (tests/support/swarm_cluster.py) proven on its own (issue #12).
 
 Three real dockerd engines, each in its own network, PID, mount and UTS namespace with its own data root,
 joined into one swarm over a bridge between the namespaces: nodes Ready, an overlay network carrying
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import skip_or_fail
-from tests.swarm_cluster import (
+from tests.support.suite import skip_or_fail
+from tests.support.swarm_cluster import (
     HOST_DOCKER,
     SwarmCluster,
     host_engine_events,

@@ -1,5 +1,5 @@
 """The swarm runtime end to end on a real three-engine Docker Swarm (issue #12), driven through the
-ragctl CLI with ``DOCKER_HOST`` at the manager's engine (tests/swarm_cluster.py builds the cluster:
+ragctl CLI with ``DOCKER_HOST`` at the manager's engine (tests/support/swarm_cluster.py builds the cluster:
 three engines in their own network, PID, mount and UTS namespaces, joined over a bridge).
 
 n1 is the manager and the data node (Postgres, Redis, Chroma); the workers run on n2 and n3 only.
@@ -22,34 +22,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import corpus_path, skip_or_fail
-from tests.docker_image import IMAGE, IMAGE_TAG, ragctl, ragctl_json, set_stack
-from tests.swarm_cluster import swarm_cluster  # noqa: F401 - the module's cluster fixture
+from tests.support.docker_image import IMAGE, IMAGE_TAG, ragctl, ragctl_json, set_stack
+from tests.support.suite import corpus_documents
+from tests.support.swarm_cluster import swarm_cluster  # noqa: F401 - the module's cluster fixture
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(3600)]
 DOCUMENTS = 50
 NGINX_PORT = 8443
-FORMATS = {"hwp", "hwpx", "docx", "pdf"}
 POSTINGS_COUNT = ("import json; from stack.settings import service_settings; "
                   "from stack.pipeline.backends import open_lexical; "
                   "index = open_lexical(service_settings(), 'default'); "
                   "print(json.dumps({'chunks': index.count(), 'documents': len(index.document_ids())}))")
-
-
-def corpus_documents(count: int = DOCUMENTS) -> list[Path]:
-    """``count`` real documents of the corpus that are neither locked nor distribution copies,
-    small enough for a 2-CPU machine, in a fixed order (by path)."""
-    corpus = corpus_path()
-    if corpus is None:
-        skip_or_fail("the corpus (../shared/corpus) is missing", "swarm")
-    chosen = []
-    for line in (corpus / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()[1:]:
-        local, size, _, container, notes, *_ = line.split("\t")
-        if (local.rsplit(".", 1)[-1].lower() in FORMATS and 4_000 <= int(size) <= 150_000
-                and "PASSWORD" not in notes and "DISTRIBUTION" not in notes and container != "text"):
-            chosen.append(corpus / local)
-    assert len(chosen) >= count, f"only {len(chosen)} corpus documents fit"
-    return sorted(chosen)[:count]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +43,7 @@ def deployed(swarm_cluster, e2e_image, tmp_path_factory):  # noqa: F811 - the fi
     env = cluster.env("n1")
     root = tmp_path_factory.mktemp("swarm") / "ragctl-swarm"
     ragctl("init", str(root), "--runtime", "swarm", "--workers", "2", "--no-gpu", "--yes", env=env)
-    # This kernel has no ESP: an encrypted overlay would carry nothing (tests/swarm_cluster.py).
+    # This kernel has no ESP: an encrypted overlay would carry nothing (tests/support/swarm_cluster.py).
     # Two API replicas (on two nodes): losing a node loses no API.
     set_stack(root, tag=IMAGE_TAG, api_replicas=2, api_cpus=1, worker_cpus=1, worker_memory="3g",
               nginx_port=NGINX_PORT, nginx_http_port=0, swarm_encrypted=False)
@@ -111,7 +94,7 @@ def reference_counts(tmp_path: Path, documents: list[Path]) -> dict[str, tuple[s
 
 def test_ingest_through_both_worker_nodes_survives_a_node_lost_mid_ingest(deployed, tmp_path):
     cluster, root, env = deployed
-    documents = corpus_documents()
+    documents = corpus_documents(DOCUMENTS, suite="swarm")
     reference = reference_counts(tmp_path, documents)
     folder = tmp_path / "docs"
     folder.mkdir()

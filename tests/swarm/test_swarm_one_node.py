@@ -1,5 +1,5 @@
 """The swarm runtime from one host (issue #29): the path most users start on, on a real engine of its
-own (tests/swarm_cluster.py: two dockerd engines in their own namespaces, started outside any swarm;
+own (tests/support/swarm_cluster.py: two dockerd engines in their own namespaces, started outside any swarm;
 the host engine is only read from, by ``ragctl bundle save``).
 
 In order, as a user goes: ``ragctl up`` before there is a swarm → its hint (``docker swarm init``);
@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import corpus_path, skip_or_fail
-from tests.docker_image import IMAGE_TAG, REPO, ragctl, ragctl_json, set_stack
-from tests.swarm_cluster import SwarmCluster, require_cluster
+from tests.support.docker_image import IMAGE_TAG, REPO, ragctl, ragctl_json, set_stack
+from tests.support.suite import corpus_path, skip_or_fail
+from tests.support.swarm_cluster import SwarmCluster, require_cluster
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 NGINX_PORT = 8443
@@ -48,7 +48,7 @@ def host(e2e_image, tmp_path_factory):
         env = cluster.env("n1")
         root = tmp_path_factory.mktemp("one-node") / "ragctl-one"
         ragctl("init", str(root), "--runtime", "swarm", "--workers", "1", "--no-gpu", "--yes", env=env)
-        # This kernel has no ESP: an encrypted overlay would carry nothing (tests/swarm_cluster.py).
+        # This kernel has no ESP: an encrypted overlay would carry nothing (tests/support/swarm_cluster.py).
         set_stack(root, tag=IMAGE_TAG, api_cpus=1, worker_cpus=1, worker_memory="3g", nginx_port=NGINX_PORT,
                   nginx_http_port=0, swarm_encrypted=False)
         try:

@@ -41,3 +41,11 @@ def deployment(tmp_path):
     init_project(root, runtime="docker", stack={"workers": 1})
     write_rendered(root)
     return root
+
+
+@pytest.fixture
+def project(tmp_path):
+    """An embedded project with nothing but its ragctl.toml (name "fake") in the test's tmp_path: what the
+    fake runtime of tests/support/fakes.py runs over (a module that needs another project defines its own)."""
+    (tmp_path / "ragctl.toml").write_text('[project]\nname = "fake"\nruntime = "embedded"\n')
+    return tmp_path

@@ -17,8 +17,8 @@ from stack import audit
 from stack.api.limits import Limiter, client_address
 from stack.keys import SqliteKeyStore, hash_key
 from stack.settings import load_settings
-from tests.conftest import REPO
 from tests.support.access import ADMIN, client, new_key
+from tests.support.suite import REPO
 
 
 def note(tmp_path, name="a.md"):

@@ -5,7 +5,7 @@ The folder store renames the temporary file into ``uploads/<id>/<safe name>`` an
 leaves nothing behind; the PostgreSQL store streams the bytes in and out a slice at a time and
 removes the temporary file whatever happens.  A process holds at most ``RAG_DATABASE_POOL``
 connections: the threads beyond wait, then fail with ``store_unavailable`` naming the limit; the
-connections are given back and reused.  Real PostgreSQL (tests/postgres_server.py)."""
+connections are given back and reused.  Real PostgreSQL (tests/support/postgres_server.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import pytest
 from stack.pipeline import storage
 from stack.pipeline.errors import StoreUnavailable
 from stack.pipeline.storage import BlobMissing, FolderBlobs, safe_file_name
-from tests.postgres_server import postgres_server, postgres_url  # noqa: F401 - fixtures
+from tests.support.postgres_server import postgres_server, postgres_url  # noqa: F401 - fixtures
 
 NAME = "휴가 규정 [v2].hwpx"
 

@@ -12,7 +12,7 @@ from ragctl.deploy import compose_command, load_deploy_config, validate, write_r
 from ragctl.errors import DockerError
 from ragctl.project import init_project, read_dotenv, set_config_value
 from stack import db_server
-from tests.conftest import skip_or_fail
+from tests.support.suite import skip_or_fail
 
 APP_SERVICES = ("api", "worker")
 

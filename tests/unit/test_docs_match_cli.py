@@ -10,7 +10,7 @@ import pytest
 import typer.main
 
 from ragctl.cli import app
-from tests.conftest import REPO
+from tests.support.suite import REPO
 
 GLOBAL_OPTIONS = {"-p", "--project", "--version", "-h", "--help"}
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

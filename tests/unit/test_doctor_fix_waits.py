@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ragctl.ops.doctor import WORKERS_ANSWER, diagnose, fix, plan, wait_ready
-from tests.fakes import FakeRuntime, FakeService, healthy_probe
+from tests.support.fakes import FakeRuntime, FakeService, healthy_probe
 
 NO_WORKER = {"ok": True, "workers": [], "consuming_ingest": [], "registered_by": {}, "backends": {}}
 

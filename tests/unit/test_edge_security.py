@@ -27,7 +27,7 @@ from ragctl.deploy import (
 )
 from ragctl.errors import ConfigError, DockerError
 from ragctl.project import init_project, set_config_value
-from tests.conftest import skip_or_fail
+from tests.support.suite import skip_or_fail
 
 try:
     compose_command()

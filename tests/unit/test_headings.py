@@ -7,14 +7,9 @@ Markdown text) and the shipped samples; no parser is mocked.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import fixtures_factory as ff
 
 from stack.pipeline.chunk import chunk_document
 from stack.pipeline.document import (
@@ -28,6 +23,7 @@ from stack.pipeline.parsers import parse_file
 from stack.pipeline.parsers.headings import HeadingTracker
 from stack.pipeline.parsers.hwp import Numbering, format_number
 from stack.pipeline.parsers.pdf import heading_paths
+from tests.support import fixtures_factory as ff
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 

@@ -10,7 +10,7 @@ import pytest
 from ragctl.client import StackError
 from ragctl.ops.doctor import CANARY_COLLECTION, diagnose
 from ragctl.ops.health import canary
-from tests.fakes import FakeRuntime, healthy_probe
+from tests.support.fakes import FakeRuntime, healthy_probe
 
 
 class FakeStack:
@@ -56,12 +56,6 @@ def test_a_canary_that_cannot_remove_its_document_says_so_and_how_to_remove_it()
     check = canary("http://unused", None, client=stack)
     assert check.status == "warn" and "was left in 'ragctl-canary'" in check.detail
     assert check.hint == f"ragctl documents delete {'d' * 12} --collection ragctl-canary --yes"
-
-
-@pytest.fixture
-def project(tmp_path):
-    (tmp_path / "ragctl.toml").write_text('[project]\nname = "fake"\nruntime = "embedded"\n')
-    return tmp_path
 
 
 def test_doctor_does_not_list_the_emptied_canary_collection(project):

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from ragctl.errors import UsageError
 from ragctl.inputs import DOCUMENT_EXTENSIONS, EXCLUDED, HIDDEN, TYPE, Glob, escape_glob, select
+from stack import contract
 from stack.pipeline import files
 from stack.pipeline.errors import FileTooLarge
 
@@ -249,7 +250,7 @@ def test_permission_denied(tmp_path, monkeypatch):
 def test_a_file_changing_while_read_is_refused(tmp_path, monkeypatch):
     path = tmp_path / "growing.txt"
     path.write_bytes(b"a" * (3 << 20))  # three blocks
-    real_read = files._read
+    real_read = contract._read
     calls = []
 
     def read_then_append(fd, n):
@@ -259,7 +260,7 @@ def test_a_file_changing_while_read_is_refused(tmp_path, monkeypatch):
                 handle.write(b"more")
         return real_read(fd, n)
 
-    monkeypatch.setattr(files, "_read", read_then_append)
+    monkeypatch.setattr(contract, "_read", read_then_append)
     with pytest.raises(files.FileChanged, match="changed while it was being read"):
         files.copy_to(path, io.BytesIO())
 

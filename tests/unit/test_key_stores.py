@@ -1,7 +1,7 @@
 """One key-store contract, two backends (issues #14, #12): ``data/keys.sqlite``, and PostgreSQL's
 ``api_keys`` when ``RAG_DATABASE_URL`` is set, each opened through the one factory
 (stack.pipeline.backends.open_keys).  The Postgres runs use a real private cluster
-(tests/postgres_server.py) and are slow (it starts once per session).
+(tests/support/postgres_server.py) and are slow (it starts once per session).
 
 "Replicas" here are store objects with connections of their own on the same database (a second
 pool for Postgres, as another host has; another process too), never the first store's cache."""
@@ -21,9 +21,9 @@ from stack.keys import PREFIX, KeyRefused, PostgresKeyStore, SqliteKeyStore, has
 from stack.pipeline.backends import open_keys
 from stack.pipeline.errors import StoreUnavailable
 from stack.settings import load_settings
-from tests.conftest import REPO
-from tests.postgres_server import postgres_server, postgres_url  # noqa: F401 - fixtures
 from tests.support.access import ADMIN, client, new_key
+from tests.support.postgres_server import postgres_server, postgres_url  # noqa: F401 - fixtures
+from tests.support.suite import REPO
 
 SQLITE, POSTGRES = "sqlite", pytest.param("postgres", marks=pytest.mark.slow)
 

@@ -140,14 +140,18 @@ def test_callers_ask_for_capabilities_not_attributes_or_classes():
 
 def test_no_test_module_imports_another():
     """Shared helpers and fixtures live in tests/support/ (issue #24 item 7): importing a test module
-    also runs its module-level skips and collects its tests' names into the importer."""
+    also runs its module-level skips and collects its tests' names into the importer.  Nor does any
+    module import a conftest (fixtures come by name; helpers from tests/support/) or a helper outside
+    tests/support/."""
     offenders = []
-    for path in sorted((REPO / "tests").rglob("test_*.py")):
+    for path in sorted((REPO / "tests").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
-                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if node.module != "tests" else [f"tests.{a.name}" for a in node.names]
+            else:
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             offenders += [f"{path.relative_to(REPO)}:{node.lineno}: {name}" for name in names
-                          if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_")]
+                          if name.startswith("tests.") and not name.startswith("tests.support")]
     assert offenders == []
 
 
@@ -180,23 +184,19 @@ EMBEDDED_BACKEND = {"ragctl/backends/embedded.py"}
 #: Imports of ``stack`` beyond the contract still to be moved behind it (issue #24 item 3, not done
 #: yet): each listed with why it is still there.  The list may only shrink.
 NOT_YET_BEHIND_THE_CONTRACT = {
-    # Reading an input file safely (regular files only, no FIFO, no half-changed file): the upload
-    # and the folder walk share the pipeline's reader.  Light (standard library only).
-    ("ragctl/client.py", "stack.pipeline.files"),
-    ("ragctl/inputs.py", "stack.pipeline.files"),
-    ("ragctl/sync.py", "stack.pipeline.files"),
-    # Where a stack keeps a document's extracted text (documents show), read from here when its
-    # store is reachable; a base install answers None (ImportError).
+    # Where a stack keeps a document's extracted text (documents show), read from here when its store
+    # is reachable; a base install answers None (ImportError).  Hard: it needs an API route that serves
+    # the extracted text, so that the client asks the API instead of the store.
     ("ragctl/client.py", "stack.pipeline.backends"),
-    # The audit log's reader and writer (a file format the API writes and the CLI reads).
+    # The audit log's format (a file the API writes and the CLI reads; standard library only).  Left:
+    # its reader and writer are one module of 200 lines, and the contract would become the writer's home.
     ("ragctl/cli/audit.py", "stack.audit"),
     ("ragctl/ops/backup.py", "stack.audit"),
-    # Probes of the project's own stores and models, run where the stack's libraries are installed.
-    ("ragctl/runtime/embedded.py", "stack.probe"),
+    # The project's Chroma read in-process before a move; the embedded backend's probe_vectors does
+    # this now.  Left while issue #28's gate work changes ragctl/ops/migrate.py: a one-line change after.
     ("ragctl/ops/migrate.py", "stack.probe"),
-    # Whether this host can OCR (tesseract and its language models): doctor asks the pipeline's own check.
-    ("ragctl/checks.py", "stack.pipeline.ocr"),
-    # The embedded blue/green reindex drives the pipeline's generations (to move into the embedded backend).
+    # The embedded blue/green reindex drives the pipeline's generations: to move into the embedded
+    # backend once issue #28's gate work on ragctl/ops/gate.py has landed.
     ("ragctl/ops/gate.py", "stack.pipeline"),
     ("ragctl/ops/gate.py", "stack.pipeline.service"),
     ("ragctl/ops/gate.py", "stack.pipeline.store"),
@@ -227,3 +227,112 @@ def test_ragctl_imports_only_the_contract_from_stack():
               if module not in CONTRACT and where not in EMBEDDED_BACKEND}
     assert sorted(beyond - NOT_YET_BEHIND_THE_CONTRACT) == []
     assert sorted(NOT_YET_BEHIND_THE_CONTRACT - beyond) == [], "moved behind the contract: take it off the list"
+
+
+def calls(packages: tuple[str, ...] = ("ragctl", "stack")):
+    """(file, call node) for every call in the packages' source."""
+    for package in packages:
+        for path in sorted((REPO / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+                if isinstance(node, ast.Call):
+                    yield str(path.relative_to(REPO)), node
+
+
+def regex_edits_of_config(tree: ast.AST) -> list[int]:
+    """Lines running a regular expression's substitution over text named like the project file's
+    (``re.sub(…, config_text)``): such an edit loses what tomlkit keeps, and breaks on a value it did
+    not foresee (a multi-line array, an inline table, a comment after the value)."""
+    return [node.lineno for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith((".sub", ".subn"))
+            and re.search(r"(?i)toml|config", " ".join(ast.unparse(arg) for arg in node.args))]
+
+
+def test_the_project_file_is_parsed_in_one_function_and_edited_with_tomlkit():
+    """Issue #24 item 6: ragctl.toml is parsed by ``stack.contract.read_project_file`` alone (the CLI's
+    ProjectConfig and the services' settings both call it); TOML is written only in ragctl/project.py
+    (``init_project``, and ``set_config_value`` through tomlkit, which keeps comments and layout); no
+    regular expression edits its text."""
+    found = list(calls())
+    parses = [where for where, call in found if ast.unparse(call.func) in ("tomllib.load", "tomllib.loads")]
+    assert parses == ["stack/contract.py"]
+    writers = {where for where, call in found if ast.unparse(call.func).split(".")[0] in ("tomlkit", "tomli_w")}
+    assert writers == {"ragctl/project.py"}
+    offenders = [f"{path.relative_to(REPO)}:{line}" for package in ("ragctl", "stack")
+                 for path in sorted((REPO / package).rglob("*.py"))
+                 for line in regex_edits_of_config(ast.parse(path.read_text(encoding="utf-8")))]
+    assert offenders == []
+
+
+def test_the_regex_edit_finder_finds_one():
+    tree = ast.parse('text = RUNTIME_LINE.sub(f"runtime = {kind!r}", config_text)\nname = re.sub("-", "_", name)\n')
+    assert regex_edits_of_config(tree) == [1]
+
+
+#: The reads of ``os.environ`` allowed outside the settings models (issue #24 item 6): the services'
+#: settings are fields of ``stack.settings.Settings``, the CLI process's are ``ragctl/environment.py``'s
+#: ``CliEnvironment``.  (file, the variable's name as written) → why it is read directly.
+ALLOWED_ENVIRONMENT_READS = {
+    ("ragctl/console.py", "'COLUMNS'"): "the terminal's convention, not a setting of ours",
+    ("ragctl/console.py", "'NO_COLOR'"): "the terminal's convention (no-color.org), not a setting of ours",
+    ("stack/pipeline/warm.py", "'XDG_RUNTIME_DIR'"): "the desktop's runtime folder, not a setting of ours",
+    ("stack/settings.py", "'RAG_PROJECT_ROOT'"): "where the settings' own ragctl.toml and .env are, read before them",
+    ("stack/settings.py", "SECRETS_DIR_ENV"): "where the settings' secret files are, read before them",
+    ("ragctl/cli/config.py", "name"): "config set: does the environment beat ragctl.toml for this setting",
+    ("stack/db_server.py", "password_env"): "a password in a variable the orchestrator names on the command line",
+}
+
+
+def environment_reads(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, the variable as written) for each read of one environment variable: ``os.environ.get(X)``,
+    ``os.getenv(X)``, ``os.environ[X]`` and ``X in os.environ``.  Copies of the whole environment for a
+    child process (``{**os.environ}``) and ``setdefault`` of a library's variable are not reads."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and ast.unparse(node.func) in ("os.environ.get", "os.getenv") and node.args:
+            found.append((node.lineno, ast.unparse(node.args[0])))
+        elif (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load)
+              and ast.unparse(node.value) == "os.environ"):
+            found.append((node.lineno, ast.unparse(node.slice)))
+        elif (isinstance(node, ast.Compare) and isinstance(node.ops[0], ast.In | ast.NotIn)
+              and ast.unparse(node.comparators[0]) == "os.environ"):
+            found.append((node.lineno, ast.unparse(node.left)))
+    return sorted(found)
+
+
+def test_settings_of_ours_are_read_through_the_settings_models():
+    """A new ``os.environ`` read fails here: make it a field of ``stack.settings.Settings`` (a service's
+    setting) or of ``ragctl.environment.CliEnvironment`` (the CLI process's), or list it above with why."""
+    seen, offenders = set(), []
+    for package in ("ragctl", "stack"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            where = str(path.relative_to(REPO))
+            for line, name in environment_reads(ast.parse(path.read_text(encoding="utf-8"))):
+                if (where, name) in ALLOWED_ENVIRONMENT_READS:
+                    seen.add((where, name))
+                else:
+                    offenders.append(f"{where}:{line}: {name}")
+    assert offenders == []
+    assert sorted(set(ALLOWED_ENVIRONMENT_READS) - seen) == [], "no longer read: take it off the list"
+
+
+def test_the_environment_read_finder_finds_each_form():
+    tree = ast.parse('a = os.environ.get("A")\nb = os.getenv("B")\nc = os.environ["C"]\nd = "D" in os.environ\n'
+                     'env = {**os.environ, "E": "1"}\nos.environ.setdefault("F", "1")\nos.environ["G"] = "1"\n')
+    assert environment_reads(tree) == [(1, "'A'"), (2, "'B'"), (3, "'C'"), (4, "'D'")]
+
+
+def test_the_cli_environment_keeps_each_variables_meaning(monkeypatch):
+    """RAGCTL_* keep what they meant when each module read them itself: empty is unset, any non-empty
+    RAGCTL_DEBUG is on, a doctor threshold is a number read when asked."""
+    from ragctl.environment import cli_environment
+
+    env = cli_environment({"RAGCTL_PROJECT": "~/docs", "RAGCTL_API_URL": "", "RAGCTL_DEBUG": "yes",
+                           "RAGCTL_DOCTOR_MIN_DISK_GB": "7.5", "RAGCTL_ENGINE_INACTIVITY_S": " 600 "})
+    assert env.project == Path("~/docs").expanduser() and env.api_url is None and env.debug
+    assert env.doctor_threshold("MIN_DISK_GB", 2) == 7.5 and env.doctor_threshold("WARN_DISK_GB", 10) == 10
+    assert env.engine_inactivity_s == 600
+    assert cli_environment({"RAGCTL_ENGINE_INACTIVITY_S": "soon"}).engine_inactivity_s is None
+    assert cli_environment({"RAGCTL_ENGINE_INACTIVITY_S": "-5"}).engine_inactivity_s is None
+    assert cli_environment({}) == cli_environment({"RAGCTL_PROJECT": "", "RAGCTL_DEBUG": ""})
+    monkeypatch.setenv("RAGCTL_API_URL", "http://127.0.0.1:9")
+    assert cli_environment().api_url == "http://127.0.0.1:9"  # read at each call, not cached

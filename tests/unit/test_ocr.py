@@ -14,8 +14,8 @@ from stack.pipeline.errors import Cancelled, NoText, OcrUnavailable
 from stack.pipeline.ocr import INSTALL_LINE, OcrOptions, missing
 from stack.pipeline.parsers import parse_file
 from stack.pipeline.parsers.scanned import read_scanned
-from tests.conftest import skip_or_fail
 from tests.support import scans
+from tests.support.suite import skip_or_fail
 
 sys.path.append(str(Path(__file__).resolve().parents[2] / "bench"))
 from parse_quality import bigram_f1

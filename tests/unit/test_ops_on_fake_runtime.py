@@ -8,13 +8,7 @@ from ragctl.errors import NotRunning
 from ragctl.ops import backup as backups
 from ragctl.ops.doctor import apply, diagnose, plan
 from ragctl.ops.health import collect
-from tests.fakes import FakeRuntime, FakeService, healthy_probe
-
-
-@pytest.fixture
-def project(tmp_path):
-    (tmp_path / "ragctl.toml").write_text('[project]\nname = "fake"\nruntime = "embedded"\n')
-    return tmp_path
+from tests.support.fakes import FakeRuntime, FakeService, healthy_probe
 
 
 def by_name(checks):

@@ -62,7 +62,7 @@ def test_the_sqlite_catalog_stores_the_report_and_migrates_an_older_file(tmp_pat
 def test_a_pdf_page_without_text_is_named_by_its_page(tmp_path):
     """Without the corpus too: a PDF the project makes, its second page blank."""
     from stack.pipeline.parsers import parse_file
-    from tests.fixtures_factory import make_pdf
+    from tests.support.fixtures_factory import make_pdf
 
     document = parse_file(make_pdf(tmp_path / "two.pdf", ["Quarterly numbers are on page one.", "", "Page three."]))
     assert [(f.kind, f.where, f.count) for f in document.report.findings] == [("page_no_text", "p. 2", 1)]

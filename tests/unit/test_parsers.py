@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import fixtures_factory as ff
 
 from stack.pipeline.errors import (
     ArchiveTooLarge,
@@ -26,6 +21,7 @@ from stack.pipeline.errors import (
 from stack.pipeline.parsers import parse_file
 from stack.pipeline.parsers.clean import clean_text
 from stack.pipeline.parsers.pdf import join_lines
+from tests.support import fixtures_factory as ff
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ragctl.project import find_project_root
-from tests.conftest import REPO
+from tests.support.suite import REPO
 
 
 def test_the_nearest_ragctl_toml_upwards_is_the_project(tmp_path, monkeypatch):

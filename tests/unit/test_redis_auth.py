@@ -23,7 +23,7 @@ from ragctl.errors import ConfigError
 from ragctl.ops.doctor import diagnose
 from ragctl.project import init_project, read_dotenv, redact, redact_url
 from ragctl.runtime.capabilities import GuardsRedis
-from tests.fakes import FakeRuntime
+from tests.support.fakes import FakeRuntime
 
 
 def docker_project(tmp_path, **stack):

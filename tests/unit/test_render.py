@@ -11,7 +11,7 @@ import pytest
 from ragctl.deploy import LABEL_KEY, compose_command, render_files, validate, write_rendered
 from ragctl.errors import DockerError
 from ragctl.project import init_project
-from tests.conftest import skip_or_fail
+from tests.support.suite import skip_or_fail
 
 try:
     compose_command()

@@ -24,7 +24,7 @@ from ragctl.ops.security import (
     weakness,
 )
 from ragctl.project import CHROMA_TOKEN_KEY, REDIS_PASSWORD_KEY, STACK_SECRETS, init_project, read_dotenv
-from tests.fakes import FakeRuntime
+from tests.support.fakes import FakeRuntime
 
 
 @pytest.fixture

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import codecs
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import fixtures_factory as ff
-
 from stack.pipeline.errors import CorruptDocument, EmptyFile, UnsupportedFormat
 from stack.pipeline.sniff import sniff_file
+from tests.support import fixtures_factory as ff
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 

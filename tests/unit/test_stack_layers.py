@@ -6,7 +6,7 @@ import subprocess
 import sys
 from typing import get_args
 
-from tests.conftest import REPO
+from tests.support.suite import REPO
 
 
 def run(code: str) -> subprocess.CompletedProcess:

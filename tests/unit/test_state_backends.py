@@ -2,7 +2,7 @@
 behave the same in SQLite (files under the project) and in PostgreSQL (``RAG_DATABASE_URL``).
 
 Every test here runs against both, each opened through the one factory
-(stack.pipeline.backends); the Postgres runs use a real private cluster (tests/postgres_server.py)
+(stack.pipeline.backends); the Postgres runs use a real private cluster (tests/support/postgres_server.py)
 and are slow (they start it once per session).  A last group compares the two side by side."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from stack.names import IN_PROGRESS, DocumentStatus
 from stack.pipeline.backends import open_catalog, open_lexical, open_texts
 from stack.pipeline.catalog import DocumentRecord
 from stack.settings import load_settings
-from tests.postgres_server import postgres_server, postgres_url  # noqa: F401 - fixtures
+from tests.support.postgres_server import postgres_server, postgres_url  # noqa: F401 - fixtures
 from tests.support.texts import COMPOUNDS, CORPUS
 
 T1 = "abcd1111-0000-4000-8000-000000000001"

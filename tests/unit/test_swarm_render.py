@@ -14,7 +14,7 @@ import yaml
 from ragctl.deploy import SWARM_RENDERED, stack_swarm_objects, write_rendered
 from ragctl.project import init_project, read_dotenv
 from stack.settings import SECRETS_DIR_ENV, load_settings
-from tests.conftest import skip_or_fail
+from tests.support.suite import skip_or_fail
 
 
 def swarm_project(tmp_path, **stack):

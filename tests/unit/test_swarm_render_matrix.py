@@ -22,7 +22,7 @@ import yaml
 
 from ragctl.deploy import SWARM_RENDERED, render_files, write_rendered
 from ragctl.project import init_project, set_config_value
-from tests.conftest import skip_or_fail
+from tests.support.suite import skip_or_fail
 
 #: (worker_placement in ragctl.toml, what ``up`` resolved it to: None when nothing resolved it)
 PLACEMENTS = [("auto", None), ("auto", "apart"), ("auto", "any"), ("apart", None), ("any", None)]

@@ -15,7 +15,7 @@ from ragctl.deploy import SWARM_RENDERED, compose_command, render_files, validat
 from ragctl.errors import ConfigError, DockerError
 from ragctl.project import init_project, read_dotenv, set_config_value
 from ragctl.sync_services import load_sync_folders
-from tests.conftest import skip_or_fail
+from tests.support.suite import skip_or_fail
 
 SYNC_TABLES = """
 [[sync]]

@@ -8,7 +8,7 @@ import pytest
 from stack.pipeline.answer import heading_flags
 from stack.pipeline.parsers import parse_file
 from stack.pipeline.tables import Cell, build_table, cell_lines, column_headings, is_cell_line, markdown
-from tests import fixtures_factory as ff
+from tests.support import fixtures_factory as ff
 from tests.support.texts import FISCAL_ROWS
 
 # The 통합재정 table: a two-row header with merged cells ("통합재정수지" over "(당월)" and

@@ -10,8 +10,8 @@ import re
 import tomllib
 from urllib.parse import urljoin, urlsplit
 
-from tests.conftest import REPO
 from tests.support.offline_pages import CSS_REFS, HOST, HTML_REFS, URL, foreign, refs
+from tests.support.suite import REPO
 
 WEB = REPO / "stack" / "api" / "web"
 

@@ -75,7 +75,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import skip_or_fail
+from tests.support.suite import skip_or_fail
 
 RUN_ROOT = Path("/var/lib/ragctl-swarm")
 NAME_RE = re.compile(r"^rgs\d{1,4}$")  # the prefix of every run; cleanup_stale touches nothing else

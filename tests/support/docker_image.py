@@ -20,7 +20,7 @@ import pytest
 BASE_IMAGE = "ragctl-base:bookworm"
 IMAGE_TAG = "e2e"
 IMAGE = f"ragctl:{IMAGE_TAG}"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def require_engine() -> None:

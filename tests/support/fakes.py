@@ -15,7 +15,7 @@ from ragctl.runtime.capabilities import BacksUp, Diagnosable, SecurityFacts, Upg
 from ragctl.runtimes import KINDS, RuntimeKind
 
 # A test's runtime kind is an entry in the registry like any other (one entry, one module).
-KINDS.setdefault("fake", RuntimeKind("fake", "tests.fakes:FakeRuntime", "a runtime that runs nothing (tests)",
+KINDS.setdefault("fake", RuntimeKind("fake", "tests.support.fakes:FakeRuntime", "a runtime that runs nothing (tests)",
                                      start_command="ragctl up --runtime fake"))
 
 
