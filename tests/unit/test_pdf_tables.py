@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from stack.pipeline.parsers import parse_file
 from stack.pipeline.tables import Cell, build_table, cell_lines
-from tests import fixtures_factory as ff
+from tests.support import fixtures_factory as ff
 from tests.support.texts import FISCAL_ROWS
 
 ROWS = FISCAL_ROWS[:5]
