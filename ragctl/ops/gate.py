@@ -5,7 +5,9 @@ more than the limit.
 * :func:`gate_settings` says which set gates a command: ``--eval FILE``, else ``[eval] file`` of
   ragctl.toml (the project's default), unless ``--no-eval``;
 * :func:`gated_reindex` rebuilds collections blue/green (:mod:`stack.pipeline.generations`) and swaps
-  the new indexes in only when the set's answers held (or when no set is given).
+  the new indexes in only when the set's answers held (or when no set is given);
+* :func:`gated_restore` backs up what answers now, restores an archive, and puts that backup back
+  when the answers got worse.
 
 The commands (reindex, config set, restore, migrate) are thin layers over these; how a set is asked
 and stored is the caller's ``measure`` (the CLI's progress bar, ``data/eval/``).
@@ -30,6 +32,8 @@ DEFAULT_MAX_DROP = 0.02
 
 #: measure(backend, label) → a stored eval run (ragctl.ops.eval.new_run's dict)
 Measure = Callable[[Any, str], dict]
+#: The deployment's backend as it is now (opened anew after its data was replaced).
+OpenReading = Callable[[], Any]
 
 
 @dataclass(frozen=True)
@@ -207,4 +211,76 @@ def gated_reindex_on_stack(client, collection: str, *, measure: Measure | None =
             outcome.reason = "answers got worse"
             return outcome
     outcome.applied = True
+    return outcome
+
+
+@dataclass
+class RestoreOutcome:
+    """What a (gated) restore did: the archive's restore, the gate's verdict, and the way back."""
+
+    restored: dict[str, Any]  # ragctl.ops.backup.restore's result for the archive
+    applied: bool = True
+    verdict: dict | None = None
+    skipped: str | None = None  # why a gate that was asked for did not run (nothing answered before)
+    safety: Path | None = None  # the backup of what answered before the restore
+    rolled_back: dict[str, Any] | None = None  # restore's result for the safety backup, when refused
+    runs: list[dict] = field(default_factory=list)  # before and after: data/ was replaced under them
+
+    def to_dict(self) -> dict:
+        return {"applied": self.applied, "gate": self.verdict, "gate_skipped": self.skipped,
+                "safety_backup": str(self.safety) if self.safety else None, "rolled_back": self.rolled_back}
+
+
+def nothing_answers(root: Path) -> str | None:
+    """Why a restore into ``root`` has no "before" to measure, or None when something answers now."""
+    from ragctl.project import CONFIG_NAME
+    from ragctl.runtime import runtime_for
+    from ragctl.runtime.base import is_running
+    from ragctl.runtimes import kind_of
+
+    if not (root / CONFIG_NAME).is_file():
+        return f"no project in {root} yet"
+    runtime = runtime_for(root)
+    if kind_of(runtime.kind).has_services and not is_running(runtime):
+        return f"the {runtime.kind} stack is not running (ragctl up first to gate the restore)"
+    if not any(runtime.catalog_documents().values()):
+        return "the project holds no documents"
+    return None
+
+
+def gated_restore(root: Path, archive: Path, *, measure: Measure | None, open_reading: OpenReading,
+                  safety: Path, max_drop: float = DEFAULT_MAX_DROP,
+                  progress: Callable[[str], None] | None = None) -> RestoreOutcome:
+    """Restore ``archive`` into ``root``; with ``measure``, ask the set of what answers now and of the
+    restored deployment, and put back what answered before (backed up first to ``safety``) when
+    answer_has_gold or source_has_gold dropped by more than ``max_drop``.
+
+    A deployment where nothing answers (no project, no documents, a stack that is down) has no "before":
+    the restore is made ungated and ``skipped`` says why.  Interrupted while the restored deployment is
+    asked, the state before is put back too."""
+    from ragctl.ops.backup import backup, restore
+
+    say = progress or (lambda _text: None)
+    skipped = nothing_answers(root) if measure is not None else None
+    if measure is None or skipped:
+        return RestoreOutcome(restore(root, archive, progress=progress), skipped=skipped)
+    baseline = measure(open_reading(), ", before")
+    say(f"backing up what answers now to {safety}")
+    backup(root, safety, progress=progress)
+    outcome = RestoreOutcome(restore(root, archive, progress=progress), safety=safety, runs=[baseline])
+
+    def put_back() -> None:
+        say("putting back what answered before the restore")
+        outcome.rolled_back = restore(root, safety, progress=progress)
+        outcome.applied = False
+
+    try:
+        after = measure(open_reading(), ", after")
+    except BaseException:
+        put_back()
+        raise
+    outcome.runs.append(after)
+    outcome.verdict = gate(baseline, after, max_drop)
+    if not outcome.verdict["passed"]:
+        put_back()
     return outcome
