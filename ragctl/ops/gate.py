@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ragctl.errors import UsageError
+from ragctl.errors import RagctlError, UsageError
 from ragctl.ops.eval import gate
+from stack.contract import RagError
 
 if TYPE_CHECKING:
     from stack.contract import IngestResult
@@ -158,32 +159,73 @@ class _Generation:
 
 #: A reindex step's states that end the wait.
 _SETTLED = {"built", "swapped", "discarded", "failed", "error"}
+#: The most a CLI waits for a stack's reindex by default (``reindex --wait-s``).
+DEFAULT_WAIT_S = 3600.0
+#: The most a step may wait for a worker to take it (no heartbeat yet): busy workers finish their document
+#: first; none taking it for this long means none runs.
+QUEUED_S = 600.0
 
 
-def _wait(client, collection: str, on_state: Callable[[dict], None] | None, poll_s: float) -> dict:
+class ReindexStalled(RagctlError):
+    """The CLI stopped waiting for a stack's reindex: its worker is gone, none took it, or --wait-s passed."""
+
+    code = "reindex_stalled"
+
+
+def _wait(client, collection: str, on_state: Callable[[dict], None] | None, poll_s: float, *,
+          wait_s: float | None = DEFAULT_WAIT_S, dead_after_s: float = 60.0) -> dict:
+    """Poll the step's state until it settles.  A worker's heartbeat (``beat``) that stops growing for
+    ``dead_after_s`` means the worker was killed; no heartbeat for :data:`QUEUED_S` means no worker took
+    the step; ``wait_s`` bounds the whole wait.  Each ends in :class:`ReindexStalled` saying where the
+    reindex stands (the live index answers in every case)."""
     import time
 
+    started = moved = time.monotonic()
+    last = None
     while True:
         state = client.reindex_state(collection)
         if on_state:
             on_state(state)
         if state.get("state") in _SETTLED:
             return state
+        now = time.monotonic()
+        progress = (state.get("state"), state.get("done"), state.get("beat"))
+        if progress != last:
+            last, moved = progress, now
+        where = (f"it is {state.get('state')}" + (f" ({state['done']} documents rebuilt)" if state.get("done") else ""))
+        if state.get("beat") is not None and now - moved > dead_after_s:
+            raise ReindexStalled(f"The worker rebuilding '{collection}' stopped answering {now - moved:.0f} s ago "
+                                 f"({where}): it was killed or its host is gone.  The old index answers.",
+                                 _next_steps(collection))
+        if state.get("beat") is None and now - moved > QUEUED_S:
+            raise ReindexStalled(f"No worker took the reindex of '{collection}' in {now - moved:.0f} s ({where}).  "
+                                 "The old index answers.", "ragctl ps   (is a worker running?), then " +
+                                 _next_steps(collection))
+        if wait_s is not None and now - started > wait_s:
+            raise ReindexStalled(f"Stopped waiting for the reindex of '{collection}' after {wait_s:.0f} s ({where}); "
+                                 "the worker goes on, the old index answers until a swap.",
+                                 f"ragctl reindex -c {collection} --wait-s {2 * wait_s:.0f}   (or " +
+                                 _next_steps(collection) + ")")
         time.sleep(poll_s)
+
+
+def _next_steps(collection: str) -> str:
+    return f"ragctl logs worker, then ragctl reindex -c {collection} again (it removes a half-built index first)"
 
 
 def gated_reindex_on_stack(client, collection: str, *, measure: Measure | None = None,
                            max_drop: float = DEFAULT_MAX_DROP, on_state: Callable[[dict], None] | None = None,
-                           poll_s: float = 1.0) -> ReindexOutcome:
+                           poll_s: float = 1.0, wait_s: float | None = DEFAULT_WAIT_S,
+                           dead_after_s: float = 60.0) -> ReindexOutcome:
     """:func:`gated_reindex` on a running stack: a worker builds the new index while the API answers from
     the live one; the set is asked through the API before, and of the new generation after; the worker
-    swaps it in, or removes it."""
-    from stack.contract import IngestResult, RagError
+    swaps it in, or removes it.  ``wait_s`` and ``dead_after_s``: see :func:`_wait`."""
+    from stack.contract import IngestResult
 
     outcome = ReindexOutcome([collection])
     baseline = measure(client, ", before") if measure is not None else None
     client.reindex(collection, "build" if measure is not None else "build_and_swap")
-    state = _wait(client, collection, on_state, poll_s)
+    state = _wait(client, collection, on_state, poll_s, wait_s=wait_s, dead_after_s=dead_after_s)
     outcome.results = [IngestResult(**r) for r in state.get("results", [])]
     if state["state"] == "error":
         error = state.get("error") or {}
@@ -202,7 +244,7 @@ def gated_reindex_on_stack(client, collection: str, *, measure: Measure | None =
         outcome.verdict = gate(baseline, after, max_drop)
         step = "swap" if outcome.verdict["passed"] else "discard"
         client.reindex(collection, step)
-        state = _wait(client, collection, on_state, poll_s)
+        state = _wait(client, collection, on_state, poll_s, wait_s=wait_s, dead_after_s=dead_after_s)
         if outcome.verdict["passed"] and state["state"] != "swapped":
             raise RagError(f"The new index of '{collection}' passed the gate but was not swapped in: "
                            f"{(state.get('error') or {}).get('message')}", f"ragctl reindex -c {collection}",

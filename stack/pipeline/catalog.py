@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stack.contract import DocumentRecord
+from stack.contract import DocumentRecord, RagError
 from stack.names import IN_PROGRESS, DocumentStatus
 from stack.pipeline.sqlite import connect
 
@@ -87,7 +87,7 @@ JSON_FIELDS = {"timings": {}, "log": [], "report": {}}
 
 
 
-class _CatalogMoved(Exception):
+class _CatalogMoved(RagError):
     """Ends a swap's transaction without writing: the collection's documents changed under it."""
 
 
