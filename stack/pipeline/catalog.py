@@ -333,7 +333,7 @@ class DocumentCatalog(ABC):
                     done = {r["id"] for r in db.execute("SELECT id FROM documents WHERE collection = ? AND status = ?",
                                                          (name, DocumentStatus.DONE)).fetchall()}
                     if done != set(expected):
-                        raise _CatalogMoved
+                        raise _CatalogMoved(f"the documents of {name} changed since the catch-up")
                 for document_id, chunks, model in rebuilt:
                     db.execute("UPDATE documents SET chunks = ?, embed_model = ?, updated_at = ? "
                                "WHERE collection = ? AND id = ?", (chunks, model, now, name, document_id))
