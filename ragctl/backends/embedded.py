@@ -60,6 +60,14 @@ def sqlite_catalog_documents(root: Path) -> dict[str, list[str]]:
     return documents
 
 
+def release_local_stores() -> None:
+    """Close the project stores this process opened (Chroma keeps one client per folder for the life of
+    the process): after a restore replaced their files, the next open reads them anew."""
+    from stack.pipeline.store import release_local_clients
+
+    release_local_clients()
+
+
 class EmbeddedBackend:
     """:class:`ragctl.backends.Backend` over an in-process :class:`~stack.pipeline.service.Pipeline`.
 

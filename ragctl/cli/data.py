@@ -472,6 +472,10 @@ def reindex(
     eval_file: gate_cli.EvalOption = None,
     max_drop: gate_cli.MaxDropOption = None,
     no_eval: gate_cli.NoEvalOption = False,
+    wait_s: Annotated[float | None, typer.Option("--wait-s", min=1.0, help="On a running stack: the most seconds to "
+                                                 "wait for the workers' reindex (default 3600; a worker that stops its "
+                                                 "heartbeat is noticed after worker_dead_after_s, none taking it after "
+                                                 "600 s).", show_default=False)] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -484,7 +488,7 @@ def reindex(
     gate, questions = gate_cli.resolve(project_root(), eval_file, max_drop, no_eval)
     backend = open_backend(warm=gate.file is not None)
     if not isinstance(backend, EmbeddedBackend):
-        _reindex_on_stack(backend, collection, gate, questions, yes=yes, as_json=as_json)
+        _reindex_on_stack(backend, collection, gate, questions, wait_s=wait_s, yes=yes, as_json=as_json)
         return
     pipeline = backend.pipeline
     name = collection or pipeline.settings.collection
@@ -505,12 +509,14 @@ def reindex(
         raise typer.Exit(EXIT_ERROR)
 
 
-def _reindex_on_stack(client, collection: str | None, gate, questions, *, yes: bool, as_json: bool) -> None:
+def _reindex_on_stack(client, collection: str | None, gate, questions, *, wait_s: float | None, yes: bool,
+                      as_json: bool) -> None:
     """reindex on a running stack: a worker builds the new index while the API answers from the old one."""
-    from ragctl.ops.gate import gated_reindex_on_stack
+    from ragctl.ops.gate import DEFAULT_WAIT_S, gated_reindex_on_stack
     from stack.settings import load_settings
 
-    name = collection or load_settings(project_root()).collection
+    settings = load_settings(project_root())
+    name = collection or settings.collection
     confirm(f"Rebuild the index of '{name}' on the stack's workers" + (f", gated on {gate.file}" if gate.file else "")
             + "? The current index answers until the new one is swapped in.", yes=yes, as_json=as_json)
     ask = gate_cli.measure(gate.file, questions, as_json=as_json, over_pipeline=False, collection=name) if gate.file else None
@@ -524,7 +530,8 @@ def _reindex_on_stack(client, collection: str | None, gate, questions, *, yes: b
                               + (f" ({state['done']} documents rebuilt)" if state.get("done") else ""),
                               markup=False, highlight=False)
 
-    outcome = gated_reindex_on_stack(client, name, measure=ask, max_drop=gate.max_drop, on_state=on_state)
+    outcome = gated_reindex_on_stack(client, name, measure=ask, max_drop=gate.max_drop, on_state=on_state,
+                                     wait_s=wait_s or DEFAULT_WAIT_S, dead_after_s=settings.worker_dead_after_s)
 
     emit({"collection": name, **outcome.to_dict()}, lambda: gate_cli.print_reindex(name, outcome), as_json=as_json)
     if not outcome.applied:

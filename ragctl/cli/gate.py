@@ -42,7 +42,6 @@ def measure(file: Path, questions, *, as_json: bool, over_pipeline: bool = True,
     from ragctl.ops.eval import save_run
 
     rows, errors = questions
-    folder = _runs_folder()
 
     def ask(reading, label: str) -> dict:
         if over_pipeline:
@@ -50,7 +49,7 @@ def measure(file: Path, questions, *, as_json: bool, over_pipeline: bool = True,
 
             reading = EmbeddedBackend(reading, project_root())
         run = run_set(reading, file, rows, errors, collection=collection, as_json=as_json, label=label)
-        save_run(folder, run)
+        save_run(_runs_folder(), run)  # found at each run: a restore may have made the project
         return run
 
     return ask

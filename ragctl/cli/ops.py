@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ragctl.cli import gate as gate_cli
 from ragctl.cli.context import JsonOption, YesOption, current_runtime, project_root
 from ragctl.output import EXIT_UNHEALTHY, confirm, console, emit, err_console, print_json
 from ragctl.runtimes import kind_of
@@ -76,12 +77,19 @@ def restore(
     file: Annotated[Path, typer.Argument(help="An archive made by ragctl backup.")],
     verify_only: Annotated[bool, typer.Option("--verify-only", help="Check checksums and compatibility; "
                                               "change nothing.")] = False,
+    eval_file: gate_cli.EvalOption = None,
+    max_drop: gate_cli.MaxDropOption = None,
+    no_eval: gate_cli.NoEvalOption = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before replacing the data.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Restore a backup into this project (replaces its data; asks first), then verify it."""
+    """Restore a backup into this project (replaces its data; asks first), then verify it.
+
+    With --eval (or [eval] file) the set is asked before and after; the data that answered before is
+    first backed up to backups/ and put back when the answers got worse (exit 1).  Where nothing answers
+    yet (no project, no documents, a stack that is down) there is nothing to compare: the restore is
+    made ungated and says so."""
     from ragctl.ops.backup import check_compatible, read_archive
-    from ragctl.ops.backup import restore as do_restore
 
     root = project_root(required=False)  # a backup brings its configuration
     verification = read_archive(file)
@@ -102,18 +110,63 @@ def restore(
         if problems:
             raise typer.Exit(1)
         return
-    confirm(f"Replace the data of {root} with {file} (made {manifest.created})?", yes=yes, as_json=as_json)
-    result = do_restore(root, file, progress=None if as_json else _say)
+    gate, questions = _restore_gate(root, eval_file, max_drop, no_eval)
+    confirm(f"Replace the data of {root} with {file} (made {manifest.created})"
+            + (f", gated on {gate.file}" if gate.file else "") + "?", yes=yes, as_json=as_json)
+    outcome = _gated_restore(root, file, gate, questions, as_json=as_json)
+    result = outcome.restored
 
     def human() -> None:
+        if outcome.skipped:
+            err_console.print(f"The gate did not run: {outcome.skipped}, nothing answered to compare with.",
+                              markup=False)
+        if outcome.verdict:
+            gate_cli.print_verdict(outcome.verdict)
+        if not outcome.applied:
+            gate_cli.refused(f"Not restored: the answers got worse; what answered before was put back from "
+                             f"{outcome.safety}.", outcome.verdict)
+            return
         if result["verified"]:
-            console.print(f"Restored and verified {file}: documents, vectors and checksums match.", markup=False)
+            console.print(f"Restored and verified {file}: documents, vectors and checksums match"
+                          f"{gate_cli.held(outcome.verdict)}.", markup=False)
+            if outcome.safety:
+                console.print(f"What answered before is kept in {outcome.safety}.", markup=False)
         for problem in result["problems"]:
             err_console.print(f"problem: {problem}", markup=False)
 
-    emit({k: v for k, v in result.items() if k != "manifest"} | {"file": str(file)}, human, as_json=as_json)
-    if not result["verified"]:
+    emit({k: v for k, v in result.items() if k != "manifest"} | {"file": str(file)} | outcome.to_dict(), human,
+         as_json=as_json)
+    if not outcome.applied or not result["verified"]:
         raise typer.Exit(1)
+
+
+def _restore_gate(root: Path, eval_file: Path | None, max_drop: float | None, no_eval: bool):
+    """The gate's settings (``gate_cli.resolve``); a folder without ragctl.toml has no [eval] to read."""
+    from ragctl.ops.gate import DEFAULT_MAX_DROP, GateSettings
+    from ragctl.project import CONFIG_NAME
+
+    if (root / CONFIG_NAME).is_file():
+        return gate_cli.resolve(root, eval_file, max_drop, no_eval)
+    if eval_file is None or no_eval:
+        return GateSettings(None, DEFAULT_MAX_DROP, "none"), None
+    return GateSettings(eval_file, DEFAULT_MAX_DROP if max_drop is None else max_drop, "--eval"), None
+
+
+def _gated_restore(root: Path, file: Path, gate, questions, *, as_json: bool):
+    """ragctl.ops.gate.gated_restore with the CLI's progress bar and eval runs; the runs are stored again
+    afterwards (the restore, or putting back what answered before, replaced data/eval/ under them)."""
+    from ragctl.cli.context import open_backend
+    from ragctl.cli.eval import _runs_folder
+    from ragctl.ops.eval import save_run
+    from ragctl.ops.gate import gated_restore
+
+    ask = gate_cli.measure(gate.file, questions, as_json=as_json, over_pipeline=False) if gate.file else None
+    safety = root / "backups" / f"before-restore-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.tar.gz"
+    outcome = gated_restore(root, file, measure=ask, open_reading=open_backend, safety=safety,
+                            max_drop=gate.max_drop, progress=None if as_json else _say)
+    for run in outcome.runs:
+        save_run(_runs_folder(), run)
+    return outcome
 
 
 def doctor(

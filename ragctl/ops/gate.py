@@ -5,7 +5,9 @@ more than the limit.
 * :func:`gate_settings` says which set gates a command: ``--eval FILE``, else ``[eval] file`` of
   ragctl.toml (the project's default), unless ``--no-eval``;
 * :func:`gated_reindex` rebuilds collections blue/green (:mod:`stack.pipeline.generations`) and swaps
-  the new indexes in only when the set's answers held (or when no set is given).
+  the new indexes in only when the set's answers held (or when no set is given);
+* :func:`gated_restore` backs up what answers now, restores an archive, and puts that backup back
+  when the answers got worse.
 
 The commands (reindex, config set, restore, migrate) are thin layers over these; how a set is asked
 and stored is the caller's ``measure`` (the CLI's progress bar, ``data/eval/``).
@@ -18,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ragctl.errors import UsageError
+from ragctl.errors import RagctlError, UsageError
 from ragctl.ops.eval import gate
+from stack.contract import RagError
 
 if TYPE_CHECKING:
     from stack.contract import IngestResult
@@ -30,6 +33,8 @@ DEFAULT_MAX_DROP = 0.02
 
 #: measure(backend, label) → a stored eval run (ragctl.ops.eval.new_run's dict)
 Measure = Callable[[Any, str], dict]
+#: The deployment's backend as it is now (opened anew after its data was replaced).
+OpenReading = Callable[[], Any]
 
 
 @dataclass(frozen=True)
@@ -154,32 +159,73 @@ class _Generation:
 
 #: A reindex step's states that end the wait.
 _SETTLED = {"built", "swapped", "discarded", "failed", "error"}
+#: The most a CLI waits for a stack's reindex by default (``reindex --wait-s``).
+DEFAULT_WAIT_S = 3600.0
+#: The most a step may wait for a worker to take it (no heartbeat yet): busy workers finish their document
+#: first; none taking it for this long means none runs.
+QUEUED_S = 600.0
 
 
-def _wait(client, collection: str, on_state: Callable[[dict], None] | None, poll_s: float) -> dict:
+class ReindexStalled(RagctlError):
+    """The CLI stopped waiting for a stack's reindex: its worker is gone, none took it, or --wait-s passed."""
+
+    code = "reindex_stalled"
+
+
+def _wait(client, collection: str, on_state: Callable[[dict], None] | None, poll_s: float, *,
+          wait_s: float | None = DEFAULT_WAIT_S, dead_after_s: float = 60.0) -> dict:
+    """Poll the step's state until it settles.  A worker's heartbeat (``beat``) that stops growing for
+    ``dead_after_s`` means the worker was killed; no heartbeat for :data:`QUEUED_S` means no worker took
+    the step; ``wait_s`` bounds the whole wait.  Each ends in :class:`ReindexStalled` saying where the
+    reindex stands (the live index answers in every case)."""
     import time
 
+    started = moved = time.monotonic()
+    last = None
     while True:
         state = client.reindex_state(collection)
         if on_state:
             on_state(state)
         if state.get("state") in _SETTLED:
             return state
+        now = time.monotonic()
+        progress = (state.get("state"), state.get("done"), state.get("beat"))
+        if progress != last:
+            last, moved = progress, now
+        where = (f"it is {state.get('state')}" + (f" ({state['done']} documents rebuilt)" if state.get("done") else ""))
+        if state.get("beat") is not None and now - moved > dead_after_s:
+            raise ReindexStalled(f"The worker rebuilding '{collection}' stopped answering {now - moved:.0f} s ago "
+                                 f"({where}): it was killed or its host is gone.  The old index answers.",
+                                 _next_steps(collection))
+        if state.get("beat") is None and now - moved > QUEUED_S:
+            raise ReindexStalled(f"No worker took the reindex of '{collection}' in {now - moved:.0f} s ({where}).  "
+                                 "The old index answers.", "ragctl ps   (is a worker running?), then " +
+                                 _next_steps(collection))
+        if wait_s is not None and now - started > wait_s:
+            raise ReindexStalled(f"Stopped waiting for the reindex of '{collection}' after {wait_s:.0f} s ({where}); "
+                                 "the worker goes on, the old index answers until a swap.",
+                                 f"ragctl reindex -c {collection} --wait-s {2 * wait_s:.0f}   (or " +
+                                 _next_steps(collection) + ")")
         time.sleep(poll_s)
+
+
+def _next_steps(collection: str) -> str:
+    return f"ragctl logs worker, then ragctl reindex -c {collection} again (it removes a half-built index first)"
 
 
 def gated_reindex_on_stack(client, collection: str, *, measure: Measure | None = None,
                            max_drop: float = DEFAULT_MAX_DROP, on_state: Callable[[dict], None] | None = None,
-                           poll_s: float = 1.0) -> ReindexOutcome:
+                           poll_s: float = 1.0, wait_s: float | None = DEFAULT_WAIT_S,
+                           dead_after_s: float = 60.0) -> ReindexOutcome:
     """:func:`gated_reindex` on a running stack: a worker builds the new index while the API answers from
     the live one; the set is asked through the API before, and of the new generation after; the worker
-    swaps it in, or removes it."""
-    from stack.contract import IngestResult, RagError
+    swaps it in, or removes it.  ``wait_s`` and ``dead_after_s``: see :func:`_wait`."""
+    from stack.contract import IngestResult
 
     outcome = ReindexOutcome([collection])
     baseline = measure(client, ", before") if measure is not None else None
     client.reindex(collection, "build" if measure is not None else "build_and_swap")
-    state = _wait(client, collection, on_state, poll_s)
+    state = _wait(client, collection, on_state, poll_s, wait_s=wait_s, dead_after_s=dead_after_s)
     outcome.results = [IngestResult(**r) for r in state.get("results", [])]
     if state["state"] == "error":
         error = state.get("error") or {}
@@ -198,7 +244,7 @@ def gated_reindex_on_stack(client, collection: str, *, measure: Measure | None =
         outcome.verdict = gate(baseline, after, max_drop)
         step = "swap" if outcome.verdict["passed"] else "discard"
         client.reindex(collection, step)
-        state = _wait(client, collection, on_state, poll_s)
+        state = _wait(client, collection, on_state, poll_s, wait_s=wait_s, dead_after_s=dead_after_s)
         if outcome.verdict["passed"] and state["state"] != "swapped":
             raise RagError(f"The new index of '{collection}' passed the gate but was not swapped in: "
                            f"{(state.get('error') or {}).get('message')}", f"ragctl reindex -c {collection}",
@@ -207,4 +253,76 @@ def gated_reindex_on_stack(client, collection: str, *, measure: Measure | None =
             outcome.reason = "answers got worse"
             return outcome
     outcome.applied = True
+    return outcome
+
+
+@dataclass
+class RestoreOutcome:
+    """What a (gated) restore did: the archive's restore, the gate's verdict, and the way back."""
+
+    restored: dict[str, Any]  # ragctl.ops.backup.restore's result for the archive
+    applied: bool = True
+    verdict: dict | None = None
+    skipped: str | None = None  # why a gate that was asked for did not run (nothing answered before)
+    safety: Path | None = None  # the backup of what answered before the restore
+    rolled_back: dict[str, Any] | None = None  # restore's result for the safety backup, when refused
+    runs: list[dict] = field(default_factory=list)  # before and after: data/ was replaced under them
+
+    def to_dict(self) -> dict:
+        return {"applied": self.applied, "gate": self.verdict, "gate_skipped": self.skipped,
+                "safety_backup": str(self.safety) if self.safety else None, "rolled_back": self.rolled_back}
+
+
+def nothing_answers(root: Path) -> str | None:
+    """Why a restore into ``root`` has no "before" to measure, or None when something answers now."""
+    from ragctl.project import CONFIG_NAME
+    from ragctl.runtime import runtime_for
+    from ragctl.runtime.base import is_running
+    from ragctl.runtimes import kind_of
+
+    if not (root / CONFIG_NAME).is_file():
+        return f"no project in {root} yet"
+    runtime = runtime_for(root)
+    if kind_of(runtime.kind).has_services and not is_running(runtime):
+        return f"the {runtime.kind} stack is not running (ragctl up first to gate the restore)"
+    if not any(runtime.catalog_documents().values()):
+        return "the project holds no documents"
+    return None
+
+
+def gated_restore(root: Path, archive: Path, *, measure: Measure | None, open_reading: OpenReading,
+                  safety: Path, max_drop: float = DEFAULT_MAX_DROP,
+                  progress: Callable[[str], None] | None = None) -> RestoreOutcome:
+    """Restore ``archive`` into ``root``; with ``measure``, ask the set of what answers now and of the
+    restored deployment, and put back what answered before (backed up first to ``safety``) when
+    answer_has_gold or source_has_gold dropped by more than ``max_drop``.
+
+    A deployment where nothing answers (no project, no documents, a stack that is down) has no "before":
+    the restore is made ungated and ``skipped`` says why.  Interrupted while the restored deployment is
+    asked, the state before is put back too."""
+    from ragctl.ops.backup import backup, restore
+
+    say = progress or (lambda _text: None)
+    skipped = nothing_answers(root) if measure is not None else None
+    if measure is None or skipped:
+        return RestoreOutcome(restore(root, archive, progress=progress), skipped=skipped)
+    baseline = measure(open_reading(), ", before")
+    say(f"backing up what answers now to {safety}")
+    backup(root, safety, progress=progress)
+    outcome = RestoreOutcome(restore(root, archive, progress=progress), safety=safety, runs=[baseline])
+
+    def put_back() -> None:
+        say("putting back what answered before the restore")
+        outcome.rolled_back = restore(root, safety, progress=progress)
+        outcome.applied = False
+
+    try:
+        after = measure(open_reading(), ", after")
+    except BaseException:
+        put_back()
+        raise
+    outcome.runs.append(after)
+    outcome.verdict = gate(baseline, after, max_drop)
+    if not outcome.verdict["passed"]:
+        put_back()
     return outcome

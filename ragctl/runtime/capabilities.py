@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from ragctl.backends.embedded import sqlite_catalog_documents
+from ragctl.backends.embedded import release_local_stores, sqlite_catalog_documents
 from ragctl.checks import Check
 from ragctl.errors import RagctlError, UsageError
 from ragctl.runtime.base import (
@@ -239,6 +239,7 @@ class BacksUp:
 
     def restore_stores(self, archive: Path) -> None:
         """Put the archive's store members where this runtime keeps them (data/ by default)."""
+        release_local_stores()  # a client opened before (a gate's question) must not write the new files
         with tarfile.open(archive, mode="r:gz") as tar:
             for member in tar:
                 top, _, rest = member.name.partition("/")
@@ -250,6 +251,7 @@ class BacksUp:
                             write_file(self.root / "data" / "redis" / relative, io.BytesIO(content))
                     continue
                 write_file(self.root / "data" / top / rest, tar.extractfile(member))
+        release_local_stores()  # nor answer or count from what it had loaded of the old ones
 
     def start_after_restore(self, was_running: bool) -> bool:
         """Start the stack again when restore stopped it; True when it was started."""

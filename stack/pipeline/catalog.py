@@ -17,13 +17,13 @@ import json
 import sqlite3
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stack.contract import DocumentRecord
+from stack.contract import DocumentRecord, RagError
 from stack.names import IN_PROGRESS, DocumentStatus
 from stack.pipeline.sqlite import connect
 
@@ -85,6 +85,10 @@ MIN_PREFIX = 4
 #: Record fields kept as JSON text, with the value of an empty one.
 JSON_FIELDS = {"timings": {}, "log": [], "report": {}}
 
+
+
+class _CatalogMoved(RagError):
+    """Ends a swap's transaction without writing: the collection's documents changed under it."""
 
 
 class DocumentCatalog(ABC):
@@ -307,20 +311,34 @@ class DocumentCatalog(ABC):
             row = db.execute("SELECT generation FROM collections WHERE name = ?", (name,)).fetchone()
         return int(row["generation"]) if row else 0
 
-    def swap_generation(self, name: str, generation: int, rebuilt: Sequence[tuple[str, int, str]]) -> int:
+    def swap_generation(self, name: str, generation: int, rebuilt: Sequence[tuple[str, int, str]], *,
+                        expected: Collection[str] | None = None) -> int | None:
         """Make ``generation`` the index that answers for ``name``, in one transaction with its documents'
         new chunk counts and model (``rebuilt``: document id, chunks, embedding model); the generation
-        that answered until now, returned, is the caller's to drop."""
+        that answered until now, returned, is the caller's to drop.
+
+        ``expected``: the ids of the documents the new index holds.  When the collection's done documents
+        are others by the time of the swap (an ingest or a deletion landed since the caller last looked),
+        nothing is written and None is returned: the caller catches up and swaps again."""
         now = time.time()
-        with self._connect() as db:
-            row = db.execute("SELECT generation FROM collections WHERE name = ?", (name,)).fetchone()
-            previous = int(row["generation"]) if row else 0
-            db.execute("INSERT INTO collections (name, description, state, created_at, generation) "
-                       "VALUES (?, NULL, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET generation = excluded.generation",
-                       (name, READY, now, generation))
-            for document_id, chunks, model in rebuilt:
-                db.execute("UPDATE documents SET chunks = ?, embed_model = ?, updated_at = ? "
-                           "WHERE collection = ? AND id = ?", (chunks, model, now, name, document_id))
+        try:
+            with self._connect() as db:
+                row = db.execute("SELECT generation FROM collections WHERE name = ?", (name,)).fetchone()
+                previous = int(row["generation"]) if row else 0
+                # The write first: it takes the write lock, so the documents read next stay as read until commit.
+                db.execute("INSERT INTO collections (name, description, state, created_at, generation) "
+                           "VALUES (?, NULL, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET generation = excluded.generation",
+                           (name, READY, now, generation))
+                if expected is not None:
+                    done = {r["id"] for r in db.execute("SELECT id FROM documents WHERE collection = ? AND status = ?",
+                                                         (name, DocumentStatus.DONE)).fetchall()}
+                    if done != set(expected):
+                        raise _CatalogMoved(f"the documents of {name} changed since the catch-up")
+                for document_id, chunks, model in rebuilt:
+                    db.execute("UPDATE documents SET chunks = ?, embed_model = ?, updated_at = ? "
+                               "WHERE collection = ? AND id = ?", (chunks, model, now, name, document_id))
+        except _CatalogMoved:
+            return None  # rolled back by the transaction's end
         return previous
 
     def collection_stats(self) -> dict[str, dict]:

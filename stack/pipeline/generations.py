@@ -11,9 +11,10 @@ so the API sees a swap made by a worker at its next question).  A reindex:
 3. (the gate, when asked: the caller asks its question set of the new index through
    :meth:`Pipeline.pinned`, and calls :func:`discard` instead when the answers got worse);
 4. catches up with documents added or deleted during the build, then swaps: one transaction writes
-   the new generation and the documents' new chunk counts and model;
+   the new generation and the documents' new chunk counts and model, and is refused (to catch up
+   again) when the collection's documents changed since the catch-up;
 5. drops the old generation after a grace period (a question that resolved it just before the swap
-   finishes on it).
+   finishes on it), after one more catch-up for an ingest that wrote into the old index just before.
 
 A kill at any step leaves the old generation answering (the swap is one transaction); the next
 reindex's step 1 removes the half-built one.  No transport here: the CLI's embedded mode and the
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 
 #: How long an old generation is kept after a swap: a question that resolved it just before ends on it.
 RETIRE_GRACE_S = 2.0
+#: Catch-ups tried before a swap that finds the documents unchanged (each short; see :func:`swap`).
+SWAP_ATTEMPTS = 5
 
 
 @dataclass
@@ -170,7 +173,7 @@ def catch_up(pipeline: Pipeline, candidate: Candidate) -> None:
     """Bring the candidate in line with the catalog as it is now: documents ingested during the build
     are added, deleted ones removed (they must never answer from the new index)."""
     builder = pipeline.pinned(candidate.collection, candidate.index)
-    for _ in range(3):  # each pass is short; ingests that keep arriving are caught by the next reindex
+    for _ in range(3):  # each pass is short; the swap checks again (see swap)
         live = {r.id: r for r in pipeline.catalog.list(candidate.collection) if r.status == DocumentStatus.DONE}
         gone = [doc_id for doc_id in candidate.chunks if doc_id not in live]
         missing = [record for doc_id, record in live.items() if doc_id not in candidate.chunks]
@@ -186,15 +189,35 @@ def catch_up(pipeline: Pipeline, candidate: Candidate) -> None:
 
 
 def swap(pipeline: Pipeline, candidate: Candidate, *, grace_s: float = RETIRE_GRACE_S) -> None:
-    """Make the candidate the index that answers (one catalog transaction), then drop the old one."""
+    """Make the candidate the index that answers (one catalog transaction), then drop the old one.
+
+    The swap's transaction checks that the collection's documents are still those the candidate holds:
+    an ingest or a deletion that lands after the last catch-up sends it back to catch up.  An ingest that
+    wrote into the old index just before the swap and recorded itself done just after is caught by one
+    more catch-up once the grace period has let it finish."""
     from stack.pipeline.store import index_name
 
-    catch_up(pipeline, candidate)
-    rebuilt = [(doc_id, chunks, candidate.model) for doc_id, chunks in candidate.chunks.items()]
-    previous = pipeline.catalog.swap_generation(candidate.collection, candidate.generation, rebuilt)
+    previous = None
+    for _ in range(SWAP_ATTEMPTS):
+        catch_up(pipeline, candidate)
+        previous = pipeline.catalog.swap_generation(candidate.collection, candidate.generation, _rebuilt(candidate),
+                                                    expected=set(candidate.chunks))
+        if previous is not None:
+            break
+    else:  # documents keep arriving: swap now, the catch-up after the grace period takes what came since
+        previous = pipeline.catalog.swap_generation(candidate.collection, candidate.generation, _rebuilt(candidate))
     if grace_s:
         time.sleep(grace_s)
+    caught = set(candidate.chunks)
+    catch_up(pipeline, candidate)
+    if set(candidate.chunks) != caught:
+        pipeline.catalog.swap_generation(candidate.collection, candidate.generation, _rebuilt(candidate))
     drop(pipeline, index_name(candidate.collection, previous))
+
+
+def _rebuilt(candidate: Candidate) -> list[tuple[str, int, str]]:
+    """(document id, chunks, model) of every document in the candidate: the catalog's rows after the swap."""
+    return [(doc_id, chunks, candidate.model) for doc_id, chunks in candidate.chunks.items()]
 
 
 def discard(pipeline: Pipeline, candidate: Candidate) -> None:

@@ -82,6 +82,23 @@ def open_chroma(settings: Settings):
     return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
 
 
+def release_local_clients() -> None:
+    """Close this process's persistent Chroma clients.  Chroma keeps one per folder for the life of the
+    process; after a restore replaced the folder's files, a client opened before would go on reading (and
+    writing) what it loaded from the old ones, so the next :func:`open_chroma` must start anew."""
+    try:
+        from chromadb.api.shared_system_client import SharedSystemClient
+    except ImportError:  # the control plane without the [stack] extra opened no client
+        return
+    # Chroma has no public way to close a cached client; its own clear_system_cache forgets without stopping.
+    for system in list(getattr(SharedSystemClient, "_identifier_to_system", {}).values()):
+        try:
+            system.stop()
+        except Exception:  # a client that cannot stop is forgotten all the same
+            log.debug("a Chroma client did not stop cleanly", exc_info=True)
+    SharedSystemClient.clear_system_cache()
+
+
 @dataclass(frozen=True)
 class VectorHit:
     chunk_id: str

@@ -446,6 +446,8 @@ def ingest_document(self, collection: str, document_id: str, path: str, file_nam
     return result.to_dict()
 
 
+#: How often a reindex task's heartbeat is written (the CLI gives up on a worker whose beat stopped).
+REINDEX_BEAT_S = 5.0
 #: What a reindex task is asked to do: build (and leave the new index for the gate), build and swap (no
 #: gate), or swap / discard the index a build left.
 REINDEX_ACTIONS = ("build", "build_and_swap", "swap", "discard")
@@ -460,16 +462,17 @@ def reindex_collection(collection: str, action: str) -> dict:
 
     p, r = pipeline(), _redis()
     state = coordination.reindex_state(r, collection) or {}
+    beating = _ReindexBeat(r, collection, {**state, "state": "swapping" if action == "swap" else
+                                           "discarding" if action == "discard" else "building", "action": action})
     try:
         if action in ("build", "build_and_swap"):
             done: list = []
 
             def on_document(result) -> None:
                 done.append(result)
-                coordination.set_reindex_state(r, collection, {"state": "building", "action": action,
-                                                               "done": len(done)})
+                beating.update({"state": "building", "action": action, "done": len(done)})
 
-            coordination.set_reindex_state(r, collection, {"state": "building", "action": action, "done": 0})
+            beating.update({"state": "building", "action": action, "done": 0})
             candidate = generations.build(p, collection, on_document=on_document)
             if candidate.failed:
                 generations.discard(p, candidate)
@@ -477,6 +480,7 @@ def reindex_collection(collection: str, action: str) -> dict:
             elif action == "build":
                 state = {"state": "built", **candidate.to_dict()}
             else:
+                beating.update({"state": "swapping", "action": action, "done": len(done)})
                 generations.swap(p, candidate)
                 state = {"state": "swapped", **candidate.to_dict()}
         elif action == "swap" and state.get("state") in ("built", "swapping"):
@@ -492,8 +496,47 @@ def reindex_collection(collection: str, action: str) -> dict:
         error = exc.to_dict() if isinstance(exc, RagError) else {"code": "reindex_failed",
                                                                   "message": f"{type(exc).__name__}: {exc}"}
         state = {**state, "state": "error", "error": error}  # a half-built index goes at the next reindex
+    finally:
+        beating.stop()
     coordination.set_reindex_state(r, collection, state)
     return {"collection": collection, "state": state["state"]}
+
+
+class _ReindexBeat:
+    """Writes a reindex's state with a growing ``beat`` every few seconds while the task works: the CLI
+    waiting on it tells a long document (the beat grows) from a killed worker (it stops)."""
+
+    def __init__(self, r, collection: str, state: dict) -> None:
+        import threading
+
+        self._r, self._collection, self._state, self._beat = r, collection, dict(state), 0
+        self._lock, self._stopping = threading.Lock(), threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reindex-beat", daemon=True)
+        self._thread.start()
+
+    def update(self, state: dict) -> None:
+        with self._lock:
+            self._state = dict(state)
+            self._write()
+
+    def _write(self) -> None:
+        self._beat += 1
+        coordination.set_reindex_state(self._r, self._collection, {**self._state, "beat": self._beat})
+
+    def _run(self) -> None:
+        while not self._stopping.wait(REINDEX_BEAT_S):
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                try:
+                    self._write()
+                except Exception as exc:  # noqa: BLE001 - a missed beat is retried at the next one
+                    log.warning("could not write the reindex heartbeat: %s", exc)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping.set()
+        self._thread.join(5)
 
 
 @app.task(name=REAP_TASK)

@@ -2,7 +2,8 @@
 a deliberately worse setting (the English-only model answering Korean questions by dense retrieval
 alone) is refused and the old index still answers; an equal one is swapped in; ``[eval] file`` makes
 the gate the project's default; a reindex killed with SIGKILL leaves the old index answering and the
-next one cleans up after it."""
+next one cleans up after it; ``restore --eval`` puts back what answered when the restored backup answers
+worse, and goes on ungated (saying so) where nothing answered before."""
 
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def test_the_gate_refuses_a_worse_index_and_swaps_an_equal_one(tmp_path):
 
 
 @pytest.mark.timeout(600)
-def test_a_killed_reindex_leaves_the_old_index_answering_and_is_cleaned_up(tmp_path):
+def test_a_killed_reindex_leaves_the_old_index_answering_and_a_worse_restore_is_undone(tmp_path):
     project = make_project(tmp_path / "project")
     assert ragctl(project, "ingest", str(SAMPLES)).exit_code == 0
     questions = tmp_path / "gate.jsonl"
@@ -119,3 +120,34 @@ def test_a_killed_reindex_leaves_the_old_index_answering_and_is_cleaned_up(tmp_p
     # The half-built generation 1 was removed first and built again whole; it answers, generation 0 is gone.
     assert _generation(project) == 1 and _indexes(project) == ({"rc--g1--default"}, {"rc--g1--default"})
     assert "90일" in as_json(ragctl(project, "ask", "출산 전후 휴가는 며칠인가요?", "--json"))["answer"]
+
+    # restore --eval, on the same project: a backup that lost the leave rules answers worse.
+    good, worse = tmp_path / "good.tar.gz", tmp_path / "worse.tar.gz"
+    assert ragctl(project, "backup", "--out", str(good)).exit_code == 0
+    leave = next(d for d in as_json(ragctl(project, "documents", "list", "--json")) if d["file_name"] == "휴가_규정.hwpx")
+    assert ragctl(project, "documents", "delete", leave["id"], "--yes").exit_code == 0
+    assert ragctl(project, "backup", "--out", str(worse)).exit_code == 0
+
+    better = ragctl(project, "restore", str(good), "--eval", str(questions), "--yes", "--json")
+    assert better.exit_code == 0, output(better)
+    passed = json.loads(better.stdout)
+    assert passed["applied"] and passed["verified"] and passed["gate"]["passed"] and passed["gate"]["wrong_to_right"]
+
+    refused = ragctl(project, "restore", str(worse), "--eval", str(questions), "--yes", "--json")
+    assert refused.exit_code == 1, output(refused)
+    verdict = json.loads(refused.stdout)
+    assert verdict["applied"] is False and verdict["rolled_back"]["verified"], verdict
+    assert verdict["gate"]["drops"]["answer_has_gold"]["drop"] > 0.1
+    assert {r["file"] for r in verdict["gate"]["right_to_wrong"]} == {"휴가_규정.hwpx"}
+    safety = verdict["safety_backup"]
+    assert safety.startswith(str(project / "backups")) and os.path.isfile(safety)
+    answer = as_json(ragctl(project, "ask", "출산 전후 휴가는 며칠인가요?", "--json"))
+    assert "90일" in answer["answer"] and answer["sources"][0]["file"] == "휴가_규정.hwpx"
+    stored = {run["id"] for run in as_json(ragctl(project, "eval", "list", "--json"))}
+    assert {verdict["gate"]["before"], verdict["gate"]["after"], passed["gate"]["after"]} <= stored
+
+    # Nothing answers in an empty project: no "before" to compare, the restore is made and says why.
+    empty = make_project(tmp_path / "empty")
+    into_empty = as_json(ragctl(empty, "restore", str(good), "--eval", str(questions), "--yes", "--json"))
+    assert into_empty["applied"] and into_empty["gate"] is None
+    assert into_empty["gate_skipped"] == "the project holds no documents"

