@@ -16,7 +16,7 @@ import pytest
 from ragctl.ops import gate
 from ragctl.ops.gate import ReindexStalled, _wait
 from stack import coordination
-from tests.conftest import REPO
+from tests.support.suite import REPO
 from tests.support.redis_server import start_redis_server
 
 #: A worker's reindex step in its own process: the task's heartbeat, every 0.1 s, until killed.
