@@ -16,8 +16,8 @@ import pytest
 from ragctl.ops import gate
 from ragctl.ops.gate import ReindexStalled, _wait
 from stack import coordination
-from tests.support.suite import REPO
 from tests.support.redis_server import start_redis_server
+from tests.support.suite import REPO
 
 #: A worker's reindex step in its own process: the task's heartbeat, every 0.1 s, until killed.
 BEATING = """
