@@ -101,6 +101,46 @@ def test_a_page_tesseract_cannot_read_fails_that_page_only():
     assert "ZeroDivisionError" in report["pages"][2]["error"]
 
 
+def test_pages_failed_or_under_the_threshold_are_named_in_the_parse_report(tmp_path):
+    """Real tesseract; a threshold no page reaches (99.9) makes page 1 "low confidence" for sure."""
+    from PIL import Image
+
+    from stack.contract import ParseReport
+
+    findings = ParseReport()
+    pages = [(1, lambda: _short_page(ENGLISH)), (2, lambda: Image.new("L", (0, 0)))]
+    blocks, report = read_scanned("fax.tif", pages, 2, OcrOptions(min_confidence=99.9), findings=findings)
+    assert report["low_confidence_pages"] == [1] and report["failed_pages"] == [2]
+    assert [(f.kind, f.where) for f in findings.findings] == [("ocr_low_confidence", "p. 1"), ("ocr_failed", "p. 2")]
+    confidence = report["pages"][0]["confidence"]
+    assert f"mean word confidence {confidence:.0f}" in findings.findings[0].reason
+    assert "tesseract" in findings.findings[1].reason
+    assert blocks and findings.summary().startswith("pages read by OCR with low confidence")
+
+    path = scans.save_scan([_short_page(ENGLISH)], tmp_path / "scan.png")
+    assert not parse_file(path).report  # read well: nothing to name
+    document = parse_file(path, ocr=OcrOptions(min_confidence=99.9))
+    assert document.to_dict()["report"]["counts"] == {"ocr_low_confidence": 1}
+
+
+def test_a_scanned_pdf_page_ocr_could_not_read_is_reported_as_failed_not_as_textless(tmp_path, monkeypatch):
+    """Page 2's image cannot be made (its render raises): ocr_failed with the reason, not page_no_text."""
+    import pypdfium2
+
+    path = scans.save_scan([_short_page(ENGLISH), _short_page(SECOND)], tmp_path / "scan.pdf")
+    real_render, calls = pypdfium2.PdfPage.render, []
+
+    def render(page, **kw):  # the second page's image cannot be made (OCR itself is real)
+        calls.append(1)
+        return real_render(page, **kw) if len(calls) == 1 else 1 / 0
+
+    monkeypatch.setattr(pypdfium2.PdfPage, "render", render)
+    document = parse_file(path)
+    assert {block.page for block in document.blocks} == {1}
+    assert [(f.kind, f.where) for f in document.report.findings] == [("ocr_failed", "p. 2")]
+    assert "ZeroDivisionError" in document.report.findings[0].reason
+
+
 def test_cancel_between_pages():
     calls = []
     options = OcrOptions(on_page=lambda done, total: calls.append(done), should_cancel=lambda: bool(calls))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stack.contract import ParseReport
 from stack.pipeline.document import ParsedDocument
 from stack.pipeline.errors import CorruptDocument, NoText
 from stack.pipeline.ocr import DPI, OcrOptions, require
@@ -44,10 +45,11 @@ def parse_image(path: Path, options: OcrOptions | None = None) -> ParsedDocument
             return page
         return render
 
+    findings = ParseReport()
     try:
         frames = ((number + 1, frame(number)) for number in range(pages))
-        blocks, summary = read_scanned(path.name, frames, pages, options)
+        blocks, summary = read_scanned(path.name, frames, pages, options, findings=findings)
     finally:
         image.close()
     return ParsedDocument(format="image", parser="tesseract", blocks=blocks,
-                          metadata={"pages": pages, "ocr": summary})
+                          metadata={"pages": pages, "ocr": summary}, report=findings)
