@@ -15,6 +15,16 @@ from stack.pipeline.parsers.scanned import read_scanned
 _LOW_DPI = 250
 
 
+def at_ocr_resolution(page, dpi=None):
+    """``page`` enlarged to 300 dpi when it says it was saved at less (``dpi``: the file's, when the
+    frame itself does not say); as it is otherwise."""
+    dpi = page.info.get("dpi") or dpi
+    if dpi and 0 < float(dpi[0]) < _LOW_DPI:
+        scale = DPI / float(dpi[0])
+        page = page.resize((round(page.width * scale), round(page.height * scale)))
+    return page
+
+
 def parse_image(path: Path, options: OcrOptions | None = None) -> ParsedDocument:
     from PIL import Image, UnidentifiedImageError
 
@@ -37,12 +47,7 @@ def parse_image(path: Path, options: OcrOptions | None = None) -> ParsedDocument
     def frame(number: int):
         def render():
             image.seek(number)
-            page = image.copy()
-            dpi = page.info.get("dpi") or image.info.get("dpi")
-            if dpi and 0 < float(dpi[0]) < _LOW_DPI:
-                scale = DPI / float(dpi[0])
-                page = page.resize((round(page.width * scale), round(page.height * scale)))
-            return page
+            return at_ocr_resolution(image.copy(), image.info.get("dpi"))
         return render
 
     findings = ParseReport()
