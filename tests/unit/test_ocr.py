@@ -179,6 +179,15 @@ def test_a_scan_ingests_and_answers_with_an_ocr_citation(pipeline, tmp_path):
     answer = pipeline.ask("연차 휴가는 며칠인가요?")
     assert "15일" in answer.answer and answer.sources[0].location == "p. 1 (OCR)"
 
+    # A scanned page pasted into an HWPX with no text of its own: read, cited as OCR of its section.
+    image = tmp_path / "scan2.png"
+    _short_page(SECOND).save(image, format="PNG", dpi=(300, 300))
+    path = scans.document_with_picture(tmp_path / "휴가시기.hwpx", image.read_bytes())
+    result = pipeline.ingest_file(path)
+    assert result.status == "done", result.error
+    answer = pipeline.ask("근로자가 청구한 시기에 무엇을 주어야 하나요?")
+    assert "청구한 시기" in answer.answer and answer.sources[0].location == "section 1 (OCR)"
+
 
 def test_doctor_names_a_missing_model_with_the_apt_get_line():
     from ragctl.checks import ocr_check

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
@@ -41,36 +40,9 @@ def scan_png() -> bytes:
     return buffer.getvalue()
 
 
-def make_hwp_with_picture(path: Path, png: bytes, text: str | None = None) -> Path:
-    """An HWPX, or an HWP 5 when ``path`` ends in .hwp (python-hwpx writes both): ``text`` (if
-    any), then the picture in a paragraph of its own."""
-    from hwpx import HwpxDocument
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        doc = HwpxDocument.new()
-        if text:
-            doc.paragraphs[0].text = text
-        doc.add_picture(png, "png", width_mm=180, height_mm=50)
-        doc.save_to_path(str(path))
-    return path
-
-
-def make_docx_with_picture(path: Path, png: bytes, text: str | None = None) -> Path:
-    import docx
-
-    document = docx.Document()
-    if text:
-        document.add_paragraph(text)
-    document.add_picture(io.BytesIO(png))
-    document.save(str(path))
-    return path
-
-
 @pytest.mark.parametrize("name", ["scan.hwpx", "scan.hwp", "scan.docx"])
 def test_a_document_whose_only_content_is_a_scanned_page_is_read_by_ocr(tmp_path, scan_png, name):
-    make = make_docx_with_picture if name.endswith(".docx") else make_hwp_with_picture
-    document = parse_file(make(tmp_path / name, scan_png))
+    document = parse_file(scans.document_with_picture(tmp_path / name, scan_png))
     assert document.parser.endswith("+tesseract")
     assert bigram_f1(SCANNED, document.text) >= 0.9, document.text
     assert document.blocks and all(block.ocr and block.confidence > 70 and block.page is None
@@ -84,7 +56,7 @@ def test_a_document_whose_only_content_is_a_scanned_page_is_read_by_ocr(tmp_path
 
 def test_a_picture_beside_text_of_its_own_is_reported_not_read_unless_ocr_is_always(tmp_path, scan_png):
     assert len("".join(OWN_TEXT.split())) >= MIN_OWN_TEXT
-    path = make_hwp_with_picture(tmp_path / "with-text.hwpx", scan_png, OWN_TEXT)
+    path = scans.document_with_picture(tmp_path / "with-text.hwpx", scan_png, OWN_TEXT)
     document = parse_file(path)
     assert document.text == OWN_TEXT and "ocr" not in document.metadata
     [finding] = document.report.findings
@@ -97,7 +69,7 @@ def test_a_picture_beside_text_of_its_own_is_reported_not_read_unless_ocr_is_alw
 
 
 def test_ocr_off_reads_no_picture(tmp_path, scan_png):
-    path = make_docx_with_picture(tmp_path / "scan.docx", scan_png)
+    path = scans.document_with_picture(tmp_path / "scan.docx", scan_png)
     with pytest.raises(NoText) as info:
         parse_file(path, ocr=OcrOptions(mode="off"))
     assert "images with no text: 1" in info.value.message
