@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 import shutil
 import subprocess
 import threading
@@ -200,12 +199,11 @@ def read_page(image: Image, page: int, *, languages: str = "kor+eng", timeout_s:
             if result.deskewed:
                 data = _encode(image)
         args = ["-l", languages, "--psm", "4", "--dpi", str(DPI), "tsv"]
-        _fill(result, _run(args, data, max(timeout_s - (time.perf_counter() - started), 1.0)),
-              _korean_rereader(image, languages, started, timeout_s))
+        _fill(result, _run(args, data, max(timeout_s - (time.perf_counter() - started), 1.0)))
         if turn is None and (result.confidence or 0.0) < min_confidence:
             turned = OcrPage(page=page, rotated=180, deskewed=result.deskewed)
             tsv = _run(args, _encode(image.rotate(180)), max(timeout_s - (time.perf_counter() - started), 1.0))
-            _fill(turned, tsv, _korean_rereader(image.rotate(180), languages, started, timeout_s))
+            _fill(turned, tsv)
             if (turned.confidence or 0.0) > (result.confidence or 0.0):
                 result = turned
     except subprocess.TimeoutExpired:
@@ -217,77 +215,26 @@ def read_page(image: Image, page: int, *, languages: str = "kor+eng", timeout_s:
     return result
 
 
-#: A word of Latin letters only, as the ``eng`` model reads a Hangul word it could not place.
-_LATIN_WORD = re.compile(r"^[A-Za-z]{2,}[.,]?$")
-_HANGUL = re.compile("[\uac00-\ud7a3]")
-#: Latin words under this confidence on a page mostly in Hangul are read again with ``kor`` alone.
-_REREAD_BELOW = 60.0
-_REREAD_MAX = 12  # words per page: each is one short tesseract run
-
-
-def _korean_rereader(image: Image, languages: str, started: float, timeout_s: float):
-    """A function that re-reads, with the ``kor`` model alone, the low-confidence Latin-letter words
-    of a page mostly in Hangul: with ``kor+eng`` the English model wins some Hangul words it cannot
-    read and returns letters ("SHS" for a Korean word).  None when ``kor`` is not among the languages."""
-    if "kor" not in languages.split("+") or languages == "kor":
-        return None
-
-    def reread(words: list[dict]) -> None:
-        letters = "".join(w["text"] for w in words)
-        hangul = len(_HANGUL.findall(letters))
-        latin = sum(c.isascii() and c.isalpha() for c in letters)
-        if hangul < 3 * latin:  # not a Korean page: its Latin words are English
-            return
-        suspects = [w for w in words if w["conf"] < _REREAD_BELOW and _LATIN_WORD.match(w["text"])]
-        for word in suspects[:_REREAD_MAX]:
-            pad = max(4, word["height"] // 4)
-            crop = image.crop((max(word["left"] - pad, 0), max(word["top"] - pad, 0),
-                               word["left"] + word["width"] + pad, word["top"] + word["height"] + pad))
-            remaining = timeout_s - (time.perf_counter() - started)
-            if remaining < 2:
-                return
-            try:
-                tsv = _run(["-l", "kor", "--psm", "7", "--dpi", str(DPI), "tsv"], _encode(crop), remaining)
-            except (RuntimeError, subprocess.SubprocessError, OSError):
-                continue
-            read = [(r["text"].strip(), max(float(r["conf"]), 0.0))
-                    for r in csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE)
-                    if r.get("level") == "5" and (r.get("text") or "").strip()]
-            if read and all(_HANGUL.search(text) for text, _ in read):
-                confidence = sum(c for _, c in read) / len(read)
-                if confidence > word["conf"]:
-                    word["text"], word["conf"] = "".join(text for text, _ in read), confidence
-    return reread
-
-
-def _fill(page: OcrPage, tsv: str, reread: Callable[[list[dict]], None] | None = None) -> None:
-    """Group TSV words into lines and paragraphs (tesseract's block/paragraph/line numbers);
-    ``reread`` may correct words first (see :func:`_korean_rereader`)."""
-    words = []
+def _fill(page: OcrPage, tsv: str) -> None:
+    """Group TSV words into lines and paragraphs (tesseract's block/paragraph/line numbers)."""
+    paragraphs: dict[str, dict[tuple[str, str], list]] = {}
+    confidences: list[float] = []
     for row in csv.DictReader(io.StringIO(tsv), delimiter="\t", quoting=csv.QUOTE_NONE):
         text = (row.get("text") or "").strip()
         if row.get("level") != "5" or not text:
             continue
-        words.append({"text": text, "conf": max(float(row["conf"]), 0.0), "left": int(row["left"]),
-                      "top": int(row["top"]), "width": int(row["width"]), "height": int(row["height"]),
-                      "key": (row["block_num"], row["par_num"], row["line_num"])})
-    if reread is not None and words:
-        reread(words)
-    paragraphs: dict[str, dict[tuple[str, str], list]] = {}
-    confidences: list[float] = []
-    for word in words:
-        confidences.append(word["conf"])
-        block, par, line = word["key"]
+        confidence = max(float(row["conf"]), 0.0)
+        confidences.append(confidence)
+        left, width = int(row["left"]), int(row["width"])
         # By block, not tesseract's paragraphs (it splits a paragraph at a short line or a hanging
         # indent): the wrap rule in parsers/scanned.py finds where paragraphs end.
-        lines = paragraphs.setdefault(block, {})
-        lines.setdefault((par, line), []).append((word["text"], word["left"], word["left"] + word["width"],
-                                                  word["conf"]))
+        lines = paragraphs.setdefault(row["block_num"], {})
+        lines.setdefault((row["par_num"], row["line_num"]), []).append((text, left, left + width, confidence))
     for lines in paragraphs.values():
         page.paragraphs.append([
-            OcrLine(" ".join(w[0] for w in line), min(w[1] for w in line), max(w[2] for w in line),
-                    tuple(w[3] for w in line))
-            for line in lines.values()
+            OcrLine(" ".join(w[0] for w in words), min(w[1] for w in words), max(w[2] for w in words),
+                    tuple(w[3] for w in words))
+            for words in lines.values()
         ])
     page.words = len(confidences)
     page.confidence = round(sum(confidences) / len(confidences), 1) if confidences else None

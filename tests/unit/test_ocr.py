@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -197,26 +196,3 @@ def test_doctor_names_a_missing_model_with_the_apt_get_line():
     assert ocr_check("off", "kor+xyz").status == "ok"  # off: nothing to check
     finding = ocr_check("auto", "kor+xyz")
     assert finding.status == "warn" and "xyz" in finding.detail and finding.hint == INSTALL_LINE
-
-
-def test_on_a_korean_page_a_hangul_word_read_as_latin_letters_is_read_again_with_kor():
-    """The ``eng`` model sometimes wins a Hangul word it cannot read ("Bt" for "법무부"): on a page
-    mostly in Hangul, such a low-confidence Latin word is read again with ``kor`` alone (real
-    tesseract on a rendered line; the first reading's word is set to what ``eng`` returned)."""
-    from stack.pipeline import ocr
-
-    image = _short_page("법무부 장관은 오늘 근로자에게 휴가를 주어야 한다고 말했다.").convert("L")
-    tsv = ocr._run(["-l", "kor+eng", "--psm", "4", "--dpi", "300", "tsv"], ocr._encode(image), 120)
-    page = ocr.OcrPage(page=1)
-    words: list[dict] = []
-
-    def misread_first_then_reread(read: list[dict]) -> None:
-        read[0]["text"], read[0]["conf"] = "Bt", 30.0  # as eng read it in a KorQuAD page
-        ocr._korean_rereader(image, "kor+eng", time.perf_counter(), 120)(read)
-        words.extend(read)
-
-    ocr._fill(page, tsv, misread_first_then_reread)
-    assert ocr._HANGUL.search(words[0]["text"]) and not ocr._LATIN_WORD.match(words[0]["text"])
-    assert words[0]["conf"] > 30.0
-    assert page.paragraphs[0][0].text.startswith(words[0]["text"])
-    assert ocr._korean_rereader(image, "eng", 0.0, 120) is None  # no Korean model asked for: nothing to do
