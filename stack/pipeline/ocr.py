@@ -7,10 +7,8 @@ threads make a page slower, not faster, on a small worker; parallelism comes fro
 
 A page goes through orientation detection (tesseract's OSD, ``--psm 0``) and is turned when OSD is
 sure, is straightened when scanned at a slant of a few degrees (deskew.py), then recognition in
-``--psm 4`` (one column of text of varying sizes: office documents and forms).  On a page mostly in
-Hangul, the few low-confidence words read as Latin letters (the ``eng`` model's guess at Hangul it
-could not place) are read again with ``kor`` alone.  A page tesseract cannot read (timeout, crash)
-fails that page, never the file.  Transport free: the caller passes progress and cancel as plain callables.
+``--psm 4`` (one column of text of varying sizes: office documents and forms).  A page tesseract
+cannot read (timeout, crash) fails that page, never the file.  Transport free: the caller passes progress and cancel as plain callables.
 """
 
 from __future__ import annotations
