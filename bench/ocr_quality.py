@@ -1,6 +1,6 @@
 """OCR quality without hand labels, and OCR throughput: the corpus's own text rendered as scans.
 
-    python bench/ocr_quality.py --corpus ../shared/corpus [--json] [--compare]
+    python bench/ocr_quality.py --corpus ../shared/corpus [--json] [--compare] [--deskew]
 
 Text from real HWP/HWPX documents of the corpus (parsed by the project's parser; Korean) and from
 SQuAD paragraphs (English) is set on A4 pages in NanumMyeongjo (fonts-nanum), one page per
@@ -12,6 +12,10 @@ made from.
 
 Throughput: pages per minute of one process reading pages one after another (a worker does the
 same, one page at a time), and the share of that time spent in tesseract processes.
+
+``--deskew`` reads each 300 dpi page, clean and degraded, twice: with the pipeline's deskew
+(stack/pipeline/deskew.py) and without it, to show what straightening a slanted scan gains and that
+it costs a straight page nothing.
 
 ``--compare`` also reads the clean 300 dpi Korean pages three other ways, for the choice of how to
 call tesseract: tesseract with its default OpenMP threads; ``--psm 3`` instead of ``--psm 4``; and
@@ -33,6 +37,7 @@ from pathlib import Path
 from _common import machine
 from parse_quality import bigram_f1
 
+from stack.pipeline.ocr import OcrOptions
 from stack.pipeline.parsers import parse_file
 from tests.support import scans
 
@@ -80,11 +85,11 @@ def variants(text: str, seed: int):
             yield "300 upside down", dpi, scans.upside_down(page)
 
 
-def read(image, dpi: int, folder: Path) -> tuple[str, dict, float]:
+def read(image, dpi: int, folder: Path, *, deskew: bool = True) -> tuple[str, dict, float]:
     path = folder / "page.png"
     image.save(path, dpi=(dpi, dpi))
     started = time.perf_counter()
-    document = parse_file(path)
+    document = parse_file(path, ocr=OcrOptions(deskew=deskew))
     return document.text, document.metadata["ocr"]["pages"][0], time.perf_counter() - started
 
 
@@ -118,6 +123,29 @@ def compare(pages: list[tuple[str, str, str]], folder: Path) -> dict:
             for way, rows in ways.items() if rows}
 
 
+def deskew_compare(pages: list[tuple[str, str, str]], folder: Path, quiet: bool) -> dict:
+    """Bigram F1 of each 300 dpi page, clean and degraded, read without and with deskew."""
+    rows: dict[str, dict[str, list[float]]] = {}
+    angles = []
+    for seed, (name, language, text) in enumerate(pages):
+        page = scans.render_pages([text])[0]
+        for variant, image in (("300 clean", page), ("300 degraded", scans.degrade(page, seed=seed))):
+            for deskew in (False, True):
+                got, info, wall = read(image, 300, folder, deskew=deskew)
+                f1 = bigram_f1(got, text)
+                rows.setdefault(variant, {}).setdefault("deskew" if deskew else "as scanned", []).append(f1)
+                if deskew:
+                    angles.append((variant, name, info["deskewed"]))
+                if not quiet:
+                    print(f"{variant:>14} {'deskew' if deskew else 'as is':>6} {language} {f1:.3f} {wall:5.1f}s "
+                          f"skew {info['deskewed']} {name}", file=sys.stderr)
+    return {"bigram_f1": {variant: {way: round(statistics.mean(v), 4) for way, v in ways.items()}
+                          for variant, ways in rows.items()},
+            "per_page": {variant: {way: [round(f, 3) for f in v] for way, v in ways.items()}
+                         for variant, ways in rows.items()},
+            "deskewed_degrees": angles}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", default=os.environ.get("RAGCTL_CORPUS", "../shared/corpus"))
@@ -126,6 +154,7 @@ def main() -> None:
     parser.add_argument("--english", type=int, default=3, help="SQuAD paragraphs to render (default 3)")
     parser.add_argument("--compare", action="store_true", help="also time other ways to call tesseract")
     parser.add_argument("--compare-only", action="store_true", help="only --compare (no quality pages)")
+    parser.add_argument("--deskew", action="store_true", help="only 300 dpi pages, read without and with deskew")
     parser.add_argument("--json", action="store_true", help="print only the result (JSON, last line)")
     args = parser.parse_args()
     corpus = Path(args.corpus)
@@ -133,6 +162,12 @@ def main() -> None:
     if missing:
         raise SystemExit(missing)
     pages = sources(corpus, args.korean, args.english)
+    if args.deskew:
+        with tempfile.TemporaryDirectory(prefix="ocr-bench-") as tmp:
+            result = deskew_compare(pages, Path(tmp), args.json)
+        print(json.dumps(result | {"documents": [name for name, _, _ in pages], "machine": machine()},
+                         ensure_ascii=False))
+        return
     if args.compare_only:
         with tempfile.TemporaryDirectory(prefix="ocr-bench-") as tmp:
             ours = []

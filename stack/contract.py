@@ -116,6 +116,8 @@ FINDING_KINDS: dict[str, str] = {
     "media": "video or audio not read",
     "unsupported_control": "unsupported controls",
     "page_no_text": "pages without text",
+    "ocr_failed": "page images OCR could not read",
+    "ocr_low_confidence": "pages read by OCR with low confidence (check them)",
     "fallback_parser": "structure lost to a fallback parser",
 }
 

@@ -6,9 +6,9 @@ would hide; measured in docs/benchmarks.md ("OCR").  ``OMP_THREAD_LIMIT=1``: tes
 threads make a page slower, not faster, on a small worker; parallelism comes from worker processes.
 
 A page goes through orientation detection (tesseract's OSD, ``--psm 0``) and is turned when OSD is
-sure, then recognition in ``--psm 4`` (one column of text of varying sizes: office documents and
-forms).  A page tesseract cannot read (timeout, crash) fails that page, never the file.  Transport
-free: the caller passes progress and cancel as plain callables.
+sure, is straightened when scanned at a slant of a few degrees (deskew.py), then recognition in
+``--psm 4`` (one column of text of varying sizes: office documents and forms).  A page tesseract
+cannot read (timeout, crash) fails that page, never the file.  Transport free: the caller passes progress and cancel as plain callables.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
+from stack.pipeline.deskew import deskew as straighten
 from stack.pipeline.errors import Cancelled, OcrUnavailable
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ class OcrOptions:
     languages: str = "kor+eng"
     page_timeout_s: float = 120.0
     min_confidence: float = 70.0
+    #: straighten pages scanned at a slant (deskew.py) before reading; off only to measure it
+    deskew: bool = True
     #: on_page(pages done, pages to read): after each page, for an "ocr 12/200" progress stage
     on_page: Callable[[int, int], None] | None = None
     should_cancel: Callable[[], bool] | None = None
@@ -77,13 +80,14 @@ class OcrPage:
     confidence: float | None = None  # mean word confidence, 0-100; None when no word was read
     words: int = 0
     rotated: int = 0  # degrees the page was turned (clockwise) before reading
+    deskewed: float = 0.0  # degrees its skew was (counter-clockwise; the page was turned back by as much)
     seconds: float = 0.0
     tesseract_seconds: float = 0.0  # of ``seconds``, spent waiting for tesseract (OSD and reading)
     error: str | None = None  # why the page could not be read (the file goes on)
 
     def summary(self) -> dict:
         data = {"page": self.page, "confidence": self.confidence, "words": self.words, "rotated": self.rotated,
-                "seconds": round(self.seconds, 3), "tesseract_seconds": round(self.tesseract_seconds, 3)}
+                "deskewed": self.deskewed, "seconds": round(self.seconds, 3), "tesseract_seconds": round(self.tesseract_seconds, 3)}
         return data | ({"error": self.error} if self.error else {})
 
 
@@ -173,9 +177,10 @@ def orientation(image_bytes: bytes, timeout_s: float) -> int | None:
 
 
 def read_page(image: Image, page: int, *, languages: str = "kor+eng", timeout_s: float = 120.0,
-              min_confidence: float = 70.0) -> OcrPage:
-    """OCR one page image: turned upright when OSD says so, then read line by line.  A page too
-    short for OSD that reads badly is read upside down too, and the better reading kept."""
+              min_confidence: float = 70.0, deskew: bool = True) -> OcrPage:
+    """OCR one page image: turned upright when OSD says so, straightened when scanned at a slant
+    (``deskew``), then read line by line.  A page too short for OSD that reads badly is read upside
+    down too, and the better reading kept."""
     started = time.perf_counter()
     _spent.seconds = 0.0
     result = OcrPage(page=page)
@@ -187,10 +192,14 @@ def read_page(image: Image, page: int, *, languages: str = "kor+eng", timeout_s:
             image = image.rotate(-turn, expand=True)  # PIL turns counter-clockwise
             data = _encode(image)
             result.rotated = turn
+        if deskew:
+            image, result.deskewed = straighten(image)
+            if result.deskewed:
+                data = _encode(image)
         args = ["-l", languages, "--psm", "4", "--dpi", str(DPI), "tsv"]
         _fill(result, _run(args, data, max(timeout_s - (time.perf_counter() - started), 1.0)))
         if turn is None and (result.confidence or 0.0) < min_confidence:
-            turned = OcrPage(page=page, rotated=180)
+            turned = OcrPage(page=page, rotated=180, deskewed=result.deskewed)
             tsv = _run(args, _encode(image.rotate(180)), max(timeout_s - (time.perf_counter() - started), 1.0))
             _fill(turned, tsv)
             if (turned.confidence or 0.0) > (result.confidence or 0.0):
@@ -245,7 +254,7 @@ def read_pages(pages: Iterable[tuple[int, Callable[[], Image]]], total: int, opt
             yield OcrPage(page=number, error=f"the page image could not be made ({type(exc).__name__}: {exc})")
         else:
             yield read_page(image, number, languages=options.languages, timeout_s=options.page_timeout_s,
-                            min_confidence=options.min_confidence)
+                            min_confidence=options.min_confidence, deskew=options.deskew)
         if options.on_page is not None:
             options.on_page(done + 1, total)
 

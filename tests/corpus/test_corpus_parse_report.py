@@ -11,8 +11,9 @@ import pytest
 
 from stack.contract import ParseReport
 from stack.pipeline.errors import NoText
+from stack.pipeline.ocr import OcrOptions, missing
 from stack.pipeline.parsers import parse_file
-from tests.support.suite import require_corpus
+from tests.support.suite import require_corpus, skip_or_fail
 
 pytestmark = pytest.mark.corpus
 
@@ -29,17 +30,30 @@ def corpus() -> Path:
     ("hwp/hwpxlib/error__20230426__HwpxTest1.hwpx", {"ole_object": 1, "chart": 1}),
     ("hwp/rhwp/form-01.hwp", {"form_control": 5}),
     ("hwp/pyhwp/sample-5017-pics.hwp", {"image_no_text": 11}),
-    ("docx/python-docx__having-images.docx", None),  # pictures only: NoText names them
+    ("docx/python-docx__having-images.docx", None),  # pictures only, OCR off: NoText names them
     ("docx/docx2python__nested_paragraphs_in_header.docx", {"image_no_text": 3}),
 ])
 def test_parsers_report_the_parts_they_skip(corpus, name, expected):
     if expected is None:
         with pytest.raises(NoText, match="images with no text: 6"):
-            parse_file(corpus / name)
+            parse_file(corpus / name, ocr=OcrOptions(mode="off"))
         return
     document = parse_file(corpus / name)
     assert document.report.counts() == expected
     assert all(f.reason for f in document.report.findings)
+
+
+def test_a_docx_of_pictures_only_has_its_body_pictures_read_by_ocr(corpus):
+    """Five pictures (logos) and no text in the body: OCR reads the three large enough to hold text
+    (ocr = auto); the two small ones (140×56) and the header's picture stay reported as not read."""
+    if missing("kor+eng"):
+        skip_or_fail(f"OCR is not installed here: {missing('kor+eng')} (scripts/setup-test-host.sh)", "OCR")
+    document = parse_file(corpus / "docx/python-docx__having-images.docx")
+    assert len(document.metadata["ocr"]["pictures"]) == 3 and all(block.ocr for block in document.blocks)
+    assert "THE TRUTH" in document.text
+    assert document.report.counts()["image_no_text"] == 3
+    assert sum("too small" in f.reason for f in document.report.findings if f.kind == "image_no_text") == 1
+    assert {f.kind for f in document.report.findings} <= {"image_no_text", "ocr_low_confidence"}
 
 
 def test_pictures_with_captions_or_text_boxes_are_not_reported(corpus):

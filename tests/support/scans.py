@@ -8,6 +8,7 @@ kind of page.
 from __future__ import annotations
 
 import random
+import warnings
 from io import BytesIO
 from pathlib import Path
 
@@ -93,4 +94,29 @@ def save_scan(pages: list, path: Path, *, dpi: int = 300) -> Path:
         pages[0].save(path, format="JPEG", dpi=(dpi, dpi), quality=90)
     else:
         pages[0].save(path, dpi=(dpi, dpi))
+    return path
+
+
+def document_with_picture(path: Path, png: bytes, text: str | None = None) -> Path:
+    """A DOCX, HWPX or HWP 5 (by ``path``'s suffix; python-hwpx writes both 한글 formats) holding
+    ``text`` (if any) and then the picture ``png`` in a paragraph of its own: a scan pasted into a
+    document."""
+    if path.suffix.lower() == ".docx":
+        import docx
+
+        document = docx.Document()
+        if text:
+            document.add_paragraph(text)
+        document.add_picture(BytesIO(png))
+        document.save(str(path))
+        return path
+    from hwpx import HwpxDocument
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        doc = HwpxDocument.new()
+        if text:
+            doc.paragraphs[0].text = text
+        doc.add_picture(png, "png", width_mm=180, height_mm=50)
+        doc.save_to_path(str(path))
     return path

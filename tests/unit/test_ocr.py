@@ -101,6 +101,46 @@ def test_a_page_tesseract_cannot_read_fails_that_page_only():
     assert "ZeroDivisionError" in report["pages"][2]["error"]
 
 
+def test_pages_failed_or_under_the_threshold_are_named_in_the_parse_report(tmp_path):
+    """Real tesseract; a threshold no page reaches (99.9) makes page 1 "low confidence" for sure."""
+    from PIL import Image
+
+    from stack.contract import ParseReport
+
+    findings = ParseReport()
+    pages = [(1, lambda: _short_page(ENGLISH)), (2, lambda: Image.new("L", (0, 0)))]
+    blocks, report = read_scanned("fax.tif", pages, 2, OcrOptions(min_confidence=99.9), findings=findings)
+    assert report["low_confidence_pages"] == [1] and report["failed_pages"] == [2]
+    assert [(f.kind, f.where) for f in findings.findings] == [("ocr_low_confidence", "p. 1"), ("ocr_failed", "p. 2")]
+    confidence = report["pages"][0]["confidence"]
+    assert f"mean word confidence {confidence:.0f}" in findings.findings[0].reason
+    assert "tesseract" in findings.findings[1].reason
+    assert blocks and findings.summary().startswith("pages read by OCR with low confidence")
+
+    path = scans.save_scan([_short_page(ENGLISH)], tmp_path / "scan.png")
+    assert not parse_file(path).report  # read well: nothing to name
+    document = parse_file(path, ocr=OcrOptions(min_confidence=99.9))
+    assert document.to_dict()["report"]["counts"] == {"ocr_low_confidence": 1}
+
+
+def test_a_scanned_pdf_page_ocr_could_not_read_is_reported_as_failed_not_as_textless(tmp_path, monkeypatch):
+    """Page 2's image cannot be made (its render raises): ocr_failed with the reason, not page_no_text."""
+    import pypdfium2
+
+    path = scans.save_scan([_short_page(ENGLISH), _short_page(SECOND)], tmp_path / "scan.pdf")
+    real_render, calls = pypdfium2.PdfPage.render, []
+
+    def render(page, **kw):  # the second page's image cannot be made (OCR itself is real)
+        calls.append(1)
+        return real_render(page, **kw) if len(calls) == 1 else 1 / 0
+
+    monkeypatch.setattr(pypdfium2.PdfPage, "render", render)
+    document = parse_file(path)
+    assert {block.page for block in document.blocks} == {1}
+    assert [(f.kind, f.where) for f in document.report.findings] == [("ocr_failed", "p. 2")]
+    assert "ZeroDivisionError" in document.report.findings[0].reason
+
+
 def test_cancel_between_pages():
     calls = []
     options = OcrOptions(on_page=lambda done, total: calls.append(done), should_cancel=lambda: bool(calls))
@@ -138,6 +178,15 @@ def test_a_scan_ingests_and_answers_with_an_ocr_citation(pipeline, tmp_path):
     assert hits and hits[0].location == "p. 1 (OCR)" and hits[0].metadata["ocr"] is True
     answer = pipeline.ask("연차 휴가는 며칠인가요?")
     assert "15일" in answer.answer and answer.sources[0].location == "p. 1 (OCR)"
+
+    # A scanned page pasted into an HWPX with no text of its own: read, cited as OCR of its section.
+    image = tmp_path / "scan2.png"
+    _short_page(SECOND).save(image, format="PNG", dpi=(300, 300))
+    path = scans.document_with_picture(tmp_path / "휴가시기.hwpx", image.read_bytes())
+    result = pipeline.ingest_file(path)
+    assert result.status == "done", result.error
+    answer = pipeline.ask("근로자가 청구한 시기에 무엇을 주어야 하나요?")
+    assert "청구한 시기" in answer.answer and answer.sources[0].location == "section 1 (OCR)"
 
 
 def test_doctor_names_a_missing_model_with_the_apt_get_line():

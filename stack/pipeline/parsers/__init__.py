@@ -24,7 +24,8 @@ def parse_file(
     ocr: OcrOptions | None = None,
 ) -> ParsedDocument:
     """Parse ``path`` (any supported format, decided by content) into ordered blocks; scanned PDF
-    pages and image files are read by OCR as ``ocr`` says (default: ``auto``, no progress).
+    pages, image files and the pictures of HWP/HWPX/DOCX sections with no text of their own are
+    read by OCR as ``ocr`` says (default: ``auto``, no progress).
 
     Raises a :class:`~stack.pipeline.errors.PipelineError` subclass for every bad input.
     """
@@ -44,7 +45,8 @@ def parse_file(
         raise NoText(
             f"{path.name} was read as {sniffed.format.upper()} but holds no text"
             + (f" (only {document.report.summary()})." if document.report else "."),
-            hint="Check the file has text; images inside HWP, HWPX and DOCX files are not read by OCR yet.",
+            hint="Check the file has text; pictures inside HWP, HWPX and DOCX files are read by OCR only where "
+            "their section has no text of its own (ocr = \"auto\"; \"always\" reads them all).",
         )
     return document
 
@@ -66,11 +68,11 @@ def _dispatch(path: Path, sniffed: Sniffed, *, max_unzipped_bytes: int, ocr: Ocr
     if fmt == "hwp":
         from stack.pipeline.parsers.hwp import parse_hwp5
 
-        return parse_hwp5(path, max_unzipped_bytes=max_unzipped_bytes)
+        return parse_hwp5(path, max_unzipped_bytes=max_unzipped_bytes, ocr=ocr)
     if fmt == "hwpx":
         from stack.pipeline.parsers.hwp import parse_hwpx
 
-        return parse_hwpx(path, max_unzipped_bytes=max_unzipped_bytes)
+        return parse_hwpx(path, max_unzipped_bytes=max_unzipped_bytes, ocr=ocr)
     if fmt == "pdf":
         from stack.pipeline.parsers.pdf import parse_pdf
 
@@ -82,7 +84,7 @@ def _dispatch(path: Path, sniffed: Sniffed, *, max_unzipped_bytes: int, ocr: Ocr
     if fmt == "docx":
         from stack.pipeline.parsers.docx import parse_docx
 
-        return parse_docx(path, max_unzipped_bytes=max_unzipped_bytes)
+        return parse_docx(path, max_unzipped_bytes=max_unzipped_bytes, ocr=ocr)
     from stack.pipeline.parsers.text import parse_text
 
     return parse_text(path, sniffed)

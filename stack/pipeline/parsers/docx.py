@@ -19,8 +19,10 @@ from pathlib import Path
 from stack.contract import ParseReport
 from stack.pipeline.document import Block, ParsedDocument, heading_path, location_label, table_block_of
 from stack.pipeline.errors import CorruptDocument, PipelineError
+from stack.pipeline.ocr import OcrOptions
 from stack.pipeline.parsers.clean import clean_text
 from stack.pipeline.parsers.headings import cap
+from stack.pipeline.parsers.pictures import Picture, PictureUnit, own_text_chars, read_pictures
 from stack.pipeline.parsers.zipsafe import repack, safe_unpack
 from stack.pipeline.tables import Cell
 
@@ -118,13 +120,16 @@ def _skipped_part(drawing: ET.Element) -> tuple[str, str] | None:
 
 class _XmlWalker:
     def __init__(self, section: str | None = None, levels: dict[str, int] | None = None, track: bool = False,
-                 report: ParseReport | None = None) -> None:
+                 report: ParseReport | None = None, pictures: list[Picture] | None = None) -> None:
         self.section = section
         self.levels = levels or {}
         self.track = track  # the body: headings open a path (cells, headers and footers do not)
         self.trail: list[tuple[int, str]] = []
         self.blocks: list[Block] = []
         self.report = report if report is not None else ParseReport()  # what was skipped, and why
+        #: the body's own pictures (their relationship ids), for OCR to decide on (pictures.py);
+        #: None: report them as skipped
+        self.pictures = pictures
 
     @property
     def heading(self) -> str | None:
@@ -161,8 +166,13 @@ class _XmlWalker:
                 self.walk(box)
             elif tag in ("drawing", "pict", "object"):
                 skipped = _skipped_part(box)
-                if skipped is not None:
-                    self.report.add(skipped[0], location_label(None, self.section, self.heading), skipped[1])
+                where = location_label(None, self.section, self.heading)
+                if skipped is not None and skipped[0] == "image_no_text" and self.pictures is not None:
+                    blip = next((e for e in box.iter() if _local(e.tag) == "blip"), None)
+                    embed = next((v for k, v in blip.attrib.items() if _local(k) == "embed"), None) if blip is not None else None
+                    self.pictures.append(Picture(embed, where, self.section, self.heading))
+                elif skipped is not None:
+                    self.report.add(skipped[0], where, skipped[1])
 
     def cell_text(self, tc: ET.Element) -> str:
         inner = _XmlWalker(self.section, self.levels, report=self.report)
@@ -302,18 +312,28 @@ def _margin_blocks(document, kind: str, report: ParseReport) -> list[Block]:
     return blocks
 
 
-def _docx_blocks(document, levels: dict[str, int], report: ParseReport) -> list[Block]:
+def _docx_blocks(document, levels: dict[str, int], report: ParseReport, units: list[PictureUnit]) -> list[Block]:
     """Headers, body, footers.  ``levels``: heading level by style id, from the styles part (style
-    ids may be localised, e.g. "1" for 제목 1, so names decide)."""
+    ids may be localised, e.g. "1" for 제목 1, so names decide).  The body's pictures go into
+    ``units`` for OCR (pictures.py); those of headers and footers (logos) are reported as skipped."""
     blocks = _margin_blocks(document, "header", report)
-    body = _XmlWalker(None, levels, track=True, report=report)
+    body = _XmlWalker(None, levels, track=True, report=report, pictures=[])
     body.walk(document.element.body)
     blocks.extend(body.blocks)
+    if body.pictures:
+        units.append(PictureUnit(own_text_chars(body.blocks), len(blocks), body.pictures))
     blocks.extend(_margin_blocks(document, "footer", report))
     return blocks
 
 
-def parse_docx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> ParsedDocument:
+def _picture_loader(document):
+    """``load(relationship id)``: the bytes of the picture the body's ``a:blip r:embed`` names."""
+    def load(rid: str) -> bytes:
+        return document.part.related_parts[rid].blob
+    return load
+
+
+def parse_docx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024, ocr: OcrOptions | None = None) -> ParsedDocument:
     files = safe_unpack(path, max_unzipped_bytes=max_unzipped_bytes)
     try:
         import docx
@@ -321,11 +341,13 @@ def parse_docx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
         document = docx.Document(io.BytesIO(repack(files)))
         styles = next((data for name, data in files.items() if name.lower().endswith("word/styles.xml")), None)
         report = ParseReport()
-        blocks = _docx_blocks(document, heading_levels(styles), report)
+        units: list[PictureUnit] = []
+        blocks = _docx_blocks(document, heading_levels(styles), report, units)
     except PipelineError:
         raise
     except Exception as exc:  # Strict OOXML, renamed parts, odd packages: read the XML ourselves  # noqa: BLE001 - library boundary
         return _fallback(path, files, f"python-docx could not open it: {type(exc).__name__}: {exc}")
+    blocks, ocr_summary = read_pictures(path.name, blocks, units, _picture_loader(document), ocr or OcrOptions(), report)
     # Headings get section names for the blocks that follow them.
     current = None
     named: list[Block] = []
@@ -335,4 +357,5 @@ def parse_docx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
         if block.section is None and current is not None and block.kind != "heading":
             block = replace(block, section=current)
         named.append(block)
-    return ParsedDocument(format="docx", parser="python-docx", blocks=named, metadata={}, report=report)
+    return ParsedDocument(format="docx", parser="python-docx" + ("+tesseract" if ocr_summary else ""), blocks=named,
+                          metadata={"ocr": ocr_summary} if ocr_summary else {}, report=report)

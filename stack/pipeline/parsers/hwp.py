@@ -24,8 +24,10 @@ from stack.pipeline.errors import (
     PasswordProtected,
     PipelineError,
 )
+from stack.pipeline.ocr import OcrOptions
 from stack.pipeline.parsers.clean import clean_text
 from stack.pipeline.parsers.headings import HeadingTracker, cap
+from stack.pipeline.parsers.pictures import Picture, PictureUnit, own_text_chars, read_pictures
 from stack.pipeline.parsers.zipsafe import safe_unpack
 from stack.pipeline.tables import Cell
 
@@ -335,12 +337,14 @@ class _Walker:
 
     def __init__(
         self, section: str | None, numbering: Numbering | None = None, tracker: HeadingTracker | None = None,
-        report: ParseReport | None = None,
+        report: ParseReport | None = None, pictures: list[Picture] | None = None,
     ) -> None:
         self.section = section
         self.numbering = numbering if numbering is not None else Numbering()
         self.tracker = tracker
         self.report = report if report is not None else ParseReport()  # what was skipped, and why
+        #: a section's own pictures, for OCR to decide on (pictures.py); None: report them as skipped
+        self.pictures = pictures
         self.blocks: list[Block] = []
         self._prefix = ""  # the number of the paragraph being walked, until its first text is emitted
         self._outline: int | None = None
@@ -572,7 +576,13 @@ class _Walker:
         if tag in _OPAQUE:
             self.skipped(*_OPAQUE[tag])
         elif tag == "pic" and not caption_text and draw is None:
-            self.skipped("image_no_text", _PICTURE_WHY)
+            if self.pictures is None:
+                self.skipped("image_no_text", _PICTURE_WHY)
+            else:
+                image = next((e for e in element.iter() if _local(e.tag) == "img"), None)
+                self.pictures.append(Picture(
+                    image.get("binaryItemIDRef") if image is not None else None,
+                    location_label(None, self.section, self.heading), self.section, self.heading))
 
     def table(self, tbl: ET.Element) -> None:
         caption = _child(tbl, "caption")
@@ -613,11 +623,13 @@ class _Walker:
 
 def blocks_from_sections(
     sections: list[bytes], master_pages: list[bytes] | None = None, header: bytes | None = None,
-    report: ParseReport | None = None,
+    report: ParseReport | None = None, units: list[PictureUnit] | None = None,
 ) -> list[Block]:
     """Blocks of a document's sections (and master pages); ``header`` (Contents/header.xml) gives
     the paragraph shapes and numberings that outline and paragraph numbers are generated from.
-    ``report`` collects the parts skipped (pictures, OLE objects, equations, form controls)."""
+    ``report`` collects the parts skipped (pictures, OLE objects, equations, form controls).
+    With ``units``, each section's own pictures are collected there for OCR (pictures.py) instead
+    of being reported as skipped."""
     report = report if report is not None else ParseReport()
     blocks: list[Block] = []
     numbering = Numbering(header)
@@ -625,9 +637,12 @@ def blocks_from_sections(
     for index, data in enumerate(sections):
         root = ET.fromstring(data)
         numbering.set_outline(root)
-        walker = _Walker(f"section {index + 1}", numbering, tracker, report)
+        walker = _Walker(f"section {index + 1}", numbering, tracker, report,
+                         pictures=[] if units is not None else None)
         walker.paragraphs(root)
         blocks.extend(walker.blocks)
+        if units is not None and walker.pictures:
+            units.append(PictureUnit(own_text_chars(walker.blocks), len(blocks), walker.pictures))
     # 바탕쪽 (master pages): text printed on every page, kept once as header blocks.
     seen: set[str] = set()
     for data in master_pages or []:
@@ -703,7 +718,7 @@ def _unhwp_blocks(path: Path) -> list[Block]:
     return blocks
 
 
-def parse_hwp5(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> ParsedDocument:
+def parse_hwp5(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024, ocr: OcrOptions | None = None) -> ParsedDocument:
     flags = read_hwp5_flags(path)
     if flags & FLAG_PASSWORD:
         raise password_error(path.name)
@@ -713,6 +728,7 @@ def parse_hwp5(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
     parser = "python-hwpx"
     warnings_seen: list[str] = []
     report = ParseReport()
+    ocr_summary: dict = {}
     try:
         from hwpx.hwp5.package import convert
 
@@ -721,9 +737,11 @@ def parse_hwp5(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
             converted = convert(data)
         warnings_seen = [str(w.message) for w in caught]
         sections = _section_parts(converted.files)
-        if sum(len(s) for s in sections) > max_unzipped_bytes:
-            raise _corrupt(path.name, "its sections expand past the size limit")
-        blocks = blocks_from_sections(sections, _master_parts(converted.files), _header_part(converted.files), report)
+        if sum(len(s) for s in converted.files.values()) > max_unzipped_bytes:
+            raise _corrupt(path.name, "its sections and pictures expand past the size limit")
+        units: list[PictureUnit] = []
+        blocks = blocks_from_sections(sections, _master_parts(converted.files), _header_part(converted.files), report,
+                                      units)
     except PipelineError:
         raise
     except Exception as primary:  # python-hwpx failed on this file: try unhwp  # noqa: BLE001 - library boundary
@@ -736,18 +754,50 @@ def parse_hwp5(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
             raise _corrupt(path.name, f"python-hwpx failed ({primary}) and so did unhwp ({exc})") from exc
         warnings_seen = [f"python-hwpx failed: {primary}"]
         report.add("fallback_parser", "", _fallback_why(primary))
+    else:
+        blocks, ocr_summary = read_pictures(path.name, blocks, units, _picture_loader(converted.files),
+                                            ocr or OcrOptions(), report)
     if not blocks:
         raise NoText(
             f"{path.name} parsed as HWP but contains no text ({_only(report)}).",
-            hint="If the text is in images, OCR is not supported: export text from the original instead.",
+            hint=_NO_TEXT_HINT,
         )
+    metadata: dict = {"warnings": warnings_seen} if warnings_seen else {}
+    if parser == "python-hwpx" and ocr_summary:
+        metadata["ocr"] = ocr_summary
     return ParsedDocument(
         format="hwp",
-        parser=parser,
+        parser=parser + ("+tesseract" if "ocr" in metadata else ""),
         blocks=blocks,
-        metadata={"warnings": warnings_seen} if warnings_seen else {},
+        metadata=metadata,
         report=report,
     )
+
+
+_NO_TEXT_HINT = ("If its text is in pictures: OCR reads the pictures of a section with no text of its own "
+                 "(ocr = \"auto\"); the report above says why these were not read.")
+
+
+def _picture_loader(files: dict[str, bytes]):
+    """``load(item id)``: the bytes of the picture an ``hc:img binaryItemIDRef`` names, through the
+    package manifest (Contents/content.hpf), else the BinData part of that name."""
+    parts: dict[str, str] = {}
+    manifest = next((data for name, data in files.items() if name.lower() == "contents/content.hpf"), None)
+    if manifest is not None:
+        try:
+            for item in ET.fromstring(manifest).iter():
+                if _local(item.tag) == "item" and item.get("id") and item.get("href"):
+                    parts[item.get("id")] = item.get("href")
+        except ET.ParseError:
+            pass
+    by_stem = {name.rsplit("/", 1)[-1].rsplit(".", 1)[0]: name for name in files if name.startswith("BinData/")}
+
+    def load(item: str) -> bytes:
+        name = parts.get(item) or by_stem.get(item)
+        if name is None or name not in files:
+            raise KeyError(f"the file has no picture part for {item!r}")
+        return files[name]
+    return load
 
 
 def _only(report: ParseReport) -> str:
@@ -777,17 +827,19 @@ def _hwpx_encrypted(files: dict[str, bytes]) -> bool:
     return False
 
 
-def parse_hwpx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> ParsedDocument:
+def parse_hwpx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024, ocr: OcrOptions | None = None) -> ParsedDocument:
     files = safe_unpack(path, max_unzipped_bytes=max_unzipped_bytes)
     if _hwpx_encrypted(files):
         raise password_error(path.name)
     sections = _section_parts(files)
     parser = "python-hwpx"
     report = ParseReport()
+    ocr_summary: dict = {}
     try:
         if not sections:
             raise ValueError("no Contents/section*.xml part")
-        blocks = blocks_from_sections(sections, _master_parts(files), _header_part(files), report)
+        units: list[PictureUnit] = []
+        blocks = blocks_from_sections(sections, _master_parts(files), _header_part(files), report, units)
     except ET.ParseError as primary:
         parser, report = "unhwp", ParseReport()
         report.add("fallback_parser", "", _fallback_why(primary))
@@ -801,9 +853,15 @@ def parse_hwpx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024) -> Pa
             ) from exc
     except ValueError as exc:
         raise _corrupt(path.name, str(exc)) from exc
+    else:
+        blocks, ocr_summary = read_pictures(path.name, blocks, units, _picture_loader(files), ocr or OcrOptions(),
+                                            report)
     if not blocks:
         raise NoText(
             f"{path.name} parsed as HWPX but contains no text ({_only(report)}).",
-            hint="If the text is in images, OCR is not supported: export text from the original instead.",
+            hint=_NO_TEXT_HINT,
         )
+    if ocr_summary:
+        return ParsedDocument(format="hwpx", parser=parser + "+tesseract", blocks=blocks,
+                              metadata={"ocr": ocr_summary}, report=report)
     return ParsedDocument(format="hwpx", parser=parser, blocks=blocks, metadata={}, report=report)

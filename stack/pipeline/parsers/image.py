@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from stack.contract import ParseReport
 from stack.pipeline.document import ParsedDocument
 from stack.pipeline.errors import CorruptDocument, NoText
 from stack.pipeline.ocr import DPI, OcrOptions, require
@@ -12,6 +13,16 @@ from stack.pipeline.parsers.scanned import read_scanned
 #: Scans saved at a lower resolution are enlarged to this before OCR (tesseract misreads small
 #: Hangul); higher ones are left alone.
 _LOW_DPI = 250
+
+
+def at_ocr_resolution(page, dpi=None):
+    """``page`` enlarged to 300 dpi when it says it was saved at less (``dpi``: the file's, when the
+    frame itself does not say); as it is otherwise."""
+    dpi = page.info.get("dpi") or dpi
+    if dpi and 0 < float(dpi[0]) < _LOW_DPI:
+        scale = DPI / float(dpi[0])
+        page = page.resize((round(page.width * scale), round(page.height * scale)))
+    return page
 
 
 def parse_image(path: Path, options: OcrOptions | None = None) -> ParsedDocument:
@@ -36,18 +47,14 @@ def parse_image(path: Path, options: OcrOptions | None = None) -> ParsedDocument
     def frame(number: int):
         def render():
             image.seek(number)
-            page = image.copy()
-            dpi = page.info.get("dpi") or image.info.get("dpi")
-            if dpi and 0 < float(dpi[0]) < _LOW_DPI:
-                scale = DPI / float(dpi[0])
-                page = page.resize((round(page.width * scale), round(page.height * scale)))
-            return page
+            return at_ocr_resolution(image.copy(), image.info.get("dpi"))
         return render
 
+    findings = ParseReport()
     try:
         frames = ((number + 1, frame(number)) for number in range(pages))
-        blocks, summary = read_scanned(path.name, frames, pages, options)
+        blocks, summary = read_scanned(path.name, frames, pages, options, findings=findings)
     finally:
         image.close()
     return ParsedDocument(format="image", parser="tesseract", blocks=blocks,
-                          metadata={"pages": pages, "ocr": summary})
+                          metadata={"pages": pages, "ocr": summary}, report=findings)

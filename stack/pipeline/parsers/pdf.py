@@ -21,6 +21,7 @@ from stack.pipeline.parsers.clean import clean_text
 from stack.pipeline.parsers.lines import Vocabulary, join_lines
 from stack.pipeline.parsers.lines import is_hangul as _is_hangul
 from stack.pipeline.parsers.pdf_tables import page_parts
+from stack.pipeline.parsers.scanned import add_findings as add_ocr_findings
 
 _SENTENCE_END = tuple('.!?。:;)」』”"')
 # pdfium error codes (FPDF_ERR_*)
@@ -207,7 +208,9 @@ def parse_pdf(path: Path, ocr: OcrOptions | None = None) -> ParsedDocument:
                     blocks.append(Block(text=text, page=number + 1))
     blocks = heading_paths(blocks)
     report = ParseReport()
-    for number in sorted(set(range(1, pages + 1)) - {block.page for block in blocks}):
+    add_ocr_findings(report, ocr_report)  # pages OCR failed on or read under the threshold
+    failed = set(ocr_report.get("failed_pages") or ())
+    for number in sorted(set(range(1, pages + 1)) - {block.page for block in blocks} - failed):
         report.add("page_no_text", f"p. {number}",
                    "the page has no text layer and OCR found no text on it" if ocr_report else
                    "the page has no text layer (a scan or an image of text), so nothing on it is indexed")

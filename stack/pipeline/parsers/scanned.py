@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from stack.contract import ParseReport
 from stack.pipeline.document import Block
 from stack.pipeline.errors import NoText
 from stack.pipeline.ocr import OcrLine, OcrOptions, OcrPage, read_pages, report
@@ -81,17 +82,40 @@ def _respaced(texts: list[str]) -> list[str]:
     return out
 
 
+def page_label(page: int) -> str:
+    return f"p. {page}"
+
+
+def add_findings(findings: ParseReport, summary: dict, where: Callable[[int], str] = page_label) -> None:
+    """Name in the file's parse report the pages OCR could not read and those it read under the
+    confidence threshold (their text is indexed, but a reader should check it against the scan),
+    from ``summary`` (the OCR report :func:`stack.pipeline.ocr.report` made for the metadata)."""
+    threshold = summary.get("min_confidence") or 0.0
+    for page in summary.get("pages") or []:
+        if page.get("error"):
+            findings.add("ocr_failed", where(page["page"]), page["error"])
+        elif page.get("confidence") is not None and page["confidence"] < threshold:
+            findings.add("ocr_low_confidence", where(page["page"]),
+                         f"mean word confidence {page['confidence']:.0f}, under the threshold of "
+                         f"{threshold:.0f} (ocr_min_confidence): words may be misread")
+
+
 def read_scanned(
     name: str, pages: Iterable[tuple[int, Callable[[], Image]]], total: int, options: OcrOptions,
-    *, empty_ok: bool = False,
+    *, empty_ok: bool = False, findings: ParseReport | None = None,
+    where: Callable[[int], str] = page_label,
 ) -> tuple[list[Block], dict]:
-    """OCR ``pages`` of the file ``name``: their blocks and the OCR report for its metadata.
+    """OCR ``pages`` of the file ``name``: their blocks and the OCR report for its metadata; pages
+    failed or under the confidence threshold go into ``findings`` (the file's parse report), named
+    by ``where``.
 
     NoText when every page failed or held no words (a blank scan, a photo without text), unless
     ``empty_ok`` (a PDF whose other pages have text)."""
     read = list(read_pages(pages, total, options))
     blocks = ocr_blocks(read)
     summary = report(read, options)
+    if findings is not None:
+        add_findings(findings, summary, where)
     if not blocks and read and not empty_ok:
         failed = [page for page in read if page.error]
         why = (f"tesseract could not read its pages ({failed[0].error})" if len(failed) == len(read)
