@@ -23,6 +23,10 @@ MAX_ANGLE = 5.0
 MIN_ANGLE = 0.3
 #: Fewer ink pixels than this (after downscaling) is too little text to measure.
 _MIN_INK = 2000
+#: The turned rows must be this much sharper than the level ones for the angle to count: a page of
+#: text slanted by 0.4° gains 4-5 %, a logo or a picture with no lines of text about 0.3 % at a
+#: spurious angle (and turning a small picture by it ruined its reading: THE TRUTH became HIMIL IH).
+_MIN_GAIN = 1.02
 
 
 def skew_angle(image: Image) -> float | None:
@@ -49,6 +53,8 @@ def skew_angle(image: Image) -> float | None:
 
     best = max(np.arange(-MAX_ANGLE, MAX_ANGLE + 1e-9, 0.5), key=sharpness)
     fine = max(np.arange(best - 0.5, best + 0.5 + 1e-9, 0.05), key=sharpness)
+    if sharpness(fine) < _MIN_GAIN * sharpness(0.0):
+        return 0.0  # no lines of text that turning makes clearer: nothing to straighten
     return round(float(fine), 2)
 
 
