@@ -103,8 +103,7 @@ def legacy_chroma(root: Path) -> Path:
 
 
 def inventory(root: Path) -> dict[str, Any]:
-    from ragctl.backends.embedded import sqlite_catalog_documents
-    from stack.probe import probe_chroma
+    from ragctl.backends.embedded import probe_vectors, sqlite_catalog_documents
     from stack.settings import load_settings
 
     chroma = legacy_chroma(root)
@@ -113,7 +112,7 @@ def inventory(root: Path) -> dict[str, Any]:
         raise MigrationError(f"Chroma's files are in {chroma}; ragctl expects {settings.data_path / 'chroma'}.",
                              f"move them there (mkdir -p data/chroma && mv {chroma}/chroma.sqlite3 {chroma}/*-* "
                              "data/chroma/), then ragctl migrate")
-    counts = {name: info["count"] for name, info in probe_chroma(settings)["collections"].items()}
+    counts = {name: info["count"] for name, info in probe_vectors(settings)["collections"].items()}
     documents = sqlite_catalog_documents(root)
     return {"vectors": counts, "documents": {c: len(ids) for c, ids in documents.items()}}
 

@@ -192,9 +192,6 @@ NOT_YET_BEHIND_THE_CONTRACT = {
     # its reader and writer are one module of 200 lines, and the contract would become the writer's home.
     ("ragctl/cli/audit.py", "stack.audit"),
     ("ragctl/ops/backup.py", "stack.audit"),
-    # The project's Chroma read in-process before a move; the embedded backend's probe_vectors does
-    # this now.  Left while issue #28's gate work changes ragctl/ops/migrate.py: a one-line change after.
-    ("ragctl/ops/migrate.py", "stack.probe"),
     # The embedded blue/green reindex drives the pipeline's generations: to move into the embedded
     # backend once issue #28's gate work on ragctl/ops/gate.py has landed.
     ("ragctl/ops/gate.py", "stack.pipeline"),
