@@ -115,37 +115,39 @@ def test_ingest_through_both_worker_nodes_survives_a_node_lost_mid_ingest(deploy
     killed_at = time.monotonic()
     cluster.kill_node("n3")
     assert cluster.node_processes("n3") == []
-    # Every document ends, re-queued by the reaper when its worker's liveness key expires.
-    deadline, refused, records = time.monotonic() + 1200, [], []
-    while time.monotonic() < deadline:
-        answer, code = ragctl_json("documents", "list", root=root, env=env, check=False)
-        if code != 0:  # counted: the API must keep answering through the other replica
-            refused.append(answer)
-        elif len(answer) == len(reference) and all(r["status"] in ("done", "failed") for r in answer):
-            records = answer
-            break
-        time.sleep(5)
-    assert refused == [], refused[:3]
-    print(f"all {len(records)} documents ended {time.monotonic() - killed_at:.0f} s after n3 went down")
-    got = {r["file_name"]: (r["status"], r["chunks"]) for r in records}
-    assert got == reference
-    logs = [" ".join(ragctl_json("documents", "show", r["id"], root=root, env=env)[0]["log"]) for r in records]
-    assert any("worker@n2" in log for log in logs) and any("worker@n3" in log for log in logs)
-    assert any("re-queued" in log for log in logs), "no document was re-queued after n3 was lost"
-    # No duplicate anywhere: Chroma holds exactly the documents' chunks, and so do the Postgres postings
-    # (both counted from inside the stack, by a one-shot job on its network).
-    total = sum(chunks for _, chunks in got.values())
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DOCKER_HOST", env["DOCKER_HOST"])
-        from ragctl.runtime.swarm import SwarmRuntime
+    try:
+        # Every document ends, re-queued by the reaper when its worker's liveness key expires.
+        deadline, refused, records = time.monotonic() + 1200, [], []
+        while time.monotonic() < deadline:
+            answer, code = ragctl_json("documents", "list", root=root, env=env, check=False)
+            if code != 0:  # counted: the API must keep answering through the other replica
+                refused.append(answer)
+            elif len(answer) == len(reference) and all(r["status"] in ("done", "failed") for r in answer):
+                records = answer
+                break
+            time.sleep(5)
+        assert refused == [], refused[:3]
+        print(f"all {len(records)} documents ended {time.monotonic() - killed_at:.0f} s after n3 went down")
+        got = {r["file_name"]: (r["status"], r["chunks"]) for r in records}
+        assert got == reference
+        logs = [" ".join(ragctl_json("documents", "show", r["id"], root=root, env=env)[0]["log"]) for r in records]
+        assert any("worker@n2" in log for log in logs) and any("worker@n3" in log for log in logs)
+        assert any("re-queued" in log for log in logs), "no document was re-queued after n3 was lost"
+        # No duplicate anywhere: Chroma holds exactly the documents' chunks, and so do the Postgres postings
+        # (both counted from inside the stack, by a one-shot job on its network).
+        total = sum(chunks for _, chunks in got.values())
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("DOCKER_HOST", env["DOCKER_HOST"])
+            from ragctl.runtime.swarm import SwarmRuntime
 
-        runtime = SwarmRuntime(root)
-        assert runtime.vector_counts() == {"default": total}
-        code, output = runtime.job(["python", "-c", POSTINGS_COUNT])
-        assert code == 0, output[-2000:]
-        assert json.loads(output.strip().splitlines()[-1]) == {"chunks": total, "documents": len(
-            [1 for status, chunks in got.values() if chunks])}
-    cluster.start_node("n3")
+            runtime = SwarmRuntime(root)
+            assert runtime.vector_counts() == {"default": total}
+            code, output = runtime.job(["python", "-c", POSTINGS_COUNT])
+            assert code == 0, output[-2000:]
+            assert json.loads(output.strip().splitlines()[-1]) == {"chunks": total, "documents": len(
+                [1 for status, chunks in got.values() if chunks])}
+    finally:  # the later tests need all three nodes, whatever this one found
+        cluster.start_node("n3")
 
 
 def image_rows(root: Path, env) -> tuple[dict[str, dict], int]:
