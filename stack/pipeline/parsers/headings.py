@@ -60,12 +60,12 @@ _SENTENCE_END = re.compile(r"(?:[.!?。]|다|니다|함|음|임|됨|것)[\"'”�
 _RANK = {"편": 1, "장": 2, "부칙": 2, "별표": 2, "절": 3, "관": 4, "조": 5, "항": 6, "호": 7, "목": 8}
 
 
-_UNIT_NOTE = re.compile(r"\s*[(（]\s*단위\s*[:：][^)）]*[)）]")
+UNIT_NOTE = re.compile(r"\s*[(（]\s*단위\s*[:：][^)）]*[)）]")
 
 
 def cap(text: str, limit: int = MAX_PART) -> str:
     """A heading part: one line, without a "(단위: 억 달러)" note, at most ``limit`` characters."""
-    text = " ".join(_UNIT_NOTE.sub("", text).split()) or " ".join(text.split())
+    text = " ".join(UNIT_NOTE.sub("", text).split()) or " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
@@ -245,3 +245,16 @@ class HeadingTracker:
             self._last_item = (family, depth, heading, heading_path([*parents, item] if item else parents))
             return self.path, heading
         return self.path, False
+
+
+#: A paragraph that titles the table after it: "< 분기별 동향(억 달러) >", "[표 2] 예산", "표 3. 인력".
+CAPTION_LIKE = re.compile(
+    r"^(?:[<〈《【［\[]\s*[^\n]{2,60}?\s*[>〉》】］\]][^\n]{0,30}|(?:표|그림|Table|Figure)\s*\d+(?:[.:)]|\s)[^\n]{0,60})$"
+)
+
+
+def caption_part(text: str) -> str:
+    """A caption's text as a heading: its first line, without the brackets that frame it."""
+    first = text.strip().split("\n", 1)[0].strip()
+    match = re.match(r"^[<〈《【［\[]\s*(.+?)\s*[>〉》】］\]]$", first)
+    return cap(match.group(1) if match else first)

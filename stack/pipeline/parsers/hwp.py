@@ -26,7 +26,7 @@ from stack.pipeline.errors import (
 )
 from stack.pipeline.ocr import OcrOptions
 from stack.pipeline.parsers.clean import clean_text
-from stack.pipeline.parsers.headings import HeadingTracker, cap
+from stack.pipeline.parsers.headings import CAPTION_LIKE, HeadingTracker, caption_part
 from stack.pipeline.parsers.pictures import Picture, PictureUnit, own_text_chars, read_pictures
 from stack.pipeline.parsers.zipsafe import safe_unpack
 from stack.pipeline.tables import Cell
@@ -315,18 +315,6 @@ class Numbering:
 # ------------------------------------------------------------------------------ OWPML walker
 
 
-#: A paragraph that titles the table after it: "< 분기별 동향(억 달러) >", "[표 2] 예산", "표 3. 인력".
-_CAPTION_LIKE = re.compile(
-    r"^(?:[<〈《【［\[]\s*[^\n]{2,60}?\s*[>〉》】］\]][^\n]{0,30}|(?:표|그림|Table|Figure)\s*\d+(?:[.:)]|\s)[^\n]{0,60})$"
-)
-
-
-def _caption_part(text: str) -> str:
-    first = text.strip().split("\n", 1)[0].strip()
-    match = re.match(r"^[<〈《【［\[]\s*(.+?)\s*[>〉》】］\]]$", first)
-    return cap(match.group(1) if match else first)
-
-
 class _Walker:
     """Turns OWPML section XML into blocks, in reading order.
 
@@ -591,16 +579,16 @@ class _Walker:
         heading = self.heading
         if self.tracker is not None:
             if caption_text:
-                heading = self.tracker.with_part(_caption_part(caption_text))
+                heading = self.tracker.with_part(caption_part(caption_text))
             elif (
                 self.blocks
                 and self.blocks[-1].kind == "paragraph"
                 and self.blocks[-1].heading == heading
-                and _CAPTION_LIKE.match(self.blocks[-1].text)
+                and CAPTION_LIKE.match(self.blocks[-1].text)
             ):
                 # The paragraph just before titles the table ("< 업종별 동향(억 달러, %) >").
                 previous = self.blocks.pop()
-                heading = self.tracker.with_part(_caption_part(previous.text))
+                heading = self.tracker.with_part(caption_part(previous.text))
                 self.blocks.append(Block(text=previous.text, kind="caption", section=self.section, heading=heading))
         if caption_text and not below:
             self.blocks.append(Block(text=clean_text(caption_text), kind="caption", section=self.section, heading=heading))

@@ -25,8 +25,7 @@ from itertools import pairwise
 
 from stack.pipeline.document import Block, table_block_of
 from stack.pipeline.parsers.clean import clean_text
-from stack.pipeline.parsers.headings import _UNIT_NOTE
-from stack.pipeline.parsers.hwp import _CAPTION_LIKE, _caption_part
+from stack.pipeline.parsers.headings import CAPTION_LIKE, UNIT_NOTE, caption_part
 from stack.pipeline.parsers.lines import Vocabulary, join_lines
 from stack.pipeline.tables import Cell
 
@@ -473,10 +472,10 @@ def _with_caption(before: list[tuple[str, bool]] | Block, table: Block) -> list[
     if not isinstance(before, list) or not before:
         return [table]
     line = before[-1][0].strip()
-    if len(line) > 80 or not (_CAPTION_LIKE.match(line) or _UNIT_NOTE.search(line)) or line.endswith("."):
+    if len(line) > 80 or not (CAPTION_LIKE.match(line) or UNIT_NOTE.search(line)) or line.endswith("."):
         return [table]
     before.pop()
-    caption = _caption_part(line)
+    caption = caption_part(line)
     return [Block(text=clean_text(line), kind="caption", page=table.page, heading=caption),
             replace(table, heading=caption)]
 
