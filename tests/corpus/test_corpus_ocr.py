@@ -9,10 +9,8 @@ from pathlib import Path
 import pytest
 
 from stack.pipeline.errors import NoText
-from stack.pipeline.ocr import missing
 from stack.pipeline.parsers import parse_file
 from tests.support import scans
-from tests.support.suite import skip_or_fail
 
 sys.path.append(str(Path(__file__).resolve().parents[2] / "bench"))
 from parse_quality import bigram_f1
@@ -22,9 +20,7 @@ pytestmark = pytest.mark.corpus
 
 @pytest.fixture(autouse=True)
 def _tesseract():
-    reason = missing("kor+eng") or scans.font_missing()
-    if reason:
-        skip_or_fail(f"OCR needs tesseract and fonts-nanum: {reason} (scripts/setup-test-host.sh)", "corpus")
+    scans.require_ocr("corpus")
 
 
 def test_a_real_korean_notice_scanned_reads_back(corpus, tmp_path):

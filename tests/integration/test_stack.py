@@ -113,12 +113,9 @@ def test_registration_answers_at_once_and_a_bad_file_fails_alone(stack, tmp_path
 def test_a_scan_is_read_by_ocr_in_a_worker_and_cited_as_ocr(stack, tmp_path):
     """A scanned page through the real Celery workers: tesseract runs in the worker, the document's
     log says so, and the answer cites the page as OCR (issue #27: scans answer on every runtime)."""
-    from stack.pipeline.ocr import missing
     from tests.support import scans
 
-    reason = missing("kor+eng") or scans.font_missing()
-    if reason:
-        skip_or_fail(f"OCR needs tesseract and fonts-nanum: {reason} (scripts/setup-test-host.sh)", "OCR")
+    scans.require_ocr()
     page = scans.render_pages(["제7조(주차 지원) 본사 직원의 월 주차 지원금은 85,000원으로 한다."])[0]
     path = scans.save_scan([page.crop((0, 0, page.width, 600))], tmp_path / "주차규정.png")
     entry = stack.upload(path)[0]

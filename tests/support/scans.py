@@ -21,6 +21,16 @@ def font_missing() -> str | None:
     return None if FONT.exists() else f"{FONT} is missing (apt-get install -y {FONT_PACKAGE})"
 
 
+def require_ocr(suite: str = "OCR") -> None:
+    """Skip (fail under CI=true) a test that renders pages and reads them with tesseract, saying what is missing."""
+    from stack.pipeline.ocr import missing
+    from tests.support.suite import skip_or_fail
+
+    reason = missing("kor+eng") or font_missing()
+    if reason:
+        skip_or_fail(f"OCR needs tesseract and fonts-nanum: {reason} (scripts/setup-test-host.sh)", suite)
+
+
 def _wrap(draw, text: str, font, width: int) -> list[str]:
     """Lines of ``text`` that fit ``width``, broken at spaces (Hangul 어절) like a word processor."""
     lines: list[str] = []

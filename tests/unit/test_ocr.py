@@ -15,7 +15,6 @@ from stack.pipeline.ocr import INSTALL_LINE, OcrOptions, missing
 from stack.pipeline.parsers import parse_file
 from stack.pipeline.parsers.scanned import read_scanned
 from tests.support import scans
-from tests.support.suite import skip_or_fail
 
 sys.path.append(str(Path(__file__).resolve().parents[2] / "bench"))
 from parse_quality import bigram_f1
@@ -27,9 +26,7 @@ SECOND = "사용자는 근로자가 청구한 시기에 휴가를 주어야 한�
 
 @pytest.fixture(autouse=True)
 def _tesseract():
-    reason = missing("kor+eng") or scans.font_missing()
-    if reason:
-        skip_or_fail(f"OCR tests need tesseract and fonts-nanum: {reason} (scripts/setup-test-host.sh)", "OCR")
+    scans.require_ocr()
 
 
 def _short_page(text: str):

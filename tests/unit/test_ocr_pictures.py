@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 
 from stack.pipeline.errors import NoText
-from stack.pipeline.ocr import OcrOptions, missing
+from stack.pipeline.ocr import OcrOptions
 from stack.pipeline.parsers import parse_file
 from stack.pipeline.parsers.pictures import MIN_OWN_TEXT
 from tests.support import scans
-from tests.support.suite import skip_or_fail
 
 sys.path.append(str(Path(__file__).resolve().parents[2] / "bench"))
 from parse_quality import bigram_f1
@@ -26,9 +25,7 @@ OWN_TEXT = "이 규정은 회사의 모든 직원에게 적용되며, 인사팀�
 
 @pytest.fixture(autouse=True)
 def _tesseract():
-    reason = missing("kor+eng") or scans.font_missing()
-    if reason:
-        skip_or_fail(f"OCR tests need tesseract and fonts-nanum: {reason} (scripts/setup-test-host.sh)", "OCR")
+    scans.require_ocr()
 
 
 @pytest.fixture(scope="module")
