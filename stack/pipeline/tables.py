@@ -53,6 +53,9 @@ class Table:
     row_heading_columns: int = 0
     #: the text of each cell once (merged cells not repeated), row by row: the table as prose reads it
     own_rows: tuple[tuple[str, ...], ...] = ()
+    #: cells whose every position another cell already covers (a damaged or hand-edited table): their
+    #: text stays in ``own_rows``, but no position of the grid holds it
+    overlapped: int = 0
 
 
 _SPACED_SYLLABLES = re.compile(r"(?<!\S)[가-힣](?: [가-힣](?!\S))+")
@@ -95,12 +98,19 @@ def build_table(cells: Sequence[Cell]) -> Table:
     grid = [[""] * width for _ in range(height)]
     origin: list[list[Cell | None]] = [[None] * width for _ in range(height)]
     own = [[""] * width for _ in range(height)]
+    overlapped = 0
     for cell in cells:
-        own[cell.row][cell.col] = cell.text
+        # Two cells at one address: the text of both is kept (said once each), the grid keeps the first.
+        mine = own[cell.row][cell.col]
+        if not mine or (cell.text and cell.text != mine):
+            own[cell.row][cell.col] = f"{mine} {cell.text}".strip()
+        placed = False
         for r in range(cell.row, cell.row + cell.rowspan):
             for c in range(cell.col, cell.col + cell.colspan):
                 if origin[r][c] is None:
                     grid[r][c], origin[r][c] = cell.text, cell
+                    placed = True
+        overlapped += not placed and bool(cell.text)
     keep = [r for r in range(height) if any(grid[r])]
     grid = [grid[r] for r in keep]
     origin = [origin[r] for r in keep]
@@ -112,7 +122,7 @@ def build_table(cells: Sequence[Cell]) -> Table:
         for c in range(row_headings - 1):
             if not grid[r][c] and any(grid[r][c + 1 : row_headings]):
                 grid[r][c] = grid[r - 1][c]
-    return Table(tuple(tuple(row) for row in grid), header, row_headings, own_rows)
+    return Table(tuple(tuple(row) for row in grid), header, row_headings, own_rows, overlapped)
 
 
 def _header_rows(grid: list[list[str]], origin: list[list[Cell | None]]) -> int:

@@ -174,20 +174,24 @@ class _XmlWalker:
                 elif skipped is not None:
                     self.report.add(skipped[0], where, skipped[1])
 
-    def cell_text(self, tc: ET.Element) -> str:
+    def cell_text(self, tc: ET.Element) -> tuple[str, int]:
+        """A cell's text, and how many tables it holds (flattened into that text)."""
         inner = _XmlWalker(self.section, self.levels, report=self.report)
         inner.walk(tc)
-        return "\n".join(block.text for block in inner.blocks)
+        return "\n".join(block.text for block in inner.blocks), sum(1 for b in inner.blocks if b.kind == "table")
 
     def table(self, tbl: ET.Element) -> None:
-        block = table_block_of(self.cells(tbl), section=self.section, heading=self.heading)
+        cells, nested = self.cells(tbl)
+        block = table_block_of(cells, section=self.section, heading=self.heading, report=self.report, nested=nested)
         if block.text:
             self.blocks.append(block)
 
-    def cells(self, tbl: ET.Element) -> list[Cell]:
+    def cells(self, tbl: ET.Element) -> tuple[list[Cell], int]:
         """The table's cells at their grid positions: w:gridSpan widens a cell, a w:vMerge that
-        continues lengthens the cell above it, a row marked w:tblHeader is a header row."""
+        continues lengthens the cell above it, a row marked w:tblHeader is a header row; and how
+        many tables the cells hold."""
         cells: list[Cell] = []
+        nested = 0
         above: dict[int, int] = {}  # grid column → index in cells of the cell that starts a vertical merge there
         rows = [tr for tr in tbl if _local(tr.tag) == "tr"]
         for r, tr in enumerate(rows):
@@ -209,13 +213,15 @@ class _XmlWalker:
                     start = cells[above[col]]
                     cells[above[col]] = replace(start, rowspan=r - start.row + 1)
                 else:
-                    cells.append(Cell(self.cell_text(tc), r, col, 1, span, header))
+                    text, inner_tables = self.cell_text(tc)
+                    nested += inner_tables
+                    cells.append(Cell(text, r, col, 1, span, header))
                     if merge == "restart":
                         above[col] = len(cells) - 1
                     else:
                         above.pop(col, None)
                 col += span
-        return cells
+        return cells, nested
 
 
 def _paragraph_text_shallow(p: ET.Element) -> str:
