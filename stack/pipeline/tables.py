@@ -26,6 +26,18 @@ MAX_HEADER_ROWS = 4
 _NUMBER = re.compile(
     r"^[(\[]?[△▲▽▼+\-−–‒]?\s*[$₩€£]?\s*\d[\d,]*(?:\.\d+)?\s*(?:%|%p|％|[가-힣]{1,2}|[a-zA-Z]{1,3})?[)\]]?$"
 )
+# An amount as English tables print one, with its words: $50 per day  USD 1,200  €30/night  up to $50
+# 1.2 million  40 hours a week  < 5 %.  Unit words are measures only, so that "Level 3", "Room 12"
+# and "2 bedrooms" stay text (headings).
+_AMOUNT = re.compile(
+    r"^(?:(?:up to|about|approx\.?|approximately|max\.?|maximum|min\.?|minimum|at least|at most|over|under|"
+    r"less than|more than)\s+|[~≈<>≤≥]\s*)?"
+    r"(?:(?:USD|US\$|KRW|EUR|GBP|JPY|CNY|CAD|AUD|CHF|HKD|SGD)\s*)?[$₩€£¥]?\s*\d[\d,]*(?:\.\d+)?"
+    r"(?:\s*(?:%|percent|per cent|thousand|million|billion|trillion|seconds?|minutes?|hours?|days?|nights?|"
+    r"weeks?|months?|years?|times|[a-zA-Z]{1,3}\b))?"
+    r"(?:\s*(?:/|per|a|an|each)\s*[a-zA-Z]{1,12})?$",
+    re.IGNORECASE,
+)
 _DASH = re.compile(r"^[-−–‒—·…]+$")
 #: A line that :func:`cell_lines` wrote: "ROW · COLUMN: VALUE" or "COLUMN: VALUE".
 _CELL_LINE = re.compile(r"^[^\n:]{1,200}?: \S")
@@ -68,8 +80,10 @@ def normalise(text: str) -> str:
 
 
 def is_number(text: str) -> bool:
+    """Whether a cell holds a value to read under headings: a number, an amount with its unit and
+    rate ("$50 per day", "USD 1,200", "3.5 km", "12 %"), or a dash for none."""
     text = text.strip()
-    return bool(text) and bool(_NUMBER.match(text) or _DASH.match(text))
+    return bool(text) and bool(_NUMBER.match(text) or _AMOUNT.match(text) or _DASH.match(text))
 
 
 def _is_text(text: str) -> bool:
