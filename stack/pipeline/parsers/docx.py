@@ -239,6 +239,7 @@ class _XmlWalker:
 
     def table(self, tbl: ET.Element) -> None:
         heading = caption = None
+        self._open_table = None
         if self.track:
             heading = self.heading
             below, self._named_below = self._named_below, None
