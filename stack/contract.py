@@ -118,6 +118,7 @@ FINDING_KINDS: dict[str, str] = {
     "page_no_text": "pages without text",
     "ocr_failed": "page images OCR could not read",
     "ocr_low_confidence": "pages read by OCR with low confidence (check them)",
+    "table_truncated": "tables not kept whole as cells (check them)",
     "fallback_parser": "structure lost to a fallback parser",
 }
 

@@ -181,8 +181,20 @@ def extract(
         from ragctl.backends.embedded import read_file
 
         document = read_file(file)
-    emit({"file": str(file), **document.to_dict()}, lambda: sys.stdout.write(document.markdown() + "\n"),
-         as_json=as_json)
+
+    def human() -> None:
+        import shlex
+
+        sys.stdout.write(document.markdown() + "\n")
+        if document.report:  # on stderr: the Markdown on stdout stays the document alone
+            from rich.text import Text
+
+            from ragctl.console import err_console
+
+            err_console.print(Text(f"Parts not read whole: {document.report.summary()} "
+                                   f"(ragctl extract {shlex.quote(str(file))} --json says where and why)."))
+
+    emit({"file": str(file), **document.to_dict()}, human, as_json=as_json)
 
 
 def _require_file(path: Path, as_json: bool) -> None:

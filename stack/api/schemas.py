@@ -28,7 +28,8 @@ class ErrorResponse(BaseModel):
 class FindingOut(BaseModel):
     kind: str = Field(description="What was not read (or read by OCR with low confidence): a key of "
                                   "stack.contract.FINDING_KINDS (image_no_text, ole_object, chart, equation, "
-                                  "form_control, page_no_text, ocr_failed, ocr_low_confidence, …).")
+                                  "form_control, page_no_text, ocr_failed, ocr_low_confidence, "
+                                  "table_truncated, …).")
     where: str = Field(description="Where in the file: 'p. 3', 'section 2' or a heading path; '' for the whole file.")
     reason: str
     count: int = 1

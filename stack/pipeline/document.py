@@ -104,15 +104,32 @@ def table_block(
     return table_block_of(cells, page=page, section=section, heading=heading)
 
 
+#: Why a table is not kept whole (the parse report's kind "table_truncated"), one phrase per way.
+NESTED_TABLE_WHY = ("a table inside a table cell is read as that cell's text: its own rows, cells and "
+                    "headings are not kept")
+OVERLAPPING_CELLS_WHY = ("cells overlap other cells (a damaged or hand-edited table): their text is kept, "
+                         "but not under their row and column headings")
+
+
 def table_block_of(
-    cells: list[Cell], *, page: int | None = None, section: str | None = None, heading: str | None = None
+    cells: list[Cell], *, page: int | None = None, section: str | None = None, heading: str | None = None,
+    report: ParseReport | None = None, nested: int = 0,
 ) -> Block:
     """A table block from its cells (with spans): empty rows dropped, headings found
-    (:func:`stack.pipeline.tables.build_table`), text laid out one row per line, each cell once."""
+    (:func:`stack.pipeline.tables.build_table`), text laid out one row per line, each cell once.
+
+    ``report`` is told what of the table could not be kept as cells: ``nested`` tables its cells held
+    (flattened into their cell's text by the parser), and cells that overlap others."""
     table = build_table(cells)
     text = "\n".join(" | ".join(row) for row in table.own_rows if row)
-    return Block(text=text, kind="table", page=page, section=section, rows=table.rows, heading=heading,
-                 header_rows=table.header_rows, row_heading_columns=table.row_heading_columns)
+    block = Block(text=text, kind="table", page=page, section=section, rows=table.rows, heading=heading,
+                  header_rows=table.header_rows, row_heading_columns=table.row_heading_columns)
+    if report is not None:
+        if nested:
+            report.add("table_truncated", block.location(), NESTED_TABLE_WHY, nested)
+        if table.overlapped:
+            report.add("table_truncated", block.location(), OVERLAPPING_CELLS_WHY, table.overlapped)
+    return block
 
 
 # ------------------------------------------------------------------------------ heading paths

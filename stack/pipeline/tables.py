@@ -26,6 +26,18 @@ MAX_HEADER_ROWS = 4
 _NUMBER = re.compile(
     r"^[(\[]?[△▲▽▼+\-−–‒]?\s*[$₩€£]?\s*\d[\d,]*(?:\.\d+)?\s*(?:%|%p|％|[가-힣]{1,2}|[a-zA-Z]{1,3})?[)\]]?$"
 )
+# An amount as English tables print one, with its words: $50 per day  USD 1,200  €30/night  up to $50
+# 1.2 million  40 hours a week  < 5 %.  Unit words are measures only, so that "Level 3", "Room 12"
+# and "2 bedrooms" stay text (headings).
+_AMOUNT = re.compile(
+    r"^(?:(?:up to|about|approx\.?|approximately|max\.?|maximum|min\.?|minimum|at least|at most|over|under|"
+    r"less than|more than)\s+|[~≈<>≤≥]\s*)?"
+    r"(?:(?:USD|US\$|KRW|EUR|GBP|JPY|CNY|CAD|AUD|CHF|HKD|SGD)\s*)?[$₩€£¥]?\s*\d[\d,]*(?:\.\d+)?"
+    r"(?:\s*(?:%|percent|per cent|thousand|million|billion|trillion|seconds?|minutes?|hours?|days?|nights?|"
+    r"weeks?|months?|years?|times|[a-zA-Z]{1,3}\b))?"
+    r"(?:\s*(?:/|per|a|an|each)\s*[a-zA-Z]{1,12})?$",
+    re.IGNORECASE,
+)
 _DASH = re.compile(r"^[-−–‒—·…]+$")
 #: A line that :func:`cell_lines` wrote: "ROW · COLUMN: VALUE" or "COLUMN: VALUE".
 _CELL_LINE = re.compile(r"^[^\n:]{1,200}?: \S")
@@ -53,6 +65,9 @@ class Table:
     row_heading_columns: int = 0
     #: the text of each cell once (merged cells not repeated), row by row: the table as prose reads it
     own_rows: tuple[tuple[str, ...], ...] = ()
+    #: cells whose every position another cell already covers (a damaged or hand-edited table): their
+    #: text stays in ``own_rows``, but no position of the grid holds it
+    overlapped: int = 0
 
 
 _SPACED_SYLLABLES = re.compile(r"(?<!\S)[가-힣](?: [가-힣](?!\S))+")
@@ -65,8 +80,10 @@ def normalise(text: str) -> str:
 
 
 def is_number(text: str) -> bool:
+    """Whether a cell holds a value to read under headings: a number, an amount with its unit and
+    rate ("$50 per day", "USD 1,200", "3.5 km", "12 %"), or a dash for none."""
     text = text.strip()
-    return bool(text) and bool(_NUMBER.match(text) or _DASH.match(text))
+    return bool(text) and bool(_NUMBER.match(text) or _AMOUNT.match(text) or _DASH.match(text))
 
 
 def _is_text(text: str) -> bool:
@@ -95,12 +112,19 @@ def build_table(cells: Sequence[Cell]) -> Table:
     grid = [[""] * width for _ in range(height)]
     origin: list[list[Cell | None]] = [[None] * width for _ in range(height)]
     own = [[""] * width for _ in range(height)]
+    overlapped = 0
     for cell in cells:
-        own[cell.row][cell.col] = cell.text
+        # Two cells at one address: the text of both is kept (said once each), the grid keeps the first.
+        mine = own[cell.row][cell.col]
+        if not mine or (cell.text and cell.text != mine):
+            own[cell.row][cell.col] = f"{mine} {cell.text}".strip()
+        placed = False
         for r in range(cell.row, cell.row + cell.rowspan):
             for c in range(cell.col, cell.col + cell.colspan):
                 if origin[r][c] is None:
                     grid[r][c], origin[r][c] = cell.text, cell
+                    placed = True
+        overlapped += not placed and bool(cell.text)
     keep = [r for r in range(height) if any(grid[r])]
     grid = [grid[r] for r in keep]
     origin = [origin[r] for r in keep]
@@ -112,7 +136,7 @@ def build_table(cells: Sequence[Cell]) -> Table:
         for c in range(row_headings - 1):
             if not grid[r][c] and any(grid[r][c + 1 : row_headings]):
                 grid[r][c] = grid[r - 1][c]
-    return Table(tuple(tuple(row) for row in grid), header, row_headings, own_rows)
+    return Table(tuple(tuple(row) for row in grid), header, row_headings, own_rows, overlapped)
 
 
 def _header_rows(grid: list[list[str]], origin: list[list[Cell | None]]) -> int:

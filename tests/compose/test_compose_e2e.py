@@ -2,8 +2,8 @@
 
 A base image is made locally (debootstrap + docker import: there is no registry here), the stack's
 image is built from a wheelhouse (the closed-network path: the build contacts no package index),
-then: up --wait, ingest HWP/HWPX through Nginx, ask, a file copied into the folder of the
-stack's [[sync]] service ingested by it, scale worker=3 api=2 (Celery reports 3
+then: up --wait, ingest HWP/HWPX and a scanned PDF (OCR in the worker) through Nginx, ask, a file
+copied into the folder of the stack's [[sync]] service ingested by it, scale worker=3 api=2 (Celery reports 3
 workers, Nginx spreads over both API replicas), restart the worker service while questions keep
 coming (failures are counted: the goal is 0), pre-flight that names who holds a port, down (volumes
 kept), down --volumes, bundle save/load.  Locally the suite skips with its reason when no engine
@@ -262,8 +262,21 @@ def test_chroma_refuses_a_client_without_the_token(stack):
     assert findings["chroma token"]["group"] == "security" and token not in json.dumps(report)
 
 
-def test_ingest_hwp_through_nginx_and_ask(stack):
-    files = [SAMPLES / "휴가_규정.hwpx"]
+def scanned_pdf(folder: Path) -> Path:
+    """An image-only PDF of one short page (a scanned rule), for the image's tesseract to read."""
+    from tests.support import scans
+    from tests.support.suite import skip_or_fail
+
+    reason = scans.font_missing()
+    if reason:
+        skip_or_fail(f"the scanned page needs a Korean font: {reason} (scripts/setup-test-host.sh)", "docker")
+    page = scans.render_pages(["제7조(주차 지원) 본사 직원의 월 주차 지원금은 85,000원으로 한다."])[0]
+    # Cropped to the text: tesseract's time grows with the page's area.
+    return scans.save_scan([page.crop((0, 0, page.width, 600))], folder / "주차규정_스캔.pdf")
+
+
+def test_ingest_hwp_through_nginx_and_ask(stack, tmp_path):
+    files = [SAMPLES / "휴가_규정.hwpx", scanned_pdf(tmp_path)]
     corpus = corpus_path()
     if corpus is not None:
         files.append(corpus / "hwp" / "hwpjs" / "example.hwp")
@@ -274,6 +287,10 @@ def test_ingest_hwp_through_nginx_and_ask(stack):
     answer, _ = ragctl_json("ask", "연차 휴가는 며칠인가요?", root=stack, timeout=300)
     assert answer["sources"] and answer["sources"][0]["file"] == "휴가_규정.hwpx"
     assert "15" in answer["answer"]
+    # The scan was read by the tesseract built into the image (issue #27), and its answer says so.
+    answer, _ = ragctl_json("ask", "월 주차 지원금은 얼마인가요?", root=stack, timeout=300)
+    assert "85,000원" in answer["answer"], answer
+    assert (answer["sources"][0]["file"], answer["sources"][0]["location"]) == ("주차규정_스캔.pdf", "p. 1 (OCR)")
     # The requests went through Nginx: its access log has the upload and the question.
     access = "\n".join(ragctl("logs", "nginx", "--lines", "200", root=stack).stdout.splitlines())
     assert "POST /api/documents" in access and "/api/ask" in access

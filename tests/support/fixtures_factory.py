@@ -294,11 +294,14 @@ def make_pdf(path: Path, pages: list[str], *, encrypt: str | None = None) -> Pat
     return path
 
 
-def make_pdf_document(path: Path, items: list[tuple], *, font: str = "/usr/share/fonts/truetype/nanum/NanumGothic.ttf") -> Path:
+def make_pdf_document(path: Path, items: list[tuple], *, font: str = "/usr/share/fonts/truetype/nanum/NanumGothic.ttf",
+                      page_numbers: bool = False) -> Path:
     """A PDF with a real text layer (fonts-nanum embedded, so Korean is text) from ``items`` in order:
-    ("p", text) a paragraph; ("table", rows, merges[, "open"]) a table ruled on every cell border
-    ("open": no left and right border), where each merge is (first row, first column, last row,
-    last column) and the merged cells' lines are not drawn, as a word processor prints a merged cell."""
+    ("p", text) a paragraph; ("table", rows, merges[, flags]) a table ruled on every cell border,
+    where each merge is (first row, first column, last row, last column) and the merged cells' lines
+    are not drawn, as a word processor prints a merged cell; flags: "open" (no left and right border),
+    "repeat" (a table longer than a page prints its first row again on every page).  A long table
+    goes on over the next pages; ``page_numbers`` prints "- N -" at the foot of every page."""
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle
     from reportlab.pdfbase import pdfmetrics
@@ -314,15 +317,22 @@ def make_pdf_document(path: Path, items: list[tuple], *, font: str = "/usr/share
             story += [Paragraph(item[1], style), Spacer(1, 6)]
         elif item[0] == "table":
             rows, merges = item[1], item[2] if len(item) > 2 else ()
-            if len(item) > 3 and item[3] == "open":  # no left and right border, as statistics tables print
+            flags = item[3] if len(item) > 3 else ""
+            if "open" in flags:  # no left and right border, as statistics tables print
                 rules = [("INNERGRID", (0, 0), (-1, -1), 0.5, (0, 0, 0)), ("LINEABOVE", (0, 0), (-1, 0), 1, (0, 0, 0)),
                          ("LINEBELOW", (0, -1), (-1, -1), 1, (0, 0, 0))]
             else:
                 rules = [("GRID", (0, 0), (-1, -1), 0.5, (0, 0, 0))]
             commands = [*rules, ("FONT", (0, 0), (-1, -1), "NanumGothic", 9)]
             commands += [("SPAN", (c1, r1), (c2, r2)) for r1, c1, r2, c2 in merges]
-            story += [Table(rows, style=TableStyle(commands)), Spacer(1, 6)]
-    SimpleDocTemplate(str(path), pagesize=A4).build(story)
+            story += [Table(rows, style=TableStyle(commands), repeatRows=1 if "repeat" in flags else 0), Spacer(1, 6)]
+
+    def number(canvas, document) -> None:
+        canvas.setFont("NanumGothic", 9)
+        canvas.drawCentredString(A4[0] / 2, 30, f"- {document.page} -")
+
+    SimpleDocTemplate(str(path), pagesize=A4).build(story, **(
+        {"onFirstPage": number, "onLaterPages": number} if page_numbers else {}))
     return path
 
 

@@ -288,6 +288,50 @@ def test_docx_heading_path(tmp_path):
     assert located == {"Expense Policy", "Expense Policy > Travel > Hotels", "Expense Policy > Meals"}
 
 
+def test_docx_tables_are_named_by_their_captions(tmp_path):
+    """A caption paragraph before a table ("Table 1. …", "[표 3] …") or in Word's Caption style after
+    it ends the table's heading path, as HWPX and PDF captions do; one between two tables names the
+    table after it; an ordinary line after a table names nothing."""
+    import docx
+
+    def table(document, rows):
+        made = document.add_table(rows=len(rows), cols=len(rows[0]))
+        for r, row in enumerate(rows):
+            for c, text in enumerate(row):
+                made.cell(r, c).text = text
+
+    document = docx.Document()
+    document.add_heading("Travel Policy", level=1)
+    document.add_paragraph("Table 1. Daily limits")
+    table(document, [["Item", "Limit"], ["Meals", "$50"]])
+    document.add_paragraph("Limits apply to every trip.")
+    table(document, [["구분", "일수"], ["병가", "10일"]])
+    document.add_paragraph("휴가 일수", style="Caption")  # Word's Insert Caption, below the table
+    document.add_paragraph("[표 3] 경조 휴가")  # between two tables: names the one after it
+    table(document, [["사유", "일수"], ["결혼", "5일"]])
+    document.add_paragraph("표 4. 다음 표의 제목이 아닌 줄")  # after a named table, before no table
+    document.add_heading("Notes", level=1)
+    table(document, [["Note", "Value"], ["Taxi", "$40"]])
+    document.add_paragraph("Table 5. Rates")  # after one table, right before the next: the next one's
+    table(document, [["Rate", "Value"], ["Tax", "10%"]])
+    document.add_paragraph("See the appendix.")
+    path = tmp_path / "policy.docx"
+    document.save(str(path))
+
+    blocks = parse_file(path).blocks
+    tables = {b.text.split("\n")[1]: b.heading for b in blocks if b.kind == "table"}
+    assert tables == {"Meals | $50": "Travel Policy > Table 1. Daily limits",
+                      "병가 | 10일": "Travel Policy > 휴가 일수",
+                      "결혼 | 5일": "Travel Policy > [표 3] 경조 휴가",
+                      "Taxi | $40": "Notes", "Tax | 10%": "Notes > Table 5. Rates"}
+    captions = {b.text: b.heading for b in blocks if b.kind == "caption"}
+    assert captions == {"Table 1. Daily limits": "Travel Policy > Table 1. Daily limits",
+                        "휴가 일수": "Travel Policy > 휴가 일수", "[표 3] 경조 휴가": "Travel Policy > [표 3] 경조 휴가",
+                        "Table 5. Rates": "Notes > Table 5. Rates"}
+    assert next(b for b in blocks if b.text.startswith("표 4.")).kind == "paragraph"
+    assert next(b for b in blocks if b.text == "See the appendix.").heading == "Notes"
+
+
 def test_markdown_heading_path(tmp_path):
     path = tmp_path / "notes.md"
     path.write_text("# 배포\n\n화요일 15:00\n\n## 절차\n\n1. smoke tests\n\n### 롤백\n\nrun down\n\n## 동결\n\n12월\n",

@@ -67,3 +67,100 @@ def test_a_pdf_page_without_text_is_named_by_its_page(tmp_path):
     document = parse_file(make_pdf(tmp_path / "two.pdf", ["Quarterly numbers are on page one.", "", "Page three."]))
     assert [(f.kind, f.where, f.count) for f in document.report.findings] == [("page_no_text", "p. 2", 1)]
     assert document.to_dict()["report"]["counts"] == {"page_no_text": 1}
+
+
+# ------------------------------------------------------------------ tables not kept whole (issue #27)
+
+INNER = [["연도", "요율"], ["2024", "3.5%"]]
+
+
+def _hwp_with_a_table_in_a_cell(path):
+    """An HWPX or HWP 5 (by suffix): a 2 × 2 table whose last cell holds a 2 × 2 table."""
+    import warnings
+
+    from hwpx import HwpxDocument
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        doc = HwpxDocument.new()
+        doc.paragraphs[0].text = "요율표"
+        outer = doc.add_table(2, 2)
+        for (r, c), text in {(0, 0): "구분", (0, 1): "내용", (1, 0): "요율"}.items():
+            outer.set_cell_text(r, c, text)
+        inner = outer.cell(1, 1).add_table(2, 2)
+        for r, row in enumerate(INNER):
+            for c, text in enumerate(row):
+                inner.set_cell_text(r, c, text)
+        doc.save_to_path(str(path))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".hwpx", ".hwp"])
+def test_a_table_inside_a_table_cell_is_reported_as_not_kept_whole(tmp_path, suffix):
+    from stack.pipeline.parsers import parse_file
+
+    document = parse_file(_hwp_with_a_table_in_a_cell(tmp_path / f"nested{suffix}"))
+    table = next(b for b in document.blocks if b.kind == "table")
+    assert "3.5%" in table.text  # flattened into its cell: read, but not as cells
+    assert [(f.kind, f.where, f.count) for f in document.report.findings] == [("table_truncated", "section 1", 1)]
+    assert "inside a table cell" in document.report.findings[0].reason
+    assert document.to_dict()["report"]["counts"] == {"table_truncated": 1}
+
+
+def test_nested_tables_in_docx_and_html_are_reported_and_plain_tables_are_not(tmp_path):
+    from stack.pipeline.parsers import parse_file
+    from tests.support import fixtures_factory as ff
+
+    plain = ff.make_docx(tmp_path / "plain.docx", table=[["Item", "Limit"], ["Meals", "$50"]])
+    assert not parse_file(plain).report
+    nested = ff.make_docx(tmp_path / "nested.docx", heading="Expense Policy", table=[["Item", "Limit"], ["Meals", "$50"]],
+                          nested=True)
+    report = parse_file(nested).report
+    assert [(f.kind, f.where) for f in report.findings] == [("table_truncated", "Expense Policy")]
+    html = tmp_path / "rates.html"
+    html.write_text("<html><body><h1>요율</h1><table><tr><th>구분</th><th>내용</th></tr><tr><td>요율</td><td>"
+                    "<table><tr><td>연도</td><td>요율</td></tr><tr><td>2024</td><td>3.5%</td></tr></table>"
+                    "</td></tr></table><table><tr><th>a</th><th>b</th></tr><tr><td>x</td><td>1</td></tr></table>"
+                    "</body></html>", encoding="utf-8")
+    document = parse_file(html)
+    assert [(f.kind, f.where, f.count) for f in document.report.findings] == [("table_truncated", "요율", 1)]
+
+
+def test_cells_at_one_address_keep_their_text_and_are_reported(tmp_path):
+    """A damaged HWPX whose two cells claim one address: both texts are kept in the table's text
+    (searchable), the grid holds the first, and the report says one cell was not placed."""
+    import zipfile
+
+    from stack.pipeline.parsers import parse_file
+    from tests.support import fixtures_factory as ff
+
+    made = ff.make_hwpx(tmp_path / "made.hwpx", ["요율표"], table=[["구분", "요율"], ["2023", "3.1%"], ["2024", "3.5%"]])
+    damaged = tmp_path / "damaged.hwpx"
+    with zipfile.ZipFile(made) as source, zipfile.ZipFile(damaged, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "Contents/section0.xml":
+                # The last cell (2024's rate) says it sits where 2024 itself does.
+                marker = b'<hp:cellAddr colAddr="1" rowAddr="2"/>'
+                assert marker in data
+                data = data.replace(marker, b'<hp:cellAddr colAddr="0" rowAddr="2"/>')
+            target.writestr(info, data)
+    document = parse_file(damaged)
+    table = next(b for b in document.blocks if b.kind == "table")
+    assert "3.5%" in table.text and table.rows[2][0] == "2024"
+    assert [(f.kind, f.count) for f in document.report.findings] == [("table_truncated", 1)]
+    assert "overlap" in document.report.findings[0].reason
+
+
+def test_extract_names_a_table_not_kept_whole_on_stderr(tmp_path):
+    """The Markdown on stdout stays the document; the line under it (stderr) says what was not kept."""
+    import os
+    import subprocess
+    import sys
+
+    path = _hwp_with_a_table_in_a_cell(tmp_path / "nested.hwpx")
+    done = subprocess.run([sys.executable, "-m", "ragctl", "extract", str(path)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, check=False, env={**os.environ, "NO_COLOR": "1"})
+    assert done.returncode == 0, done.stderr
+    assert "| 요율 |" in done.stdout and "not kept whole" not in done.stdout
+    assert "tables not kept whole as cells (check them): 1" in done.stderr and "--json" in done.stderr

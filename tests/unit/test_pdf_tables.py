@@ -78,3 +78,33 @@ def test_a_cells_wrapped_lines_are_joined_as_the_pages_paragraphs_are(tmp_path):
     # "통합재정수지" is a word the page uses, so the wrap split it; "세입" and "세출외" are two words.
     assert table.rows[0] == ("구분", "통합재정수지", "세입 세출외")
     assert "2011년 · 통합재정수지: 30,050" in [line.text for line in cell_lines(table.table())]
+
+
+# A statistics table of 100 months: longer than one A4 page, so the PDF prints it over three.
+MONTHS = [["연월", "통합재정수지", "관리재정수지"]] + [
+    [f"{2000 + m // 12}년 {m % 12 + 1}월", f"{1000 + 7 * m:,}", f"△{500 + 3 * m:,}"] for m in range(100)]
+
+
+def test_a_table_continued_over_pages_is_one_table_whether_its_header_repeats_or_not(tmp_path):
+    for flags in ("repeat", ""):
+        path = ff.make_pdf_document(tmp_path / f"months-{flags or 'once'}.pdf",
+                                    [("p", BEFORE), ("table", MONTHS, (), flags), ("p", AFTER)], page_numbers=True)
+        document = parse_file(path)
+        assert document.metadata["pages"] >= 3, flags
+        tables = [b for b in document.blocks if b.kind == "table"]
+        assert len(tables) == 1, (flags, [t.page for t in tables])
+        table = tables[0]
+        assert table.page == 1 and table.rows == tuple(tuple(row) for row in MONTHS)  # the header once
+        assert (table.header_rows, table.row_heading_columns) == (1, 1)
+        lines = [line.text for line in cell_lines(table.table())]
+        assert "2008년 4월 · 관리재정수지: △797" in lines  # the last row, two pages on, under its headings
+        # The page numbers between the pieces are still read, as text after the table.
+        assert "- 2 -" in document.text and AFTER in document.text
+
+
+def test_a_different_table_at_the_top_of_the_next_page_stays_apart(tmp_path):
+    """The next page opens with a table of other columns: two tables, each cited at its own page."""
+    leave = [["휴가 종류", "일수", "비고", "근거"], ["연차 휴가", "15일", "유급", "제3조"], ["병가", "10일", "무급", "제4조"]]
+    path = ff.make_pdf_document(tmp_path / "two.pdf", [("table", MONTHS[:45], ()), ("table", leave, ())])
+    tables = [b for b in parse_file(path).blocks if b.kind == "table"]
+    assert [(t.page, len(t.rows)) for t in tables] == [(1, 45), (2, 3)]

@@ -7,7 +7,15 @@ import pytest
 
 from stack.pipeline.answer import heading_flags
 from stack.pipeline.parsers import parse_file
-from stack.pipeline.tables import Cell, build_table, cell_lines, column_headings, is_cell_line, markdown
+from stack.pipeline.tables import (
+    Cell,
+    build_table,
+    cell_lines,
+    column_headings,
+    is_cell_line,
+    is_number,
+    markdown,
+)
 from tests.support import fixtures_factory as ff
 from tests.support.texts import FISCAL_ROWS
 
@@ -50,6 +58,43 @@ def test_first_row_is_the_header_when_it_is_text_over_numbers():
                          for c, t in enumerate(row)])
     assert (table.header_rows, table.row_heading_columns) == (1, 1)
     assert lines_of(table) == ["연차 휴가 · 일수: 15일", "연차 휴가 · 비고: 유급", "병가 · 일수: 10일", "병가 · 비고: 무급"]
+
+
+@pytest.mark.parametrize("amounts", [
+    ["$50 per day", "$180 per night"],
+    ["USD 1,200", "USD 900"],
+    ["12 %", "8 %"],
+    ["3.5 km", "40 km"],
+    ["up to $50", "€30/night"],
+])
+def test_english_amounts_with_their_words_are_numbers_under_a_header(amounts):
+    """ "Item | Limit" over "Meals | $50 per day": an amount with its currency, unit or rate is a value,
+    so the first row is the header and each value is named by both its headings."""
+    rows = [["Item", "Limit"], ["Meals", amounts[0]], ["Hotel", amounts[1]]]
+    table = build_table([Cell(t, r, c) for r, row in enumerate(rows) for c, t in enumerate(row)])
+    assert (table.header_rows, table.row_heading_columns) == (1, 1)
+    assert lines_of(table) == [f"Meals · Limit: {amounts[0]}", f"Hotel · Limit: {amounts[1]}"]
+
+
+@pytest.mark.parametrize("cell", ["$50 per day", "USD 1,200", "12 %", "3.5 km", "1.2 million", "40 hours a week",
+                                  "KRW 50,000", "< 5%"])
+def test_is_number_takes_amounts_with_units_and_rates(cell):
+    assert is_number(cell)
+
+
+@pytest.mark.parametrize("cell", ["Meals", "Level 3", "Room 12B", "2 bedrooms", "per day", "Hotel (per night)",
+                                  "Section 3 applies", "over budget", "USD"])
+def test_is_number_leaves_headings_and_words_as_text(cell):
+    """Words that hold a number ("Level 3", "2 bedrooms") head rows: they stay text."""
+    assert not is_number(cell)
+
+
+def test_english_amounts_under_a_header_in_a_docx(tmp_path):
+    path = ff.make_docx(tmp_path / "policy.docx", heading="Travel", table=[
+        ["Expense", "Limit", "Receipt"], ["Meals", "$50 per day", "required"], ["Taxi", "USD 40", "over $25"]])
+    table = next(b for b in parse_file(path).blocks if b.kind == "table").table()
+    assert (table.header_rows, table.row_heading_columns) == (1, 1)
+    assert "Meals · Limit: $50 per day" in lines_of(table) and "Taxi · Receipt: over $25" in lines_of(table)
 
 
 def test_text_over_text_has_no_header_unless_the_format_marks_one():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from stack.pipeline.document import Block, ParsedDocument, heading_path, locatio
 from stack.pipeline.errors import CorruptDocument, PipelineError
 from stack.pipeline.ocr import OcrOptions
 from stack.pipeline.parsers.clean import clean_text
-from stack.pipeline.parsers.headings import cap
+from stack.pipeline.parsers.headings import CAPTION_LIKE, cap, caption_part
 from stack.pipeline.parsers.pictures import Picture, PictureUnit, own_text_chars, read_pictures
 from stack.pipeline.parsers.zipsafe import repack, safe_unpack
 from stack.pipeline.tables import Cell
@@ -29,6 +30,8 @@ from stack.pipeline.tables import Cell
 _HEADING_STYLE = re.compile(r"^(heading|title|subtitle|제목)", re.IGNORECASE)
 _HEADING_LEVEL = re.compile(r"^(?:heading|제목)\s*(\d)$", re.IGNORECASE)
 HEADING_PART = 60
+#: A caption that numbers a table: the only kind taken from the line after a table.
+_NUMBERED_TABLE = re.compile(r"^[\[［【<〈(]?\s*(?:표|table)\s*\d", re.IGNORECASE)
 
 
 def _local(tag: str) -> str:
@@ -59,18 +62,17 @@ def _paragraph_property(p: ET.Element, name: str) -> str:
     return ""
 
 
-def heading_levels(styles_xml: bytes | None) -> dict[str, int]:
-    """Heading level (1 = top, 0 = Title) of every paragraph style that is a heading, by style id:
-    from the style's name (Heading 2, 제목 2, Title), else its outline level, following basedOn."""
-    if not styles_xml:
-        return {}
-    try:
-        root = ET.fromstring(styles_xml)
-    except ET.ParseError:
-        return {}
+def _style_table(styles_xml: bytes | None) -> tuple[dict[str, str], dict[str, int], dict[str, str]]:
+    """The styles part's paragraph styles by id: (name, outline level, the style it is based on)."""
     names: dict[str, str] = {}
     outline: dict[str, int] = {}
     based: dict[str, str] = {}
+    if not styles_xml:
+        return names, outline, based
+    try:
+        root = ET.fromstring(styles_xml)
+    except ET.ParseError:
+        return names, outline, based
     for style in root:
         if _local(style.tag) != "style":
             continue
@@ -83,11 +85,25 @@ def heading_levels(styles_xml: bytes | None) -> dict[str, int]:
                 based[sid] = _val(child)
             elif tag == "outlineLvl" and _val(child).isdigit() and int(_val(child)) < 9:
                 outline[sid] = int(_val(child)) + 1
+    return names, outline, based
+
+
+def _lineage(sid: str, based: dict[str, str]) -> Iterator[str]:
+    """The style and those it is based on, nearest first (a loop in basedOn ends the walk)."""
+    seen: set[str] = set()
+    while sid and sid not in seen:
+        seen.add(sid)
+        yield sid
+        sid = based.get(sid, "")
+
+
+def heading_levels(styles_xml: bytes | None) -> dict[str, int]:
+    """Heading level (1 = top, 0 = Title) of every paragraph style that is a heading, by style id:
+    from the style's name (Heading 2, 제목 2, Title), else its outline level, following basedOn."""
+    names, outline, based = _style_table(styles_xml)
     levels: dict[str, int] = {}
     for sid in names:
-        seen, current = set(), sid
-        while current and current not in seen:
-            seen.add(current)
+        for current in _lineage(sid, based):
             name = names.get(current, "")
             match = _HEADING_LEVEL.match(name.strip())
             if match:
@@ -99,8 +115,15 @@ def heading_levels(styles_xml: bytes | None) -> dict[str, int]:
             if current in outline:
                 levels[sid] = outline[current]
                 break
-            current = based.get(current, "")
     return levels
+
+
+def caption_styles(styles_xml: bytes | None) -> frozenset[str]:
+    """Ids of the paragraph styles that are Word's Caption (built-in name "caption" in every UI
+    language; the id may be localised) or based on it."""
+    names, _, based = _style_table(styles_xml)
+    return frozenset(sid for sid in names
+                     if any(names.get(current, "").strip().lower() == "caption" for current in _lineage(sid, based)))
 
 
 def _skipped_part(drawing: ET.Element) -> tuple[str, str] | None:
@@ -120,9 +143,15 @@ def _skipped_part(drawing: ET.Element) -> tuple[str, str] | None:
 
 class _XmlWalker:
     def __init__(self, section: str | None = None, levels: dict[str, int] | None = None, track: bool = False,
-                 report: ParseReport | None = None, pictures: list[Picture] | None = None) -> None:
+                 report: ParseReport | None = None, pictures: list[Picture] | None = None,
+                 captions: frozenset[str] = frozenset()) -> None:
         self.section = section
         self.levels = levels or {}
+        self.captions = captions  # ids of Word's Caption style and those based on it
+        #: (index of the last table, its heading path without a caption) while a caption may still
+        #: follow it; and the same with the caption's index once one below it named it
+        self._open_table: tuple[int, str | None] | None = None
+        self._named_below: tuple[int, int, str | None] | None = None
         self.track = track  # the body: headings open a path (cells, headers and footers do not)
         self.trail: list[tuple[int, str]] = []
         self.blocks: list[Block] = []
@@ -155,11 +184,14 @@ class _XmlWalker:
             if level is None and _HEADING_LEVEL.match(style):
                 level = int(_HEADING_LEVEL.match(style).group(1))  # type: ignore[union-attr]
             kind = "heading" if level is not None or _HEADING_STYLE.match(style) else "paragraph"
+            if kind == "paragraph" and style in self.captions:
+                kind = "caption"
             if level is not None and self.track:
                 while self.trail and self.trail[-1][0] >= level:
                     self.trail.pop()
                 self.trail.append((level, cap(text.split("\n", 1)[0], HEADING_PART)))
             self.blocks.append(Block(text=text, kind=kind, section=self.section, heading=self.heading))  # type: ignore[arg-type]
+            self._caption_below()
         for box in p.iter():
             tag = _local(box.tag)
             if tag == "txbxContent":
@@ -174,20 +206,65 @@ class _XmlWalker:
                 elif skipped is not None:
                     self.report.add(skipped[0], where, skipped[1])
 
-    def cell_text(self, tc: ET.Element) -> str:
+    def cell_text(self, tc: ET.Element) -> tuple[str, int]:
+        """A cell's text, and how many tables it holds (flattened into that text)."""
         inner = _XmlWalker(self.section, self.levels, report=self.report)
         inner.walk(tc)
-        return "\n".join(block.text for block in inner.blocks)
+        return "\n".join(block.text for block in inner.blocks), sum(1 for b in inner.blocks if b.kind == "table")
+
+    def _is_caption(self, block: Block, heading: str | None, *, below: bool) -> bool:
+        """Whether ``block``, just before (or, ``below``, just after) a table under the same heading
+        path, names it: Word's Caption style, or a line that reads as a caption ("Table 1. …",
+        "[표 1] …", "< … >" before it; only a numbered "Table 1"/"표 1" after it)."""
+        if not self.track or block.heading != heading or block.kind not in ("paragraph", "caption"):
+            return False
+        if block.kind == "caption":
+            return True
+        text = block.text.strip()
+        return bool(CAPTION_LIKE.match(text)) and (not below or bool(_NUMBERED_TABLE.match(text)))
+
+    def _caption_below(self) -> None:
+        """The paragraph just written, right after a table with no caption: its caption if it reads as one."""
+        opened, self._open_table = self._open_table, None
+        if opened is None or opened[0] != len(self.blocks) - 2:
+            return
+        index, heading = opened
+        caption = self.blocks[-1]
+        if not self._is_caption(caption, heading, below=True):
+            return
+        named = heading_path([*(part for _, part in self.trail), caption_part(caption.text)])
+        self.blocks[index] = replace(self.blocks[index], heading=named)
+        self.blocks[-1] = replace(caption, kind="caption", heading=named)
+        self._named_below = (index, len(self.blocks) - 1, heading)
 
     def table(self, tbl: ET.Element) -> None:
-        block = table_block_of(self.cells(tbl), section=self.section, heading=self.heading)
+        heading = caption = None
+        self._open_table = None
+        if self.track:
+            heading = self.heading
+            below, self._named_below = self._named_below, None
+            if below is not None and below[1] == len(self.blocks) - 1:
+                # The caption between two tables names the one after it (captions of tables go above).
+                table, at, unnamed = below
+                self.blocks[table] = replace(self.blocks[table], heading=unnamed)
+                self.blocks[at] = replace(self.blocks[at], heading=unnamed)
+            if self.blocks and self._is_caption(self.blocks[-1], heading, below=False):
+                caption = self.blocks[-1]
+                heading = heading_path([*(part for _, part in self.trail), caption_part(caption.text)])
+                self.blocks[-1] = replace(caption, kind="caption", heading=heading)
+        cells, nested = self.cells(tbl)
+        block = table_block_of(cells, section=self.section, heading=heading, report=self.report, nested=nested)
         if block.text:
             self.blocks.append(block)
+            if self.track and caption is None:
+                self._open_table = (len(self.blocks) - 1, heading)
 
-    def cells(self, tbl: ET.Element) -> list[Cell]:
+    def cells(self, tbl: ET.Element) -> tuple[list[Cell], int]:
         """The table's cells at their grid positions: w:gridSpan widens a cell, a w:vMerge that
-        continues lengthens the cell above it, a row marked w:tblHeader is a header row."""
+        continues lengthens the cell above it, a row marked w:tblHeader is a header row; and how
+        many tables the cells hold."""
         cells: list[Cell] = []
+        nested = 0
         above: dict[int, int] = {}  # grid column → index in cells of the cell that starts a vertical merge there
         rows = [tr for tr in tbl if _local(tr.tag) == "tr"]
         for r, tr in enumerate(rows):
@@ -209,13 +286,15 @@ class _XmlWalker:
                     start = cells[above[col]]
                     cells[above[col]] = replace(start, rowspan=r - start.row + 1)
                 else:
-                    cells.append(Cell(self.cell_text(tc), r, col, 1, span, header))
+                    text, inner_tables = self.cell_text(tc)
+                    nested += inner_tables
+                    cells.append(Cell(text, r, col, 1, span, header))
                     if merge == "restart":
                         above[col] = len(cells) - 1
                     else:
                         above.pop(col, None)
                 col += span
-        return cells
+        return cells, nested
 
 
 def _paragraph_text_shallow(p: ET.Element) -> str:
@@ -263,7 +342,9 @@ def _fallback(path: Path, files: dict[str, bytes], reason: str) -> ParsedDocumen
     for name in sorted(files):
         if name.startswith(folder) and re.match(r".*/header\d*\.xml$", name):
             blocks.extend(_xml_blocks(files[name], "header", path, report, kind="header"))
-    blocks.extend(_xml_blocks(files[part], None, path, report, levels=heading_levels(files.get(folder + "styles.xml"))))
+    styles = files.get(folder + "styles.xml")
+    blocks.extend(_xml_blocks(files[part], None, path, report, levels=heading_levels(styles),
+                              captions=caption_styles(styles)))
     for name in sorted(files):
         if name.startswith(folder) and re.match(r".*/footer\d*\.xml$", name):
             blocks.extend(_xml_blocks(files[name], "footer", path, report, kind="footer"))
@@ -273,7 +354,7 @@ def _fallback(path: Path, files: dict[str, bytes], reason: str) -> ParsedDocumen
 
 def _xml_blocks(
     data: bytes, section: str | None, path: Path, report: ParseReport, kind: str | None = None,
-    levels: dict[str, int] | None = None,
+    levels: dict[str, int] | None = None, captions: frozenset[str] = frozenset(),
 ) -> list[Block]:
     try:
         root = ET.fromstring(data)
@@ -282,7 +363,7 @@ def _xml_blocks(
             f"{path.name}: its document XML is malformed ({exc}).",
             hint="Open it in Word or LibreOffice and save it again as .docx.",
         ) from exc
-    walker = _XmlWalker(section, levels, track=kind is None, report=report)
+    walker = _XmlWalker(section, levels, track=kind is None, report=report, captions=captions)
     walker.walk(root)
     if kind:
         return [Block(text=b.text, kind=kind, section=section, rows=b.rows) for b in walker.blocks]  # type: ignore[arg-type]
@@ -312,12 +393,13 @@ def _margin_blocks(document, kind: str, report: ParseReport) -> list[Block]:
     return blocks
 
 
-def _docx_blocks(document, levels: dict[str, int], report: ParseReport, units: list[PictureUnit]) -> list[Block]:
+def _docx_blocks(document, levels: dict[str, int], report: ParseReport, units: list[PictureUnit],
+                 captions: frozenset[str] = frozenset()) -> list[Block]:
     """Headers, body, footers.  ``levels``: heading level by style id, from the styles part (style
     ids may be localised, e.g. "1" for 제목 1, so names decide).  The body's pictures go into
     ``units`` for OCR (pictures.py); those of headers and footers (logos) are reported as skipped."""
     blocks = _margin_blocks(document, "header", report)
-    body = _XmlWalker(None, levels, track=True, report=report, pictures=[])
+    body = _XmlWalker(None, levels, track=True, report=report, pictures=[], captions=captions)
     body.walk(document.element.body)
     blocks.extend(body.blocks)
     if body.pictures:
@@ -342,7 +424,7 @@ def parse_docx(path: Path, *, max_unzipped_bytes: int = 500 * 1024 * 1024, ocr: 
         styles = next((data for name, data in files.items() if name.lower().endswith("word/styles.xml")), None)
         report = ParseReport()
         units: list[PictureUnit] = []
-        blocks = _docx_blocks(document, heading_levels(styles), report, units)
+        blocks = _docx_blocks(document, heading_levels(styles), report, units, caption_styles(styles))
     except PipelineError:
         raise
     except Exception as exc:  # Strict OOXML, renamed parts, odd packages: read the XML ourselves  # noqa: BLE001 - library boundary

@@ -393,12 +393,14 @@ class _Walker:
         inner.paragraphs(element)
         return "\n".join(block.text for block in inner.blocks)
 
-    def cells(self, tbl: ET.Element) -> tuple[list[list[str]], list[Cell], list[str]]:
+    def cells(self, tbl: ET.Element) -> tuple[list[list[str]], list[Cell], list[str], int]:
         """A table's rows as stored (cell texts), its cells at their addresses with their spans and
-        header marks, and the notes its cells hold."""
+        header marks, the notes its cells hold, and how many tables its cells hold (flattened into
+        their cell's text)."""
         rows: list[list[str]] = []
         cells: list[Cell] = []
         notes: list[str] = []
+        nested = 0
         for r, tr in enumerate(_children(tbl, "tr")):
             row = []
             for c, tc in enumerate(_children(tr, "tc")):
@@ -407,6 +409,7 @@ class _Walker:
                 if sub is not None:
                     inner.paragraphs(sub)
                 text = clean_text("\n".join(b.text for b in inner.blocks if b.kind != "note"))
+                nested += sum(1 for b in inner.blocks if b.kind == "table")
                 notes.extend(b.text for b in inner.blocks if b.kind == "note")
                 row.append(text)
                 address, span = _child(tc, "cellAddr"), _child(tc, "cellSpan")
@@ -417,7 +420,7 @@ class _Walker:
                     header=(tc.get("header") or "0") in ("1", "true"),
                 ))
             rows.append(row)
-        return rows, cells, notes
+        return rows, cells, notes, nested
 
     # -- structure
     def paragraphs(self, container: ET.Element) -> None:
@@ -592,8 +595,8 @@ class _Walker:
                 self.blocks.append(Block(text=previous.text, kind="caption", section=self.section, heading=heading))
         if caption_text and not below:
             self.blocks.append(Block(text=clean_text(caption_text), kind="caption", section=self.section, heading=heading))
-        rows, cells, notes = self.cells(tbl)
-        block = table_block_of(cells, section=self.section, heading=heading)
+        rows, cells, notes, nested = self.cells(tbl)
+        block = table_block_of(cells, section=self.section, heading=heading, report=self.report, nested=nested)
         if self.tracker is not None and self._tracking:
             self.tracker.interrupt()
         if block.text and self.tracker is not None and self._tracking and not caption_text and len(rows) == 1:

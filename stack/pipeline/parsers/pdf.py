@@ -20,7 +20,7 @@ from stack.pipeline.ocr import OcrOptions
 from stack.pipeline.parsers.clean import clean_text
 from stack.pipeline.parsers.lines import Vocabulary, join_lines
 from stack.pipeline.parsers.lines import is_hangul as _is_hangul
-from stack.pipeline.parsers.pdf_tables import page_parts
+from stack.pipeline.parsers.pdf_tables import PlacedTable, join_continued, page_parts
 from stack.pipeline.parsers.scanned import add_findings as add_ocr_findings
 
 _SENTENCE_END = tuple('.!?。:;)」』”"')
@@ -194,11 +194,14 @@ def parse_pdf(path: Path, ocr: OcrOptions | None = None) -> ParsedDocument:
         pdf.close()
     vocabulary = Vocabulary([line for lines in page_lines for line, _ in lines])
     blocks: list[Block] = []
-    for number, parts in enumerate(pages_parts):
+    for number, parts in enumerate(join_continued(pages_parts, skip=set(ocr_by_page))):
         if number + 1 in ocr_by_page:
             blocks += ocr_by_page[number + 1]
             continue
         for part in parts:
+            if isinstance(part, PlacedTable):
+                blocks.append(part.block)
+                continue
             if isinstance(part, Block):
                 blocks.append(part)
                 continue

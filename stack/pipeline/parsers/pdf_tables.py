@@ -44,6 +44,13 @@ MAX_PATH_SEGMENTS = 2000
 #: A page with more boxes and polylines than this (besides its rules) is a page of drawings.
 MAX_SHAPES = 400
 
+#: Points: a table on the next page continues one when each of its column edges is this close.
+CONTINUED_X = 3.0
+#: A table still ends its page (or opens the next) with at most this many short lines after it (or
+#: before it): a page number, a running header or footer.
+MARGIN_LINES = 2
+MARGIN_LINE_CHARS = 60
+
 _SEPARATOR = re.compile(r"\r\n|\n|\r")
 
 
@@ -66,6 +73,20 @@ class PageTable:
     ys: tuple[float, ...]
     cells: tuple[Cell, ...]  # text filled in by :func:`_fill`
     vertical: tuple[_Rule, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlacedTable:
+    """A table read from a page: its block, the cells it was built from (spans kept) and its column
+    edges, which tell a table continued on the next page (:func:`join_continued`)."""
+
+    block: Block
+    cells: tuple[Cell, ...]
+    xs: tuple[float, ...]
+
+
+#: A page's parts in reading order: runs of text lines, tables, and captions (blocks).
+Part = list[tuple[str, bool]] | PlacedTable | Block
 
 
 def _transform(matrix: tuple[float, ...], x: float, y: float) -> tuple[float, float]:
@@ -360,7 +381,7 @@ def _locate(tables: list[PageTable], slots: list[dict[tuple[int, int], int]], x:
     return None
 
 
-def page_parts(page, textpage, lines: list[tuple[str, bool]], number: int) -> list[list[tuple[str, bool]] | Block]:
+def page_parts(page, textpage, lines: list[tuple[str, bool]], number: int) -> list[Part]:
     """The page in reading order: runs of its text lines (as ``_page_lines`` gave them) and its
     tables as table blocks, each where its first line was; a table's lines leave the text, so
     nothing is said twice.  A page without ruled tables is one run, unchanged."""
@@ -370,7 +391,7 @@ def page_parts(page, textpage, lines: list[tuple[str, bool]], number: int) -> li
         return [lines]
 
 
-def _page_parts(page, textpage, lines: list[tuple[str, bool]], number: int) -> list[list[tuple[str, bool]] | Block]:
+def _page_parts(page, textpage, lines: list[tuple[str, bool]], number: int) -> list[Part]:
     if not lines:
         return [lines]
     horizontal, vertical = ruling_lines(page)
@@ -393,14 +414,15 @@ def _page_parts(page, textpage, lines: list[tuple[str, bool]], number: int) -> l
     for i, (left, bottom, right, top) in boxes.items():
         owner[i] = _locate(tables, slots, (left + right) / 2, (bottom + top) / 2)
     texts = _fill(text, owner, Vocabulary([line for line, _ in lines]))
-    blocks: list[Block | None] = []
+    blocks: list[PlacedTable | None] = []
     for t, table in enumerate(tables):
         cells = [Cell(texts.get((t, i), ""), c.row, c.col, c.rowspan, c.colspan) for i, c in enumerate(table.cells)]
         filled = [cell for cell in cells if cell.text.strip()]
         # An empty grid (a form's blank boxes, a plot's axes and grid lines with a few labels) stays
         # text: a table to read has text in most of its cells.
-        blocks.append(table_block_of(cells, page=number) if len(filled) >= max(2, len(cells) / 2) else None)
-    parts: list[list[tuple[str, bool]] | Block] = [[]]
+        keep = len(filled) >= max(2, len(cells) / 2)
+        blocks.append(PlacedTable(table_block_of(cells, page=number), tuple(cells), table.xs) if keep else None)
+    parts: list[Part] = [[]]
     placed: set[int] = set()
     starts = [0] + [m.end() for m in _SEPARATOR.finditer(text)]
     for (line, full), start in zip(lines, starts):
@@ -465,7 +487,7 @@ def _cuts_text(table: PageTable, boxes) -> bool:
     return False
 
 
-def _with_caption(before: list[tuple[str, bool]] | Block, table: Block) -> list[Block]:
+def _with_caption(before: Part, table: PlacedTable) -> list[PlacedTable | Block]:
     """The table, and the line just above it as its caption when it reads as one ("[표 1] 문서 및
     질문 개수", "< 업종별 동향 >", "통합재정수지 추이(단위: 십억원)"): taken out of the text run, it
     names the table (its heading path ends with it, as an HWP table's caption does)."""
@@ -476,8 +498,8 @@ def _with_caption(before: list[tuple[str, bool]] | Block, table: Block) -> list[
         return [table]
     before.pop()
     caption = caption_part(line)
-    return [Block(text=clean_text(line), kind="caption", page=table.page, heading=caption),
-            replace(table, heading=caption)]
+    return [Block(text=clean_text(line), kind="caption", page=table.block.page, heading=caption),
+            replace(table, block=replace(table.block, heading=caption))]
 
 
 def _fill(text: str, owner: list[tuple[int, int] | None], vocabulary: Vocabulary) -> dict[tuple[int, int], str]:
@@ -500,3 +522,88 @@ def _fill(text: str, owner: list[tuple[int, int] | None], vocabulary: Vocabulary
         last[key] = i
     return {key: " ".join(join_lines([("".join(line), True) for line in cell], vocabulary))
             for key, cell in lines.items()}
+
+
+def _margin(run: Part) -> bool:
+    """Whether a text run is at most a page's margin text (a page number, a running header)."""
+    if not isinstance(run, list):
+        return False
+    lines = [line.strip() for line, _ in run if line.strip()]
+    return len(lines) <= MARGIN_LINES and all(len(line) <= MARGIN_LINE_CHARS for line in lines)
+
+
+def _last_table(parts: list[Part]) -> int | None:
+    """The index of the table that ends the page (only margin text after it), else None."""
+    for index in range(len(parts) - 1, -1, -1):
+        if isinstance(parts[index], PlacedTable):
+            return index
+        if not _margin(parts[index]):
+            return None
+    return None
+
+
+def _first_table(parts: list[Part]) -> int | None:
+    """The index of the table that opens the page (only margin text before it), else None."""
+    for index, part in enumerate(parts):
+        if isinstance(part, PlacedTable):
+            return index
+        if not _margin(part):
+            return None
+    return None
+
+
+def _continues(before: PlacedTable, after: PlacedTable) -> bool:
+    """Whether ``after`` (opening a page) goes on with ``before`` (ending the page before): the same
+    columns at the same places."""
+    return len(before.xs) == len(after.xs) and all(abs(a - b) <= CONTINUED_X for a, b in zip(before.xs, after.xs))
+
+
+def _joined(before: PlacedTable, after: PlacedTable) -> PlacedTable:
+    """One table of ``before``'s rows and then ``after``'s, without ``after``'s first rows where they
+    repeat ``before``'s header rows (a header printed again on each page)."""
+    repeated = before.block.header_rows
+    if not repeated or after.block.rows is None or after.block.rows[:repeated] != before.block.rows[:repeated]:
+        repeated = 0
+    # Rows of ``after`` as found (its cells' rows), where its kept rows begin: the empty rows
+    # build_table dropped are counted here too.
+    height = max(cell.row + cell.rowspan for cell in before.cells)
+    first = _found_row(after.cells, repeated)
+    cells = list(before.cells)
+    for cell in after.cells:
+        end = cell.row + cell.rowspan
+        if end <= first:
+            continue  # a repeated header cell
+        start = max(cell.row, first)
+        cells.append(replace(cell, row=height + start - first, rowspan=end - start))
+    block = table_block_of(cells, page=before.block.page, heading=before.block.heading)
+    return PlacedTable(block, tuple(cells), before.xs)
+
+
+def _found_row(cells: tuple[Cell, ...], kept: int) -> int:
+    """The row (as found, empty rows included) where the ``kept``-th non-empty row begins."""
+    rows = sorted({r for cell in cells if cell.text.strip() for r in range(cell.row, cell.row + cell.rowspan)})
+    return rows[kept] if kept < len(rows) else (rows[-1] + 1 if rows else 0)
+
+
+def join_continued(pages: list[list[Part]], skip: set[int] | frozenset[int] = frozenset()) -> list[list[Part]]:
+    """Each page's parts (index 0: page 1), with a table that ends a page and goes on at the top of
+    the next (same column count and edges, its header printed again or not) read as one table,
+    cited at the page where it begins; over as many pages as it runs.  ``skip``: page numbers whose
+    parts are not used (read by OCR instead)."""
+    pages = [list(parts) for parts in pages]
+    open_at: tuple[int, int] | None = None  # (page index, part index) of the table ending the page before
+    for index, parts in enumerate(pages):
+        if index + 1 in skip:
+            open_at = None
+            continue
+        start = _first_table(parts) if open_at is not None else None
+        if open_at is not None and start is not None:
+            before, after = pages[open_at[0]][open_at[1]], parts[start]
+            if _continues(before, after):  # type: ignore[arg-type]
+                pages[open_at[0]][open_at[1]] = _joined(before, after)  # type: ignore[arg-type]
+                del parts[start]
+                if all(_margin(part) for part in parts):
+                    continue  # the whole page was the table's: it may go on over the next one
+        end = _last_table(parts)
+        open_at = (index, end) if end is not None else None
+    return pages

@@ -10,6 +10,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+from stack.contract import ParseReport
 from stack.pipeline.document import Block, ParsedDocument, heading_path, table_block, table_block_of
 from stack.pipeline.errors import CorruptDocument
 from stack.pipeline.parsers.clean import clean_text
@@ -41,7 +42,8 @@ def _paragraphs(text: str) -> list[str]:
 def parse_text(path: Path, sniffed: Sniffed) -> ParsedDocument:
     text = _read(path, sniffed.encoding)
     if sniffed.format == "html":
-        return ParsedDocument(format="html", parser="html.parser", blocks=html_blocks(text))
+        report = ParseReport()
+        return ParsedDocument(format="html", parser="html.parser", blocks=html_blocks(text, report), report=report)
     if sniffed.format == "markdown":
         return ParsedDocument(format="markdown", parser="markdown", blocks=markdown_blocks(text))
     blocks = [Block(text=p) for p in _paragraphs(text)]
@@ -205,8 +207,9 @@ _SKIP = {"script", "style", "noscript", "template", "head", "title", "svg", "ifr
 
 
 class _HtmlBlocks(HTMLParser):
-    def __init__(self) -> None:
+    def __init__(self, report: ParseReport | None = None) -> None:
         super().__init__(convert_charrefs=True)
+        self.report = report if report is not None else ParseReport()  # what was not kept, and why
         self.blocks: list[Block] = []
         self.section: str | None = None
         self.trail = _Trail()
@@ -248,7 +251,7 @@ class _HtmlBlocks(HTMLParser):
             self.level = int(tag[1])
         elif tag == "table":
             self.flush()
-            self.tables.append({"rows": [], "row": None, "cell": None})
+            self.tables.append({"rows": [], "row": None, "cell": None, "nested": 0})
         elif tag == "tr" and self.tables:
             self.tables[-1]["row"] = []
         elif tag in ("td", "th") and self.tables:
@@ -303,9 +306,11 @@ class _HtmlBlocks(HTMLParser):
             table = self.tables.pop()
             if table["row"]:
                 table["rows"].append(table["row"])
-            block = table_block_of(_placed(table["rows"]), section=self.section, heading=self.trail.path)
+            block = table_block_of(_placed(table["rows"]), section=self.section, heading=self.trail.path,
+                                   report=self.report, nested=table["nested"])
             if self.tables and self.tables[-1]["cell"] is not None:
                 self.tables[-1]["cell"].append("\n" + block.text + "\n")  # nested table: into its cell
+                self.tables[-1]["nested"] += bool(block.text)
             elif block.text:
                 self.blocks.append(block)
         elif tag in _BLOCK_TAGS and not self.tables:
@@ -325,8 +330,9 @@ class _HtmlBlocks(HTMLParser):
         self.flush()
 
 
-def html_blocks(text: str) -> list[Block]:
-    parser = _HtmlBlocks()
+def html_blocks(text: str, report: ParseReport | None = None) -> list[Block]:
+    """The blocks of an HTML page; ``report`` is told of the tables not kept whole."""
+    parser = _HtmlBlocks(report)
     parser.feed(text)
     parser.close()
     return parser.blocks
