@@ -143,15 +143,15 @@ def collections_with_documents(pipeline: Pipeline) -> list[str]:
 
 
 class _Generation:
-    """The stack's client asking one generation of a collection's index (the gate's "after")."""
+    """The stack's client asking given generations of collections' indexes (the gate's "after"); a
+    collection not named is asked of the index that answers for it now."""
 
-    def __init__(self, client, collection: str, generation: int) -> None:
-        self._client, self._collection, self._generation = client, collection, generation
+    def __init__(self, client, generations: dict[str, int], default: str | None = None) -> None:
+        self._client, self._generations, self._default = client, dict(generations), default
 
     def ask(self, question: str, *, collection: str | None = None, top_k: int | None = None):
-        pinned = self._generation if (collection or self._collection) == self._collection else None
-        return self._client.ask(question, collection=collection or self._collection, top_k=top_k,
-                                generation=pinned)
+        name = collection or self._default
+        return self._client.ask(question, collection=name, top_k=top_k, generation=self._generations.get(name))
 
     def __getattr__(self, name: str):  # documents, readiness…: the client's own
         return getattr(self._client, name)
@@ -237,7 +237,7 @@ def gated_reindex_on_stack(client, collection: str, *, measure: Measure | None =
         return outcome
     if measure is not None:
         try:
-            after = measure(_Generation(client, collection, state["generation"]), ", after")
+            after = measure(_Generation(client, {collection: state["generation"]}, collection), ", after")
         except BaseException:
             client.reindex(collection, "discard")
             raise
@@ -252,6 +252,129 @@ def gated_reindex_on_stack(client, collection: str, *, measure: Measure | None =
         if not outcome.verdict["passed"]:
             outcome.reason = "answers got worse"
             return outcome
+    outcome.applied = True
+    return outcome
+
+
+#: Restarted after a query-time setting changes: every service that answers or works reads its settings
+#: when it starts (the API asks, the workers ingest with the same settings).
+QUERY_SERVICES = ["api", "worker"]
+#: How long a restarted stack's API gets to answer ready again.
+READY_S = 180.0
+
+
+@dataclass
+class SettingOutcome:
+    """What a gated ``config set`` on a running stack did: the verdict, the reindex of a setting that
+    shapes the index (None for a query-time one), and the services restarted to read the change."""
+
+    applied: bool = False
+    verdict: dict | None = None
+    reindex: ReindexOutcome | None = None
+    restarted: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"applied": self.applied, "gate": self.verdict,
+                "reindex": self.reindex.to_dict() if self.reindex else None, "restarted": self.restarted}
+
+
+def restart_and_wait(runtime, open_reading: OpenReading, services: list[str], *, ready_s: float = READY_S) -> None:
+    """Restart ``services`` through the runtime's lifecycle, then wait until the API answers ready: the
+    next question is asked of services that read the changed ragctl.toml."""
+    import time
+
+    for service in services:
+        runtime.restart(service)
+    deadline = time.monotonic() + ready_s
+    last: dict | str = {}
+    while time.monotonic() < deadline:
+        try:
+            last = open_reading().readiness()
+        except RagctlError as exc:  # the API is still starting
+            last = str(exc)
+        if isinstance(last, dict) and last.get("status") == "ready":
+            return
+        time.sleep(0.5)
+    raise RagError(f"The stack did not answer ready {ready_s:.0f} s after restarting {', '.join(services)}: {last}",
+                   "ragctl ps, then ragctl logs api", code="restart_timeout")
+
+
+def gated_setting_on_stack(open_reading: OpenReading, *, change: Callable[[], None], undo: Callable[[], None],
+                           restart: Callable[[list[str]], None], measure: Measure, shapes_index: list[str] | None,
+                           max_drop: float = DEFAULT_MAX_DROP, on_state: Callable[[dict], None] | None = None,
+                           poll_s: float = 1.0, wait_s: float | None = DEFAULT_WAIT_S,
+                           dead_after_s: float = 60.0) -> SettingOutcome:
+    """A setting changed on a running stack whose services read ragctl.toml when they start, gated on a set.
+
+    The set is asked first.  ``change()`` writes the setting.  A query-time one (``shapes_index`` None)
+    restarts the API and the workers (:data:`QUERY_SERVICES`) and the set is asked again.  One that shapes
+    the index (``shapes_index``: the collections to rebuild) restarts only the workers, which build each
+    collection's new index beside the old while the API (still on the old settings) answers from the old
+    ones; the set is asked of the new indexes; they are swapped in, and the API restarted, only when the
+    answers held.  Refused, failed or interrupted: ``undo()`` puts ragctl.toml back, new indexes are
+    removed, and the services restarted read the old settings again."""
+    outcome = SettingOutcome()
+    baseline = measure(open_reading(), ", before")
+    services = QUERY_SERVICES if shapes_index is None else ["worker"]
+    built: dict[str, int] = {}
+    client = open_reading()
+
+    def roll_back() -> None:
+        for name in built:
+            client.reindex(name, "discard")
+            _wait(client, name, on_state, poll_s, wait_s=wait_s, dead_after_s=dead_after_s)
+        undo()
+        restart(services)
+        outcome.applied = False
+
+    change()
+    outcome.restarted = list(services)
+    try:
+        restart(services)
+        if shapes_index is None:
+            after = measure(open_reading(), ", after")
+        else:
+            from stack.contract import IngestResult
+
+            outcome.reindex = ReindexOutcome(list(shapes_index))
+            for name in shapes_index:
+                client.reindex(name, "build")
+                state = _wait(client, name, on_state, poll_s, wait_s=wait_s, dead_after_s=dead_after_s)
+                outcome.reindex.results += [IngestResult(**r) for r in state.get("results", [])]
+                if state["state"] == "error":
+                    error = state.get("error") or {}
+                    raise RagError(f"The reindex of '{name}' stopped on the worker: {error.get('message')}",
+                                   error.get("hint") or "ragctl logs worker", code=error.get("code") or "reindex_failed")
+                if state["state"] == "failed":  # the worker removed that new index itself
+                    outcome.reindex.reason = "failed documents"
+                    break
+                built[name] = state["generation"]
+            else:
+                after = measure(_Generation(client, built), ", after")
+    except BaseException:
+        roll_back()
+        raise
+    if outcome.reindex and outcome.reindex.reason:
+        roll_back()
+        return outcome
+    outcome.verdict = gate(baseline, after, max_drop)
+    if not outcome.verdict["passed"]:
+        if outcome.reindex:
+            outcome.reindex.reason = "answers got worse"
+        roll_back()
+        return outcome
+    if outcome.reindex:
+        for name in list(built):
+            client.reindex(name, "swap")
+            state = _wait(client, name, on_state, poll_s, wait_s=wait_s, dead_after_s=dead_after_s)
+            if state["state"] != "swapped":
+                raise RagError(f"The new index of '{name}' passed the gate but was not swapped in: "
+                               f"{(state.get('error') or {}).get('message')}", f"ragctl reindex -c {name}",
+                               code="reindex_failed")
+            del built[name]
+        outcome.reindex.applied = True
+        restart(["api"])  # it answers with the new settings too (the swapped indexes with their own model)
+        outcome.restarted.append("api")
     outcome.applied = True
     return outcome
 
