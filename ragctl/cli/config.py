@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from ragctl.cli import gate as gate_cli
-from ragctl.cli.context import JsonOption, open_backend, open_pipeline, project_root
+from ragctl.cli.context import JsonOption, open_backend, open_embedded, project_root
 from ragctl.output import EXIT_ERROR, console, emit, print_json
 from ragctl.views import line
 
@@ -104,7 +104,7 @@ def config_set(
     reindex of every collection, swapped in only when the answers held."""
     from ragctl.errors import UsageError
     from ragctl.ops.eval import gate
-    from ragctl.ops.gate import collections_with_documents, gated_reindex
+    from ragctl.ops.gate import gated_reindex
     from ragctl.project import CONFIG_NAME, set_config_value
 
     root = project_root()
@@ -142,17 +142,17 @@ def config_set(
             set_config_value(root, "settings", key, typed)
             from ragctl.views import ingest_progress
 
-            names = collections_with_documents(old.pipeline) or [old.settings.collection]
+            names = old.collections_with_documents() or [old.settings.collection]
             with ingest_progress(sum(c.documents for c in old.pipeline.collections(only=set(names), models=False)),
                                  enabled=not as_json) as bar:
-                reindexed = gated_reindex(open_pipeline(), names, measure=ask, max_drop=checked.max_drop,
-                                          before=old.pipeline, on_document=bar.done)
+                reindexed = gated_reindex(open_embedded(), names, measure=ask, max_drop=checked.max_drop,
+                                          before=old, on_document=bar.done)
             verdict = reindexed.verdict  # None: documents failed to rebuild, the set was not asked after
             applied = reindexed.applied
         else:
-            before = ask(old.pipeline, ", before")
+            before = ask(old, ", before")
             set_config_value(root, "settings", key, typed)
-            verdict = gate(before, ask(open_pipeline(), ", after"), checked.max_drop)
+            verdict = gate(before, ask(open_embedded(), ", after"), checked.max_drop)
             applied = verdict["passed"]
     except BaseException:
         config.write_text(before_text, encoding="utf-8")  # interrupted or failed: the old settings stay
@@ -205,7 +205,7 @@ def _set_on_stack(root: Path, key: str, typed, checked, questions, before_text: 
     outcome = gated_setting_on_stack(
         open_backend, change=lambda: set_config_value(root, "settings", key, typed),
         undo=lambda: config.write_text(before_text, encoding="utf-8"), restart=restart,
-        measure=gate_cli.measure(checked.file, questions, as_json=as_json, over_pipeline=False),
+        measure=gate_cli.measure(checked.file, questions, as_json=as_json),
         shapes_index=shapes_index, max_drop=checked.max_drop, on_state=on_state,
         dead_after_s=load_settings(root).worker_dead_after_s)
     _report(key, typed, config, outcome.applied, outcome.verdict, outcome.reindex,

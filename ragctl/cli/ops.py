@@ -164,7 +164,7 @@ def _gated_restore(root: Path, file: Path, gate, questions, *, as_json: bool):
     from ragctl.ops.eval import save_run
     from ragctl.ops.gate import gated_restore
 
-    ask = gate_cli.measure(gate.file, questions, as_json=as_json, over_pipeline=False) if gate.file else None
+    ask = gate_cli.measure(gate.file, questions, as_json=as_json) if gate.file else None
     safety = root / "backups" / f"before-restore-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.tar.gz"
     outcome = gated_restore(root, file, measure=ask, open_reading=open_backend, safety=safety,
                             max_drop=gate.max_drop, progress=None if as_json else _say)
@@ -346,7 +346,7 @@ def _gated_migrate(root: Path, container: list[str] | None, gate, questions, *, 
 
     checked = None
     if gate.file:
-        checked = migration.MigrationGate(gate_cli.measure(gate.file, questions, as_json=as_json, over_pipeline=False),
+        checked = migration.MigrationGate(gate_cli.measure(gate.file, questions, as_json=as_json),
                                           open_before=open_embedded, open_after=open_backend, max_drop=gate.max_drop)
     ledger = migration.migrate(root, container_names=container, say=None if as_json else _say, gate=checked)
     for key in ("eval_before", "eval_after"):

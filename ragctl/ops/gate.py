@@ -4,13 +4,17 @@ more than the limit.
 
 * :func:`gate_settings` says which set gates a command: ``--eval FILE``, else ``[eval] file`` of
   ragctl.toml (the project's default), unless ``--no-eval``;
-* :func:`gated_reindex` rebuilds collections blue/green (:mod:`stack.pipeline.generations`) and swaps
+* :func:`gated_reindex` rebuilds collections blue/green (the embedded backend's generations) and swaps
   the new indexes in only when the set's answers held (or when no set is given);
+* :func:`gated_reindex_on_stack` does the same on a running stack (a worker builds, the API answers);
+* :func:`gated_setting_on_stack` applies a changed setting to a running stack whose services read
+  ragctl.toml (restarts, and a blue/green reindex for a setting that shapes the index);
 * :func:`gated_restore` backs up what answers now, restores an archive, and puts that backup back
   when the answers got worse.
+  (``migrate``'s gate lives in :mod:`ragctl.ops.migrate`, beside its ledger.)
 
-The commands (reindex, config set, restore, migrate) are thin layers over these; how a set is asked
-and stored is the caller's ``measure`` (the CLI's progress bar, ``data/eval/``).
+The commands (reindex, config set, restore, migrate) are thin layers over these; how a set is
+asked and stored is the caller's ``measure`` (the CLI's progress bar, ``data/eval/``).
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from ragctl.ops.eval import gate
 from stack.contract import RagError
 
 if TYPE_CHECKING:
+    from ragctl.backends.embedded import EmbeddedBackend
     from stack.contract import IngestResult
-    from stack.pipeline.service import Pipeline
 
 #: The largest drop the gate lets through when neither --max-drop nor [eval] max_drop says (a share).
 DEFAULT_MAX_DROP = 0.02
@@ -87,59 +91,46 @@ class ReindexOutcome:
                 "gate": self.verdict, "results": [r.to_dict() for r in self.results]}
 
 
-def gated_reindex(pipeline: Pipeline, collections: list[str], *, measure: Measure | None = None,
-                  max_drop: float = DEFAULT_MAX_DROP, before: Pipeline | None = None,
+def gated_reindex(backend: EmbeddedBackend, collections: list[str], *, measure: Measure | None = None,
+                  max_drop: float = DEFAULT_MAX_DROP, before: EmbeddedBackend | None = None,
                   on_document: Callable[[IngestResult], None] | None = None) -> ReindexOutcome:
-    """Rebuild ``collections`` blue/green with ``pipeline``'s settings; swap the new indexes in when every
+    """Rebuild ``collections`` blue/green with ``backend``'s settings; swap the new indexes in when every
     document was rebuilt and, with ``measure``, when the set's answers held.
 
-    ``before``: the pipeline the live indexes answer with now (the old settings, when a setting is
-    being changed); ``pipeline`` by default.  Before and after are each asked of the indexes they name
-    (:meth:`Pipeline.pinned`), so nothing is swapped to measure.  Interrupted or failed, every new
-    index is removed and the old ones answer as before."""
-    from stack.pipeline import generations
-    from stack.pipeline.store import index_name
-
-    before = before or pipeline
+    ``before``: the backend the live indexes answer with now (the old settings, when a setting is
+    being changed); ``backend`` by default.  Before and after are each asked of the generations they
+    name (:meth:`EmbeddedBackend.pinned`), so nothing is swapped to measure.  Interrupted or failed,
+    every new index is removed and the old ones answer as before."""
+    before = before or backend
     outcome = ReindexOutcome(list(collections))
     baseline = None
     if measure is not None:
-        reading = before
-        for name in collections:
-            reading = reading.pinned(name, index_name(name, before.catalog.generation(name)))
-        baseline = measure(reading, ", before")
+        baseline = measure(before.pinned({name: before.generation(name) for name in collections}), ", before")
     candidates = []
     try:
         for name in collections:
-            candidate = generations.build(pipeline, name, on_document=on_document)
+            candidate = backend.build_generation(name, on_document=on_document)
             candidates.append(candidate)
             outcome.results += candidate.results
         if any(c.failed for c in candidates):
             outcome.reason = "failed documents"
         elif measure is not None:
-            reading = pipeline
-            for candidate in candidates:
-                reading = reading.pinned(candidate.collection, candidate.index)
-            outcome.verdict = gate(baseline, measure(reading, ", after"), max_drop)
+            after = measure(backend.pinned({c.collection: c.generation for c in candidates}), ", after")
+            outcome.verdict = gate(baseline, after, max_drop)
             if not outcome.verdict["passed"]:
                 outcome.reason = "answers got worse"
     except BaseException:
         for candidate in candidates:
-            generations.discard(pipeline, candidate)
+            backend.discard_generation(candidate)
         raise
     if outcome.reason is not None:
         for candidate in candidates:
-            generations.discard(pipeline, candidate)
+            backend.discard_generation(candidate)
         return outcome
     for candidate in candidates:
-        generations.swap(pipeline, candidate)
+        backend.swap_generation(candidate)
     outcome.applied = True
     return outcome
-
-
-def collections_with_documents(pipeline: Pipeline) -> list[str]:
-    """The collections a setting that shapes the index must rebuild: those holding documents."""
-    return sorted(name for name, stats in pipeline.catalog.collection_stats().items() if stats.get("documents"))
 
 
 class _Generation:
@@ -449,3 +440,4 @@ def gated_restore(root: Path, archive: Path, *, measure: Measure | None, open_re
     if not outcome.verdict["passed"]:
         put_back()
     return outcome
+
