@@ -206,7 +206,8 @@ def _set_on_stack(root: Path, key: str, typed, checked, questions, before_text: 
         open_backend, change=lambda: set_config_value(root, "settings", key, typed),
         undo=lambda: config.write_text(before_text, encoding="utf-8"), restart=restart,
         measure=gate_cli.measure(checked.file, questions, as_json=as_json),
-        shapes_index=shapes_index, max_drop=checked.max_drop, on_state=on_state,
+        shapes_index=shapes_index, default_collection=load_settings(root).collection, max_drop=checked.max_drop,
+        on_state=on_state,
         dead_after_s=load_settings(root).worker_dead_after_s)
     _report(key, typed, config, outcome.applied, outcome.verdict, outcome.reindex,
             {"restarted": outcome.restarted}, as_json=as_json)

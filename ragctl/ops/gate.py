@@ -292,8 +292,8 @@ def restart_and_wait(runtime, open_reading: OpenReading, services: list[str], *,
 
 def gated_setting_on_stack(open_reading: OpenReading, *, change: Callable[[], None], undo: Callable[[], None],
                            restart: Callable[[list[str]], None], measure: Measure, shapes_index: list[str] | None,
-                           max_drop: float = DEFAULT_MAX_DROP, on_state: Callable[[dict], None] | None = None,
-                           poll_s: float = 1.0, wait_s: float | None = DEFAULT_WAIT_S,
+                           default_collection: str = "default", max_drop: float = DEFAULT_MAX_DROP,
+                           on_state: Callable[[dict], None] | None = None, poll_s: float = 1.0, wait_s: float | None = DEFAULT_WAIT_S,
                            dead_after_s: float = 60.0) -> SettingOutcome:
     """A setting changed on a running stack whose services read ragctl.toml when they start, gated on a set.
 
@@ -302,8 +302,9 @@ def gated_setting_on_stack(open_reading: OpenReading, *, change: Callable[[], No
     the index (``shapes_index``: the collections to rebuild) restarts only the workers, which build each
     collection's new index beside the old while the API (still on the old settings) answers from the old
     ones; the set is asked of the new indexes; they are swapped in, and the API restarted, only when the
-    answers held.  Refused, failed or interrupted: ``undo()`` puts ragctl.toml back, new indexes are
-    removed, and the services restarted read the old settings again."""
+    answers held (``default_collection``: where the set's questions that name none are asked).
+    Refused, failed or interrupted: ``undo()`` puts ragctl.toml back, new indexes are removed, and the
+    services restarted read the old settings again."""
     outcome = SettingOutcome()
     baseline = measure(open_reading(), ", before")
     services = QUERY_SERVICES if shapes_index is None else ["worker"]
@@ -341,7 +342,7 @@ def gated_setting_on_stack(open_reading: OpenReading, *, change: Callable[[], No
                     break
                 built[name] = state["generation"]
             else:
-                after = measure(_Generation(client, built), ", after")
+                after = measure(_Generation(client, built, default_collection), ", after")
     except BaseException:
         roll_back()
         raise
