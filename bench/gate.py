@@ -45,7 +45,8 @@ def on_stack(runs: int, questions_n: int) -> dict:
 
     from ragctl.client import StackClient
     from ragctl.ops.gate import gated_reindex_on_stack
-    from ragctl.runtime.local import LocalRuntime, read_dotenv
+    from ragctl.project import read_dotenv
+    from ragctl.runtime.local import LocalRuntime
 
     root = Path(tempfile.mkdtemp(prefix="ragctl-gate-bench-"))
     (root / "ragctl.toml").write_text("[local]\napi_port = 0\nredis_port = 0\nchroma_port = 0\nflower_port = 0\n",

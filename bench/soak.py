@@ -62,7 +62,8 @@ def documents_in(folder: Path, max_mb: int) -> list[Path]:
 
 class Soak:
     def __init__(self, args) -> None:
-        from ragctl.runtime.local import LocalRuntime, read_dotenv
+        from ragctl.project import read_dotenv
+        from ragctl.runtime.local import LocalRuntime
 
         self.args = args
         self.root = Path(tempfile.mkdtemp(prefix="ragctl-soak-"))

@@ -57,7 +57,8 @@ def pin(pid: int, cores: set[int]) -> None:
 
 class BenchStack:
     def __init__(self, workers: int, extra_settings: str = "") -> None:
-        from ragctl.runtime.local import LocalRuntime, read_dotenv
+        from ragctl.project import read_dotenv
+        from ragctl.runtime.local import LocalRuntime
 
         self.root = Path(tempfile.mkdtemp(prefix="ragctl-stack-bench-"))
         (self.root / "ragctl.toml").write_text(

@@ -107,7 +107,7 @@ class DeployConfig(BaseModel):
     #: Where CPU workers run: on nodes without the ragctl.data label ("apart": the data node's cores
     #: serve Postgres, Redis and Chroma), on any node ("any"), or "auto" (the default): apart when a
     #: ready node other than the data node can take them, else with the data services (a one-node
-    #: swarm).  ``ragctl up`` resolves "auto" from the swarm's nodes (ragctl/runtime/swarm_preflight.py).
+    #: swarm).  ``ragctl up`` resolves "auto" from the swarm's nodes (ragctl/runtime/swarm/preflight.py).
     worker_placement: Literal["auto", "apart", "any"] = "auto"
     #: The data overlay network encrypted between nodes (IPsec; needs ESP between the hosts).
     swarm_encrypted: bool = True

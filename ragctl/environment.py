@@ -23,7 +23,7 @@ from pathlib import Path
 #: doctor's thresholds: RAGCTL_DOCTOR_<NAME> for NAME in MIN_DISK_GB, WARN_DISK_GB, MIN_MEMORY_GB,
 #: STUCK_QUEUE_S, FIX_WAIT_S (ragctl/checks.py, ragctl/ops/doctor.py).
 DOCTOR_PREFIX = "RAGCTL_DOCTOR_"
-#: Engine calls that stream (builds, pulls, saves) fail after this long with nothing sent or taken (ragctl/engine.py).
+#: Engine calls that stream (builds, pulls, saves) fail after this long with nothing sent or taken (ragctl/engine/inactivity.py).
 ENGINE_INACTIVITY_ENV = "RAGCTL_ENGINE_INACTIVITY_S"
 
 

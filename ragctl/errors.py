@@ -127,6 +127,22 @@ class EngineStalled(DockerError):
     code = "engine_stalled"
 
 
+class UpgradeFailed(RagctlError):
+    """The move into PostgreSQL did not happen (rolled back inside the database)."""
+
+    code = "upgrade_failed"
+
+    def __init__(self, result: dict) -> None:
+        differences = result.get("differences") or []
+        hints = {"target_not_empty": "if that state is an earlier, abandoned upgrade of this project: ragctl upgrade "
+                                     "--replace --yes   (it is deleted first; the SQLite files stay as they are)",
+                 "move_mismatch": "fix the cause named above, then ragctl upgrade again"}
+        super().__init__(result.get("error") or "the move into PostgreSQL failed",
+                         hints.get(result.get("code"), "ragctl doctor   (then ragctl upgrade again)"))
+        self.move_code = result.get("code")
+        self.differences = differences
+
+
 class NeedsConfirmation(RagctlError):
     code = "confirmation_needed"
     exit_code = EXIT_NEEDS_CONFIRMATION

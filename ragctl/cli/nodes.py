@@ -1,5 +1,5 @@
 """``ragctl nodes``: the engines of the project's Docker Swarm (list, label, the join command), over
-the swarm runtime's methods (ragctl/runtime/swarm.py)."""
+the swarm runtime's methods (ragctl/runtime/swarm/)."""
 
 from __future__ import annotations
 

@@ -26,20 +26,10 @@ LOG_LINES = 300
 
 
 def _versions() -> dict[str, Any]:
-    import shutil
-    import subprocess
+    from ragctl.engine import engine_versions
 
-    versions: dict[str, Any] = {"ragctl": __version__, "python": sys.version.split()[0],
-                                "platform": platform.platform()}
-    for name, command in (("docker", ["docker", "version", "--format", "{{.Server.Version}}"]),
-                          ("compose", ["docker", "compose", "version", "--short"])):
-        if shutil.which(command[0]):
-            try:
-                out = subprocess.run(command, capture_output=True, text=True, timeout=20, check=False)
-                versions[name] = out.stdout.strip() or out.stderr.strip()[:200]
-            except subprocess.TimeoutExpired:
-                versions[name] = "timed out"
-    return versions
+    return {"ragctl": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
+            **engine_versions()}
 
 
 def _collect(name: str, produce: Callable[[], Any]) -> Any:

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ragctl.runtime.local import (
+from ragctl.runtime.local.state import (
     CONTROL_FILE,
     LOCK_FILE,
     PLAN_FILE,

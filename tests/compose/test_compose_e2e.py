@@ -76,7 +76,7 @@ def cert(root: Path):
 
 
 def api_key(root: Path) -> str:
-    from ragctl.runtime.local import read_dotenv
+    from ragctl.project import read_dotenv
 
     return read_dotenv(root / ".env")["RAG_API_KEY"]
 
@@ -404,9 +404,10 @@ def test_doctor_finds_a_stopped_redis_and_fixes_it(stack):
 
 
 def test_doctor_tells_a_wrong_redis_url_from_a_network_fault(stack):
+    from ragctl.deploy import SERVICE_LABEL
     from ragctl.engine import compose, engine
     from ragctl.project import read_dotenv
-    from ragctl.runtime.docker import SERVICE_LABEL, DockerRuntime
+    from ragctl.runtime.docker import DockerRuntime
 
     runtime = DockerRuntime(stack)
     compose_file = stack / "compose.yaml"
@@ -441,9 +442,10 @@ def test_doctor_tells_a_wrong_redis_url_from_a_network_fault(stack):
 
 
 def test_doctor_names_a_worker_killed_for_memory(stack):
+    from ragctl.deploy import SERVICE_LABEL
     from ragctl.engine import engine
     from ragctl.project import set_config_value
-    from ragctl.runtime.docker import SERVICE_LABEL, DockerRuntime
+    from ragctl.runtime.docker import DockerRuntime
 
     set_config_value(stack, "stack", "worker_memory", "120m")  # the embedding model alone needs more
     try:

@@ -18,7 +18,8 @@ import openai
 import pytest
 from typer.testing import CliRunner
 
-from ragctl.runtime.local import PLAN_FILE, LocalRuntime, read_dotenv, run_dir
+from ragctl.project import read_dotenv
+from ragctl.runtime.local import PLAN_FILE, LocalRuntime, run_dir
 from tests.support.cli import FREE_PORTS, free_port
 from tests.support.suite import skip_or_fail
 

@@ -12,7 +12,8 @@ import tarfile
 import httpx
 import pytest
 
-from ragctl.runtime.local import LocalRuntime, read_dotenv
+from ragctl.project import read_dotenv
+from ragctl.runtime.local import LocalRuntime
 from tests.support.cli import make_project, output, ragctl
 from tests.support.suite import SAMPLES
 

@@ -167,7 +167,7 @@ def test_low_disk_and_memory(local_stack, monkeypatch):
 def test_support_bundle_holds_the_state_and_no_secret(local_stack, tmp_path):
     import tarfile
 
-    from ragctl.runtime.local import read_dotenv
+    from ragctl.project import read_dotenv
 
     out = tmp_path / "support.tar.gz"
     made = ragctl(local_stack, "support-bundle", "--out", str(out), "--json")

@@ -18,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ragctl.runtime.local import LocalRuntime, is_our_process, load_state_file, pid_alive, read_state
+from ragctl.runtime.local import LocalRuntime, load_state_file, read_state
+from ragctl.runtime.processes import is_our_process, pid_alive
 from tests.support.cli import make_project, output, ragctl
 from tests.support.suite import skip_or_fail
 
@@ -135,7 +136,7 @@ def test_redis_refuses_a_client_without_the_password(stack_project, tmp_path):
     import redis
 
     from ragctl.project import read_dotenv
-    from ragctl.runtime.local import redis_ping
+    from ragctl.runtime.local.facts import redis_ping
     from ragctl.runtime.ports import pick_free_port
     from tests.support.suite import SAMPLES
 

@@ -19,7 +19,8 @@ import time
 import httpx
 import pytest
 
-from ragctl.runtime.local import LocalRuntime, read_dotenv
+from ragctl.project import read_dotenv
+from ragctl.runtime.local import LocalRuntime
 from stack.contract import RagError
 from stack.keys import hash_key
 from tests.support.cli import FREE_PORTS

@@ -21,7 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ragctl.runtime.local import LocalRuntime, read_dotenv
+from ragctl.project import read_dotenv
+from ragctl.runtime.local import LocalRuntime
 from tests.support.cli import FREE_PORTS
 from tests.support.fixtures_factory import make_hwp
 from tests.support.suite import REPO, SAMPLES, corpus_path, skip_or_fail

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from ragctl.runtime.local import LocalRuntime, read_dotenv
+from ragctl.project import read_dotenv
+from ragctl.runtime.local import LocalRuntime
 
 
 class Stack:

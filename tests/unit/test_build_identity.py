@@ -11,7 +11,7 @@ import time
 import pytest
 
 from ragctl.images import SOURCE_ITEMS, BuildOptions, build_id, build_of
-from ragctl.runtime.swarm_checks import NODE_PROBE, build_checks, probe_checks
+from ragctl.runtime.swarm.checks import NODE_PROBE, build_checks, probe_checks
 
 IMAGE = "ragctl:e2e"
 A, B, C = "a" * 64, "b" * 64, "c" * 64

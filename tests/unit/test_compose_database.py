@@ -67,7 +67,7 @@ def test_a_stack_with_sqlite_state_and_no_choice_stays_on_sqlite_until_upgraded(
 
 def test_the_runtime_waits_for_postgres_only_when_it_runs_one_and_doctor_names_the_upgrade(tmp_path):
     from ragctl.runtime.docker import DockerRuntime
-    from ragctl.runtime.docker_checks import _state_check
+    from ragctl.runtime.docker.checks import _state_check
 
     root = project(tmp_path)
     assert DockerRuntime(root).wanted()["postgres"] == 1 and DockerRuntime(root).uses_postgres

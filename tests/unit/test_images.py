@@ -9,6 +9,7 @@ import zipfile
 
 import pytest
 
+from ragctl.deploy import parse_bytes
 from ragctl.images import (
     BUNDLE_MANIFEST,
     BuildOptions,
@@ -18,7 +19,7 @@ from ragctl.images import (
     write_build_context,
 )
 from ragctl.project import init_project, set_config_value
-from ragctl.runtime.docker import ContainerState, ServiceStatus, parse_bytes
+from ragctl.runtime.docker import ContainerState, ServiceStatus
 
 
 def test_build_context_carries_the_wheelhouse_and_ca_in_the_build_folder_only(deployment, tmp_path):

@@ -128,6 +128,28 @@ def test_the_runtime_is_its_lifecycle():
     assert {"status", "up", "down", "restart", "logs", "scale", "api_url"} <= members
 
 
+#: Where the Docker engine is reached (docker-py clients, the docker and Compose CLIs): nowhere else.
+ENGINE_PACKAGE = REPO / "ragctl" / "engine"
+RUNTIME_MODULE_LINES = 400
+
+
+def test_docker_is_reached_once_and_runtime_modules_stay_small():
+    """Issue #24 item 2: one typed wrapper over the Docker engine (ragctl/engine/) serves the Compose
+    and the Swarm runtime; neither inherits from the other; no runtime module passes ~400 lines."""
+    from ragctl.runtime.docker import DockerRuntime
+    from ragctl.runtime.swarm import SwarmRuntime
+
+    assert not issubclass(SwarmRuntime, DockerRuntime) and not issubclass(DockerRuntime, SwarmRuntime)
+    reaching = re.compile(r"docker\.from_env|DockerClient\(|\[\"docker\"|subprocess\.\w+\(\s*\[\s*\"docker")
+    outside = [where for path, where, line in ragctl_lines()
+               if reaching.search(line) and ENGINE_PACKAGE not in path.parents]
+    assert outside == []
+    modules = [*(REPO / "ragctl" / "runtime").rglob("*.py"), *ENGINE_PACKAGE.rglob("*.py")]
+    long = {str(path.relative_to(REPO)): lines for path in sorted(modules)
+            if (lines := len(path.read_text(encoding="utf-8").splitlines())) > RUNTIME_MODULE_LINES}
+    assert long == {}
+
+
 def test_callers_ask_for_capabilities_not_attributes_or_classes():
     """No ``hasattr``/``getattr`` probing of a runtime, and no ``isinstance`` against a concrete
     runtime class: callers ask ``isinstance(runtime, Capability)``."""

@@ -105,6 +105,7 @@ def test_the_local_redis_conf_and_urls():
 
 def test_local_redis_conf_is_written_owner_only(tmp_path):
     from ragctl.runtime.local import LocalRuntime
+    from ragctl.runtime.local.plan import render_redis_conf
 
     runtime = LocalRuntime(tmp_path)
     runtime.run_dir.mkdir()
@@ -112,7 +113,7 @@ def test_local_redis_conf_is_written_owner_only(tmp_path):
     path.write_text("old\n")
     path.chmod(0o644)
     password = "p" * 40
-    runtime._render_redis_conf(6390, password)
+    render_redis_conf(runtime, 6390, password)
     assert path.stat().st_mode & 0o777 == 0o600
     assert f'requirepass "{password}"' in path.read_text()
 

@@ -119,7 +119,8 @@ def test_loose_env_and_backup_modes_fail_with_chmod(project):
 
 
 def test_a_store_port_published_in_compose_fails(tmp_path):
-    from ragctl.runtime.docker import DockerRuntime, _compose_port
+    from ragctl.runtime.docker import DockerRuntime
+    from ragctl.runtime.docker.facts import compose_port as _compose_port
 
     assert _compose_port("6379:6379") == ("", 6379) and _compose_port("127.0.0.1:6380:6379") == ("127.0.0.1", 6380)
     assert _compose_port("[::1]:8001:8000/tcp") == ("::1", 8001) and _compose_port("6379") == ("", 0)

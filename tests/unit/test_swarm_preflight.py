@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ragctl.deploy import DeployConfig
 from ragctl.runtime.swarm import NodeInfo
-from ragctl.runtime.swarm_preflight import (
+from ragctl.runtime.swarm.preflight import (
     data_node_check,
     lone_unlabelled_node,
     worker_check,

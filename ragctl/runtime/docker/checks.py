@@ -14,7 +14,7 @@ from ragctl.deploy import SERVICE_LABEL
 from ragctl.errors import EngineUnavailable
 
 if TYPE_CHECKING:
-    from ragctl.runtime.docker import DockerRuntime
+    from ragctl.runtime.docker.runtime import DockerRuntime
 
 #: Where compose.yaml points every service (with the password from .env: redis://:PASSWORD@redis:6379/0).
 EXPECTED_REDIS_URL = "redis://redis:6379/0"
@@ -30,14 +30,14 @@ def _redis_target(url: str) -> str:
 
 def _client(runtime: DockerRuntime):
     """The engine client, or the reason there is none (cached on the runtime for one command)."""
-    if runtime._engine_answer is None:
+    if runtime.engine_answer is None:
         from ragctl.engine import engine
 
         try:
-            runtime._engine_answer = (engine(timeout_s=10), None)
+            runtime.engine_answer = (engine(timeout_s=10), None)
         except EngineUnavailable as exc:
-            runtime._engine_answer = (None, exc)
-    return runtime._engine_answer
+            runtime.engine_answer = (None, exc)
+    return runtime.engine_answer
 
 
 def environment_checks(runtime: DockerRuntime, *, running: bool) -> list[Check]:
