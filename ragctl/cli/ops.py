@@ -358,34 +358,55 @@ def _gated_migrate(root: Path, container: list[str] | None, gate, questions, *, 
 def upgrade(
     replace: Annotated[bool, typer.Option("--replace", help="Empty ragctl's tables in the stack's PostgreSQL first "
                                           "(they hold state from an earlier upgrade).")] = False,
+    eval_file: gate_cli.EvalOption = None,
+    max_drop: gate_cli.MaxDropOption = None,
+    no_eval: gate_cli.NoEvalOption = False,
     yes: YesOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Move a Compose stack's SQLite state (catalog, postings, text, uploads, keys) into its PostgreSQL.
 
     Stops the stack for the move (checked, one transaction), starts it on PostgreSQL and checks the
-    document ids; on any failure it goes back to the SQLite files, which it only reads."""
+    document ids; on any failure it goes back to the SQLite files, which it only reads.  With --eval (or
+    [eval] file) the set is asked before and once the stack runs on PostgreSQL; the upgrade is rolled back
+    the same way when the answers got worse (exit 1)."""
+    from ragctl.cli.context import open_backend
+    from ragctl.ops.gate import gated_upgrade
     from ragctl.runtime.capabilities import Upgradable, require
 
     runtime = require(current_runtime(), Upgradable, "move its state into PostgreSQL")
+    gate, questions = gate_cli.resolve(runtime.root, eval_file, max_drop, no_eval)
     if kind_of(runtime.kind).has_services and not runtime.uses_postgres:
         confirm(f"Stop the {runtime.kind} stack of {runtime.root}, move its state into PostgreSQL and start it "
-                "again?", yes=yes, as_json=as_json)
-    result = runtime.upgrade_state(replace=replace, progress=None if as_json else _say)
+                "again" + (f", gated on {gate.file}" if gate.file else "") + "?", yes=yes, as_json=as_json)
+    ask = gate_cli.measure(gate.file, questions, as_json=as_json) if gate.file else None
+    outcome = gated_upgrade(runtime, measure=ask, open_reading=open_backend, max_drop=gate.max_drop, replace=replace,
+                            progress=None if as_json else _say)
+    result = outcome.result
 
     def human() -> None:
+        if outcome.skipped and gate.file:
+            err_console.print(f"The gate did not run: {outcome.skipped}.", markup=False)
+        if outcome.verdict:
+            gate_cli.print_verdict(outcome.verdict)
+        if not outcome.applied:
+            gate_cli.refused("Upgrade rolled back: the stack answered worse on PostgreSQL; it runs on its SQLite "
+                             "files again (nothing lost).", outcome.verdict)
+            return
         if not result["upgraded"]:
             console.print(f"Nothing to upgrade: {result['reason']}.", markup=False)
             return
         move = result["move"]
         console.print(f"Upgraded: {result['documents']} documents in {len(result['collections'])} collection(s), "
                       f"{move['task_ids']} task ids and {move['keys']} API keys moved into PostgreSQL and checked "
-                      f"({result['seconds']:.0f} s).", markup=False)
+                      f"({result['seconds']:.0f} s){gate_cli.held(outcome.verdict)}.", markup=False)
         console.print(f"The stack runs on PostgreSQL{'' if result['running'] else ' (stopped again, as it was)'}; the "
                       f"SQLite files in {runtime.root / 'data'} were only read: keep them until you have a backup "
                       "(ragctl backup).", markup=False)
 
-    emit(result, human, as_json=as_json)
+    emit(outcome.to_dict(), human, as_json=as_json)
+    if not outcome.applied:
+        raise typer.Exit(1)
 
 
 def _say(text: str) -> None:

@@ -10,10 +10,11 @@ more than the limit.
 * :func:`gated_setting_on_stack` applies a changed setting to a running stack whose services read
   ragctl.toml (restarts, and a blue/green reindex for a setting that shapes the index);
 * :func:`gated_restore` backs up what answers now, restores an archive, and puts that backup back
-  when the answers got worse.
+  when the answers got worse;
+* :func:`gated_upgrade` wraps the runtime's own upgrade and undo (``Upgradable``).
   (``migrate``'s gate lives in :mod:`ragctl.ops.migrate`, beside its ledger.)
 
-The commands (reindex, config set, restore, migrate) are thin layers over these; how a set is
+The commands (reindex, config set, restore, migrate, upgrade) are thin layers over these; how a set is
 asked and stored is the caller's ``measure`` (the CLI's progress bar, ``data/eval/``).
 """
 
@@ -388,8 +389,9 @@ class RestoreOutcome:
                 "safety_backup": str(self.safety) if self.safety else None, "rolled_back": self.rolled_back}
 
 
-def nothing_answers(root: Path) -> str | None:
-    """Why a restore into ``root`` has no "before" to measure, or None when something answers now."""
+def nothing_answers(root: Path, runtime=None) -> str | None:
+    """Why a change to ``root`` (its ``runtime``, by default the project's) has no "before" to measure,
+    or None when something answers now."""
     from ragctl.project import CONFIG_NAME
     from ragctl.runtime import runtime_for
     from ragctl.runtime.base import is_running
@@ -397,7 +399,7 @@ def nothing_answers(root: Path) -> str | None:
 
     if not (root / CONFIG_NAME).is_file():
         return f"no project in {root} yet"
-    runtime = runtime_for(root)
+    runtime = runtime or runtime_for(root)
     if kind_of(runtime.kind).has_services and not is_running(runtime):
         return f"the {runtime.kind} stack is not running (ragctl up first to gate the restore)"
     if not any(runtime.catalog_documents().values()):
@@ -442,3 +444,56 @@ def gated_restore(root: Path, archive: Path, *, measure: Measure | None, open_re
         put_back()
     return outcome
 
+
+class AnswersGotWorse(RagctlError):
+    """The gate refused a change made inside a runtime's own procedure (``upgrade``): raised from its
+    check, so that the runtime's own undo runs."""
+
+    code = "answers_got_worse"
+
+    def __init__(self, verdict: dict) -> None:
+        super().__init__("The answers got worse after the change.",
+                         f"ragctl eval compare {verdict['before']} {verdict['after']}")
+        self.verdict = verdict
+
+
+@dataclass
+class UpgradeOutcome:
+    """What a (gated) ``upgrade`` did: the runtime's result, the gate's verdict, why a gate did not run."""
+
+    result: dict[str, Any] | None  # the runtime's upgrade_state result; None when the gate rolled it back
+    applied: bool = True
+    verdict: dict | None = None
+    skipped: str | None = None
+
+    def to_dict(self) -> dict:
+        return {**(self.result or {"upgraded": False}), "applied": self.applied, "gate": self.verdict,
+                "gate_skipped": self.skipped}
+
+
+def gated_upgrade(runtime, *, measure: Measure | None, open_reading: OpenReading, max_drop: float = DEFAULT_MAX_DROP,
+                  replace: bool = False, progress: Callable[[str], None] | None = None) -> UpgradeOutcome:
+    """``runtime.upgrade_state`` (the :class:`~ragctl.runtime.capabilities.Upgradable` capability) with the
+    set asked before, and again once the upgraded stack runs, from the runtime's ``check`` hook: a drop
+    raises :class:`AnswersGotWorse` there and the runtime's own undo puts the stack back as it was (on
+    its SQLite files, which the upgrade only read).  Where nothing answers before (the stack is down, no
+    documents) or there is nothing to upgrade, the gate does not run and says why."""
+    skipped = None
+    if measure is not None:
+        skipped = ("the stack keeps its state in PostgreSQL already" if runtime.uses_postgres
+                   else nothing_answers(runtime.root, runtime))
+    if measure is None or skipped:
+        return UpgradeOutcome(runtime.upgrade_state(replace=replace, progress=progress), skipped=skipped)
+    baseline = measure(open_reading(), ", before")
+    outcome = UpgradeOutcome(None)
+
+    def check() -> None:
+        outcome.verdict = gate(baseline, measure(open_reading(), ", after"), max_drop)
+        if not outcome.verdict["passed"]:
+            raise AnswersGotWorse(outcome.verdict)
+
+    try:
+        outcome.result = runtime.upgrade_state(replace=replace, progress=progress, check=check)
+    except AnswersGotWorse:
+        outcome.applied = False
+    return outcome

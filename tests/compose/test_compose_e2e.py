@@ -629,8 +629,13 @@ def test_upgrade_moves_a_sqlite_stack_into_postgres_in_place(stack, tmp_path):
         before = ragctl_json("ask", "연차 휴가는 며칠인가요?", root=old, timeout=300)[0]["answer"]
         sqlite_rows = sqlite_contents(old / "data")
 
-        upgraded, _ = ragctl_json("upgrade", "--yes", root=old, timeout=1800)
+        # Gated (issue #28): the set is asked before and once the stack runs on PostgreSQL; the answers held.
+        questions = tmp_path / "gate.jsonl"
+        questions.write_text(json.dumps({"question": "연차 휴가는 며칠인가요?", "answer": "15일", "file": "휴가_규정.hwpx"},
+                                        ensure_ascii=False) + "\n", encoding="utf-8")
+        upgraded, _ = ragctl_json("upgrade", "--yes", "--eval", str(questions), root=old, timeout=1800)
         assert upgraded["upgraded"] and upgraded["documents"] == 2 and upgraded["running"], upgraded
+        assert upgraded["applied"] and upgraded["gate"]["passed"] and upgraded["gate"]["after"], upgraded
         assert upgraded["move"]["verified"] and upgraded["move"]["keys"] == 1
         assert load_deploy_config(old).database == "postgres"
         assert client.containers.get("rag-postgres").status == "running"

@@ -1,11 +1,13 @@
 """``config set --eval`` on a running stack (ragctl/ops/gate.py ``gated_setting_on_stack``, issue #28):
-which services restart when, what is built, swapped or removed, and that ragctl.toml is put back.
+which services restart when, what is built, swapped or removed, and that ragctl.toml is put back; and
+``upgrade --eval`` (``gated_upgrade``): a drop raised inside the runtime's upgrade undoes it there.
 
 The stack here is a stand-in (:class:`_Stack`): services that read the settings file when they restart,
 and a worker that builds a collection's next generation with the settings it read.  Its answers are
 right unless the index was built with 30-token chunks or the API asks an empty collection, so the
 verdict is the real gate's (``ragctl.ops.eval.gate`` over runs scored by ``run_questions``).  The same
-paths on a real local-runtime stack: tests/integration/test_eval.py."""
+paths on a real local-runtime stack: tests/integration/test_eval.py; the upgrade that holds on a real
+Compose stack: tests/compose/test_compose_e2e.py."""
 
 from __future__ import annotations
 
@@ -107,3 +109,50 @@ def test_a_worse_query_setting_restarts_api_and_workers_and_again_on_the_old_fil
     assert {r["question"] for r in outcome.verdict["right_to_wrong"]} == {q.question for q in QUESTIONS}
     assert stack.restarts == [["api", "worker"], ["api", "worker"]]
     assert stack.file["collection"] == "default" and stack.running["api"]["collection"] == "default"
+
+
+class _Upgradable:
+    """A Compose stack's upgrade as the runtime does it (``Upgradable.upgrade_state``): switch, start, call
+    ``check``, and on any exception its own undo.  ``answers_on_postgres``: whether the moved state answers."""
+
+    kind = "docker"
+    uses_postgres = False
+
+    def __init__(self, root: Path, *, answers_on_postgres: bool) -> None:
+        self.root, self.database, self.answers_on_postgres, self.undone = root, "sqlite", answers_on_postgres, False
+
+    def status(self):
+        return type("Status", (), {"running": True})()
+
+    def catalog_documents(self) -> dict[str, list[str]]:
+        return {"default": ["d"]}
+
+    def upgrade_state(self, *, replace: bool = False, progress=None, check=None) -> dict:
+        self.database = "postgres"
+        try:
+            if check is not None:
+                check()
+        except BaseException:
+            self.database, self.undone = "sqlite", True
+            raise
+        return {"upgraded": True, "database": "postgres"}
+
+    def ask(self, question: str, **_kwargs) -> Answer:
+        stack = _Stack()
+        if self.database == "postgres" and not self.answers_on_postgres:
+            stack.file["collection"] = stack.running["api"]["collection"] = "empty"
+        return stack.ask(question)
+
+
+def test_an_upgrade_that_answers_worse_is_undone_by_the_runtime(project):
+    from ragctl.ops.gate import gated_upgrade
+
+    runtime = _Upgradable(project, answers_on_postgres=False)
+    outcome = gated_upgrade(runtime, measure=_measure, open_reading=lambda: runtime)
+    assert not outcome.applied and outcome.result is None and runtime.undone and runtime.database == "sqlite"
+    assert outcome.verdict["drops"]["source_has_gold"]["after"] == 0.0
+    assert outcome.to_dict()["applied"] is False and outcome.to_dict()["upgraded"] is False
+
+    held = _Upgradable(project, answers_on_postgres=True)
+    passed = gated_upgrade(held, measure=_measure, open_reading=lambda: held)
+    assert passed.applied and passed.verdict["passed"] and passed.result["upgraded"] and held.database == "postgres"
