@@ -29,6 +29,7 @@ from pathlib import Path
 
 from _common import machine, temporary_pipeline
 
+from ragctl.backends.embedded import EmbeddedBackend
 from ragctl.ops.eval import Question, fingerprint, new_run, run_questions
 from ragctl.ops.eval_generate import generate
 from ragctl.ops.gate import gated_reindex
@@ -128,7 +129,7 @@ def main() -> None:
             started = time.perf_counter()
             outcomes = run_questions(backend, questions)
             run = new_run(Path("generated.jsonl"), questions, [], outcomes,
-                          fingerprint(backend, "embedded", backend.settings, None), time.perf_counter() - started)
+                          fingerprint(backend, backend.settings, None), time.perf_counter() - started)
             rates.append(run["summary"]["questions_per_min"])
             return run
 
@@ -139,7 +140,7 @@ def main() -> None:
             plain.append(time.perf_counter() - started)
             assert all(r.status == "done" for r in results), results
             started = time.perf_counter()
-            outcome = gated_reindex(pipeline, [pipeline.settings.collection], measure=measure)
+            outcome = gated_reindex(EmbeddedBackend(pipeline, folder), [pipeline.settings.collection], measure=measure)
             gated.append(time.perf_counter() - started)
             passed.append(outcome.applied)
     finally:

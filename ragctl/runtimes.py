@@ -54,6 +54,10 @@ class RuntimeKind:
     #: What ``ragctl init`` asks for this runtime ([stack] keys), and the command it suggests next.
     init_questions: tuple[str, ...] = ()
     first_step: str = "up"
+    #: The stack's services read ragctl.toml's [settings] when they start (the project folder is theirs):
+    #: ``config set --eval`` on the running stack restarts them to apply a change.  Containers see only
+    #: .env and the rendered files.
+    reads_settings_file: bool = False
     #: What ``ragctl render`` writes (file → template).
     rendered_files: dict[str, str] = field(default_factory=lambda: dict(COMPOSE_FILES))
 
@@ -68,7 +72,7 @@ KINDS: dict[str, RuntimeKind] = {kind.name: kind for kind in (
                 has_services=False, start_command="ragctl up --runtime local", first_step="ingest FILE_OR_FOLDER"),
     RuntimeKind("local", "ragctl.runtime.local.runtime:LocalRuntime", "supervised processes on 127.0.0.1",
                 start_command="ragctl up --runtime local", init_questions=("workers",),
-                first_step="up --runtime local"),
+                first_step="up --runtime local", reads_settings_file=True),
     RuntimeKind("docker", "ragctl.runtime.docker.runtime:DockerRuntime", "the rendered Compose stack on this Docker engine",
                 more_workers_command="ragctl scale worker=2", reapply_command="ragctl render && ragctl up",
                 init_questions=("workers", "gpu", "nginx", "flower", "env"), first_step="build   (then ragctl up)"),

@@ -7,7 +7,7 @@ runs embedded: a base install (no ``[stack]`` extra) that drives a running stack
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,10 +121,8 @@ class EmbeddedBackend:
             generation: int | None = None) -> Answer:
         if generation is None:
             return self.pipeline.ask(question, collection=collection, top_k=top_k)
-        from stack.pipeline.store import index_name
-
         name = collection or self.settings.collection
-        return self.pipeline.pinned(name, index_name(name, generation)).ask(question, collection=name, top_k=top_k)
+        return self.pinned({name: generation}).ask(question, collection=name, top_k=top_k)
 
     def warm_up(self, collection: str | None = None) -> None:
         from stack.contract import PipelineError
@@ -197,6 +195,47 @@ class EmbeddedBackend:
 
     def delete_collection(self, name: str) -> CollectionInfo:
         return self.pipeline.delete_collection(name)
+
+    # -- blue/green generations (issue #28): what the gate (ragctl.ops.gate) drives in this process ----
+    def generation(self, collection: str) -> int:
+        """The generation of ``collection``'s index that answers now."""
+        return self.pipeline.catalog.generation(collection)
+
+    def pinned(self, generations: Mapping[str, int]) -> EmbeddedBackend:
+        """This backend asking the given generations of those collections' indexes (each with the model it
+        was built with), whatever the catalog says answers: the gate asks the old and the new index before
+        any swap."""
+        from stack.pipeline.store import index_name
+
+        pipeline = self.pipeline
+        for name, generation in generations.items():
+            pipeline = pipeline.pinned(name, index_name(name, generation))
+        return EmbeddedBackend(pipeline, self.root)
+
+    def collections_with_documents(self) -> list[str]:
+        """The collections a setting that shapes the index must rebuild: those holding documents."""
+        stats = self.pipeline.catalog.collection_stats()
+        return sorted(name for name, counts in stats.items() if counts.get("documents"))
+
+    def build_generation(self, collection: str, *, on_document: Callable[[IngestResult], None] | None = None):
+        """The next generation of ``collection``'s index built beside the live one with this backend's
+        settings (a :class:`stack.pipeline.generations.Candidate`: ``collection``, ``generation``,
+        ``results``, ``failed``)."""
+        from stack.pipeline import generations
+
+        return generations.build(self.pipeline, collection, on_document=on_document)
+
+    def swap_generation(self, candidate) -> None:
+        """Make a built generation the one that answers (one catalog write); the old one is removed."""
+        from stack.pipeline import generations
+
+        generations.swap(self.pipeline, candidate)
+
+    def discard_generation(self, candidate) -> None:
+        """Remove a built (or half-built) generation that is not swapped in."""
+        from stack.pipeline import generations
+
+        generations.discard(self.pipeline, candidate)
 
 
 # -- what the in-process stack says about this host (doctor, the embedded runtime's probe) --------

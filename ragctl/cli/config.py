@@ -1,7 +1,8 @@
 """``ragctl config set KEY VALUE``: change a setting in ragctl.toml, optionally gated on a question
 set (issue #28 part 3): ``--eval FILE`` (or ``[eval] file``) runs the set before and after, and puts the
 old ragctl.toml back when answer_has_gold or source_has_gold drops by more than ``--max-drop``.  A
-setting that shapes the index is applied through a gated blue/green reindex (ragctl.ops.gate).
+setting that shapes the index is applied through a gated blue/green reindex (ragctl.ops.gate); on a
+running stack whose services read ragctl.toml (the local runtime) they are restarted to apply it.
 
 Bare ``ragctl config`` is ``ragctl config check`` (validates the rendered Compose stack)."""
 
@@ -13,7 +14,7 @@ from typing import Annotated
 import typer
 
 from ragctl.cli import gate as gate_cli
-from ragctl.cli.context import JsonOption, open_backend, open_pipeline, project_root
+from ragctl.cli.context import JsonOption, open_backend, open_embedded, project_root
 from ragctl.output import EXIT_ERROR, console, emit, print_json
 from ragctl.views import line
 
@@ -103,7 +104,7 @@ def config_set(
     reindex of every collection, swapped in only when the answers held."""
     from ragctl.errors import UsageError
     from ragctl.ops.eval import gate
-    from ragctl.ops.gate import collections_with_documents, gated_reindex
+    from ragctl.ops.gate import gated_reindex
     from ragctl.project import CONFIG_NAME, set_config_value
 
     root = project_root()
@@ -132,9 +133,8 @@ def config_set(
 
     old = open_backend(warm=True)
     if not isinstance(old, EmbeddedBackend):
-        raise UsageError("--eval on a running stack is not built yet: its services read their settings when "
-                         "they start.", f"ragctl down, then ragctl config set {key} {value} --eval {checked.file}",
-                         code="gate_needs_embedded", exit_code=2)
+        _set_on_stack(root, key, typed, checked, questions, before_text, as_json=as_json)
+        return
     ask = gate_cli.measure(checked.file, questions, as_json=as_json)
     reindexed = None
     try:
@@ -142,25 +142,82 @@ def config_set(
             set_config_value(root, "settings", key, typed)
             from ragctl.views import ingest_progress
 
-            names = collections_with_documents(old.pipeline) or [old.settings.collection]
+            names = old.collections_with_documents() or [old.settings.collection]
             with ingest_progress(sum(c.documents for c in old.pipeline.collections(only=set(names), models=False)),
                                  enabled=not as_json) as bar:
-                reindexed = gated_reindex(open_pipeline(), names, measure=ask, max_drop=checked.max_drop,
-                                          before=old.pipeline, on_document=bar.done)
+                reindexed = gated_reindex(open_embedded(), names, measure=ask, max_drop=checked.max_drop,
+                                          before=old, on_document=bar.done)
             verdict = reindexed.verdict  # None: documents failed to rebuild, the set was not asked after
             applied = reindexed.applied
         else:
-            before = ask(old.pipeline, ", before")
+            before = ask(old, ", before")
             set_config_value(root, "settings", key, typed)
-            verdict = gate(before, ask(open_pipeline(), ", after"), checked.max_drop)
+            verdict = gate(before, ask(open_embedded(), ", after"), checked.max_drop)
             applied = verdict["passed"]
     except BaseException:
         config.write_text(before_text, encoding="utf-8")  # interrupted or failed: the old settings stay
         raise
     if not applied:
         config.write_text(before_text, encoding="utf-8")
+    _report(key, typed, config, applied, verdict, reindexed, {}, as_json=as_json)
+
+
+def _set_on_stack(root: Path, key: str, typed, checked, questions, before_text: str, *, as_json: bool) -> None:
+    """``config set --eval`` on a running stack: its services read ragctl.toml when they start, so the
+    change is applied by restarting them (and, for a setting that shapes the index, by a blue/green
+    reindex on the workers) between the two runs of the set (ragctl.ops.gate.gated_setting_on_stack)."""
+    from ragctl.cli.context import current_runtime
+    from ragctl.errors import UsageError
+    from ragctl.ops.gate import gated_setting_on_stack, restart_and_wait
+    from ragctl.output import err_console
+    from ragctl.project import CONFIG_NAME, set_config_value
+    from ragctl.runtimes import kind_of
+    from stack.settings import load_settings
+
+    runtime = current_runtime()
+    if not kind_of(runtime.kind).reads_settings_file:
+        raise UsageError(f"--eval on a running {runtime.kind} stack is not possible: its containers do not read "
+                         f"[settings] of {CONFIG_NAME}, so the change would not be what the questions are asked with.",
+                         f"ragctl down, then ragctl config set {key} {typed} --eval {checked.file}   (embedded), "
+                         "or set it in .env and ragctl up", code="gate_needs_settings_file", exit_code=2)
+    config = root / CONFIG_NAME
+    client = open_backend()
+    shapes_index = None
+    if key in INDEX_SETTINGS:
+        shapes_index = [c.name for c in client.collections() if c.documents] or [load_settings(root).collection]
+
+    def say(text: str) -> None:
+        if not as_json:
+            err_console.print(text, markup=False, highlight=False)
+
+    def restart(services: list[str]) -> None:
+        say(f"restarting {', '.join(services)} to read {config.name}")
+        restart_and_wait(runtime, open_backend, services)
+
+    seen: dict = {}
+
+    def on_state(state: dict) -> None:
+        line_ = (state.get("collection"), state.get("state"), state.get("done"))
+        if line_ != seen.get("last"):
+            seen["last"] = line_
+            say(f"reindex: {state.get('state')}" + (f" ({state['done']} documents rebuilt)" if state.get("done") else ""))
+
+    outcome = gated_setting_on_stack(
+        open_backend, change=lambda: set_config_value(root, "settings", key, typed),
+        undo=lambda: config.write_text(before_text, encoding="utf-8"), restart=restart,
+        measure=gate_cli.measure(checked.file, questions, as_json=as_json),
+        shapes_index=shapes_index, default_collection=load_settings(root).collection, max_drop=checked.max_drop,
+        on_state=on_state,
+        dead_after_s=load_settings(root).worker_dead_after_s)
+    _report(key, typed, config, outcome.applied, outcome.verdict, outcome.reindex,
+            {"restarted": outcome.restarted}, as_json=as_json)
+
+
+def _report(key: str, typed, config: Path, applied: bool, verdict: dict | None, reindexed, extra: dict, *,
+            as_json: bool) -> None:
+    """A gated change's outcome, embedded or on a stack; exit 1 when it was not applied."""
     result = {"key": key, "value": typed, "config": str(config), "applied": applied, "gate": verdict,
-              "reindex": reindexed.to_dict() if reindexed else None}
+              "reindex": reindexed.to_dict() if reindexed else None, **extra}
     if as_json:
         print_json(result)
     else:

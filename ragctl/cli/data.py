@@ -512,7 +512,7 @@ def reindex(
     )
     ask = gate_cli.measure(gate.file, questions, as_json=as_json, collection=name) if gate.file else None
     with ingest_progress(len(records), enabled=not as_json) as bar:
-        outcome = gated_reindex(pipeline, [name], measure=ask, max_drop=gate.max_drop, on_document=bar.done)
+        outcome = gated_reindex(backend, [name], measure=ask, max_drop=gate.max_drop, on_document=bar.done)
     model = pipeline.settings.embed_model
 
     emit({"collection": name, "embed_model": model, **outcome.to_dict()},
@@ -531,7 +531,7 @@ def _reindex_on_stack(client, collection: str | None, gate, questions, *, wait_s
     name = collection or settings.collection
     confirm(f"Rebuild the index of '{name}' on the stack's workers" + (f", gated on {gate.file}" if gate.file else "")
             + "? The current index answers until the new one is swapped in.", yes=yes, as_json=as_json)
-    ask = gate_cli.measure(gate.file, questions, as_json=as_json, over_pipeline=False, collection=name) if gate.file else None
+    ask = gate_cli.measure(gate.file, questions, as_json=as_json, collection=name) if gate.file else None
     seen: dict = {}
 
     def on_state(state: dict) -> None:  # a line per change, on stderr (the worker does the work)

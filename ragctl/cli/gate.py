@@ -31,23 +31,18 @@ def resolve(root: Path, eval_file: Path | None, max_drop: float | None, no_eval:
     return settings, questions
 
 
-def measure(file: Path, questions, *, as_json: bool, over_pipeline: bool = True, collection: str | None = None):
+def measure(file: Path, questions, *, as_json: bool, collection: str | None = None):
     """``measure(reading, label)`` for :mod:`ragctl.ops.gate`: asks the set with a progress bar and
-    stores the run under the project's data/eval/.  ``reading`` is what the gate hands over: an embedded
-    pipeline pinned to one index (``over_pipeline``, asked through an EmbeddedBackend over it) or a
-    stack's client.  ``collection``: where the set's questions that name none are asked (default: the
-    project's default collection)."""
-    from ragctl.cli.context import project_root
+    stores the run under the project's data/eval/.  ``reading`` is the backend the gate hands over: an
+    embedded one pinned to given indexes, or a stack's client (possibly asking a given generation).
+    ``collection``: where the set's questions that name none are asked (default: the project's default
+    collection)."""
     from ragctl.cli.eval import _runs_folder, run_set
     from ragctl.ops.eval import save_run
 
     rows, errors = questions
 
     def ask(reading, label: str) -> dict:
-        if over_pipeline:
-            from ragctl.backends.embedded import EmbeddedBackend
-
-            reading = EmbeddedBackend(reading, project_root())
         run = run_set(reading, file, rows, errors, collection=collection, as_json=as_json, label=label)
         save_run(_runs_folder(), run)  # found at each run: a restore may have made the project
         return run

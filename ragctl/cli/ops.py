@@ -141,7 +141,8 @@ def restore(
 
 
 def _restore_gate(root: Path, eval_file: Path | None, max_drop: float | None, no_eval: bool):
-    """The gate's settings (``gate_cli.resolve``); a folder without ragctl.toml has no [eval] to read."""
+    """The gate's settings and questions (``gate_cli.resolve``) of restore and migrate; a folder without
+    ragctl.toml has no [eval] to read."""
     from ragctl.ops.gate import DEFAULT_MAX_DROP, GateSettings
     from ragctl.project import CONFIG_NAME
 
@@ -149,7 +150,10 @@ def _restore_gate(root: Path, eval_file: Path | None, max_drop: float | None, no
         return gate_cli.resolve(root, eval_file, max_drop, no_eval)
     if eval_file is None or no_eval:
         return GateSettings(None, DEFAULT_MAX_DROP, "none"), None
-    return GateSettings(eval_file, DEFAULT_MAX_DROP if max_drop is None else max_drop, "--eval"), None
+    from ragctl.cli.eval import load_questions_or_fail
+
+    gate = GateSettings(eval_file, DEFAULT_MAX_DROP if max_drop is None else max_drop, "--eval")
+    return gate, load_questions_or_fail(eval_file)
 
 
 def _gated_restore(root: Path, file: Path, gate, questions, *, as_json: bool):
@@ -160,7 +164,7 @@ def _gated_restore(root: Path, file: Path, gate, questions, *, as_json: bool):
     from ragctl.ops.eval import save_run
     from ragctl.ops.gate import gated_restore
 
-    ask = gate_cli.measure(gate.file, questions, as_json=as_json, over_pipeline=False) if gate.file else None
+    ask = gate_cli.measure(gate.file, questions, as_json=as_json) if gate.file else None
     safety = root / "backups" / f"before-restore-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.tar.gz"
     outcome = gated_restore(root, file, measure=ask, open_reading=open_backend, safety=safety,
                             max_drop=gate.max_drop, progress=None if as_json else _say)
@@ -270,12 +274,17 @@ def migrate(
     finalize: Annotated[bool, typer.Option("--finalize", help="Remove the stopped legacy container(s).")] = False,
     rollback: Annotated[bool, typer.Option("--rollback", help="Back to the old layout: remove the new stack, "
                                            "restore data/, start the legacy container.")] = False,
+    eval_file: gate_cli.EvalOption = None,
+    max_drop: gate_cli.MaxDropOption = None,
+    no_eval: gate_cli.NoEvalOption = False,
     yes: YesOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Move the guide's single-container layout (data/ and logs/ on the host) to the Compose stack.
 
-    Resumable: run it again after an interruption.  See docs/operations.md."""
+    Resumable: run it again after an interruption.  With --eval (or [eval] file) the set is asked of the
+    old layout's data (read in-process, once it is stopped and backed up) and of the new stack; the
+    migration is rolled back when the answers got worse (exit 1).  See docs/operations.md."""
     from rich.markup import escape
 
     from ragctl.ops import migrate as migration
@@ -300,49 +309,104 @@ def migrate(
             print_json({"project": str(root), "dry_run": True, "legacy": [c.name for c in containers],
                         "steps": [s.to_dict() for s in steps]})
         return
-    confirm("Run the migration (risky steps included)?", yes=yes, as_json=as_json)
-    ledger = migration.migrate(root, container_names=container, say=None if as_json else _say)
+    gate, questions = _restore_gate(root, eval_file, max_drop, no_eval)
+    confirm("Run the migration (risky steps included)" + (f", gated on {gate.file}" if gate.file else "") + "?",
+            yes=yes, as_json=as_json)
+    ledger = _gated_migrate(root, container, gate, questions, as_json=as_json)
+    shown = {k: v for k, v in ledger.items() if k not in ("eval_before", "eval_after")}
+    refused = ledger["state"] == "rolled_back"
 
     def human() -> None:
-        console.print(f"[green]Migrated.[/] Vectors before and after: {escape(str(ledger['steps']['verify']['vectors']))}."
-                      f"  The legacy container(s) {escape(', '.join(ledger['legacy']) or '-')} are stopped, not "
-                      "removed.")
+        if ledger.get("gate_skipped"):
+            err_console.print(f"The gate did not run: {ledger['gate_skipped']}.", markup=False)
+        if ledger.get("gate"):
+            gate_cli.print_verdict(ledger["gate"])
+        if refused:
+            gate_cli.refused("Rolled back: the stack answered worse than the old layout; the legacy container(s) "
+                             f"{', '.join(ledger['legacy']) or '-'} run again on the data of before.", ledger["gate"])
+            return
+        console.print(f"[green]Migrated.[/] Vectors before and after: {escape(str(ledger['steps']['verify']['vectors']))}"
+                      f"{escape(gate_cli.held(ledger.get('gate')))}.  The legacy container(s) "
+                      f"{escape(', '.join(ledger['legacy']) or '-')} are stopped, not removed.")
         console.print("Next: ragctl migrate --finalize   (or ragctl migrate --rollback)")
 
-    emit(ledger, human, as_json=as_json)
+    emit(shown, human, as_json=as_json)
+    if refused:
+        raise typer.Exit(1)
+
+
+def _gated_migrate(root: Path, container: list[str] | None, gate, questions, *, as_json: bool) -> dict:
+    """ragctl.ops.migrate.migrate with the CLI's gate: the set asked of the old layout in this process and of
+    the stack through its API; the runs are stored again at the end (the restore into the stack, or the
+    rollback, replaced data/ under them)."""
+    from ragctl.cli.context import open_backend, open_embedded
+    from ragctl.cli.eval import _runs_folder
+    from ragctl.ops import migrate as migration
+    from ragctl.ops.eval import save_run
+
+    checked = None
+    if gate.file:
+        checked = migration.MigrationGate(gate_cli.measure(gate.file, questions, as_json=as_json),
+                                          open_before=open_embedded, open_after=open_backend, max_drop=gate.max_drop)
+    ledger = migration.migrate(root, container_names=container, say=None if as_json else _say, gate=checked)
+    for key in ("eval_before", "eval_after"):
+        if ledger.get(key):
+            save_run(_runs_folder(), ledger[key])
+    return ledger
 
 
 def upgrade(
     replace: Annotated[bool, typer.Option("--replace", help="Empty ragctl's tables in the stack's PostgreSQL first "
                                           "(they hold state from an earlier upgrade).")] = False,
+    eval_file: gate_cli.EvalOption = None,
+    max_drop: gate_cli.MaxDropOption = None,
+    no_eval: gate_cli.NoEvalOption = False,
     yes: YesOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Move a Compose stack's SQLite state (catalog, postings, text, uploads, keys) into its PostgreSQL.
 
     Stops the stack for the move (checked, one transaction), starts it on PostgreSQL and checks the
-    document ids; on any failure it goes back to the SQLite files, which it only reads."""
+    document ids; on any failure it goes back to the SQLite files, which it only reads.  With --eval (or
+    [eval] file) the set is asked before and once the stack runs on PostgreSQL; the upgrade is rolled back
+    the same way when the answers got worse (exit 1)."""
+    from ragctl.cli.context import open_backend
+    from ragctl.ops.gate import gated_upgrade
     from ragctl.runtime.capabilities import Upgradable, require
 
     runtime = require(current_runtime(), Upgradable, "move its state into PostgreSQL")
+    gate, questions = gate_cli.resolve(runtime.root, eval_file, max_drop, no_eval)
     if kind_of(runtime.kind).has_services and not runtime.uses_postgres:
         confirm(f"Stop the {runtime.kind} stack of {runtime.root}, move its state into PostgreSQL and start it "
-                "again?", yes=yes, as_json=as_json)
-    result = runtime.upgrade_state(replace=replace, progress=None if as_json else _say)
+                "again" + (f", gated on {gate.file}" if gate.file else "") + "?", yes=yes, as_json=as_json)
+    ask = gate_cli.measure(gate.file, questions, as_json=as_json) if gate.file else None
+    outcome = gated_upgrade(runtime, measure=ask, open_reading=open_backend, max_drop=gate.max_drop, replace=replace,
+                            progress=None if as_json else _say)
+    result = outcome.result
 
     def human() -> None:
+        if outcome.skipped and gate.file:
+            err_console.print(f"The gate did not run: {outcome.skipped}.", markup=False)
+        if outcome.verdict:
+            gate_cli.print_verdict(outcome.verdict)
+        if not outcome.applied:
+            gate_cli.refused("Upgrade rolled back: the stack answered worse on PostgreSQL; it runs on its SQLite "
+                             "files again (nothing lost).", outcome.verdict)
+            return
         if not result["upgraded"]:
             console.print(f"Nothing to upgrade: {result['reason']}.", markup=False)
             return
         move = result["move"]
         console.print(f"Upgraded: {result['documents']} documents in {len(result['collections'])} collection(s), "
                       f"{move['task_ids']} task ids and {move['keys']} API keys moved into PostgreSQL and checked "
-                      f"({result['seconds']:.0f} s).", markup=False)
+                      f"({result['seconds']:.0f} s){gate_cli.held(outcome.verdict)}.", markup=False)
         console.print(f"The stack runs on PostgreSQL{'' if result['running'] else ' (stopped again, as it was)'}; the "
                       f"SQLite files in {runtime.root / 'data'} were only read: keep them until you have a backup "
                       "(ragctl backup).", markup=False)
 
-    emit(result, human, as_json=as_json)
+    emit(outcome.to_dict(), human, as_json=as_json)
+    if not outcome.applied:
+        raise typer.Exit(1)
 
 
 def _say(text: str) -> None:

@@ -4,13 +4,18 @@ more than the limit.
 
 * :func:`gate_settings` says which set gates a command: ``--eval FILE``, else ``[eval] file`` of
   ragctl.toml (the project's default), unless ``--no-eval``;
-* :func:`gated_reindex` rebuilds collections blue/green (:mod:`stack.pipeline.generations`) and swaps
+* :func:`gated_reindex` rebuilds collections blue/green (the embedded backend's generations) and swaps
   the new indexes in only when the set's answers held (or when no set is given);
+* :func:`gated_reindex_on_stack` does the same on a running stack (a worker builds, the API answers);
+* :func:`gated_setting_on_stack` applies a changed setting to a running stack whose services read
+  ragctl.toml (restarts, and a blue/green reindex for a setting that shapes the index);
 * :func:`gated_restore` backs up what answers now, restores an archive, and puts that backup back
-  when the answers got worse.
+  when the answers got worse;
+* :func:`gated_upgrade` wraps the runtime's own upgrade and undo (``Upgradable``).
+  (``migrate``'s gate lives in :mod:`ragctl.ops.migrate`, beside its ledger.)
 
-The commands (reindex, config set, restore, migrate) are thin layers over these; how a set is asked
-and stored is the caller's ``measure`` (the CLI's progress bar, ``data/eval/``).
+The commands (reindex, config set, restore, migrate, upgrade) are thin layers over these; how a set is
+asked and stored is the caller's ``measure`` (the CLI's progress bar, ``data/eval/``).
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ from ragctl.ops.eval import gate
 from stack.contract import RagError
 
 if TYPE_CHECKING:
+    from ragctl.backends.embedded import EmbeddedBackend
     from stack.contract import IngestResult
-    from stack.pipeline.service import Pipeline
 
 #: The largest drop the gate lets through when neither --max-drop nor [eval] max_drop says (a share).
 DEFAULT_MAX_DROP = 0.02
@@ -87,71 +92,58 @@ class ReindexOutcome:
                 "gate": self.verdict, "results": [r.to_dict() for r in self.results]}
 
 
-def gated_reindex(pipeline: Pipeline, collections: list[str], *, measure: Measure | None = None,
-                  max_drop: float = DEFAULT_MAX_DROP, before: Pipeline | None = None,
+def gated_reindex(backend: EmbeddedBackend, collections: list[str], *, measure: Measure | None = None,
+                  max_drop: float = DEFAULT_MAX_DROP, before: EmbeddedBackend | None = None,
                   on_document: Callable[[IngestResult], None] | None = None) -> ReindexOutcome:
-    """Rebuild ``collections`` blue/green with ``pipeline``'s settings; swap the new indexes in when every
+    """Rebuild ``collections`` blue/green with ``backend``'s settings; swap the new indexes in when every
     document was rebuilt and, with ``measure``, when the set's answers held.
 
-    ``before``: the pipeline the live indexes answer with now (the old settings, when a setting is
-    being changed); ``pipeline`` by default.  Before and after are each asked of the indexes they name
-    (:meth:`Pipeline.pinned`), so nothing is swapped to measure.  Interrupted or failed, every new
-    index is removed and the old ones answer as before."""
-    from stack.pipeline import generations
-    from stack.pipeline.store import index_name
-
-    before = before or pipeline
+    ``before``: the backend the live indexes answer with now (the old settings, when a setting is
+    being changed); ``backend`` by default.  Before and after are each asked of the generations they
+    name (:meth:`EmbeddedBackend.pinned`), so nothing is swapped to measure.  Interrupted or failed,
+    every new index is removed and the old ones answer as before."""
+    before = before or backend
     outcome = ReindexOutcome(list(collections))
     baseline = None
     if measure is not None:
-        reading = before
-        for name in collections:
-            reading = reading.pinned(name, index_name(name, before.catalog.generation(name)))
-        baseline = measure(reading, ", before")
+        baseline = measure(before.pinned({name: before.generation(name) for name in collections}), ", before")
     candidates = []
     try:
         for name in collections:
-            candidate = generations.build(pipeline, name, on_document=on_document)
+            candidate = backend.build_generation(name, on_document=on_document)
             candidates.append(candidate)
             outcome.results += candidate.results
         if any(c.failed for c in candidates):
             outcome.reason = "failed documents"
         elif measure is not None:
-            reading = pipeline
-            for candidate in candidates:
-                reading = reading.pinned(candidate.collection, candidate.index)
-            outcome.verdict = gate(baseline, measure(reading, ", after"), max_drop)
+            after = measure(backend.pinned({c.collection: c.generation for c in candidates}), ", after")
+            outcome.verdict = gate(baseline, after, max_drop)
             if not outcome.verdict["passed"]:
                 outcome.reason = "answers got worse"
     except BaseException:
         for candidate in candidates:
-            generations.discard(pipeline, candidate)
+            backend.discard_generation(candidate)
         raise
     if outcome.reason is not None:
         for candidate in candidates:
-            generations.discard(pipeline, candidate)
+            backend.discard_generation(candidate)
         return outcome
     for candidate in candidates:
-        generations.swap(pipeline, candidate)
+        backend.swap_generation(candidate)
     outcome.applied = True
     return outcome
 
 
-def collections_with_documents(pipeline: Pipeline) -> list[str]:
-    """The collections a setting that shapes the index must rebuild: those holding documents."""
-    return sorted(name for name, stats in pipeline.catalog.collection_stats().items() if stats.get("documents"))
-
-
 class _Generation:
-    """The stack's client asking one generation of a collection's index (the gate's "after")."""
+    """The stack's client asking given generations of collections' indexes (the gate's "after"); a
+    collection not named is asked of the index that answers for it now."""
 
-    def __init__(self, client, collection: str, generation: int) -> None:
-        self._client, self._collection, self._generation = client, collection, generation
+    def __init__(self, client, generations: dict[str, int], default: str | None = None) -> None:
+        self._client, self._generations, self._default = client, dict(generations), default
 
     def ask(self, question: str, *, collection: str | None = None, top_k: int | None = None):
-        pinned = self._generation if (collection or self._collection) == self._collection else None
-        return self._client.ask(question, collection=collection or self._collection, top_k=top_k,
-                                generation=pinned)
+        name = collection or self._default
+        return self._client.ask(question, collection=name, top_k=top_k, generation=self._generations.get(name))
 
     def __getattr__(self, name: str):  # documents, readiness…: the client's own
         return getattr(self._client, name)
@@ -237,7 +229,7 @@ def gated_reindex_on_stack(client, collection: str, *, measure: Measure | None =
         return outcome
     if measure is not None:
         try:
-            after = measure(_Generation(client, collection, state["generation"]), ", after")
+            after = measure(_Generation(client, {collection: state["generation"]}, collection), ", after")
         except BaseException:
             client.reindex(collection, "discard")
             raise
@@ -252,6 +244,130 @@ def gated_reindex_on_stack(client, collection: str, *, measure: Measure | None =
         if not outcome.verdict["passed"]:
             outcome.reason = "answers got worse"
             return outcome
+    outcome.applied = True
+    return outcome
+
+
+#: Restarted after a query-time setting changes: every service that answers or works reads its settings
+#: when it starts (the API asks, the workers ingest with the same settings).
+QUERY_SERVICES = ["api", "worker"]
+#: How long a restarted stack's API gets to answer ready again.
+READY_S = 180.0
+
+
+@dataclass
+class SettingOutcome:
+    """What a gated ``config set`` on a running stack did: the verdict, the reindex of a setting that
+    shapes the index (None for a query-time one), and the services restarted to read the change."""
+
+    applied: bool = False
+    verdict: dict | None = None
+    reindex: ReindexOutcome | None = None
+    restarted: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"applied": self.applied, "gate": self.verdict,
+                "reindex": self.reindex.to_dict() if self.reindex else None, "restarted": self.restarted}
+
+
+def restart_and_wait(runtime, open_reading: OpenReading, services: list[str], *, ready_s: float = READY_S) -> None:
+    """Restart ``services`` through the runtime's lifecycle, then wait until the API answers ready: the
+    next question is asked of services that read the changed ragctl.toml."""
+    import time
+
+    for service in services:
+        runtime.restart(service)
+    deadline = time.monotonic() + ready_s
+    last: dict | str = {}
+    while time.monotonic() < deadline:
+        try:
+            last = open_reading().readiness()
+        except RagctlError as exc:  # the API is still starting
+            last = str(exc)
+        if isinstance(last, dict) and last.get("status") == "ready":
+            return
+        time.sleep(0.5)
+    raise RagError(f"The stack did not answer ready {ready_s:.0f} s after restarting {', '.join(services)}: {last}",
+                   "ragctl ps, then ragctl logs api", code="restart_timeout")
+
+
+def gated_setting_on_stack(open_reading: OpenReading, *, change: Callable[[], None], undo: Callable[[], None],
+                           restart: Callable[[list[str]], None], measure: Measure, shapes_index: list[str] | None,
+                           default_collection: str = "default", max_drop: float = DEFAULT_MAX_DROP,
+                           on_state: Callable[[dict], None] | None = None, poll_s: float = 1.0, wait_s: float | None = DEFAULT_WAIT_S,
+                           dead_after_s: float = 60.0) -> SettingOutcome:
+    """A setting changed on a running stack whose services read ragctl.toml when they start, gated on a set.
+
+    The set is asked first.  ``change()`` writes the setting.  A query-time one (``shapes_index`` None)
+    restarts the API and the workers (:data:`QUERY_SERVICES`) and the set is asked again.  One that shapes
+    the index (``shapes_index``: the collections to rebuild) restarts only the workers, which build each
+    collection's new index beside the old while the API (still on the old settings) answers from the old
+    ones; the set is asked of the new indexes; they are swapped in, and the API restarted, only when the
+    answers held (``default_collection``: where the set's questions that name none are asked).
+    Refused, failed or interrupted: ``undo()`` puts ragctl.toml back, new indexes are removed, and the
+    services restarted read the old settings again."""
+    outcome = SettingOutcome()
+    baseline = measure(open_reading(), ", before")
+    services = QUERY_SERVICES if shapes_index is None else ["worker"]
+    built: dict[str, int] = {}
+    client = open_reading()
+
+    def roll_back() -> None:
+        for name in built:
+            client.reindex(name, "discard")
+            _wait(client, name, on_state, poll_s, wait_s=wait_s, dead_after_s=dead_after_s)
+        undo()
+        restart(services)
+        outcome.applied = False
+
+    change()
+    outcome.restarted = list(services)
+    try:
+        restart(services)
+        if shapes_index is None:
+            after = measure(open_reading(), ", after")
+        else:
+            from stack.contract import IngestResult
+
+            outcome.reindex = ReindexOutcome(list(shapes_index))
+            for name in shapes_index:
+                client.reindex(name, "build")
+                state = _wait(client, name, on_state, poll_s, wait_s=wait_s, dead_after_s=dead_after_s)
+                outcome.reindex.results += [IngestResult(**r) for r in state.get("results", [])]
+                if state["state"] == "error":
+                    error = state.get("error") or {}
+                    raise RagError(f"The reindex of '{name}' stopped on the worker: {error.get('message')}",
+                                   error.get("hint") or "ragctl logs worker", code=error.get("code") or "reindex_failed")
+                if state["state"] == "failed":  # the worker removed that new index itself
+                    outcome.reindex.reason = "failed documents"
+                    break
+                built[name] = state["generation"]
+            else:
+                after = measure(_Generation(client, built, default_collection), ", after")
+    except BaseException:
+        roll_back()
+        raise
+    if outcome.reindex and outcome.reindex.reason:
+        roll_back()
+        return outcome
+    outcome.verdict = gate(baseline, after, max_drop)
+    if not outcome.verdict["passed"]:
+        if outcome.reindex:
+            outcome.reindex.reason = "answers got worse"
+        roll_back()
+        return outcome
+    if outcome.reindex:
+        for name in list(built):
+            client.reindex(name, "swap")
+            state = _wait(client, name, on_state, poll_s, wait_s=wait_s, dead_after_s=dead_after_s)
+            if state["state"] != "swapped":
+                raise RagError(f"The new index of '{name}' passed the gate but was not swapped in: "
+                               f"{(state.get('error') or {}).get('message')}", f"ragctl reindex -c {name}",
+                               code="reindex_failed")
+            del built[name]
+        outcome.reindex.applied = True
+        restart(["api"])  # it answers with the new settings too (the swapped indexes with their own model)
+        outcome.restarted.append("api")
     outcome.applied = True
     return outcome
 
@@ -273,8 +389,9 @@ class RestoreOutcome:
                 "safety_backup": str(self.safety) if self.safety else None, "rolled_back": self.rolled_back}
 
 
-def nothing_answers(root: Path) -> str | None:
-    """Why a restore into ``root`` has no "before" to measure, or None when something answers now."""
+def nothing_answers(root: Path, runtime=None) -> str | None:
+    """Why a change to ``root`` (its ``runtime``, by default the project's) has no "before" to measure,
+    or None when something answers now."""
     from ragctl.project import CONFIG_NAME
     from ragctl.runtime import runtime_for
     from ragctl.runtime.base import is_running
@@ -282,7 +399,7 @@ def nothing_answers(root: Path) -> str | None:
 
     if not (root / CONFIG_NAME).is_file():
         return f"no project in {root} yet"
-    runtime = runtime_for(root)
+    runtime = runtime or runtime_for(root)
     if kind_of(runtime.kind).has_services and not is_running(runtime):
         return f"the {runtime.kind} stack is not running (ragctl up first to gate the restore)"
     if not any(runtime.catalog_documents().values()):
@@ -325,4 +442,58 @@ def gated_restore(root: Path, archive: Path, *, measure: Measure | None, open_re
     outcome.verdict = gate(baseline, after, max_drop)
     if not outcome.verdict["passed"]:
         put_back()
+    return outcome
+
+
+class AnswersGotWorse(RagctlError):
+    """The gate refused a change made inside a runtime's own procedure (``upgrade``): raised from its
+    check, so that the runtime's own undo runs."""
+
+    code = "answers_got_worse"
+
+    def __init__(self, verdict: dict) -> None:
+        super().__init__("The answers got worse after the change.",
+                         f"ragctl eval compare {verdict['before']} {verdict['after']}")
+        self.verdict = verdict
+
+
+@dataclass
+class UpgradeOutcome:
+    """What a (gated) ``upgrade`` did: the runtime's result, the gate's verdict, why a gate did not run."""
+
+    result: dict[str, Any] | None  # the runtime's upgrade_state result; None when the gate rolled it back
+    applied: bool = True
+    verdict: dict | None = None
+    skipped: str | None = None
+
+    def to_dict(self) -> dict:
+        return {**(self.result or {"upgraded": False}), "applied": self.applied, "gate": self.verdict,
+                "gate_skipped": self.skipped}
+
+
+def gated_upgrade(runtime, *, measure: Measure | None, open_reading: OpenReading, max_drop: float = DEFAULT_MAX_DROP,
+                  replace: bool = False, progress: Callable[[str], None] | None = None) -> UpgradeOutcome:
+    """``runtime.upgrade_state`` (the :class:`~ragctl.runtime.capabilities.Upgradable` capability) with the
+    set asked before, and again once the upgraded stack runs, from the runtime's ``check`` hook: a drop
+    raises :class:`AnswersGotWorse` there and the runtime's own undo puts the stack back as it was (on
+    its SQLite files, which the upgrade only read).  Where nothing answers before (the stack is down, no
+    documents) or there is nothing to upgrade, the gate does not run and says why."""
+    skipped = None
+    if measure is not None:
+        skipped = ("the stack keeps its state in PostgreSQL already" if runtime.uses_postgres
+                   else nothing_answers(runtime.root, runtime))
+    if measure is None or skipped:
+        return UpgradeOutcome(runtime.upgrade_state(replace=replace, progress=progress), skipped=skipped)
+    baseline = measure(open_reading(), ", before")
+    outcome = UpgradeOutcome(None)
+
+    def check() -> None:
+        outcome.verdict = gate(baseline, measure(open_reading(), ", after"), max_drop)
+        if not outcome.verdict["passed"]:
+            raise AnswersGotWorse(outcome.verdict)
+
+    try:
+        outcome.result = runtime.upgrade_state(replace=replace, progress=progress, check=check)
+    except AnswersGotWorse:
+        outcome.applied = False
     return outcome

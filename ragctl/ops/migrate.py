@@ -17,7 +17,15 @@ project folder:
 8. verify      the stack's vector count equals the inventory's
 
 A ledger (``run/migrate.json``) records each finished step, so an interrupted migration resumes
-where it stopped.  The legacy container is stopped, not removed, until ``--finalize``;
+where it stopped.
+
+With a question set (``--eval``, :class:`MigrationGate`) the set is asked of the old layout once it
+is stopped and backed up, and of the stack once it is verified; when ``answer_has_gold`` or
+``source_has_gold`` dropped by more than the limit the migration is rolled back (:func:`rollback`).
+The "before" is the old layout's own data read by ragctl's pipeline in this process, not the legacy
+container's API: that API is the user's own code (the guide's answers only ``{"answer"}``: no cited
+sources, so ``source_has_gold`` could not be measured), it is stopped before the backup so that the
+backup is consistent, and what the migration can lose or damage is the data, which this reads.  The legacy container is stopped, not removed, until ``--finalize``;
 ``--rollback`` removes the new stack, puts ``data/`` back from the archive and starts the legacy
 container again.
 """
@@ -41,6 +49,17 @@ RISKY = {"stop": "stops the legacy container (it is kept, and --rollback starts 
 
 class MigrationError(BackupError):
     code = "migration_failed"
+
+
+@dataclass(frozen=True)
+class MigrationGate:
+    """The question set that gates a migration: how a run is asked (``ragctl.ops.gate.Measure``), what
+    answers before (the old layout read in this process) and after (the stack's client), the drop allowed."""
+
+    measure: Callable[[Any, str], dict]
+    open_before: Callable[[], Any]
+    open_after: Callable[[], Any]
+    max_drop: float
 
 
 @dataclass
@@ -136,8 +155,12 @@ def plan(root: Path, containers: list[Any]) -> list[Step]:
 
 
 def migrate(root: Path, *, container_names: list[str] | None = None, wait_s: float = 600,
-            say: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run (or resume) the migration.  The caller has shown the plan and confirmed."""
+            say: Callable[[str], None] | None = None, gate: MigrationGate | None = None) -> dict[str, Any]:
+    """Run (or resume) the migration.  The caller has shown the plan and confirmed.
+
+    With ``gate``: the ledger keeps the "before" run (``eval_before``) so that a resumed migration is
+    compared with it; the verdict is ``gate``; refused, the migration is rolled back (state
+    ``rolled_back``).  A gate given only after the old layout was moved has no "before": ``gate_skipped``."""
     from ragctl.deploy import write_rendered
     from ragctl.ops.backup import backup, read_archive, restore
     from ragctl.project import ProjectConfig, set_config_value
@@ -180,6 +203,13 @@ def migrate(root: Path, *, container_names: list[str] | None = None, wait_s: flo
             raise MigrationError("The pre-migration backup does not verify: " + "; ".join(verification.problems))
         ledger["backup"] = str(archive)
         finish("backup", file=str(archive))
+    if gate is not None and "eval_before" not in ledger:
+        if "configure" in done:  # data/ and ragctl.toml are the stack's now: the old layout is not there to ask
+            ledger["gate_skipped"] = "the old layout was moved by an earlier run given no question set"
+        else:
+            say("asking the question set of the old layout")
+            ledger["eval_before"] = gate.measure(gate.open_before(), ", before (the old layout)")
+            write_ledger(root, ledger)
     if "configure" not in done:
         say("configure")
         set_config_value(root, "project", "runtime", "docker")
@@ -227,6 +257,17 @@ def migrate(root: Path, *, container_names: list[str] | None = None, wait_s: flo
         if after != before:
             raise MigrationError(f"Vector counts differ: before {before}, after {after}.", "ragctl migrate --rollback")
         finish("verify", vectors=after)
+    if gate is not None and ledger.get("eval_before"):
+        from ragctl.ops.eval import gate as verdict_of
+
+        say("asking the question set of the stack")
+        after = gate.measure(gate.open_after(), ", after (the stack)")
+        ledger["eval_after"] = after
+        ledger["gate"] = verdict_of(ledger["eval_before"], after, gate.max_drop)
+        write_ledger(root, ledger)
+        if not ledger["gate"]["passed"]:
+            say("the answers got worse: rolling the migration back")
+            return rollback(root, say=say)
     ledger["state"] = "migrated"
     write_ledger(root, ledger)
     return ledger

@@ -269,7 +269,10 @@ class Upgradable:
         return False
 
     def upgrade_state(self, *, replace: bool = False, wait_s: float | None = None,
-                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                      progress: Callable[[str], None] | None = None,
+                      check: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Move the state; ``check`` (the quality gate, ragctl.ops.gate.gated_upgrade) is called once the
+        upgraded stack runs, and an exception from it undoes the upgrade as any failure does."""
         return {"upgraded": False, "database": "sqlite",
                 "reason": f"the {self.kind} runtime keeps its state in SQLite files on this host by design "
                           "(one host, no database server)"}

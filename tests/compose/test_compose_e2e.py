@@ -593,8 +593,12 @@ def test_migrate_from_the_single_container_layout(stack, tmp_path):
                 assert time.monotonic() < deadline
                 time.sleep(2)
 
-        again, _ = ragctl_json("migrate", "--yes", root=legacy, timeout=1800)
-        assert again["state"] == "migrated"
+        # Gated (issue #28): the set is asked of the old layout's data, then of the stack; the answers held.
+        questions = tmp_path / "gate.jsonl"
+        questions.write_text(json.dumps({"question": "연차 휴가는 며칠인가요?", "answer": "15일", "file": "휴가_규정.hwpx"},
+                                        ensure_ascii=False) + "\n", encoding="utf-8")
+        again, _ = ragctl_json("migrate", "--yes", "--eval", str(questions), root=legacy, timeout=1800)
+        assert again["state"] == "migrated" and again["gate"]["passed"] and "eval_before" not in again, again
         final, _ = ragctl_json("migrate", "--finalize", "--yes", root=legacy, timeout=300)
         assert final["removed"] == [name]
         assert not [c for c in client.containers.list(all=True) if c.name == name]
@@ -642,8 +646,13 @@ def test_upgrade_moves_a_sqlite_stack_into_postgres_in_place(stack, tmp_path):
         before = ragctl_json("ask", "연차 휴가는 며칠인가요?", root=old, timeout=300)[0]["answer"]
         sqlite_rows = sqlite_contents(old / "data")
 
-        upgraded, _ = ragctl_json("upgrade", "--yes", root=old, timeout=1800)
+        # Gated (issue #28): the set is asked before and once the stack runs on PostgreSQL; the answers held.
+        questions = tmp_path / "gate.jsonl"
+        questions.write_text(json.dumps({"question": "연차 휴가는 며칠인가요?", "answer": "15일", "file": "휴가_규정.hwpx"},
+                                        ensure_ascii=False) + "\n", encoding="utf-8")
+        upgraded, _ = ragctl_json("upgrade", "--yes", "--eval", str(questions), root=old, timeout=1800)
         assert upgraded["upgraded"] and upgraded["documents"] == 2 and upgraded["running"], upgraded
+        assert upgraded["applied"] and upgraded["gate"]["passed"] and upgraded["gate"]["after"], upgraded
         assert upgraded["move"]["verified"] and upgraded["move"]["keys"] == 1
         assert load_deploy_config(old).database == "postgres"
         assert client.containers.get("rag-postgres").status == "running"

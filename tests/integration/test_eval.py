@@ -72,9 +72,10 @@ def _write_hand_set(path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_eval_through_a_running_stack_gives_the_same_counts(tmp_path):
-    """The same set through the local runtime's API (four questions at a time): what ask answers there."""
+    """The same set through the local runtime's API (four questions at a time): what ask answers there;
+    then ``config set --eval`` on that stack, passed (an index setting) and refused (a query-time one)."""
     if shutil.which("redis-server") is None:
         skip_or_fail("redis-server not installed (apt-get install redis-server)", "local runtime")
     project = make_project(tmp_path / "stack")
@@ -91,6 +92,26 @@ def test_eval_through_a_running_stack_gives_the_same_counts(tmp_path):
         assert run["fingerprint"]["documents"] == 4
         generated = as_json(ragctl(project, "eval", "generate", "-n", "4", "--json"))
         assert {q["file"] for q in generated["questions"]} == {p.name for p in SAMPLES.iterdir()}
+
+        # config set --eval on the running stack (issue #28).  A setting that shapes the index (here the
+        # same chunk size, named): the restarted workers build a new index beside the old, the set is asked
+        # of it, it holds, it is swapped in and the API restarted.
+        config = project / "ragctl.toml"
+        equal = as_json(ragctl(project, "config", "set", "chunk_tokens", "200", "--eval", str(questions), "--json"))
+        assert equal["applied"] and equal["gate"]["passed"] and equal["restarted"] == ["worker", "api"], equal
+        assert equal["reindex"]["collections"] == ["default"] and len(equal["reindex"]["results"]) == 4
+        state = as_json(ragctl(project, "collections", "show", "default", "--json"))
+        assert "chunk_tokens = 200" in config.read_text(encoding="utf-8") and state["chunks"] > 0
+        # A query-time setting that loses every answer (an empty default collection): refused, ragctl.toml
+        # put back and the services restarted on it, so the stack answers as before.
+        written = config.read_bytes()
+        refused = ragctl(project, "config", "set", "collection", "empty", "--eval", str(questions), "--json")
+        assert refused.exit_code == 1, output(refused)
+        verdict = json.loads(refused.stdout)
+        assert not verdict["applied"] and verdict["gate"]["drops"]["answer_has_gold"]["after"] == 0.0
+        assert verdict["restarted"] == ["api", "worker"] and config.read_bytes() == written
+        answer = as_json(ragctl(project, "ask", "연차 휴가는 며칠인가요?", "--json"))
+        assert "15일" in answer["answer"] and answer["sources"][0]["file"] == "휴가_규정.hwpx"
     finally:
         from ragctl.runtime.local import LocalRuntime
 

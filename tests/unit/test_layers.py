@@ -214,12 +214,6 @@ NOT_YET_BEHIND_THE_CONTRACT = {
     # its reader and writer are one module of 200 lines, and the contract would become the writer's home.
     ("ragctl/cli/audit.py", "stack.audit"),
     ("ragctl/ops/backup.py", "stack.audit"),
-    # The embedded blue/green reindex drives the pipeline's generations (build, discard, swap): the
-    # next move, into the embedded backend as three methods; not done in the session that landed the
-    # restore gate, whose check (tests/integration/test_gate.py) takes about ten minutes.
-    ("ragctl/ops/gate.py", "stack.pipeline"),
-    ("ragctl/ops/gate.py", "stack.pipeline.service"),
-    ("ragctl/ops/gate.py", "stack.pipeline.store"),
 }
 
 

@@ -344,5 +344,6 @@ class DockerRuntime(Runtime, Diagnosable, SecurityFacts, GuardsRedis, BacksUp, U
         return container_stack.start_after_restore(self, self._restore_archive)
 
     def upgrade_state(self, *, replace: bool = False, wait_s: float | None = None,
-                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-        return state.upgrade_state(self, replace=replace, wait_s=wait_s, progress=progress)
+                      progress: Callable[[str], None] | None = None,
+                      check: Callable[[], None] | None = None) -> dict[str, Any]:
+        return state.upgrade_state(self, replace=replace, wait_s=wait_s, progress=progress, check=check)

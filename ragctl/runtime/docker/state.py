@@ -40,13 +40,15 @@ def restore_stores(runtime: DockerRuntime, archive: Path) -> None:
 
 
 def upgrade_state(runtime: DockerRuntime, *, replace: bool = False, wait_s: float | None = None,
-                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  progress: Callable[[str], None] | None = None,
+                  check: Callable[[], None] | None = None) -> dict[str, Any]:
     """Move a Compose stack's SQLite state into its own PostgreSQL service, in place.
 
     The stack stops; ragctl.toml switches to ``database = "postgres"``; PostgreSQL starts alone;
     a one-off container of the stopped stack moves the catalog, postings, text, uploads and keys
     (one transaction, verified, rolled back on a difference); the stack starts on PostgreSQL and
-    its document ids are checked against the SQLite catalog's.  On any failure the switch is
+    its document ids are checked against the SQLite catalog's, then ``check`` runs (the quality gate: it
+    raises when the answers got worse).  On any failure the switch is
     undone (the SQLite files were only read), a PostgreSQL volume this run created is removed, and
     the stack starts again as it was."""
     from ragctl.backends.embedded import sqlite_catalog_documents
@@ -82,6 +84,8 @@ def upgrade_state(runtime: DockerRuntime, *, replace: bool = False, wait_s: floa
             raise UpgradeFailed({"code": "documents_differ", "error": (
                 f"the stack on PostgreSQL lists {sum(map(len, after.values()))} documents, the SQLite catalog "
                 f"{sum(map(len, before.values()))}")})
+        if check is not None:
+            check()
     except BaseException as exc:
         say("rolling back: the stack goes back to its SQLite files")
         _undo_upgrade(runtime, volume if not had_volume else None, restart=was_running)

@@ -386,7 +386,8 @@ class SwarmRuntime(Runtime, Diagnosable, SecurityFacts, GuardsRedis, BacksUp, Up
         return container_stack.start_after_restore(self, self._restore_archive)
 
     def upgrade_state(self, *, replace: bool = False, wait_s: float | None = None,
-                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                      progress: Callable[[str], None] | None = None,
+                      check: Callable[[], None] | None = None) -> dict[str, Any]:
         return {"upgraded": False, "database": "postgres", "reason": "the stack keeps its state in PostgreSQL already"}
 
 
