@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.conformance import check_runtime, runtime_of
 from tests.support.docker_image import (
     IMAGE_TAG,
     free_port,
@@ -100,6 +101,15 @@ def test_up_reports_every_service_healthy_and_the_api_behind_nginx(stack):
 
     labelled = engine().containers.list(filters={"label": f"{LABEL_KEY}={stack.name}"})  # running ones
     assert len(labelled) == sum(len(s["containers"]) for s in status["services"])
+
+
+def test_the_compose_runtime_conforms(stack):
+    """The runtime conformance suite (tests/support/conformance.py) on this module's stack, in seconds:
+    without its restart check (a Compose restart waits for the service's healthcheck, more than 30 s
+    on two cores; test_restart_worker_while_the_api_keeps_answering restarts a service under load)."""
+    runtime = runtime_of(stack)
+    assert runtime.kind == "docker"
+    check_runtime(runtime, logs_of="api")
 
 
 def test_every_service_runs_unprivileged_on_a_read_only_root(stack):

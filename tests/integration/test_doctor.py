@@ -15,6 +15,7 @@ import pytest
 from ragctl.runtime.local import LocalRuntime, read_state
 from stack.settings import DEFAULT_EMBED_MODEL
 from tests.support.cli import make_project, output, ragctl
+from tests.support.conformance import check_runtime, runtime_of
 from tests.support.suite import SAMPLES
 
 
@@ -61,6 +62,14 @@ def test_a_healthy_stack_has_no_failing_check(local_stack):
     for name in ("service redis", "service worker-1", "redis connection", "redis aof", "workers", "pending tasks",
                  "api reachable", "model default", "memory", "project disk"):
         assert findings[name]["status"] == "ok", findings[name]
+
+
+def test_the_local_runtime_conforms(local_stack):
+    """The runtime conformance suite (tests/support/conformance.py) on this module's stack: a worker
+    restart costs a few seconds here, and the tests after it find the stack as before."""
+    runtime = runtime_of(local_stack)
+    assert runtime.kind == "local"
+    check_runtime(runtime, logs_of="api", restart="worker-1")
 
 
 def test_redis_not_answering(local_stack):

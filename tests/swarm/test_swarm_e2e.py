@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.conformance import check_runtime, runtime_of
 from tests.support.docker_image import IMAGE, IMAGE_TAG, ragctl, ragctl_json, set_stack
 from tests.support.suite import corpus_documents
 from tests.support.swarm_cluster import swarm_cluster  # noqa: F401 - the module's cluster fixture
@@ -77,6 +78,19 @@ def test_data_services_on_the_data_node_and_workers_elsewhere(deployed):
     assert by_name["n2"]["replicas"].get("worker") == 1 and by_name["n3"]["replicas"].get("worker") == 1
     joined, _ = ragctl_json("nodes", "join-command", root=root, env=env)
     assert joined["command"].startswith("docker swarm join --token SWMTKN-")
+
+
+def test_the_swarm_runtime_conforms(deployed, monkeypatch):
+    """The runtime conformance suite (tests/support/conformance.py) on the deployed cluster, in seconds:
+    without its restart check (a swarm restart is a rolling update, a minute here;
+    test_restart_the_api_under_questions_drops_none restarts the API under load)."""
+    _, root, env = deployed
+    monkeypatch.setenv("DOCKER_HOST", env["DOCKER_HOST"])
+    for name in ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    runtime = runtime_of(root)
+    assert runtime.kind == "swarm"
+    check_runtime(runtime, logs_of="api")
 
 
 def reference_counts(tmp_path: Path, documents: list[Path]) -> dict[str, tuple[str, int]]:

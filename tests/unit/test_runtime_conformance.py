@@ -3,7 +3,11 @@
 tests/support/lifecycle_runtime.py implements :class:`~ragctl.runtime.base.Runtime` and nothing else,
 with one registry entry: the project file accepts it, ``up``/``status``/``ps``/``restart``/``logs``/
 ``down`` drive it, doctor and health answer from its status alone, and what needs a capability it
-lacks (backup, upgrade, nodes) says so plainly, with exit 2 and no traceback."""
+lacks (backup, upgrade, nodes) says so plainly, with exit 2 and no traceback.
+
+The conformance suite (tests/support/conformance.py) runs here against the lifecycle-only runtime
+and the embedded one; tests/integration/test_doctor.py runs it against a local stack, and the
+Compose and Swarm e2e modules against theirs."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import json
 import pytest
 
 from tests.support.cli import as_json, output, ragctl
+from tests.support.conformance import check_runtime, runtime_of
 from tests.support.lifecycle_runtime import KIND, SERVICES
 
 #: Exit codes a command may end with (README "Exit codes"); 1 is also an uncaught exception's.
@@ -66,3 +71,19 @@ def test_what_it_cannot_do_is_said_plainly(project, args, says):
     result = ragctl(project, *args)
     assert result.exit_code == 2, output(result)
     assert says in output(result) and "Traceback" not in output(result)
+
+
+def test_the_lifecycle_only_runtime_conforms_running_and_stopped(project):
+    runtime = runtime_of(project)
+    check_runtime(runtime)  # stopped: nothing runs, every promise still holds
+    assert ragctl(project, "up", "--json").exit_code == 0
+    check_runtime(runtime, logs_of="api", restart="worker-1")
+
+
+def test_the_embedded_runtime_conforms(tmp_path):
+    root = tmp_path / "embedded"
+    root.mkdir()
+    (root / "ragctl.toml").write_text('[project]\nname = "embedded"\nruntime = "embedded"\n')
+    runtime = runtime_of(root)
+    assert runtime.kind == "embedded"
+    check_runtime(runtime)
