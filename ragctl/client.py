@@ -11,7 +11,6 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import httpx
 
@@ -30,9 +29,6 @@ from stack.contract import (
     printable,
 )
 from stack.names import TERMINAL
-
-if TYPE_CHECKING:
-    from stack.settings import Settings
 
 #: Pauses before trying a refused connection again (3.5 s in all, then the error is the user's).
 CONNECT_RETRY_DELAYS_S = (0.5, 1.0, 2.0)
@@ -62,12 +58,10 @@ class StackClient:
     mode = "stack"
 
     def __init__(self, api_url: str, api_key: str | None = None, *, timeout_s: float = 60.0,
-                 verify: ssl.SSLContext | bool = True, settings: Settings | None = None) -> None:
+                 verify: ssl.SSLContext | bool = True) -> None:
         """``verify``: an SSL context trusting a stack's self-signed certificate (Runtime.api_verify),
-        or True for the system's trust store.  Never False.  ``settings``: the project's, to find
-        where the stack keeps extracted text (``extracted_where``)."""
+        or True for the system's trust store.  Never False."""
         self.api_url = api_url.rstrip("/")
-        self.settings = settings
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(base_url=self.api_url, headers=headers, timeout=timeout_s, verify=verify)
 
@@ -245,20 +239,15 @@ class StackClient:
         return self._call("GET", "/metrics").text
 
     # -- the catalog ----------------------------------------------------------------------------
-    def extracted_where(self, document_id: str) -> str | None:
+    def extracted_where(self, document_id: str, *, collection: str | None = None) -> str | None:
         """Where the stack keeps a document's extracted text (a file under extracted_results/, or its
-        database), read through the stack's own text store when this host reaches it; None when none
-        is kept, the store is out of reach (a database on the stack's network) or this is a base
-        install (no ``[stack]``: the store's code is not here)."""
-        if self.settings is None:
-            return None
+        database), as its API says (``GET /api/documents/{id}/text``); None when none is kept, or when
+        the API cannot say (its text store is down, or a stack from before that route): ``documents
+        show`` then says nothing of it rather than fail."""
+        params = {"collection": collection} if collection else {}
         try:
-            from stack.pipeline.backends import open_texts
-        except ImportError:
-            return None
-        try:
-            return open_texts(self.settings).where(document_id)
-        except PipelineError:
+            return self._call("GET", f"/api/documents/{document_id}/text", params=params).json().get("where")
+        except StackError:
             return None
 
     def documents(self, *, collection: str | None = None, status: str | None = None) -> list[DocumentRecord]:

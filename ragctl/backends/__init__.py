@@ -68,8 +68,8 @@ class Backend(Protocol):
 
     def chunks_of(self, record: DocumentRecord) -> list[tuple[str, str, dict]]: ...
 
-    def extracted_where(self, document_id: str) -> str | None:
-        """Where a document's extracted text is kept, when it is kept and reachable from here."""
+    def extracted_where(self, document_id: str, *, collection: str | None = None) -> str | None:
+        """Where a document's extracted text is kept, when it is kept and can be told."""
 
     def rename_document(self, document_id: str, file_name: str, *, collection: str | None = None): ...
 

@@ -152,7 +152,7 @@ class EmbeddedBackend:
     def chunks_of(self, record: DocumentRecord) -> list[tuple[str, str, dict]]:
         return self.pipeline.chunks_of(record)
 
-    def extracted_where(self, document_id: str) -> str | None:
+    def extracted_where(self, document_id: str, *, collection: str | None = None) -> str | None:
         from stack.contract import PipelineError
 
         try:

@@ -92,7 +92,7 @@ def open_backend(*, warm: bool = False) -> Backend:
         settings = load_settings(project_root())
         key = settings.api_key
         return StackClient(api_url, key.get_secret_value() if key else None,
-                           verify=api_verify(runtime) if runtime else True, settings=settings)
+                           verify=api_verify(runtime) if runtime else True)
     from ragctl.backends.embedded import EmbeddedBackend
 
     return EmbeddedBackend.open(project_root(), warm=warm)

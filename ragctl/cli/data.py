@@ -363,7 +363,7 @@ def documents_show(
     backend = open_backend()
     record = backend.document(document_id, collection=collection)
     rows = backend.chunks_of(record) if chunks and record.status == "done" else []
-    extracted = backend.extracted_where(record.id)
+    extracted = backend.extracted_where(record.id, collection=record.collection)
     if as_json:
         # "chunks" is the record's count, and with --chunks the chunks themselves (as in both modes);
         # "chunk_count" is the count either way.

@@ -86,6 +86,14 @@ class UploadResponse(BaseModel):
     documents: list[Registered]
 
 
+class ExtractedTextOut(BaseModel):
+    document_id: str
+    file_name: str
+    where: str | None = Field(default=None, description="Where the stack keeps the text (a file under "
+                              "extracted_results/, or its database); null: none kept (not parsed yet, or failed).")
+    text: str | None = Field(default=None, description="The parser's text of the whole document; null: none kept.")
+
+
 class ChunkOut(BaseModel):
     chunk_id: str
     text: str

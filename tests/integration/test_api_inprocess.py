@@ -65,3 +65,24 @@ def test_search_documents_and_auth(api):
     assert anonymous.get("/api/health").status_code == 200
     paths = anonymous.get("/openapi.json").json()["paths"]
     assert {"/api/documents", "/api/tasks/{task_id}", "/api/search", "/api/ask", "/metrics"} <= set(paths)
+
+
+def test_a_documents_extracted_text_is_served_and_the_client_reads_where_it_is_kept(api):
+    """``GET /api/documents/{id}/text``: the parser's text and where the stack keeps it, behind the
+    key and the collection as every document route; ``documents show`` reads it through the client."""
+    from ragctl.client import StackClient
+
+    client = api()
+    (document,) = client.get("/api/documents").json()
+    served = client.get(f"/api/documents/{document['id'][:8]}/text")
+    assert served.status_code == 200, served.text
+    body = served.json()
+    assert body["document_id"] == document["id"] and body["file_name"] == "backup-procedure.pdf"
+    assert "02:00" in body["text"] and body["where"].endswith(f"{document['id']}.txt")
+    assert client.get("/api/documents/ffffffff/text").status_code == 404
+    assert client.get(f"/api/documents/{document['id']}/text", params={"collection": "other"}).status_code == 404
+    assert TestClient(client.app).get(f"/api/documents/{document['id']}/text").status_code == 401
+    stack = StackClient("http://testserver", "k3y")
+    stack.http = client
+    assert stack.extracted_where(document["id"], collection="default") == body["where"]
+    assert stack.extracted_where("ffffffff") is None  # not there: nothing to point at, not an error

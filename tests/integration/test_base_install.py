@@ -189,6 +189,8 @@ def test_a_base_install_ingests_asks_searches_and_lists_against_a_running_stack(
             assert [d["file_name"] for d in body] == ["휴가_규정.hwpx"], transcript(done)
         elif command[:2] == ["documents", "show"]:
             assert body["id"] == document_id and len(body["chunks"]) == body["chunk_count"] > 0, transcript(done)
+            # Where the stack keeps its text, as the API says (GET /api/documents/{id}/text): no store code here.
+            assert (body["extracted_text"] or "").endswith(f"{document_id}.txt"), transcript(done)
         elif command[0] == "tasks":
             assert [task["file_name"] for task in body] == ["휴가_규정.hwpx"], transcript(done)
         else:  # the same bytes again: the stack's client says so (the Backend's ingest, no pipeline here)

@@ -74,6 +74,7 @@ def requests_for(owned: dict) -> list[tuple[str, str, dict]]:
         doc, task = item["document"], item["task"]
         for params in ({}, {"collection": collection}):
             calls += [("GET", f"/api/documents/{doc}", params), ("GET", f"/api/documents/{doc}/chunks", params),
+                      ("GET", f"/api/documents/{doc}/text", params),
                       ("POST", f"/api/documents/{doc}/retry", params), ("GET", f"/api/documents/{doc[:12]}", params)]
         calls += [("GET", f"/api/documents/{chunk}", {}) for chunk in item["chunks"]]
         calls += [("GET", f"/api/tasks/{task}", {}), ("GET", f"/api/tasks/{task[:8]}", {}),
@@ -126,7 +127,7 @@ def test_out_of_scope_ids_answer_as_missing_and_the_sdk_sees_models_by_key(teams
     missing_doc, missing_task = secrets.token_hex(32), str(uuid.uuid4())
     for collection in ("finance", "legal"):
         doc, task = owned[collection]["document"], owned[collection]["task"]
-        for method, suffix in (("GET", ""), ("GET", "/chunks"), ("DELETE", ""), ("POST", "/retry")):
+        for method, suffix in (("GET", ""), ("GET", "/chunks"), ("GET", "/text"), ("DELETE", ""), ("POST", "/retry")):
             a = editor.request(method, f"/api/documents/{doc}{suffix}", params={"collection": collection})
             b = editor.request(method, f"/api/documents/{missing_doc}{suffix}", params={"collection": collection})
             assert (a.status_code, a.text.replace(doc, "<id>")) == (b.status_code, b.text.replace(missing_doc, "<id>"))

@@ -60,7 +60,7 @@ def same_answer(a, b, secret: str, stand_in: str) -> None:
 def routes_of_a_document(document_id: str, collection: str | None) -> list[tuple[str, str, dict]]:
     query = {"collection": collection} if collection else {}
     return [("GET", f"/api/documents/{document_id}", query), ("GET", f"/api/documents/{document_id}/chunks", query),
-            ("DELETE", f"/api/documents/{document_id}", query),
+            ("GET", f"/api/documents/{document_id}/text", query), ("DELETE", f"/api/documents/{document_id}", query),
             ("POST", f"/api/documents/{document_id}/retry", query)]
 
 
@@ -169,7 +169,7 @@ _names = itertools.count()
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(role=st.sampled_from(["ask", "editor"]), scope=st.sets(st.sampled_from(COLLECTIONS), min_size=1),
        target=st.sampled_from(COLLECTIONS), which=st.integers(0, 1),
-       route=st.sampled_from(["doc", "chunks", "delete", "retry", "task", "cancel", "collection", "search"]))
+       route=st.sampled_from(["doc", "chunks", "text", "delete", "retry", "task", "cancel", "collection", "search"]))
 def test_generated_keys_and_requests_never_tell_out_of_scope_from_missing(stack, role, scope, target, which, route):
     app, ids, tasks, _ = stack
     key = new_key(app, f"gen-{next(_names)}", role, sorted(scope))
@@ -181,6 +181,8 @@ def test_generated_keys_and_requests_never_tell_out_of_scope_from_missing(stack,
         "doc": (("GET", f"/api/documents/{document_id}", query), ("GET", f"/api/documents/{missing_doc}", query)),
         "chunks": (("GET", f"/api/documents/{document_id}/chunks", query),
                    ("GET", f"/api/documents/{missing_doc}/chunks", query)),
+        "text": (("GET", f"/api/documents/{document_id}/text", query),
+                 ("GET", f"/api/documents/{missing_doc}/text", query)),
         "delete": (("DELETE", f"/api/documents/{document_id}", query),
                    ("DELETE", f"/api/documents/{missing_doc}", query)),
         "retry": (("POST", f"/api/documents/{document_id}/retry", query),
@@ -200,7 +202,7 @@ def test_generated_keys_and_requests_never_tell_out_of_scope_from_missing(stack,
     if target in scope:
         if route in ("delete", "retry", "task", "cancel") and role == "ask":
             assert send(method, path, params).status_code == 403  # the role, whatever the id
-        elif route in ("doc", "chunks", "collection", "search"):
+        elif route in ("doc", "chunks", "text", "collection", "search"):
             assert send(method, path, params).status_code == 200
         return
     same_answer(send(method, path, params), send(method, stand_in_path, stand_in_params), secret, stand_in)

@@ -30,7 +30,7 @@ class FakeEmbedded:
     def __init__(self, status: str = "done") -> None:
         self.status = status
 
-    def extracted_where(self, document_id):
+    def extracted_where(self, document_id, *, collection=None):
         return None
 
     def document(self, id_prefix, *, collection=None):

@@ -1,4 +1,5 @@
-"""Documents: upload (registered at once, ingested by the workers), list, show, chunks, delete, retry.
+"""Documents: upload (registered at once, ingested by the workers), list, show, chunks, extracted text,
+delete, retry.
 
 Whether an upload is new, a duplicate or a retry is the pipeline's intake policy
 (``stack.pipeline.intake``); these routes only hand the received file to the blob store
@@ -219,6 +220,17 @@ def document_chunks(record: DocumentDep, pipeline: PipelineDep):
     return [{"chunk_id": cid, "text": text, "page": meta.get("page"), "section": meta.get("section"),
              "heading": meta.get("heading")}
             for cid, text, meta in pipeline.chunks_of(record)]
+
+
+@router.get("/api/documents/{document_id}/text", response_model=schemas.ExtractedTextOut, responses=ERRORS,
+            dependencies=ask_auth)
+def document_text(record: DocumentDep, pipeline: PipelineDep):
+    """The document's extracted text (the parser's output, before chunking) and where the stack keeps
+    it; both null while none is kept.  The text store is the stack's (a folder on its hosts, or its
+    database): clients read it here, never from the store."""
+    texts = pipeline.texts
+    return {"document_id": record.id, "file_name": record.file_name, "where": texts.where(record.id),
+            "text": texts.text(record.id)}
 
 
 class Rename(BaseModel):
