@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import re
 import secrets
 import shutil
+import socket
 import stat
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -733,3 +736,136 @@ def spooled(path: Path, *, max_bytes: int | None = None, memory_bytes: int = 8 <
         copy_to(Path(path), buffer, max_bytes=max_bytes)
         buffer.seek(0)
         yield buffer
+
+
+# -- the audit log -----------------------------------------------------------------------------
+# One JSON line per action that changes what the stack holds, and who did it: the API writes it
+# (stack/audit.py, the writer: one file per process, rotation, retention), the CLI reads it
+# (``ragctl audit``) and writes the line of an action it takes itself (``ragctl restore``).
+#
+# A line has ``time`` (UTC, ISO 8601), ``event``, ``key`` (the key's name, never the key), ``role``,
+# ``client`` (its address) and the event's details (document id, file name, collection, key name…);
+# ``cut`` lists the details dropped to keep the line short.  Files are
+# ``<logs>/audit/audit-<host>-<pid>-<start>.jsonl``: no two processes ever share one.
+
+#: Every event a line may have (``ragctl audit --event`` takes these; :func:`audit_entry` refuses others).
+AUDIT_EVENTS = ("upload", "rename", "delete", "cancel", "retry", "restore", "key_create", "key_revoke",
+                "collection_create", "collection_delete", "collection_reindex", "question")
+#: A line stays below this (bytes, newline included): long details are cut.  Below 4 KB, one
+#: ``write`` on an ``O_APPEND`` descriptor is not interleaved with another's.
+AUDIT_MAX_LINE = 4000
+#: Longest text kept in one detail value.
+AUDIT_MAX_VALUE = 500
+AUDIT_FILE_GLOB = "audit-*.jsonl"
+AUDIT_COMMON = ("time", "event", "key", "role", "client")
+
+
+def _audit_cut(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > AUDIT_MAX_VALUE:
+        return value[:AUDIT_MAX_VALUE] + "…"
+    if isinstance(value, (list, tuple)):
+        return [_audit_cut(item) for item in value[:50]]
+    if isinstance(value, dict):
+        return {str(k)[:64]: _audit_cut(v) for k, v in list(value.items())[:50]}
+    return value
+
+
+def audit_entry(event: str, *, key: str | None, role: str | None, client: str | None,
+                **details: Any) -> tuple[dict[str, Any], bytes]:
+    """One audit line: the entry and its bytes (newline included, below :data:`AUDIT_MAX_LINE`;
+    the biggest details dropped first, and named in ``cut``).  An event not in :data:`AUDIT_EVENTS` is a
+    programming error (the reader's ``--event`` would not find it): ValueError."""
+    if event not in AUDIT_EVENTS:
+        raise ValueError(f"{event!r} is not an audit event: add it to stack.contract.AUDIT_EVENTS")
+    entry = {"time": datetime.now(UTC).isoformat(timespec="microseconds"), "event": event, "key": key,
+             "role": role, "client": client, **{k: _audit_cut(v) for k, v in details.items() if v is not None}}
+    line = json.dumps(entry, ensure_ascii=False, default=str)
+    while len(line.encode()) >= AUDIT_MAX_LINE:
+        optional = [k for k in entry if k not in AUDIT_COMMON and k != "cut"]
+        if not optional:
+            break
+        biggest = max(optional, key=lambda k: len(json.dumps(entry[k], ensure_ascii=False, default=str)))
+        entry["cut"] = [*entry.get("cut", []), biggest]
+        del entry[biggest]
+        line = json.dumps(entry, ensure_ascii=False, default=str)
+    return entry, (line + "\n").encode()
+
+
+def audit_file_name() -> str:
+    """This process's new audit file: host, pid and start time make it its own."""
+    host = re.sub(r"[^A-Za-z0-9.-]+", "_", socket.gethostname())[:64] or "host"
+    return f"audit-{host}-{os.getpid()}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}.jsonl"
+
+
+def local_actor() -> dict[str, str]:
+    """``key``, ``role`` and ``client`` of an action taken on this machine by the CLI: the OS user."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container's)
+        user = str(os.getuid())
+    return {"key": f"local:{user}", "role": "operator", "client": f"local:{socket.gethostname()}"}
+
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+    """``90s``, ``15m``, ``1h``, ``7d`` ago, or an ISO time (``2026-11-28T10:00``; UTC unless it says)."""
+    now = now or datetime.now(UTC)
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text or "")
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
+        return now - timedelta(**{unit: int(match.group(1))})
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is neither a duration (90s, 15m, 1h, 7d) nor a time (2026-11-28T10:00)") from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _audit_lines(path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line)
+                except ValueError:  # a line cut by a crash mid-write: skipped
+                    continue
+                if isinstance(entry, dict) and isinstance(entry.get("time"), str):
+                    yield entry
+    except FileNotFoundError:  # pruned while we read
+        return
+
+
+def read_audit_events(folder: Path, *, since: datetime | None = None,
+                      event: str | None = None) -> list[dict[str, Any]]:
+    """Every process's lines under ``folder``, merged in time order, filtered by time and event."""
+    entries = []
+    for path in sorted(folder.glob(AUDIT_FILE_GLOB)) if folder.is_dir() else []:
+        for entry in _audit_lines(path):
+            try:
+                when = datetime.fromisoformat(entry["time"])
+            except ValueError:
+                continue
+            if (since is None or when >= since) and (event is None or entry.get("event") == event):
+                entries.append((when, entry))
+    entries.sort(key=lambda pair: pair[0])
+    return [entry for _, entry in entries]
+
+
+def write_audit_action(folder: Path, event: str, **details: Any) -> dict[str, Any]:
+    """The line of one action the CLI took on this machine (``ragctl restore``), in a file of its own
+    (as every process's lines are): a process that records one action needs no writer that stays
+    open, rotates and prunes (stack/audit.py's, which the API's processes keep)."""
+    entry, line = audit_entry(event, **local_actor(), **details)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(folder / audit_file_name(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(descriptor, line)
+        finally:
+            os.close(descriptor)
+    except OSError as exc:  # the action has happened: say why its line is missing, do not undo it
+        import logging
+
+        logging.getLogger("stack.audit").error("audit log not written (%s): %s", exc, line.decode().rstrip())
+    return entry

@@ -39,7 +39,7 @@ from ragctl.runtime import Runtime, runtime_for
 from ragctl.runtime.base import STORE_TREES, is_running, write_file
 from ragctl.runtime.capabilities import BacksUp, Diagnosable, client_settings, require
 from ragctl.runtimes import kind_of
-from stack import audit
+from stack.contract import write_audit_action
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -326,8 +326,8 @@ def restore(root: Path, path: Path, *, progress: Callable[[str], None] | None = 
         runtime.maintenance("resume")  # the snapshot was taken with intake paused and consumers cancelled
     say("verifying documents and vectors")
     problems = verify_contents(root, runtime, manifest)
-    audit.record_local(client_settings(runtime), "restore", archive=str(path), created=manifest.created,
-                       verified=not problems, problems=problems[:5])
+    write_audit_action(client_settings(runtime).logs_path / "audit", "restore", archive=str(path),
+                       created=manifest.created, verified=not problems, problems=problems[:5])
     return {"manifest": manifest.to_dict(), "config_restored": config_restored, "started": started,
             "verified": not problems, "problems": problems}
 

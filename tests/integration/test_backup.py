@@ -70,6 +70,9 @@ def test_backup_then_restore_into_a_wiped_deployment(local_stack, tmp_path):
     assert not (project / "data" / "catalog.sqlite").exists()
     restored = _json(ragctl(project, "restore", str(archive), "--yes", "--json"))
     assert restored["verified"], restored["problems"]
+    # The CLI recorded its restore in the audit log, read back as the API's lines are (ragctl audit).
+    (line,) = _json(ragctl(project, "audit", "--event", "restore", "--json"))
+    assert line["archive"] == str(archive) and line["verified"] is True and line["key"].startswith("local:")
 
     up = ragctl(project, "up", "--runtime", "local", "--workers", "1", "--wait", "120", "--json")
     assert up.exit_code == 0, output(up)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import openai
 import pytest
 
-from stack import audit
+from stack import audit, contract
 from stack.api.limits import Limiter, client_address
 from stack.keys import SqliteKeyStore, hash_key
 from stack.settings import load_settings
@@ -176,7 +176,7 @@ def test_the_audit_log_names_who_did_what_never_the_key(make_app, tmp_path):
     assert asker.post("/api/ask", json={"question": "비밀 질문입니다"}).status_code == 200
     assert admin.delete(f"/api/documents/{document_id}").status_code == 200
     assert admin.delete("/api/keys/reader").status_code == 200
-    entries = audit.read_events(app.state.settings.logs_path / "audit")
+    entries = contract.read_audit_events(app.state.settings.logs_path / "audit")
     assert [(e["event"], e["key"], e["role"]) for e in entries] == [
         ("key_create", "admin", "admin"), ("upload", "admin", "admin"), ("question", "reader", "ask"),
         ("delete", "admin", "admin"), ("key_revoke", "admin", "admin")]
@@ -196,7 +196,7 @@ def test_question_text_is_audited_only_when_asked_for(make_app):
 
     app.state.pipeline.ask = lambda question, **kw: Answer(question, "no answer", "extractive", [])
     assert client(app, ADMIN).post("/api/ask", json={"question": "비밀 질문입니다"}).status_code == 200
-    (entry,) = audit.read_events(app.state.settings.logs_path / "audit", event="question")
+    (entry,) = contract.read_audit_events(app.state.settings.logs_path / "audit", event="question")
     assert entry["question"] == "비밀 질문입니다" and entry["route"] == "ask"
 
 
@@ -206,14 +206,14 @@ def test_audit_files_merge_in_time_order_rotate_cut_and_expire(tmp_path):
     second = audit.AuditLog(folder, max_bytes=400, retention_days=1)  # another process's writer
     for i in range(6):
         (first if i % 2 else second).record("upload", key="k", role="admin", client="c", n=i)
-    assert [e["n"] for e in audit.read_events(folder)] == list(range(6))
+    assert [e["n"] for e in contract.read_audit_events(folder)] == list(range(6))
     files = sorted(folder.glob("audit-*.jsonl"))
     assert len(files) >= 2 and all(p.stat().st_size <= 400 + 200 for p in files)
     big = first.record("upload", key="k", role="admin", client="c", file_name="x" * 10_000, names=["y" * 600] * 30)
-    assert all(len(line.encode()) < audit.MAX_LINE for p in folder.iterdir() for line in p.read_text().splitlines())
-    assert big["file_name"] == "x" * audit.MAX_VALUE + "…" and big["cut"] == ["names"]
-    assert [e["n"] for e in audit.read_events(folder, event="upload") if "n" in e] == list(range(6))
-    assert audit.read_events(folder, since=datetime.now(UTC) + timedelta(seconds=5)) == []
+    assert all(len(line.encode()) < contract.AUDIT_MAX_LINE for p in folder.iterdir() for line in p.read_text().splitlines())
+    assert big["file_name"] == "x" * contract.AUDIT_MAX_VALUE + "…" and big["cut"] == ["names"]
+    assert [e["n"] for e in contract.read_audit_events(folder, event="upload") if "n" in e] == list(range(6))
+    assert contract.read_audit_events(folder, since=datetime.now(UTC) + timedelta(seconds=5)) == []
     old = folder / "audit-old-1-20000101T000000000000.jsonl"
     old.write_text(json.dumps({"time": "2000-01-01T00:00:00+00:00", "event": "delete"}) + "\n")
     os.utime(old, (time.time() - 3 * 86400, time.time() - 3 * 86400))
@@ -221,13 +221,29 @@ def test_audit_files_merge_in_time_order_rotate_cut_and_expire(tmp_path):
     assert not old.exists()
 
 
+def test_the_clis_own_action_is_a_line_in_a_file_of_its_own_and_unknown_events_are_refused(tmp_path):
+    """``ragctl restore`` records itself through the contract (no writer of the stack's in the CLI): the
+    same line, read back by the same reader, beside the API's files; an event the reader's
+    ``--event`` would not know is refused where lines are made."""
+    folder = tmp_path / "audit"
+    audit.AuditLog(folder).record("upload", key="k", role="admin", client="c", n=1)
+    written = contract.write_audit_action(folder, "restore", archive="/b.tar.gz", problems=[])
+    (api_file, cli_file) = sorted(folder.glob(contract.AUDIT_FILE_GLOB), key=lambda p: p.stat().st_mtime_ns)
+    assert api_file != cli_file and len(cli_file.read_text().splitlines()) == 1
+    (read,) = contract.read_audit_events(folder, event="restore")
+    assert read == written and read["key"].startswith("local:") and read["role"] == "operator"
+    assert read["archive"] == "/b.tar.gz" and read["client"].startswith("local:")
+    with pytest.raises(ValueError, match="not an audit event"):
+        audit.AuditLog(folder).record("made_up", key=None, role=None, client=None)
+
+
 def test_parse_since():
     now = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
-    assert audit.parse_since("1h", now=now) == datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
-    assert audit.parse_since("90s", now=now) == now - timedelta(seconds=90)
-    assert audit.parse_since("2026-11-28T08:30") == datetime(2026, 11, 28, 8, 30, tzinfo=UTC)
+    assert contract.parse_since("1h", now=now) == datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    assert contract.parse_since("90s", now=now) == now - timedelta(seconds=90)
+    assert contract.parse_since("2026-11-28T08:30") == datetime(2026, 11, 28, 8, 30, tzinfo=UTC)
     with pytest.raises(ValueError, match="neither a duration"):
-        audit.parse_since("yesterday")
+        contract.parse_since("yesterday")
 
 
 def test_limits_count_in_redis_and_fall_back_to_memory_when_it_is_away():

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stack import audit
+from stack import contract
 from tests.support.access import ADMIN, client, new_key
 
 COLLECTIONS = ("hr", "finance", "legal")
@@ -147,7 +147,7 @@ def test_roles_editor_writes_in_its_collections_and_audit_names_the_collection(s
     assert editor.delete("/api/collections/hr").status_code == 403
     assert editor.delete(f"/api/documents/{ids['hr'][0]}", params={"collection": "hr"}).status_code == 200
     assert editor.delete(f"/api/tasks/{tasks['hr'][1]}").status_code == 200  # cancel a queued task of its own
-    lines = [json.loads(line) for path in sorted((app.state.settings.logs_path / "audit").glob(audit.FILE_GLOB))
+    lines = [json.loads(line) for path in sorted((app.state.settings.logs_path / "audit").glob(contract.AUDIT_FILE_GLOB))
              for line in path.read_text().splitlines()]
     data_events = [e for e in lines if e["event"] in ("upload", "delete", "cancel", "retry", "question")]
     assert data_events and all(e.get("collection") for e in data_events), data_events

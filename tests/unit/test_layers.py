@@ -203,14 +203,9 @@ def test_every_error_has_one_root():
 CONTRACT = {"stack.contract", "stack.settings", "stack.names"}
 #: The one module that runs the pipeline in-process, imported only when a project is embedded.
 EMBEDDED_BACKEND = {"ragctl/backends/embedded.py"}
-#: Imports of ``stack`` beyond the contract still to be moved behind it (issue #24 item 3, not done
-#: yet): each listed with why it is still there.  The list may only shrink.
-NOT_YET_BEHIND_THE_CONTRACT = {
-    # The audit log's format (a file the API writes and the CLI reads; standard library only).  Left:
-    # its reader and writer are one module of 200 lines, and the contract would become the writer's home.
-    ("ragctl/cli/audit.py", "stack.audit"),
-    ("ragctl/ops/backup.py", "stack.audit"),
-}
+#: Imports of ``stack`` beyond the contract still to be moved behind it (issue #24 item 3): none are
+#: left.  Should one be needed, it goes here with why it is still there; the list may only shrink.
+NOT_YET_BEHIND_THE_CONTRACT: set[tuple[str, str]] = set()
 
 
 def stack_imports() -> set[tuple[str, str]]:
