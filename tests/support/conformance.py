@@ -13,8 +13,9 @@ Given a Runtime instance of a project (running or not), :func:`check_runtime` ch
   says NotRunning (with the start command) while stopped, and is None where nothing runs;
   ``client_settings`` is a Settings;
 - ``logs`` of a named service yields text; ``restart`` of one service brings it back ready (when
-  the caller can afford a restart); an unknown service is a RagctlError with a hint, and the CLI
-  says so with a documented exit code, never a traceback.
+  the caller can afford a restart); an unknown service is a RagctlError with a hint (its logs may
+  instead be lines saying there are none), and the CLI says so with a documented exit code, never a
+  traceback.
 
 Runtimes are reached through the registry and ``ragctl.runtime.runtime_for``, never by their class,
 so that this file holds for a runtime it has never heard of (tests/support/lifecycle_runtime.py)."""
@@ -158,6 +159,11 @@ def check_errors(runtime: Runtime) -> None:
     """An unknown service is a RagctlError with a hint, in the library and through the CLI."""
     error = _raised(lambda: runtime.restart(NO_SUCH_SERVICE))
     assert isinstance(error, RagctlError) and error.hint, error
+    # Its logs: a RagctlError with a hint, or lines that say there are none (Compose's "(no logs: …)").
+    try:
+        assert all(isinstance(line, str) for line in runtime.logs(NO_SUCH_SERVICE, lines=5))
+    except RagctlError as exc:
+        assert exc.hint, exc
     result = ragctl(runtime.root, "restart", NO_SUCH_SERVICE)
     assert result.exit_code in DOCUMENTED_EXITS - {0}, output(result)
     assert "Traceback" not in output(result) and output(result).strip()

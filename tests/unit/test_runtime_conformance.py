@@ -16,8 +16,8 @@ import json
 import pytest
 
 from tests.support.cli import as_json, output, ragctl
-from tests.support.conformance import check_runtime, runtime_of
-from tests.support.lifecycle_runtime import KIND, SERVICES
+from tests.support.conformance import check_errors, check_runtime, check_status, runtime_of
+from tests.support.lifecycle_runtime import KIND, SERVICES, LifecycleOnlyRuntime
 
 #: Exit codes a command may end with (README "Exit codes"); 1 is also an uncaught exception's.
 DOCUMENTED = {0, 2, 3, 4, 5}
@@ -87,3 +87,23 @@ def test_the_embedded_runtime_conforms(tmp_path):
     runtime = runtime_of(root)
     assert runtime.kind == "embedded"
     check_runtime(runtime)
+
+
+def test_the_suite_catches_a_runtime_that_breaks_the_contract(project):
+    """The checks can fail: a status whose JSON disagrees with it, a restart that raises a bare KeyError."""
+
+    class Misreports(LifecycleOnlyRuntime):
+        def status(self):
+            status = super().status()
+            status.to_dict = lambda: {"running": not status.running, "runtime": KIND, "services": []}
+            return status
+
+    class Crashes(LifecycleOnlyRuntime):
+        def restart(self, service):
+            return {"worker-1": []}[service]
+
+    assert ragctl(project, "up", "--json").exit_code == 0
+    with pytest.raises(AssertionError):
+        check_status(Misreports(project))
+    with pytest.raises(AssertionError):
+        check_errors(Crashes(project))
