@@ -81,8 +81,7 @@ def check_status(runtime: Runtime) -> None:
     json.dumps(as_dict)  # a status is what --json prints: JSON, nothing else
     assert as_dict["running"] is status.running and as_dict["runtime"] == runtime.kind
     assert as_dict.get("api_url") == status.api_url
-    # A service row names its service; the runtimes spell the key two ways (local: "name").
-    assert [row.get("service", row.get("name")) for row in as_dict["services"]] == [s.name for s in status.services]
+    assert [row["service"] for row in as_dict["services"]] == [s.name for s in status.services]
     if not kind_of(runtime.kind).has_services:
         assert status.services == [] and not status.running
 

@@ -62,7 +62,8 @@ class ServiceState:
                 "restarts": self.restarts}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # "service" as every runtime's status row says it; "name" as the local stack always has.
+        return asdict(self) | {"service": self.name}
 
 
 @dataclass
