@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
+from ragctl.checks import Check, disk_check, memory_check
 from ragctl.deploy import IMAGE_UID, DeployConfig, load_deploy_config, write_rendered
 from ragctl.engine import container_user, copy_in, copy_out, engine, exec_in
 from ragctl.errors import DockerError, RagctlError, UpgradeFailed, UsageError
@@ -92,6 +93,12 @@ def api_verify(root: Path, config: DeployConfig) -> ssl.SSLContext | bool:
     if config.tls != "self-signed":
         return True
     return ssl.create_default_context(cafile=str(root / CERT_FILE))
+
+
+def resource_checks(info: dict[str, Any], root: Path) -> list[Check]:
+    """Disk under the engine's data root and the project, and memory: before either stack starts."""
+    return [disk_check("docker disk", Path(info.get("DockerRootDir") or "/var/lib/docker")),
+            disk_check("project disk", root), *memory_check()]
 
 
 def record_replicas(root: Path, kind: str, config: DeployConfig, replicas: dict[str, int], *, name: str,

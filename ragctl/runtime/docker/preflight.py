@@ -4,13 +4,13 @@ publishes, the fixed container names, disk and memory.  PreflightFailed when any
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ragctl.checks import Check, disk_check, memory_check
+from ragctl.checks import Check
 from ragctl.deploy import LABEL_KEY, DeployConfig, parse_bytes
 from ragctl.engine import engine, port_bindings
 from ragctl.errors import DockerError, PreflightFailed
+from ragctl.runtime.container_stack import resource_checks
 
 if TYPE_CHECKING:
     import docker
@@ -49,8 +49,7 @@ def preflight(runtime: DockerRuntime) -> list[Check]:
         checks.append(_gpu_runtime_check(info))
     checks += port_checks(runtime, client)
     checks += _name_checks(runtime, client)
-    checks += [disk_check("docker disk", Path(info.get("DockerRootDir") or "/var/lib/docker")),
-               disk_check("project disk", runtime.root), *memory_check()]
+    checks += resource_checks(info, runtime.root)
     if any(c.status == "fail" for c in checks):
         raise PreflightFailed(checks=checks)
     return checks

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal
 from ragctl.checks import Check
 from ragctl.deploy import IMAGE_UID, DeployConfig
 from ragctl.errors import PreflightFailed
+from ragctl.runtime.container_stack import resource_checks
 
 if TYPE_CHECKING:
     from ragctl.runtime.swarm.runtime import SwarmRuntime
@@ -192,7 +193,7 @@ def preflight_checks(runtime: SwarmRuntime, info: dict) -> list[Check]:
         checks.append(Check("image", "fail", f"the image {image} is not on this node",
                             hint="ragctl build   (or ragctl bundle load FILE, made by ragctl bundle save FILE "
                             "where the image is; on every node)"))
-    checks += runtime._resource_checks(info)
+    checks += resource_checks(info, runtime.root)
     if any(c.status == "fail" for c in checks):
         raise PreflightFailed(checks=checks)
     return checks
